@@ -1,0 +1,45 @@
+//! HTTP routes: the stream endpoints, health probes and the index.
+
+pub mod health;
+pub mod index;
+pub mod streams;
+
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+
+use crate::errors::ApiError;
+
+/// Registers every route on an app or scope.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_only("/", index::index))
+        .service(get_only("/stream", streams::text))
+        .service(get_only("/ndjson", streams::ndjson))
+        .service(get_only("/sse", streams::sse))
+        .service(get_only("/ws", streams::ws))
+        .service(get_only("/healthz", health::healthz))
+        .service(get_only("/readyz", health::readyz));
+}
+
+/// A resource that answers GET and says `405` with `Allow: GET` otherwise.
+fn get_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    }
+    .error_response()
+}
+
+/// The app's default service: `404` as problem+json.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::NotFound(req.path().to_owned()).error_response()
+}

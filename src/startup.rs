@@ -1,0 +1,199 @@
+//! Binding, the app, and the drain-then-stop sequence.
+//!
+//! [`Application::build`] binds (port 0 in tests) and
+//! [`Application::run_until_stopped`] serves until the given shutdown future
+//! resolves, then drains: readiness off, listener paused, every stream told
+//! to end, and the server stopped once the streams are gone or the grace
+//! period is nearly over.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{middleware, web, App, HttpServer};
+
+use crate::lifecycle::Lifecycle;
+use crate::routes;
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// Header naming the instance that served a response.
+pub const INSTANCE_HEADER: &str = "x-trickle-instance";
+
+/// Kept back from the grace period for actix to flush and close connections
+/// after the streams have ended.
+const FLUSH_TIME: Duration = Duration::from_secs(1);
+/// Kept back from the grace period for the process itself to exit.
+const EXIT_MARGIN: Duration = Duration::from_millis(500);
+/// Pending connections the kernel queues while workers accept.
+const LISTEN_BACKLOG: u32 = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the HTTP server: {0}")]
+    Server(std::io::Error),
+}
+
+pub struct Application {
+    server: Server,
+    handle: ServerHandle,
+    addr: SocketAddr,
+    lifecycle: Lifecycle,
+    instance: Arc<str>,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Binds `settings.host:settings.port` and builds the server.
+    pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let addr = SocketAddr::new(settings.host, settings.port);
+        let listener =
+            TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
+        Self::with_listener(settings, listener)
+    }
+
+    /// Builds the server on an already bound listener.
+    pub fn with_listener(settings: &Settings, listener: TcpListener) -> Result<Self, StartupError> {
+        let addr = listener.local_addr().map_err(StartupError::Server)?;
+        let instance: Arc<str> = instance_id(settings.k_revision.as_deref()).into();
+        let lifecycle = Lifecycle::new(settings.max_streams as usize);
+        let state = web::Data::new(AppState::new(settings, lifecycle.clone(), instance.clone()));
+
+        let header_instance = instance.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(middleware::DefaultHeaders::new().add((INSTANCE_HEADER, &*header_instance)))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        // trickle runs its own drain on SIGTERM (see run_until_stopped).
+        .disable_signals()
+        .shutdown_timeout(FLUSH_TIME.as_secs())
+        // A client that closes its socket ends its stream at once rather
+        // than at the next write.
+        .h1_allow_half_closed(false)
+        .backlog(LISTEN_BACKLOG);
+        let server = match settings.workers {
+            Some(n) => server.workers(n.get()),
+            None => server,
+        };
+        let server = if settings.h2c {
+            server.listen_auto_h2c(listener)
+        } else {
+            server.listen(listener)
+        }
+        .map_err(StartupError::Server)?
+        .run();
+
+        Ok(Self {
+            handle: server.handle(),
+            server,
+            addr,
+            lifecycle,
+            instance,
+            shutdown_grace: settings.shutdown_grace,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// Serves until `shutdown` resolves (or the server fails), then drains
+    /// and stops within the shutdown grace period.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let Self {
+            server,
+            handle,
+            lifecycle,
+            shutdown_grace,
+            ..
+        } = self;
+        let mut server = std::pin::pin!(server);
+        tokio::select! {
+            result = &mut server => return result,
+            () = shutdown => {}
+        }
+
+        let began = tokio::time::Instant::now();
+        tracing::info!(
+            open_streams = lifecycle.open_streams(),
+            grace_s = shutdown_grace.as_secs_f64(),
+            "draining: not ready, no new connections, streams told to end"
+        );
+        lifecycle.begin_drain();
+        let budget = shutdown_grace.saturating_sub(FLUSH_TIME + EXIT_MARGIN);
+        // The server future handles the pause and stop commands, so it is
+        // polled alongside them.
+        let stopper = async {
+            handle.pause().await;
+            let left = lifecycle.wait_idle(budget).await;
+            if left > 0 {
+                tracing::warn!(
+                    open_streams = left,
+                    "grace period over; closing streams that did not end"
+                );
+            }
+            handle.stop(true).await;
+        };
+        let (result, ()) = tokio::join!(&mut server, stopper);
+        tracing::info!(elapsed_ms = began.elapsed().as_millis() as u64, "stopped");
+        result
+    }
+}
+
+/// Random per process, prefixed with the Cloud Run revision when there is one.
+pub fn instance_id(revision: Option<&str>) -> String {
+    let random = format!("{:08x}", fastrand::u32(..));
+    match revision {
+        Some(rev) if !rev.is_empty() => format!("{rev}-{random}"),
+        _ => random,
+    }
+}
+
+/// Resolves on SIGTERM (the platform's stop) or SIGINT (Ctrl-C).
+pub async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,90 @@
+//! [`AppState`]: what every request handler shares, and how a stream opens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use tokio::time::Instant;
+
+use crate::errors::ApiError;
+use crate::lifecycle::{Lifecycle, Refusal};
+use crate::settings::Settings;
+use crate::stream::encode::FrameContext;
+use crate::stream::guard::StreamGuard;
+use crate::stream::spec::LAST_EVENT_ID_HEADER;
+use crate::stream::{EventSource, Pacing, StreamSpec, Transport};
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub lifecycle: Lifecycle,
+    pub pacing: Pacing,
+    pub frame: FrameContext,
+    pub retry: Duration,
+}
+
+/// A stream request whose parameters are valid, with the time it arrived.
+pub struct ValidRequest {
+    spec: StreamSpec,
+    started: Instant,
+}
+
+/// A stream that passed validation and holds a slot.
+pub struct OpenStream {
+    pub source: EventSource,
+    pub guard: StreamGuard,
+}
+
+impl AppState {
+    pub fn new(settings: &Settings, lifecycle: Lifecycle, instance: Arc<str>) -> Self {
+        Self {
+            lifecycle,
+            pacing: Pacing {
+                max_duration: settings.max_stream_duration,
+                heartbeat: settings.heartbeat_interval,
+            },
+            frame: FrameContext {
+                instance,
+                retry_ms: settings.retry.as_millis() as u64,
+            },
+            retry: settings.retry,
+        }
+    }
+
+    /// Validates and admits a stream in one go (HTTP transports).
+    pub fn open(&self, req: &HttpRequest, transport: Transport) -> Result<OpenStream, ApiError> {
+        let request = self.validate(req)?;
+        self.admit(request, transport)
+    }
+
+    /// Checks the request's parameters; `400` for bad ones, whatever the load.
+    pub fn validate(&self, req: &HttpRequest) -> Result<ValidRequest, ApiError> {
+        let started = Instant::now();
+        let last_event_id = req
+            .headers()
+            .get(LAST_EVENT_ID_HEADER)
+            .map(|value| value.as_bytes());
+        let spec = StreamSpec::parse(req.query_string(), last_event_id)?;
+        Ok(ValidRequest { spec, started })
+    }
+
+    /// Claims a slot: `503` while draining, `429` when every slot is taken.
+    pub fn admit(
+        &self,
+        request: ValidRequest,
+        transport: Transport,
+    ) -> Result<OpenStream, ApiError> {
+        let slot = self.lifecycle.try_open().map_err(|refusal| match refusal {
+            Refusal::Draining => ApiError::Draining {
+                retry_after: self.retry,
+            },
+            Refusal::AtCapacity => ApiError::TooManyStreams {
+                max: self.lifecycle.max_streams(),
+                retry_after: self.retry,
+            },
+        })?;
+        let ValidRequest { spec, started } = request;
+        let guard = StreamGuard::new(transport, slot, started, spec.resume_after);
+        let source = EventSource::new(spec, self.pacing, self.lifecycle.drain().clone(), started);
+        Ok(OpenStream { source, guard })
+    }
+}

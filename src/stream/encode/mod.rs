@@ -1,0 +1,68 @@
+//! Framing: one encoder per HTTP transport, all over the same [`Step`]s.
+//!
+//! WebSocket frames reuse the JSON objects of [`json`]; the frame itself is
+//! made by actix-ws.
+
+pub mod json;
+pub mod sse;
+pub mod text;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::event::{Step, Transport};
+
+/// What every encoder needs besides the step.
+#[derive(Debug, Clone)]
+pub struct FrameContext {
+    /// The serving instance id, carried in every event.
+    pub instance: Arc<str>,
+    /// Reconnection delay advertised to clients.
+    pub retry_ms: u64,
+}
+
+/// The encoder of one HTTP transport.
+#[derive(Debug, Clone)]
+pub struct Framer {
+    transport: Transport,
+    context: FrameContext,
+}
+
+impl Framer {
+    /// `transport` must be an HTTP body transport (not `Ws`, which frames
+    /// through actix-ws; asked for anyway, it gets NDJSON lines).
+    pub fn new(transport: Transport, context: FrameContext) -> Self {
+        Self { transport, context }
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        match self.transport {
+            Transport::Text => "text/plain; charset=utf-8",
+            Transport::Sse => "text/event-stream",
+            Transport::Ndjson | Transport::Ws => "application/x-ndjson",
+        }
+    }
+
+    /// Bytes sent before the first step, if any.
+    pub fn prelude(&self) -> Option<Bytes> {
+        match self.transport {
+            Transport::Sse => Some(sse::prelude(self.context.retry_ms)),
+            _ => None,
+        }
+    }
+
+    /// The bytes of one step. Text streams have no end marker: the chunked
+    /// body simply ends.
+    pub fn encode(&self, step: &Step) -> Option<Bytes> {
+        match self.transport {
+            Transport::Text => text::encode(step),
+            Transport::Sse => Some(sse::encode(step, &self.context)),
+            Transport::Ndjson | Transport::Ws => Some(json::line(step, &self.context)),
+        }
+    }
+}

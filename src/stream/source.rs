@@ -1,0 +1,302 @@
+//! The paced, deterministic event source every transport reads from.
+//!
+//! It is pulled, never pushed: the next event is produced only when the
+//! writer asks for it, so a client that stops reading holds the source still
+//! instead of growing a buffer. Each call to [`EventSource::next`] waits for
+//! whichever comes first: the drain signal, the stream deadline, the next
+//! event, or a heartbeat.
+
+use std::time::Duration;
+
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::event::{unix_now, EndReason, Event, Step};
+use super::spec::StreamSpec;
+
+/// The per-stream limits that come from the service's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    pub max_duration: Duration,
+    pub heartbeat: Duration,
+}
+
+#[derive(Debug)]
+pub struct EventSource {
+    spec: StreamSpec,
+    drain: CancellationToken,
+    heartbeat: Duration,
+    deadline: Instant,
+    next_id: u64,
+    next_due: Instant,
+    last_sent: Instant,
+    last_id: Option<u64>,
+    finished: bool,
+}
+
+impl EventSource {
+    /// A source whose clock starts at `started` (when the request reached
+    /// the handler).
+    pub fn new(
+        spec: StreamSpec,
+        pacing: Pacing,
+        drain: CancellationToken,
+        started: Instant,
+    ) -> Self {
+        Self {
+            next_id: spec.first_id(),
+            next_due: started + spec.first_delay,
+            last_id: spec.resume_after,
+            deadline: started + pacing.max_duration,
+            heartbeat: pacing.heartbeat,
+            last_sent: started,
+            drain,
+            spec,
+            finished: false,
+        }
+    }
+
+    pub fn spec(&self) -> &StreamSpec {
+        &self.spec
+    }
+
+    /// The last id the client has been given (or had before resuming).
+    pub fn last_id(&self) -> Option<u64> {
+        self.last_id
+    }
+
+    /// The next step, or `None` after the end step. Cancel-safe: dropping
+    /// the future before it resolves loses nothing.
+    pub async fn next(&mut self) -> Option<Step> {
+        if self.finished {
+            return None;
+        }
+        if self.next_id >= self.spec.chunks {
+            return Some(self.finish(EndReason::Completed));
+        }
+        let heartbeat_due = self.last_sent + self.heartbeat;
+        tokio::select! {
+            biased;
+            () = self.drain.cancelled() => Some(self.finish(EndReason::Shutdown)),
+            () = sleep_until(self.deadline) => Some(self.finish(EndReason::Deadline)),
+            () = sleep_until(self.next_due) => Some(Step::Event(self.emit())),
+            () = sleep_until(heartbeat_due) => {
+                self.last_sent = Instant::now();
+                Some(Step::Heartbeat)
+            }
+        }
+    }
+
+    fn finish(&mut self, reason: EndReason) -> Step {
+        self.finished = true;
+        Step::End {
+            reason,
+            last_id: self.last_id,
+        }
+    }
+
+    fn emit(&mut self) -> Event {
+        let now = Instant::now();
+        let event = Event {
+            id: self.next_id,
+            unix_time: unix_now(),
+            size: self.spec.size,
+        };
+        self.last_id = Some(self.next_id);
+        self.next_id += 1;
+        self.last_sent = now;
+        // Keep the schedule (no drift), but never burst to catch up after the
+        // writer held us back: at most one event goes out late at once.
+        self.next_due = (self.next_due + self.jittered_interval()).max(now);
+        event
+    }
+
+    fn jittered_interval(&self) -> Duration {
+        let interval = self.spec.interval;
+        let jitter = self.spec.jitter.as_millis() as u64;
+        if jitter == 0 {
+            return interval;
+        }
+        let offset = fastrand::u64(0..=2 * jitter);
+        (interval + Duration::from_millis(offset)).saturating_sub(Duration::from_millis(jitter))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(
+        spec: StreamSpec,
+        max: Duration,
+        heartbeat: Duration,
+    ) -> (EventSource, CancellationToken) {
+        let drain = CancellationToken::new();
+        let pacing = Pacing {
+            max_duration: max,
+            heartbeat,
+        };
+        (
+            EventSource::new(spec, pacing, drain.clone(), Instant::now()),
+            drain,
+        )
+    }
+
+    fn spec(chunks: u64, interval_ms: u64) -> StreamSpec {
+        StreamSpec {
+            chunks,
+            interval: Duration::from_millis(interval_ms),
+            ..StreamSpec::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_come_on_schedule_then_the_end() {
+        let t0 = Instant::now();
+        let (mut src, _) = source(
+            spec(3, 1000),
+            Duration::from_secs(60),
+            Duration::from_secs(15),
+        );
+        let mut seen = Vec::new();
+        while let Some(step) = src.next().await {
+            seen.push((step, t0.elapsed()));
+        }
+        let ids: Vec<_> = seen
+            .iter()
+            .filter_map(|(s, _)| match s {
+                Step::Event(e) => Some(e.id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, [0, 1, 2]);
+        assert_eq!(seen[0].1, Duration::ZERO, "first event at once");
+        assert_eq!(seen[2].1, Duration::from_secs(2));
+        assert_eq!(
+            seen[3].0,
+            Step::End {
+                reason: EndReason::Completed,
+                last_id: Some(2)
+            }
+        );
+        assert_eq!(
+            seen[3].1,
+            Duration::from_secs(2),
+            "the end does not wait an interval"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_delay_and_resume() {
+        let t0 = Instant::now();
+        let spec = StreamSpec {
+            first_delay: Duration::from_millis(500),
+            resume_after: Some(7),
+            ..spec(10, 100)
+        };
+        let (mut src, _) = source(spec, Duration::from_secs(60), Duration::from_secs(15));
+        match src.next().await {
+            Some(Step::Event(e)) => assert_eq!(e.id, 8),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t0.elapsed(), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_fill_long_gaps() {
+        let (mut src, _) = source(
+            spec(2, 10_000),
+            Duration::from_secs(60),
+            Duration::from_secs(3),
+        );
+        let mut steps = Vec::new();
+        while let Some(step) = src.next().await {
+            steps.push(match step {
+                Step::Event(_) => "event",
+                Step::Heartbeat => "heartbeat",
+                Step::End { .. } => "end",
+            });
+        }
+        assert_eq!(
+            steps,
+            [
+                "event",
+                "heartbeat",
+                "heartbeat",
+                "heartbeat",
+                "event",
+                "end"
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_ends_with_the_last_id() {
+        let t0 = Instant::now();
+        let (mut src, _) = source(
+            spec(100, 1000),
+            Duration::from_millis(2500),
+            Duration::from_secs(15),
+        );
+        let mut last = None;
+        while let Some(step) = src.next().await {
+            last = Some(step);
+        }
+        assert_eq!(
+            last,
+            Some(Step::End {
+                reason: EndReason::Deadline,
+                last_id: Some(2)
+            })
+        );
+        assert_eq!(t0.elapsed(), Duration::from_millis(2500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_ends_at_once() {
+        let (mut src, drain) = source(
+            spec(100, 1000),
+            Duration::from_secs(60),
+            Duration::from_secs(15),
+        );
+        assert!(matches!(src.next().await, Some(Step::Event(_))));
+        drain.cancel();
+        assert_eq!(
+            src.next().await,
+            Some(Step::End {
+                reason: EndReason::Shutdown,
+                last_id: Some(0)
+            })
+        );
+        assert_eq!(src.next().await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_writer_gets_one_late_event_not_a_burst() {
+        let t0 = Instant::now();
+        let (mut src, _) = source(
+            spec(10, 100),
+            Duration::from_secs(60),
+            Duration::from_secs(15),
+        );
+        src.next().await;
+        tokio::time::sleep(Duration::from_millis(1000)).await; // the writer was stuck
+        src.next().await; // late, at once
+        src.next().await; // back on pace
+        assert_eq!(t0.elapsed(), Duration::from_millis(1100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jitter_stays_within_bounds() {
+        let t0 = Instant::now();
+        let spec = StreamSpec {
+            jitter: Duration::from_millis(50),
+            ..spec(21, 100)
+        };
+        let (mut src, _) = source(spec, Duration::from_secs(60), Duration::from_secs(15));
+        while src.next().await.is_some() {}
+        let total = t0.elapsed();
+        assert!(total >= Duration::from_millis(20 * 50), "{total:?}");
+        assert!(total <= Duration::from_millis(20 * 150), "{total:?}");
+    }
+}

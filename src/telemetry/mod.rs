@@ -1,0 +1,3 @@
+//! Telemetry: logs now; metrics and traces join here.
+
+pub mod logs;
