@@ -131,7 +131,8 @@ mod tests {
         let s = Settings::from_args(["trickle", "--max-stream-duration", "1m30s"]).unwrap();
         assert_eq!(s.max_stream_duration, Duration::from_secs(90));
         for bad in ["0s", "abc", "-1s", "30d"] {
-            let err = Settings::from_args(["trickle", "--max-stream-duration", bad]).unwrap_err();
+            let arg = format!("--max-stream-duration={bad}");
+            let err = Settings::from_args(["trickle", arg.as_str()]).unwrap_err();
             assert!(
                 err.to_string().contains("--max-stream-duration"),
                 "{bad}: {err}"

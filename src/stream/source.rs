@@ -106,8 +106,10 @@ impl EventSource {
         self.next_id += 1;
         self.last_sent = now;
         // Keep the schedule (no drift), but never burst to catch up after the
-        // writer held us back: at most one event goes out late at once.
-        self.next_due = (self.next_due + self.jittered_interval()).max(now);
+        // writer held us back: a late event restarts the pace from now.
+        let step = self.jittered_interval();
+        let planned = self.next_due + step;
+        self.next_due = if planned < now { now + step } else { planned };
         event
     }
 

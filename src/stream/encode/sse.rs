@@ -44,3 +44,78 @@ pub fn encode(step: &Step, context: &FrameContext) -> Bytes {
     };
     Bytes::from(block)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use trickle_sse::{Item, Parser};
+
+    use super::*;
+    use crate::stream::event::{payload, EndReason, Event};
+
+    fn context() -> FrameContext {
+        FrameContext {
+            instance: Arc::from("rev-1-abcdef01"),
+            retry_ms: 1500,
+        }
+    }
+
+    fn parse(bytes: &[u8]) -> (Vec<Item>, Parser) {
+        let mut parser = Parser::new();
+        let mut items = Vec::new();
+        parser.feed(bytes, &mut items).unwrap();
+        (items, parser)
+    }
+
+    proptest! {
+        /// Whatever the ids, sizes and end, a spec-following parser reads
+        /// back exactly the events, the heartbeat, the end and the resume id.
+        #[test]
+        fn a_parser_reads_back_what_was_framed(
+            first in 0u64..1_000_000,
+            count in 0u64..20,
+            size in 0usize..300,
+            end in prop_oneof![Just(EndReason::Completed), Just(EndReason::Deadline), Just(EndReason::Shutdown)],
+        ) {
+            let ctx = context();
+            let mut wire = prelude(ctx.retry_ms).to_vec();
+            for id in first..first + count {
+                wire.extend_from_slice(&encode(&Step::Event(Event { id, unix_time: 1.5, size }), &ctx));
+                wire.extend_from_slice(&encode(&Step::Heartbeat, &ctx));
+            }
+            let last_id = (count > 0).then(|| first + count - 1);
+            wire.extend_from_slice(&encode(&Step::End { reason: end, last_id }, &ctx));
+
+            let (items, parser) = parse(&wire);
+            prop_assert_eq!(&items[0], &Item::Retry(1500));
+            let events: Vec<_> = items.iter().filter_map(|i| match i { Item::Event(e) => Some(e), _ => None }).collect();
+            prop_assert_eq!(events.len() as u64, count + 1);
+            for (event, id) in events[..count as usize].iter().zip(first..) {
+                prop_assert_eq!(&event.event_type, "chunk");
+                prop_assert_eq!(&event.last_event_id, &id.to_string());
+                let json: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+                prop_assert_eq!(json["id"].as_u64(), Some(id));
+                let expected = payload(id, size);
+                prop_assert_eq!(json["payload"].as_str(), Some(expected.as_str()));
+                prop_assert_eq!(json["instance"].as_str(), Some("rev-1-abcdef01"));
+            }
+            let heartbeats = items.iter().filter(|i| matches!(i, Item::Comment(c) if c == " heartbeat")).count();
+            prop_assert_eq!(heartbeats as u64, count);
+            let last = events.last().unwrap();
+            let json: serde_json::Value = serde_json::from_str(&last.data).unwrap();
+            prop_assert_eq!(json["last_id"].as_u64(), last_id);
+            if end.is_early() {
+                prop_assert_eq!(&last.event_type, "reconnect");
+                prop_assert_eq!(json["reason"].as_str(), Some(end.as_str()));
+                prop_assert_eq!(json["retry_ms"].as_u64(), Some(1500));
+                prop_assert_eq!(items.iter().filter(|i| matches!(i, Item::Retry(1500))).count(), 2);
+            } else {
+                prop_assert_eq!(&last.event_type, "end");
+            }
+            // The id a reconnecting client sends is the last chunk's.
+            prop_assert_eq!(parser.last_event_id(), last_id.map(|i| i.to_string()).unwrap_or_default());
+        }
+    }
+}
