@@ -243,7 +243,14 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_parameter_and_range() {
-        let cases: &[(&str, Option<&[u8]>, &str, Option<&str>)] = &[
+        // (query, Last-Event-ID header, parameter named, accepted range named)
+        type Case = (
+            &'static str,
+            Option<&'static [u8]>,
+            &'static str,
+            Option<&'static str>,
+        );
+        let cases: &[Case] = &[
             (
                 "chunks=abc",
                 None,

@@ -1,0 +1,168 @@
+//! `spawn_app()` and typed client helpers.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use trickle::lifecycle::Lifecycle;
+use trickle::{Application, Settings};
+
+/// Generous bound for anything that should happen "at once".
+pub const SOON: Duration = Duration::from_millis(500);
+
+pub struct TestApp {
+    pub base: String,
+    pub port: u16,
+    pub instance: String,
+    pub lifecycle: Lifecycle,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the app on 127.0.0.1:0 with one worker and the extra flags.
+pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        trickle::telemetry::logs::init();
+    }
+    let mut args = vec![
+        "trickle",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--workers",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let settings = Settings::from_args(args).expect("test settings");
+    let app = Application::build(&settings).expect("bind");
+    let port = app.port();
+    let instance = app.instance().to_owned();
+    let lifecycle = app.lifecycle().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        port,
+        instance,
+        lifecycle,
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.base, path_and_query)
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path_and_query))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Streams open on the server, from `/readyz`.
+    pub async fn open_streams(&self) -> u64 {
+        let body: serde_json::Value = self.get("/readyz").await.json().await.unwrap();
+        body["open_streams"].as_u64().unwrap()
+    }
+
+    /// Waits (bounded) until the server has `n` open streams.
+    pub async fn wait_open_streams(&self, n: u64, within: Duration) -> u64 {
+        let give_up = Instant::now() + within;
+        loop {
+            let open = self.open_streams().await;
+            if open == n || Instant::now() >= give_up {
+                return open;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Triggers the drain-then-stop sequence and waits for the server to end.
+    pub async fn shutdown(&mut self) -> Duration {
+        let began = Instant::now();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        began.elapsed()
+    }
+}
+
+/// A line of a body with the time it arrived (since the request was sent).
+#[derive(Debug, Clone)]
+pub struct Timed<T> {
+    pub at: Duration,
+    pub item: T,
+}
+
+/// Reads a whole body as lines, timing each; fails on a cut body.
+pub async fn timed_lines(response: reqwest::Response, t0: Instant) -> Vec<Timed<String>> {
+    let mut lines = Vec::new();
+    let mut pending = Vec::new();
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.expect("the body ends cleanly");
+        let at = t0.elapsed();
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            lines.push(Timed {
+                at,
+                item: String::from_utf8(line[..line.len() - 1].to_vec()).unwrap(),
+            });
+        }
+    }
+    assert!(pending.is_empty(), "body ended mid-line: {pending:?}");
+    lines
+}
+
+/// Reads a whole SSE body with the spec-following parser, timing each item.
+pub async fn timed_sse(response: reqwest::Response, t0: Instant) -> Vec<Timed<trickle_sse::Item>> {
+    let mut parser = trickle_sse::Parser::new();
+    let mut items = Vec::new();
+    let mut body = response.bytes_stream();
+    let mut batch = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.expect("the body ends cleanly");
+        let at = t0.elapsed();
+        parser.feed(&chunk, &mut batch).unwrap();
+        items.extend(batch.drain(..).map(|item| Timed { at, item }));
+    }
+    items
+}
+
+/// The JSON of an SSE event's data.
+pub fn json_of(event: &trickle_sse::Event) -> serde_json::Value {
+    serde_json::from_str(&event.data).unwrap()
+}
+
+/// The events of an SSE item list (comments and retry dropped).
+pub fn events(items: &[Timed<trickle_sse::Item>]) -> Vec<Timed<trickle_sse::Event>> {
+    items
+        .iter()
+        .filter_map(|t| match &t.item {
+            trickle_sse::Item::Event(e) => Some(Timed {
+                at: t.at,
+                item: e.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}

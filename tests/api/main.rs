@@ -1,0 +1,15 @@
+//! The service's integration tests, one binary: each test spawns the app on
+//! port 0 (or the real binary, for signals) and talks HTTP to it.
+//! Set `TEST_LOG=1` to see the service's logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod errors;
+mod h2c;
+mod helpers;
+mod limits;
+mod ndjson;
+mod probes;
+mod shutdown;
+mod sse;
+mod text;
+mod ws;

@@ -1,0 +1,40 @@
+//! `/healthz`, `/readyz` and draining.
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn ready_until_draining_then_503_and_no_new_streams() {
+    let mut app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["max_streams"], 10_000);
+
+    app.lifecycle.begin_drain();
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 503);
+    let refused = app.get("/sse").await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:trickle:problem:draining");
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "alive while draining"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_index_lists_the_endpoints() {
+    let app = spawn_app().await;
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    for route in ["/stream", "/ndjson", "/sse", "/ws", "/healthz", "/readyz"] {
+        assert!(text.contains(route), "{route} missing");
+    }
+}
