@@ -4,11 +4,14 @@
 //! and `K_REVISION`); a flag given on the command line wins over its variable.
 //! Values are checked here, once: the rest of the service trusts them.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser};
+
+use crate::telemetry::logs::LogFormat;
+use crate::telemetry::ChunkSpans;
 
 /// Validated runtime configuration of the service.
 #[derive(Debug, Clone, Parser)]
@@ -69,6 +72,34 @@ pub struct Settings {
     /// Worker threads (default: one per CPU).
     #[arg(long, env = "TRICKLE_WORKERS")]
     pub workers: Option<NonZeroUsize>,
+
+    /// Keep Prometheus metrics and serve them at /metrics; false turns all
+    /// metric bookkeeping off.
+    #[arg(long, env = "TRICKLE_METRICS", default_value_t = true, action = ArgAction::Set)]
+    pub metrics: bool,
+
+    /// Serve /metrics on this separate address (e.g. 127.0.0.1:9090) instead
+    /// of the public port.
+    #[arg(long, env = "TRICKLE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Per-chunk traces: `all` (a child span per chunk), `sample:<share>`
+    /// (child spans for that share of chunks, e.g. sample:0.1), `events`
+    /// (span events on the stream span), `off`. Traces are exported only
+    /// when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set;
+    /// OTEL_TRACES_SAMPLER decides which streams are recorded.
+    #[arg(long, env = "TRICKLE_CHUNK_SPANS", default_value = "all")]
+    pub chunk_spans: ChunkSpans,
+
+    /// Log format: `json` writes Cloud Logging structured lines, `auto`
+    /// picks json on Cloud Run (K_SERVICE set) and text elsewhere.
+    #[arg(long, env = "TRICKLE_LOG_FORMAT", value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+
+    /// Google Cloud project id, to link log lines to traces
+    /// (`logging.googleapis.com/trace`).
+    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
+    pub gcp_project: Option<String>,
 
     /// Cloud Run revision; prefixes the instance id.
     #[arg(long, env = "K_REVISION")]

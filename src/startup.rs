@@ -18,6 +18,7 @@ use crate::lifecycle::Lifecycle;
 use crate::routes;
 use crate::settings::Settings;
 use crate::state::AppState;
+use crate::telemetry::{http::track, Telemetry};
 
 /// Header naming the instance that served a response.
 pub const INSTANCE_HEADER: &str = "x-trickle-instance";
@@ -39,11 +40,18 @@ pub enum StartupError {
     },
     #[error("cannot start the HTTP server: {0}")]
     Server(std::io::Error),
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    MetricsBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 pub struct Application {
     server: Server,
     handle: ServerHandle,
+    /// The separate metrics listener, when `--metrics-addr` is set.
+    metrics_server: Option<(Server, SocketAddr)>,
     addr: SocketAddr,
     lifecycle: Lifecycle,
     instance: Arc<str>,
@@ -52,26 +60,47 @@ pub struct Application {
 
 impl Application {
     /// Binds `settings.host:settings.port` and builds the server.
-    pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+    pub fn build(settings: &Settings, telemetry: &Telemetry) -> Result<Self, StartupError> {
         let addr = SocketAddr::new(settings.host, settings.port);
         let listener =
             TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
-        Self::with_listener(settings, listener)
+        Self::with_listener(settings, telemetry, listener)
     }
 
     /// Builds the server on an already bound listener.
-    pub fn with_listener(settings: &Settings, listener: TcpListener) -> Result<Self, StartupError> {
+    pub fn with_listener(
+        settings: &Settings,
+        telemetry: &Telemetry,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
         let addr = listener.local_addr().map_err(StartupError::Server)?;
-        let instance: Arc<str> = instance_id(settings.k_revision.as_deref()).into();
+        let instance = telemetry.instance().clone();
         let lifecycle = Lifecycle::new(settings.max_streams as usize);
-        let state = web::Data::new(AppState::new(settings, lifecycle.clone(), instance.clone()));
+        let streams = telemetry.streams().clone();
+        let metrics = streams.metrics().cloned();
+        let state = web::Data::new(AppState::new(
+            settings,
+            lifecycle.clone(),
+            instance.clone(),
+            streams,
+        ));
+        let metrics_data = metrics.clone().map(web::Data::new);
+        let metrics_here = metrics.is_some() && settings.metrics_addr.is_none();
 
         let header_instance = instance.clone();
         let server = HttpServer::new(move || {
-            App::new()
+            let tracked = metrics.clone();
+            let app = App::new()
                 .app_data(state.clone())
-                .wrap(middleware::DefaultHeaders::new().add((INSTANCE_HEADER, &*header_instance)))
-                .configure(routes::configure)
+                .wrap(middleware::from_fn(move |req, next| {
+                    track(tracked.clone(), req, next)
+                }))
+                .wrap(middleware::DefaultHeaders::new().add((INSTANCE_HEADER, &*header_instance)));
+            let app = match &metrics_data {
+                Some(data) => app.app_data(data.clone()),
+                None => app,
+            };
+            app.configure(|cfg| routes::configure(cfg, metrics_here))
                 .default_service(web::to(routes::not_found))
         })
         // trickle runs its own drain on SIGTERM (see run_until_stopped).
@@ -93,9 +122,15 @@ impl Application {
         .map_err(StartupError::Server)?
         .run();
 
+        let metrics_server = match (settings.metrics_addr, telemetry.streams().metrics()) {
+            (Some(addr), Some(metrics)) => Some(metrics_server(addr, metrics.clone())?),
+            _ => None,
+        };
+
         Ok(Self {
             handle: server.handle(),
             server,
+            metrics_server,
             addr,
             lifecycle,
             instance,
@@ -115,26 +150,37 @@ impl Application {
         &self.instance
     }
 
+    /// Where `/metrics` is served when `--metrics-addr` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|(_, addr)| *addr)
+    }
+
     pub fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
     }
 
     /// Serves until `shutdown` resolves (or the server fails), then drains
-    /// and stops within the shutdown grace period.
+    /// and stops within the shutdown grace period. Returns when draining
+    /// began, if it did, so the caller can spend what is left of the grace.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()>,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Option<std::time::Instant>> {
         let Self {
             server,
             handle,
+            metrics_server,
             lifecycle,
             shutdown_grace,
             ..
         } = self;
+        let metrics_handle = metrics_server.as_ref().map(|(server, _)| server.handle());
+        if let Some((server, _)) = metrics_server {
+            actix_web::rt::spawn(server);
+        }
         let mut server = std::pin::pin!(server);
         tokio::select! {
-            result = &mut server => return result,
+            result = &mut server => return result.map(|()| None),
             () = shutdown => {}
         }
 
@@ -158,20 +204,38 @@ impl Application {
                 );
             }
             handle.stop(true).await;
+            if let Some(metrics) = metrics_handle {
+                metrics.stop(true).await;
+            }
         };
         let (result, ()) = tokio::join!(&mut server, stopper);
         tracing::info!(elapsed_ms = began.elapsed().as_millis() as u64, "stopped");
-        result
+        result.map(|()| Some(began.into_std()))
     }
 }
 
-/// Random per process, prefixed with the Cloud Run revision when there is one.
-pub fn instance_id(revision: Option<&str>) -> String {
-    let random = format!("{:08x}", fastrand::u32(..));
-    match revision {
-        Some(rev) if !rev.is_empty() => format!("{rev}-{random}"),
-        _ => random,
-    }
+/// The separate `/metrics` listener: one worker, nothing else served.
+fn metrics_server(
+    addr: SocketAddr,
+    metrics: std::sync::Arc<crate::telemetry::Metrics>,
+) -> Result<(Server, SocketAddr), StartupError> {
+    let listener =
+        TcpListener::bind(addr).map_err(|source| StartupError::MetricsBind { addr, source })?;
+    let bound = listener.local_addr().map_err(StartupError::Server)?;
+    let data = web::Data::new(metrics);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .service(routes::get_only("/metrics", routes::metrics::metrics))
+            .default_service(web::to(routes::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(FLUSH_TIME.as_secs())
+    .workers(1)
+    .listen(listener)
+    .map_err(StartupError::Server)?
+    .run();
+    Ok((server, bound))
 }
 
 /// Resolves on SIGTERM (the platform's stop) or SIGINT (Ctrl-C).

@@ -13,6 +13,8 @@ use crate::stream::encode::FrameContext;
 use crate::stream::guard::StreamGuard;
 use crate::stream::spec::LAST_EVENT_ID_HEADER;
 use crate::stream::{EventSource, Pacing, StreamSpec, Transport};
+use crate::telemetry::metrics::names;
+use crate::telemetry::StreamTelemetry;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -20,6 +22,7 @@ pub struct AppState {
     pub pacing: Pacing,
     pub frame: FrameContext,
     pub retry: Duration,
+    pub telemetry: StreamTelemetry,
 }
 
 /// A stream request whose parameters are valid, with the time it arrived.
@@ -35,7 +38,12 @@ pub struct OpenStream {
 }
 
 impl AppState {
-    pub fn new(settings: &Settings, lifecycle: Lifecycle, instance: Arc<str>) -> Self {
+    pub fn new(
+        settings: &Settings,
+        lifecycle: Lifecycle,
+        instance: Arc<str>,
+        telemetry: StreamTelemetry,
+    ) -> Self {
         Self {
             lifecycle,
             pacing: Pacing {
@@ -47,13 +55,14 @@ impl AppState {
                 retry_ms: settings.retry.as_millis() as u64,
             },
             retry: settings.retry,
+            telemetry,
         }
     }
 
     /// Validates and admits a stream in one go (HTTP transports).
     pub fn open(&self, req: &HttpRequest, transport: Transport) -> Result<OpenStream, ApiError> {
         let request = self.validate(req)?;
-        self.admit(request, transport)
+        self.admit(req, request, transport)
     }
 
     /// Checks the request's parameters; `400` for bad ones, whatever the load.
@@ -63,28 +72,46 @@ impl AppState {
             .headers()
             .get(LAST_EVENT_ID_HEADER)
             .map(|value| value.as_bytes());
-        let spec = StreamSpec::parse(req.query_string(), last_event_id)?;
+        let spec = StreamSpec::parse(req.query_string(), last_event_id).inspect_err(|_| {
+            self.reject(names::REJECT_INVALID);
+        })?;
         Ok(ValidRequest { spec, started })
     }
 
     /// Claims a slot: `503` while draining, `429` when every slot is taken.
     pub fn admit(
         &self,
+        req: &HttpRequest,
         request: ValidRequest,
         transport: Transport,
     ) -> Result<OpenStream, ApiError> {
         let slot = self.lifecycle.try_open().map_err(|refusal| match refusal {
-            Refusal::Draining => ApiError::Draining {
-                retry_after: self.retry,
-            },
-            Refusal::AtCapacity => ApiError::TooManyStreams {
-                max: self.lifecycle.max_streams(),
-                retry_after: self.retry,
-            },
+            Refusal::Draining => {
+                self.reject(names::REJECT_DRAINING);
+                ApiError::Draining {
+                    retry_after: self.retry,
+                }
+            }
+            Refusal::AtCapacity => {
+                self.reject(names::REJECT_CAPACITY);
+                ApiError::TooManyStreams {
+                    max: self.lifecycle.max_streams(),
+                    retry_after: self.retry,
+                }
+            }
         })?;
         let ValidRequest { spec, started } = request;
-        let guard = StreamGuard::new(transport, slot, started, spec.resume_after);
+        let recorder = self
+            .telemetry
+            .begin(req, transport, spec.resume_after, started);
+        let guard = StreamGuard::new(recorder, slot);
         let source = EventSource::new(spec, self.pacing, self.lifecycle.drain().clone(), started);
         Ok(OpenStream { source, guard })
+    }
+
+    fn reject(&self, reason: &'static str) {
+        if let Some(metrics) = self.telemetry.metrics() {
+            metrics.rejected(reason);
+        }
     }
 }

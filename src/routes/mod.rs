@@ -2,14 +2,19 @@
 
 pub mod health;
 pub mod index;
+pub mod metrics;
 pub mod streams;
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::errors::ApiError;
 
-/// Registers every route on an app or scope.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route on an app or scope; `/metrics` only when it is
+/// served on this port.
+pub fn configure(cfg: &mut web::ServiceConfig, with_metrics: bool) {
+    if with_metrics {
+        cfg.service(get_only("/metrics", metrics::metrics));
+    }
     cfg.service(get_only("/", index::index))
         .service(get_only("/stream", streams::text))
         .service(get_only("/ndjson", streams::ndjson))
@@ -20,7 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A resource that answers GET and says `405` with `Allow: GET` otherwise.
-fn get_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+pub fn get_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,

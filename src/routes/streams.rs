@@ -47,7 +47,7 @@ pub async fn ws(
     let request = state.validate(&req)?;
     let (response, session, messages) =
         actix_ws::handle(&req, payload).map_err(|e| ApiError::Handshake(e.to_string()))?;
-    let open = state.admit(request, Transport::Ws)?;
+    let open = state.admit(&req, request, Transport::Ws)?;
     actix_web::rt::spawn(ws::run(
         session,
         messages,

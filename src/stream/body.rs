@@ -35,6 +35,7 @@ pub fn body(
         if !state.opened {
             state.opened = true;
             if let Some(prelude) = state.framer.prelude() {
+                state.guard.overhead(prelude.len());
                 return Some((Ok(prelude), state));
             }
         }

@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use trickle::lifecycle::Lifecycle;
+use trickle::telemetry::Telemetry;
 use trickle::{Application, Settings};
 
 /// Generous bound for anything that should happen "at once".
@@ -19,7 +20,7 @@ pub struct TestApp {
     pub lifecycle: Lifecycle,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    task: Option<JoinHandle<std::io::Result<Option<std::time::Instant>>>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -29,7 +30,7 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the app on 127.0.0.1:0 with one worker and the extra flags.
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
-        trickle::telemetry::logs::init();
+        trickle::telemetry::logs::init_text();
     }
     let mut args = vec![
         "trickle",
@@ -42,7 +43,10 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     ];
     args.extend_from_slice(extra);
     let settings = Settings::from_args(args).expect("test settings");
-    let app = Application::build(&settings).expect("bind");
+    // No OTLP endpoint whatever the environment says: traces are tested
+    // against the real binary with a real receiver.
+    let telemetry = Telemetry::init_with_env(&settings, &|_| None).expect("telemetry");
+    let app = Application::build(&settings, &telemetry).expect("bind");
     let port = app.port();
     let instance = app.instance().to_owned();
     let lifecycle = app.lifecycle().clone();

@@ -1,0 +1,287 @@
+//! Prometheus metrics: the names (a public contract), the registry, and the
+//! per-transport children resolved once so the per-chunk path is a few
+//! atomic adds, never a label lookup.
+//!
+//! Buckets are chosen for streams: TTFB and gaps from 100 us to a minute
+//! (a stream may think before its first event), durations from 1 ms to an
+//! hour (Cloud Run's longest request timeout).
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::stream::{Outcome, Transport};
+
+/// Metric names and label values: dashboards, alerts and the load tester
+/// depend on them. Change them only with DESIGN.md.
+pub mod names {
+    pub const STREAMS_ACTIVE: &str = "trickle_streams_active";
+    pub const STREAMS_STARTED: &str = "trickle_streams_started_total";
+    pub const STREAMS_ENDED: &str = "trickle_streams_ended_total";
+    pub const STREAM_TTFB: &str = "trickle_stream_ttfb_seconds";
+    pub const STREAM_CHUNK_GAP: &str = "trickle_stream_chunk_gap_seconds";
+    pub const STREAM_DURATION: &str = "trickle_stream_duration_seconds";
+    pub const STREAM_CHUNKS: &str = "trickle_stream_chunks_total";
+    pub const STREAM_BYTES: &str = "trickle_stream_bytes_total";
+    pub const STREAMS_REJECTED: &str = "trickle_streams_rejected_total";
+    pub const HTTP_REQUESTS: &str = "trickle_http_requests_total";
+    pub const HTTP_REQUEST_DURATION: &str = "trickle_http_request_duration_seconds";
+    pub const BUILD_INFO: &str = "trickle_build_info";
+    pub const OTEL_SPANS_ENDED: &str = "trickle_otel_spans_ended_total";
+    pub const OTEL_SPANS_EXPORTED: &str = "trickle_otel_spans_exported_total";
+    pub const OTEL_SPANS_FAILED: &str = "trickle_otel_spans_export_failed_total";
+
+    /// `reason` values of [`STREAMS_REJECTED`].
+    pub const REJECT_CAPACITY: &str = "capacity";
+    pub const REJECT_DRAINING: &str = "draining";
+    pub const REJECT_INVALID: &str = "invalid";
+}
+
+/// Time to first chunk and gaps between chunks, in seconds.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+/// Whole streams and whole responses, in seconds.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// The metrics of one transport, resolved once.
+#[derive(Debug)]
+pub struct TransportMetrics {
+    pub active: IntGauge,
+    /// Index 0: fresh, 1: resumed.
+    started: [IntCounter; 2],
+    /// Indexed like [`Outcome::ALL`].
+    ended: [IntCounter; 5],
+    duration: [Histogram; 5],
+    pub ttfb: Histogram,
+    pub gap: Histogram,
+    pub chunks: IntCounter,
+    pub bytes: IntCounter,
+}
+
+impl TransportMetrics {
+    pub fn started(&self, resumed: bool) -> &IntCounter {
+        &self.started[usize::from(resumed)]
+    }
+
+    pub fn ended(&self, outcome: Outcome) -> &IntCounter {
+        &self.ended[outcome_index(outcome)]
+    }
+
+    pub fn duration(&self, outcome: Outcome) -> &Histogram {
+        &self.duration[outcome_index(outcome)]
+    }
+}
+
+fn outcome_index(outcome: Outcome) -> usize {
+    Outcome::ALL
+        .iter()
+        .position(|o| *o == outcome)
+        .unwrap_or(Outcome::ALL.len() - 1)
+}
+
+fn transport_index(transport: Transport) -> usize {
+    Transport::ALL
+        .iter()
+        .position(|t| *t == transport)
+        .unwrap_or(0)
+}
+
+/// Every metric of the service, in one registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    transports: Vec<TransportMetrics>,
+    rejected: IntCounterVec,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    pub otel_spans_ended: IntCounter,
+    pub otel_spans_exported: IntCounter,
+    pub otel_spans_failed: IntCounter,
+}
+
+impl Metrics {
+    pub fn new(version: &str, instance: &str) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let reg = |c: Box<dyn prometheus::core::Collector>| registry.register(c);
+
+        let active = IntGaugeVec::new(
+            Opts::new(names::STREAMS_ACTIVE, "Streams open right now."),
+            &["transport"],
+        )?;
+        let started = IntCounterVec::new(
+            Opts::new(
+                names::STREAMS_STARTED,
+                "Streams admitted; resumed=\"true\" when the client resumed after an id.",
+            ),
+            &["transport", "resumed"],
+        )?;
+        let ended = IntCounterVec::new(
+            Opts::new(
+                names::STREAMS_ENDED,
+                "Streams ended, by outcome: completed, client_gone, deadline, shutdown, error.",
+            ),
+            &["transport", "outcome"],
+        )?;
+        let ttfb = HistogramVec::new(
+            HistogramOpts::new(names::STREAM_TTFB, "Server-side time from the request reaching the handler to the first chunk handed to the writer.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["transport"],
+        )?;
+        let gap = HistogramVec::new(
+            HistogramOpts::new(
+                names::STREAM_CHUNK_GAP,
+                "Time between consecutive chunks handed to the writer.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["transport"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(names::STREAM_DURATION, "Whole stream lifetime, by outcome.")
+                .buckets(DURATION_BUCKETS.to_vec()),
+            &["transport", "outcome"],
+        )?;
+        let chunks = IntCounterVec::new(
+            Opts::new(
+                names::STREAM_CHUNKS,
+                "Chunks (events) handed to the writer.",
+            ),
+            &["transport"],
+        )?;
+        let bytes = IntCounterVec::new(
+            Opts::new(
+                names::STREAM_BYTES,
+                "Stream bytes handed to the writer, framing and heartbeats included.",
+            ),
+            &["transport"],
+        )?;
+        let rejected = IntCounterVec::new(
+            Opts::new(names::STREAMS_REJECTED, "Stream requests not admitted, by reason: capacity (429), draining (503), invalid (400)."),
+            &["reason"],
+        )?;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                names::HTTP_REQUESTS,
+                "HTTP requests, counted when the whole response (body included) is done.",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                names::HTTP_REQUEST_DURATION,
+                "Whole response time, body included: for a stream, its whole life.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["method", "route", "status"],
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                names::BUILD_INFO,
+                "Always 1; labels say which build and instance this is.",
+            ),
+            &["version", "instance"],
+        )?;
+        build_info.with_label_values(&[version, instance]).set(1);
+        let otel_spans_ended = IntCounter::new(
+            names::OTEL_SPANS_ENDED,
+            "Sampled spans ended and queued for export.",
+        )?;
+        let otel_spans_exported = IntCounter::new(
+            names::OTEL_SPANS_EXPORTED,
+            "Spans the OTLP collector accepted.",
+        )?;
+        let otel_spans_failed = IntCounter::new(names::OTEL_SPANS_FAILED, "Spans in export batches that failed (the collector refused, timed out or was unreachable).")?;
+
+        let transports = Transport::ALL
+            .iter()
+            .map(|t| {
+                let t = t.as_str();
+                let per_outcome = |vec: &IntCounterVec| {
+                    Outcome::ALL.map(|o| vec.with_label_values(&[t, o.as_str()]))
+                };
+                TransportMetrics {
+                    active: active.with_label_values(&[t]),
+                    started: [
+                        started.with_label_values(&[t, "false"]),
+                        started.with_label_values(&[t, "true"]),
+                    ],
+                    ended: per_outcome(&ended),
+                    duration: Outcome::ALL.map(|o| duration.with_label_values(&[t, o.as_str()])),
+                    ttfb: ttfb.with_label_values(&[t]),
+                    gap: gap.with_label_values(&[t]),
+                    chunks: chunks.with_label_values(&[t]),
+                    bytes: bytes.with_label_values(&[t]),
+                }
+            })
+            .collect();
+        for reason in [
+            names::REJECT_CAPACITY,
+            names::REJECT_DRAINING,
+            names::REJECT_INVALID,
+        ] {
+            rejected.with_label_values(&[reason]);
+        }
+
+        reg(Box::new(active))?;
+        reg(Box::new(started))?;
+        reg(Box::new(ended))?;
+        reg(Box::new(ttfb))?;
+        reg(Box::new(gap))?;
+        reg(Box::new(duration))?;
+        reg(Box::new(chunks))?;
+        reg(Box::new(bytes))?;
+        reg(Box::new(rejected.clone()))?;
+        reg(Box::new(http_requests.clone()))?;
+        reg(Box::new(http_duration.clone()))?;
+        reg(Box::new(build_info))?;
+        reg(Box::new(otel_spans_ended.clone()))?;
+        reg(Box::new(otel_spans_exported.clone()))?;
+        reg(Box::new(otel_spans_failed.clone()))?;
+        #[cfg(target_os = "linux")]
+        reg(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+
+        Ok(Self {
+            registry,
+            transports,
+            rejected,
+            http_requests,
+            http_duration,
+            otel_spans_ended,
+            otel_spans_exported,
+            otel_spans_failed,
+        })
+    }
+
+    pub fn transport(&self, transport: Transport) -> &TransportMetrics {
+        &self.transports[transport_index(transport)]
+    }
+
+    pub fn rejected(&self, reason: &'static str) {
+        self.rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// Records one finished HTTP exchange. `method` and `route` must be
+    /// bounded values (see the HTTP middleware).
+    pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        let labels = [method, route, status.as_str()];
+        self.http_requests.with_label_values(&labels).inc();
+        self.http_duration
+            .with_label_values(&labels)
+            .observe(seconds);
+    }
+
+    /// The exposition in the Prometheus text format.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# error encoding metrics: {e}\n"))
+    }
+}
