@@ -176,7 +176,7 @@ impl Application {
         } = self;
         let metrics_handle = metrics_server.as_ref().map(|(server, _)| server.handle());
         if let Some((server, _)) = metrics_server {
-            actix_web::rt::spawn(server);
+            tokio::spawn(server);
         }
         let mut server = std::pin::pin!(server);
         tokio::select! {

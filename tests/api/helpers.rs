@@ -19,6 +19,8 @@ pub struct TestApp {
     pub instance: String,
     pub lifecycle: Lifecycle,
     pub client: reqwest::Client,
+    /// The separate metrics listener, when `--metrics-addr` was given.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<Option<std::time::Instant>>>>,
 }
@@ -48,6 +50,7 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     let telemetry = Telemetry::init_with_env(&settings, &|_| None).expect("telemetry");
     let app = Application::build(&settings, &telemetry).expect("bind");
     let port = app.port();
+    let metrics_addr = app.metrics_addr();
     let instance = app.instance().to_owned();
     let lifecycle = app.lifecycle().clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -60,6 +63,7 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
         instance,
         lifecycle,
         client: reqwest::Client::new(),
+        metrics_addr,
         stop: Some(stop),
         task: Some(task),
     }

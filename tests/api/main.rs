@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod errors;
+mod exposition;
 mod h2c;
 mod helpers;
 mod limits;
+mod metrics;
 mod ndjson;
 mod probes;
 mod shutdown;

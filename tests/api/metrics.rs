@@ -1,0 +1,315 @@
+//! `/metrics` after known streams: exact deltas, parsed from the exposition.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::{timeout, Instant};
+
+use crate::exposition::Scrape;
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+
+async fn scrape(app: &TestApp) -> Scrape {
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    Scrape::parse(&response.text().await.unwrap())
+}
+
+/// Scrapes until `check` holds (bounded): stream ends are recorded when the
+/// server drops the body, a moment after the client saw the last byte.
+async fn scrape_until(app: &TestApp, check: impl Fn(&Scrape) -> bool) -> Scrape {
+    let give_up = Instant::now() + Duration::from_secs(3);
+    loop {
+        let now = scrape(app).await;
+        if check(&now) || Instant::now() > give_up {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+const ENDED: &str = "trickle_streams_ended_total";
+
+fn ended(s: &Scrape, transport: &str, outcome: &str) -> f64 {
+    s.get(ENDED, &[("transport", transport), ("outcome", outcome)])
+}
+
+#[tokio::test]
+async fn a_completed_stream_adds_exactly_its_chunks_bytes_and_one_ttfb() {
+    let app = spawn_app().await;
+    let before = scrape(&app).await;
+    let body = app
+        .get("/sse?chunks=7&interval_ms=20&size=50")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let after = scrape_until(&app, |s| ended(s, "sse", "completed") == 1.0).await;
+
+    let t = [("transport", "sse")];
+    let delta =
+        |name: &str, labels: &[(&str, &str)]| after.get(name, labels) - before.get(name, labels);
+    assert_eq!(delta("trickle_stream_chunks_total", &t), 7.0);
+    assert_eq!(
+        delta("trickle_stream_bytes_total", &t),
+        body.len() as f64,
+        "every byte the client got"
+    );
+    assert_eq!(delta("trickle_stream_ttfb_seconds_count", &t), 1.0);
+    assert_eq!(delta("trickle_stream_chunk_gap_seconds_count", &t), 6.0);
+    let gaps = delta("trickle_stream_chunk_gap_seconds_sum", &t);
+    assert!(
+        (0.09..1.0).contains(&gaps),
+        "six 20 ms gaps summed to {gaps}"
+    );
+    assert_eq!(
+        delta(
+            "trickle_streams_started_total",
+            &[("transport", "sse"), ("resumed", "false")]
+        ),
+        1.0
+    );
+    assert_eq!(ended(&after, "sse", "completed"), 1.0);
+    assert_eq!(
+        delta(
+            "trickle_stream_duration_seconds_count",
+            &[("transport", "sse"), ("outcome", "completed")]
+        ),
+        1.0
+    );
+    assert_eq!(after.get("trickle_streams_active", &t), 0.0);
+    for outcome in ["client_gone", "deadline", "shutdown", "error"] {
+        assert_eq!(ended(&after, "sse", outcome), 0.0, "{outcome}");
+    }
+    let http = [("method", "GET"), ("route", "/sse"), ("status", "200")];
+    assert_eq!(delta("trickle_http_requests_total", &http), 1.0);
+    let whole = after.get("trickle_http_request_duration_seconds_sum", &http);
+    assert!(
+        whole >= 0.1,
+        "the response duration covers the body: {whole}"
+    );
+    assert_eq!(
+        after.get(
+            "trickle_build_info",
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("instance", &app.instance)
+            ]
+        ),
+        1.0
+    );
+    assert!(after.has("process_resident_memory_bytes"));
+}
+
+#[tokio::test]
+async fn the_active_gauge_counts_open_streams() {
+    let app = spawn_app().await;
+    let a = app.get("/ndjson?chunks=100&interval_ms=50").await;
+    let b = app.get("/ndjson?chunks=100&interval_ms=50").await;
+    let now = scrape(&app).await;
+    assert_eq!(
+        now.get("trickle_streams_active", &[("transport", "ndjson")]),
+        2.0
+    );
+    drop((a, b));
+    let now = scrape_until(&app, |s| {
+        s.get("trickle_streams_active", &[("transport", "ndjson")]) == 0.0
+    })
+    .await;
+    assert_eq!(ended(&now, "ndjson", "client_gone"), 2.0);
+}
+
+#[tokio::test]
+async fn each_way_a_stream_ends_lands_in_its_outcome_once() {
+    let app = spawn_app_with(&["--max-stream-duration", "300ms"]).await;
+
+    // Client disconnect mid-stream.
+    let response = app.get("/stream?chunks=100&interval_ms=50").await;
+    let mut body = response.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    drop(body);
+    // Deadline.
+    app.get("/ndjson?chunks=100&interval_ms=50")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    // WebSocket to completion.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://127.0.0.1:{}/ws?chunks=3&interval_ms=10",
+        app.port
+    ))
+    .await
+    .unwrap();
+    while let Some(Ok(_)) = timeout(Duration::from_secs(5), ws.next()).await.unwrap() {}
+    // Resumed SSE.
+    app.client
+        .get(app.url("/sse?chunks=5&interval_ms=0"))
+        .header("Last-Event-ID", "2")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+
+    let now = scrape_until(&app, |s| {
+        ended(s, "text", "client_gone") == 1.0
+            && ended(s, "ndjson", "deadline") == 1.0
+            && ended(s, "ws", "completed") == 1.0
+            && ended(s, "sse", "completed") == 1.0
+    })
+    .await;
+    assert_eq!(ended(&now, "text", "client_gone"), 1.0);
+    assert_eq!(ended(&now, "ndjson", "deadline"), 1.0);
+    assert_eq!(ended(&now, "ws", "completed"), 1.0);
+    assert_eq!(
+        now.get("trickle_stream_chunks_total", &[("transport", "ws")]),
+        3.0
+    );
+    assert_eq!(
+        now.get(
+            "trickle_streams_started_total",
+            &[("transport", "sse"), ("resumed", "true")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        now.get("trickle_stream_chunks_total", &[("transport", "sse")]),
+        2.0,
+        "ids 3 and 4"
+    );
+    assert_eq!(
+        now.get(
+            "trickle_http_requests_total",
+            &[("method", "GET"), ("route", "/ws"), ("status", "101")]
+        ),
+        1.0
+    );
+    let total_ended: f64 = now.series(ENDED).iter().map(|(_, v)| v).sum();
+    assert_eq!(total_ended, 4.0, "each stream ended exactly once");
+    for (_, open) in now.series("trickle_streams_active") {
+        assert_eq!(open, 0.0);
+    }
+}
+
+#[tokio::test]
+async fn shutdown_lands_in_shutdown_and_rejections_are_counted() {
+    let app = spawn_app_with(&["--max-streams", "1"]).await;
+    let open = app.get("/sse?chunks=100&interval_ms=50").await;
+    assert_eq!(app.get("/sse").await.status(), 429);
+    assert_eq!(app.get("/sse?chunks=-1").await.status(), 400);
+    app.lifecycle.begin_drain();
+    open.bytes().await.unwrap();
+    assert_eq!(app.get("/sse").await.status(), 503);
+    let now = scrape_until(&app, |s| ended(s, "sse", "shutdown") == 1.0).await;
+    assert_eq!(ended(&now, "sse", "shutdown"), 1.0);
+    let rejected = |reason| now.get("trickle_streams_rejected_total", &[("reason", reason)]);
+    assert_eq!(rejected("capacity"), 1.0);
+    assert_eq!(rejected("invalid"), 1.0);
+    assert_eq!(rejected("draining"), 1.0);
+}
+
+#[tokio::test]
+async fn unmatched_routes_and_odd_methods_keep_labels_bounded() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        app.get(&format!("/no/such/path/{i}")).await;
+    }
+    app.client
+        .request(
+            reqwest::Method::from_bytes(b"BREW").unwrap(),
+            app.url("/sse"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let now = scrape_until(&app, |s| {
+        s.get(
+            "trickle_http_requests_total",
+            &[("method", "GET"), ("route", "unmatched"), ("status", "404")],
+        ) == 5.0
+    })
+    .await;
+    assert_eq!(
+        now.get(
+            "trickle_http_requests_total",
+            &[("method", "GET"), ("route", "unmatched"), ("status", "404")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        now.get(
+            "trickle_http_requests_total",
+            &[("method", "_OTHER"), ("route", "/sse"), ("status", "405")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn metrics_can_move_to_a_separate_listener_or_be_turned_off() {
+    let app = spawn_app_with(&["--metrics-addr", "127.0.0.1:0"]).await;
+    assert_eq!(
+        app.get("/metrics").await.status(),
+        404,
+        "not on the public port"
+    );
+    let addr = app.metrics_addr.expect("a metrics listener");
+    app.get("/sse?chunks=2&interval_ms=0")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = Scrape::parse(&text);
+    assert!(scrape.has("trickle_streams_started_total"));
+
+    let off = spawn_app_with(&["--metrics", "false"]).await;
+    assert_eq!(off.get("/metrics").await.status(), 404);
+    assert_eq!(off.get("/sse?chunks=1").await.status(), 200);
+}
+
+/// promtool lints the live exposition (names, units, help, types).
+#[tokio::test]
+async fn promtool_finds_no_problems_in_the_live_exposition() {
+    let app = spawn_app().await;
+    app.get("/sse?chunks=3&interval_ms=0")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let exposition = app.get("/metrics").await.text().await.unwrap();
+    let mut child = match tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => panic!("promtool is needed for this test ({e}): apt-get install prometheus, or run scripts/test which installs it"),
+    };
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(exposition.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+}
