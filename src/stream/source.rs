@@ -74,6 +74,18 @@ impl EventSource {
         if self.next_id >= self.spec.chunks {
             return Some(self.finish(EndReason::Completed));
         }
+        // Whatever is already due goes without a timer: tokio's timers tick
+        // in milliseconds, which would cap a fast stream near 1000 events/s.
+        let now = Instant::now();
+        if self.drain.is_cancelled() {
+            return Some(self.finish(EndReason::Shutdown));
+        }
+        if now >= self.deadline {
+            return Some(self.finish(EndReason::Deadline));
+        }
+        if now >= self.next_due {
+            return Some(Step::Event(self.emit()));
+        }
         let heartbeat_due = self.last_sent + self.heartbeat;
         tokio::select! {
             biased;

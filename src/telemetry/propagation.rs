@@ -156,7 +156,7 @@ mod tests {
             "",
             "/",
             "nonsense",
-            &format!("{TRACE}"),
+            TRACE,
             &format!("{TRACE}/"),
             &format!("{TRACE}/abc;o=1"),
             &format!("{TRACE}/-5;o=1"),

@@ -174,3 +174,106 @@ pub fn events(items: &[Timed<trickle_sse::Item>]) -> Vec<Timed<trickle_sse::Even
         })
         .collect()
 }
+
+/// The real `trickle` binary, started as a child process.
+pub struct Binary {
+    pub child: tokio::process::Child,
+    pub port: u16,
+    pub base: String,
+}
+
+/// Starts the binary on 127.0.0.1:0 with the flags and environment given,
+/// and nothing inherited that could change its configuration.
+pub async fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> Binary {
+    use tokio::io::AsyncBufReadExt;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_trickle"));
+    for (name, _) in std::env::vars() {
+        if ["OTEL_", "TRICKLE_", "K_", "GOOGLE_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+            || name == "PORT"
+        {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--workers",
+            "2",
+            "--log-format",
+            "text",
+        ])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the trickle binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let port = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("addr=127.0.0.1:").nth(1) {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                return digits.parse::<u16>().unwrap();
+            }
+        }
+        panic!("the binary exited before listening");
+    })
+    .await
+    .expect("the binary logs its address");
+    // Keep reading its output so it never blocks on a full pipe; echo it
+    // when TEST_LOG is set.
+    let echo = std::env::var_os("TEST_LOG").is_some();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if echo {
+                eprintln!("[trickle] {line}");
+            }
+        }
+    });
+    Binary {
+        child,
+        port,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+impl Binary {
+    pub fn sigterm(&self) {
+        let pid = self.child.id().expect("still running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill(1) is installed");
+        assert!(status.success());
+    }
+
+    /// Resident memory of the process, in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("still running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    pub async fn scrape(&self) -> crate::exposition::Scrape {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        crate::exposition::Scrape::parse(&text)
+    }
+}

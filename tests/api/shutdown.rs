@@ -7,47 +7,14 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::helpers::{events, json_of, timed_lines, timed_sse};
+use crate::helpers::{events, json_of, spawn_binary, timed_lines, timed_sse};
 
 /// Raw SSE connections held open besides the typed clients.
 const RAW_STREAMS: usize = 500;
-
-struct Binary {
-    child: Child,
-    port: u16,
-}
-
-async fn start_binary(args: &[&str]) -> Binary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trickle"))
-        .args(["--host", "127.0.0.1", "--port", "0", "--workers", "2"])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the trickle binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let port = timeout(Duration::from_secs(10), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("addr=127.0.0.1:").nth(1) {
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                return digits.parse::<u16>().unwrap();
-            }
-        }
-        panic!("the binary exited before listening");
-    })
-    .await
-    .expect("the binary logs its address");
-    // Keep draining its output so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Binary { child, port }
-}
 
 async fn open_raw_sse(port: u16) -> TcpStream {
     let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -60,7 +27,11 @@ async fn open_raw_sse(port: u16) -> TcpStream {
 
 #[tokio::test]
 async fn sigterm_ends_every_stream_gracefully_and_exits_within_the_grace() {
-    let bin = start_binary(&["--shutdown-grace", "4s", "--heartbeat-interval", "1s"]).await;
+    let bin = spawn_binary(
+        &["--shutdown-grace", "4s", "--heartbeat-interval", "1s"],
+        &[],
+    )
+    .await;
     let base = format!("http://127.0.0.1:{}", bin.port);
     let client = reqwest::Client::new();
     let long = "?chunks=1000&interval_ms=100";
@@ -107,12 +78,7 @@ async fn sigterm_ends_every_stream_gracefully_and_exits_within_the_grace() {
     }
 
     let t0 = Instant::now();
-    let pid = bin.child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    bin.sigterm();
 
     // Each typed client gets its graceful end.
     let sse_events = events(&timed_sse(sse, t0).await);

@@ -1,0 +1,308 @@
+//! Traces against real OTLP receivers: one span per stream lasting as long
+//! as the stream, one child span per chunk, the caller's trace joined.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::helpers::{spawn_binary, Binary};
+use crate::otlp::{Receiver, Span};
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+const SERVER_KIND: i32 = 2;
+
+async fn start(receiver: &Receiver, args: &[&str], extra_env: &[(&str, &str)]) -> Binary {
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_SERVICE_NAME", "trickle-test"),
+    ];
+    env.extend_from_slice(extra_env);
+    spawn_binary(args, &env).await
+}
+
+/// Runs one stream to its end; returns how long the client saw it last.
+async fn stream(bin: &Binary, path: &str, headers: &[(&str, &str)]) -> Duration {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", bin.base));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let t0 = Instant::now();
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+    t0.elapsed()
+}
+
+fn stream_spans<'a>(spans: &'a [Span], trace: &str) -> (Vec<&'a Span>, Vec<&'a Span>) {
+    let in_trace: Vec<&Span> = spans.iter().filter(|s| s.trace_id == trace).collect();
+    let servers = in_trace
+        .iter()
+        .copied()
+        .filter(|s| s.name == "GET /sse")
+        .collect();
+    let chunks = in_trace
+        .iter()
+        .copied()
+        .filter(|s| s.name == "stream.chunk")
+        .collect();
+    (servers, chunks)
+}
+
+async fn one_trace_per_stream_with_its_chunks(receiver: Receiver) {
+    let bin = start(&receiver, &[], &[]).await;
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let client_saw = stream(
+        &bin,
+        "/sse?chunks=6&interval_ms=100&size=10",
+        &[("traceparent", &traceparent)],
+    )
+    .await;
+
+    let spans = receiver
+        .wait_for(Duration::from_secs(5), |spans| {
+            let (servers, chunks) = stream_spans(spans, TRACE);
+            servers.len() == 1 && chunks.len() == 6
+        })
+        .await;
+    let (servers, chunks) = stream_spans(&spans, TRACE);
+    assert_eq!(servers.len(), 1, "{spans:#?}");
+    let server = servers[0];
+    assert_eq!(server.kind, SERVER_KIND);
+    assert_eq!(server.parent_span_id, PARENT, "joins the caller's trace");
+    assert_eq!(server.service_name.as_deref(), Some("trickle-test"));
+    assert_eq!(server.str("http.request.method"), Some("GET"));
+    assert_eq!(server.str("http.route"), Some("/sse"));
+    assert_eq!(server.str("url.path"), Some("/sse"));
+    assert_eq!(server.str("network.protocol.version"), Some("1.1"));
+    assert_eq!(server.int("http.response.status_code"), Some(200));
+    assert_eq!(server.str("trickle.transport"), Some("sse"));
+    assert_eq!(server.str("trickle.outcome"), Some("completed"));
+    assert_eq!(server.int("trickle.chunks"), Some(6));
+    assert!(server.int("trickle.bytes").unwrap() > 6 * 10);
+    // The span covers the whole stream (5 intervals of 100 ms), not the
+    // time to headers.
+    let lasted = server.duration();
+    assert!(
+        lasted >= Duration::from_millis(480),
+        "server span lasted {lasted:?}"
+    );
+    assert!(
+        lasted <= client_saw + Duration::from_millis(50),
+        "{lasted:?} vs client {client_saw:?}"
+    );
+
+    assert_eq!(chunks.len(), 6);
+    let mut indices: Vec<i64> = chunks
+        .iter()
+        .map(|c| c.int("trickle.chunk.index").unwrap())
+        .collect();
+    indices.sort_unstable();
+    assert_eq!(indices, [0, 1, 2, 3, 4, 5]);
+    for chunk in &chunks {
+        assert_eq!(
+            chunk.parent_span_id, server.span_id,
+            "chunk spans are children of the stream span"
+        );
+        assert!(chunk.start_ns >= server.start_ns && chunk.end_ns <= server.end_ns);
+        assert!(chunk.int("trickle.chunk.bytes").unwrap() > 10);
+    }
+    // Each chunk span covers the gap before it: together, the stream.
+    let later = chunks
+        .iter()
+        .find(|c| c.int("trickle.chunk.index") == Some(3))
+        .unwrap();
+    assert!(
+        later.duration() >= Duration::from_millis(80),
+        "{:?}",
+        later.duration()
+    );
+
+    // Only the Cloud header: its trace id is joined.
+    let cloud_trace = "105445aa7843bc8bf206b12000100000";
+    stream(
+        &bin,
+        "/sse?chunks=2&interval_ms=10",
+        &[("x-cloud-trace-context", &format!("{cloud_trace}/12345;o=1"))],
+    )
+    .await;
+    let spans = receiver
+        .wait_for(Duration::from_secs(5), |spans| {
+            stream_spans(spans, cloud_trace).0.len() == 1
+        })
+        .await;
+    let (servers, chunks) = stream_spans(&spans, cloud_trace);
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].parent_span_id, format!("{:016x}", 12345u64));
+    assert_eq!(chunks.len(), 2);
+
+    // A malformed header is ignored: a new trace, not an error.
+    let before = receiver.spans().len();
+    stream(
+        &bin,
+        "/sse?chunks=1",
+        &[
+            ("x-cloud-trace-context", "garbage/;o=9"),
+            ("traceparent", "00-zz"),
+        ],
+    )
+    .await;
+    let spans = receiver
+        .wait_for(Duration::from_secs(5), |s| s.len() >= before + 2)
+        .await;
+    let fresh = spans[before..]
+        .iter()
+        .find(|s| s.name == "GET /sse")
+        .unwrap();
+    assert!(fresh.parent_span_id.is_empty(), "a root span");
+}
+
+#[tokio::test]
+async fn grpc_receiver_gets_one_trace_per_stream_with_its_chunks() {
+    one_trace_per_stream_with_its_chunks(Receiver::grpc().await).await;
+}
+
+#[tokio::test]
+async fn http_receiver_gets_one_trace_per_stream_with_its_chunks() {
+    one_trace_per_stream_with_its_chunks(Receiver::http().await).await;
+}
+
+#[tokio::test]
+async fn chunk_span_modes_events_and_sample() {
+    let receiver = Receiver::http().await;
+    let events = start(&receiver, &["--chunk-spans", "events"], &[]).await;
+    stream(
+        &events,
+        "/sse?chunks=4&interval_ms=0",
+        &[("traceparent", &format!("00-{TRACE}-{PARENT}-01"))],
+    )
+    .await;
+    let spans = receiver
+        .wait_for(Duration::from_secs(5), |s| {
+            !stream_spans(s, TRACE).0.is_empty()
+        })
+        .await;
+    let (servers, chunks) = stream_spans(&spans, TRACE);
+    assert!(chunks.is_empty());
+    assert_eq!(servers[0].events, ["stream.chunk"; 4]);
+
+    let sampled = start(&receiver, &["--chunk-spans", "sample:0.5"], &[]).await;
+    let other = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    stream(
+        &sampled,
+        "/sse?chunks=6&interval_ms=0",
+        &[("traceparent", &format!("00-{other}-{PARENT}-01"))],
+    )
+    .await;
+    let spans = receiver
+        .wait_for(Duration::from_secs(5), |s| {
+            !stream_spans(s, other).0.is_empty()
+        })
+        .await;
+    // Give the batch a moment: chunk spans end before the stream span.
+    let (_, chunks) = stream_spans(&spans, other);
+    let mut indices: Vec<i64> = chunks
+        .iter()
+        .map(|c| c.int("trickle.chunk.index").unwrap())
+        .collect();
+    indices.sort_unstable();
+    assert_eq!(indices, [1, 3, 5]);
+}
+
+#[tokio::test]
+async fn unsampled_streams_export_nothing_and_spans_flush_at_shutdown() {
+    let receiver = Receiver::grpc().await;
+    // Head sampling off: no span leaves the process.
+    let off = start(&receiver, &[], &[("OTEL_TRACES_SAMPLER", "always_off")]).await;
+    stream(&off, "/sse?chunks=3&interval_ms=0", &[]).await;
+    off.sigterm();
+    let mut child = off.child;
+    child.wait().await.unwrap();
+    assert!(receiver.spans().is_empty(), "{:#?}", receiver.spans());
+
+    // A long batch delay: only the shutdown flush can deliver these.
+    let bin = start(
+        &receiver,
+        &["--shutdown-grace", "3s"],
+        &[("OTEL_BSP_SCHEDULE_DELAY", "60000")],
+    )
+    .await;
+    stream(
+        &bin,
+        "/sse?chunks=3&interval_ms=0",
+        &[("traceparent", &format!("00-{TRACE}-{PARENT}-01"))],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(receiver.spans().is_empty(), "not exported before the flush");
+    let t0 = Instant::now();
+    bin.sigterm();
+    let mut child = bin.child;
+    let status = tokio::time::timeout(Duration::from_secs(3), child.wait())
+        .await
+        .expect("exits within the grace")
+        .unwrap();
+    assert!(status.success());
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    let spans = receiver.spans();
+    let (servers, chunks) = stream_spans(&spans, TRACE);
+    assert_eq!((servers.len(), chunks.len()), (1, 3), "flushed at shutdown");
+}
+
+/// A collector that accepts connections and never answers: chunks keep
+/// their pace, memory stays bounded, and the lost spans are counted.
+#[tokio::test]
+async fn a_dead_collector_never_slows_a_stream() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        // Accept and hold every connection, never reading or answering.
+        let mut held = Vec::new();
+        for conn in silent.incoming().take(64) {
+            match conn {
+                Ok(conn) => held.push(conn),
+                Err(_) => break,
+            }
+        }
+        held
+    });
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ];
+    let dead = spawn_binary(&[], &env).await;
+    let healthy = spawn_binary(&[], &[]).await;
+
+    let path = "/sse?chunks=20&interval_ms=25";
+    let with_dead = stream(&dead, path, &[]).await;
+    let without = stream(&healthy, path, &[]).await;
+    assert!(
+        with_dead < without + without / 2 + Duration::from_millis(100),
+        "with a dead collector {with_dead:?}, without {without:?}"
+    );
+
+    // 30,000 chunk spans into a queue of 2048: memory stays bounded and
+    // the drops are visible.
+    let rss_before = dead.rss_kib();
+    stream(&dead, "/sse?chunks=30000&interval_ms=0", &[]).await;
+    let rss_after = dead.rss_kib();
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    let scrape = dead.scrape().await;
+    let ended = scrape.get("trickle_otel_spans_ended_total", &[]);
+    let exported = scrape.get("trickle_otel_spans_exported_total", &[]);
+    let failed = scrape.get("trickle_otel_spans_export_failed_total", &[]);
+    assert!(ended >= 30_000.0, "{ended}");
+    assert_eq!(exported, 0.0);
+    assert!(
+        ended - exported - failed > 25_000.0,
+        "unexported spans are visible: {ended} {failed}"
+    );
+    drop(dead);
+    drop(held);
+}
