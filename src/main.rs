@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             h2c = settings.h2c,
             max_streams = settings.max_streams,
             max_stream_duration_s = settings.max_stream_duration.as_secs_f64(),
-            metrics = ?app.metrics_addr().map_or_else(|| if settings.metrics { "/metrics".to_owned() } else { "off".to_owned() }, |a| format!("http://{a}/metrics")),
+            metrics = %app.metrics_addr().map_or_else(|| if settings.metrics { "/metrics".to_owned() } else { "off".to_owned() }, |a| format!("http://{a}/metrics")),
             "trickle listening"
         );
         app.run_until_stopped(startup::termination_signal())

@@ -180,6 +180,8 @@ pub struct Binary {
     pub child: tokio::process::Child,
     pub port: u16,
     pub base: String,
+    /// Every line the binary wrote to stdout so far.
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Starts the binary on 127.0.0.1:0 with the flags and environment given,
@@ -197,16 +199,7 @@ pub async fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> Binary {
         }
     }
     let mut child = command
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--workers",
-            "2",
-            "--log-format",
-            "text",
-        ])
+        .args(["--host", "127.0.0.1", "--port", "0", "--workers", "2"])
         .args(args)
         .env("RUST_LOG", "info")
         .envs(env.iter().copied())
@@ -217,10 +210,25 @@ pub async fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> Binary {
         .expect("the trickle binary starts");
     let stdout = child.stdout.take().unwrap();
     let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let echo = std::env::var_os("TEST_LOG").is_some();
     let port = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("addr=127.0.0.1:").nth(1) {
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if echo {
+                eprintln!("[trickle] {line}");
+            }
+            // Text (`addr=127.0.0.1:N`) or JSON (`"addr":"127.0.0.1:N"`).
+            let port = line
+                .contains("trickle listening")
+                .then(|| line.split("127.0.0.1:").nth(1))
+                .flatten()
+                .map(|rest| {
+                    rest.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                });
+            logs.lock().unwrap().push(line);
+            if let Some(digits) = port {
                 return digits.parse::<u16>().unwrap();
             }
         }
@@ -228,20 +236,21 @@ pub async fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> Binary {
     })
     .await
     .expect("the binary logs its address");
-    // Keep reading its output so it never blocks on a full pipe; echo it
-    // when TEST_LOG is set.
-    let echo = std::env::var_os("TEST_LOG").is_some();
+    // Keep reading its output so it never blocks on a full pipe.
+    let kept = logs.clone();
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
             if echo {
                 eprintln!("[trickle] {line}");
             }
+            kept.lock().unwrap().push(line);
         }
     });
     Binary {
         child,
         port,
         base: format!("http://127.0.0.1:{port}"),
+        logs,
     }
 }
 
