@@ -125,6 +125,9 @@ impl StreamTelemetry {
             Some(span) => TraceIds::of(&span.cx),
             None => TraceIds::of(&parent),
         };
+        // An unsampled stream keeps its ids for the log and nothing else:
+        // its chunks then cost what they cost without tracing.
+        let span = span.filter(|s| s.cx.span().is_recording());
         StreamRecorder {
             metrics: self.metrics.clone(),
             transport,
