@@ -19,7 +19,9 @@ sent. Each mode runs --repeat times; the median is reported.
     bench/telemetry_overhead.py                 # all modes
     bench/telemetry_overhead.py --modes off,metrics --streams 4 --chunks 100000
 
-Loopback only. Clients are curl processes reading to /dev/null.
+Loopback only. Clients are curl processes reading to /dev/null. With two
+or more CPUs the server is pinned to CPU 0 and the clients and receiver to
+CPU 1 (taskset), so they do not steal each other's time.
 """
 
 import argparse
@@ -37,6 +39,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRICKLE = os.path.join(ROOT, "target", "release", "trickle")
 SINK = os.path.join(ROOT, "target", "release", "examples", "otlp_sink")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def pinned(cpu):
+    """A taskset prefix when the machine has a CPU to spare for the clients."""
+    if (os.cpu_count() or 1) >= 2 and subprocess.run(["which", "taskset"], capture_output=True).returncode == 0:
+        return ["taskset", "-c", str(cpu)]
+    return []
 
 
 def free_port():
@@ -85,7 +94,7 @@ def run_mode(mode, args):
         flags += ["--metrics", "false"]
     if mode in ("unsampled", "recorded"):
         sink_port = free_port()
-        sink = subprocess.Popen([SINK, f"127.0.0.1:{sink_port}"], stdout=subprocess.DEVNULL)
+        sink = subprocess.Popen(pinned(1) + [SINK, f"127.0.0.1:{sink_port}"], stdout=subprocess.DEVNULL)
         time.sleep(0.3)
         env.update({
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
@@ -97,14 +106,14 @@ def run_mode(mode, args):
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             "OTEL_TRACES_SAMPLER": "always_off" if mode == "unsampled" else "always_on",
         })
-    server = subprocess.Popen([TRICKLE] + flags, env=env, stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(pinned(0) + [TRICKLE, "--workers", "1"] + flags, env=env, stdout=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base + "/healthz", server)
         url = f"{base}/sse?chunks={args.chunks}&interval_ms=0&size={args.size}"
         cpu0 = cpu_seconds(server.pid)
         t0 = time.monotonic()
-        clients = [subprocess.Popen(["curl", "-sS", "-o", "/dev/null", url]) for _ in range(args.streams)]
+        clients = [subprocess.Popen(pinned(1) + ["curl", "-sS", "-o", "/dev/null", url]) for _ in range(args.streams)]
         for c in clients:
             if c.wait() != 0:
                 sys.exit(f"error: curl failed in mode {mode}")
@@ -136,9 +145,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--modes", default="off,metrics,unsampled,recorded")
     p.add_argument("--streams", type=int, default=4)
-    p.add_argument("--chunks", type=int, default=100_000, help="chunks per stream")
+    p.add_argument("--chunks", type=int, default=250_000, help="chunks per stream")
     p.add_argument("--size", type=int, default=64, help="payload bytes per chunk")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args()
     for path in (TRICKLE, SINK):
         if not os.path.exists(path):
@@ -160,7 +169,8 @@ def main():
     print(f"\nMachine: {os.cpu_count()} CPUs ({cpu_model}), {platform.system()} {platform.release()}; "
           f"{datetime.date.today()}; commit {commit}")
     print(f"Load: {args.streams} SSE streams x {args.chunks} chunks of {args.size} payload bytes, interval 0, "
-          f"curl clients on loopback; median of {args.repeat} runs.\n")
+          f"curl clients on loopback; one server worker{' pinned to CPU 0, clients on CPU 1' if pinned(0) else ''}; "
+          f"median of {args.repeat} runs.\n")
     base = statistics.median(r["cpu_us_per_chunk"] for r in results["off"]) if "off" in results else None
     print("| mode | server CPU per chunk | vs off | chunks/s |")
     print("| --- | --- | --- | --- |")
