@@ -115,6 +115,11 @@ impl Parser {
 
     /// Parses `bytes`, appending what they complete to `out`.
     pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<Item>) -> Result<(), LineTooLong> {
+        if bytes.is_empty() {
+            // An empty read must not forget a pending CR: the LF that may
+            // follow in the next read still belongs to it.
+            return Ok(());
+        }
         if self.after_cr {
             self.after_cr = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
@@ -279,6 +284,19 @@ mod tests {
             .unwrap();
         assert_eq!(out, [event("message", "a", "3"), event("end", "b", "3")]);
         assert_eq!(parser.last_event_id(), "3");
+    }
+
+    #[test]
+    fn a_crlf_split_by_an_empty_read_is_one_line_end() {
+        let mut parser = Parser::new();
+        let mut out = Vec::new();
+        for piece in [&b"data: a\r"[..], b"", b"\n: hb\r\n\r\n"] {
+            parser.feed(piece, &mut out).unwrap();
+        }
+        assert_eq!(
+            out,
+            [Item::Comment(" hb".into()), event("message", "a", "")]
+        );
     }
 
     #[test]
