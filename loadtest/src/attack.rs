@@ -1,0 +1,240 @@
+//! goose wiring: one scenario, one transaction that runs one logical
+//! stream per iteration, custom rows for what goose cannot time, and a run
+//! deadline that ends open streams on time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use goose::client::GooseClientBuilder;
+use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType as _};
+use goose::goose::{GooseUser, Scenario, Transaction, TransactionError, TransactionResult};
+use goose::metrics::GooseMetrics;
+use goose::GooseAttack;
+use tokio_util::sync::CancellationToken;
+
+use crate::checks::Expectations;
+use crate::cli::RunArgs;
+use crate::client::decode::Transport;
+use crate::client::http::HttpConnector;
+use crate::client::ws::WsConnector;
+use crate::client::{run_stream, Plan, Shared};
+use crate::collector::Collector;
+use crate::progress;
+use crate::record::EndReason;
+use crate::report::Report;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("--host is required (e.g. --host http://127.0.0.1:8080)")]
+    NoHost,
+    #[error("cannot read --body-file {path}: {source}")]
+    BodyFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid --run-time {0:?}")]
+    RunTime(String),
+    #[error("goose: {0}")]
+    Goose(#[from] goose::GooseError),
+}
+
+/// What a finished run returns.
+pub struct RunResult {
+    pub metrics: GooseMetrics,
+    pub report: Report,
+    pub expectations: Expectations,
+}
+
+/// Seconds in a goose time span ("30", "30s", "1m30s", "1h").
+fn span_secs(raw: &Option<String>) -> Result<u64, SetupError> {
+    match raw {
+        None => Ok(0),
+        Some(text) => goose::util::parse_timespan(text)
+            .map(|s| s as u64)
+            .ok_or_else(|| SetupError::RunTime(text.clone())),
+    }
+}
+
+/// When goose's plan ends the load phase: ramp-up, then --run-time.
+fn run_length(config: &GooseConfiguration) -> Result<Option<Duration>, SetupError> {
+    let run = span_secs(&config.run_time)?;
+    if run == 0 {
+        return Ok(None);
+    }
+    let users = config.users.unwrap_or(1) as f64;
+    let ramp = match span_secs(&config.increase_time)? {
+        0 => users / f64::from(goose::util::parse_rate(config.increase_rate.clone())),
+        secs => secs as f64,
+    };
+    Ok(Some(Duration::from_secs_f64(ramp + run as f64)))
+}
+
+pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
+    let RunArgs {
+        stream,
+        checks,
+        mut goose,
+    } = args;
+    let host = goose
+        .host
+        .clone()
+        .filter(|h| !h.is_empty())
+        .ok_or(SetupError::NoHost)?;
+    let body = match (&stream.body, &stream.body_file) {
+        (Some(text), _) => Some(Bytes::from(text.clone())),
+        (None, Some(path)) => Some(Bytes::from(std::fs::read(path).map_err(|source| {
+            SetupError::BodyFile {
+                path: path.display().to_string(),
+                source,
+            }
+        })?)),
+        (None, None) => None,
+    };
+    let plan = Plan {
+        transport: stream.transport,
+        method: stream.method.clone(),
+        path_and_query: stream.path_and_query(),
+        headers: stream.headers.clone(),
+        body,
+        idle_timeout: stream.idle_timeout,
+        stream_timeout: stream.stream_timeout,
+        reconnect: stream.reconnect,
+        instance_header: stream.instance_header.to_ascii_lowercase(),
+        no_end_marker: stream.no_end_marker,
+        expected_events: stream.chunks,
+    };
+    let expectations = Expectations {
+        concurrency: checks.expect_concurrency,
+        timeout: checks.expect_timeout,
+        max_ttfb_p99: checks.max_ttfb_p99,
+        max_error_rate: checks.max_error_rate,
+        interval: stream.interval_ms.map(Duration::from_millis),
+        first_delay: stream.first_delay_ms.map(Duration::from_millis),
+        reconnect: stream.reconnect,
+    };
+    let length = run_length(&goose)?;
+    // Our streams end themselves at the deadline; goose's metrics must not
+    // be reset after the ramp-up or early rows would vanish.
+    goose.no_reset_metrics = true;
+
+    let collector = Arc::new(Collector::new(&host, stream.transport.as_str()));
+    let shared = Arc::new(Shared {
+        plan,
+        collector: collector.clone(),
+        run_over: CancellationToken::new(),
+    });
+    let transaction = {
+        let shared = shared.clone();
+        let host = host.clone();
+        Transaction::new(Arc::new(move |user: &mut GooseUser| {
+            let shared = shared.clone();
+            let host = host.clone();
+            Box::pin(async move { stream_transaction(user, &shared, &host).await })
+        }))
+        .set_name("stream")
+    };
+    let attack = GooseAttack::initialize_with_config(goose)?
+        .register_scenario(Scenario::new("streams").register_transaction(transaction))
+        .set_default(GooseDefault::NoResetMetrics, true)?
+        .set_client_builder_without_cookies(
+            GooseClientBuilder::new().without_cookies().gzip(false),
+        )?;
+
+    let started = tokio::time::Instant::now();
+    let watcher = tokio::spawn(progress::watch(
+        collector.clone(),
+        shared.run_over.clone(),
+        started,
+        length,
+        stream.progress_secs,
+    ));
+    let deadline = {
+        let run_over = shared.run_over.clone();
+        tokio::spawn(async move {
+            match length {
+                Some(length) => tokio::select! {
+                    () = tokio::time::sleep(length) => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                },
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+            run_over.cancel();
+        })
+    };
+    let metrics = attack.execute().await;
+    shared.run_over.cancel();
+    deadline.abort();
+    let _ = watcher.await;
+    let metrics = metrics?;
+    Ok(RunResult {
+        metrics,
+        report: collector.finish(),
+        expectations,
+    })
+}
+
+async fn stream_transaction(
+    user: &mut GooseUser,
+    shared: &Shared,
+    host: &str,
+) -> TransactionResult {
+    if shared.run_over.is_cancelled() {
+        // The run is over: wait for goose to stop this user rather than
+        // opening streams that would end at once.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        return Ok(());
+    }
+    let outcome = if shared.plan.transport == Transport::Ws {
+        run_stream(shared, &mut WsConnector::from_host(host)).await
+    } else {
+        run_stream(shared, &mut HttpConnector { user: &mut *user }).await
+    };
+    for (i, conn) in outcome.connections.iter().enumerate() {
+        let success = !conn.end.is_some_and(|e| e.is_error());
+        if let Some(ttfb) = conn.first_event {
+            user.record_custom_request_duration(
+                "STREAM",
+                "ttfb first event",
+                ttfb,
+                success,
+                conn.status,
+                None,
+            )
+            .await?;
+        }
+        if conn.status.is_some_and(|s| s < 300) {
+            user.record_custom_request_duration(
+                "STREAM",
+                "stream lifetime",
+                conn.lifetime,
+                success,
+                conn.status,
+                conn.end.map(EndReason::as_str),
+            )
+            .await?;
+        }
+        if i > 0 {
+            if let Some(ttfb) = conn.first_event {
+                user.record_custom_request_duration(
+                    "STREAM",
+                    "resume",
+                    ttfb,
+                    success,
+                    conn.status,
+                    None,
+                )
+                .await?;
+            }
+        }
+    }
+    if outcome.end.is_error() {
+        return Err(Box::new(TransactionError::Custom(format!(
+            "stream ended: {}",
+            outcome.end.as_str()
+        ))));
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! The command line: goose's own options plus trickle-load's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use goose::config::GooseConfiguration;
+
+use crate::client::decode::Transport;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trickle-load",
+    args_conflicts_with_subcommands = true,
+    about = "Load-tests streaming HTTP APIs: holds many long-lived SSE, NDJSON, text or WebSocket streams and measures what clients see",
+    long_about = "Load-tests streaming HTTP APIs on goose. Each goose user holds one stream at a time \
+and reads it to its end, measuring time to headers, TTFB to the first byte and to the first event, \
+every gap between events, how each stream ended (completed, cut, reconnect hint, idle, HTTP status) \
+and, when events carry ids, what was lost, duplicated or reordered across reconnects.\n\n\
+Exit code: 0 when every check passed, 1 when a check failed, 2 on a usage or setup error.\n\n\
+Example: trickle-load --host http://127.0.0.1:8080 --users 200 --increase-rate 50 --run-time 30s \
+--transport sse --chunks 100 --interval-ms 250 --stream-report report.html"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Merges JSON stream reports from several load processes into one
+    /// (histograms merge exactly).
+    Merge {
+        /// JSON reports written with --stream-report FILE.json.
+        #[arg(required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
+        /// Where to write the merged report (.json, .md or .html).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    #[command(flatten)]
+    pub checks: CheckArgs,
+    #[command(flatten)]
+    pub goose: GooseConfiguration,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Streams")]
+pub struct StreamArgs {
+    /// Framing of the stream.
+    #[arg(long, value_enum, default_value = "sse")]
+    pub transport: Transport,
+    /// Path (and query) to request; default trickle's route for the transport.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// HTTP method (WebSocket always uses GET).
+    #[arg(long, default_value = "GET", value_parser = ["GET", "POST", "PUT"])]
+    pub method: String,
+    /// Extra request header, "Name: value"; repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Request body (e.g. a JSON prompt for an LLM endpoint).
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body read from a file.
+    #[arg(long)]
+    pub body_file: Option<PathBuf>,
+    /// trickle stream parameter: events per stream (added to the query).
+    #[arg(long)]
+    pub chunks: Option<u64>,
+    /// trickle stream parameter: pause between events; also the interval
+    /// the buffering check expects.
+    #[arg(long)]
+    pub interval_ms: Option<u64>,
+    /// trickle stream parameter: think time before the first event.
+    #[arg(long)]
+    pub first_delay_ms: Option<u64>,
+    /// trickle stream parameter: payload bytes per event.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// A connection with nothing received for this long is given up.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Longest life of one logical stream (reconnects included); default:
+    /// until the run ends.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub stream_timeout: Option<Duration>,
+    /// Resume cut streams: SSE with Last-Event-ID after the server's
+    /// `retry:`, others with `last_event_id`.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Response header naming the serving instance.
+    #[arg(long, default_value = "x-trickle-instance")]
+    pub instance_header: String,
+    /// Treat a clean end of body without an end marker as completed (for
+    /// servers that send none); by default it counts as truncated, except
+    /// for text streams.
+    #[arg(long)]
+    pub no_end_marker: bool,
+    /// Write the stream report here (.json, .md or .html); repeatable.
+    #[arg(long)]
+    pub stream_report: Vec<PathBuf>,
+    /// Seconds between progress lines on stderr (0: none).
+    #[arg(long, default_value_t = 2)]
+    pub progress_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Checks (any failure: exit 1)")]
+pub struct CheckArgs {
+    /// No instance may hold more than N of our streams at once, and 429s
+    /// may come only when every instance seen was at N.
+    #[arg(long, value_name = "N")]
+    pub expect_concurrency: Option<u64>,
+    /// Streams meant to outlive DURATION must be cut at about DURATION
+    /// (the platform's request timeout); with --reconnect, no id may be
+    /// lost or duplicated across the cut.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub expect_timeout: Option<Duration>,
+    /// Largest acceptable p99 of the time to the first event.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_ttfb_p99: Option<Duration>,
+    /// Largest acceptable share of connections ending in error (0..1).
+    #[arg(long, value_name = "RATIO", value_parser = parse_ratio)]
+    pub max_error_rate: Option<f64>,
+}
+
+fn parse_header(raw: &str) -> Result<(String, String), String> {
+    let (name, value) = raw
+        .split_once(':')
+        .ok_or_else(|| format!("{raw:?}: expected \"Name: value\""))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+    {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+fn parse_ratio(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{raw:?}: expected a ratio between 0 and 1")),
+    }
+}
+
+impl StreamArgs {
+    /// The path with trickle's stream parameters appended.
+    pub fn path_and_query(&self) -> String {
+        let path = self
+            .path
+            .clone()
+            .unwrap_or_else(|| self.transport.default_path().to_owned());
+        let mut params = Vec::new();
+        for (name, value) in [
+            ("chunks", self.chunks.map(|v| v.to_string())),
+            ("interval_ms", self.interval_ms.map(|v| v.to_string())),
+            ("first_delay_ms", self.first_delay_ms.map(|v| v.to_string())),
+            ("size", self.size.map(|v| v.to_string())),
+        ] {
+            if let Some(value) = value {
+                params.push(format!("{name}={value}"));
+            }
+        }
+        if params.is_empty() {
+            path
+        } else {
+            let joiner = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{joiner}{}", params.join("&"))
+        }
+    }
+
+    /// How long a whole stream should take, when the parameters say.
+    pub fn planned_duration(&self) -> Option<Duration> {
+        let chunks = self.chunks?;
+        let interval = Duration::from_millis(self.interval_ms.unwrap_or(1000));
+        let first = Duration::from_millis(self.first_delay_ms.unwrap_or(0));
+        Some(first + interval * chunks.saturating_sub(1) as u32)
+    }
+}

@@ -1,0 +1,278 @@
+//! From body bytes to what a client cares about: events (with their ids
+//! when the server gives them), heartbeats, end markers and reconnect hints.
+//!
+//! Recognised markers: trickle's (`event: end` / `event: reconnect`,
+//! `{"type":"end"}` / `{"type":"reconnect"}`), and the `[DONE]` data line
+//! that LLM APIs end their SSE streams with.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The wire framing of a body.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Sse,
+    Ndjson,
+    Text,
+    Ws,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sse => "sse",
+            Self::Ndjson => "ndjson",
+            Self::Text => "text",
+            Self::Ws => "ws",
+        }
+    }
+
+    /// trickle's route for this transport.
+    pub fn default_path(self) -> &'static str {
+        match self {
+            Self::Sse => "/sse",
+            Self::Ndjson => "/ndjson",
+            Self::Text => "/stream",
+            Self::Ws => "/ws",
+        }
+    }
+}
+
+/// Something the client saw in the body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Event {
+        id: Option<u64>,
+    },
+    Heartbeat,
+    End,
+    Reconnect,
+    /// The server's advertised reconnection delay.
+    Retry(Duration),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("a line longer than {0} bytes")]
+    LineTooLong(usize),
+}
+
+/// Longest line or event accepted before the stream counts as broken.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// An incremental decoder for one connection's body.
+#[derive(Debug)]
+pub struct Decoder {
+    transport: Transport,
+    sse: trickle_sse::Parser,
+    previous_sse_id: String,
+    line: Vec<u8>,
+    max_line: usize,
+    items: Vec<trickle_sse::Item>,
+}
+
+impl Decoder {
+    pub fn new(transport: Transport) -> Self {
+        Self::with_max_line(transport, MAX_LINE)
+    }
+
+    pub fn with_max_line(transport: Transport, max_line: usize) -> Self {
+        Self {
+            transport,
+            sse: trickle_sse::Parser::with_max_line(max_line),
+            previous_sse_id: String::new(),
+            line: Vec::new(),
+            max_line,
+            items: Vec::new(),
+        }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Seen>) -> Result<(), DecodeError> {
+        match self.transport {
+            Transport::Sse => self.feed_sse(bytes, out),
+            Transport::Ndjson | Transport::Text | Transport::Ws => self.feed_lines(bytes, out),
+        }
+    }
+
+    fn feed_sse(&mut self, bytes: &[u8], out: &mut Vec<Seen>) -> Result<(), DecodeError> {
+        self.sse
+            .feed(bytes, &mut self.items)
+            .map_err(|e| DecodeError::LineTooLong(e.limit))?;
+        for item in self.items.drain(..) {
+            out.push(match item {
+                trickle_sse::Item::Comment(_) => Seen::Heartbeat,
+                trickle_sse::Item::Retry(ms) => Seen::Retry(Duration::from_millis(ms)),
+                trickle_sse::Item::Event(event) => {
+                    if event.event_type == "end" || event.data.trim() == "[DONE]" {
+                        Seen::End
+                    } else if event.event_type == "reconnect" {
+                        Seen::Reconnect
+                    } else {
+                        // The event's own `id:` field if it had one (the
+                        // last id changed), else an integer "id" in JSON data.
+                        let fresh_id = (event.last_event_id != self.previous_sse_id)
+                            .then(|| event.last_event_id.parse().ok())
+                            .flatten();
+                        self.previous_sse_id.clone_from(&event.last_event_id);
+                        Seen::Event {
+                            id: fresh_id.or_else(|| json_id(&event.data)),
+                        }
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn feed_lines(&mut self, mut bytes: &[u8], out: &mut Vec<Seen>) -> Result<(), DecodeError> {
+        while let Some(end) = bytes.iter().position(|b| *b == b'\n') {
+            if self.line.len() + end > self.max_line {
+                return Err(DecodeError::LineTooLong(self.max_line));
+            }
+            self.line.extend_from_slice(&bytes[..end]);
+            let line = std::mem::take(&mut self.line);
+            out.push(self.line_item(&line));
+            self.line = line;
+            self.line.clear();
+            bytes = &bytes[end + 1..];
+        }
+        if self.line.len() + bytes.len() > self.max_line {
+            return Err(DecodeError::LineTooLong(self.max_line));
+        }
+        self.line.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn line_item(&self, line: &[u8]) -> Seen {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = String::from_utf8_lossy(line);
+        match self.transport {
+            Transport::Text => {
+                if text.trim().is_empty() {
+                    Seen::Heartbeat
+                } else {
+                    Seen::Event { id: text_id(&text) }
+                }
+            }
+            _ => message(&text),
+        }
+    }
+
+    /// One WebSocket text frame.
+    pub fn frame(&self, text: &str) -> Seen {
+        message(text)
+    }
+}
+
+/// A JSON message (NDJSON line, WebSocket frame): trickle's `type` field
+/// tells markers from chunks; anything else is an event.
+fn message(text: &str) -> Seen {
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return if text.trim() == "[DONE]" {
+            Seen::End
+        } else {
+            Seen::Event { id: None }
+        };
+    };
+    match value.get("type").and_then(Value::as_str) {
+        Some("end") => Seen::End,
+        Some("reconnect") => Seen::Reconnect,
+        Some("heartbeat") => Seen::Heartbeat,
+        _ => Seen::Event {
+            id: value.get("id").and_then(Value::as_u64),
+        },
+    }
+}
+
+fn json_id(data: &str) -> Option<u64> {
+    serde_json::from_str::<Value>(data)
+        .ok()?
+        .get("id")?
+        .as_u64()
+}
+
+/// `Data chunk N at ...` (the classic Flask format trickle keeps).
+fn text_id(line: &str) -> Option<u64> {
+    let rest = line.strip_prefix("Data chunk ")?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(transport: Transport, pieces: &[&[u8]]) -> Vec<Seen> {
+        let mut decoder = Decoder::new(transport);
+        let mut out = Vec::new();
+        for piece in pieces {
+            decoder.feed(piece, &mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn trickle_sse() {
+        let body = b"retry: 1000\n\nid: 0\nevent: chunk\ndata: {\"type\":\"chunk\",\"id\":0}\n\n: heartbeat\n\nid: 1\nevent: chunk\ndata: {\"id\":1}\n\nevent: end\ndata: {}\n\n";
+        assert_eq!(
+            decode(Transport::Sse, &[&body[..20], &body[20..]]),
+            [
+                Seen::Retry(Duration::from_secs(1)),
+                Seen::Event { id: Some(0) },
+                Seen::Heartbeat,
+                Seen::Event { id: Some(1) },
+                Seen::End
+            ]
+        );
+        assert_eq!(
+            decode(
+                Transport::Sse,
+                &[b"retry: 500\nid: 4\nevent: reconnect\ndata: {}\n\n"]
+            ),
+            [Seen::Retry(Duration::from_millis(500)), Seen::Reconnect]
+        );
+    }
+
+    #[test]
+    fn llm_style_sse_without_ids() {
+        let body = b"data: {\"choices\":[]}\n\ndata: {\"choices\":[]}\n\ndata: [DONE]\n\n";
+        assert_eq!(
+            decode(Transport::Sse, &[body]),
+            [
+                Seen::Event { id: None },
+                Seen::Event { id: None },
+                Seen::End
+            ]
+        );
+    }
+
+    #[test]
+    fn ndjson_text_and_long_lines() {
+        assert_eq!(
+            decode(
+                Transport::Ndjson,
+                &[
+                    b"{\"type\":\"chunk\",\"id\":3}\n{\"type\":\"heart",
+                    b"beat\"}\n{\"type\":\"end\"}\n"
+                ]
+            ),
+            [Seen::Event { id: Some(3) }, Seen::Heartbeat, Seen::End]
+        );
+        assert_eq!(
+            decode(Transport::Text, &[b"Data chunk 7 at 1.5\n\nhello\n"]),
+            [
+                Seen::Event { id: Some(7) },
+                Seen::Heartbeat,
+                Seen::Event { id: None }
+            ]
+        );
+        let mut decoder = Decoder::with_max_line(Transport::Ndjson, 16);
+        let mut out = Vec::new();
+        assert!(decoder.feed(&[b'x'; 17], &mut out).is_err());
+        let mut decoder = Decoder::with_max_line(Transport::Sse, 16);
+        assert!(decoder.feed(&[b'x'; 17], &mut out).is_err());
+    }
+}

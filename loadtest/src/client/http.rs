@@ -1,0 +1,149 @@
+//! SSE, NDJSON and text streams over goose's HTTP client: goose times the
+//! headers (its own request row); this reads the body to its end.
+
+use std::time::Duration;
+
+use goose::goose::{GooseMethod, GooseRequest, GooseUser};
+use tokio::time::Instant;
+
+use super::decode::{Decoder, Transport};
+use super::{client_deadline, Attempt, Connector, Reader, Shared};
+use crate::record::{Connection, EndReason};
+
+/// goose's whole-request timeout would cut long streams; ours is a week,
+/// and the run's deadline and `--idle-timeout` end streams instead.
+const NO_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub(crate) struct HttpConnector<'u> {
+    pub user: &'u mut GooseUser,
+}
+
+fn method(name: &str) -> GooseMethod {
+    match name {
+        "POST" => GooseMethod::Post,
+        "PUT" => GooseMethod::Put,
+        _ => GooseMethod::Get,
+    }
+}
+
+/// Adds `last_event_id` to a path for transports without a resume header.
+pub fn with_resume(path: &str, resume_after: Option<u64>) -> String {
+    match resume_after {
+        Some(id) => {
+            let joiner = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{joiner}last_event_id={id}")
+        }
+        None => path.to_owned(),
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+impl Connector for HttpConnector<'_> {
+    async fn connect(&mut self, shared: &Shared, attempt: &mut Attempt) -> Connection {
+        let plan = &shared.plan;
+        let sse = plan.transport == Transport::Sse;
+        let path = if sse {
+            plan.path_and_query.clone()
+        } else {
+            with_resume(&plan.path_and_query, attempt.resume_after)
+        };
+        let stop_at = attempt.stop_at;
+        let mut reader = Reader::new(shared, attempt);
+        let builder = match self.user.get_request_builder(&method(&plan.method), &path) {
+            Ok(builder) => builder,
+            Err(_) => return reader.finish(EndReason::ConnectError),
+        };
+        let mut builder = builder.timeout(NO_TIMEOUT);
+        for (name, value) in &plan.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if sse {
+            builder = builder.header("accept", "text/event-stream");
+            if let Some(id) = reader.attempt.resume_after {
+                builder = builder.header("last-event-id", id.to_string());
+            }
+        }
+        if let Some(body) = &plan.body {
+            builder = builder.body(body.clone());
+        }
+        let request = GooseRequest::builder()
+            .set_request_builder(builder)
+            .name("stream headers")
+            .build();
+        let goose_response = tokio::select! {
+            response = self.user.request(request) => response,
+            () = client_deadline(shared, stop_at) => return reader.finish(EndReason::ClientDeadline),
+        };
+        let response = match goose_response.map(|r| r.response) {
+            Ok(Ok(response)) => response,
+            _ => return reader.finish(EndReason::ConnectError),
+        };
+        reader.conn.headers = Some(reader.started.elapsed());
+        let status = response.status().as_u16();
+        reader.conn.status = Some(status);
+        reader.conn.instance = response
+            .headers()
+            .get(plan.instance_header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if !response.status().is_success() {
+            if status == 429 {
+                shared.collector.refused();
+            }
+            reader.conn.retry = retry_after(response.headers());
+            return reader.finish(EndReason::HttpStatus);
+        }
+
+        let instance = reader.conn.instance.clone();
+        shared.collector.opened(instance.as_deref());
+        let end = read_body(&mut reader, response, stop_at).await;
+        shared.collector.closed(instance.as_deref());
+        reader.finish(end)
+    }
+}
+
+async fn read_body(
+    reader: &mut Reader<'_>,
+    mut response: reqwest::Response,
+    stop_at: Option<Instant>,
+) -> EndReason {
+    let shared = reader.shared;
+    let mut decoder = Decoder::new(shared.plan.transport);
+    let mut items = Vec::new();
+    let deadline = client_deadline(shared, stop_at);
+    tokio::pin!(deadline);
+    loop {
+        let idle = tokio::time::sleep(shared.plan.idle_timeout);
+        let chunk = tokio::select! {
+            chunk = response.chunk() => chunk,
+            () = idle => return EndReason::IdleTimeout,
+            () = &mut deadline => return EndReason::ClientDeadline,
+        };
+        match chunk {
+            Ok(Some(bytes)) => {
+                if reader.conn.first_byte.is_none() {
+                    reader.conn.first_byte = Some(reader.started.elapsed());
+                }
+                reader.conn.bytes += bytes.len() as u64;
+                if decoder.feed(&bytes, &mut items).is_err() {
+                    return EndReason::ProtocolError;
+                }
+                if let Some(end) = reader.seen(&mut items) {
+                    return end;
+                }
+            }
+            Ok(None) => return reader.clean_eof(),
+            Err(_) => return EndReason::Truncated,
+        }
+    }
+}

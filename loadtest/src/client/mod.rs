@@ -1,0 +1,195 @@
+//! One logical stream: connect, read to the end, and with `--reconnect`
+//! come back after a cut or a reconnect hint, resuming after the last id.
+
+pub mod decode;
+pub mod http;
+pub mod ws;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::collector::Collector;
+use crate::record::{Connection, EndReason, IdTracker};
+use decode::{Seen, Transport};
+
+/// Default wait before a reconnect when the server advertised none.
+pub const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+/// Reconnects of one logical stream before it is given up.
+pub const MAX_RECONNECTS: u64 = 1_000;
+
+/// What every stream of the run does.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub transport: Transport,
+    pub method: String,
+    pub path_and_query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Bytes>,
+    pub idle_timeout: Duration,
+    pub stream_timeout: Option<Duration>,
+    pub reconnect: bool,
+    pub instance_header: String,
+    pub no_end_marker: bool,
+    /// Events a whole stream should carry (trickle's `chunks`), when known.
+    pub expected_events: Option<u64>,
+}
+
+/// Shared by every user of the run.
+#[derive(Debug)]
+pub struct Shared {
+    pub plan: Plan,
+    pub collector: Arc<Collector>,
+    /// Cancelled when the run is over: open streams end as client deadline.
+    pub run_over: CancellationToken,
+}
+
+/// The per-connection reading state the transports share.
+pub struct Reader<'a> {
+    pub shared: &'a Shared,
+    pub attempt: &'a mut Attempt,
+    pub conn: Connection,
+    pub started: Instant,
+    pub last_event: Option<Instant>,
+    pub end_seen: Option<EndReason>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(shared: &'a Shared, attempt: &'a mut Attempt) -> Self {
+        Self {
+            shared,
+            attempt,
+            conn: Connection::default(),
+            started: Instant::now(),
+            last_event: None,
+            end_seen: None,
+        }
+    }
+
+    /// Finishes the connection with `end`.
+    pub fn finish(mut self, end: EndReason) -> Connection {
+        self.conn.end = Some(end);
+        self.conn.lifetime = self.started.elapsed();
+        self.conn
+    }
+
+    /// Handles what a decoder produced; returns the end if one was seen.
+    pub fn seen(&mut self, items: &mut Vec<Seen>) -> Option<EndReason> {
+        for item in items.drain(..) {
+            match item {
+                Seen::Event { id } => {
+                    let now = Instant::now();
+                    self.conn.events += 1;
+                    if self.conn.first_event.is_none() {
+                        self.conn.first_event = Some(now - self.started);
+                        if let Some(cut) = self.attempt.cut_at.take() {
+                            self.shared.collector.resumed(now - cut);
+                        }
+                    }
+                    let gap = self.last_event.map(|last| now - last);
+                    self.last_event = Some(now);
+                    self.shared.collector.event(gap);
+                    if let Some(id) = id {
+                        self.attempt.had_ids = true;
+                        self.attempt.ids.observe(id);
+                    }
+                }
+                Seen::Heartbeat => {}
+                Seen::Retry(retry) => self.conn.retry = Some(retry),
+                Seen::End => self.end_seen = Some(EndReason::Completed),
+                Seen::Reconnect => self.end_seen = Some(EndReason::ReconnectHint),
+            }
+        }
+        self.end_seen
+    }
+
+    /// How a clean end of body counts.
+    pub fn clean_eof(&self) -> EndReason {
+        if let Some(end) = self.end_seen {
+            end
+        } else if self.shared.plan.transport == Transport::Text || self.shared.plan.no_end_marker {
+            EndReason::Completed
+        } else {
+            EndReason::Truncated
+        }
+    }
+}
+
+/// The outcome of one logical stream, for goose's transaction result.
+#[derive(Debug)]
+pub struct StreamOutcome {
+    pub end: EndReason,
+    pub connections: Vec<Connection>,
+}
+
+/// One connection attempt of a logical stream, and what it carries over.
+#[derive(Debug, Default)]
+pub struct Attempt {
+    /// Resume after this id (none on the first connection).
+    pub resume_after: Option<u64>,
+    /// When the previous connection was cut, for the resume time.
+    pub cut_at: Option<Instant>,
+    /// The logical stream's own deadline (`--stream-timeout`).
+    pub stop_at: Option<Instant>,
+    pub ids: IdTracker,
+    pub had_ids: bool,
+}
+
+/// Makes and reads one connection.
+pub(crate) trait Connector {
+    async fn connect(&mut self, shared: &Shared, attempt: &mut Attempt) -> Connection;
+}
+
+/// Runs one logical stream to its end.
+pub(crate) async fn run_stream(shared: &Shared, connector: &mut impl Connector) -> StreamOutcome {
+    let started = Instant::now();
+    let mut attempt = Attempt {
+        stop_at: shared.plan.stream_timeout.map(|t| started + t),
+        ..Attempt::default()
+    };
+    let mut reconnects = 0u64;
+    let mut connections = Vec::new();
+    let end = loop {
+        let conn = connector.connect(shared, &mut attempt).await;
+        shared.collector.connection(&conn);
+        let end = conn.end.unwrap_or(EndReason::Truncated);
+        let retry = conn.retry.unwrap_or(DEFAULT_RETRY);
+        connections.push(conn);
+        let out_of_time =
+            shared.run_over.is_cancelled() || attempt.stop_at.is_some_and(|s| Instant::now() >= s);
+        if !shared.plan.reconnect || !end.resumable() || out_of_time || reconnects >= MAX_RECONNECTS
+        {
+            break end;
+        }
+        reconnects += 1;
+        attempt.cut_at = Some(Instant::now());
+        attempt.resume_after = attempt.ids.last();
+        let wait = client_deadline(shared, attempt.stop_at);
+        tokio::select! {
+            () = tokio::time::sleep(retry) => {}
+            () = wait => break EndReason::ClientDeadline,
+        }
+    };
+    if end == EndReason::Completed {
+        attempt.ids.finish(shared.plan.expected_events);
+    }
+    shared
+        .collector
+        .stream(&attempt.ids.integrity, attempt.had_ids, reconnects);
+    StreamOutcome { end, connections }
+}
+
+/// Resolves when the connection must stop reading: run over or stream
+/// timeout reached.
+pub async fn client_deadline(shared: &Shared, stop_at: Option<Instant>) {
+    match stop_at {
+        Some(at) => tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            () = shared.run_over.cancelled() => {}
+        },
+        None => shared.run_over.cancelled().await,
+    }
+}

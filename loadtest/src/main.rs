@@ -1,0 +1,96 @@
+//! `trickle-load`: run a streaming load test, or merge reports.
+//! Exit code: 0 all checks passed, 1 a check failed, 2 usage or setup error.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use trickle_load::cli::{Cli, Command};
+use trickle_load::report::Report;
+use trickle_load::{attack, checks};
+
+const FAILED: u8 = 1;
+const SETUP: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Merge { inputs, output }) => merge(&inputs, &output),
+        None => run(cli.run),
+    }
+}
+
+fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {
+    let mut merged: Option<Report> = None;
+    for path in inputs {
+        match Report::read(path) {
+            Ok(report) => match &mut merged {
+                Some(m) => m.merge(&report),
+                None => merged = Some(report),
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(SETUP);
+            }
+        }
+    }
+    let Some(merged) = merged else {
+        eprintln!("error: nothing to merge");
+        return ExitCode::from(SETUP);
+    };
+    if let Err(e) = merged.write(output, &[]) {
+        eprintln!("error: {e}");
+        return ExitCode::from(SETUP);
+    }
+    println!(
+        "merged {} reports: {} streams, {} connections -> {}",
+        inputs.len(),
+        merged.streams,
+        merged.connections,
+        output.display()
+    );
+    ExitCode::SUCCESS
+}
+
+fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
+    let reports = args.stream.stream_report.clone();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(SETUP);
+        }
+    };
+    let result = match runtime.block_on(attack::run(args)) {
+        Ok(result) => result,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(SETUP);
+        }
+    };
+    let verdicts = checks::evaluate(&result.report, &result.expectations);
+    println!(
+        "{}",
+        trickle_load::report::markdown::render(&result.report, &verdicts)
+    );
+    for path in &reports {
+        match result.report.write(path, &verdicts) {
+            Ok(()) => eprintln!("stream report written to {}", path.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(SETUP);
+            }
+        }
+    }
+    if result.report.connections == 0 {
+        eprintln!("error: no stream was attempted");
+        return ExitCode::from(SETUP);
+    }
+    if verdicts.iter().all(|v| v.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILED)
+    }
+}

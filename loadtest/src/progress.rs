@@ -1,0 +1,49 @@
+//! Live progress on stderr, and the once-a-second timeline samples.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::collector::Collector;
+
+pub async fn watch(
+    collector: Arc<Collector>,
+    run_over: CancellationToken,
+    started: Instant,
+    length: Option<Duration>,
+    every_secs: u64,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_events = 0u64;
+    let mut last_print = Instant::now();
+    let mut seconds = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = run_over.cancelled() => return,
+        }
+        collector.sample();
+        seconds += 1;
+        if every_secs == 0 || !seconds.is_multiple_of(every_secs) {
+            continue;
+        }
+        let events = collector.events.load(Ordering::Relaxed);
+        let rate = (events - last_events) as f64 / last_print.elapsed().as_secs_f64().max(0.001);
+        last_events = events;
+        last_print = Instant::now();
+        let elapsed = started.elapsed().as_secs_f64();
+        let remaining = length.map_or_else(String::new, |l| {
+            format!(" ({:.0} s left)", (l.as_secs_f64() - elapsed).max(0.0))
+        });
+        eprintln!(
+            "[{elapsed:6.1} s{remaining}] open streams {:>6} | events/s {:>9.0} | connections {:>7} | errors {:>5}",
+            collector.open.load(Ordering::Relaxed),
+            rate,
+            collector.connections.load(Ordering::Relaxed),
+            collector.errors.load(Ordering::Relaxed),
+        );
+    }
+}

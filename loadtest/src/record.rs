@@ -1,0 +1,197 @@
+//! One stream's story as the client saw it, and the id bookkeeping that
+//! tells lost, duplicated and reordered events apart across reconnects.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How one connection of a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The end marker arrived (`event: end`, `{"type":"end"}`, `[DONE]`,
+    /// WebSocket close 1000), or a text body ended cleanly.
+    Completed,
+    /// The server asked the client to come back (`event: reconnect`,
+    /// WebSocket close 1001).
+    ReconnectHint,
+    /// EOF or reset without the end marker: a platform cut, for instance.
+    Truncated,
+    /// Nothing arrived for `--idle-timeout`.
+    IdleTimeout,
+    /// Still open when the run (or `--stream-timeout`) ended: not a failure.
+    ClientDeadline,
+    /// The response was not a success (429, 503, 504...).
+    HttpStatus,
+    /// No connection or no response.
+    ConnectError,
+    /// The body broke the framing (endless line, invalid data).
+    ProtocolError,
+}
+
+impl EndReason {
+    pub const ALL: [EndReason; 8] = [
+        Self::Completed,
+        Self::ReconnectHint,
+        Self::Truncated,
+        Self::IdleTimeout,
+        Self::ClientDeadline,
+        Self::HttpStatus,
+        Self::ConnectError,
+        Self::ProtocolError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::ReconnectHint => "reconnect_hint",
+            Self::Truncated => "truncated",
+            Self::IdleTimeout => "idle_timeout",
+            Self::ClientDeadline => "client_deadline",
+            Self::HttpStatus => "http_status",
+            Self::ConnectError => "connect_error",
+            Self::ProtocolError => "protocol_error",
+        }
+    }
+
+    /// Ends that count against the error rate.
+    pub fn is_error(self) -> bool {
+        matches!(
+            self,
+            Self::Truncated
+                | Self::IdleTimeout
+                | Self::HttpStatus
+                | Self::ConnectError
+                | Self::ProtocolError
+        )
+    }
+
+    /// Ends after which a reconnecting client comes back for the rest.
+    pub fn resumable(self) -> bool {
+        matches!(
+            self,
+            Self::ReconnectHint | Self::Truncated | Self::HttpStatus | Self::IdleTimeout
+        )
+    }
+}
+
+/// One connection of a stream.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub status: Option<u16>,
+    pub headers: Option<Duration>,
+    pub first_byte: Option<Duration>,
+    pub first_event: Option<Duration>,
+    pub events: u64,
+    pub bytes: u64,
+    pub instance: Option<String>,
+    pub lifetime: Duration,
+    pub end: Option<EndReason>,
+    /// `Retry-After` or SSE `retry:` the server advertised, if any.
+    pub retry: Option<Duration>,
+}
+
+/// Lost, duplicated and out-of-order ids over a whole logical stream.
+///
+/// Memory is bounded: at most `MAX_MISSING` missing ids are remembered to
+/// recognise late arrivals; beyond that a late id counts as a duplicate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Integrity {
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IdTracker {
+    /// The next id expected; ids below it were seen or counted lost.
+    next: Option<u64>,
+    missing: BTreeSet<u64>,
+    pub integrity: Integrity,
+}
+
+const MAX_MISSING: usize = 4096;
+
+impl IdTracker {
+    /// A tracker expecting the stream to start at `first`.
+    pub fn starting_at(first: u64) -> Self {
+        Self {
+            next: Some(first),
+            ..Self::default()
+        }
+    }
+
+    pub fn observe(&mut self, id: u64) {
+        let next = *self.next.get_or_insert(id);
+        if id == next {
+            self.next = Some(id + 1);
+        } else if id > next {
+            let gap = id - next;
+            self.integrity.lost += gap;
+            for missing in next..id {
+                if self.missing.len() >= MAX_MISSING {
+                    break;
+                }
+                self.missing.insert(missing);
+            }
+            self.next = Some(id + 1);
+        } else if self.missing.remove(&id) {
+            self.integrity.lost -= 1;
+            self.integrity.out_of_order += 1;
+        } else {
+            self.integrity.duplicated += 1;
+        }
+    }
+
+    /// The last id in sequence, to resume after.
+    pub fn last(&self) -> Option<u64> {
+        self.next.and_then(|n| n.checked_sub(1))
+    }
+
+    /// Ids expected but never seen by the end of the stream (`total` ids).
+    pub fn finish(&mut self, total: Option<u64>) {
+        if let (Some(total), Some(next)) = (total, self.next) {
+            if next < total {
+                self.integrity.lost += total - next;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(ids: &[u64]) -> Integrity {
+        let mut tracker = IdTracker::starting_at(0);
+        for id in ids {
+            tracker.observe(*id);
+        }
+        tracker.integrity
+    }
+
+    #[test]
+    fn tells_loss_duplicates_and_reordering_apart() {
+        assert_eq!(track(&[0, 1, 2, 3]), Integrity::default());
+        assert_eq!(track(&[0, 1, 3]).lost, 1);
+        assert_eq!(track(&[0, 1, 1, 2]).duplicated, 1);
+        let reordered = track(&[0, 2, 1, 3]);
+        assert_eq!(
+            (reordered.lost, reordered.out_of_order, reordered.duplicated),
+            (0, 1, 0)
+        );
+        assert_eq!(track(&[1, 2]).lost, 1, "the first id was lost");
+    }
+
+    #[test]
+    fn resume_point_and_missing_tail() {
+        let mut tracker = IdTracker::starting_at(0);
+        for id in 0..5 {
+            tracker.observe(id);
+        }
+        assert_eq!(tracker.last(), Some(4));
+        tracker.finish(Some(8));
+        assert_eq!(tracker.integrity.lost, 3);
+    }
+}

@@ -1,0 +1,424 @@
+//! The stream report: everything measured in a run, mergeable across load
+//! processes. Histograms are HDR (microseconds, 3 significant digits) and
+//! travel in JSON as base64 V2+deflate, so a merge is exact.
+
+pub mod markdown;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Connection, EndReason, Integrity};
+
+/// Highest value a histogram holds: an hour, in microseconds.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// The measured distributions, by name.
+pub const HISTOGRAMS: [&str; 7] = [
+    "headers",
+    "first_byte",
+    "first_event",
+    "gap",
+    "lifetime",
+    "cutoff",
+    "resume",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a trickle-load JSON report: {detail}")]
+    Format { path: String, detail: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Per-instance figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStats {
+    /// Most of our streams it held at once.
+    pub peak: u64,
+    /// Connections it served.
+    pub connections: u64,
+}
+
+/// One second of the run: open streams per instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Unix time, whole seconds.
+    pub t: u64,
+    pub open: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub tool: String,
+    pub target: String,
+    pub transport: String,
+    pub started_unix: f64,
+    pub duration_s: f64,
+    /// Load processes merged into this report.
+    pub processes: u32,
+    /// Logical streams (a stream with reconnects counts once).
+    pub streams: u64,
+    pub connections: u64,
+    pub events: u64,
+    pub bytes: u64,
+    pub reconnects: u64,
+    /// Connections by how they ended.
+    pub ends: BTreeMap<EndReason, u64>,
+    /// Connections by HTTP status (101 for WebSocket upgrades).
+    pub statuses: BTreeMap<u16, u64>,
+    pub integrity: Integrity,
+    /// Streams whose events carried ids (integrity applies to those).
+    pub streams_with_ids: u64,
+    pub instances: BTreeMap<String, InstanceStats>,
+    pub timeline: Vec<TimelinePoint>,
+    /// 429s by the lowest load among the instances seen at that moment:
+    /// a 429 while some instance held fewer than the limit is premature.
+    pub refusals_by_min_load: BTreeMap<u64, u64>,
+    #[serde(with = "histograms")]
+    pub histograms: BTreeMap<String, Histogram<u64>>,
+}
+
+impl Report {
+    pub fn new(target: &str, transport: &str, started_unix: f64) -> Self {
+        let histograms = HISTOGRAMS
+            .iter()
+            .map(|name| ((*name).to_owned(), new_histogram()))
+            .collect();
+        Self {
+            tool: format!("trickle-load {}", env!("CARGO_PKG_VERSION")),
+            target: target.to_owned(),
+            transport: transport.to_owned(),
+            started_unix,
+            duration_s: 0.0,
+            processes: 1,
+            streams: 0,
+            connections: 0,
+            events: 0,
+            bytes: 0,
+            reconnects: 0,
+            ends: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+            integrity: Integrity::default(),
+            streams_with_ids: 0,
+            instances: BTreeMap::new(),
+            timeline: Vec::new(),
+            refusals_by_min_load: BTreeMap::new(),
+            histograms,
+        }
+    }
+
+    pub fn histogram(&self, name: &str) -> Option<&Histogram<u64>> {
+        self.histograms.get(name)
+    }
+
+    pub fn record(&mut self, name: &str, value: Duration) {
+        if let Some(h) = self.histograms.get_mut(name) {
+            let micros = u64::try_from(value.as_micros()).unwrap_or(MAX_MICROS);
+            let _ = h.record(micros.clamp(1, MAX_MICROS));
+        }
+    }
+
+    /// Folds in one finished connection.
+    pub fn add_connection(&mut self, c: &Connection) {
+        self.connections += 1;
+        self.events += c.events;
+        self.bytes += c.bytes;
+        if let Some(end) = c.end {
+            *self.ends.entry(end).or_default() += 1;
+        }
+        if let Some(status) = c.status {
+            *self.statuses.entry(status).or_default() += 1;
+        }
+        for (name, value) in [
+            ("headers", c.headers),
+            ("first_byte", c.first_byte),
+            ("first_event", c.first_event),
+        ] {
+            if let Some(v) = value {
+                self.record(name, v);
+            }
+        }
+        if c.status.is_some_and(|s| s < 300) {
+            self.record("lifetime", c.lifetime);
+            if matches!(c.end, Some(EndReason::Truncated | EndReason::ReconnectHint)) {
+                self.record("cutoff", c.lifetime);
+            }
+        }
+        if let Some(instance) = &c.instance {
+            self.instances
+                .entry(instance.clone())
+                .or_default()
+                .connections += 1;
+        }
+    }
+
+    /// Folds in the end of a logical stream.
+    pub fn add_stream(&mut self, integrity: &Integrity, had_ids: bool, reconnects: u64) {
+        self.streams += 1;
+        self.reconnects += reconnects;
+        if had_ids {
+            self.streams_with_ids += 1;
+            self.integrity.lost += integrity.lost;
+            self.integrity.duplicated += integrity.duplicated;
+            self.integrity.out_of_order += integrity.out_of_order;
+        }
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.ends
+            .iter()
+            .filter(|(end, _)| end.is_error())
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn error_rate(&self) -> f64 {
+        if self.connections == 0 {
+            0.0
+        } else {
+            self.errors() as f64 / self.connections as f64
+        }
+    }
+
+    /// Merges another process's report into this one, exactly.
+    pub fn merge(&mut self, other: &Report) {
+        let end = (self.started_unix + self.duration_s).max(other.started_unix + other.duration_s);
+        self.started_unix = self.started_unix.min(other.started_unix);
+        self.duration_s = end - self.started_unix;
+        self.processes += other.processes;
+        self.streams += other.streams;
+        self.connections += other.connections;
+        self.events += other.events;
+        self.bytes += other.bytes;
+        self.reconnects += other.reconnects;
+        self.streams_with_ids += other.streams_with_ids;
+        self.integrity.lost += other.integrity.lost;
+        self.integrity.duplicated += other.integrity.duplicated;
+        self.integrity.out_of_order += other.integrity.out_of_order;
+        for (k, v) in &other.ends {
+            *self.ends.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.statuses {
+            *self.statuses.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.refusals_by_min_load {
+            *self.refusals_by_min_load.entry(*k).or_default() += v;
+        }
+        for (name, h) in &other.histograms {
+            match self.histograms.get_mut(name) {
+                Some(mine) => {
+                    let _ = mine.add(h);
+                }
+                None => {
+                    self.histograms.insert(name.clone(), h.clone());
+                }
+            }
+        }
+        // Timelines add up second by second; an instance's peak across
+        // processes is the highest such sum (or a process's own, if higher).
+        let mut seconds: BTreeMap<u64, BTreeMap<String, u64>> = BTreeMap::new();
+        for point in self.timeline.iter().chain(&other.timeline) {
+            let slot = seconds.entry(point.t).or_default();
+            for (instance, open) in &point.open {
+                *slot.entry(instance.clone()).or_default() += open;
+            }
+        }
+        self.timeline = seconds
+            .into_iter()
+            .map(|(t, open)| TimelinePoint { t, open })
+            .collect();
+        for (instance, stats) in &other.instances {
+            let mine = self.instances.entry(instance.clone()).or_default();
+            mine.connections += stats.connections;
+            mine.peak = mine.peak.max(stats.peak);
+        }
+        for point in &self.timeline {
+            for (instance, open) in &point.open {
+                let stats = self.instances.entry(instance.clone()).or_default();
+                stats.peak = stats.peak.max(*open);
+            }
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    pub fn read(path: &Path) -> Result<Self, ReportError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| ReportError::Format {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Writes the report in the format its extension names: `.json`,
+    /// `.md`, or `.html`.
+    pub fn write(
+        &self,
+        path: &Path,
+        verdicts: &[crate::checks::Verdict],
+    ) -> Result<(), ReportError> {
+        let text = match path.extension().and_then(|e| e.to_str()) {
+            Some("md") => markdown::render(self, verdicts),
+            Some("html") => markdown::render_html(self, verdicts),
+            _ => self.to_json(),
+        };
+        std::fs::write(path, text).map_err(|source| ReportError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
+#[allow(clippy::expect_used)]
+pub fn new_histogram() -> Histogram<u64> {
+    // Constant bounds and precision: this cannot fail at run time.
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid constant histogram bounds")
+}
+
+/// Quantile of a histogram as a duration (zero when empty).
+pub fn quantile(h: &Histogram<u64>, q: f64) -> Duration {
+    if h.is_empty() {
+        Duration::ZERO
+    } else {
+        Duration::from_micros(h.value_at_quantile(q))
+    }
+}
+
+mod histograms {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(
+        map: &BTreeMap<String, Histogram<u64>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut encoded = BTreeMap::new();
+        for (name, h) in map {
+            let mut bytes = Vec::new();
+            V2DeflateSerializer::new()
+                .serialize(h, &mut bytes)
+                .map_err(serde::ser::Error::custom)?;
+            encoded.insert(
+                name.clone(),
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+            );
+        }
+        serializer.collect_map(encoded)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<String, Histogram<u64>>, D::Error> {
+        let encoded: BTreeMap<String, String> = serde::Deserialize::deserialize(deserializer)?;
+        let mut map = BTreeMap::new();
+        for (name, text) in encoded {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(serde::de::Error::custom)?;
+            let h: Histogram<u64> = Deserializer::new()
+                .deserialize(&mut bytes.as_slice())
+                .map_err(serde::de::Error::custom)?;
+            map.insert(name, h);
+        }
+        Ok(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(r: &mut Report, offset: u64) {
+        for i in 0..100u64 {
+            let c = Connection {
+                status: Some(200),
+                headers: Some(Duration::from_micros(100 + i)),
+                first_byte: Some(Duration::from_micros(200 + i + offset)),
+                first_event: Some(Duration::from_millis(1 + i + offset)),
+                events: 10,
+                bytes: 1000,
+                instance: Some(format!("i{}", i % 2)),
+                lifetime: Duration::from_secs(1 + (i + offset) % 5),
+                end: Some(if i % 10 == 0 {
+                    EndReason::Truncated
+                } else {
+                    EndReason::Completed
+                }),
+                retry: None,
+            };
+            r.add_connection(&c);
+            r.add_stream(
+                &Integrity {
+                    lost: (i + offset) % 3,
+                    ..Default::default()
+                },
+                true,
+                0,
+            );
+        }
+    }
+
+    fn sample(offset: u64) -> Report {
+        let mut r = Report::new("http://127.0.0.1:8080", "sse", 1_000.0 + offset as f64);
+        r.duration_s = 10.0;
+        fill(&mut r, offset);
+        r.timeline.push(TimelinePoint {
+            t: 1_005,
+            open: [("i0".to_owned(), 3 + offset)].into(),
+        });
+        r
+    }
+
+    #[test]
+    fn json_round_trip_is_exact() {
+        let r = sample(0);
+        let back: Report = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(back.connections, 100);
+        assert_eq!(back.histogram("first_event"), r.histogram("first_event"));
+        assert_eq!(back.ends[&EndReason::Truncated], 10);
+        assert!((back.error_rate() - 0.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn merging_two_reports_equals_one_report_of_both() {
+        let (a, b) = (sample(0), sample(7));
+        let mut merged: Report = serde_json::from_str(&a.to_json()).unwrap();
+        merged.merge(&serde_json::from_str(&b.to_json()).unwrap());
+        let mut both = Report::new("http://127.0.0.1:8080", "sse", 1_000.0);
+        fill(&mut both, 0);
+        fill(&mut both, 7);
+        assert_eq!(merged.connections, both.connections);
+        assert_eq!(merged.events, both.events);
+        assert_eq!(merged.streams, both.streams);
+        assert_eq!(merged.ends, both.ends);
+        assert_eq!(merged.statuses, both.statuses);
+        assert_eq!(merged.integrity, both.integrity);
+        for name in HISTOGRAMS {
+            assert_eq!(merged.histogram(name), both.histogram(name), "{name}");
+        }
+        assert_eq!(merged.processes, 2);
+        // The shared second adds up: 3 + 10 open on i0.
+        assert_eq!(merged.timeline[0].open["i0"], 13);
+        assert_eq!(merged.instances["i0"].peak, 13);
+        assert_eq!(merged.duration_s, 17.0);
+    }
+}
