@@ -230,6 +230,16 @@ async fn stream_transaction(
             }
         }
     }
+    // A refused stream comes back after the server's Retry-After, as a
+    // polite client would, rather than hammering it.
+    if outcome.end == EndReason::HttpStatus {
+        if let Some(retry) = outcome.connections.last().and_then(|c| c.retry) {
+            tokio::select! {
+                () = tokio::time::sleep(retry.min(Duration::from_secs(30))) => {}
+                () = shared.run_over.cancelled() => {}
+            }
+        }
+    }
     if outcome.end.is_error() {
         return Err(Box::new(TransactionError::Custom(format!(
             "stream ended: {}",

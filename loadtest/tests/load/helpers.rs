@@ -1,0 +1,54 @@
+//! Spawning trickle and running the load tester in process.
+
+use clap::Parser;
+use trickle::telemetry::Telemetry;
+use trickle::{Application, Settings};
+use trickle_load::attack::{self, RunResult};
+use trickle_load::checks::{self, Verdict};
+use trickle_load::cli::Cli;
+
+/// Starts trickle on 127.0.0.1:0 with the extra flags; returns its base URL.
+pub async fn spawn_trickle(extra: &[&str]) -> String {
+    let mut args = vec![
+        "trickle",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--workers",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let settings = Settings::from_args(args).unwrap();
+    let telemetry = Telemetry::init_with_env(&settings, &|_| None).unwrap();
+    let app = Application::build(&settings, &telemetry).unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    base
+}
+
+/// Runs trickle-load with these arguments (goose quiet) and evaluates the
+/// checks, as the binary does.
+pub async fn load(host: &str, args: &[&str]) -> (RunResult, Vec<Verdict>) {
+    let mut argv = vec![
+        "trickle-load",
+        "--host",
+        host,
+        "--quiet",
+        "--no-print-metrics",
+        "--progress-secs",
+        "0",
+    ];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let result = attack::run(cli.run).await.unwrap();
+    let verdicts = checks::evaluate(&result.report, &result.expectations);
+    (result, verdicts)
+}
+
+pub fn verdict<'a>(verdicts: &'a [Verdict], check: &str) -> &'a Verdict {
+    verdicts
+        .iter()
+        .find(|v| v.check == check)
+        .unwrap_or_else(|| panic!("no {check} verdict in {verdicts:#?}"))
+}

@@ -1,0 +1,8 @@
+//! trickle-load against trickle in process and against small servers that
+//! misbehave in known ways. goose keeps global state: nextest runs each
+//! test in its own process (with `cargo test`, use --test-threads=1).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod misbehaving;
+mod trickle_runs;

@@ -1,0 +1,335 @@
+//! Small servers that misbehave in known ways: each check must catch its
+//! case (and the well-behaved runs in trickle_runs.rs show it passes).
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpResponse, HttpServer};
+use futures_util::stream;
+use trickle_load::record::EndReason;
+
+use crate::helpers::{load, verdict};
+
+fn sse_event(id: u64) -> Bytes {
+    Bytes::from(format!("id: {id}\nevent: chunk\ndata: {{\"id\":{id}}}\n\n"))
+}
+
+const END: &[u8] = b"event: end\ndata: {}\n\n";
+
+async fn serve(app: fn(&mut web::ServiceConfig)) -> String {
+    let server = HttpServer::new(move || App::new().configure(app))
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let host = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    tokio::spawn(server.run());
+    host
+}
+
+/// Holds all ten events (100 ms apart) and sends them at once.
+async fn buffered() -> HttpResponse {
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut body = Vec::new();
+    for id in 0..10 {
+        body.extend_from_slice(&sse_event(id));
+    }
+    body.extend_from_slice(END);
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .body(body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffered_response_is_caught() {
+    let host = serve(|cfg| {
+        cfg.route("/sse", web::get().to(buffered));
+    })
+    .await;
+    let (result, verdicts) = load(
+        &host,
+        &[
+            "--users",
+            "2",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "3s",
+            "--chunks",
+            "10",
+            "--interval-ms",
+            "100",
+        ],
+    )
+    .await;
+    assert!(
+        result
+            .report
+            .ends
+            .get(&EndReason::Completed)
+            .copied()
+            .unwrap_or(0)
+            >= 2
+    );
+    let buffering = verdict(&verdicts, "buffering");
+    assert!(!buffering.passed, "{buffering:?}");
+    assert!(buffering.detail.contains("response buffered"));
+    assert!(verdict(&verdicts, "integrity").passed);
+}
+
+/// Sends an event every 100 ms and cuts the connection at 1 s, without
+/// the end marker (the chunked body is never terminated).
+async fn cutting() -> HttpResponse {
+    let events = stream::unfold(0u64, |id| async move {
+        tokio::time::sleep(Duration::from_millis(if id == 0 { 0 } else { 100 })).await;
+        if id < 10 {
+            Some((Ok::<_, std::io::Error>(sse_event(id)), id + 1))
+        } else {
+            Some((Err(std::io::Error::other("cut")), id + 1))
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cuts_are_reported_as_truncation_and_checked_against_the_timeout() {
+    let host = serve(|cfg| {
+        cfg.route("/sse", web::get().to(cutting));
+    })
+    .await;
+    let args = [
+        "--users",
+        "2",
+        "--increase-rate",
+        "100",
+        "--run-time",
+        "3s",
+        "--expect-timeout",
+        "1s",
+    ];
+    let (result, verdicts) = load(&host, &args).await;
+    let truncated = result
+        .report
+        .ends
+        .get(&EndReason::Truncated)
+        .copied()
+        .unwrap_or(0);
+    assert!(truncated >= 2, "{:?}", result.report.ends);
+    let timeout = verdict(&verdicts, "timeout");
+    assert!(timeout.passed, "{timeout:?}");
+    assert!(result.report.error_rate() > 0.5);
+
+    let (_, verdicts) = load(
+        &host,
+        &[
+            "--users",
+            "2",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "3s",
+            "--expect-timeout",
+            "5s",
+        ],
+    )
+    .await;
+    assert!(!verdict(&verdicts, "timeout").passed);
+    let (_, verdicts) = load(
+        &host,
+        &[
+            "--users",
+            "2",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "2s",
+            "--max-error-rate",
+            "0.1",
+        ],
+    )
+    .await;
+    assert!(!verdict(&verdicts, "error-rate").passed);
+}
+
+/// Skips id 2 and repeats id 3.
+async fn skipping() -> HttpResponse {
+    let mut body = Vec::new();
+    for id in [0, 1, 3, 3, 4] {
+        body.extend_from_slice(&sse_event(id));
+    }
+    body.extend_from_slice(END);
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .body(body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_and_repeated_ids_fail_integrity() {
+    let host = serve(|cfg| {
+        cfg.route("/sse", web::get().to(skipping));
+    })
+    .await;
+    let (result, verdicts) = load(&host, &["--users", "1", "--run-time", "1s"]).await;
+    let i = &result.report.integrity;
+    assert!(i.lost >= 1 && i.duplicated >= 1, "{i:?}");
+    // One lost per stream, but for the one the run's end may have cut.
+    assert!(
+        i.lost + 1 >= result.report.streams && i.lost <= result.report.streams,
+        "{i:?}"
+    );
+    assert!(!verdict(&verdicts, "integrity").passed);
+}
+
+/// Answers 429 beyond two concurrent streams, on two "instances".
+async fn limited(counter: web::Data<Arc<AtomicUsize>>) -> HttpResponse {
+    let open = counter.fetch_add(1, Ordering::SeqCst);
+    if open >= 2 {
+        counter.fetch_sub(1, Ordering::SeqCst);
+        return HttpResponse::TooManyRequests()
+            .insert_header(("retry-after", "1"))
+            .finish();
+    }
+    struct Release(Arc<AtomicUsize>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let release = Release(counter.get_ref().clone());
+    let events = stream::unfold((0u64, release), |(id, release)| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((Ok::<_, Infallible>(sse_event(id)), (id + 1, release)))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("x-trickle-instance", "only-one"))
+        .streaming(events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_beyond_the_limit_is_caught() {
+    let host = serve(|cfg| {
+        cfg.app_data(web::Data::new(Arc::new(AtomicUsize::new(0))))
+            .route("/sse", web::get().to(limited));
+    })
+    .await;
+    let base = ["--users", "4", "--increase-rate", "100", "--run-time", "2s"];
+    let (result, verdicts) =
+        load(&host, &[&base[..], &["--expect-concurrency", "2"]].concat()).await;
+    assert!(result.report.statuses.get(&429).copied().unwrap_or(0) >= 2);
+    assert!(verdict(&verdicts, "concurrency").passed, "{verdicts:#?}");
+    let (_, verdicts) = load(&host, &[&base[..], &["--expect-concurrency", "1"]].concat()).await;
+    assert!(!verdict(&verdicts, "concurrency").passed);
+}
+
+/// Sends headers, then nothing at all.
+async fn silent() -> HttpResponse {
+    let nothing = stream::pending::<Result<Bytes, Infallible>>();
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(nothing)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_sends_a_byte_times_out() {
+    let host = serve(|cfg| {
+        cfg.route("/sse", web::get().to(silent));
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (result, _) = load(
+        &host,
+        &[
+            "--users",
+            "2",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "3s",
+            "--idle-timeout",
+            "1s",
+        ],
+    )
+    .await;
+    assert!(
+        result
+            .report
+            .ends
+            .get(&EndReason::IdleTimeout)
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "{:?}",
+        result.report.ends
+    );
+    assert!(result.report.histogram("first_byte").unwrap().is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "the run ends on time"
+    );
+}
+
+/// Garbage, an endless line, a 10 MB event: the tester survives each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_endless_lines_do_not_break_the_tester() {
+    async fn garbage() -> HttpResponse {
+        let bytes: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .body(bytes)
+    }
+    async fn endless() -> HttpResponse {
+        let line = stream::repeat_with(|| Ok::<_, Infallible>(Bytes::from_static(&[b'x'; 65_536])));
+        HttpResponse::Ok()
+            .content_type("application/x-ndjson")
+            .streaming(line)
+    }
+    async fn huge() -> HttpResponse {
+        let mut body = b"data: ".to_vec();
+        body.extend(std::iter::repeat_n(b'y', 10 * 1024 * 1024));
+        body.extend_from_slice(b"\n\n");
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .body(body)
+    }
+    let host = serve(|cfg| {
+        cfg.route("/sse", web::get().to(garbage))
+            .route("/ndjson", web::get().to(endless))
+            .route("/huge", web::get().to(huge));
+    })
+    .await;
+    let run = ["--users", "2", "--increase-rate", "100", "--run-time", "1s"];
+    let (result, _) = load(&host, &run).await;
+    assert!(result.report.connections >= 2);
+    let (result, _) = load(&host, &[&run[..], &["--transport", "ndjson"]].concat()).await;
+    assert!(
+        result
+            .report
+            .ends
+            .get(&EndReason::ProtocolError)
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "{:?}",
+        result.report.ends
+    );
+    let (result, _) = load(&host, &[&run[..], &["--path", "/huge"]].concat()).await;
+    assert!(
+        result
+            .report
+            .ends
+            .get(&EndReason::ProtocolError)
+            .copied()
+            .unwrap_or(0)
+            >= 1,
+        "{:?}",
+        result.report.ends
+    );
+}
