@@ -24,6 +24,9 @@ use crate::progress;
 use crate::record::EndReason;
 use crate::report::Report;
 
+/// Pause after a failed connection before the user tries again.
+const CONNECT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("--host is required (e.g. --host http://127.0.0.1:8080)")]
@@ -230,14 +233,18 @@ async fn stream_transaction(
             }
         }
     }
-    // A refused stream comes back after the server's Retry-After, as a
-    // polite client would, rather than hammering it.
-    if outcome.end == EndReason::HttpStatus {
-        if let Some(retry) = outcome.connections.last().and_then(|c| c.retry) {
-            tokio::select! {
-                () = tokio::time::sleep(retry.min(Duration::from_secs(30))) => {}
-                () = shared.run_over.cancelled() => {}
-            }
+    // A refused stream comes back after the server's Retry-After, and a
+    // failed connection after a short pause, as a polite client would,
+    // rather than spinning on an error.
+    let pause = match outcome.end {
+        EndReason::HttpStatus => outcome.connections.last().and_then(|c| c.retry),
+        EndReason::ConnectError => Some(CONNECT_ERROR_PAUSE),
+        _ => None,
+    };
+    if let Some(pause) = pause {
+        tokio::select! {
+            () = tokio::time::sleep(pause.min(Duration::from_secs(30))) => {}
+            () = shared.run_over.cancelled() => {}
         }
     }
     if outcome.end.is_error() {

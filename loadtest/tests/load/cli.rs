@@ -1,0 +1,192 @@
+//! The binary: exit codes, merge, and servers that are not HTTP at all.
+
+use std::process::Command;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::spawn_trickle;
+
+fn trickle_load(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+        .args(["--quiet", "--no-print-metrics", "--progress-secs", "0"])
+        .args(args)
+        .output()
+        .expect("the trickle-load binary runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
+    let host = spawn_trickle(&[]).await;
+    let dir = std::env::temp_dir().join(format!("trickle-load-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = dir.join("a.json");
+    let b = dir.join("b.json");
+    let run = |report: &std::path::Path, extra: &[&str]| {
+        let report = report.to_str().unwrap().to_owned();
+        let host = host.clone();
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "--host",
+                &host,
+                "--users",
+                "3",
+                "--increase-rate",
+                "100",
+                "--run-time",
+                "1s",
+                "--chunks",
+                "5",
+                "--interval-ms",
+                "20",
+                "--stream-report",
+                &report,
+            ];
+            args.extend(extra.iter().map(String::as_str));
+            trickle_load(&args)
+        })
+    };
+    let passed = run(&a, &["--max-ttfb-p99", "5s"]).await.unwrap();
+    assert_eq!(
+        passed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&passed.stderr)
+    );
+    let summary = String::from_utf8_lossy(&passed.stdout);
+    assert!(
+        summary.contains("# trickle-load report") && summary.contains("PASS ttfb-p99"),
+        "{summary}"
+    );
+
+    let failed = run(&b, &["--max-ttfb-p99", "1us"]).await.unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stdout).contains("FAIL ttfb-p99"));
+
+    // Usage and setup errors: exit 2.
+    assert_eq!(
+        trickle_load(&["--users", "1"]).status.code(),
+        Some(2),
+        "no --host"
+    );
+    assert_eq!(
+        trickle_load(&["--host", &host, "--max-error-rate", "2"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        trickle_load(&["--host", &host, "--body-file", "/no/such/file"])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    // Merge: the two runs add up exactly.
+    let merged = dir.join("all.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+        .args([
+            "merge",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "-o",
+            merged.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |p: &std::path::Path| trickle_load::report::Report::read(p).unwrap();
+    let (ra, rb, all) = (read(&a), read(&b), read(&merged));
+    assert_eq!(all.connections, ra.connections + rb.connections);
+    assert_eq!(all.events, ra.events + rb.events);
+    assert_eq!(all.processes, 2);
+    assert_eq!(
+        all.histogram("first_event").unwrap().len(),
+        ra.histogram("first_event").unwrap().len() + rb.histogram("first_event").unwrap().len()
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+        .args(["merge", "/no/such.json", "-o", merged.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// HTTP/1.0 close-delimited bodies complete; instant resets are connect
+/// errors; neither hangs the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_servers_close_delimited_and_reset() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                break;
+            };
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 4096];
+                let n = socket.read(&mut request).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&request[..n]).to_string();
+                if request.starts_with("GET /reset") {
+                    drop(socket);
+                    return;
+                }
+                let _ = socket
+                    .write_all(b"HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
+                    .await;
+                for id in 0..3 {
+                    let _ = socket
+                        .write_all(format!("id: {id}\ndata: {{\"id\":{id}}}\n\n").as_bytes())
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let _ = socket.write_all(b"event: end\ndata: {}\n\n").await;
+            });
+        }
+    });
+    let host = format!("http://127.0.0.1:{port}");
+    let (result, _) = crate::helpers::load(
+        &host,
+        &["--users", "2", "--increase-rate", "100", "--run-time", "1s"],
+    )
+    .await;
+    let completed = result
+        .report
+        .ends
+        .get(&trickle_load::record::EndReason::Completed)
+        .copied()
+        .unwrap_or(0);
+    assert!(completed >= 2, "{:?}", result.report.ends);
+    assert_eq!(result.report.integrity.lost, 0);
+    let (result, _) = crate::helpers::load(
+        &host,
+        &[
+            "--users",
+            "2",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "1s",
+            "--path",
+            "/reset",
+        ],
+    )
+    .await;
+    let ends = &result.report.ends;
+    let failed: u64 = ends
+        .iter()
+        .filter(|(e, _)| e.is_error())
+        .map(|(_, n)| n)
+        .sum();
+    assert!(failed >= 2, "{ends:?}");
+    assert!(
+        !ends.contains_key(&trickle_load::record::EndReason::Completed),
+        "{ends:?}"
+    );
+}
