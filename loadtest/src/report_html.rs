@@ -22,17 +22,33 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Buckets of a histogram on a log scale: (upper bound in ms, count).
+/// Buckets of a histogram on a log scale (x1.25 per bucket from 10 us):
+/// (upper bound in ms, count), from the first non-empty bucket to the last,
+/// empty ones kept so the x axis stays a scale.
 fn log_buckets(h: &Histogram<u64>) -> Vec<(f64, u64)> {
-    h.iter_log(100, 2.0)
+    let all: Vec<(f64, u64)> = h
+        .iter_log(10, 1.25)
         .map(|v| {
             (
                 v.value_iterated_to() as f64 / 1e3,
                 v.count_since_last_iteration(),
             )
         })
-        .filter(|(_, n)| *n > 0)
-        .collect()
+        .collect();
+    let first = all.iter().position(|(_, n)| *n > 0).unwrap_or(0);
+    let last = all.iter().rposition(|(_, n)| *n > 0).map_or(0, |i| i + 1);
+    all[first..last.max(first)].to_vec()
+}
+
+/// Two significant digits or so: 0.42, 4.20, 42.0, 420.
+fn label(ms: f64) -> String {
+    if ms >= 100.0 {
+        format!("{ms:.0}")
+    } else if ms >= 10.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.2}")
+    }
 }
 
 fn bars(title: &str, buckets: &[(f64, u64)], marked: &[(f64, u64)]) -> String {
@@ -73,11 +89,12 @@ fn bars(title: &str, buckets: &[(f64, u64)], marked: &[(f64, u64)]) -> String {
                 (width - 1.0).max(1.0)
             );
         }
-        if i % (buckets.len() / 8).max(1) == 0 {
+        if i % (buckets.len() / 6).max(1) == 0 {
             let _ = write!(
                 svg,
-                "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"10\">{upper:.0}</text>",
-                H - PAD + 14.0
+                "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"10\">{}</text>",
+                H - PAD + 14.0,
+                label(*upper)
             );
         }
     }
