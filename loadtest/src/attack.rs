@@ -106,6 +106,7 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
         instance_header: stream.instance_header.to_ascii_lowercase(),
         no_end_marker: stream.no_end_marker,
         expected_events: stream.chunks,
+        source_addresses: stream.source_addresses,
     };
     let expectations = Expectations {
         concurrency: checks.expect_concurrency,
@@ -179,6 +180,29 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
     })
 }
 
+/// Marks a user whose client is bound to its source address.
+#[derive(Debug, Clone)]
+struct SourceBound;
+
+/// Gives the user a client bound to `source`, once.
+fn bind_source(user: &mut GooseUser, source: std::net::IpAddr) -> TransactionResult {
+    if user.get_session_data::<SourceBound>().is_some() {
+        return Ok(());
+    }
+    let client = reqwest::Client::builder()
+        .local_address(source)
+        .gzip(false)
+        .build()
+        .map_err(|e| {
+            Box::new(TransactionError::Custom(format!(
+                "client bound to {source}: {e}"
+            )))
+        })?;
+    user.client = client;
+    user.set_session_data(SourceBound);
+    Ok(())
+}
+
 async fn stream_transaction(
     user: &mut GooseUser,
     shared: &Shared,
@@ -190,8 +214,12 @@ async fn stream_transaction(
         tokio::time::sleep(Duration::from_millis(200)).await;
         return Ok(());
     }
+    let source = shared.plan.source_for(user.weighted_users_index);
+    if let Some(source) = source {
+        bind_source(user, source)?;
+    }
     let outcome = if shared.plan.transport == Transport::Ws {
-        run_stream(shared, &mut WsConnector::from_host(host)).await
+        run_stream(shared, &mut WsConnector::from_host(host, source)).await
     } else {
         run_stream(shared, &mut HttpConnector { user: &mut *user }).await
     };

@@ -105,6 +105,11 @@ pub struct StreamArgs {
     /// for text streams.
     #[arg(long)]
     pub no_end_marker: bool,
+    /// Spread connections over this many loopback source addresses
+    /// (127.0.0.1, 127.0.0.2, ...), one per user in turn: each (source,
+    /// destination) pair has its own ~28,000 ephemeral ports.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub source_addresses: u8,
     /// Write the stream report here (.json, .md or .html); repeatable.
     #[arg(long)]
     pub stream_report: Vec<PathBuf>,

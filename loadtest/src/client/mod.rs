@@ -36,6 +36,18 @@ pub struct Plan {
     pub no_end_marker: bool,
     /// Events a whole stream should carry (trickle's `chunks`), when known.
     pub expected_events: Option<u64>,
+    /// Loopback source addresses to spread users over (1: the default).
+    pub source_addresses: u8,
+}
+
+impl Plan {
+    /// The source address of user `index`, when spreading.
+    pub fn source_for(&self, index: usize) -> Option<std::net::IpAddr> {
+        (self.source_addresses > 1).then(|| {
+            let last = 1 + (index % usize::from(self.source_addresses)) as u8;
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, last))
+        })
+    }
 }
 
 /// Shared by every user of the run.

@@ -17,16 +17,53 @@ use crate::record::{Connection, EndReason};
 pub(crate) struct WsConnector {
     /// `ws://host:port` (or `wss://`), from goose's `--host`.
     pub base: String,
+    /// Bind to this source address first (loopback spreading).
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl WsConnector {
-    pub fn from_host(host: &str) -> Self {
+    pub fn from_host(host: &str, source: Option<std::net::IpAddr>) -> Self {
         let base = host
             .trim_end_matches('/')
             .replacen("https://", "wss://", 1)
             .replacen("http://", "ws://", 1);
-        Self { base }
+        Self { base, source }
     }
+}
+
+/// Connects from `source` (plain `ws://` only) or the usual way.
+async fn open(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    source: Option<std::net::IpAddr>,
+) -> Result<
+    (
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    WsError,
+> {
+    let Some(source) = source else {
+        return tokio_tungstenite::connect_async(request).await;
+    };
+    let uri = request.uri();
+    let host = uri.host().unwrap_or("127.0.0.1").to_owned();
+    let port = uri.port_u16().unwrap_or(80);
+    let target = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(WsError::Io)?
+        .find(|a| a.is_ipv4() == source.is_ipv4())
+        .ok_or_else(|| WsError::Io(std::io::Error::other("no address for the host")))?;
+    let socket = if source.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(WsError::Io)?;
+    socket.bind((source, 0).into()).map_err(WsError::Io)?;
+    let stream = socket.connect(target).await.map_err(WsError::Io)?;
+    tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream)).await
 }
 
 impl Connector for WsConnector {
@@ -51,7 +88,7 @@ impl Connector for WsConnector {
             }
         }
         let connected = tokio::select! {
-            c = tokio_tungstenite::connect_async(request) => c,
+            c = open(request, self.source) => c,
             () = client_deadline(shared, stop_at) => return reader.finish(EndReason::ClientDeadline),
         };
         let (mut socket, response) = match connected {

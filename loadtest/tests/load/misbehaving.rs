@@ -333,3 +333,68 @@ async fn garbage_and_endless_lines_do_not_break_the_tester() {
         result.report.ends
     );
 }
+
+/// Remembers each connection's source address; streams three events.
+async fn sources(
+    req: actix_web::HttpRequest,
+    seen: web::Data<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+) -> HttpResponse {
+    if let Some(peer) = req.peer_addr() {
+        seen.lock().unwrap().insert(peer.ip().to_string());
+    }
+    let mut body = Vec::new();
+    for id in 0..3 {
+        body.extend_from_slice(&sse_event(id));
+    }
+    body.extend_from_slice(END);
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .body(body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_spread_over_loopback_source_addresses() {
+    let seen = web::Data::new(std::sync::Mutex::new(
+        std::collections::BTreeSet::<String>::new(),
+    ));
+    let data = seen.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/sse", web::get().to(sources))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let host = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    tokio::spawn(server.run());
+    let (result, _) = load(
+        &host,
+        &[
+            "--users",
+            "6",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "1s",
+            "--source-addresses",
+            "3",
+        ],
+    )
+    .await;
+    assert!(
+        result
+            .report
+            .ends
+            .get(&EndReason::Completed)
+            .copied()
+            .unwrap_or(0)
+            >= 6
+    );
+    let addresses = seen.lock().unwrap().clone();
+    assert_eq!(
+        addresses.into_iter().collect::<Vec<_>>(),
+        ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    );
+}
