@@ -80,6 +80,9 @@ impl EndReason {
 #[derive(Debug, Clone, Default)]
 pub struct Connection {
     pub status: Option<u16>,
+    /// TCP connect time, where the client can see it (WebSocket over
+    /// `ws://`; goose's HTTP client folds it into `headers`).
+    pub connect: Option<Duration>,
     pub headers: Option<Duration>,
     pub first_byte: Option<Duration>,
     pub first_event: Option<Duration>,

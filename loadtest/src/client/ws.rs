@@ -31,38 +31,42 @@ impl WsConnector {
     }
 }
 
-/// Connects from `source` (plain `ws://` only) or the usual way.
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Handshake = tokio_tungstenite::tungstenite::handshake::client::Response;
+
+/// Opens the TCP connection itself for `ws://` (from `source` when
+/// spreading), so the connect time is measured apart from the handshake;
+/// `wss://` goes through tokio-tungstenite's own connector.
 async fn open(
     request: tokio_tungstenite::tungstenite::handshake::client::Request,
     source: Option<std::net::IpAddr>,
-) -> Result<
-    (
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        tokio_tungstenite::tungstenite::handshake::client::Response,
-    ),
-    WsError,
-> {
-    let Some(source) = source else {
+    connected: &mut Option<std::time::Duration>,
+) -> Result<(Socket, Handshake), WsError> {
+    let started = Instant::now();
+    if request.uri().scheme_str() != Some("ws") {
         return tokio_tungstenite::connect_async(request).await;
-    };
+    }
     let uri = request.uri();
     let host = uri.host().unwrap_or("127.0.0.1").to_owned();
     let port = uri.port_u16().unwrap_or(80);
     let target = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(WsError::Io)?
-        .find(|a| a.is_ipv4() == source.is_ipv4())
+        .find(|a| source.is_none_or(|s| a.is_ipv4() == s.is_ipv4()))
         .ok_or_else(|| WsError::Io(std::io::Error::other("no address for the host")))?;
-    let socket = if source.is_ipv4() {
+    let socket = if target.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {
         tokio::net::TcpSocket::new_v6()
     }
     .map_err(WsError::Io)?;
-    socket.bind((source, 0).into()).map_err(WsError::Io)?;
+    if let Some(source) = source {
+        socket.bind((source, 0).into()).map_err(WsError::Io)?;
+    }
     let stream = socket.connect(target).await.map_err(WsError::Io)?;
+    let _ = stream.set_nodelay(true);
+    *connected = Some(started.elapsed());
     tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream)).await
 }
 
@@ -88,7 +92,7 @@ impl Connector for WsConnector {
             }
         }
         let connected = tokio::select! {
-            c = open(request, self.source) => c,
+            c = open(request, self.source, &mut reader.conn.connect) => c,
             () = client_deadline(shared, stop_at) => return reader.finish(EndReason::ClientDeadline),
         };
         let (mut socket, response) = match connected {

@@ -28,6 +28,7 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     let _ = writeln!(out, "| measure (ms) | count | p50 | p90 | p99 | max |");
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
     for (name, label) in [
+        ("connect", "TCP connect"),
         ("headers", "time to headers"),
         ("first_byte", "TTFB, first body byte"),
         ("first_event", "TTFB, first event"),

@@ -19,7 +19,8 @@ use crate::record::{Connection, EndReason, Integrity};
 const MAX_MICROS: u64 = 3_600_000_000;
 
 /// The measured distributions, by name.
-pub const HISTOGRAMS: [&str; 7] = [
+pub const HISTOGRAMS: [&str; 8] = [
+    "connect",
     "headers",
     "first_byte",
     "first_event",
@@ -145,6 +146,7 @@ impl Report {
             *self.statuses.entry(status).or_default() += 1;
         }
         for (name, value) in [
+            ("connect", c.connect),
             ("headers", c.headers),
             ("first_byte", c.first_byte),
             ("first_event", c.first_event),
@@ -364,6 +366,7 @@ mod tests {
                     EndReason::Completed
                 }),
                 retry: None,
+                connect: Some(Duration::from_micros(50 + i)),
             };
             r.add_connection(&c);
             r.add_stream(

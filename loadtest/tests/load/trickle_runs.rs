@@ -80,7 +80,13 @@ async fn completes(transport: &str) {
         report.histogram("first_event").unwrap().len()
     );
     assert!(rows.contains_key("STREAM stream lifetime"));
-    if transport != "ws" {
+    if transport == "ws" {
+        assert_eq!(
+            report.histogram("connect").unwrap().len(),
+            report.connections,
+            "TCP connect timed"
+        );
+    } else {
         let headers = rows
             .get("GET stream headers")
             .unwrap_or_else(|| panic!("rows: {:?}", rows.keys()));
