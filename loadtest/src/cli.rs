@@ -30,6 +30,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Runs a local stand-in for Cloud Run's serving layer: instances of a
+    /// command behind per-instance concurrency, a queue, 429s, request
+    /// timeouts and scaling.
+    Emulate(crate::emulate::EmulateArgs),
     /// Merges JSON stream reports from several load processes into one
     /// (histograms merge exactly).
     Merge {

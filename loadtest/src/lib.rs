@@ -10,12 +10,14 @@
 //!   progress counters, timeline).
 //! - [`report`]: the mergeable stream report (JSON, Markdown, HTML).
 //! - [`checks`]: verdicts and the exit code.
+//! - [`emulate`]: a local Cloud Run serving layer for rehearsals.
 
 pub mod attack;
 pub mod checks;
 pub mod cli;
 pub mod client;
 pub mod collector;
+pub mod emulate;
 pub mod progress;
 pub mod record;
 pub mod report;

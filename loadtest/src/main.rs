@@ -15,7 +15,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Merge { inputs, output }) => merge(&inputs, &output),
+        Some(Command::Emulate(args)) => emulate(args),
         None => run(cli.run),
+    }
+}
+
+fn emulate(args: trickle_load::emulate::EmulateArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(SETUP);
+        }
+    };
+    match runtime.block_on(trickle_load::emulate::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(SETUP)
+        }
     }
 }
 

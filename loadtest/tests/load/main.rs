@@ -6,4 +6,5 @@
 mod cli;
 mod helpers;
 mod misbehaving;
+mod rehearsals;
 mod trickle_runs;

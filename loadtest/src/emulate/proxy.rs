@@ -1,0 +1,318 @@
+//! The serving front: HTTP/1.1 to clients, requests proxied to instances
+//! without buffering, WebSocket upgrades tunnelled, the request timeout
+//! applied (504 before a response, a cut after), and Cloud Run's request
+//! headers added.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::time::{Instant, Sleep};
+
+use super::pool::{Lease, Pool};
+use super::say;
+
+pub type ProxyBody = BoxBody<Bytes, std::io::Error>;
+
+/// What a started stream looks like when the timeout cuts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CutMode {
+    /// The connection closes without the chunked terminator (what field
+    /// reports describe for Cloud Run on HTTP/1.1): clients see truncation.
+    Close,
+    /// The body ends cleanly, terminator included.
+    Terminate,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub timeout: Duration,
+    pub queue_timeout: Duration,
+    pub cut_mode: CutMode,
+}
+
+pub struct Proxy {
+    pub pool: Arc<Pool>,
+    pub config: ProxyConfig,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Incoming>,
+}
+
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+fn full(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|e: Infallible| match e {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response
+}
+
+impl Proxy {
+    pub fn new(pool: Arc<Pool>, config: ProxyConfig) -> Arc<Self> {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
+        Arc::new(Self {
+            pool,
+            config,
+            client,
+        })
+    }
+
+    pub async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        let started = Instant::now();
+        let metrics = &self.pool.metrics;
+        if req.uri().path() == "/_emulator/metrics" {
+            let mut response = Response::new(
+                Full::new(Bytes::from(metrics.render()))
+                    .map_err(|e: Infallible| match e {})
+                    .boxed(),
+            );
+            response.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            return Ok(response);
+        }
+        metrics.requests.inc();
+        let deadline = started + self.config.timeout;
+        let Some(lease) = self
+            .pool
+            .acquire(started + self.config.queue_timeout.min(self.config.timeout))
+            .await
+        else {
+            metrics.rejected.inc();
+            say(&format!(
+                "rejected {} {} with 429: every instance full for {:?}",
+                req.method(),
+                req.uri().path(),
+                started.elapsed()
+            ));
+            return Ok(full(StatusCode::TOO_MANY_REQUESTS, "Rate exceeded.\n"));
+        };
+        let waited = started.elapsed();
+        if waited > Duration::from_millis(50) {
+            say(&format!(
+                "queued {} {} for {:.0} ms, then {}",
+                req.method(),
+                req.uri().path(),
+                waited.as_secs_f64() * 1e3,
+                lease.instance.label()
+            ));
+        }
+
+        let upgrade = req.headers().get("upgrade").cloned();
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let uri = format!(
+            "http://{}{}",
+            lease.instance.addr,
+            req.uri().path_and_query().map_or("/", |p| p.as_str())
+        );
+        let (mut parts, body) = req.into_parts();
+        match uri.parse() {
+            Ok(uri) => parts.uri = uri,
+            Err(_) => return Ok(full(StatusCode::BAD_REQUEST, "bad request target\n")),
+        }
+        for name in HOP_BY_HOP {
+            parts.headers.remove(name);
+        }
+        if let Some(upgrade) = &upgrade {
+            parts
+                .headers
+                .insert("connection", HeaderValue::from_static("upgrade"));
+            parts.headers.insert("upgrade", upgrade.clone());
+        }
+        add_platform_headers(&mut parts.headers, peer);
+        let upstream = Request::from_parts(parts, body);
+
+        let response = match tokio::time::timeout_at(deadline, self.client.request(upstream)).await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                say(&format!(
+                    "{} failed the request: {e}",
+                    lease.instance.label()
+                ));
+                return Ok(full(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The instance did not answer.\n",
+                ));
+            }
+            Err(_) => {
+                metrics.timeouts.with_label_values(&["no_response"]).inc();
+                say(&format!(
+                    "504: no response within the {:?} request timeout",
+                    self.config.timeout
+                ));
+                return Ok(full(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream request timeout\n",
+                ));
+            }
+        };
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(self.tunnel(response, client_upgrade, lease, deadline));
+        }
+        let (mut parts, body) = response.into_parts();
+        for name in HOP_BY_HOP {
+            parts.headers.remove(name);
+        }
+        let body = CutBody {
+            inner: body,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            mode: self.config.cut_mode,
+            lease: Some(lease),
+            timeout: self.config.timeout,
+            metrics: self.pool.metrics.clone(),
+        };
+        Ok(Response::from_parts(parts, body.boxed()))
+    }
+
+    /// Relays a WebSocket (any upgrade) both ways until either side closes
+    /// or the request timeout cuts it.
+    fn tunnel(
+        &self,
+        mut response: Response<Incoming>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        lease: Lease,
+        deadline: Instant,
+    ) -> Response<ProxyBody> {
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        let metrics = self.pool.metrics.clone();
+        tokio::spawn(async move {
+            let _lease = lease;
+            let (Some(client), Ok(upstream)) = (client_upgrade, upstream_upgrade.await) else {
+                return;
+            };
+            let Ok(client) = client.await else { return };
+            let mut client = TokioIo::new(client);
+            let mut upstream = TokioIo::new(upstream);
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    metrics.timeouts.with_label_values(&["cut"]).inc();
+                    say("cut a WebSocket at the request timeout");
+                }
+            }
+        });
+        let (parts, _) = response.into_parts();
+        Response::from_parts(
+            parts,
+            http_body_util::Empty::new()
+                .map_err(|e: Infallible| match e {})
+                .boxed(),
+        )
+    }
+}
+
+/// `traceparent`, `X-Cloud-Trace-Context` and `X-Forwarded-For`, as Cloud
+/// Run's front end adds them (keeping an incoming trace id).
+fn add_platform_headers(headers: &mut hyper::HeaderMap, peer: SocketAddr) {
+    let trace = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('-').nth(1))
+        .filter(|t| t.len() == 32)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(1..)));
+    let span = fastrand::u64(1..);
+    let set = |headers: &mut hyper::HeaderMap, name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    set(headers, "traceparent", format!("00-{trace}-{span:016x}-01"));
+    set(
+        headers,
+        "x-cloud-trace-context",
+        format!("{trace}/{span};o=1"),
+    );
+    let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(chain) => format!("{chain}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    set(headers, "x-forwarded-for", forwarded);
+    set(headers, "x-forwarded-proto", "http".to_owned());
+}
+
+/// A streamed response body that ends at the request timeout.
+struct CutBody {
+    inner: Incoming,
+    deadline: Pin<Box<Sleep>>,
+    mode: CutMode,
+    lease: Option<Lease>,
+    timeout: Duration,
+    metrics: Arc<super::metrics::EmulatorMetrics>,
+}
+
+impl Body for CutBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.lease.is_none() {
+            return Poll::Ready(None);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.lease = None;
+            self.metrics.timeouts.with_label_values(&["cut"]).inc();
+            say(&format!(
+                "cut a stream at the {:?} request timeout ({:?})",
+                self.timeout, self.mode
+            ));
+            return Poll::Ready(match self.mode {
+                CutMode::Close => Some(Err(std::io::Error::other("request timeout"))),
+                CutMode::Terminate => None,
+            });
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                self.lease = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.lease = None;
+                Poll::Ready(Some(Err(std::io::Error::other(e))))
+            }
+            other => other.map(|frame| frame.map(|f| f.map_err(std::io::Error::other))),
+        }
+    }
+}
+
+/// Serves one client connection (HTTP/1.1 with upgrades).
+pub async fn serve_connection(proxy: Arc<Proxy>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let service = hyper::service::service_fn(move |req| proxy.clone().handle(req, peer));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+}

@@ -1,0 +1,263 @@
+//! End-to-end rehearsals of Cloud Run behaviour: the real `trickle-load
+//! emulate` and `trickle` binaries, trickle-load's runs in process.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+use trickle_load::record::EndReason;
+use trickle_load::report::quantile;
+
+use crate::helpers::{load, verdict};
+
+struct Emulator {
+    _child: Child,
+    host: String,
+}
+
+/// Starts the emulator on a free port with `args` (instance flags after `--`).
+async fn emulator(args: &[&str]) -> Emulator {
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_trickle-load"));
+    let trickle = exe.with_file_name("trickle");
+    assert!(
+        trickle.exists(),
+        "{} is missing: build it first (cargo build --workspace; scripts/test does)",
+        trickle.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = Command::new(&exe)
+        .args(["emulate", "--listen", &listen])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(&listen).await.is_ok() {
+            return Emulator {
+                _child: child,
+                host: format!("http://{listen}"),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the emulator did not listen on {listen}");
+}
+
+/// Concurrency 10 on at most 3 instances: 40 streams -> at most 10 per
+/// instance on 3 instances, the rest 429 after the queue wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_rehearsal() {
+    let emu = emulator(&[
+        "--concurrency",
+        "10",
+        "--max-instances",
+        "3",
+        "--queue-timeout",
+        "1s",
+    ])
+    .await;
+    let run = [
+        "--users",
+        "40",
+        "--increase-rate",
+        "200",
+        "--run-time",
+        "3s",
+        "--chunks",
+        "1000",
+        "--interval-ms",
+        "200",
+    ];
+    let (result, verdicts) = load(
+        &emu.host,
+        &[&run[..], &["--expect-concurrency", "10"]].concat(),
+    )
+    .await;
+    let report = &result.report;
+    assert_eq!(report.instances.len(), 3, "{:?}", report.instances);
+    for (instance, stats) in &report.instances {
+        assert_eq!(stats.peak, 10, "{instance}");
+    }
+    assert!(
+        report.statuses.get(&429).copied().unwrap_or(0) >= 10,
+        "{:?}",
+        report.statuses
+    );
+    assert!(verdict(&verdicts, "concurrency").passed, "{verdicts:#?}");
+
+    let (_, verdicts) = load(
+        &emu.host,
+        &[&run[..], &["--expect-concurrency", "5"]].concat(),
+    )
+    .await;
+    assert!(!verdict(&verdicts, "concurrency").passed);
+}
+
+/// A 2 s platform timeout over 4.8 s streams: with --reconnect every id
+/// arrives once over 3+ connections, cuts at about 2 s; text streams are
+/// reported as truncated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_rehearsal() {
+    let emu = emulator(&["--timeout", "2s", "--", "--retry", "100ms"]).await;
+    let (result, verdicts) = load(
+        &emu.host,
+        &[
+            "--users",
+            "3",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "7s",
+            "--chunks",
+            "25",
+            "--interval-ms",
+            "200",
+            "--reconnect",
+            "--expect-timeout",
+            "2s",
+        ],
+    )
+    .await;
+    let report = &result.report;
+    assert!(
+        report.ends.get(&EndReason::Completed).copied().unwrap_or(0) >= 3,
+        "{:?}",
+        report.ends
+    );
+    assert!(report.reconnects >= 6, "{} reconnects", report.reconnects);
+    assert_eq!(
+        report.integrity.lost + report.integrity.duplicated + report.integrity.out_of_order,
+        0
+    );
+    let cut = quantile(report.histogram("cutoff").unwrap(), 0.5);
+    assert!(
+        cut >= Duration::from_millis(1900) && cut <= Duration::from_millis(2300),
+        "cut at {cut:?}"
+    );
+    assert!(verdict(&verdicts, "timeout").passed, "{verdicts:#?}");
+
+    let (result, _) = load(
+        &emu.host,
+        &[
+            "--users",
+            "2",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "3s",
+            "--transport",
+            "text",
+            "--chunks",
+            "25",
+            "--interval-ms",
+            "200",
+        ],
+    )
+    .await;
+    assert!(
+        result
+            .report
+            .ends
+            .get(&EndReason::Truncated)
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "{:?}",
+        result.report.ends
+    );
+}
+
+/// trickle's own deadline below the platform timeout: no platform cut at
+/// all, only graceful reconnects, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_deadline_rehearsal() {
+    let emu = emulator(&[
+        "--timeout",
+        "2s",
+        "--",
+        "--max-stream-duration",
+        "1500ms",
+        "--retry",
+        "100ms",
+    ])
+    .await;
+    let (result, _) = load(
+        &emu.host,
+        &[
+            "--users",
+            "3",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "6s",
+            "--chunks",
+            "20",
+            "--interval-ms",
+            "200",
+            "--reconnect",
+        ],
+    )
+    .await;
+    let report = &result.report;
+    assert_eq!(
+        report.ends.get(&EndReason::Truncated),
+        None,
+        "{:?}",
+        report.ends
+    );
+    assert!(
+        report
+            .ends
+            .get(&EndReason::ReconnectHint)
+            .copied()
+            .unwrap_or(0)
+            >= 6,
+        "{:?}",
+        report.ends
+    );
+    assert!(report.ends.get(&EndReason::Completed).copied().unwrap_or(0) >= 3);
+    assert_eq!(report.integrity.lost + report.integrity.duplicated, 0);
+}
+
+/// With no instance running, the first streams wait for a cold start
+/// (here 1 s added to the real start-up) and their TTFB shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_start_rehearsal() {
+    let emu = emulator(&["--min-instances", "0", "--cold-start-delay", "1s"]).await;
+    let (result, _) = load(
+        &emu.host,
+        &[
+            "--users",
+            "3",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "3s",
+            "--chunks",
+            "5",
+            "--interval-ms",
+            "100",
+        ],
+    )
+    .await;
+    let first = result.report.histogram("first_event").unwrap();
+    assert!(
+        quantile(first, 1.0) >= Duration::from_secs(1),
+        "the first streams waited for the start-up"
+    );
+    assert!(
+        quantile(first, 0.5) < Duration::from_millis(500),
+        "later ones did not"
+    );
+}
