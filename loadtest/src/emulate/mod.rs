@@ -8,7 +8,9 @@
 //! at about 60% of capacity and in after `--idle-ttl` (SIGTERM, SIGKILL
 //! after `--grace`), answers 504 when no response came within `--timeout`
 //! and cuts started streams at it. One log line per decision on stderr;
-//! its metrics at `/_emulator/metrics`.
+//! its metrics at `/_emulator/metrics`, its instances at
+//! `/_emulator/instances`, and `POST /_emulator/rollout` SIGTERMs every
+//! current instance as a new revision would.
 
 pub mod metrics;
 pub mod pool;

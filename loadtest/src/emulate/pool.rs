@@ -409,6 +409,43 @@ impl Pool {
         });
     }
 
+    /// A revision rollout: every current instance gets SIGTERM (with its
+    /// streams still open) and new ones start as the load asks.
+    pub fn rollout(self: &Arc<Self>) -> Vec<String> {
+        let mut retired = Vec::new();
+        for instance in self.snapshot() {
+            if instance.state() != State::Draining {
+                retired.push(instance.label());
+                self.clone().retire(instance, "rollout");
+            }
+        }
+        retired
+    }
+
+    /// The instances as JSON: name, address, pid, state, requests in flight.
+    pub fn describe(&self) -> serde_json::Value {
+        let list: Vec<serde_json::Value> = self
+            .snapshot()
+            .iter()
+            .map(|i| {
+                let pid = i
+                    .child
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .and_then(|c| c.id());
+                serde_json::json!({
+                    "instance": i.label(),
+                    "addr": i.addr.to_string(),
+                    "pid": pid,
+                    "state": format!("{:?}", i.state()).to_lowercase(),
+                    "inflight": i.inflight(),
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list)
+    }
+
     /// Stops every instance (emulator shutdown).
     pub async fn shutdown(self: &Arc<Self>) {
         for instance in self.snapshot() {

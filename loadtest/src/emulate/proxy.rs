@@ -99,6 +99,9 @@ impl Proxy {
             );
             return Ok(response);
         }
+        if let Some(admin) = self.admin(&req) {
+            return Ok(admin);
+        }
         metrics.requests.inc();
         let deadline = started + self.config.timeout;
         let Some(lease) = self
@@ -192,6 +195,34 @@ impl Proxy {
             metrics: self.pool.metrics.clone(),
         };
         Ok(Response::from_parts(parts, body.boxed()))
+    }
+
+    /// `GET /_emulator/instances` (JSON) and `POST /_emulator/rollout`
+    /// (SIGTERM every current instance, as a new revision would).
+    fn admin(&self, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+        let json = |value: serde_json::Value| {
+            let mut response = Response::new(
+                Full::new(Bytes::from(value.to_string()))
+                    .map_err(|e: Infallible| match e {})
+                    .boxed(),
+            );
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            response
+        };
+        match (req.method().as_str(), req.uri().path()) {
+            ("GET", "/_emulator/instances") => Some(json(self.pool.describe())),
+            ("POST", "/_emulator/rollout") => {
+                let retired = self.pool.rollout();
+                say(&format!(
+                    "rollout: {} instance(s) get SIGTERM",
+                    retired.len()
+                ));
+                Some(json(serde_json::json!({ "retired": retired })))
+            }
+            _ => None,
+        }
     }
 
     /// Relays a WebSocket (any upgrade) both ways until either side closes
@@ -315,4 +346,49 @@ pub async fn serve_connection(proxy: Arc<Proxy>, stream: tokio::net::TcpStream, 
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_headers_join_an_incoming_trace_or_start_one() {
+        let peer: SocketAddr = "127.0.0.9:5000".parse().unwrap();
+        let mut headers = hyper::HeaderMap::new();
+        add_platform_headers(&mut headers, peer);
+        let traceparent = headers["traceparent"].to_str().unwrap().to_owned();
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(
+            (parts[0], parts[1].len(), parts[2].len(), parts[3]),
+            ("00", 32, 16, "01")
+        );
+        let cloud = headers["x-cloud-trace-context"].to_str().unwrap();
+        let (trace, rest) = cloud.split_once('/').unwrap();
+        assert_eq!(trace, parts[1]);
+        let span: u64 = rest.trim_end_matches(";o=1").parse().unwrap();
+        assert_eq!(
+            format!("{span:016x}"),
+            parts[2],
+            "the same span in both headers"
+        );
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.9");
+
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        add_platform_headers(&mut headers, peer);
+        assert!(headers["traceparent"]
+            .to_str()
+            .unwrap()
+            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert_ne!(
+            headers["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "a new span"
+        );
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
+    }
 }

@@ -261,3 +261,177 @@ async fn cold_start_rehearsal() {
         "later ones did not"
     );
 }
+
+async fn rollout_during(host: &str, transport: &str) -> trickle_load::report::Report {
+    let run = [
+        "--users",
+        "4",
+        "--increase-rate",
+        "100",
+        "--run-time",
+        "5s",
+        "--chunks",
+        "30",
+        "--interval-ms",
+        "100",
+        "--reconnect",
+        "--transport",
+        transport,
+    ];
+    let rollout = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let response = reqwest::Client::new()
+            .post(format!("{host}/_emulator/rollout"))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(!body["retired"].as_array().unwrap().is_empty(), "{body}");
+    };
+    let ((result, _), ()) = tokio::join!(load(host, &run), rollout);
+    result.report
+}
+
+/// A rollout SIGTERMs the instances holding open streams: SSE clients
+/// resume on a new instance without loss; WebSocket clients see 1001 and
+/// reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_in_rehearsal() {
+    let emu = emulator(&["--", "--retry", "100ms", "--shutdown-grace", "3s"]).await;
+    for transport in ["sse", "ws"] {
+        let report = rollout_during(&emu.host, transport).await;
+        let hints = report
+            .ends
+            .get(&EndReason::ReconnectHint)
+            .copied()
+            .unwrap_or(0);
+        assert!(hints >= 4, "{transport}: {:?}", report.ends);
+        assert_eq!(
+            report.ends.get(&EndReason::Truncated),
+            None,
+            "{transport}: {:?}",
+            report.ends
+        );
+        assert!(
+            report.instances.len() >= 2,
+            "{transport}: resumed elsewhere: {:?}",
+            report.instances
+        );
+        assert_eq!(
+            report.integrity.lost + report.integrity.duplicated,
+            0,
+            "{transport}"
+        );
+        assert!(
+            report.ends.get(&EndReason::Completed).copied().unwrap_or(0) >= 4,
+            "{transport}: {:?}",
+            report.ends
+        );
+    }
+}
+
+/// A command that cannot start, a port in use, an instance killed mid-stream:
+/// each is reported and the emulator carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_survives_bad_instances() {
+    // A command that exits at once: requests wait, then 429; the emulator lives.
+    let broken = emulator(&["--command", "/bin/false", "--queue-timeout", "300ms"]).await;
+    let (result, _) = load(
+        &broken.host,
+        &["--users", "2", "--increase-rate", "100", "--run-time", "1s"],
+    )
+    .await;
+    assert_eq!(
+        result.report.statuses.keys().copied().collect::<Vec<_>>(),
+        [429]
+    );
+    let metrics = reqwest::get(format!("{}/_emulator/metrics", broken.host))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+
+    // The listen port is taken: a clear error, exit 2.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+        .args([
+            "emulate",
+            "--listen",
+            &taken.local_addr().unwrap().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+
+    // An instance killed mid-stream: its streams are cut, it is replaced.
+    let emu = emulator(&[]).await;
+    let run = [
+        "--users",
+        "3",
+        "--increase-rate",
+        "100",
+        "--run-time",
+        "3s",
+        "--chunks",
+        "100",
+        "--interval-ms",
+        "100",
+    ];
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let instances: serde_json::Value =
+            reqwest::get(format!("{}/_emulator/instances", emu.host))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        let pid = instances[0]["pid"].as_u64().unwrap();
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        pid
+    };
+    let ((result, _), killed) = tokio::join!(load(&emu.host, &run), kill);
+    assert!(
+        result
+            .report
+            .ends
+            .get(&EndReason::Truncated)
+            .copied()
+            .unwrap_or(0)
+            >= 3,
+        "{:?}",
+        result.report.ends
+    );
+    let text = reqwest::get(format!("{}/_emulator/metrics", emu.host))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "emulator_instance_deaths_total 1"),
+        "{text}"
+    );
+    let instances: serde_json::Value = reqwest::get(format!("{}/_emulator/instances", emu.host))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        instances
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["pid"].as_u64() != Some(killed)),
+        "replaced: {instances}"
+    );
+    assert!(
+        result.report.instances.len() >= 2,
+        "later streams ran on the replacement"
+    );
+}
