@@ -38,6 +38,13 @@ pub enum SetupError {
     },
     #[error("invalid --run-time {0:?}")]
     RunTime(String),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the metrics registry: {0}")]
+    Registry(#[from] prometheus::Error),
     #[error("goose: {0}")]
     Goose(#[from] goose::GooseError),
 }
@@ -122,7 +129,15 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
     // be reset after the ramp-up or early rows would vanish.
     goose.no_reset_metrics = true;
 
-    let collector = Arc::new(Collector::new(&host, stream.transport.as_str()));
+    let mut collector = Collector::new(&host, stream.transport.as_str());
+    if let Some(addr) = stream.metrics_addr {
+        let live = Arc::new(crate::metrics::LoadMetrics::new(stream.transport.as_str())?);
+        crate::metrics::serve(addr, live.clone())
+            .await
+            .map_err(|source| SetupError::Metrics { addr, source })?;
+        collector = collector.with_live_metrics(live);
+    }
+    let collector = Arc::new(collector);
     let shared = Arc::new(Shared {
         plan,
         collector: collector.clone(),
@@ -173,6 +188,9 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
     deadline.abort();
     let _ = watcher.await;
     let metrics = metrics?;
+    if stream.metrics_addr.is_some() {
+        tokio::time::sleep(stream.metrics_linger).await;
+    }
     Ok(RunResult {
         metrics,
         report: collector.finish(),

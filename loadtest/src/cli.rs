@@ -117,6 +117,14 @@ pub struct StreamArgs {
     /// Write the stream report here (.json, .md or .html); repeatable.
     #[arg(long)]
     pub stream_report: Vec<PathBuf>,
+    /// Serve live `trickle_load_*` Prometheus metrics at this address's
+    /// /metrics during the run (for the trickle-load dashboard).
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Keep serving metrics this long after the run, so a scraper sees the
+    /// final values.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub metrics_linger: Duration,
     /// Seconds between progress lines on stderr (0: none).
     #[arg(long, default_value_t = 2)]
     pub progress_secs: u64,

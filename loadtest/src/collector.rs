@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::metrics::LoadMetrics;
 use crate::record::{Connection, Integrity};
 use crate::report::{Report, TimelinePoint};
 
@@ -19,6 +20,8 @@ pub struct Collector {
     pub events: AtomicU64,
     pub connections: AtomicU64,
     pub errors: AtomicU64,
+    /// Live Prometheus metrics, when `--metrics-addr` is given.
+    pub live: Option<std::sync::Arc<LoadMetrics>>,
 }
 
 pub fn unix_now() -> f64 {
@@ -36,7 +39,13 @@ impl Collector {
             events: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            live: None,
         }
+    }
+
+    pub fn with_live_metrics(mut self, live: std::sync::Arc<LoadMetrics>) -> Self {
+        self.live = Some(live);
+        self
     }
 
     fn with_report<T>(&self, f: impl FnOnce(&mut Report) -> T) -> T {
@@ -53,6 +62,9 @@ impl Collector {
     /// A response started streaming (from `instance`, if it said).
     pub fn opened(&self, instance: Option<&str>) {
         self.open.fetch_add(1, Ordering::Relaxed);
+        if let Some(live) = &self.live {
+            live.streams_open.inc();
+        }
         if let Some(instance) = instance {
             let now = self.with_loads(|loads| {
                 let load = loads.entry(instance.to_owned()).or_default();
@@ -68,6 +80,9 @@ impl Collector {
 
     pub fn closed(&self, instance: Option<&str>) {
         self.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(live) = &self.live {
+            live.streams_open.dec();
+        }
         if let Some(instance) = instance {
             self.with_loads(|loads| {
                 if let Some(load) = loads.get_mut(instance) {
@@ -85,6 +100,12 @@ impl Collector {
 
     pub fn event(&self, gap: Option<Duration>) {
         self.events.fetch_add(1, Ordering::Relaxed);
+        if let Some(live) = &self.live {
+            live.events.inc();
+            if let Some(gap) = gap {
+                live.gap.observe(gap.as_secs_f64());
+            }
+        }
         if let Some(gap) = gap {
             self.with_report(|r| r.record("gap", gap));
         }
@@ -99,10 +120,16 @@ impl Collector {
         if c.end.is_some_and(|e| e.is_error()) {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(live) = &self.live {
+            live.connection(c);
+        }
         self.with_report(|r| r.add_connection(c));
     }
 
     pub fn stream(&self, integrity: &Integrity, had_ids: bool, reconnects: u64) {
+        if let Some(live) = &self.live {
+            live.reconnects.inc_by(reconnects);
+        }
         self.with_report(|r| r.add_stream(integrity, had_ids, reconnects));
     }
 

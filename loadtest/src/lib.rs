@@ -18,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod collector;
 pub mod emulate;
+pub mod metrics;
 pub mod progress;
 pub mod record;
 pub mod report;
