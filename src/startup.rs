@@ -78,6 +78,9 @@ impl Application {
         let lifecycle = Lifecycle::new(settings.max_streams as usize);
         let streams = telemetry.streams().clone();
         let metrics = streams.metrics().cloned();
+        if let Some(m) = &metrics {
+            m.streams_max.set(i64::from(settings.max_streams));
+        }
         let state = web::Data::new(AppState::new(
             settings,
             lifecycle.clone(),

@@ -28,6 +28,7 @@ pub mod names {
     pub const HTTP_REQUESTS: &str = "trickle_http_requests_total";
     pub const HTTP_REQUEST_DURATION: &str = "trickle_http_request_duration_seconds";
     pub const BUILD_INFO: &str = "trickle_build_info";
+    pub const STREAMS_MAX: &str = "trickle_streams_max";
     pub const OTEL_SPANS_ENDED: &str = "trickle_otel_spans_ended_total";
     pub const OTEL_SPANS_EXPORTED: &str = "trickle_otel_spans_exported_total";
     pub const OTEL_SPANS_FAILED: &str = "trickle_otel_spans_export_failed_total";
@@ -103,6 +104,8 @@ pub struct Metrics {
     pub otel_spans_ended: IntCounter,
     pub otel_spans_exported: IntCounter,
     pub otel_spans_failed: IntCounter,
+    /// The configured open-stream limit (`--max-streams`), for dashboards.
+    pub streams_max: IntGauge,
 }
 
 impl Metrics {
@@ -187,6 +190,10 @@ impl Metrics {
             &["version", "instance"],
         )?;
         build_info.with_label_values(&[version, instance]).set(1);
+        let streams_max = IntGauge::new(
+            names::STREAMS_MAX,
+            "The configured limit of open streams (--max-streams); beyond it, 429.",
+        )?;
         let otel_spans_ended = IntCounter::new(
             names::OTEL_SPANS_ENDED,
             "Sampled spans ended and queued for export.",
@@ -239,6 +246,7 @@ impl Metrics {
         reg(Box::new(http_requests.clone()))?;
         reg(Box::new(http_duration.clone()))?;
         reg(Box::new(build_info))?;
+        reg(Box::new(streams_max.clone()))?;
         reg(Box::new(otel_spans_ended.clone()))?;
         reg(Box::new(otel_spans_exported.clone()))?;
         reg(Box::new(otel_spans_failed.clone()))?;
@@ -256,6 +264,7 @@ impl Metrics {
             otel_spans_ended,
             otel_spans_exported,
             otel_spans_failed,
+            streams_max,
         })
     }
 

@@ -3,6 +3,7 @@
 //! Set `TEST_LOG=1` to see the service's logs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod dashboards;
 mod errors;
 mod exposition;
 mod h2c;
