@@ -115,6 +115,7 @@ pub struct StreamArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub source_addresses: u8,
     /// Write the stream report here (.json, .md or .html); repeatable.
+    /// `{task}` in the name becomes CLOUD_RUN_TASK_INDEX (0 elsewhere).
     #[arg(long)]
     pub stream_report: Vec<PathBuf>,
     /// Serve live `trickle_load_*` Prometheus metrics at this address's

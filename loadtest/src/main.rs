@@ -97,6 +97,10 @@ fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
         trickle_load::report::markdown::render(&result.report, &verdicts)
     );
     for path in &reports {
+        // `{task}` lets parallel tasks (Cloud Run Jobs) write distinct files.
+        let task = std::env::var("CLOUD_RUN_TASK_INDEX").unwrap_or_else(|_| "0".to_owned());
+        let path = std::path::PathBuf::from(path.to_string_lossy().replace("{task}", &task));
+        let path = &path;
         match result.report.write(path, &verdicts) {
             Ok(()) => eprintln!("stream report written to {}", path.display()),
             Err(e) => {

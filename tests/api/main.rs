@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dashboards;
+mod deploy;
 mod errors;
 mod exposition;
 mod h2c;

@@ -1,0 +1,33 @@
+# trickle (and trickle-load) for Cloud Run.
+#   docker build -t trickle .
+#   docker run -p 8080:8080 trickle                      # PORT is honoured
+#   docker run --entrypoint /usr/local/bin/trickle-load trickle --help
+# Checked by tests/api/deploy.rs (the build command, the copied binaries,
+# the non-root user), since no Docker engine runs in CI.
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+
+# Dependency layer: the manifests with stub sources, so that a code change
+# does not rebuild every dependency.
+COPY Cargo.toml Cargo.lock ./
+COPY sse/Cargo.toml sse/Cargo.toml
+COPY loadtest/Cargo.toml loadtest/Cargo.toml
+RUN mkdir -p src sse/src loadtest/src benches \
+ && echo 'fn main() {}' > src/main.rs && touch src/lib.rs sse/src/lib.rs loadtest/src/lib.rs \
+ && echo 'fn main() {}' > loadtest/src/main.rs && echo 'fn main() {}' > benches/recorder.rs \
+ && cargo build --release --locked --bins \
+ && rm -rf src sse/src loadtest/src benches
+
+COPY . .
+RUN touch src/main.rs src/lib.rs sse/src/lib.rs loadtest/src/lib.rs loadtest/src/main.rs \
+ && cargo build --release --locked --bins
+
+# Runtime: glibc and libgcc only (what the binaries link), no shell, non-root.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/trickle /usr/local/bin/trickle
+COPY --from=build /src/target/release/trickle-load /usr/local/bin/trickle-load
+USER 65532:65532
+ENV PORT=8080
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/trickle"]
