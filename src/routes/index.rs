@@ -1,10 +1,37 @@
-//! `GET /`: what this service serves, in plain words.
+//! `GET /`: for a browser, a live page that runs a stream and shows it
+//! arrive (`page.html`, embedded); for anything else, the endpoints in
+//! plain words.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::state::AppState;
 
-pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+/// The page: HTML, CSS and JavaScript in one file, no external assets.
+const PAGE: &str = include_str!("page.html");
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        let page = PAGE
+            .replace("{{INSTANCE}}", &escape_html(&state.frame.instance))
+            .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"));
+        return HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .body(page);
+    }
     let body = format!(
         "trickle {version} (instance {instance})\n\n\
          GET /stream   chunked text, one line per event (the classic Flask example)\n\
@@ -12,9 +39,10 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
          GET /sse      Server-Sent Events, resumable with Last-Event-ID\n\
          GET /ws       WebSocket, one JSON text frame per event\n\
          GET /healthz  liveness\n\
-         GET /readyz   readiness (503 while draining)\n\n\
+         GET /readyz   readiness (503 while draining)\n\
+         GET /metrics  Prometheus metrics\n\n\
          Stream parameters: chunks, interval_ms, first_delay_ms, size, jitter_ms, last_event_id\n\
-         Try: curl -N 'http://HOST/sse?chunks=5&interval_ms=200'\n",
+         Try: curl -N 'http://HOST/sse?chunks=5&interval_ms=200', or open this address in a browser.\n",
         version = env!("CARGO_PKG_VERSION"),
         instance = state.frame.instance,
     );

@@ -15,6 +15,7 @@ mod logs;
 mod metrics;
 mod ndjson;
 mod otlp;
+mod page;
 mod probes;
 mod shutdown;
 mod sse;
