@@ -16,12 +16,12 @@ COPY loadtest/Cargo.toml loadtest/Cargo.toml
 RUN mkdir -p src sse/src loadtest/src benches \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs sse/src/lib.rs loadtest/src/lib.rs \
  && echo 'fn main() {}' > loadtest/src/main.rs && echo 'fn main() {}' > benches/recorder.rs \
- && cargo build --release --locked --bins \
+ && cargo build --release --locked --workspace --bins \
  && rm -rf src sse/src loadtest/src benches
 
 COPY . .
 RUN touch src/main.rs src/lib.rs sse/src/lib.rs loadtest/src/lib.rs loadtest/src/main.rs \
- && cargo build --release --locked --bins
+ && cargo build --release --locked --workspace --bins
 
 # Runtime: glibc and libgcc only (what the binaries link), no shell, non-root.
 FROM gcr.io/distroless/cc-debian12:nonroot

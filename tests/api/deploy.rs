@@ -77,15 +77,24 @@ fn the_dockerfile_builds_what_it_copies_and_runs_as_non_root() {
         .unwrap()
         .trim()
         .to_owned();
-    assert_eq!(command, "cargo build --release --locked --bins");
+    assert_eq!(command, "cargo build --release --locked --workspace --bins");
 
-    // The build command succeeds here, and produces what the image copies.
-    let status = Command::new("cargo")
+    // The build command succeeds here; cargo's own report of the
+    // executables it produced (fresh or not) must include every one the
+    // image copies.
+    let output = Command::new("cargo")
         .args(command.split_whitespace().skip(1))
+        .arg("--message-format=json-render-diagnostics")
         .current_dir(repo(""))
-        .status()
+        .stderr(std::process::Stdio::inherit())
+        .output()
         .unwrap();
-    assert!(status.success(), "{command} failed");
+    assert!(output.status.success(), "{command} failed");
+    let built: Vec<PathBuf> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .collect();
     let copies: Vec<&String> = steps
         .iter()
         .filter(|s| s.starts_with("COPY --from=build"))
