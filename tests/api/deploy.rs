@@ -104,8 +104,8 @@ fn the_dockerfile_builds_what_it_copies_and_runs_as_non_root() {
         let source = copy.split_whitespace().nth(2).unwrap();
         let local = repo(source.strip_prefix("/src/").unwrap());
         assert!(
-            local.exists(),
-            "{} (copied into the image) was not built",
+            built.contains(&local),
+            "{} (copied into the image) is not built by `{command}`: {built:?}",
             local.display()
         );
         // The runtime image has glibc and libgcc only.
