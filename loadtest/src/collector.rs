@@ -11,6 +11,9 @@ use crate::metrics::LoadMetrics;
 use crate::record::{Connection, Integrity};
 use crate::report::{Report, TimelinePoint};
 
+/// The instance name of servers that do not send an instance header.
+pub const UNNAMED: &str = "unnamed";
+
 #[derive(Debug)]
 pub struct Collector {
     report: Mutex<Report>,
@@ -59,8 +62,10 @@ impl Collector {
         f(&mut loads)
     }
 
-    /// A response started streaming (from `instance`, if it said).
+    /// A response started streaming (from `instance`, if it said; servers
+    /// that do not say count as one instance, `unnamed`).
     pub fn opened(&self, instance: Option<&str>) {
+        let instance = Some(instance.unwrap_or(UNNAMED));
         self.open.fetch_add(1, Ordering::Relaxed);
         if let Some(live) = &self.live {
             live.streams_open.inc();
@@ -79,6 +84,7 @@ impl Collector {
     }
 
     pub fn closed(&self, instance: Option<&str>) {
+        let instance = Some(instance.unwrap_or(UNNAMED));
         self.open.fetch_sub(1, Ordering::Relaxed);
         if let Some(live) = &self.live {
             live.streams_open.dec();

@@ -1,0 +1,346 @@
+#!/usr/bin/env python3
+"""trickle beside the servers users would deploy instead, on the same
+machine, under the same client (trickle-load), loopback only.
+
+    cargo build --release --workspace --bins --examples
+    bench/run.py                                   # every scenario, every server
+    bench/run.py --scenario capacity --servers trickle,bare-actix --n 1000,5000
+    bench/run.py --scenario paced --servers node,uvicorn
+
+Servers: trickle (metrics on), trickle-off (--metrics false), trickle-spans
+(metrics + every chunk span recorded and exported to examples/otlp_sink),
+bare-actix (examples/bare_actix.rs), node (bench/servers/node_sse.mjs),
+uvicorn (uvicorn + sse-starlette), flask (Flask's threaded server) and
+gunicorn (--workers 1 --threads 8), both running bench/servers/flask_params.py,
+the classic example with stream parameters. Python servers run from a venv
+the script makes in bench/.venv (pip: flask gunicorn uvicorn sse-starlette).
+
+Scenarios:
+  capacity  N concurrent SSE streams (an event every 5 s, heartbeats in
+            between): streams established, first event within 2 s, server
+            RSS per open stream, server CPU while holding them.
+  paced     1,000 streams, a 64-byte event every 10 ms each: server CPU per
+            event, client-side gap p99 (does the server keep the pace?).
+  burst     100 streams of 2,000 events as fast as possible: events/s and
+            server CPU per event.
+
+Each run records the server process's CPU seconds and peak RSS from /proc
+(children included, for servers that fork). Raw results go to
+bench/results/<scenario>-<server>-<n>.json; a Markdown table is printed.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+RELEASE = os.path.join(ROOT, "target", "release")
+LOAD = os.path.join(RELEASE, "trickle-load")
+VENV = os.path.join(BENCH, ".venv")
+RESULTS = os.path.join(BENCH, "results")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PER_PROCESS = 9_500  # streams per trickle-load process (fd cap 20,000)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree(pid):
+    """pid and its descendants."""
+    pids, frontier = [pid], [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            with open(f"/proc/{parent}/task/{parent}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            kids = []
+        pids += kids
+        frontier += kids
+    return pids
+
+
+def usage(pid):
+    """(cpu seconds, rss KiB) of a process tree."""
+    cpu, rss = 0.0, 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            with open(f"/proc/{p}/status") as f:
+                rss += next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return cpu, rss
+
+
+def python(tool):
+    return os.path.join(VENV, "bin", tool)
+
+
+def ensure_venv():
+    if os.path.exists(python("gunicorn")) and os.path.exists(python("uvicorn")):
+        return
+    print("setting up bench/.venv (flask, gunicorn, uvicorn, sse-starlette)", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+    subprocess.run([python("pip"), "install", "-q", "flask", "gunicorn", "uvicorn", "sse-starlette"], check=True)
+
+
+def server_command(name, port, sink_port):
+    trickle = [os.path.join(RELEASE, "trickle"), "--host", "127.0.0.1", "--port", str(port), "--max-streams", "20000"]
+    servers = {
+        "trickle": (trickle, {}),
+        "trickle-off": (trickle + ["--metrics", "false"], {}),
+        "trickle-spans": (trickle, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+                                    "OTEL_BSP_MAX_QUEUE_SIZE": "65536", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096"}),
+        "bare-actix": ([os.path.join(RELEASE, "examples", "bare_actix")], {"PORT": str(port)}),
+        "node": (["node", os.path.join(BENCH, "servers", "node_sse.mjs"), str(port)], {}),
+        "uvicorn": ([python("uvicorn"), "starlette_sse:app", "--app-dir", os.path.join(BENCH, "servers"),
+                     "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
+                     "--backlog", "4096"], {}),
+        "flask": ([python("python"), os.path.join(BENCH, "servers", "flask_params.py"), str(port)], {}),
+        "gunicorn": ([python("gunicorn"), "--workers", "1", "--threads", "8", "--chdir", os.path.join(BENCH, "servers"),
+                      "-b", f"127.0.0.1:{port}", "--log-level", "warning", "flask_params:app"], {}),
+    }
+    return servers[name]
+
+
+class Server:
+    def __init__(self, name):
+        self.name = name
+        self.port = free_port()
+        self.sink = None
+        sink_port = free_port()
+        if name == "trickle-spans":
+            self.sink = subprocess.Popen([os.path.join(RELEASE, "examples", "otlp_sink"), f"127.0.0.1:{sink_port}"],
+                                         stdout=subprocess.DEVNULL)
+        command, env = server_command(name, self.port, sink_port)
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRICKLE_"))}
+        full_env.update(env, RUST_LOG="warn")
+        self.proc = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited at start ({self.proc.returncode})")
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"{name} never listened")
+        time.sleep(0.3)
+
+    def usage(self):
+        return usage(self.proc.pid)
+
+    def stop(self):
+        for p in (self.proc, self.sink):
+            if p:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+def load(server, users, run_time, chunks, interval_ms, size, rate, idle_timeout="60s"):
+    """Runs trickle-load (several processes past PER_PROCESS users) while
+    sampling the server; returns (merged report, samples)."""
+    procs = max(1, math.ceil(users / PER_PROCESS))
+    tmp = tempfile.mkdtemp(prefix="trickle-bench-")
+    reports, clients = [], []
+    for i in range(procs):
+        n = users // procs + (1 if i < users % procs else 0)
+        report = os.path.join(tmp, f"part-{i}.json")
+        reports.append(report)
+        clients.append(subprocess.Popen(
+            [LOAD, "--host", server.base, "--users", str(n), "--increase-rate", str(max(1, rate // procs)),
+             "--run-time", f"{run_time}s", "--transport", "sse", "--chunks", str(chunks),
+             "--interval-ms", str(interval_ms), "--size", str(size), "--idle-timeout", idle_timeout,
+             "--quiet", "--no-print-metrics", "--progress-secs", "0",
+             "--stream-report", report],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    samples = []
+    t0 = time.monotonic()
+    while any(c.poll() is None for c in clients):
+        cpu, rss = server.usage()
+        samples.append((time.monotonic() - t0, cpu, rss))
+        time.sleep(0.5)
+    merged = os.path.join(tmp, "all.json")
+    subprocess.run([LOAD, "merge", *reports, "-o", merged], check=True, stdout=subprocess.DEVNULL)
+    with open(merged) as f:
+        return json.load(f), samples
+
+
+def markdown_table(path):
+    """trickle-load renders its Markdown from the JSON: reuse it for
+    percentiles (HDR decoding stays in Rust)."""
+    subprocess.run([LOAD, "merge", path, "-o", path + ".md"], capture_output=True, check=True)
+    with open(path + ".md") as f:
+        text = f.read()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[1].isdigit():
+            rows[cells[0]] = {"count": int(cells[1]), "p50": float(cells[2]), "p90": float(cells[3]),
+                              "p99": float(cells[4]), "max": float(cells[5])}
+    return rows
+
+
+def percentiles(report):
+    tmp = tempfile.mktemp(suffix=".json")
+    with open(tmp, "w") as f:
+        json.dump(report, f)
+    return markdown_table(tmp)
+
+
+def peak_open(report):
+    return max((sum(p["open"].values()) for p in report["timeline"]), default=0)
+
+
+def capacity(server, n, hold):
+    ramp = max(1, n // 2000)
+    idle_cpu, idle_rss = server.usage()
+    report, samples = load(server, n, ramp + hold, 1_000_000, 5_000, 0, min(2000, n))
+    hold_samples = [s for s in samples if ramp + 3 <= s[0] <= ramp + hold - 1]
+    rows = percentiles(report)
+    first = rows.get("TTFB, first event", {})
+    established = peak_open(report)
+    rss = max((s[2] for s in hold_samples), default=0)
+    cpu = ((hold_samples[-1][1] - hold_samples[0][1]) / max(0.1, hold_samples[-1][0] - hold_samples[0][0])
+           if len(hold_samples) > 1 else float("nan"))
+    return {
+        "n": n, "established": established,
+        "first_event_p99_ms": first.get("p99"),
+        "rss_idle_kib": idle_rss, "rss_holding_kib": rss,
+        "rss_per_stream_kib": (rss - idle_rss) / max(1, established),
+        "cpu_holding_share": cpu,
+        "ends": report["ends"],
+    }
+
+
+def paced(server, streams=1000, seconds=20, interval_ms=10):
+    cpu0, _ = server.usage()
+    report, samples = load(server, streams, seconds, 1_000_000, interval_ms, 64, 1000)
+    cpu1, _ = server.usage()
+    rows = percentiles(report)
+    gap = rows.get("gap between events", {})
+    return {
+        "streams": streams, "interval_ms": interval_ms, "events": report["events"],
+        "cpu_us_per_event": (cpu1 - cpu0) / max(1, report["events"]) * 1e6,
+        "events_per_s": report["events"] / max(0.1, report["duration_s"]),
+        "gap_p50_ms": gap.get("p50"), "gap_p99_ms": gap.get("p99"),
+        "lateness_p99_ms": (gap.get("p99") or 0) - interval_ms,
+        "peak_rss_kib": max(s[2] for s in samples),
+    }
+
+
+def burst(server, streams=100, events=2000):
+    cpu0, _ = server.usage()
+    t0 = time.monotonic()
+    report, _ = load(server, streams, 30, events, 0, 64, 1000)
+    cpu1, _ = server.usage()
+    completed = report["ends"].get("completed", 0)
+    wall = time.monotonic() - t0
+    return {
+        "streams": streams, "events_per_stream": events, "events": report["events"], "completed": completed,
+        "events_per_s": report["events"] / max(0.1, report["duration_s"]),
+        "cpu_us_per_event": (cpu1 - cpu0) / max(1, report["events"]) * 1e6,
+        "wall_s": wall,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", default="all", choices=["all", "capacity", "paced", "burst"])
+    p.add_argument("--servers", default="trickle,trickle-off,trickle-spans,bare-actix,node,uvicorn,gunicorn,flask")
+    p.add_argument("--n", default="1000,5000,10000,19000", help="capacity: stream counts, stopping a server when it fails")
+    p.add_argument("--hold", type=int, default=20, help="capacity: seconds to hold the streams")
+    p.add_argument("--paced-seconds", type=int, default=20)
+    args = p.parse_args()
+    for path in (LOAD, os.path.join(RELEASE, "trickle"), os.path.join(RELEASE, "examples", "bare_actix")):
+        if not os.path.exists(path):
+            sys.exit(f"error: {path} missing: cargo build --release --workspace --bins --examples")
+    servers = args.servers.split(",")
+    if any(s in ("uvicorn", "flask", "gunicorn") for s in servers):
+        ensure_venv()
+    os.makedirs(RESULTS, exist_ok=True)
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    meta = {"date": str(datetime.date.today()), "commit": commit, "cpus": os.cpu_count(),
+            "kernel": platform.release(), "command": " ".join(sys.argv)}
+    scenarios = ["capacity", "paced", "burst"] if args.scenario == "all" else [args.scenario]
+    for scenario in scenarios:
+        rows = []
+        for name in servers:
+            counts = [int(n) for n in args.n.split(",")] if scenario == "capacity" else [0]
+            for n in counts:
+                print(f"{scenario} {name} {n or ''}...", file=sys.stderr, flush=True)
+                server = Server(name)
+                try:
+                    if scenario == "capacity":
+                        result = capacity(server, n, args.hold)
+                    elif scenario == "paced":
+                        result = paced(server, seconds=args.paced_seconds)
+                    else:
+                        result = burst(server)
+                except Exception as e:  # a server that falls over is a result too
+                    result = {"n": n, "error": str(e)}
+                finally:
+                    server.stop()
+                result.update(server=name, scenario=scenario, **meta)
+                with open(os.path.join(RESULTS, f"{scenario}-{name}-{n}.json"), "w") as f:
+                    json.dump(result, f, indent=2)
+                rows.append(result)
+                print(json.dumps(result), file=sys.stderr)
+                if scenario == "capacity" and result.get("established", 0) < 0.95 * n:
+                    break  # this server failed at n; larger n would too
+        print(f"\n## {scenario}\n")
+        if scenario == "capacity":
+            print("| server | streams asked | established | first event p99 | RSS per stream | CPU holding |")
+            print("| --- | --- | --- | --- | --- | --- |")
+            for r in rows:
+                if "error" in r:
+                    print(f"| {r['server']} | {r['n']} | error: {r['error']} | | | |")
+                    continue
+                print(f"| {r['server']} | {r['n']} | {r['established']} | {r['first_event_p99_ms']} ms | "
+                      f"{r['rss_per_stream_kib']:.1f} KiB | {r['cpu_holding_share'] * 100:.1f}% |")
+        elif scenario == "paced":
+            print("| server | events | server CPU per event | gap p50 / p99 (10 ms asked) | events/s |")
+            print("| --- | --- | --- | --- | --- |")
+            for r in rows:
+                if "error" in r:
+                    print(f"| {r['server']} | error: {r['error']} | | | |")
+                    continue
+                print(f"| {r['server']} | {r['events']} | {r['cpu_us_per_event']:.1f} us | "
+                      f"{r['gap_p50_ms']} / {r['gap_p99_ms']} ms | {r['events_per_s']:.0f} |")
+        else:
+            print("| server | events | completed streams | events/s | server CPU per event |")
+            print("| --- | --- | --- | --- | --- |")
+            for r in rows:
+                if "error" in r:
+                    print(f"| {r['server']} | error: {r['error']} | | | |")
+                    continue
+                print(f"| {r['server']} | {r['events']} | {r['completed']} | {r['events_per_s']:.0f} | "
+                      f"{r['cpu_us_per_event']:.2f} us |")
+    print(f"\n{meta['cpus']} CPUs, Linux {meta['kernel']}, {meta['date']}, commit {meta['commit']}; "
+          f"rerun: {meta['command']}")
+
+
+if __name__ == "__main__":
+    main()
