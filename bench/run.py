@@ -23,6 +23,8 @@ Scenarios:
             event, client-side gap p99 (does the server keep the pace?).
   burst     100 streams of 2,000 events as fast as possible: events/s and
             server CPU per event.
+  ttfb      10,000 open streams while new one-event streams arrive at 500/s
+            (trickle-load --stream-rate): client TTFB p50/p99 of the new ones.
 
 Each run records the server process's CPU seconds and peak RSS from /proc
 (children included, for servers that fork). Raw results go to
@@ -266,9 +268,43 @@ def burst(server, streams=100, events=2000):
     }
 
 
+def ttfb_under_load(server, held=10_000, rate=500, seconds=20):
+    """Scenario 3: `held` open idle streams while new short streams arrive
+    at `rate` per second (--stream-rate); client TTFB of the new ones."""
+    tmp = tempfile.mkdtemp(prefix="trickle-bench-ttfb-")
+    procs = max(1, math.ceil(held / PER_PROCESS))
+    ramp = max(1, held // 2000)
+    holders = [subprocess.Popen(
+        [LOAD, "--host", server.base, "--users", str(held // procs), "--increase-rate", str(2000 // procs),
+         "--run-time", f"{ramp + seconds + 4}s", "--transport", "sse", "--chunks", "1000000", "--interval-ms", "5000",
+         "--idle-timeout", "60s", "--quiet", "--no-print-metrics", "--progress-secs", "0",
+         "--stream-report", os.path.join(tmp, f"held-{i}.json")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(procs)]
+    time.sleep(ramp + 2)
+    report_path = os.path.join(tmp, "arrivals.json")
+    subprocess.run(
+        [LOAD, "--host", server.base, "--users", "50", "--increase-rate", "50", "--run-time", f"{seconds}s",
+         "--stream-rate", str(rate), "--transport", "sse", "--chunks", "1", "--interval-ms", "0",
+         "--quiet", "--no-print-metrics", "--progress-secs", "0", "--stream-report", report_path],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    for h in holders:
+        h.wait()
+    with open(report_path) as f:
+        arrivals = json.load(f)
+    subprocess.run([LOAD, "merge", *[os.path.join(tmp, f"held-{i}.json") for i in range(procs)], "-o",
+                    os.path.join(tmp, "held.json")], check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(tmp, "held.json")) as f:
+        held_report = json.load(f)
+    rows = markdown_table(report_path)
+    first = rows.get("TTFB, first event", {})
+    return {"held": peak_open(held_report), "rate": rate, "new_streams": arrivals["connections"],
+            "arrivals_per_s": arrivals["connections"] / max(0.1, arrivals["duration_s"]),
+            "ttfb_p50_ms": first.get("p50"), "ttfb_p99_ms": first.get("p99"), "ends": arrivals["ends"]}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenario", default="all", choices=["all", "capacity", "paced", "burst"])
+    p.add_argument("--scenario", default="all", choices=["all", "capacity", "paced", "burst", "ttfb"])
     p.add_argument("--servers", default="trickle,trickle-off,trickle-spans,bare-actix,node,uvicorn,gunicorn,flask")
     p.add_argument("--n", default="1000,5000,10000,19000", help="capacity: stream counts, stopping a server when it fails")
     p.add_argument("--hold", type=int, default=20, help="capacity: seconds to hold the streams")
@@ -284,7 +320,7 @@ def main():
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     meta = {"date": str(datetime.date.today()), "commit": commit, "cpus": os.cpu_count(),
             "kernel": platform.release(), "command": " ".join(sys.argv)}
-    scenarios = ["capacity", "paced", "burst"] if args.scenario == "all" else [args.scenario]
+    scenarios = ["capacity", "paced", "burst", "ttfb"] if args.scenario == "all" else [args.scenario]
     for scenario in scenarios:
         rows = []
         for name in servers:
@@ -297,6 +333,8 @@ def main():
                         result = capacity(server, n, args.hold)
                     elif scenario == "paced":
                         result = paced(server, seconds=args.paced_seconds)
+                    elif scenario == "ttfb":
+                        result = ttfb_under_load(server)
                     else:
                         result = burst(server)
                 except Exception as e:  # a server that falls over is a result too
@@ -329,6 +367,15 @@ def main():
                     continue
                 print(f"| {r['server']} | {r['events']} | {r['cpu_us_per_event']:.1f} us | "
                       f"{r['gap_p50_ms']} / {r['gap_p99_ms']} ms | {r['events_per_s']:.0f} |")
+        elif scenario == "ttfb":
+            print("| server | streams held | new streams | arrivals/s | TTFB p50 / p99 |")
+            print("| --- | --- | --- | --- | --- |")
+            for r in rows:
+                if "error" in r:
+                    print(f"| {r['server']} | error: {r['error']} | | | |")
+                    continue
+                print(f"| {r['server']} | {r['held']} | {r['new_streams']} | {r['arrivals_per_s']:.0f} | "
+                      f"{r['ttfb_p50_ms']} / {r['ttfb_p99_ms']} ms |")
         else:
             print("| server | events | completed streams | events/s | server CPU per event |")
             print("| --- | --- | --- | --- | --- |")

@@ -142,6 +142,12 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
         plan,
         collector: collector.clone(),
         run_over: CancellationToken::new(),
+        pacer: stream.stream_rate.filter(|r| *r > 0.0).map(|r| {
+            (
+                std::sync::Mutex::new(tokio::time::Instant::now()),
+                Duration::from_secs_f64(1.0 / r),
+            )
+        }),
     });
     let transaction = {
         let shared = shared.clone();
@@ -230,6 +236,9 @@ async fn stream_transaction(
         // The run is over: wait for goose to stop this user rather than
         // opening streams that would end at once.
         tokio::time::sleep(Duration::from_millis(200)).await;
+        return Ok(());
+    }
+    if !shared.wait_start_slot().await {
         return Ok(());
     }
     let source = shared.plan.source_for(user.weighted_users_index);

@@ -97,6 +97,11 @@ pub struct StreamArgs {
     /// until the run ends.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub stream_timeout: Option<Duration>,
+    /// Start at most this many new streams per second across all users
+    /// (arrivals paced before the clock starts, unlike goose's
+    /// --throttle-requests, which would count its wait into TTFB).
+    #[arg(long, value_name = "PER_SECOND")]
+    pub stream_rate: Option<f64>,
     /// Resume cut streams: SSE with Last-Event-ID after the server's
     /// `retry:`, others with `last_event_id`.
     #[arg(long)]

@@ -57,6 +57,28 @@ pub struct Shared {
     pub collector: Arc<Collector>,
     /// Cancelled when the run is over: open streams end as client deadline.
     pub run_over: CancellationToken,
+    /// `--stream-rate`: the next free start slot, and the spacing.
+    pub pacer: Option<(std::sync::Mutex<Instant>, Duration)>,
+}
+
+impl Shared {
+    /// Waits for this stream's start slot under `--stream-rate`; false if
+    /// the run ended first.
+    pub async fn wait_start_slot(&self) -> bool {
+        let Some((next, spacing)) = &self.pacer else {
+            return true;
+        };
+        let slot = {
+            let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = (*next).max(Instant::now());
+            *next = slot + *spacing;
+            slot
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(slot) => true,
+            () = self.run_over.cancelled() => false,
+        }
+    }
 }
 
 /// The per-connection reading state the transports share.
