@@ -29,6 +29,10 @@ def load(scenario):
     return sorted(rows, key=lambda r: (ORDER.index(r["server"]) if r["server"] in ORDER else 99, r.get("n", 0)))
 
 
+def commits(rows):
+    return ", ".join(sorted({r.get("commit", "?") for r in rows}))
+
+
 def ratio(value, base):
     if value is None or base in (None, 0):
         return "-"
@@ -41,7 +45,7 @@ def main():
     out = []
     out.append("# Benchmarks: trickle beside what users would deploy instead\n")
     out.append(f"Machine: {meta.get('cpus', '?')} cores, 24 GiB, Linux {meta.get('kernel', '?')}; "
-               f"{meta.get('date', '?')}, commit {meta.get('commit', '?')}. Every server and every client on the same "
+               f"{meta.get('date', '?')}; each scenario names the commit it ran at. Every server and every client on the same "
                "machine over loopback; the client is trickle-load for all of them (release build), spread over two "
                "processes past 9,500 streams (the open-files cap is 20,000 per process). Server CPU and RSS come from "
                "/proc (children included). Raw results: `bench/results/*.json`; this file: `bench/report.py`.\n")
@@ -54,7 +58,7 @@ def main():
                "bench/report.py\n```\n")
 
     if capacity:
-        out.append("## 1. Capacity: concurrent idle SSE streams\n")
+        out.append(f"## 1. Capacity: concurrent idle SSE streams (commit {commits(capacity)})\n")
         out.append("N streams held for 15 s, one event every 5 s each (first at once), heartbeats in between. "
                    "A server is not tried at a larger N once it established fewer than 95% of the streams asked.\n")
         out.append("| server | streams asked | established | first event p99 | server RSS per open stream | vs trickle | server CPU while holding |")
@@ -71,7 +75,7 @@ def main():
         out.append("")
 
     if paced:
-        out.append("## 2. Throughput, paced: 1,000 streams x a 64-byte event every 10 ms\n")
+        out.append(f"## 2. Throughput, paced: 1,000 streams x a 64-byte event every 10 ms (commit {commits(paced)})\n")
         out.append("100,000 events/s asked in all, for 15 s. Lateness shows as the client-side gap p99 above 10 ms.\n")
         out.append("| server | events delivered | events/s | server CPU per event | vs trickle | gap p50 / p99 |")
         out.append("| --- | --- | --- | --- | --- | --- |")
@@ -86,7 +90,7 @@ def main():
         out.append("")
 
     if burst:
-        out.append("## 2b. Throughput, burst: 100 streams x 2,000 events as fast as possible\n")
+        out.append(f"## 2b. Throughput, burst: 100 streams x 2,000 events as fast as possible (commit {commits(burst)})\n")
         out.append("| server | events | completed streams | events/s | vs trickle | server CPU per event |")
         out.append("| --- | --- | --- | --- | --- | --- |")
         base = next((r for r in burst if r["server"] == "trickle" and "error" not in r), {})
@@ -100,7 +104,7 @@ def main():
         out.append("")
 
     if ttfb:
-        out.append("## 3. TTFB under load: new streams while 10,000 are open\n")
+        out.append(f"## 3. TTFB under load: new streams while 10,000 are open (commit {commits(ttfb)})\n")
         out.append("10,000 idle SSE streams held (two trickle-load processes) while a third process starts one-event "
                    "streams at 500/s (`--stream-rate 500`, paced before the clock starts) for 20 s.\n")
         out.append("| server | streams held | new streams | arrivals/s | client TTFB p50 / p99 | p99 vs trickle |")
