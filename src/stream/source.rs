@@ -56,15 +56,6 @@ impl EventSource {
         }
     }
 
-    pub fn spec(&self) -> &StreamSpec {
-        &self.spec
-    }
-
-    /// The last id the client has been given (or had before resuming).
-    pub fn last_id(&self) -> Option<u64> {
-        self.last_id
-    }
-
     /// The next step, or `None` after the end step. Cancel-safe: dropping
     /// the future before it resolves loses nothing.
     pub async fn next(&mut self) -> Option<Step> {

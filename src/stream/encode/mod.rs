@@ -36,10 +36,6 @@ impl Framer {
         Self { transport, context }
     }
 
-    pub fn transport(&self) -> Transport {
-        self.transport
-    }
-
     pub fn content_type(&self) -> &'static str {
         match self.transport {
             Transport::Text => "text/plain; charset=utf-8",
