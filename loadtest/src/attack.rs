@@ -129,7 +129,8 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
     // be reset after the ramp-up or early rows would vanish.
     goose.no_reset_metrics = true;
 
-    let mut collector = Collector::new(&host, stream.transport.as_str());
+    let mut collector = Collector::new(&host, stream.transport.as_str())
+        .with_concurrency_limit(checks.expect_concurrency);
     if let Some(addr) = stream.metrics_addr {
         let live = Arc::new(crate::metrics::LoadMetrics::new(stream.transport.as_str())?);
         crate::metrics::serve(addr, live.clone())

@@ -84,12 +84,7 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
             .map(|(id, s)| (id.as_str(), s.peak))
             .max_by_key(|(_, p)| *p)
             .unwrap_or(("none", 0));
-        let premature: u64 = report
-            .refusals_by_min_load
-            .iter()
-            .filter(|(load, _)| **load < limit)
-            .map(|(_, n)| n)
-            .sum();
+        let premature = report.premature_refusals.unwrap_or(0);
         let refused = report.statuses.get(&429).copied().unwrap_or(0);
         verdicts.push(Verdict::new(
             "concurrency",

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::time::Instant;
+
 use crate::metrics::LoadMetrics;
 use crate::record::{Connection, Integrity};
 use crate::report::{Report, TimelinePoint};
@@ -14,11 +16,22 @@ use crate::report::{Report, TimelinePoint};
 /// The instance name of servers that do not send an instance header.
 pub const UNNAMED: &str = "unnamed";
 
+/// One instance's load as the client sees it, and when it last was full.
+#[derive(Debug)]
+struct InstanceLoad {
+    open: u64,
+    first_seen: Instant,
+    /// The last moment the instance reached or left `concurrency_limit`.
+    last_full: Option<Instant>,
+}
+
 #[derive(Debug)]
 pub struct Collector {
     report: Mutex<Report>,
-    /// Our streams open on each instance right now.
-    loads: Mutex<HashMap<String, u64>>,
+    /// Our streams open on each instance, as this client sees them.
+    loads: Mutex<HashMap<String, InstanceLoad>>,
+    /// The per-instance limit `--expect-concurrency` checks, if given.
+    concurrency_limit: Option<u64>,
     pub open: AtomicU64,
     pub events: AtomicU64,
     pub connections: AtomicU64,
@@ -38,6 +51,7 @@ impl Collector {
         Self {
             report: Mutex::new(Report::new(target, transport, unix_now())),
             loads: Mutex::new(HashMap::new()),
+            concurrency_limit: None,
             open: AtomicU64::new(0),
             events: AtomicU64::new(0),
             connections: AtomicU64::new(0),
@@ -51,13 +65,22 @@ impl Collector {
         self
     }
 
+    /// Judges each 429 against `limit` streams per instance (see `refused`).
+    pub fn with_concurrency_limit(mut self, limit: Option<u64>) -> Self {
+        self.concurrency_limit = limit;
+        if limit.is_some() {
+            self.with_report(|r| r.premature_refusals = Some(0));
+        }
+        self
+    }
+
     fn with_report<T>(&self, f: impl FnOnce(&mut Report) -> T) -> T {
         // A panic elsewhere while holding the lock must not lose the run.
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut report)
     }
 
-    fn with_loads<T>(&self, f: impl FnOnce(&mut HashMap<String, u64>) -> T) -> T {
+    fn with_loads<T>(&self, f: impl FnOnce(&mut HashMap<String, InstanceLoad>) -> T) -> T {
         let mut loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut loads)
     }
@@ -71,10 +94,21 @@ impl Collector {
             live.streams_open.inc();
         }
         if let Some(instance) = instance {
+            let limit = self.concurrency_limit;
             let now = self.with_loads(|loads| {
-                let load = loads.entry(instance.to_owned()).or_default();
-                *load += 1;
-                *load
+                let at = Instant::now();
+                let load = loads
+                    .entry(instance.to_owned())
+                    .or_insert_with(|| InstanceLoad {
+                        open: 0,
+                        first_seen: at,
+                        last_full: None,
+                    });
+                load.open += 1;
+                if limit.is_some_and(|l| load.open >= l) {
+                    load.last_full = Some(at);
+                }
+                load.open
             });
             self.with_report(|r| {
                 let stats = r.instances.entry(instance.to_owned()).or_default();
@@ -90,18 +124,41 @@ impl Collector {
             live.streams_open.dec();
         }
         if let Some(instance) = instance {
+            let limit = self.concurrency_limit;
             self.with_loads(|loads| {
                 if let Some(load) = loads.get_mut(instance) {
-                    *load = load.saturating_sub(1);
+                    if limit.is_some_and(|l| load.open >= l) {
+                        load.last_full = Some(Instant::now());
+                    }
+                    load.open = load.open.saturating_sub(1);
                 }
             });
         }
     }
 
-    /// A 429 arrived: remember how loaded the least loaded instance was.
-    pub fn refused(&self) {
-        let min_load = self.with_loads(|loads| loads.values().copied().min().unwrap_or(0));
-        self.with_report(|r| *r.refusals_by_min_load.entry(min_load).or_default() += 1);
+    /// A 429 arrived for a request sent at `sent`. It was premature if an
+    /// instance this client already knew when it sent the request stayed
+    /// below the limit the whole time the request waited: the platform had
+    /// room and refused anyway. The client's view lags the platform's (a
+    /// stream placed on an instance is seen only when its headers arrive),
+    /// so an instance that was full at any moment of the wait, or that
+    /// appeared during it, gives the platform the benefit of the doubt.
+    pub fn refused(&self, sent: Instant) {
+        let Some(limit) = self.concurrency_limit else {
+            return;
+        };
+        let premature = self.with_loads(|loads| {
+            loads.values().any(|l| {
+                l.first_seen < sent && l.open < limit && l.last_full.is_none_or(|t| t < sent)
+            })
+        });
+        if premature {
+            self.with_report(|r| {
+                if let Some(n) = &mut r.premature_refusals {
+                    *n += 1;
+                }
+            });
+        }
     }
 
     pub fn event(&self, gap: Option<Duration>) {
@@ -142,7 +199,7 @@ impl Collector {
     /// Records this second's open streams per instance.
     pub fn sample(&self) {
         let open: std::collections::BTreeMap<String, u64> =
-            self.with_loads(|loads| loads.iter().map(|(k, v)| (k.clone(), *v)).collect());
+            self.with_loads(|loads| loads.iter().map(|(k, v)| (k.clone(), v.open)).collect());
         let t = unix_now() as u64;
         self.with_report(|r| match r.timeline.last_mut() {
             Some(last) if last.t == t => last.open = open,
@@ -157,5 +214,60 @@ impl Collector {
             r.duration_s = unix_now() - r.started_unix;
             r.clone()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn premature(c: &Collector) -> Option<u64> {
+        c.finish().premature_refusals
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_is_premature_only_if_an_instance_had_room_all_along() {
+        let c = Collector::new("http://x", "sse").with_concurrency_limit(Some(2));
+        c.opened(Some("a"));
+        c.opened(Some("b"));
+        c.opened(Some("b"));
+        tokio::time::advance(Duration::from_millis(10)).await;
+
+        // Sent while `a` had room and it kept room: premature.
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        c.refused(sent);
+        assert_eq!(premature(&c), Some(1));
+
+        // `a` filled up during the wait: the platform gets the doubt.
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        c.opened(Some("a"));
+        c.closed(Some("a"));
+        c.refused(sent);
+        assert_eq!(premature(&c), Some(1));
+
+        // An instance first seen during the wait (a cold start) too.
+        c.opened(Some("a"));
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        c.opened(Some("c"));
+        c.refused(sent);
+        assert_eq!(premature(&c), Some(1));
+
+        // Every instance full: a fair 429.
+        c.opened(Some("c"));
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        c.refused(sent);
+        assert_eq!(premature(&c), Some(1));
+    }
+
+    #[test]
+    fn without_a_limit_nothing_is_judged() {
+        let c = Collector::new("http://x", "sse");
+        c.opened(Some("a"));
+        c.refused(Instant::now());
+        assert_eq!(premature(&c), None);
     }
 }

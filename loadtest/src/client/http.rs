@@ -98,7 +98,7 @@ impl Connector for HttpConnector<'_> {
             .map(str::to_owned);
         if !response.status().is_success() {
             if status == 429 {
-                shared.collector.refused();
+                shared.collector.refused(reader.started);
             }
             reader.conn.retry = retry_after(response.headers());
             return reader.finish(EndReason::HttpStatus);

@@ -101,7 +101,7 @@ impl Connector for WsConnector {
                 reader.conn.headers = Some(reader.started.elapsed());
                 reader.conn.status = Some(response.status().as_u16());
                 if response.status().as_u16() == 429 {
-                    shared.collector.refused();
+                    shared.collector.refused(reader.started);
                 }
                 return reader.finish(EndReason::HttpStatus);
             }

@@ -87,9 +87,10 @@ pub struct Report {
     pub streams_with_ids: u64,
     pub instances: BTreeMap<String, InstanceStats>,
     pub timeline: Vec<TimelinePoint>,
-    /// 429s by the lowest load among the instances seen at that moment:
-    /// a 429 while some instance held fewer than the limit is premature.
-    pub refusals_by_min_load: BTreeMap<u64, u64>,
+    /// 429s that came while an instance had room the whole time the
+    /// request waited (see `Collector::refused`); counted only when a
+    /// per-instance limit is checked (`--expect-concurrency`).
+    pub premature_refusals: Option<u64>,
     #[serde(with = "histograms")]
     pub histograms: BTreeMap<String, Histogram<u64>>,
 }
@@ -118,7 +119,7 @@ impl Report {
             streams_with_ids: 0,
             instances: BTreeMap::new(),
             timeline: Vec::new(),
-            refusals_by_min_load: BTreeMap::new(),
+            premature_refusals: None,
             histograms,
         }
     }
@@ -218,8 +219,8 @@ impl Report {
         for (k, v) in &other.statuses {
             *self.statuses.entry(*k).or_default() += v;
         }
-        for (k, v) in &other.refusals_by_min_load {
-            *self.refusals_by_min_load.entry(*k).or_default() += v;
+        if let Some(theirs) = other.premature_refusals {
+            *self.premature_refusals.get_or_insert(0) += theirs;
         }
         for (name, h) in &other.histograms {
             match self.histograms.get_mut(name) {
