@@ -12,23 +12,34 @@ Servers: trickle (metrics on), trickle-off (--metrics false), trickle-spans
 bare-actix (examples/bare_actix.rs), node (bench/servers/node_sse.mjs),
 uvicorn (uvicorn + sse-starlette), flask (Flask's threaded server) and
 gunicorn (--workers 1 --threads 8), both running bench/servers/flask_params.py,
-the classic example with stream parameters. Python servers run from a venv
-the script makes in bench/.venv (pip: flask gunicorn uvicorn sse-starlette).
+the classic example with stream parameters; flask-classic and
+gunicorn-classic run the article's example exactly as written
+(bench/servers/flask_classic.py; `python flask_classic.py` binds 8080).
+Python tools run from a venv the script makes in bench/.venv (pip: flask
+gunicorn uvicorn sse-starlette locust).
 
 Scenarios:
-  capacity  N concurrent SSE streams (an event every 5 s, heartbeats in
-            between): streams established, first event within 2 s, server
-            RSS per open stream, server CPU while holding them.
+  capacity  N concurrent SSE streams (an event every 5 s, or --interval-ms;
+            heartbeats in between): streams established, first event p99,
+            client-side gap p99 against the interval, server RSS per open
+            stream, server CPU while holding them.
   paced     1,000 streams, a 64-byte event every 10 ms each: server CPU per
             event, client-side gap p99 (does the server keep the pace?).
   burst     100 streams of 2,000 events as fast as possible: events/s and
             server CPU per event.
   ttfb      10,000 open streams while new one-event streams arrive at 500/s
             (trickle-load --stream-rate): client TTFB p50/p99 of the new ones.
+  classic   the article's GET /stream (ten lines, one per second) to N
+            clients at once: how many get all ten lines within 15 s.
+  clients   the load generators: trickle-load and Locust (HttpUser, requests
+            streaming) each hold N SSE streams (an event a second each, or
+            --client-interval-ms) against trickle in one process: client CPU
+            and RSS, and the streams trickle itself counts open.
 
 Each run records the server process's CPU seconds and peak RSS from /proc
 (children included, for servers that fork). Raw results go to
-bench/results/<scenario>-<server>-<n>.json; a Markdown table is printed.
+bench/results/<scenario>-<server>-<n>.json; bench/report.py renders them
+into BENCHMARKS.md.
 """
 
 import argparse
@@ -95,11 +106,12 @@ def python(tool):
 
 
 def ensure_venv():
-    if os.path.exists(python("gunicorn")) and os.path.exists(python("uvicorn")):
+    if all(os.path.exists(python(tool)) for tool in ("gunicorn", "uvicorn", "locust")):
         return
-    print("setting up bench/.venv (flask, gunicorn, uvicorn, sse-starlette)", file=sys.stderr)
+    print("setting up bench/.venv (flask, gunicorn, uvicorn, sse-starlette, locust)", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-    subprocess.run([python("pip"), "install", "-q", "flask", "gunicorn", "uvicorn", "sse-starlette"], check=True)
+    subprocess.run([python("pip"), "install", "-q", "flask", "gunicorn", "uvicorn", "sse-starlette", "locust"],
+                   check=True)
 
 
 def server_command(name, port, sink_port):
@@ -117,6 +129,13 @@ def server_command(name, port, sink_port):
         "flask": ([python("python"), os.path.join(BENCH, "servers", "flask_params.py"), str(port)], {}),
         "gunicorn": ([python("gunicorn"), "--workers", "1", "--threads", "8", "--chdir", os.path.join(BENCH, "servers"),
                       "-b", f"127.0.0.1:{port}", "--log-level", "warning", "flask_params:app"], {}),
+        # The article's example exactly as written: `python app.py` (Flask's
+        # debug server with its reloader, threaded, on 0.0.0.0:8080) ...
+        "flask-classic": ([python("python"), os.path.join(BENCH, "servers", "flask_classic.py")], {}),
+        # ... and under gunicorn the way Cloud Run's Python samples run it.
+        "gunicorn-classic": ([python("gunicorn"), "--workers", "1", "--threads", "8", "--chdir",
+                              os.path.join(BENCH, "servers"), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+                              "flask_classic:app"], {}),
     }
     return servers[name]
 
@@ -124,7 +143,8 @@ def server_command(name, port, sink_port):
 class Server:
     def __init__(self, name):
         self.name = name
-        self.port = free_port()
+        # The classic example binds the port it was written with.
+        self.port = 8080 if name == "flask-classic" else free_port()
         self.sink = None
         sink_port = free_port()
         if name == "trickle-spans":
@@ -161,7 +181,7 @@ class Server:
                     p.kill()
 
 
-def load(server, users, run_time, chunks, interval_ms, size, rate, idle_timeout="60s"):
+def load(server, users, run_time, chunks, interval_ms, size, rate, idle_timeout="60s", transport="sse", path=None):
     """Runs trickle-load (several processes past PER_PROCESS users) while
     sampling the server; returns (merged report, samples)."""
     procs = max(1, math.ceil(users / PER_PROCESS))
@@ -173,10 +193,10 @@ def load(server, users, run_time, chunks, interval_ms, size, rate, idle_timeout=
         reports.append(report)
         clients.append(subprocess.Popen(
             [LOAD, "--host", server.base, "--users", str(n), "--increase-rate", str(max(1, rate // procs)),
-             "--run-time", f"{run_time}s", "--transport", "sse", "--chunks", str(chunks),
+             "--run-time", f"{run_time}s", "--transport", transport, "--chunks", str(chunks),
              "--interval-ms", str(interval_ms), "--size", str(size), "--idle-timeout", idle_timeout,
              "--quiet", "--no-print-metrics", "--progress-secs", "0",
-             "--stream-report", report],
+             "--stream-report", report] + (["--path", path] if path else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     samples = []
     t0 = time.monotonic()
@@ -216,13 +236,14 @@ def peak_open(report):
     return max((sum(p["open"].values()) for p in report["timeline"]), default=0)
 
 
-def capacity(server, n, hold):
+def capacity(server, n, hold, interval_ms=5_000):
     ramp = max(1, n // 2000)
     idle_cpu, idle_rss = server.usage()
-    report, samples = load(server, n, ramp + hold, 1_000_000, 5_000, 0, min(2000, n))
+    report, samples = load(server, n, ramp + hold, 1_000_000, interval_ms, 0, min(2000, n))
     hold_samples = [s for s in samples if ramp + 3 <= s[0] <= ramp + hold - 1]
     rows = percentiles(report)
     first = rows.get("TTFB, first event", {})
+    gap = rows.get("gap between events", {})
     established = peak_open(report)
     rss = max((s[2] for s in hold_samples), default=0)
     cpu = ((hold_samples[-1][1] - hold_samples[0][1]) / max(0.1, hold_samples[-1][0] - hold_samples[0][0])
@@ -230,6 +251,8 @@ def capacity(server, n, hold):
     return {
         "n": n, "established": established,
         "first_event_p99_ms": first.get("p99"),
+        "interval_ms": interval_ms, "gaps": gap.get("count", 0),
+        "gap_p50_ms": gap.get("p50"), "gap_p99_ms": gap.get("p99"), "gap_max_ms": gap.get("max"),
         "rss_idle_kib": idle_rss, "rss_holding_kib": rss,
         "rss_per_stream_kib": (rss - idle_rss) / max(1, established),
         "cpu_holding_share": cpu,
@@ -302,91 +325,142 @@ def ttfb_under_load(server, held=10_000, rate=500, seconds=20):
             "ttfb_p50_ms": first.get("p50"), "ttfb_p99_ms": first.get("p99"), "ends": arrivals["ends"]}
 
 
+def classic(server, n, run_time=15):
+    """The article's stream (GET /stream: ten lines, one per second) to n
+    concurrent clients at once: how many get all ten lines, on time."""
+    report, samples = load(server, n, run_time, 10, 1_000, 0, min(2000, n), transport="text", path="/stream")
+    rows = percentiles(report)
+    first = rows.get("TTFB, first event", {})
+    gap = rows.get("gap between events", {})
+    return {
+        "n": n, "run_time_s": run_time, "connections": report["connections"],
+        "completed": report["ends"].get("completed", 0), "events": report["events"],
+        "first_line_p50_ms": first.get("p50"), "first_line_p99_ms": first.get("p99"),
+        "got_first_line": first.get("count", 0), "peak_open": peak_open(report),
+        "gap_p99_ms": gap.get("p99"), "peak_rss_kib": max((s[2] for s in samples), default=0),
+        "ends": report["ends"],
+    }
+
+
+def metric(base, name):
+    """One unlabelled-sum value from a Prometheus text endpoint."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#") and line[len(name)] in " {")
+
+
+def clients(server, client, n, hold=20, interval_ms=5_000):
+    """Scenario 4: one client process (trickle-load or Locust) holds n SSE
+    streams against trickle; the client's CPU and RSS while holding, and the
+    streams trickle itself counts open (trickle_streams_active)."""
+    rate = 1000
+    ramp = math.ceil(n / rate)
+    run_time = ramp + hold + 2
+    path = f"/sse?chunks=1000000&interval_ms={interval_ms}"
+    if client == "trickle-load":
+        command = [LOAD, "--host", server.base, "--users", str(n), "--increase-rate", str(rate),
+                   "--run-time", f"{run_time}s", "--transport", "sse", "--chunks", "1000000",
+                   "--interval-ms", str(interval_ms), "--idle-timeout", "60s", "--quiet", "--no-print-metrics",
+                   "--progress-secs", "0"]
+        env = None
+    else:
+        command = [python("locust"), "-f", os.path.join(BENCH, "clients", "locust_sse.py"), "--headless",
+                   "-u", str(n), "-r", str(rate), "-t", f"{run_time}s", "--host", server.base,
+                   "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "0"]
+        env = {**os.environ, "TRICKLE_SSE_PATH": path}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    samples, held = [], []
+    while proc.poll() is None and time.monotonic() - t0 < run_time + 30:
+        t = time.monotonic() - t0
+        cpu, rss = usage(proc.pid)
+        samples.append((t, cpu, rss))
+        if ramp + 2 <= t <= ramp + hold:
+            held.append(metric(server.base, "trickle_streams_active"))
+        time.sleep(1)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    window = [s for s in samples if ramp + 2 <= s[0] <= ramp + hold]
+    if len(window) < 2:
+        raise RuntimeError(f"{client} ran {len(samples)} s, too short to measure a hold")
+    streams = min(held) if held else 0
+    cpu = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+    rss = max(s[2] for s in window)
+    return {"client": client, "n": n, "held_min": streams, "held_max": max(held, default=0),
+            "client_rss_kib": rss, "client_cpu_share": cpu, "interval_ms": interval_ms, "hold_s": hold}
+
+
+SCENARIOS = {
+    # scenario: (default servers, default counts)
+    "capacity": ("trickle,trickle-off,bare-actix,node,uvicorn,flask,gunicorn", "1000,5000,10000,19000"),
+    "paced": ("trickle,trickle-off,trickle-spans,bare-actix,node,uvicorn,flask,gunicorn", "0"),
+    "burst": ("trickle,trickle-off,trickle-spans,bare-actix,node,uvicorn,flask", "0"),
+    "ttfb": ("trickle,bare-actix,node,uvicorn", "0"),
+    "classic": ("trickle,flask-classic,gunicorn-classic", "100,1000,5000"),
+    # The clients scenario runs trickle and compares the load generators.
+    "clients": ("trickle-load,locust", "10,1000,5000,9500"),
+}
+
+
+def run_one(scenario, name, n, args):
+    """One measurement; returns its result (an error is a result too)."""
+    server = Server("trickle" if scenario == "clients" else name)
+    try:
+        if scenario == "capacity":
+            return capacity(server, n, args.hold, args.interval_ms)
+        if scenario == "paced":
+            return paced(server, seconds=args.paced_seconds)
+        if scenario == "ttfb":
+            return ttfb_under_load(server)
+        if scenario == "classic":
+            return classic(server, n)
+        if scenario == "clients":
+            return clients(server, name, n, hold=args.hold, interval_ms=args.client_interval_ms)
+        return burst(server)
+    except Exception as e:  # a server that falls over is a result too
+        return {"n": n, "error": str(e)}
+    finally:
+        server.stop()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenario", default="all", choices=["all", "capacity", "paced", "burst", "ttfb"])
-    p.add_argument("--servers", default="trickle,trickle-off,trickle-spans,bare-actix,node,uvicorn,gunicorn,flask")
-    p.add_argument("--n", default="1000,5000,10000,19000", help="capacity: stream counts, stopping a server when it fails")
-    p.add_argument("--hold", type=int, default=20, help="capacity: seconds to hold the streams")
+    p.add_argument("--scenario", default="all", choices=["all", *SCENARIOS])
+    p.add_argument("--servers", help="comma-separated (clients scenario: trickle-load,locust); default: the scenario's")
+    p.add_argument("--n", help="capacity, classic, clients: stream counts (capacity stops a server when it fails)")
+    p.add_argument("--hold", type=int, default=20, help="capacity, clients: seconds to hold the streams")
+    p.add_argument("--interval-ms", type=int, default=5_000, help="capacity: event interval of each stream")
+    p.add_argument("--client-interval-ms", type=int, default=1_000, help="clients: event interval of each stream")
     p.add_argument("--paced-seconds", type=int, default=20)
     args = p.parse_args()
     for path in (LOAD, os.path.join(RELEASE, "trickle"), os.path.join(RELEASE, "examples", "bare_actix")):
         if not os.path.exists(path):
             sys.exit(f"error: {path} missing: cargo build --release --workspace --bins --examples")
-    servers = args.servers.split(",")
-    if any(s in ("uvicorn", "flask", "gunicorn") for s in servers):
-        ensure_venv()
     os.makedirs(RESULTS, exist_ok=True)
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     meta = {"date": str(datetime.date.today()), "commit": commit, "cpus": os.cpu_count(),
             "kernel": platform.release(), "command": " ".join(sys.argv)}
-    scenarios = ["capacity", "paced", "burst", "ttfb"] if args.scenario == "all" else [args.scenario]
+    scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     for scenario in scenarios:
-        rows = []
+        servers = (args.servers or SCENARIOS[scenario][0]).split(",")
+        if scenario == "clients" or any(s in ("uvicorn", "flask", "gunicorn", "flask-classic", "gunicorn-classic")
+                                        for s in servers):
+            ensure_venv()
         for name in servers:
-            counts = [int(n) for n in args.n.split(",")] if scenario == "capacity" else [0]
-            for n in counts:
+            for n in [int(n) for n in (args.n or SCENARIOS[scenario][1]).split(",")]:
                 print(f"{scenario} {name} {n or ''}...", file=sys.stderr, flush=True)
-                server = Server(name)
-                try:
-                    if scenario == "capacity":
-                        result = capacity(server, n, args.hold)
-                    elif scenario == "paced":
-                        result = paced(server, seconds=args.paced_seconds)
-                    elif scenario == "ttfb":
-                        result = ttfb_under_load(server)
-                    else:
-                        result = burst(server)
-                except Exception as e:  # a server that falls over is a result too
-                    result = {"n": n, "error": str(e)}
-                finally:
-                    server.stop()
+                result = run_one(scenario, name, n, args)
                 result.update(server=name, scenario=scenario, **meta)
-                with open(os.path.join(RESULTS, f"{scenario}-{name}-{n}.json"), "w") as f:
+                suffix = f"-{args.interval_ms}ms" if scenario == "capacity" and args.interval_ms != 5_000 else ""
+                with open(os.path.join(RESULTS, f"{scenario}{suffix}-{name}-{n}.json"), "w") as f:
                     json.dump(result, f, indent=2)
-                rows.append(result)
                 print(json.dumps(result), file=sys.stderr)
                 if scenario == "capacity" and result.get("established", 0) < 0.95 * n:
                     break  # this server failed at n; larger n would too
-        print(f"\n## {scenario}\n")
-        if scenario == "capacity":
-            print("| server | streams asked | established | first event p99 | RSS per stream | CPU holding |")
-            print("| --- | --- | --- | --- | --- | --- |")
-            for r in rows:
-                if "error" in r:
-                    print(f"| {r['server']} | {r['n']} | error: {r['error']} | | | |")
-                    continue
-                print(f"| {r['server']} | {r['n']} | {r['established']} | {r['first_event_p99_ms']} ms | "
-                      f"{r['rss_per_stream_kib']:.1f} KiB | {r['cpu_holding_share'] * 100:.1f}% |")
-        elif scenario == "paced":
-            print("| server | events | server CPU per event | gap p50 / p99 (10 ms asked) | events/s |")
-            print("| --- | --- | --- | --- | --- |")
-            for r in rows:
-                if "error" in r:
-                    print(f"| {r['server']} | error: {r['error']} | | | |")
-                    continue
-                print(f"| {r['server']} | {r['events']} | {r['cpu_us_per_event']:.1f} us | "
-                      f"{r['gap_p50_ms']} / {r['gap_p99_ms']} ms | {r['events_per_s']:.0f} |")
-        elif scenario == "ttfb":
-            print("| server | streams held | new streams | arrivals/s | TTFB p50 / p99 |")
-            print("| --- | --- | --- | --- | --- |")
-            for r in rows:
-                if "error" in r:
-                    print(f"| {r['server']} | error: {r['error']} | | | |")
-                    continue
-                print(f"| {r['server']} | {r['held']} | {r['new_streams']} | {r['arrivals_per_s']:.0f} | "
-                      f"{r['ttfb_p50_ms']} / {r['ttfb_p99_ms']} ms |")
-        else:
-            print("| server | events | completed streams | events/s | server CPU per event |")
-            print("| --- | --- | --- | --- | --- |")
-            for r in rows:
-                if "error" in r:
-                    print(f"| {r['server']} | error: {r['error']} | | | |")
-                    continue
-                print(f"| {r['server']} | {r['events']} | {r['completed']} | {r['events_per_s']:.0f} | "
-                      f"{r['cpu_us_per_event']:.2f} us |")
     print(f"\n{meta['cpus']} CPUs, Linux {meta['kernel']}, {meta['date']}, commit {meta['commit']}; "
-          f"rerun: {meta['command']}")
+          f"rerun: {meta['command']}\nbench/report.py renders BENCHMARKS.md from bench/results/.")
 
 
 if __name__ == "__main__":
