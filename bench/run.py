@@ -43,7 +43,9 @@ into BENCHMARKS.md.
 """
 
 import argparse
+import atexit
 import datetime
+import glob
 import json
 import math
 import os
@@ -99,6 +101,37 @@ def usage(pid):
         except (OSError, StopIteration):
             pass
     return cpu, rss
+
+
+PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+
+
+def ensure_port_range(connections=20_000):
+    """Linux scans ip_local_port_range for each connect(), even ports first:
+    past half the range towards one server address, connects stall in the
+    kernel and delay the client's other streams (loadtest/src/ports.rs). The
+    default 32768-60999 is too narrow for 19,000 streams; widen it for the
+    run (root only) and put it back at exit."""
+    try:
+        with open(PORT_RANGE) as f:
+            old = f.read().split()
+    except OSError:
+        return
+    if (int(old[1]) - int(old[0]) + 1) // 2 >= connections:
+        return
+    try:
+        with open(PORT_RANGE, "w") as f:
+            f.write("1024 65535")
+    except OSError:
+        print(f"warning: {PORT_RANGE} is {' '.join(old)}: too narrow for {connections} client connections; "
+              "run as root or: sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\"", file=sys.stderr)
+        return
+    print(f"widened {PORT_RANGE} from {' '.join(old)} to 1024 65535 for this run", file=sys.stderr)
+
+    def restore():
+        with open(PORT_RANGE, "w") as f:
+            f.write(" ".join(old))
+    atexit.register(restore)
 
 
 def python(tool):
@@ -439,6 +472,7 @@ def main():
         if not os.path.exists(path):
             sys.exit(f"error: {path} missing: cargo build --release --workspace --bins --examples")
     os.makedirs(RESULTS, exist_ok=True)
+    ensure_port_range()
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     meta = {"date": str(datetime.date.today()), "commit": commit, "cpus": os.cpu_count(),
             "kernel": platform.release(), "command": " ".join(sys.argv)}
@@ -458,7 +492,14 @@ def main():
                     json.dump(result, f, indent=2)
                 print(json.dumps(result), file=sys.stderr)
                 if scenario == "capacity" and result.get("established", 0) < 0.95 * n:
-                    break  # this server failed at n; larger n would too
+                    # This server failed at n; larger n would too, and their
+                    # results from earlier runs no longer stand.
+                    prefix = f"{scenario}{suffix}-{name}-"
+                    for stale in glob.glob(os.path.join(RESULTS, f"{prefix}*.json")):
+                        count = os.path.basename(stale)[len(prefix):-len(".json")]
+                        if count.isdigit() and int(count) > n:
+                            os.remove(stale)
+                    break
     print(f"\n{meta['cpus']} CPUs, Linux {meta['kernel']}, {meta['date']}, commit {meta['commit']}; "
           f"rerun: {meta['command']}\nbench/report.py renders BENCHMARKS.md from bench/results/.")
 

@@ -125,6 +125,14 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
         reconnect: stream.reconnect,
     };
     let length = run_length(&goose)?;
+    // All users connect from the same address (or spread over
+    // --source-addresses) to the same server address.
+    let per_source = goose.users.unwrap_or(1) as u64 / u64::from(stream.source_addresses.max(1));
+    if let Some(warning) =
+        crate::ports::local_port_range().and_then(|r| crate::ports::advice(r, per_source))
+    {
+        eprintln!("{warning}");
+    }
     // Our streams end themselves at the deadline; goose's metrics must not
     // be reset after the ramp-up or early rows would vanish.
     goose.no_reset_metrics = true;

@@ -11,6 +11,7 @@
 //! - [`report`]: the mergeable stream report (JSON, Markdown, HTML).
 //! - [`checks`]: verdicts and the exit code.
 //! - [`emulate`]: a local Cloud Run serving layer for rehearsals.
+//! - [`ports`]: the client machine's ephemeral port range.
 
 pub mod attack;
 pub mod checks;
@@ -19,6 +20,7 @@ pub mod client;
 pub mod collector;
 pub mod emulate;
 pub mod metrics;
+pub mod ports;
 pub mod progress;
 pub mod record;
 pub mod report;
