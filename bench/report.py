@@ -219,7 +219,11 @@ def main():
            "the same machine over loopback; the client is trickle-load for all of them (release build), spread "
            "over two processes past 9,500 streams (the open-files cap is 20,000 per process). Server CPU and RSS "
            "come from /proc (children included). Raw results: `bench/results/*.json`; this file: "
-           "`bench/report.py`.\n",
+           "`bench/report.py`. `bench/run.py` widens `net.ipv4.ip_local_port_range` to 1024-65535 for its runs "
+           "(and puts it back): with the default 32768-60999, the clients' connects stall in the kernel's port "
+           "search past ~14,000 connections and delay the events of the streams they already hold (measured: "
+           "client-side gap p99 1.47 s on 1 s events at 19,000 streams while an independent probe saw the server "
+           "keep 1.001 s).\n",
            "```sh\ncargo build --release --workspace --bins --examples\n"
            "bench/run.py --scenario classic\n"
            "bench/run.py --scenario capacity --hold 15\n"
@@ -324,6 +328,13 @@ def targets(capacity, capacity_1s, paced, burst, ttfb, classic, clients):
             line += (f" Memory: {t19['rss_per_stream_kib']:.1f} KiB per open stream against "
                      f"{b19['rss_per_stream_kib']:.1f} KiB for bare actix-web in the same run: {r:.2f}x "
                      f"(target at most 1.1x: {'met' if r <= 1.1 else 'NOT met'}).")
+        if b19 and rows is capacity_1s:
+            t_us = t19["cpu_holding_share"] / 19_000 * 1e6
+            b_us = b19["cpu_holding_share"] / 19_000 * 1e6
+            line += (f" CPU while holding: {t19['cpu_holding_share'] * 100:.1f}% of a core against "
+                     f"{b19['cpu_holding_share'] * 100:.1f}% for bare actix-web ({t_us:.1f} against {b_us:.1f} us "
+                     f"per event, {t_us / b_us:.2f}x): one timer wake-up and one write per event, where the paced "
+                     "scenario's target applies to 100 events/s per stream.")
         out.append(line)
     tp, bp, sp = pick(paced, "trickle"), pick(paced, "bare-actix"), pick(paced, "trickle-spans")
     if tp and bp:
