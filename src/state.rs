@@ -50,10 +50,7 @@ impl AppState {
                 max_duration: settings.max_stream_duration,
                 heartbeat: settings.heartbeat_interval,
             },
-            frame: FrameContext {
-                instance,
-                retry_ms: settings.retry.as_millis() as u64,
-            },
+            frame: FrameContext::new(instance, settings.retry.as_millis() as u64),
             retry: settings.retry,
             telemetry,
         }

@@ -124,14 +124,16 @@ pub const PAYLOAD_ALPHABET: &[u8; 64] =
 pub fn write_payload(out: &mut Vec<u8>, id: u64, size: usize) {
     let start = (id % 64) as usize;
     out.reserve(size);
-    out.extend(
-        PAYLOAD_ALPHABET
-            .iter()
-            .cycle()
-            .skip(start)
-            .take(size)
-            .copied(),
-    );
+    // Whole runs of the alphabet at a time: the first from `start`.
+    let mut left = size;
+    let mut from = start;
+    while left > 0 {
+        let run = &PAYLOAD_ALPHABET[from..];
+        let take = run.len().min(left);
+        out.extend_from_slice(&run[..take]);
+        left -= take;
+        from = 0;
+    }
 }
 
 /// The payload of event `id` as a string (what a client compares against).

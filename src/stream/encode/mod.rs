@@ -18,8 +18,28 @@ use super::event::{Step, Transport};
 pub struct FrameContext {
     /// The serving instance id, carried in every event.
     pub instance: Arc<str>,
+    /// The instance id as a JSON string (quoted, escaped), made once.
+    instance_json: Arc<str>,
     /// Reconnection delay advertised to clients.
     pub retry_ms: u64,
+}
+
+impl FrameContext {
+    pub fn new(instance: Arc<str>, retry_ms: u64) -> Self {
+        // Serializing a string cannot fail.
+        let instance_json = serde_json::to_string(&*instance)
+            .unwrap_or_else(|_| "\"\"".to_owned())
+            .into();
+        Self {
+            instance,
+            instance_json,
+            retry_ms,
+        }
+    }
+
+    pub fn instance_json(&self) -> &str {
+        &self.instance_json
+    }
 }
 
 /// The encoder of one HTTP transport.

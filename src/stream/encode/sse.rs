@@ -18,6 +18,8 @@
 //! data: {"type":"reconnect",...}
 //! ```
 
+use std::io::Write;
+
 use bytes::Bytes;
 
 use super::{json, FrameContext};
@@ -27,22 +29,33 @@ pub fn prelude(retry_ms: u64) -> Bytes {
     Bytes::from(format!("retry: {retry_ms}\n\n"))
 }
 
+/// One SSE block, written into a single buffer sized for it.
 pub fn encode(step: &Step, context: &FrameContext) -> Bytes {
-    let data = || json::object(step, context);
-    let block = match *step {
-        Step::Heartbeat => return Bytes::from_static(b": heartbeat\n\n"),
-        Step::Event(event) => format!("id: {}\nevent: chunk\ndata: {}\n\n", event.id, data()),
+    if let Step::Heartbeat = step {
+        return Bytes::from_static(b": heartbeat\n\n");
+    }
+    let mut out = Vec::with_capacity(json::capacity(step, context));
+    // Writing into a Vec cannot fail.
+    let _ = head(&mut out, step, context);
+    json::write_object(&mut out, step, context);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// The block's fields before `data:`.
+fn head(out: &mut Vec<u8>, step: &Step, context: &FrameContext) -> std::io::Result<()> {
+    match *step {
+        Step::Event(event) => write!(out, "id: {}\nevent: chunk\ndata: ", event.id),
         Step::End { reason, last_id } if reason.is_early() => {
-            let id = last_id.map(|id| format!("id: {id}\n")).unwrap_or_default();
-            format!(
-                "retry: {}\n{id}event: reconnect\ndata: {}\n\n",
-                context.retry_ms,
-                data()
-            )
+            writeln!(out, "retry: {}", context.retry_ms)?;
+            if let Some(id) = last_id {
+                writeln!(out, "id: {id}")?;
+            }
+            write!(out, "event: reconnect\ndata: ")
         }
-        Step::End { .. } => format!("event: end\ndata: {}\n\n", data()),
-    };
-    Bytes::from(block)
+        Step::End { .. } => write!(out, "event: end\ndata: "),
+        Step::Heartbeat => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -56,10 +69,7 @@ mod tests {
     use crate::stream::event::{payload, EndReason, Event};
 
     fn context() -> FrameContext {
-        FrameContext {
-            instance: Arc::from("rev-1-abcdef01"),
-            retry_ms: 1500,
-        }
+        FrameContext::new(Arc::from("rev-1-abcdef01"), 1500)
     }
 
     fn parse(bytes: &[u8]) -> (Vec<Item>, Parser) {
