@@ -352,9 +352,9 @@ def targets(capacity, capacity_1s, paced, burst, ttfb, classic, clients):
     if tb and bb:
         out.append(f"- Burst (no target): trickle spends {tb['cpu_us_per_event']:.2f} us of CPU per event against "
                    f"{bb['cpu_us_per_event']:.2f} us for bare actix-web "
-                   f"({tb['cpu_us_per_event'] / bb['cpu_us_per_event']:.1f}x), with telemetry off too: the cost is "
-                   "trickle's framing (each event is a JSON object with id, timestamp, instance and a derived "
-                   "payload), not its instrumentation.")
+                   f"({tb['cpu_us_per_event'] / bb['cpu_us_per_event']:.2f}x). Before the framing rewrite "
+                   "(commit ba658b5: one buffer per event, the chunk object written directly, one clock read "
+                   "fewer; found with `perf record` on this scenario) it spent 1.00 us against 0.37 us.")
     tt = pick(ttfb, "trickle")
     if tt:
         ok = tt["ttfb_p99_ms"] <= 5.0
