@@ -333,8 +333,7 @@ def targets(capacity, capacity_1s, paced, burst, ttfb, classic, clients):
             b_us = b19["cpu_holding_share"] / 19_000 * 1e6
             line += (f" CPU while holding: {t19['cpu_holding_share'] * 100:.1f}% of a core against "
                      f"{b19['cpu_holding_share'] * 100:.1f}% for bare actix-web ({t_us:.1f} against {b_us:.1f} us "
-                     f"per event, {t_us / b_us:.2f}x): one timer wake-up and one write per event, where the paced "
-                     "scenario's target applies to 100 events/s per stream.")
+                     f"per event, {t_us / b_us:.2f}x).")
         out.append(line)
     tp, bp, sp = pick(paced, "trickle"), pick(paced, "bare-actix"), pick(paced, "trickle-spans")
     if tp and bp:
