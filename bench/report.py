@@ -87,22 +87,30 @@ def failed(r, columns):
     return f"| {label(r['server'])} | {r.get('n', '')} | failed: {r['error']} |" + " |" * (columns - 3)
 
 
-def capacity_table(rows, interval_ms):
-    out = ["| server | streams asked | established | first event p99 | gap p99 / max "
-           f"({interval_ms / 1000:g} s asked) | server RSS per open stream | vs trickle | server CPU while holding |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    base = {r["n"]: r for r in rows if r["server"] == "trickle" and "error" not in r}
+def table(rows, header, cells, base_server="trickle"):
+    """A Markdown table, a row per result: `cells(row, base)` gives the
+    cells after the server's label; `base` is `base_server`'s result at the
+    same N (what the ratios are to). A failed run is a row too."""
+    columns = header.count("|") - 1
+    base = {r.get("n"): r for r in rows if r["server"] == base_server and "error" not in r}
+    out = [header, "|" + " --- |" * columns]
     for r in rows:
         if "error" in r:
-            out.append(failed(r, 8))
+            out.append(failed(r, columns))
             continue
-        b = base.get(r["n"], {})
-        gap = f"{ms(r.get('gap_p99_ms'))} / {ms(r.get('gap_max_ms'))}" if "gap_p99_ms" in r else "not recorded"
-        out.append(f"| {label(r['server'])} | {r['n']:,} | {r['established']:,} | {ms(r['first_event_p99_ms'])} | "
-                   f"{gap} | {r['rss_per_stream_kib']:.1f} KiB | "
-                   f"{ratio(r['rss_per_stream_kib'], b.get('rss_per_stream_kib'))} | "
-                   f"{r['cpu_holding_share'] * 100:.1f}% |")
+        out.append("| " + " | ".join([label(r["server"]), *cells(r, base.get(r.get("n"), {}))]) + " |")
     return out + [""]
+
+
+def capacity_table(rows, interval_ms):
+    def cells(r, b):
+        gap = f"{ms(r.get('gap_p99_ms'))} / {ms(r.get('gap_max_ms'))}" if "gap_p99_ms" in r else "not recorded"
+        return [f"{r['n']:,}", f"{r['established']:,}", ms(r["first_event_p99_ms"]), gap,
+                f"{r['rss_per_stream_kib']:.1f} KiB", ratio(r["rss_per_stream_kib"], b.get("rss_per_stream_kib")),
+                f"{r['cpu_holding_share'] * 100:.1f}%"]
+    return table(rows, "| server | streams asked | established | first event p99 | gap p99 / max "
+                 f"({interval_ms / 1000:g} s asked) | server RSS per open stream | vs trickle | "
+                 "server CPU while holding |", cells)
 
 
 def classic_section(rows):
@@ -110,21 +118,14 @@ def classic_section(rows):
            "`GET /stream` sends ten lines, one a second (`../shared/seed/`). N clients ask for it at once "
            "(trickle-load `--transport text --path /stream`, ramp 2,000/s) and keep asking for 15 s: each stream "
            "takes 9 s, so every client can finish one. trickle serves the same `/stream` (the same ten lines).\n",
-           "| server | clients | finished all ten lines | vs trickle | got a first line | first line p50 / p99 "
-           "| still waiting for a first byte at 15 s | server peak RSS |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    base = {r["n"]: r for r in rows if r["server"] == "trickle" and "error" not in r}
-    for r in rows:
-        if "error" in r:
-            out.append(failed(r, 8))
-            continue
-        b = base.get(r["n"], {})
-        waiting = r["connections"] - r["got_first_line"]
-        out.append(f"| {label(r['server'])} | {r['n']:,} | {r['completed']:,} | "
-                   f"{ratio(r['completed'], b.get('completed'))} | {r['got_first_line']:,} | "
-                   f"{ms(r['first_line_p50_ms'])} / {ms(r['first_line_p99_ms'])} | {waiting:,} | "
-                   f"{r['peak_rss_kib'] / 1024:.0f} MiB |")
-    return out + [""]
+           ]
+
+    def cells(r, b):
+        return [f"{r['n']:,}", f"{r['completed']:,}", ratio(r["completed"], b.get("completed")),
+                f"{r['got_first_line']:,}", f"{ms(r['first_line_p50_ms'])} / {ms(r['first_line_p99_ms'])}",
+                f"{r['connections'] - r['got_first_line']:,}", f"{r['peak_rss_kib'] / 1024:.0f} MiB"]
+    return out + table(rows, "| server | clients | finished all ten lines | vs trickle | got a first line | "
+                       "first line p50 / p99 | still waiting for a first byte at 15 s | server peak RSS |", cells)
 
 
 def clients_section(rows):
@@ -135,31 +136,25 @@ def clients_section(rows):
            "runs the way its users write stream tests (`bench/clients/locust_sse.py`: HttpUser, `stream=True`, "
            "`iter_lines`); it times a request only when it ends, so it sees no TTFB, gap or event count of its "
            "own. trickle-load records all of those for every stream while it holds them.\n",
-           "| client | streams asked | held (server count) | client RSS | per stream | vs trickle-load "
-           "| client CPU while holding | per 1,000 streams |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    base_rss = {r["server"]: r["client_rss_kib"] for r in rows if r["n"] == 10 and "error" not in r}
-    per_stream = {}
-    for r in rows:
-        if "error" in r or r["n"] == 10:
-            continue
-        # RSS is the peak while holding, when the most streams were open.
-        held = r["held_max"]
-        per = (r["client_rss_kib"] - base_rss.get(r["server"], 0)) / max(1, held - 10)
-        per_stream[(r["server"], r["n"])] = per
-    for r in rows:
-        if r["n"] == 10:
-            continue
-        if "error" in r:
-            out.append(failed(r, 8))
-            continue
-        per = per_stream[(r["server"], r["n"])]
-        base = per_stream.get(("trickle-load", r["n"]))
-        out.append(f"| {label(r['server'])} | {r['n']:,} | {r['held_min']:,.0f} - {r['held_max']:,.0f} | "
-                   f"{r['client_rss_kib'] / 1024:.0f} MiB | {per:.1f} KiB | {ratio(per, base)} | "
-                   f"{r['client_cpu_share'] * 100:.1f}% of a core | "
-                   f"{r['client_cpu_share'] * 100 * 1000 / max(1, r['held_max']):.2f}% |")
-    return out + [""]
+           ]
+
+    def cells(r, b):
+        per = client_kib_per_stream(r, rows)
+        return [f"{r['n']:,}", f"{r['held_min']:,.0f} - {r['held_max']:,.0f}", f"{r['client_rss_kib'] / 1024:.0f} MiB",
+                f"{per:.1f} KiB", ratio(per, client_kib_per_stream(b, rows) if b else None),
+                f"{r['client_cpu_share'] * 100:.1f}% of a core",
+                f"{r['client_cpu_share'] * 100 * 1000 / max(1, r['held_max']):.2f}%"]
+    return out + table([r for r in rows if r["n"] != 10],
+                       "| client | streams asked | held (server count) | client RSS | per stream | vs trickle-load | "
+                       "client CPU while holding | per 1,000 streams |", cells, base_server="trickle-load")
+
+
+def client_kib_per_stream(r, rows):
+    """A client's RSS per open stream: its peak RSS while holding, above
+    its RSS holding 10 streams, over the most streams open (at the peak)."""
+    base = next((b["client_rss_kib"] for b in rows
+                 if b["server"] == r["server"] and b["n"] == 10 and "error" not in b), 0)
+    return (r["client_rss_kib"] - base) / max(1, r["held_max"] - 10)
 
 
 def sizing_section(capacity, paced):
@@ -252,47 +247,27 @@ def main():
     if paced:
         out.append(f"## 2. Throughput, paced: 1,000 streams x a 64-byte event every 10 ms (commit {commits(paced)})\n")
         out.append("100,000 events/s asked in all, for 15 s. Lateness shows as the client-side gap p99 above 10 ms.\n")
-        out.append("| server | events delivered | events/s | server CPU per event | vs trickle | gap p50 / p99 |")
-        out.append("| --- | --- | --- | --- | --- | --- |")
-        base = pick(paced, "trickle") or {}
-        for r in paced:
-            if "error" in r:
-                out.append(failed(r, 6))
-                continue
-            out.append(f"| {label(r['server'])} | {r['events']:,} | {r['events_per_s']:,.0f} | "
-                       f"{r['cpu_us_per_event']:.2f} us | {ratio(r['cpu_us_per_event'], base.get('cpu_us_per_event'))} | "
-                       f"{r['gap_p50_ms']} / {r['gap_p99_ms']} ms |")
-        out.append("")
+        out += table(paced, "| server | events delivered | events/s | server CPU per event | vs trickle | "
+                     "gap p50 / p99 |", lambda r, b: [
+                         f"{r['events']:,}", f"{r['events_per_s']:,.0f}", f"{r['cpu_us_per_event']:.2f} us",
+                         ratio(r["cpu_us_per_event"], b.get("cpu_us_per_event")),
+                         f"{r['gap_p50_ms']} / {r['gap_p99_ms']} ms"])
 
     if burst:
         out.append(f"## 2b. Throughput, burst: 100 streams x 2,000 events as fast as possible (commit {commits(burst)})\n")
-        out.append("| server | events | completed streams | events/s | vs trickle | server CPU per event |")
-        out.append("| --- | --- | --- | --- | --- | --- |")
-        base = pick(burst, "trickle") or {}
-        for r in burst:
-            if "error" in r:
-                out.append(failed(r, 6))
-                continue
-            out.append(f"| {label(r['server'])} | {r['events']:,} | {r['completed']} | "
-                       f"{r['events_per_s']:,.0f} | {ratio(r['events_per_s'], base.get('events_per_s'))} | "
-                       f"{r['cpu_us_per_event']:.2f} us |")
-        out.append("")
+        out += table(burst, "| server | events | completed streams | events/s | vs trickle | "
+                     "server CPU per event |", lambda r, b: [
+                         f"{r['events']:,}", f"{r['completed']}", f"{r['events_per_s']:,.0f}",
+                         ratio(r["events_per_s"], b.get("events_per_s")), f"{r['cpu_us_per_event']:.2f} us"])
 
     if ttfb:
         out.append(f"## 3. TTFB under load: new streams while 10,000 are open (commit {commits(ttfb)})\n")
         out.append("10,000 idle SSE streams held (two trickle-load processes) while a third process starts one-event "
                    "streams at 500/s (`--stream-rate 500`, paced before the clock starts) for 20 s.\n")
-        out.append("| server | streams held | new streams | arrivals/s | client TTFB p50 / p99 | p99 vs trickle |")
-        out.append("| --- | --- | --- | --- | --- | --- |")
-        base = pick(ttfb, "trickle") or {}
-        for r in ttfb:
-            if "error" in r:
-                out.append(failed(r, 6))
-                continue
-            out.append(f"| {label(r['server'])} | {r['held']:,} | {r['new_streams']:,} | "
-                       f"{r['arrivals_per_s']:.0f} | {r['ttfb_p50_ms']} / {r['ttfb_p99_ms']} ms | "
-                       f"{ratio(r['ttfb_p99_ms'], base.get('ttfb_p99_ms'))} |")
-        out.append("")
+        out += table(ttfb, "| server | streams held | new streams | arrivals/s | client TTFB p50 / p99 | "
+                     "p99 vs trickle |", lambda r, b: [
+                         f"{r['held']:,}", f"{r['new_streams']:,}", f"{r['arrivals_per_s']:.0f}",
+                         f"{r['ttfb_p50_ms']} / {r['ttfb_p99_ms']} ms", ratio(r["ttfb_p99_ms"], b.get("ttfb_p99_ms"))])
 
     if clients:
         out += clients_section(clients)
@@ -359,11 +334,10 @@ def targets(capacity, capacity_1s, paced, burst, ttfb, classic, clients):
         ok = tt["ttfb_p99_ms"] <= 5.0
         out.append(f"- TTFB p99 with 10,000 open streams and {tt['arrivals_per_s']:.0f} new streams/s: "
                    f"{tt['ttfb_p99_ms']} ms (target at most 5 ms: {'met' if ok else 'NOT met'}).")
-    idle = [r for r in clients if r["server"] == "trickle-load" and "error" not in r and r["n"] > 10]
-    base = next((r for r in clients if r["server"] == "trickle-load" and r["n"] == 10 and "error" not in r), None)
-    if idle and base:
-        big = max(idle, key=lambda r: r["n"])
-        per = (big["client_rss_kib"] - base["client_rss_kib"]) / max(1, big["held_max"] - 10)
+    held = [r for r in clients if r["server"] == "trickle-load" and "error" not in r and r["n"] > 10]
+    if held:
+        big = max(held, key=lambda r: r["n"])
+        per = client_kib_per_stream(big, clients)
         out.append(f"- trickle-load: {per:.1f} KiB per open stream holding {big['held_max']:,.0f} streams "
                    f"(target at most 50 KiB: {'met' if per <= 50 else 'NOT met'}), "
                    f"{big['client_cpu_share'] * 100:.1f}% of a core for all of them with an event a second on each.")
