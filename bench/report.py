@@ -218,7 +218,9 @@ def main():
            "(and puts it back): with the default 32768-60999, the clients' connects stall in the kernel's port "
            "search past ~14,000 connections and delay the events of the streams they already hold (measured: "
            "client-side gap p99 1.47 s on 1 s events at 19,000 streams while an independent probe saw the server "
-           "keep 1.001 s).\n",
+           "keep 1.001 s). Where a section names two commits, trickle and bare actix-web were rerun at the newer one "
+           "(after a change to trickle); the other servers' code and the client's measuring path did not change "
+           "in between.\n",
            "```sh\ncargo build --release --workspace --bins --examples\n"
            "bench/run.py --scenario classic\n"
            "bench/run.py --scenario capacity --hold 15\n"
