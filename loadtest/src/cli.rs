@@ -116,7 +116,10 @@ pub struct StreamArgs {
     pub no_end_marker: bool,
     /// Spread connections over this many loopback source addresses
     /// (127.0.0.1, 127.0.0.2, ...), one per user in turn: each (source,
-    /// destination) pair has its own ~28,000 ephemeral ports.
+    /// destination) pair has its own ephemeral ports. Sockets are bound
+    /// before connecting, which makes the kernel's port search slower
+    /// (measured: a 19,000-stream ramp took ~3x longer); on one machine,
+    /// widening net.ipv4.ip_local_port_range is the better remedy.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub source_addresses: u8,
     /// Write the stream report here (.json, .md or .html); repeatable.
