@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::spawn_trickle;
+use crate::helpers::{args, spawn_trickle};
 
 fn trickle_load(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_trickle-load"))
@@ -166,16 +166,7 @@ async fn raw_servers_close_delimited_and_reset() {
     assert_eq!(result.report.integrity.lost, 0);
     let (result, _) = crate::helpers::load(
         &host,
-        &[
-            "--users",
-            "2",
-            "--increase-rate",
-            "100",
-            "--run-time",
-            "1s",
-            "--path",
-            "/reset",
-        ],
+        &args("--users 2 --increase-rate 100 --run-time 1s --path /reset"),
     )
     .await;
     let ends = &result.report.ends;

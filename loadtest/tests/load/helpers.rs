@@ -7,19 +7,16 @@ use trickle_load::attack::{self, RunResult};
 use trickle_load::checks::{self, Verdict};
 use trickle_load::cli::Cli;
 
+/// A command line's words (none of the tests' arguments contain spaces).
+pub fn args(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 /// Starts trickle on 127.0.0.1:0 with the extra flags; returns its base URL.
 pub async fn spawn_trickle(extra: &[&str]) -> String {
-    let mut args = vec![
-        "trickle",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--workers",
-        "1",
-    ];
-    args.extend_from_slice(extra);
-    let settings = Settings::from_args(args).unwrap();
+    let mut argv = args("trickle --host 127.0.0.1 --port 0 --workers 1");
+    argv.extend_from_slice(extra);
+    let settings = Settings::from_args(argv).unwrap();
     let telemetry = Telemetry::init_with_env(&settings, &|_| None).unwrap();
     let app = Application::build(&settings, &telemetry).unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -11,7 +11,7 @@ use actix_web::{App, HttpResponse, HttpServer};
 use futures_util::stream;
 use trickle_load::record::EndReason;
 
-use crate::helpers::{load, verdict};
+use crate::helpers::{args, load, verdict};
 
 fn sse_event(id: u64) -> Bytes {
     Bytes::from(format!("id: {id}\nevent: chunk\ndata: {{\"id\":{id}}}\n\n"))
@@ -51,18 +51,7 @@ async fn a_buffered_response_is_caught() {
     .await;
     let (result, verdicts) = load(
         &host,
-        &[
-            "--users",
-            "2",
-            "--increase-rate",
-            "100",
-            "--run-time",
-            "3s",
-            "--chunks",
-            "10",
-            "--interval-ms",
-            "100",
-        ],
+        &args("--users 2 --increase-rate 100 --run-time 3s --chunks 10 --interval-ms 100"),
     )
     .await;
     assert!(
@@ -102,17 +91,8 @@ async fn cuts_are_reported_as_truncation_and_checked_against_the_timeout() {
         cfg.route("/sse", web::get().to(cutting));
     })
     .await;
-    let args = [
-        "--users",
-        "2",
-        "--increase-rate",
-        "100",
-        "--run-time",
-        "3s",
-        "--expect-timeout",
-        "1s",
-    ];
-    let (result, verdicts) = load(&host, &args).await;
+    let timeout_run = args("--users 2 --increase-rate 100 --run-time 3s --expect-timeout 1s");
+    let (result, verdicts) = load(&host, &timeout_run).await;
     let truncated = result
         .report
         .ends
@@ -126,31 +106,13 @@ async fn cuts_are_reported_as_truncation_and_checked_against_the_timeout() {
 
     let (_, verdicts) = load(
         &host,
-        &[
-            "--users",
-            "2",
-            "--increase-rate",
-            "100",
-            "--run-time",
-            "3s",
-            "--expect-timeout",
-            "5s",
-        ],
+        &args("--users 2 --increase-rate 100 --run-time 3s --expect-timeout 5s"),
     )
     .await;
     assert!(!verdict(&verdicts, "timeout").passed);
     let (_, verdicts) = load(
         &host,
-        &[
-            "--users",
-            "2",
-            "--increase-rate",
-            "100",
-            "--run-time",
-            "2s",
-            "--max-error-rate",
-            "0.1",
-        ],
+        &args("--users 2 --increase-rate 100 --run-time 2s --max-error-rate 0.1"),
     )
     .await;
     assert!(!verdict(&verdicts, "error-rate").passed);
@@ -244,16 +206,7 @@ async fn a_server_that_never_sends_a_byte_times_out() {
     let started = std::time::Instant::now();
     let (result, _) = load(
         &host,
-        &[
-            "--users",
-            "2",
-            "--increase-rate",
-            "100",
-            "--run-time",
-            "3s",
-            "--idle-timeout",
-            "1s",
-        ],
+        &args("--users 2 --increase-rate 100 --run-time 3s --idle-timeout 1s"),
     )
     .await;
     assert!(
@@ -371,16 +324,7 @@ async fn users_spread_over_loopback_source_addresses() {
     tokio::spawn(server.run());
     let (result, _) = load(
         &host,
-        &[
-            "--users",
-            "6",
-            "--increase-rate",
-            "100",
-            "--run-time",
-            "1s",
-            "--source-addresses",
-            "3",
-        ],
+        &args("--users 6 --increase-rate 100 --run-time 1s --source-addresses 3"),
     )
     .await;
     assert!(

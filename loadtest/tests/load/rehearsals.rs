@@ -8,7 +8,7 @@ use tokio::process::{Child, Command};
 use trickle_load::record::EndReason;
 use trickle_load::report::quantile;
 
-use crate::helpers::{load, verdict};
+use crate::helpers::{args, load, verdict};
 
 struct Emulator {
     _child: Child,
@@ -58,27 +58,11 @@ async fn emulator(args: &[&str]) -> Emulator {
 /// instance on 3 instances, the rest 429 after the queue wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_rehearsal() {
-    let emu = emulator(&[
-        "--concurrency",
-        "10",
-        "--max-instances",
-        "3",
-        "--queue-timeout",
-        "1s",
-    ])
+    let emu = emulator(&args(
+        "--concurrency 10 --max-instances 3 --queue-timeout 1s",
+    ))
     .await;
-    let run = [
-        "--users",
-        "40",
-        "--increase-rate",
-        "200",
-        "--run-time",
-        "3s",
-        "--chunks",
-        "1000",
-        "--interval-ms",
-        "200",
-    ];
+    let run = args("--users 40 --increase-rate 200 --run-time 3s --chunks 1000 --interval-ms 200");
     let (result, verdicts) = load(
         &emu.host,
         &[&run[..], &["--expect-concurrency", "10"]].concat(),
@@ -112,21 +96,7 @@ async fn timeout_rehearsal() {
     let emu = emulator(&["--timeout", "2s", "--", "--retry", "100ms"]).await;
     let (result, verdicts) = load(
         &emu.host,
-        &[
-            "--users",
-            "3",
-            "--increase-rate",
-            "100",
-            "--run-time",
-            "7s",
-            "--chunks",
-            "25",
-            "--interval-ms",
-            "200",
-            "--reconnect",
-            "--expect-timeout",
-            "2s",
-        ],
+        &args("--users 3 --increase-rate 100 --run-time 7s --chunks 25 --interval-ms 200 --reconnect --expect-timeout 2s"),
     )
     .await;
     let report = &result.report;
@@ -149,20 +119,7 @@ async fn timeout_rehearsal() {
 
     let (result, _) = load(
         &emu.host,
-        &[
-            "--users",
-            "2",
-            "--increase-rate",
-            "100",
-            "--run-time",
-            "3s",
-            "--transport",
-            "text",
-            "--chunks",
-            "25",
-            "--interval-ms",
-            "200",
-        ],
+        &args("--users 2 --increase-rate 100 --run-time 3s --transport text --chunks 25 --interval-ms 200"),
     )
     .await;
     assert!(
@@ -182,31 +139,15 @@ async fn timeout_rehearsal() {
 /// all, only graceful reconnects, nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_deadline_rehearsal() {
-    let emu = emulator(&[
-        "--timeout",
-        "2s",
-        "--",
-        "--max-stream-duration",
-        "1500ms",
-        "--retry",
-        "100ms",
-    ])
+    let emu = emulator(&args(
+        "--timeout 2s -- --max-stream-duration 1500ms --retry 100ms",
+    ))
     .await;
     let (result, _) = load(
         &emu.host,
-        &[
-            "--users",
-            "3",
-            "--increase-rate",
-            "100",
-            "--run-time",
-            "6s",
-            "--chunks",
-            "20",
-            "--interval-ms",
-            "200",
-            "--reconnect",
-        ],
+        &args(
+            "--users 3 --increase-rate 100 --run-time 6s --chunks 20 --interval-ms 200 --reconnect",
+        ),
     )
     .await;
     let report = &result.report;
@@ -237,18 +178,7 @@ async fn cold_start_rehearsal() {
     let emu = emulator(&["--min-instances", "0", "--cold-start-delay", "1s"]).await;
     let (result, _) = load(
         &emu.host,
-        &[
-            "--users",
-            "3",
-            "--increase-rate",
-            "100",
-            "--run-time",
-            "3s",
-            "--chunks",
-            "5",
-            "--interval-ms",
-            "100",
-        ],
+        &args("--users 3 --increase-rate 100 --run-time 3s --chunks 5 --interval-ms 100"),
     )
     .await;
     let first = result.report.histogram("first_event").unwrap();
@@ -365,18 +295,7 @@ async fn the_emulator_survives_bad_instances() {
 
     // An instance killed mid-stream: its streams are cut, it is replaced.
     let emu = emulator(&[]).await;
-    let run = [
-        "--users",
-        "3",
-        "--increase-rate",
-        "100",
-        "--run-time",
-        "3s",
-        "--chunks",
-        "100",
-        "--interval-ms",
-        "100",
-    ];
+    let run = args("--users 3 --increase-rate 100 --run-time 3s --chunks 100 --interval-ms 100");
     let kill = async {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let instances: serde_json::Value =

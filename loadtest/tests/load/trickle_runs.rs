@@ -6,7 +6,7 @@ use std::time::Duration;
 use trickle_load::record::EndReason;
 use trickle_load::report::quantile;
 
-use crate::helpers::{load, spawn_trickle, verdict};
+use crate::helpers::{args, load, spawn_trickle, verdict};
 
 async fn completes(transport: &str) {
     let host = spawn_trickle(&[]).await;
@@ -120,21 +120,7 @@ async fn reconnecting_across_trickle_deadlines_loses_nothing() {
     let host = spawn_trickle(&["--max-stream-duration", "500ms", "--retry", "100ms"]).await;
     let (result, verdicts) = load(
         &host,
-        &[
-            "--users",
-            "3",
-            "--increase-rate",
-            "100",
-            "--run-time",
-            "4s",
-            "--transport",
-            "sse",
-            "--chunks",
-            "15",
-            "--interval-ms",
-            "100",
-            "--reconnect",
-        ],
+        &args("--users 3 --increase-rate 100 --run-time 4s --transport sse --chunks 15 --interval-ms 100 --reconnect"),
     )
     .await;
     let report = &result.report;
@@ -154,20 +140,7 @@ async fn reconnecting_across_trickle_deadlines_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_check_against_trickle_limit() {
     let host = spawn_trickle(&["--max-streams", "4", "--retry", "1s"]).await;
-    let args = [
-        "--users",
-        "8",
-        "--increase-rate",
-        "100",
-        "--run-time",
-        "2s",
-        "--transport",
-        "sse",
-        "--chunks",
-        "1000",
-        "--interval-ms",
-        "100",
-    ];
+    let args = args("--users 8 --increase-rate 100 --run-time 2s --transport sse --chunks 1000 --interval-ms 100");
     let mut with_check = args.to_vec();
     with_check.extend(["--expect-concurrency", "4"]);
     let (result, verdicts) = load(&host, &with_check).await;
