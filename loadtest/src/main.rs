@@ -20,16 +20,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn emulate(args: trickle_load::emulate::EmulateArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// The multi-thread runtime both commands run on; exit code 2 if it
+/// cannot start.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(SETUP);
-        }
+            ExitCode::from(SETUP)
+        })
+}
+
+fn emulate(args: trickle_load::emulate::EmulateArgs) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
     };
     match runtime.block_on(trickle_load::emulate::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,15 +80,9 @@ fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {
 
 fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
     let reports = args.stream.stream_report.clone();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(SETUP);
-        }
+        Err(code) => return code,
     };
     let result = match runtime.block_on(attack::run(args)) {
         Ok(result) => result,

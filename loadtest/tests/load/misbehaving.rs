@@ -19,6 +19,18 @@ fn sse_event(id: u64) -> Bytes {
 
 const END: &[u8] = b"event: end\ndata: {}\n\n";
 
+/// A whole SSE response at once: these events, then the end marker.
+fn sse_response(ids: impl IntoIterator<Item = u64>) -> HttpResponse {
+    let mut body = Vec::new();
+    for id in ids {
+        body.extend_from_slice(&sse_event(id));
+    }
+    body.extend_from_slice(END);
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .body(body)
+}
+
 async fn serve(app: fn(&mut web::ServiceConfig)) -> String {
     let server = HttpServer::new(move || App::new().configure(app))
         .workers(1)
@@ -33,14 +45,7 @@ async fn serve(app: fn(&mut web::ServiceConfig)) -> String {
 /// Holds all ten events (100 ms apart) and sends them at once.
 async fn buffered() -> HttpResponse {
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let mut body = Vec::new();
-    for id in 0..10 {
-        body.extend_from_slice(&sse_event(id));
-    }
-    body.extend_from_slice(END);
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .body(body)
+    sse_response(0..10)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,14 +125,7 @@ async fn cuts_are_reported_as_truncation_and_checked_against_the_timeout() {
 
 /// Skips id 2 and repeats id 3.
 async fn skipping() -> HttpResponse {
-    let mut body = Vec::new();
-    for id in [0, 1, 3, 3, 4] {
-        body.extend_from_slice(&sse_event(id));
-    }
-    body.extend_from_slice(END);
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .body(body)
+    sse_response([0, 1, 3, 3, 4])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,14 +293,7 @@ async fn sources(
     if let Some(peer) = req.peer_addr() {
         seen.lock().unwrap().insert(peer.ip().to_string());
     }
-    let mut body = Vec::new();
-    for id in 0..3 {
-        body.extend_from_slice(&sse_event(id));
-    }
-    body.extend_from_slice(END);
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .body(body)
+    sse_response(0..3)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
