@@ -167,22 +167,7 @@ fn the_cloud_run_service_keeps_streams_inside_the_platform_limits() {
     assert_eq!(trickle["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(trickle["ports"][0]["containerPort"], 8080);
     // Every flag is one trickle accepts.
-    let flags: Vec<&str> = args
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_trickle"))
-        .args(&flags)
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    accepts_flags(Path::new(env!("CARGO_BIN_EXE_trickle")), args);
 
     // The collector sidecar receives what trickle exports.
     assert!(containers.iter().any(|c| c["name"] == "collector"));
@@ -232,22 +217,7 @@ fn the_load_job_and_the_local_stack_are_consistent() {
         "{} missing: cargo build --workspace",
         trickle_load.display()
     );
-    let flags: Vec<&str> = args
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let out = Command::new(&trickle_load)
-        .args(&flags)
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    accepts_flags(&trickle_load, args);
 
     let compose = yaml("deploy/compose.yaml");
     for (_, service) in compose["services"].as_mapping().unwrap() {
@@ -301,4 +271,26 @@ mod toml_like {
                 .collect(),
         )
     }
+}
+
+/// `program` parses the manifest's argument list (checked with `--help`
+/// appended, so nothing runs).
+fn accepts_flags(program: &Path, args: &Value) {
+    let flags: Vec<&str> = args
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let out = Command::new(program)
+        .args(&flags)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} rejects {flags:?}: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
