@@ -11,8 +11,28 @@ use trickle_load::report::quantile;
 use crate::helpers::{args, load, verdict};
 
 struct Emulator {
-    _child: Child,
+    child: Child,
     host: String,
+}
+
+/// Stops the emulator the way an operator would (SIGTERM), so that it
+/// stops its instances too; SIGKILL would leave them running, orphaned.
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let give_up = std::time::Instant::now() + Duration::from_secs(15);
+            while std::time::Instant::now() < give_up {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Still running: kill_on_drop ends it.
+    }
 }
 
 /// Starts the emulator on a free port with `args` (instance flags after `--`).
@@ -45,7 +65,7 @@ async fn emulator(args: &[&str]) -> Emulator {
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(&listen).await.is_ok() {
             return Emulator {
-                _child: child,
+                child,
                 host: format!("http://{listen}"),
             };
         }
