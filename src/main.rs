@@ -2,14 +2,11 @@
 //! drain, flush, exit.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use trickle::telemetry::{logs, Telemetry};
-use trickle::{startup, Application, Settings};
-
-/// Least time given to flushing spans at exit.
-const MIN_FLUSH: Duration = Duration::from_millis(200);
+use trickle::shutdown::{termination_signal, ShutdownBudget};
+use trickle::{Application, Settings};
+use trickle_telemetry::{logs, Telemetry};
 
 fn main() -> ExitCode {
     let settings = Settings::parse();
@@ -19,7 +16,7 @@ fn main() -> ExitCode {
         settings.gcp_project.clone(),
     );
     // Built outside any async runtime: the OTLP exporters own their threads.
-    let telemetry = match Telemetry::init(&settings) {
+    let telemetry = match Telemetry::init(&settings.telemetry()) {
         Ok(telemetry) => telemetry,
         Err(e) => {
             eprintln!("error: {e}");
@@ -30,33 +27,22 @@ fn main() -> ExitCode {
         tracing::info!(endpoint = %traces.endpoint, protocol = %traces.protocol, chunk_spans = %settings.chunk_spans, "exporting traces over OTLP");
     }
 
-    let result = actix_web::rt::System::new().block_on(async {
+    let served = actix_web::rt::System::new().block_on(async {
         let app = Application::build(&settings, &telemetry).map_err(|e| e.to_string())?;
-        tracing::info!(
-            addr = %app.addr(),
-            instance = app.instance(),
-            h2c = settings.h2c,
-            max_streams = settings.max_streams,
-            max_stream_duration_s = settings.max_stream_duration.as_secs_f64(),
-            metrics = %app.metrics_addr().map_or_else(|| if settings.metrics { "/metrics".to_owned() } else { "off".to_owned() }, |a| format!("http://{a}/metrics")),
-            "trickle listening"
-        );
-        app.run_until_stopped(startup::termination_signal())
+        app.log_listening(&settings);
+        app.run_until_stopped(termination_signal())
             .await
             .map_err(|e| format!("server failed: {e}"))
     });
 
-    match result {
+    match served {
         Ok(stopped) => {
-            let left = stopped
-                .map(|began| settings.shutdown_grace.saturating_sub(began.elapsed()))
-                .unwrap_or(settings.shutdown_grace);
-            telemetry.shutdown(left.saturating_sub(MIN_FLUSH).max(MIN_FLUSH));
+            telemetry.shutdown(stopped.span_flush());
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("error: {e}");
-            telemetry.shutdown(MIN_FLUSH);
+            telemetry.shutdown(ShutdownBudget::SPAN_FLUSH_MIN);
             ExitCode::FAILURE
         }
     }

@@ -8,10 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Parser};
-
-use crate::telemetry::logs::LogFormat;
-use crate::telemetry::ChunkSpans;
+use trickle_telemetry::logs::LogFormat;
+use trickle_telemetry::{ChunkSpans, TelemetryConfig};
 
 /// Validated runtime configuration of the service.
 #[derive(Debug, Clone, Parser)]
@@ -93,7 +93,8 @@ pub struct Settings {
 
     /// Log format: `json` writes Cloud Logging structured lines, `auto`
     /// picks json on Cloud Run (K_SERVICE set) and text elsewhere.
-    #[arg(long, env = "TRICKLE_LOG_FORMAT", value_enum, default_value = "auto")]
+    #[arg(long, env = "TRICKLE_LOG_FORMAT", default_value = "auto",
+          value_parser = PossibleValuesParser::new(LogFormat::NAMES).try_map(|s| s.parse::<LogFormat>()))]
     pub log_format: LogFormat,
 
     /// Google Cloud project id, to link log lines to traces
@@ -123,6 +124,18 @@ impl Settings {
         T: Into<std::ffi::OsString> + Clone,
     {
         Self::try_parse_from(args)
+    }
+
+    /// What the telemetry crate needs of these settings.
+    pub fn telemetry(&self) -> TelemetryConfig {
+        TelemetryConfig {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            metrics: self.metrics,
+            chunk_spans: self.chunk_spans,
+            service: self.k_service.clone(),
+            revision: self.k_revision.clone(),
+            configuration: self.k_configuration.clone(),
+        }
     }
 }
 

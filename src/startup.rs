@@ -1,33 +1,28 @@
-//! Binding, the app, and the drain-then-stop sequence.
+//! Binding and the app.
 //!
 //! [`Application::build`] binds (port 0 in tests) and
 //! [`Application::run_until_stopped`] serves until the given shutdown future
-//! resolves, then drains: readiness off, listener paused, every stream told
-//! to end, and the server stopped once the streams are gone or the grace
-//! period is nearly over.
+//! resolves, then drains (see [`crate::shutdown`]).
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 
+use trickle_telemetry::http::track;
+use trickle_telemetry::{Metrics, Telemetry};
+
 use crate::lifecycle::Lifecycle;
 use crate::routes;
 use crate::settings::Settings;
+use crate::shutdown::{self, ShutdownBudget, Stopped};
 use crate::state::AppState;
-use crate::telemetry::{http::track, Telemetry};
 
 /// Header naming the instance that served a response.
 pub const INSTANCE_HEADER: &str = "x-trickle-instance";
 
-/// Kept back from the grace period for actix to flush and close connections
-/// after the streams have ended.
-const FLUSH_TIME: Duration = Duration::from_secs(1);
-/// Kept back from the grace period for the process itself to exit.
-const EXIT_MARGIN: Duration = Duration::from_millis(500);
 /// Pending connections the kernel queues while workers accept.
 const LISTEN_BACKLOG: u32 = 4096;
 
@@ -55,7 +50,7 @@ pub struct Application {
     addr: SocketAddr,
     lifecycle: Lifecycle,
     instance: Arc<str>,
-    shutdown_grace: Duration,
+    budget: ShutdownBudget,
 }
 
 impl Application {
@@ -108,7 +103,7 @@ impl Application {
         })
         // trickle runs its own drain on SIGTERM (see run_until_stopped).
         .disable_signals()
-        .shutdown_timeout(FLUSH_TIME.as_secs())
+        .shutdown_timeout(ShutdownBudget::SERVER_FLUSH.as_secs())
         // A client that closes its socket ends its stream at once rather
         // than at the next write.
         .h1_allow_half_closed(false)
@@ -137,7 +132,7 @@ impl Application {
             addr,
             lifecycle,
             instance,
-            shutdown_grace: settings.shutdown_grace,
+            budget: ShutdownBudget::new(settings.shutdown_grace),
         })
     }
 
@@ -158,23 +153,41 @@ impl Application {
         self.metrics_server.as_ref().map(|(_, addr)| *addr)
     }
 
+    /// The start-up log line: where it listens and with which limits.
+    pub fn log_listening(&self, settings: &Settings) {
+        let metrics = match (self.metrics_addr(), settings.metrics) {
+            (Some(addr), _) => format!("http://{addr}/metrics"),
+            (None, true) => "/metrics".to_owned(),
+            (None, false) => "off".to_owned(),
+        };
+        tracing::info!(
+            addr = %self.addr,
+            instance = self.instance(),
+            h2c = settings.h2c,
+            max_streams = settings.max_streams,
+            max_stream_duration_s = settings.max_stream_duration.as_secs_f64(),
+            metrics = %metrics,
+            "trickle listening"
+        );
+    }
+
     pub fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
     }
 
     /// Serves until `shutdown` resolves (or the server fails), then drains
-    /// and stops within the shutdown grace period. Returns when draining
-    /// began, if it did, so the caller can spend what is left of the grace.
+    /// and stops within the shutdown grace period. The result says what is
+    /// left of the grace for exporting spans.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()>,
-    ) -> std::io::Result<Option<std::time::Instant>> {
+    ) -> std::io::Result<Stopped> {
         let Self {
             server,
             handle,
             metrics_server,
             lifecycle,
-            shutdown_grace,
+            budget,
             ..
         } = self;
         let metrics_handle = metrics_server.as_ref().map(|(server, _)| server.handle());
@@ -183,44 +196,23 @@ impl Application {
         }
         let mut server = std::pin::pin!(server);
         tokio::select! {
-            result = &mut server => return result.map(|()| None),
+            result = &mut server => return result.map(|()| shutdown::undrained(budget)),
             () = shutdown => {}
         }
-
         let began = tokio::time::Instant::now();
-        tracing::info!(
-            open_streams = lifecycle.open_streams(),
-            grace_s = shutdown_grace.as_secs_f64(),
-            "draining: not ready, no new connections, streams told to end"
+        let (result, stopped) = tokio::join!(
+            &mut server,
+            shutdown::drain(budget, &lifecycle, &handle, metrics_handle)
         );
-        lifecycle.begin_drain();
-        let budget = shutdown_grace.saturating_sub(FLUSH_TIME + EXIT_MARGIN);
-        // The server future handles the pause and stop commands, so it is
-        // polled alongside them.
-        let stopper = async {
-            handle.pause().await;
-            let left = lifecycle.wait_idle(budget).await;
-            if left > 0 {
-                tracing::warn!(
-                    open_streams = left,
-                    "grace period over; closing streams that did not end"
-                );
-            }
-            handle.stop(true).await;
-            if let Some(metrics) = metrics_handle {
-                metrics.stop(true).await;
-            }
-        };
-        let (result, ()) = tokio::join!(&mut server, stopper);
         tracing::info!(elapsed_ms = began.elapsed().as_millis() as u64, "stopped");
-        result.map(|()| Some(began.into_std()))
+        result.map(|()| stopped)
     }
 }
 
 /// The separate `/metrics` listener: one worker, nothing else served.
 fn metrics_server(
     addr: SocketAddr,
-    metrics: std::sync::Arc<crate::telemetry::Metrics>,
+    metrics: Arc<Metrics>,
 ) -> Result<(Server, SocketAddr), StartupError> {
     let listener =
         TcpListener::bind(addr).map_err(|source| StartupError::MetricsBind { addr, source })?;
@@ -233,34 +225,10 @@ fn metrics_server(
             .default_service(web::to(routes::not_found))
     })
     .disable_signals()
-    .shutdown_timeout(FLUSH_TIME.as_secs())
+    .shutdown_timeout(ShutdownBudget::SERVER_FLUSH.as_secs())
     .workers(1)
     .listen(listener)
     .map_err(StartupError::Server)?
     .run();
     Ok((server, bound))
-}
-
-/// Resolves on SIGTERM (the platform's stop) or SIGINT (Ctrl-C).
-pub async fn termination_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

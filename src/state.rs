@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 use tokio::time::Instant;
+use trickle_telemetry::metrics::names;
+use trickle_telemetry::StreamTelemetry;
 
 use crate::errors::ApiError;
 use crate::lifecycle::{Lifecycle, Refusal};
@@ -13,8 +15,6 @@ use crate::stream::encode::FrameContext;
 use crate::stream::guard::StreamGuard;
 use crate::stream::spec::LAST_EVENT_ID_HEADER;
 use crate::stream::{EventSource, Pacing, StreamSpec, Transport};
-use crate::telemetry::metrics::names;
-use crate::telemetry::StreamTelemetry;
 
 #[derive(Debug, Clone)]
 pub struct AppState {

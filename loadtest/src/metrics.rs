@@ -9,21 +9,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response};
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
+use trickle_telemetry::metrics::{DURATION_BUCKETS, LATENCY_BUCKETS};
+use trickle_telemetry::registrar::{self, Registrar, CONTENT_TYPE};
 
 use crate::record::{Connection, EndReason};
-
-/// The same TTFB/gap buckets as trickle's, so the two overlay on one panel.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0, 30.0, 60.0,
-];
-const DURATION_BUCKETS: &[f64] = &[
-    0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
-];
 
 #[derive(Debug)]
 pub struct LoadMetrics {
@@ -40,67 +30,54 @@ pub struct LoadMetrics {
 }
 
 impl LoadMetrics {
+    /// Every series carries `transport` as a constant label. TTFB and gaps
+    /// use trickle's own buckets, so client and server overlay on one panel.
     pub fn new(transport: &str) -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(
             None,
             Some([("transport".to_owned(), transport.to_owned())].into()),
         )?;
-        let streams_open = IntGauge::new(
+        let r = Registrar::new(&registry);
+        let streams_open = r.gauge(
             "trickle_load_streams_open",
             "Streams the load tester holds open right now.",
         )?;
-        let connections = IntCounterVec::new(
-            Opts::new(
-                "trickle_load_connections_total",
-                "Connections finished, by how they ended.",
-            ),
-            &["end"],
-        )?;
-        let events = IntCounter::new("trickle_load_events_total", "Events received.")?;
-        let bytes = IntCounter::new("trickle_load_bytes_total", "Body bytes received.")?;
-        let reconnects = IntCounter::new(
-            "trickle_load_reconnects_total",
-            "Reconnects of resuming streams.",
-        )?;
-        let headers = Histogram::with_opts(
-            HistogramOpts::new(
-                "trickle_load_headers_seconds",
-                "Client-side time to response headers.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )?;
-        let ttfb = HistogramVec::new(
-            HistogramOpts::new("trickle_load_ttfb_seconds", "Client-side time to the first body byte (at=first_byte) and to the first event (at=first_event).")
-                .buckets(LATENCY_BUCKETS.to_vec()),
-            &["at"],
-        )?;
-        let gap = Histogram::with_opts(
-            HistogramOpts::new(
-                "trickle_load_gap_seconds",
-                "Client-side time between consecutive events.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )?;
-        let lifetime = HistogramVec::new(
-            HistogramOpts::new(
-                "trickle_load_connection_duration_seconds",
-                "Connection lifetime, by how it ended.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
+        let connections = r.counter_vec(
+            "trickle_load_connections_total",
+            "Connections finished, by how they ended.",
             &["end"],
         )?;
         for end in EndReason::ALL {
             connections.with_label_values(&[end.as_str()]);
         }
-        registry.register(Box::new(streams_open.clone()))?;
-        registry.register(Box::new(connections.clone()))?;
-        registry.register(Box::new(events.clone()))?;
-        registry.register(Box::new(bytes.clone()))?;
-        registry.register(Box::new(reconnects.clone()))?;
-        registry.register(Box::new(headers.clone()))?;
-        registry.register(Box::new(ttfb.clone()))?;
-        registry.register(Box::new(gap.clone()))?;
-        registry.register(Box::new(lifetime.clone()))?;
+        let events = r.counter("trickle_load_events_total", "Events received.")?;
+        let bytes = r.counter("trickle_load_bytes_total", "Body bytes received.")?;
+        let reconnects = r.counter(
+            "trickle_load_reconnects_total",
+            "Reconnects of resuming streams.",
+        )?;
+        let headers = r.histogram(
+            "trickle_load_headers_seconds",
+            "Client-side time to response headers.",
+            LATENCY_BUCKETS,
+        )?;
+        let ttfb = r.histogram_vec(
+            "trickle_load_ttfb_seconds",
+            "Client-side time to the first body byte (at=first_byte) and to the first event (at=first_event).",
+            LATENCY_BUCKETS,
+            &["at"],
+        )?;
+        let gap = r.histogram(
+            "trickle_load_gap_seconds",
+            "Client-side time between consecutive events.",
+            LATENCY_BUCKETS,
+        )?;
+        let lifetime = r.histogram_vec(
+            "trickle_load_connection_duration_seconds",
+            "Connection lifetime, by how it ended.",
+            DURATION_BUCKETS,
+            &["end"],
+        )?;
         Ok(Self {
             registry,
             streams_open,
@@ -140,9 +117,7 @@ impl LoadMetrics {
     }
 
     pub fn render(&self) -> String {
-        TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_default()
+        registrar::render(&self.registry)
     }
 }
 
@@ -159,10 +134,7 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<LoadMetrics>) -> std::io::Resu
                         async move {
                             let response = if req.uri().path() == "/metrics" {
                                 Response::builder()
-                                    .header(
-                                        "content-type",
-                                        "text/plain; version=0.0.4; charset=utf-8",
-                                    )
+                                    .header("content-type", CONTENT_TYPE)
                                     .body(Full::new(Bytes::from(metrics.render())))
                             } else {
                                 Response::builder()

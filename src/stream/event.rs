@@ -2,27 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The wire transport of a stream; also the `transport` label value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Text,
-    Ndjson,
-    Sse,
-    Ws,
-}
-
-impl Transport {
-    pub const ALL: [Transport; 4] = [Self::Text, Self::Ndjson, Self::Sse, Self::Ws];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Ndjson => "ndjson",
-            Self::Sse => "sse",
-            Self::Ws => "ws",
-        }
-    }
-}
+pub use trickle_telemetry::{Outcome, Transport};
 
 /// Why a stream stopped producing events on the server's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,36 +27,6 @@ impl EndReason {
     /// The client should come back for the rest.
     pub fn is_early(self) -> bool {
         !matches!(self, Self::Completed)
-    }
-}
-
-/// How a stream ended, seen from the whole exchange; the `outcome` label value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Completed,
-    ClientGone,
-    Deadline,
-    Shutdown,
-    Error,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 5] = [
-        Self::Completed,
-        Self::ClientGone,
-        Self::Deadline,
-        Self::Shutdown,
-        Self::Error,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Completed => "completed",
-            Self::ClientGone => "client_gone",
-            Self::Deadline => "deadline",
-            Self::Shutdown => "shutdown",
-            Self::Error => "error",
-        }
     }
 }
 

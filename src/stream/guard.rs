@@ -6,9 +6,10 @@
 //! means the stream was dropped before its end reached the writer: the
 //! client went away.
 
+use trickle_telemetry::StreamRecorder;
+
 use super::event::{Outcome, Step};
 use crate::lifecycle::StreamSlot;
-use crate::telemetry::StreamRecorder;
 
 #[derive(Debug)]
 pub struct StreamGuard {
@@ -47,7 +48,8 @@ impl StreamGuard {
         self.recorder.settle(outcome);
     }
 
-    pub fn recorder_mut(&mut self) -> &mut StreamRecorder {
-        &mut self.recorder
+    /// The HTTP status the stream answered with (200 unless said otherwise).
+    pub fn set_status(&mut self, status: u16) {
+        self.recorder.set_status(status);
     }
 }

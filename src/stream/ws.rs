@@ -31,7 +31,7 @@ pub async fn run(
     mut guard: StreamGuard,
     heartbeat: Duration,
 ) {
-    guard.recorder_mut().set_status(101);
+    guard.set_status(101);
     let mut messages = messages.max_frame_size(MAX_CLIENT_FRAME);
     // A client that answers nothing (no pong, no frame) for two heartbeats
     // is treated as gone, even if its socket still takes bytes.

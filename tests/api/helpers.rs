@@ -7,8 +7,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use trickle::lifecycle::Lifecycle;
-use trickle::telemetry::Telemetry;
 use trickle::{Application, Settings};
+use trickle_telemetry::Telemetry;
 
 /// Generous bound for anything that should happen "at once".
 pub const SOON: Duration = Duration::from_millis(500);
@@ -22,7 +22,7 @@ pub struct TestApp {
     /// The separate metrics listener, when `--metrics-addr` was given.
     pub metrics_addr: Option<std::net::SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<Option<std::time::Instant>>>>,
+    task: Option<JoinHandle<std::io::Result<trickle::shutdown::Stopped>>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -32,7 +32,7 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the app on 127.0.0.1:0 with one worker and the extra flags.
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
-        trickle::telemetry::logs::init_text();
+        trickle_telemetry::logs::init_text();
     }
     let mut args = vec![
         "trickle",
@@ -47,7 +47,7 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     let settings = Settings::from_args(args).expect("test settings");
     // No OTLP endpoint whatever the environment says: traces are tested
     // against the real binary with a real receiver.
-    let telemetry = Telemetry::init_with_env(&settings, &|_| None).expect("telemetry");
+    let telemetry = Telemetry::init_with_env(&settings.telemetry(), &|_| None).expect("telemetry");
     let app = Application::build(&settings, &telemetry).expect("bind");
     let port = app.port();
     let metrics_addr = app.metrics_addr();

@@ -7,8 +7,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::StreamExt;
 use tokio::time::Instant;
-use trickle::stream::Transport;
-use trickle::telemetry::{Metrics, StreamTelemetry};
+use trickle_telemetry::{Metrics, StreamTelemetry, Transport};
 
 use crate::exposition::Scrape;
 

@@ -1,9 +1,10 @@
 //! The emulator's own Prometheus metrics, at `/_emulator/metrics`.
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+use trickle_telemetry::registrar::{self, Registrar};
+
+/// Cold starts, in seconds.
+const COLD_START_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 #[derive(Debug)]
 pub struct EmulatorMetrics {
@@ -21,61 +22,41 @@ pub struct EmulatorMetrics {
 impl EmulatorMetrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let instances = IntGauge::new(
-            "emulator_instances",
-            "Instances running (starting, ready or draining).",
-        )?;
-        let inflight = IntGaugeVec::new(
-            Opts::new(
+        let r = Registrar::new(&registry);
+        Ok(Self {
+            instances: r.gauge(
+                "emulator_instances",
+                "Instances running (starting, ready or draining).",
+            )?,
+            inflight: r.gauge_vec(
                 "emulator_instance_inflight",
                 "Requests in flight per instance.",
-            ),
-            &["instance"],
-        )?;
-        let queue_depth = IntGauge::new(
-            "emulator_queue_depth",
-            "Requests waiting for a free instance slot.",
-        )?;
-        let rejected = IntCounter::new(
-            "emulator_rejected_total",
-            "Requests answered 429 after the queue wait.",
-        )?;
-        let timeouts = IntCounterVec::new(
-            Opts::new("emulator_request_timeouts_total", "Requests hit by the request timeout: kind=no_response (504) or cut (a started stream)."),
-            &["kind"],
-        )?;
-        let deaths = IntCounter::new(
-            "emulator_instance_deaths_total",
-            "Instances that exited on their own.",
-        )?;
-        let cold_start = Histogram::with_opts(
-            HistogramOpts::new(
+                &["instance"],
+            )?,
+            queue_depth: r.gauge(
+                "emulator_queue_depth",
+                "Requests waiting for a free instance slot.",
+            )?,
+            rejected: r.counter(
+                "emulator_rejected_total",
+                "Requests answered 429 after the queue wait.",
+            )?,
+            timeouts: r.counter_vec(
+                "emulator_request_timeouts_total",
+                "Requests hit by the request timeout: kind=no_response (504) or cut (a started stream).",
+                &["kind"],
+            )?,
+            deaths: r.counter(
+                "emulator_instance_deaths_total",
+                "Instances that exited on their own.",
+            )?,
+            cold_start: r.histogram(
                 "emulator_cold_start_seconds",
                 "Instance start to first accepted connection, plus any added delay.",
-            )
-            .buckets(vec![
-                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
-        )?;
-        let requests = IntCounter::new("emulator_requests_total", "Requests received.")?;
-        registry.register(Box::new(instances.clone()))?;
-        registry.register(Box::new(inflight.clone()))?;
-        registry.register(Box::new(queue_depth.clone()))?;
-        registry.register(Box::new(rejected.clone()))?;
-        registry.register(Box::new(timeouts.clone()))?;
-        registry.register(Box::new(deaths.clone()))?;
-        registry.register(Box::new(cold_start.clone()))?;
-        registry.register(Box::new(requests.clone()))?;
-        Ok(Self {
+                COLD_START_BUCKETS,
+            )?,
+            requests: r.counter("emulator_requests_total", "Requests received.")?,
             registry,
-            instances,
-            inflight,
-            queue_depth,
-            rejected,
-            timeouts,
-            deaths,
-            cold_start,
-            requests,
         })
     }
 
@@ -84,8 +65,6 @@ impl EmulatorMetrics {
     }
 
     pub fn render(&self) -> String {
-        TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_default()
+        registrar::render(&self.registry)
     }
 }

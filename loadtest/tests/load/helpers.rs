@@ -1,11 +1,11 @@
 //! Spawning trickle and running the load tester in process.
 
 use clap::Parser;
-use trickle::telemetry::Telemetry;
 use trickle::{Application, Settings};
 use trickle_load::attack::{self, RunResult};
 use trickle_load::checks::{self, Verdict};
 use trickle_load::cli::Cli;
+use trickle_telemetry::Telemetry;
 
 /// A command line's words (none of the tests' arguments contain spaces).
 pub fn args(line: &str) -> Vec<&str> {
@@ -17,7 +17,7 @@ pub async fn spawn_trickle(extra: &[&str]) -> String {
     let mut argv = args("trickle --host 127.0.0.1 --port 0 --workers 1");
     argv.extend_from_slice(extra);
     let settings = Settings::from_args(argv).unwrap();
-    let telemetry = Telemetry::init_with_env(&settings, &|_| None).unwrap();
+    let telemetry = Telemetry::init_with_env(&settings.telemetry(), &|_| None).unwrap();
     let app = Application::build(&settings, &telemetry).unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped(std::future::pending()));

@@ -13,8 +13,10 @@
 //!   every item is a chunk, the end is `completed`, an error item is
 //!   `error`, a drop before the end is `client_gone`.
 //! - [`StreamTelemetry::begin`] returns the recorder itself, for bodies
-//!   that also send non-chunk bytes (heartbeats, framing) or end early.
-//!   trickle's own streams use this.
+//!   that also send non-chunk bytes (heartbeats, framing) or end early:
+//!   call [`StreamRecorder::chunk`], [`StreamRecorder::overhead`] and
+//!   [`StreamRecorder::settle`] as the body goes. trickle's own streams use
+//!   this.
 
 use std::borrow::Cow;
 use std::pin::Pin;
@@ -30,10 +32,10 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use tokio::time::Instant;
 
-use super::metrics::Metrics;
-use super::propagation::extract_parent;
-use super::traces::ChunkSpans;
-use crate::stream::{Outcome, Transport};
+use crate::labels::{Outcome, Transport};
+use crate::metrics::Metrics;
+use crate::propagation::extract_parent;
+use crate::traces::ChunkSpans;
 
 /// Shared by every request: cheap to clone.
 #[derive(Clone, Debug)]
@@ -293,14 +295,6 @@ impl StreamRecorder {
     /// The HTTP status the stream answered with (200, or 101 for WebSocket).
     pub fn set_status(&mut self, status: u16) {
         self.status = status;
-    }
-
-    pub fn outcome(&self) -> Option<Outcome> {
-        self.outcome
-    }
-
-    pub fn chunks(&self) -> u64 {
-        self.chunks
     }
 
     fn wall(&self, at: Instant) -> SystemTime {

@@ -2,7 +2,7 @@
 //! process without sockets: the part of a chunk's cost the telemetry adds.
 //!
 //! ```sh
-//! cargo bench --bench recorder            # 200 streams x 5,000 chunks per mode
+//! cargo bench -p trickle-telemetry --bench recorder   # 200 streams x 5,000 chunks per mode
 //! ```
 //!
 //! Modes: `off` (no metrics, no tracer), `metrics`, `unsampled` (metrics +
@@ -22,8 +22,7 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
 };
-use trickle::stream::Transport;
-use trickle::telemetry::{ChunkSpans, Metrics, StreamTelemetry};
+use trickle_telemetry::{ChunkSpans, Metrics, StreamTelemetry, Transport};
 
 const STREAMS: u64 = 200;
 const CHUNKS: u64 = 5_000;
@@ -59,7 +58,7 @@ fn main() {
             let _ = provider.shutdown();
         }
     }
-    println!("\nrerun: cargo bench --bench recorder");
+    println!("\nrerun: cargo bench -p trickle-telemetry --bench recorder");
 }
 
 fn build(mode: &str, endpoint: &str) -> (StreamTelemetry, Option<SdkTracerProvider>) {
@@ -107,7 +106,7 @@ fn run(telemetry: &StreamTelemetry, streams: u64, chunks: u64) {
         for _ in 0..chunks {
             recorder.chunk(std::hint::black_box(120));
         }
-        recorder.settle(trickle::stream::Outcome::Completed);
+        recorder.settle(trickle_telemetry::Outcome::Completed);
     }
 }
 

@@ -16,7 +16,7 @@ use actix_web::web::Bytes;
 use actix_web::Error;
 use tokio::time::Instant;
 
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// Route label for requests that matched no route (bounded, unlike paths).
 pub const UNMATCHED_ROUTE: &str = "unmatched";

@@ -18,12 +18,30 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 /// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// JSON on Cloud Run (`K_SERVICE` set), text elsewhere.
     Auto,
     Text,
     Json,
+}
+
+impl LogFormat {
+    /// The names [`LogFormat::from_str`](std::str::FromStr) accepts.
+    pub const NAMES: [&'static str; 3] = ["auto", "text", "json"];
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("{other:?}: expected auto, text or json")),
+        }
+    }
 }
 
 /// Installs the global subscriber. Calling it twice is harmless.

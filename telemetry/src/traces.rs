@@ -21,7 +21,8 @@ use opentelemetry_sdk::trace::{
 use opentelemetry_sdk::Resource;
 use prometheus::IntCounter;
 
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
+use crate::TelemetryConfig;
 
 /// Which chunks get a span of their own.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -204,10 +205,10 @@ impl Traces {
 pub fn resource(
     env: &dyn Fn(&str) -> Option<String>,
     instance: &str,
-    k_service: Option<&str>,
-    k_revision: Option<&str>,
-    k_configuration: Option<&str>,
+    config: &TelemetryConfig,
 ) -> Resource {
+    let k_service = config.service.as_deref();
+    let k_revision = config.revision.as_deref();
     // Resource::builder() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES;
     // values set here win, so the service name is only set when the
     // environment does not name one.
@@ -219,7 +220,7 @@ pub fn resource(
         KeyValue::new("service.instance.id", instance.to_owned()),
         KeyValue::new(
             "service.version",
-            k_revision.unwrap_or(env!("CARGO_PKG_VERSION")).to_owned(),
+            k_revision.unwrap_or(&config.version).to_owned(),
         ),
     ];
     if let Some(service) = k_service {
@@ -231,10 +232,10 @@ pub fn resource(
         if let Some(revision) = k_revision {
             attributes.push(KeyValue::new("faas.version", revision.to_owned()));
         }
-        if let Some(configuration) = k_configuration {
+        if let Some(configuration) = &config.configuration {
             attributes.push(KeyValue::new(
                 "gcp.cloud_run.configuration",
-                configuration.to_owned(),
+                configuration.clone(),
             ));
         }
     }

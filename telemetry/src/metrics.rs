@@ -1,0 +1,267 @@
+//! Prometheus metrics: the names (a public contract), the registry, and the
+//! per-transport children resolved once so the per-chunk path is a few
+//! atomic adds, never a label lookup.
+//!
+//! Buckets are chosen for streams: TTFB and gaps from 100 us to a minute
+//! (a stream may think before its first event), durations from 1 ms to an
+//! hour (Cloud Run's longest request timeout).
+
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
+
+use crate::labels::{Outcome, Transport};
+use crate::registrar::{self, Registrar};
+
+/// Metric names and label values: dashboards, alerts and the load tester
+/// depend on them, so a rename is a breaking change (the README lists them).
+pub mod names {
+    pub const STREAMS_ACTIVE: &str = "trickle_streams_active";
+    pub const STREAMS_STARTED: &str = "trickle_streams_started_total";
+    pub const STREAMS_ENDED: &str = "trickle_streams_ended_total";
+    pub const STREAM_TTFB: &str = "trickle_stream_ttfb_seconds";
+    pub const STREAM_CHUNK_GAP: &str = "trickle_stream_chunk_gap_seconds";
+    pub const STREAM_DURATION: &str = "trickle_stream_duration_seconds";
+    pub const STREAM_CHUNKS: &str = "trickle_stream_chunks_total";
+    pub const STREAM_BYTES: &str = "trickle_stream_bytes_total";
+    pub const STREAMS_REJECTED: &str = "trickle_streams_rejected_total";
+    pub const HTTP_REQUESTS: &str = "trickle_http_requests_total";
+    pub const HTTP_REQUEST_DURATION: &str = "trickle_http_request_duration_seconds";
+    pub const BUILD_INFO: &str = "trickle_build_info";
+    pub const STREAMS_MAX: &str = "trickle_streams_max";
+    pub const OTEL_SPANS_ENDED: &str = "trickle_otel_spans_ended_total";
+    pub const OTEL_SPANS_EXPORTED: &str = "trickle_otel_spans_exported_total";
+    pub const OTEL_SPANS_FAILED: &str = "trickle_otel_spans_export_failed_total";
+
+    /// `reason` values of [`STREAMS_REJECTED`].
+    pub const REJECT_CAPACITY: &str = "capacity";
+    pub const REJECT_DRAINING: &str = "draining";
+    pub const REJECT_INVALID: &str = "invalid";
+}
+
+/// Time to first chunk and gaps between chunks, in seconds.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+/// Whole streams and whole responses, in seconds.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// The metrics of one transport, resolved once.
+#[derive(Debug)]
+pub struct TransportMetrics {
+    pub active: IntGauge,
+    /// Index 0: fresh, 1: resumed.
+    started: [IntCounter; 2],
+    /// Indexed like [`Outcome::ALL`].
+    ended: [IntCounter; 5],
+    duration: [Histogram; 5],
+    pub ttfb: Histogram,
+    pub gap: Histogram,
+    pub chunks: IntCounter,
+    pub bytes: IntCounter,
+}
+
+impl TransportMetrics {
+    pub fn started(&self, resumed: bool) -> &IntCounter {
+        &self.started[usize::from(resumed)]
+    }
+
+    pub fn ended(&self, outcome: Outcome) -> &IntCounter {
+        &self.ended[outcome.index()]
+    }
+
+    pub fn duration(&self, outcome: Outcome) -> &Histogram {
+        &self.duration[outcome.index()]
+    }
+}
+
+/// Every metric of the service, in one registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Indexed like [`Transport::ALL`].
+    transports: [TransportMetrics; 4],
+    rejected: IntCounterVec,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    pub otel_spans_ended: IntCounter,
+    pub otel_spans_exported: IntCounter,
+    pub otel_spans_failed: IntCounter,
+    /// The configured open-stream limit (`--max-streams`), for dashboards.
+    pub streams_max: IntGauge,
+}
+
+/// The per-stream metric families, before they are split per transport.
+struct StreamFamilies {
+    active: prometheus::IntGaugeVec,
+    started: IntCounterVec,
+    ended: IntCounterVec,
+    ttfb: HistogramVec,
+    gap: HistogramVec,
+    duration: HistogramVec,
+    chunks: IntCounterVec,
+    bytes: IntCounterVec,
+}
+
+impl StreamFamilies {
+    fn register(r: Registrar<'_>) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            active: r.gauge_vec(names::STREAMS_ACTIVE, "Streams open right now.", &["transport"])?,
+            started: r.counter_vec(
+                names::STREAMS_STARTED,
+                "Streams admitted; resumed=\"true\" when the client resumed after an id.",
+                &["transport", "resumed"],
+            )?,
+            ended: r.counter_vec(
+                names::STREAMS_ENDED,
+                "Streams ended, by outcome: completed, client_gone, deadline, shutdown, error.",
+                &["transport", "outcome"],
+            )?,
+            ttfb: r.histogram_vec(
+                names::STREAM_TTFB,
+                "Server-side time from the request reaching the handler to the first chunk handed to the writer.",
+                LATENCY_BUCKETS,
+                &["transport"],
+            )?,
+            gap: r.histogram_vec(
+                names::STREAM_CHUNK_GAP,
+                "Time between consecutive chunks handed to the writer.",
+                LATENCY_BUCKETS,
+                &["transport"],
+            )?,
+            duration: r.histogram_vec(
+                names::STREAM_DURATION,
+                "Whole stream lifetime, by outcome.",
+                DURATION_BUCKETS,
+                &["transport", "outcome"],
+            )?,
+            chunks: r.counter_vec(
+                names::STREAM_CHUNKS,
+                "Chunks (events) handed to the writer.",
+                &["transport"],
+            )?,
+            bytes: r.counter_vec(
+                names::STREAM_BYTES,
+                "Stream bytes handed to the writer, framing and heartbeats included.",
+                &["transport"],
+            )?,
+        })
+    }
+
+    /// The children of one transport, resolved once.
+    fn of(&self, transport: Transport) -> TransportMetrics {
+        let t = transport.as_str();
+        TransportMetrics {
+            active: self.active.with_label_values(&[t]),
+            started: [
+                self.started.with_label_values(&[t, "false"]),
+                self.started.with_label_values(&[t, "true"]),
+            ],
+            ended: Outcome::ALL.map(|o| self.ended.with_label_values(&[t, o.as_str()])),
+            duration: Outcome::ALL.map(|o| self.duration.with_label_values(&[t, o.as_str()])),
+            ttfb: self.ttfb.with_label_values(&[t]),
+            gap: self.gap.with_label_values(&[t]),
+            chunks: self.chunks.with_label_values(&[t]),
+            bytes: self.bytes.with_label_values(&[t]),
+        }
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric; `version` and `instance` label
+    /// `trickle_build_info`.
+    pub fn new(version: &str, instance: &str) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let r = Registrar::new(&registry);
+        let streams = StreamFamilies::register(r)?;
+        let rejected = r.counter_vec(
+            names::STREAMS_REJECTED,
+            "Stream requests not admitted, by reason: capacity (429), draining (503), invalid (400).",
+            &["reason"],
+        )?;
+        for reason in [
+            names::REJECT_CAPACITY,
+            names::REJECT_DRAINING,
+            names::REJECT_INVALID,
+        ] {
+            rejected.with_label_values(&[reason]);
+        }
+        let http_requests = r.counter_vec(
+            names::HTTP_REQUESTS,
+            "HTTP requests, counted when the whole response (body included) is done.",
+            &["method", "route", "status"],
+        )?;
+        let http_duration = r.histogram_vec(
+            names::HTTP_REQUEST_DURATION,
+            "Whole response time, body included: for a stream, its whole life.",
+            DURATION_BUCKETS,
+            &["method", "route", "status"],
+        )?;
+        r.gauge_vec(
+            names::BUILD_INFO,
+            "Always 1; labels say which build and instance this is.",
+            &["version", "instance"],
+        )?
+        .with_label_values(&[version, instance])
+        .set(1);
+        let streams_max = r.gauge(
+            names::STREAMS_MAX,
+            "The configured limit of open streams (--max-streams); beyond it, 429.",
+        )?;
+        let otel_spans_ended = r.counter(
+            names::OTEL_SPANS_ENDED,
+            "Sampled spans ended and queued for export.",
+        )?;
+        let otel_spans_exported = r.counter(
+            names::OTEL_SPANS_EXPORTED,
+            "Spans the OTLP collector accepted.",
+        )?;
+        let otel_spans_failed = r.counter(
+            names::OTEL_SPANS_FAILED,
+            "Spans in export batches that failed (the collector refused, timed out or was unreachable).",
+        )?;
+        #[cfg(target_os = "linux")]
+        r.collect(prometheus::process_collector::ProcessCollector::for_self())?;
+
+        Ok(Self {
+            transports: Transport::ALL.map(|t| streams.of(t)),
+            registry,
+            rejected,
+            http_requests,
+            http_duration,
+            otel_spans_ended,
+            otel_spans_exported,
+            otel_spans_failed,
+            streams_max,
+        })
+    }
+
+    pub fn transport(&self, transport: Transport) -> &TransportMetrics {
+        &self.transports[transport.index()]
+    }
+
+    /// Counts a stream request not admitted; `reason` is one of the
+    /// `names::REJECT_*` values.
+    pub fn rejected(&self, reason: &'static str) {
+        self.rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// Records one finished HTTP exchange. `method` and `route` must be
+    /// bounded values (see the HTTP middleware).
+    pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        let labels = [method, route, status.as_str()];
+        self.http_requests.with_label_values(&labels).inc();
+        self.http_duration
+            .with_label_values(&labels)
+            .observe(seconds);
+    }
+
+    /// The exposition in the Prometheus text format
+    /// ([`registrar::CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        registrar::render(&self.registry)
+    }
+}
