@@ -12,15 +12,16 @@ WORKDIR /src
 # does not rebuild every dependency.
 COPY Cargo.toml Cargo.lock ./
 COPY sse/Cargo.toml sse/Cargo.toml
+COPY telemetry/Cargo.toml telemetry/Cargo.toml
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
-RUN mkdir -p src sse/src loadtest/src benches \
- && echo 'fn main() {}' > src/main.rs && touch src/lib.rs sse/src/lib.rs loadtest/src/lib.rs \
- && echo 'fn main() {}' > loadtest/src/main.rs && echo 'fn main() {}' > benches/recorder.rs \
+RUN mkdir -p src sse/src telemetry/src telemetry/benches loadtest/src \
+ && echo 'fn main() {}' > src/main.rs && touch src/lib.rs sse/src/lib.rs telemetry/src/lib.rs loadtest/src/lib.rs \
+ && echo 'fn main() {}' > loadtest/src/main.rs && echo 'fn main() {}' > telemetry/benches/recorder.rs \
  && cargo build --release --locked --workspace --bins \
- && rm -rf src sse/src loadtest/src benches
+ && rm -rf src sse/src telemetry/src telemetry/benches loadtest/src
 
 COPY . .
-RUN touch src/main.rs src/lib.rs sse/src/lib.rs loadtest/src/lib.rs loadtest/src/main.rs \
+RUN touch src/main.rs src/lib.rs sse/src/lib.rs telemetry/src/lib.rs loadtest/src/lib.rs loadtest/src/main.rs \
  && cargo build --release --locked --workspace --bins
 
 # Runtime: glibc and libgcc only (what the binaries link), no shell, non-root.

@@ -13,7 +13,9 @@
 //! current instance as a new revision would.
 
 pub mod metrics;
+pub mod policy;
 pub mod pool;
+pub mod process;
 pub mod proxy;
 
 use std::net::SocketAddr;
@@ -24,7 +26,9 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use policy::ScalingRules;
 use pool::{Pool, PoolConfig};
+use process::Launch;
 use proxy::{CutMode, Proxy, ProxyConfig};
 
 static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
@@ -118,13 +122,17 @@ pub async fn run(args: EmulateArgs) -> Result<(), EmulateError> {
     let metrics = Arc::new(metrics::EmulatorMetrics::new()?);
     let pool = Pool::new(
         PoolConfig {
-            program: program.display().to_string(),
-            args: args.args.clone(),
-            service: args.service.clone(),
-            concurrency: args.concurrency as usize,
-            min_instances: args.min_instances as usize,
-            max_instances: args.max_instances as usize,
-            idle_ttl: args.idle_ttl,
+            launch: Launch {
+                program: program.display().to_string(),
+                args: args.args.clone(),
+                service: args.service.clone(),
+            },
+            rules: ScalingRules {
+                concurrency: args.concurrency as usize,
+                min_instances: args.min_instances as usize,
+                max_instances: args.max_instances as usize,
+                idle_ttl: args.idle_ttl,
+            },
             grace: args.grace,
             cold_start_delay: args.cold_start_delay,
         },

@@ -1,22 +1,22 @@
-//! Instances of the emulated service: started as child processes, leased
-//! one request at a time up to the per-instance concurrency, scaled out
-//! when busy and in when idle, replaced when they die.
+//! Instances of the emulated service: leased one request at a time up to
+//! the per-instance concurrency, scaled out when busy and in when idle,
+//! replaced when they die. The decisions are [`super::policy`]'s; the
+//! processes are [`super::process`]'s; this module holds the live state.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::metrics::EmulatorMetrics;
+use super::policy::{self, InstanceView, Phase, ScaleDecision, ScalingRules};
+use super::process::{self, Launch, StartFailure};
 use super::say;
 
-/// Cloud Run aims at about this share of each instance's concurrency.
-pub const TARGET_UTILISATION: f64 = 0.6;
 /// How often the scaler looks at the pool.
 const SCALER_TICK: Duration = Duration::from_millis(100);
 /// Longest wait for a new instance to answer.
@@ -24,29 +24,25 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
-    pub program: String,
-    pub args: Vec<String>,
-    pub service: String,
-    pub concurrency: usize,
-    pub min_instances: usize,
-    pub max_instances: usize,
-    pub idle_ttl: Duration,
+    pub launch: Launch,
+    pub rules: ScalingRules,
+    /// SIGTERM to SIGKILL when an instance stops.
     pub grace: Duration,
+    /// Added to each instance's real start-up time.
     pub cold_start_delay: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Starting,
-    Ready,
-    Draining,
+/// The state behind a mutex; a panic elsewhere while it was held leaves
+/// plain data (counts, a phase, a child handle), still good to use.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Debug)]
 pub struct Instance {
     pub number: u32,
     pub addr: SocketAddr,
-    state: Mutex<State>,
+    phase: Mutex<Phase>,
     inflight: AtomicUsize,
     idle_since: Mutex<Instant>,
     child: Mutex<Option<Child>>,
@@ -54,12 +50,16 @@ pub struct Instance {
 }
 
 impl Instance {
-    fn state(&self) -> State {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn phase(&self) -> Phase {
+        *lock(&self.phase)
     }
 
-    fn set_state(&self, state: State) {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    fn set_phase(&self, phase: Phase) {
+        *lock(&self.phase) = phase;
+    }
+
+    fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
     }
 
     pub fn inflight(&self) -> usize {
@@ -68,6 +68,30 @@ impl Instance {
 
     pub fn label(&self) -> String {
         format!("instance-{}", self.number)
+    }
+
+    /// What the policy needs to know of it now.
+    fn view(&self) -> InstanceView {
+        let inflight = self.inflight();
+        InstanceView {
+            phase: self.phase(),
+            inflight,
+            idle_for: if inflight == 0 {
+                lock(&self.idle_since).elapsed()
+            } else {
+                Duration::ZERO
+            },
+            dead: self.is_dead(),
+        }
+    }
+
+    /// Its exit status, if its process has exited.
+    fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        lock(&self.child).as_mut().and_then(process::exited)
+    }
+
+    fn pid(&self) -> Option<u32> {
+        lock(&self.child).as_ref().and_then(Child::id)
     }
 }
 
@@ -82,11 +106,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let left = self.instance.inflight.fetch_sub(1, Ordering::AcqRel) - 1;
         if left == 0 {
-            *self
-                .instance
-                .idle_since
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            *lock(&self.instance.idle_since) = Instant::now();
         }
         self.pool.metrics.inflight(&self.instance.label(), left);
         self.pool.changed.notify_waiters();
@@ -118,22 +138,16 @@ impl Pool {
     }
 
     fn snapshot(&self) -> Vec<Arc<Instance>> {
-        self.instances
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.instances).clone()
     }
 
     fn try_acquire(self: &Arc<Self>) -> Option<Lease> {
-        let limit = self.config.concurrency;
-        let candidates = self.snapshot();
-        // Least loaded ready instance with room.
-        let mut ready: Vec<&Arc<Instance>> = candidates
-            .iter()
-            .filter(|i| i.state() == State::Ready && !i.dead.load(Ordering::Acquire))
-            .collect();
-        ready.sort_by_key(|i| i.inflight());
-        for instance in ready {
+        let limit = self.config.rules.concurrency;
+        let instances = self.snapshot();
+        let views: Vec<InstanceView> = instances.iter().map(|i| i.view()).collect();
+        for index in policy::placement_order(&views, limit) {
+            let instance = &instances[index];
+            // Another request may have taken the last slot since the view.
             let claimed =
                 instance
                     .inflight
@@ -151,15 +165,16 @@ impl Pool {
         None
     }
 
+    fn queue_depth(&self, now: usize) {
+        self.metrics.queue_depth.set(now as i64);
+    }
+
     /// A slot on some instance, waiting in the queue until `give_up`.
     pub async fn acquire(self: &Arc<Self>, give_up: Instant) -> Option<Lease> {
         if let Some(lease) = self.try_acquire() {
             return Some(lease);
         }
-        self.waiting.fetch_add(1, Ordering::AcqRel);
-        self.metrics
-            .queue_depth
-            .set(self.waiting.load(Ordering::Acquire) as i64);
+        self.queue_depth(self.waiting.fetch_add(1, Ordering::AcqRel) + 1);
         let result = loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -172,10 +187,7 @@ impl Pool {
                 () = tokio::time::sleep_until(give_up) => break None,
             }
         };
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        self.metrics
-            .queue_depth
-            .set(self.waiting.load(Ordering::Acquire) as i64);
+        self.queue_depth(self.waiting.fetch_sub(1, Ordering::AcqRel) - 1);
         result
     }
 
@@ -189,45 +201,20 @@ impl Pool {
             }
             self.reap();
             let instances = self.snapshot();
-            let live: Vec<&Arc<Instance>> = instances
-                .iter()
-                .filter(|i| i.state() != State::Draining)
-                .collect();
-            let inflight: usize = live.iter().map(|i| i.inflight()).sum::<usize>()
-                + self.waiting.load(Ordering::Acquire);
-            let per_instance = (self.config.concurrency as f64 * TARGET_UTILISATION).max(1.0);
-            let wanted = ((inflight as f64 / per_instance).ceil() as usize)
-                .max(self.config.min_instances)
-                .min(self.config.max_instances);
-            if live.len() < wanted {
-                // Back off after start-up failures: 0.1 s, doubling, at most 5 s.
-                let failures = self.failures.load(Ordering::Acquire);
-                if failures > 0 {
-                    let backoff =
-                        Duration::from_millis(100 << failures.min(6)).min(Duration::from_secs(5));
-                    tokio::time::sleep(backoff).await;
+            let views: Vec<InstanceView> = instances.iter().map(|i| i.view()).collect();
+            let queued = self.waiting.load(Ordering::Acquire);
+            match policy::decide(&views, queued, &self.config.rules) {
+                ScaleDecision::Start => {
+                    let failures = self.failures.load(Ordering::Acquire);
+                    tokio::time::sleep(policy::start_backoff(failures)).await;
+                    self.start_instance();
                 }
-                self.start_instance();
-            } else {
-                let removable = live
-                    .len()
-                    .saturating_sub(wanted.max(self.config.min_instances));
-                let idle: Vec<&&Arc<Instance>> = live
-                    .iter()
-                    .filter(|i| {
-                        i.state() == State::Ready
-                            && i.inflight() == 0
-                            && i.idle_since
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .elapsed()
-                                >= self.config.idle_ttl
-                    })
-                    .take(removable)
-                    .collect();
-                for instance in idle {
-                    self.clone().retire((*instance).clone(), "idle");
+                ScaleDecision::Retire(idle) => {
+                    for index in idle {
+                        self.clone().retire(instances[index].clone(), "idle");
+                    }
                 }
+                ScaleDecision::Hold => {}
             }
             self.metrics.instances.set(self.snapshot().len() as i64);
         }
@@ -236,24 +223,19 @@ impl Pool {
     /// Removes instances whose process exited (and says so).
     fn reap(&self) {
         let mut gone = Vec::new();
-        {
-            let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
-            instances.retain(|instance| {
-                let mut child = instance.child.lock().unwrap_or_else(|e| e.into_inner());
-                let exited = match child.as_mut() {
-                    Some(c) => c.try_wait().ok().flatten(),
-                    None => None,
-                };
-                match exited {
-                    Some(status) if instance.state() != State::Draining => {
-                        instance.dead.store(true, Ordering::Release);
-                        gone.push((instance.label(), status, instance.inflight()));
-                        false
-                    }
-                    _ => true,
+        lock(&self.instances).retain(|instance| {
+            if instance.phase() == Phase::Draining {
+                return true;
+            }
+            match instance.exit_status() {
+                Some(status) => {
+                    instance.dead.store(true, Ordering::Release);
+                    gone.push((instance.label(), status, instance.inflight()));
+                    false
                 }
-            });
-        }
+                None => true,
+            }
+        });
         for (label, status, open) in gone {
             self.metrics.deaths.inc();
             say(&format!("{label} died ({status}) with {open} requests in flight; they end, and it is replaced"));
@@ -262,8 +244,8 @@ impl Pool {
 
     fn start_instance(self: &Arc<Self>) {
         let number = self.next_number.fetch_add(1, Ordering::AcqRel) as u32;
-        let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
-            Ok(addr) => addr.port(),
+        let port = match process::free_port() {
+            Ok(port) => port,
             Err(e) => {
                 say(&format!(
                     "cannot find a free port for instance-{number}: {e}"
@@ -271,28 +253,14 @@ impl Pool {
                 return;
             }
         };
-        let config = &self.config;
-        let revision = format!("{}-{:05}-emu", config.service, 1);
-        let spawned = Command::new(&config.program)
-            .args(&config.args)
-            .env("PORT", port.to_string())
-            .env("K_SERVICE", &config.service)
-            .env("K_REVISION", &revision)
-            .env("K_CONFIGURATION", &config.service)
-            .env("TRICKLE_HOST", "127.0.0.1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
-        let child = match spawned {
+        let launch = &self.config.launch;
+        let child = match launch.spawn(port) {
             Ok(child) => child,
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::AcqRel);
                 say(&format!(
-                    "cannot start instance-{number} ({} {}): {e}",
-                    config.program,
-                    config.args.join(" ")
+                    "cannot start instance-{number} ({}): {e}",
+                    launch.command_line()
                 ));
                 return;
             }
@@ -300,16 +268,13 @@ impl Pool {
         let instance = Arc::new(Instance {
             number,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            state: Mutex::new(State::Starting),
+            phase: Mutex::new(Phase::Starting),
             inflight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
             child: Mutex::new(Some(child)),
             dead: AtomicBool::new(false),
         });
-        self.instances
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(instance.clone());
+        lock(&self.instances).push(instance.clone());
         say(&format!("starting {} on port {port}", instance.label()));
         let pool = self.clone();
         tokio::spawn(async move { pool.wait_ready(instance).await });
@@ -317,27 +282,11 @@ impl Pool {
 
     async fn wait_ready(self: Arc<Self>, instance: Arc<Instance>) {
         let began = Instant::now();
-        loop {
-            if instance.dead.load(Ordering::Acquire) || began.elapsed() > STARTUP_LIMIT {
-                self.failures.fetch_add(1, Ordering::AcqRel);
-                say(&format!(
-                    "{} did not start within {:?}",
-                    instance.label(),
-                    began.elapsed()
-                ));
-                self.clone().retire(instance, "failed start");
-                return;
-            }
-            if tokio::net::TcpStream::connect(instance.addr).await.is_ok() {
-                break;
-            }
-            let exited = instance
-                .child
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if let Some(status) = exited {
+        let listening =
+            process::wait_listening(instance.addr, STARTUP_LIMIT, || instance.exit_status()).await;
+        match listening {
+            Ok(()) => {}
+            Err(StartFailure::Exited(status)) => {
                 self.failures.fetch_add(1, Ordering::AcqRel);
                 instance.dead.store(true, Ordering::Release);
                 say(&format!(
@@ -346,17 +295,22 @@ impl Pool {
                 ));
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            Err(StartFailure::TimedOut(after)) => {
+                self.failures.fetch_add(1, Ordering::AcqRel);
+                say(&format!(
+                    "{} did not start within {after:?}",
+                    instance.label()
+                ));
+                self.clone().retire(instance, "failed start");
+                return;
+            }
         }
         tokio::time::sleep(self.config.cold_start_delay).await;
         let cold = began.elapsed();
         self.failures.store(0, Ordering::Release);
         self.metrics.cold_start.observe(cold.as_secs_f64());
-        *instance
-            .idle_since
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        instance.set_state(State::Ready);
+        *lock(&instance.idle_since) = Instant::now();
+        instance.set_phase(Phase::Ready);
         say(&format!(
             "{} ready after a {:.0} ms cold start",
             instance.label(),
@@ -367,44 +321,28 @@ impl Pool {
 
     /// SIGTERM, then SIGKILL after the grace period.
     fn retire(self: Arc<Self>, instance: Arc<Instance>, why: &str) {
-        instance.set_state(State::Draining);
-        say(&format!(
-            "stopping {} ({why}): SIGTERM, SIGKILL after {:?}",
-            instance.label(),
-            self.config.grace
-        ));
+        instance.set_phase(Phase::Draining);
         let grace = self.config.grace;
+        say(&format!(
+            "stopping {} ({why}): SIGTERM, SIGKILL after {grace:?}",
+            instance.label(),
+        ));
         tokio::spawn(async move {
-            let child = instance
-                .child
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            if let Some(mut child) = child {
-                if let Some(pid) = child.id() {
-                    let _ = std::process::Command::new("kill")
-                        .args(["-TERM", &pid.to_string()])
-                        .status();
-                }
-                match tokio::time::timeout(grace, child.wait()).await {
-                    Ok(status) => say(&format!(
+            let child = lock(&instance.child).take();
+            if let Some(child) = child {
+                match process::stop(child, grace).await {
+                    process::Stopped::Exited(status) => say(&format!(
                         "{} stopped ({})",
                         instance.label(),
                         status.map_or_else(|e| e.to_string(), |s| s.to_string())
                     )),
-                    Err(_) => {
-                        let _ = child.kill().await;
-                        say(&format!(
-                            "{} killed after the grace period",
-                            instance.label()
-                        ));
-                    }
+                    process::Stopped::Killed => say(&format!(
+                        "{} killed after the grace period",
+                        instance.label()
+                    )),
                 }
             }
-            self.instances
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|i| !Arc::ptr_eq(i, &instance));
+            lock(&self.instances).retain(|i| !Arc::ptr_eq(i, &instance));
             self.metrics.inflight(&instance.label(), 0);
         });
     }
@@ -414,7 +352,7 @@ impl Pool {
     pub fn rollout(self: &Arc<Self>) -> Vec<String> {
         let mut retired = Vec::new();
         for instance in self.snapshot() {
-            if instance.state() != State::Draining {
+            if instance.phase() != Phase::Draining {
                 retired.push(instance.label());
                 self.clone().retire(instance, "rollout");
             }
@@ -428,17 +366,11 @@ impl Pool {
             .snapshot()
             .iter()
             .map(|i| {
-                let pid = i
-                    .child
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .and_then(|c| c.id());
                 serde_json::json!({
                     "instance": i.label(),
                     "addr": i.addr.to_string(),
-                    "pid": pid,
-                    "state": format!("{:?}", i.state()).to_lowercase(),
+                    "pid": i.pid(),
+                    "state": i.phase().as_str(),
                     "inflight": i.inflight(),
                 })
             })

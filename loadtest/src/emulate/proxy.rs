@@ -20,6 +20,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::time::{Instant, Sleep};
 
+use trickle_telemetry::registrar::CONTENT_TYPE;
+
+use super::policy;
 use super::pool::{Lease, Pool};
 use super::say;
 
@@ -80,43 +83,54 @@ impl Proxy {
         })
     }
 
+    /// One client request: an admin route, or placed on an instance
+    /// (429 when none has room in time), forwarded with the request
+    /// timeout, and its response relayed (cut at the timeout).
     pub async fn handle(
         self: Arc<Self>,
         mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>, Infallible> {
-        let started = Instant::now();
-        let metrics = &self.pool.metrics;
-        if req.uri().path() == "/_emulator/metrics" {
-            let mut response = Response::new(
-                Full::new(Bytes::from(metrics.render()))
-                    .map_err(|e: Infallible| match e {})
-                    .boxed(),
-            );
-            response.headers_mut().insert(
-                "content-type",
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            return Ok(response);
-        }
         if let Some(admin) = self.admin(&req) {
             return Ok(admin);
         }
-        metrics.requests.inc();
+        let started = Instant::now();
+        self.pool.metrics.requests.inc();
+        let Some(lease) = self.place(&req, started).await else {
+            return Ok(full(StatusCode::TOO_MANY_REQUESTS, "Rate exceeded.\n"));
+        };
+        let client_upgrade = req
+            .headers()
+            .contains_key("upgrade")
+            .then(|| hyper::upgrade::on(&mut req));
+        let Some(upstream) = upstream_request(req, &lease, peer) else {
+            return Ok(full(StatusCode::BAD_REQUEST, "bad request target\n"));
+        };
         let deadline = started + self.config.timeout;
-        let Some(lease) = self
-            .pool
-            .acquire(started + self.config.queue_timeout.min(self.config.timeout))
-            .await
-        else {
-            metrics.rejected.inc();
+        let response = match self.forward(upstream, &lease, deadline).await {
+            Ok(response) => response,
+            Err(refusal) => return Ok(refusal),
+        };
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(self.tunnel(response, client_upgrade, lease, deadline));
+        }
+        Ok(self.relay(response, lease, deadline))
+    }
+
+    /// A slot on an instance, waiting in the queue as the policy allows;
+    /// `None` (counted and said) when every instance stayed full.
+    async fn place(self: &Arc<Self>, req: &Request<Incoming>, started: Instant) -> Option<Lease> {
+        let give_up =
+            policy::queue_deadline(started, self.config.queue_timeout, self.config.timeout);
+        let Some(lease) = self.pool.acquire(give_up).await else {
+            self.pool.metrics.rejected.inc();
             say(&format!(
                 "rejected {} {} with 429: every instance full for {:?}",
                 req.method(),
                 req.uri().path(),
                 started.elapsed()
             ));
-            return Ok(full(StatusCode::TOO_MANY_REQUESTS, "Rate exceeded.\n"));
+            return None;
         };
         let waited = started.elapsed();
         if waited > Duration::from_millis(50) {
@@ -128,60 +142,50 @@ impl Proxy {
                 lease.instance.label()
             ));
         }
+        Some(lease)
+    }
 
-        let upgrade = req.headers().get("upgrade").cloned();
-        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
-        let uri = format!(
-            "http://{}{}",
-            lease.instance.addr,
-            req.uri().path_and_query().map_or("/", |p| p.as_str())
-        );
-        let (mut parts, body) = req.into_parts();
-        match uri.parse() {
-            Ok(uri) => parts.uri = uri,
-            Err(_) => return Ok(full(StatusCode::BAD_REQUEST, "bad request target\n")),
-        }
-        for name in HOP_BY_HOP {
-            parts.headers.remove(name);
-        }
-        if let Some(upgrade) = &upgrade {
-            parts
-                .headers
-                .insert("connection", HeaderValue::from_static("upgrade"));
-            parts.headers.insert("upgrade", upgrade.clone());
-        }
-        add_platform_headers(&mut parts.headers, peer);
-        let upstream = Request::from_parts(parts, body);
-
-        let response = match tokio::time::timeout_at(deadline, self.client.request(upstream)).await
-        {
-            Ok(Ok(response)) => response,
+    /// Sends the request to the leased instance; a failure or no response
+    /// by the deadline becomes the platform's answer (503 or 504).
+    async fn forward(
+        &self,
+        upstream: Request<Incoming>,
+        lease: &Lease,
+        deadline: Instant,
+    ) -> Result<Response<Incoming>, Response<ProxyBody>> {
+        match tokio::time::timeout_at(deadline, self.client.request(upstream)).await {
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {
                 say(&format!(
                     "{} failed the request: {e}",
                     lease.instance.label()
                 ));
-                return Ok(full(
+                Err(full(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The instance did not answer.\n",
-                ));
+                ))
             }
             Err(_) => {
-                metrics.timeouts.with_label_values(&["no_response"]).inc();
+                self.pool
+                    .metrics
+                    .timeouts
+                    .with_label_values(&["no_response"])
+                    .inc();
                 say(&format!(
                     "504: no response within the {:?} request timeout",
                     self.config.timeout
                 ));
-                return Ok(full(
+                Err(full(
                     StatusCode::GATEWAY_TIMEOUT,
                     "upstream request timeout\n",
-                ));
+                ))
             }
-        };
-
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(self.tunnel(response, client_upgrade, lease, deadline));
         }
+    }
+
+    /// The instance's response, its body relayed frame by frame and cut at
+    /// the deadline; the lease is held until the body ends.
+    fn relay(&self, response: Response<Incoming>, lease: Lease, deadline: Instant) -> Response<ProxyBody> {
         let (mut parts, body) = response.into_parts();
         for name in HOP_BY_HOP {
             parts.headers.remove(name);
@@ -194,24 +198,27 @@ impl Proxy {
             timeout: self.config.timeout,
             metrics: self.pool.metrics.clone(),
         };
-        Ok(Response::from_parts(parts, body.boxed()))
+        Response::from_parts(parts, body.boxed())
     }
 
+    /// The emulator's own routes: `GET /_emulator/metrics` (Prometheus),
     /// `GET /_emulator/instances` (JSON) and `POST /_emulator/rollout`
     /// (SIGTERM every current instance, as a new revision would).
     fn admin(&self, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
-        let json = |value: serde_json::Value| {
+        let body = |content_type: &'static str, text: String| {
             let mut response = Response::new(
-                Full::new(Bytes::from(value.to_string()))
+                Full::new(Bytes::from(text))
                     .map_err(|e: Infallible| match e {})
                     .boxed(),
             );
             response
                 .headers_mut()
-                .insert("content-type", HeaderValue::from_static("application/json"));
+                .insert("content-type", HeaderValue::from_static(content_type));
             response
         };
+        let json = |value: serde_json::Value| body("application/json", value.to_string());
         match (req.method().as_str(), req.uri().path()) {
+            (_, "/_emulator/metrics") => Some(body(CONTENT_TYPE, self.pool.metrics.render())),
             ("GET", "/_emulator/instances") => Some(json(self.pool.describe())),
             ("POST", "/_emulator/rollout") => {
                 let retired = self.pool.rollout();
@@ -260,6 +267,35 @@ impl Proxy {
                 .boxed(),
         )
     }
+}
+
+/// The client's request rewritten for the leased instance: its address,
+/// hop-by-hop headers dropped (an upgrade kept), the platform's headers
+/// added. `None` when the target does not make a valid URI.
+fn upstream_request(
+    req: Request<Incoming>,
+    lease: &Lease,
+    peer: SocketAddr,
+) -> Option<Request<Incoming>> {
+    let upgrade = req.headers().get("upgrade").cloned();
+    let uri = format!(
+        "http://{}{}",
+        lease.instance.addr,
+        req.uri().path_and_query().map_or("/", |p| p.as_str())
+    );
+    let (mut parts, body) = req.into_parts();
+    parts.uri = uri.parse().ok()?;
+    for name in HOP_BY_HOP {
+        parts.headers.remove(name);
+    }
+    if let Some(upgrade) = upgrade {
+        parts
+            .headers
+            .insert("connection", HeaderValue::from_static("upgrade"));
+        parts.headers.insert("upgrade", upgrade);
+    }
+    add_platform_headers(&mut parts.headers, peer);
+    Some(Request::from_parts(parts, body))
 }
 
 /// `traceparent`, `X-Cloud-Trace-Context` and `X-Forwarded-For`, as Cloud
