@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use crate::stream::SpecError;
 
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Everything a request can fail with, mapped to a status and a problem body.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error(transparent)]
     InvalidStream(#[from] SpecError),
     #[error("all {max} stream slots are taken; retry later")]

@@ -16,11 +16,11 @@
 
 pub mod errors;
 pub mod lifecycle;
-pub mod routes;
+pub(crate) mod routes;
 pub mod settings;
 pub mod shutdown;
 pub mod startup;
-pub mod state;
+pub(crate) mod state;
 pub mod stream;
 
 pub use settings::Settings;

@@ -31,7 +31,7 @@ struct Inner {
 
 /// Why a new stream could not open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The process is draining for shutdown.
     Draining,
     /// Every stream slot is taken.
@@ -40,7 +40,7 @@ pub enum Refusal {
 
 /// One open stream's claim on the limit; dropping it frees the slot.
 #[derive(Debug)]
-pub struct StreamSlot {
+pub(crate) struct StreamSlot {
     _permit: OwnedSemaphorePermit,
 }
 
@@ -57,7 +57,7 @@ impl Lifecycle {
     }
 
     /// Ready to take new streams (false once draining has begun).
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::Acquire)
     }
 
@@ -73,7 +73,7 @@ impl Lifecycle {
     }
 
     /// Claims a stream slot, or says why not. Never waits.
-    pub fn try_open(&self) -> Result<StreamSlot, Refusal> {
+    pub(crate) fn try_open(&self) -> Result<StreamSlot, Refusal> {
         if !self.is_ready() {
             return Err(Refusal::Draining);
         }
@@ -95,7 +95,7 @@ impl Lifecycle {
 
     /// Resolves once no stream is open, or after `limit`; returns the streams
     /// still open at that point.
-    pub async fn wait_idle(&self, limit: Duration) -> usize {
+    pub(crate) async fn wait_idle(&self, limit: Duration) -> usize {
         let give_up = tokio::time::Instant::now() + limit;
         loop {
             let open = self.open_streams();

@@ -63,7 +63,7 @@ impl Application {
     }
 
     /// Builds the server on an already bound listener.
-    pub fn with_listener(
+    pub(crate) fn with_listener(
         settings: &Settings,
         telemetry: &Telemetry,
         listener: TcpListener,

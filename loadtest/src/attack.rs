@@ -14,14 +14,14 @@ use goose::GooseAttack;
 use tokio_util::sync::CancellationToken;
 
 use crate::checks::Expectations;
-use crate::cli::RunArgs;
-use crate::client::decode::Transport;
+use crate::cli::{CheckArgs, RunArgs, StreamArgs};
+use crate::client::decode::ClientTransport;
 use crate::client::http::HttpConnector;
 use crate::client::ws::WsConnector;
 use crate::client::{run_stream, Plan, Shared};
 use crate::collector::Collector;
 use crate::progress;
-use crate::record::EndReason;
+use crate::record::ConnectionEnd;
 use crate::report::Report;
 
 /// Pause after a failed connection before the user tries again.
@@ -80,6 +80,8 @@ fn run_length(config: &GooseConfiguration) -> Result<Option<Duration>, SetupErro
     Ok(Some(Duration::from_secs_f64(ramp + run as f64)))
 }
 
+/// One load run: the plan from the flags, goose started with one stream
+/// transaction, the run ended at goose's plan (or Ctrl-C), the report.
 pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
     let RunArgs {
         stream,
@@ -91,62 +93,15 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
         .clone()
         .filter(|h| !h.is_empty())
         .ok_or(SetupError::NoHost)?;
-    let body = match (&stream.body, &stream.body_file) {
-        (Some(text), _) => Some(Bytes::from(text.clone())),
-        (None, Some(path)) => Some(Bytes::from(std::fs::read(path).map_err(|source| {
-            SetupError::BodyFile {
-                path: path.display().to_string(),
-                source,
-            }
-        })?)),
-        (None, None) => None,
-    };
-    let plan = Plan {
-        transport: stream.transport,
-        method: stream.method.clone(),
-        path_and_query: stream.path_and_query(),
-        headers: stream.headers.clone(),
-        body,
-        idle_timeout: stream.idle_timeout,
-        stream_timeout: stream.stream_timeout,
-        reconnect: stream.reconnect,
-        instance_header: stream.instance_header.to_ascii_lowercase(),
-        no_end_marker: stream.no_end_marker,
-        expected_events: stream.chunks,
-        source_addresses: stream.source_addresses,
-    };
-    let expectations = Expectations {
-        concurrency: checks.expect_concurrency,
-        timeout: checks.expect_timeout,
-        max_ttfb_p99: checks.max_ttfb_p99,
-        max_error_rate: checks.max_error_rate,
-        interval: stream.interval_ms.map(Duration::from_millis),
-        first_delay: stream.first_delay_ms.map(Duration::from_millis),
-        reconnect: stream.reconnect,
-    };
+    let plan = plan_of(&stream)?;
+    let expectations = expectations_of(&stream, &checks);
     let length = run_length(&goose)?;
-    // All users connect from the same address (or spread over
-    // --source-addresses) to the same server address.
-    let per_source = goose.users.unwrap_or(1) as u64 / u64::from(stream.source_addresses.max(1));
-    if let Some(warning) =
-        crate::ports::local_port_range().and_then(|r| crate::ports::advice(r, per_source))
-    {
-        eprintln!("{warning}");
-    }
+    warn_about_ports(&goose, &stream);
     // Our streams end themselves at the deadline; goose's metrics must not
     // be reset after the ramp-up or early rows would vanish.
     goose.no_reset_metrics = true;
 
-    let mut collector = Collector::new(&host, stream.transport.as_str())
-        .with_concurrency_limit(checks.expect_concurrency);
-    if let Some(addr) = stream.metrics_addr {
-        let live = Arc::new(crate::metrics::LoadMetrics::new(stream.transport.as_str())?);
-        crate::metrics::serve(addr, live.clone())
-            .await
-            .map_err(|source| SetupError::Metrics { addr, source })?;
-        collector = collector.with_live_metrics(live);
-    }
-    let collector = Arc::new(collector);
+    let collector = collector_for(&host, &stream, &checks).await?;
     let shared = Arc::new(Shared {
         plan,
         collector: collector.clone(),
@@ -158,46 +113,16 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
             )
         }),
     });
-    let transaction = {
-        let shared = shared.clone();
-        let host = host.clone();
-        Transaction::new(Arc::new(move |user: &mut GooseUser| {
-            let shared = shared.clone();
-            let host = host.clone();
-            Box::pin(async move { stream_transaction(user, &shared, &host).await })
-        }))
-        .set_name("stream")
-    };
-    let attack = GooseAttack::initialize_with_config(goose)?
-        .register_scenario(Scenario::new("streams").register_transaction(transaction))
-        .set_default(GooseDefault::NoResetMetrics, true)?
-        .set_client_builder_without_cookies(
-            GooseClientBuilder::new().without_cookies().gzip(false),
-        )?;
+    let attack = goose_attack(goose, shared.clone(), host)?;
 
-    let started = tokio::time::Instant::now();
     let watcher = tokio::spawn(progress::watch(
         collector.clone(),
         shared.run_over.clone(),
-        started,
+        tokio::time::Instant::now(),
         length,
         stream.progress_secs,
     ));
-    let deadline = {
-        let run_over = shared.run_over.clone();
-        tokio::spawn(async move {
-            match length {
-                Some(length) => tokio::select! {
-                    () = tokio::time::sleep(length) => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                },
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-            run_over.cancel();
-        })
-    };
+    let deadline = tokio::spawn(end_run(length, shared.run_over.clone()));
     let metrics = attack.execute().await;
     shared.run_over.cancel();
     deadline.abort();
@@ -211,6 +136,111 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
         report: collector.finish(),
         expectations,
     })
+}
+
+/// What every stream of the run does, from the stream flags.
+fn plan_of(stream: &StreamArgs) -> Result<Plan, SetupError> {
+    let body = match (&stream.body, &stream.body_file) {
+        (Some(text), _) => Some(Bytes::from(text.clone())),
+        (None, Some(path)) => Some(Bytes::from(std::fs::read(path).map_err(|source| {
+            SetupError::BodyFile {
+                path: path.display().to_string(),
+                source,
+            }
+        })?)),
+        (None, None) => None,
+    };
+    Ok(Plan {
+        transport: stream.transport,
+        method: stream.method.clone(),
+        path_and_query: stream.path_and_query(),
+        headers: stream.headers.clone(),
+        body,
+        idle_timeout: stream.idle_timeout,
+        stream_timeout: stream.stream_timeout,
+        reconnect: stream.reconnect,
+        instance_header: stream.instance_header.to_ascii_lowercase(),
+        no_end_marker: stream.no_end_marker,
+        expected_events: stream.chunks,
+        source_addresses: stream.source_addresses,
+    })
+}
+
+/// What the run must prove, from the check flags and the stream asked for.
+fn expectations_of(stream: &StreamArgs, checks: &CheckArgs) -> Expectations {
+    Expectations {
+        concurrency: checks.expect_concurrency,
+        timeout: checks.expect_timeout,
+        max_ttfb_p99: checks.max_ttfb_p99,
+        max_error_rate: checks.max_error_rate,
+        interval: stream.interval_ms.map(Duration::from_millis),
+        first_delay: stream.first_delay_ms.map(Duration::from_millis),
+        reconnect: stream.reconnect,
+    }
+}
+
+/// Warns when the users' connections from one address would crowd the
+/// ephemeral port range (all users connect to the same server address,
+/// from one address or spread over --source-addresses).
+fn warn_about_ports(goose: &GooseConfiguration, stream: &StreamArgs) {
+    let per_source = goose.users.unwrap_or(1) as u64 / u64::from(stream.source_addresses.max(1));
+    if let Some(warning) =
+        crate::ports::local_port_range().and_then(|r| crate::ports::advice(r, per_source))
+    {
+        eprintln!("{warning}");
+    }
+}
+
+/// The run's collector, with live metrics served when --metrics-addr asks.
+async fn collector_for(
+    host: &str,
+    stream: &StreamArgs,
+    checks: &CheckArgs,
+) -> Result<Arc<Collector>, SetupError> {
+    let mut collector = Collector::new(host, stream.transport.as_str())
+        .with_concurrency_limit(checks.expect_concurrency);
+    if let Some(addr) = stream.metrics_addr {
+        let live = Arc::new(crate::metrics::LoadMetrics::new(stream.transport.as_str())?);
+        crate::metrics::serve(addr, live.clone())
+            .await
+            .map_err(|source| SetupError::Metrics { addr, source })?;
+        collector = collector.with_live_metrics(live);
+    }
+    Ok(Arc::new(collector))
+}
+
+/// goose with one scenario of one transaction: a stream, as planned.
+fn goose_attack(
+    goose: GooseConfiguration,
+    shared: Arc<Shared>,
+    host: String,
+) -> Result<GooseAttack, SetupError> {
+    let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
+        let shared = shared.clone();
+        let host = host.clone();
+        Box::pin(async move { stream_transaction(user, &shared, &host).await })
+    }))
+    .set_name("stream");
+    Ok(GooseAttack::initialize_with_config(goose)?
+        .register_scenario(Scenario::new("streams").register_transaction(transaction))
+        .set_default(GooseDefault::NoResetMetrics, true)?
+        .set_client_builder_without_cookies(
+            GooseClientBuilder::new().without_cookies().gzip(false),
+        )?)
+}
+
+/// Ends the run when goose's plan is over (or at Ctrl-C with no plan).
+async fn end_run(length: Option<Duration>, run_over: CancellationToken) {
+    match length {
+        Some(length) => tokio::select! {
+            () = tokio::time::sleep(length) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        },
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    run_over.cancel();
 }
 
 /// Marks a user whose client is bound to its source address.
@@ -254,7 +284,7 @@ async fn stream_transaction(
     if let Some(source) = source {
         bind_source(user, source)?;
     }
-    let outcome = if shared.plan.transport == Transport::Ws {
+    let outcome = if shared.plan.transport == ClientTransport::Ws {
         run_stream(shared, &mut WsConnector::from_host(host, source)).await
     } else {
         run_stream(shared, &mut HttpConnector { user: &mut *user }).await
@@ -279,7 +309,7 @@ async fn stream_transaction(
                 conn.lifetime,
                 success,
                 conn.status,
-                conn.end.map(EndReason::as_str),
+                conn.end.map(ConnectionEnd::as_str),
             )
             .await?;
         }
@@ -301,8 +331,8 @@ async fn stream_transaction(
     // failed connection after a short pause, as a polite client would,
     // rather than spinning on an error.
     let pause = match outcome.end {
-        EndReason::HttpStatus => outcome.connections.last().and_then(|c| c.retry),
-        EndReason::ConnectError => Some(CONNECT_ERROR_PAUSE),
+        ConnectionEnd::HttpStatus => outcome.connections.last().and_then(|c| c.retry),
+        ConnectionEnd::ConnectError => Some(CONNECT_ERROR_PAUSE),
         _ => None,
     };
     if let Some(pause) = pause {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::report::{quantile, Report};
+use crate::verdict::Verdict;
 
 /// What the user asked the run to prove.
 #[derive(Debug, Clone, Default)]
@@ -21,32 +22,6 @@ pub struct Expectations {
     pub first_delay: Option<Duration>,
     /// The client resumed across cuts (integrity must then hold across them).
     pub reconnect: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub check: &'static str,
-    pub passed: bool,
-    pub detail: String,
-}
-
-impl Verdict {
-    fn new(check: &'static str, passed: bool, detail: String) -> Self {
-        Self {
-            check,
-            passed,
-            detail,
-        }
-    }
-
-    pub fn line(&self) -> String {
-        format!(
-            "{} {}: {}",
-            if self.passed { "PASS" } else { "FAIL" },
-            self.check,
-            self.detail
-        )
-    }
 }
 
 fn ms(d: Duration) -> String {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use goose::config::GooseConfiguration;
 
-use crate::client::decode::Transport;
+pub use crate::client::decode::ClientTransport;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,7 +61,7 @@ pub struct RunArgs {
 pub struct StreamArgs {
     /// Framing of the stream.
     #[arg(long, value_enum, default_value = "sse")]
-    pub transport: Transport,
+    pub transport: ClientTransport,
     /// Path (and query) to request; default trickle's route for the transport.
     #[arg(long)]
     pub path: Option<String>,

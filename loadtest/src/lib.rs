@@ -1,5 +1,6 @@
 //! trickle-load: a goose load tester for streaming APIs.
 //!
+//! The load run:
 //! - [`cli`]: goose's options plus the stream options and checks.
 //! - [`attack`]: goose wiring, the run deadline, custom rows.
 //! - [`client`]: one logical stream with reconnects; HTTP (SSE, NDJSON,
@@ -8,20 +9,28 @@
 //! - [`record`]: one connection's story; id integrity across reconnects.
 //! - [`collector`]: the run's shared state (concurrency per instance,
 //!   progress counters, timeline).
-//! - [`report`]: the mergeable stream report (JSON, Markdown, HTML).
-//! - [`checks`]: verdicts and the exit code.
-//! - [`emulate`]: a local Cloud Run serving layer for rehearsals.
+//! - [`progress`]: the live progress line and the timeline samples.
+//! - [`metrics`]: live Prometheus metrics of the run (`--metrics-addr`).
 //! - [`ports`]: the client machine's ephemeral port range.
+//!
+//! Its results:
+//! - [`report`]: the mergeable stream report (JSON, Markdown, HTML).
+//! - [`checks`]: the run judged against what the user asked to prove.
+//! - [`verdict`]: one check's result, shared by checks and reports.
+//!
+//! The rehearsal platform:
+//! - [`emulate`]: a local Cloud Run serving layer: its policy (pure
+//!   decisions), its instance processes, its pool and its proxy.
 
 pub mod attack;
 pub mod checks;
 pub mod cli;
-pub mod client;
-pub mod collector;
+pub(crate) mod client;
+pub(crate) mod collector;
 pub mod emulate;
-pub mod metrics;
-pub mod ports;
-pub mod progress;
+pub(crate) mod metrics;
+pub(crate) mod ports;
+pub(crate) mod progress;
 pub mod record;
 pub mod report;
-pub mod report_html;
+pub mod verdict;

@@ -13,7 +13,7 @@ use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, R
 use trickle_telemetry::metrics::{DURATION_BUCKETS, LATENCY_BUCKETS};
 use trickle_telemetry::registrar::{self, Registrar, CONTENT_TYPE};
 
-use crate::record::{Connection, EndReason};
+use crate::record::{Connection, ConnectionEnd};
 
 #[derive(Debug)]
 pub struct LoadMetrics {
@@ -47,7 +47,7 @@ impl LoadMetrics {
             "Connections finished, by how they ended.",
             &["end"],
         )?;
-        for end in EndReason::ALL {
+        for end in ConnectionEnd::ALL {
             connections.with_label_values(&[end.as_str()]);
         }
         let events = r.counter("trickle_load_events_total", "Events received.")?;
@@ -93,7 +93,7 @@ impl LoadMetrics {
     }
 
     pub fn connection(&self, c: &Connection) {
-        let end = c.end.unwrap_or(EndReason::Truncated).as_str();
+        let end = c.end.unwrap_or(ConnectionEnd::Truncated).as_str();
         self.connections.with_label_values(&[end]).inc();
         self.bytes.inc_by(c.bytes);
         if let Some(h) = c.headers {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// How one connection of a stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum EndReason {
+pub enum ConnectionEnd {
     /// The end marker arrived (`event: end`, `{"type":"end"}`, `[DONE]`,
     /// WebSocket close 1000), or a text body ended cleanly.
     Completed,
@@ -30,8 +30,8 @@ pub enum EndReason {
     ProtocolError,
 }
 
-impl EndReason {
-    pub const ALL: [EndReason; 8] = [
+impl ConnectionEnd {
+    pub const ALL: [ConnectionEnd; 8] = [
         Self::Completed,
         Self::ReconnectHint,
         Self::Truncated,
@@ -90,7 +90,7 @@ pub struct Connection {
     pub bytes: u64,
     pub instance: Option<String>,
     pub lifetime: Duration,
-    pub end: Option<EndReason>,
+    pub end: Option<ConnectionEnd>,
     /// `Retry-After` or SSE `retry:` the server advertised, if any.
     pub retry: Option<Duration>,
 }

@@ -66,12 +66,12 @@ pub enum Step {
 }
 
 /// The alphabet of payloads: URL-safe, needs no escaping in JSON, SSE or text.
-pub const PAYLOAD_ALPHABET: &[u8; 64] =
+pub(crate) const PAYLOAD_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Appends the payload of event `id`: `size` bytes where byte `k` is
 /// `PAYLOAD_ALPHABET[(id + k) % 64]`. Deterministic, so a client can check it.
-pub fn write_payload(out: &mut Vec<u8>, id: u64, size: usize) {
+pub(crate) fn write_payload(out: &mut Vec<u8>, id: u64, size: usize) {
     let start = (id % 64) as usize;
     out.reserve(size);
     // Whole runs of the alphabet at a time: the first from `start`.
@@ -94,7 +94,7 @@ pub fn payload(id: u64, size: usize) -> String {
 }
 
 /// Unix time now, in seconds with sub-second precision.
-pub fn unix_now() -> f64 {
+pub(crate) fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())

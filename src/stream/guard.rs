@@ -19,7 +19,7 @@ pub struct StreamGuard {
 }
 
 impl StreamGuard {
-    pub fn new(recorder: StreamRecorder, slot: StreamSlot) -> Self {
+    pub(crate) fn new(recorder: StreamRecorder, slot: StreamSlot) -> Self {
         Self {
             recorder,
             _slot: slot,

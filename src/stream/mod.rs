@@ -3,9 +3,9 @@
 //! [`guard::StreamGuard`] settles each stream's bookkeeping when it ends.
 
 pub mod body;
-pub mod encode;
+pub(crate) mod encode;
 pub mod event;
-pub mod guard;
+pub(crate) mod guard;
 pub mod source;
 pub mod spec;
 pub mod ws;

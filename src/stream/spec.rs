@@ -7,17 +7,17 @@
 use std::time::Duration;
 
 /// Most events one stream may ask for.
-pub const MAX_CHUNKS: u64 = 1_000_000;
+pub(crate) const MAX_CHUNKS: u64 = 1_000_000;
 /// Longest pause between events, and longest think time before the first.
-pub const MAX_DELAY_MS: u64 = 3_600_000;
+pub(crate) const MAX_DELAY_MS: u64 = 3_600_000;
 /// Largest payload per event: one event is the most a stream ever buffers.
-pub const MAX_SIZE: usize = 65_536;
+pub(crate) const MAX_SIZE: usize = 65_536;
 
-pub const DEFAULT_CHUNKS: u64 = 10;
-pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
+pub(crate) const DEFAULT_CHUNKS: u64 = 10;
+pub(crate) const DEFAULT_INTERVAL_MS: u64 = 1_000;
 
 /// Header a resuming SSE client sends (the browser's `EventSource` does).
-pub const LAST_EVENT_ID_HEADER: &str = "Last-Event-ID";
+pub(crate) const LAST_EVENT_ID_HEADER: &str = "Last-Event-ID";
 
 /// What the client asked for, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +148,7 @@ impl StreamSpec {
     }
 
     /// The first id this stream will send.
-    pub fn first_id(&self) -> u64 {
+    pub(crate) fn first_id(&self) -> u64 {
         self.resume_after.map_or(0, |last| last + 1)
     }
 }

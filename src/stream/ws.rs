@@ -13,7 +13,7 @@ use super::guard::StreamGuard;
 use super::source::EventSource;
 
 /// Largest client frame accepted; clients only send control frames here.
-pub const MAX_CLIENT_FRAME: usize = 4 * 1024;
+pub(crate) const MAX_CLIENT_FRAME: usize = 4 * 1024;
 
 /// Why the session loop stopped, when the source did not end it.
 enum ClientEnd {

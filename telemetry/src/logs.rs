@@ -74,7 +74,7 @@ pub fn init_text() {
 
 /// Formats events as Cloud Logging structured JSON.
 #[derive(Debug, Clone)]
-pub struct CloudLoggingJson {
+pub(crate) struct CloudLoggingJson {
     /// Needed to write `logging.googleapis.com/trace` as Cloud Logging
     /// wants it: `projects/PROJECT/traces/TRACE_ID`.
     pub project: Option<String>,

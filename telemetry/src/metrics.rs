@@ -50,7 +50,7 @@ pub const DURATION_BUCKETS: &[f64] = &[
 
 /// The metrics of one transport, resolved once.
 #[derive(Debug)]
-pub struct TransportMetrics {
+pub(crate) struct TransportMetrics {
     pub active: IntGauge,
     /// Index 0: fresh, 1: resumed.
     started: [IntCounter; 2],
@@ -238,7 +238,7 @@ impl Metrics {
         })
     }
 
-    pub fn transport(&self, transport: Transport) -> &TransportMetrics {
+    pub(crate) fn transport(&self, transport: Transport) -> &TransportMetrics {
         &self.transports[transport.index()]
     }
 
@@ -250,7 +250,7 @@ impl Metrics {
 
     /// Records one finished HTTP exchange. `method` and `route` must be
     /// bounded values (see the HTTP middleware).
-    pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub(crate) fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let status = status.to_string();
         let labels = [method, route, status.as_str()];
         self.http_requests.with_label_values(&labels).inc();

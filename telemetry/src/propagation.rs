@@ -15,7 +15,7 @@ pub const TRACEPARENT: &str = "traceparent";
 pub const CLOUD_TRACE_CONTEXT: &str = "x-cloud-trace-context";
 
 /// Reads headers from actix's own `HeaderMap` (actix-web 4 uses http 0.2).
-pub struct HeaderExtractor<'a>(pub &'a HeaderMap);
+pub(crate) struct HeaderExtractor<'a>(pub &'a HeaderMap);
 
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {

@@ -40,7 +40,7 @@ pub enum ChunkSpans {
 
 impl ChunkSpans {
     /// Whether chunk `index` (0-based) gets a child span.
-    pub fn records(self, index: u64) -> bool {
+    pub(crate) fn records(self, index: u64) -> bool {
         match self {
             Self::All => true,
             Self::Sample(share) => {
@@ -122,7 +122,7 @@ impl fmt::Debug for Traces {
 impl Traces {
     /// Builds the pipeline if `env` configures an OTLP endpoint (and
     /// `OTEL_TRACES_EXPORTER` is not `none`); `Ok(None)` otherwise.
-    pub fn from_env(
+    pub(crate) fn from_env(
         env: &dyn Fn(&str) -> Option<String>,
         resource: Resource,
         metrics: Option<&Metrics>,

@@ -14,14 +14,14 @@ use serde_json::Value;
     Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
-pub enum Transport {
+pub enum ClientTransport {
     Sse,
     Ndjson,
     Text,
     Ws,
 }
 
-impl Transport {
+impl ClientTransport {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sse => "sse",
@@ -67,7 +67,7 @@ pub const MAX_LINE: usize = 1 << 20;
 /// An incremental decoder for one connection's body.
 #[derive(Debug)]
 pub struct Decoder {
-    transport: Transport,
+    transport: ClientTransport,
     sse: trickle_sse::Parser,
     previous_sse_id: String,
     line: Vec<u8>,
@@ -76,11 +76,11 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    pub fn new(transport: Transport) -> Self {
+    pub fn new(transport: ClientTransport) -> Self {
         Self::with_max_line(transport, MAX_LINE)
     }
 
-    pub fn with_max_line(transport: Transport, max_line: usize) -> Self {
+    pub fn with_max_line(transport: ClientTransport, max_line: usize) -> Self {
         Self {
             transport,
             sse: trickle_sse::Parser::with_max_line(max_line),
@@ -93,8 +93,10 @@ impl Decoder {
 
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Seen>) -> Result<(), DecodeError> {
         match self.transport {
-            Transport::Sse => self.feed_sse(bytes, out),
-            Transport::Ndjson | Transport::Text | Transport::Ws => self.feed_lines(bytes, out),
+            ClientTransport::Sse => self.feed_sse(bytes, out),
+            ClientTransport::Ndjson | ClientTransport::Text | ClientTransport::Ws => {
+                self.feed_lines(bytes, out)
+            }
         }
     }
 
@@ -151,7 +153,7 @@ impl Decoder {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let text = String::from_utf8_lossy(line);
         match self.transport {
-            Transport::Text => {
+            ClientTransport::Text => {
                 if text.trim().is_empty() {
                     Seen::Heartbeat
                 } else {
@@ -205,7 +207,7 @@ fn text_id(line: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn decode(transport: Transport, pieces: &[&[u8]]) -> Vec<Seen> {
+    fn decode(transport: ClientTransport, pieces: &[&[u8]]) -> Vec<Seen> {
         let mut decoder = Decoder::new(transport);
         let mut out = Vec::new();
         for piece in pieces {
@@ -218,7 +220,7 @@ mod tests {
     fn trickle_sse() {
         let body = b"retry: 1000\n\nid: 0\nevent: chunk\ndata: {\"type\":\"chunk\",\"id\":0}\n\n: heartbeat\n\nid: 1\nevent: chunk\ndata: {\"id\":1}\n\nevent: end\ndata: {}\n\n";
         assert_eq!(
-            decode(Transport::Sse, &[&body[..20], &body[20..]]),
+            decode(ClientTransport::Sse, &[&body[..20], &body[20..]]),
             [
                 Seen::Retry(Duration::from_secs(1)),
                 Seen::Event { id: Some(0) },
@@ -229,7 +231,7 @@ mod tests {
         );
         assert_eq!(
             decode(
-                Transport::Sse,
+                ClientTransport::Sse,
                 &[b"retry: 500\nid: 4\nevent: reconnect\ndata: {}\n\n"]
             ),
             [Seen::Retry(Duration::from_millis(500)), Seen::Reconnect]
@@ -240,7 +242,7 @@ mod tests {
     fn llm_style_sse_without_ids() {
         let body = b"data: {\"choices\":[]}\n\ndata: {\"choices\":[]}\n\ndata: [DONE]\n\n";
         assert_eq!(
-            decode(Transport::Sse, &[body]),
+            decode(ClientTransport::Sse, &[body]),
             [
                 Seen::Event { id: None },
                 Seen::Event { id: None },
@@ -253,7 +255,7 @@ mod tests {
     fn ndjson_text_and_long_lines() {
         assert_eq!(
             decode(
-                Transport::Ndjson,
+                ClientTransport::Ndjson,
                 &[
                     b"{\"type\":\"chunk\",\"id\":3}\n{\"type\":\"heart",
                     b"beat\"}\n{\"type\":\"end\"}\n"
@@ -262,17 +264,17 @@ mod tests {
             [Seen::Event { id: Some(3) }, Seen::Heartbeat, Seen::End]
         );
         assert_eq!(
-            decode(Transport::Text, &[b"Data chunk 7 at 1.5\n\nhello\n"]),
+            decode(ClientTransport::Text, &[b"Data chunk 7 at 1.5\n\nhello\n"]),
             [
                 Seen::Event { id: Some(7) },
                 Seen::Heartbeat,
                 Seen::Event { id: None }
             ]
         );
-        let mut decoder = Decoder::with_max_line(Transport::Ndjson, 16);
+        let mut decoder = Decoder::with_max_line(ClientTransport::Ndjson, 16);
         let mut out = Vec::new();
         assert!(decoder.feed(&[b'x'; 17], &mut out).is_err());
-        let mut decoder = Decoder::with_max_line(Transport::Sse, 16);
+        let mut decoder = Decoder::with_max_line(ClientTransport::Sse, 16);
         assert!(decoder.feed(&[b'x'; 17], &mut out).is_err());
     }
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use goose::goose::{GooseMethod, GooseRequest, GooseUser};
 use tokio::time::Instant;
 
-use super::decode::{Decoder, Transport};
+use super::decode::{ClientTransport, Decoder};
 use super::{client_deadline, Attempt, Connector, Reader, Shared};
-use crate::record::{Connection, EndReason};
+use crate::record::{Connection, ConnectionEnd};
 
 /// goose's whole-request timeout would cut long streams; ours is a week,
 /// and the run's deadline and `--idle-timeout` end streams instead.
@@ -51,7 +51,7 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 impl Connector for HttpConnector<'_> {
     async fn connect(&mut self, shared: &Shared, attempt: &mut Attempt) -> Connection {
         let plan = &shared.plan;
-        let sse = plan.transport == Transport::Sse;
+        let sse = plan.transport == ClientTransport::Sse;
         let path = if sse {
             plan.path_and_query.clone()
         } else {
@@ -61,7 +61,7 @@ impl Connector for HttpConnector<'_> {
         let mut reader = Reader::new(shared, attempt);
         let builder = match self.user.get_request_builder(&method(&plan.method), &path) {
             Ok(builder) => builder,
-            Err(_) => return reader.finish(EndReason::ConnectError),
+            Err(_) => return reader.finish(ConnectionEnd::ConnectError),
         };
         let mut builder = builder.timeout(NO_TIMEOUT);
         for (name, value) in &plan.headers {
@@ -82,11 +82,11 @@ impl Connector for HttpConnector<'_> {
             .build();
         let goose_response = tokio::select! {
             response = self.user.request(request) => response,
-            () = client_deadline(shared, stop_at) => return reader.finish(EndReason::ClientDeadline),
+            () = client_deadline(shared, stop_at) => return reader.finish(ConnectionEnd::ClientDeadline),
         };
         let response = match goose_response.map(|r| r.response) {
             Ok(Ok(response)) => response,
-            _ => return reader.finish(EndReason::ConnectError),
+            _ => return reader.finish(ConnectionEnd::ConnectError),
         };
         reader.conn.headers = Some(reader.started.elapsed());
         let status = response.status().as_u16();
@@ -101,7 +101,7 @@ impl Connector for HttpConnector<'_> {
                 shared.collector.refused(reader.started);
             }
             reader.conn.retry = retry_after(response.headers());
-            return reader.finish(EndReason::HttpStatus);
+            return reader.finish(ConnectionEnd::HttpStatus);
         }
 
         let instance = reader.conn.instance.clone();
@@ -116,7 +116,7 @@ async fn read_body(
     reader: &mut Reader<'_>,
     mut response: reqwest::Response,
     stop_at: Option<Instant>,
-) -> EndReason {
+) -> ConnectionEnd {
     let shared = reader.shared;
     let mut decoder = Decoder::new(shared.plan.transport);
     let mut items = Vec::new();
@@ -126,8 +126,8 @@ async fn read_body(
         let idle = tokio::time::sleep(shared.plan.idle_timeout);
         let chunk = tokio::select! {
             chunk = response.chunk() => chunk,
-            () = idle => return EndReason::IdleTimeout,
-            () = &mut deadline => return EndReason::ClientDeadline,
+            () = idle => return ConnectionEnd::IdleTimeout,
+            () = &mut deadline => return ConnectionEnd::ClientDeadline,
         };
         match chunk {
             Ok(Some(bytes)) => {
@@ -136,14 +136,14 @@ async fn read_body(
                 }
                 reader.conn.bytes += bytes.len() as u64;
                 if decoder.feed(&bytes, &mut items).is_err() {
-                    return EndReason::ProtocolError;
+                    return ConnectionEnd::ProtocolError;
                 }
                 if let Some(end) = reader.seen(&mut items) {
                     return end;
                 }
             }
             Ok(None) => return reader.clean_eof(),
-            Err(_) => return EndReason::Truncated,
+            Err(_) => return ConnectionEnd::Truncated,
         }
     }
 }

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::Collector;
-use crate::record::{Connection, EndReason, IdTracker};
-use decode::{Seen, Transport};
+use crate::record::{Connection, ConnectionEnd, IdTracker};
+use decode::{ClientTransport, Seen};
 
 /// Default wait before a reconnect when the server advertised none.
 pub const DEFAULT_RETRY: Duration = Duration::from_secs(1);
@@ -24,7 +24,7 @@ pub const MAX_RECONNECTS: u64 = 1_000;
 /// What every stream of the run does.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub transport: Transport,
+    pub transport: ClientTransport,
     pub method: String,
     pub path_and_query: String,
     pub headers: Vec<(String, String)>,
@@ -88,7 +88,7 @@ pub struct Reader<'a> {
     pub conn: Connection,
     pub started: Instant,
     pub last_event: Option<Instant>,
-    pub end_seen: Option<EndReason>,
+    pub end_seen: Option<ConnectionEnd>,
 }
 
 impl<'a> Reader<'a> {
@@ -104,14 +104,14 @@ impl<'a> Reader<'a> {
     }
 
     /// Finishes the connection with `end`.
-    pub fn finish(mut self, end: EndReason) -> Connection {
+    pub fn finish(mut self, end: ConnectionEnd) -> Connection {
         self.conn.end = Some(end);
         self.conn.lifetime = self.started.elapsed();
         self.conn
     }
 
     /// Handles what a decoder produced; returns the end if one was seen.
-    pub fn seen(&mut self, items: &mut Vec<Seen>) -> Option<EndReason> {
+    pub fn seen(&mut self, items: &mut Vec<Seen>) -> Option<ConnectionEnd> {
         for item in items.drain(..) {
             match item {
                 Seen::Event { id } => {
@@ -133,21 +133,23 @@ impl<'a> Reader<'a> {
                 }
                 Seen::Heartbeat => {}
                 Seen::Retry(retry) => self.conn.retry = Some(retry),
-                Seen::End => self.end_seen = Some(EndReason::Completed),
-                Seen::Reconnect => self.end_seen = Some(EndReason::ReconnectHint),
+                Seen::End => self.end_seen = Some(ConnectionEnd::Completed),
+                Seen::Reconnect => self.end_seen = Some(ConnectionEnd::ReconnectHint),
             }
         }
         self.end_seen
     }
 
     /// How a clean end of body counts.
-    pub fn clean_eof(&self) -> EndReason {
+    pub fn clean_eof(&self) -> ConnectionEnd {
         if let Some(end) = self.end_seen {
             end
-        } else if self.shared.plan.transport == Transport::Text || self.shared.plan.no_end_marker {
-            EndReason::Completed
+        } else if self.shared.plan.transport == ClientTransport::Text
+            || self.shared.plan.no_end_marker
+        {
+            ConnectionEnd::Completed
         } else {
-            EndReason::Truncated
+            ConnectionEnd::Truncated
         }
     }
 }
@@ -155,7 +157,7 @@ impl<'a> Reader<'a> {
 /// The outcome of one logical stream, for goose's transaction result.
 #[derive(Debug)]
 pub struct StreamOutcome {
-    pub end: EndReason,
+    pub end: ConnectionEnd,
     pub connections: Vec<Connection>,
 }
 
@@ -189,7 +191,7 @@ pub(crate) async fn run_stream(shared: &Shared, connector: &mut impl Connector) 
     let end = loop {
         let conn = connector.connect(shared, &mut attempt).await;
         shared.collector.connection(&conn);
-        let end = conn.end.unwrap_or(EndReason::Truncated);
+        let end = conn.end.unwrap_or(ConnectionEnd::Truncated);
         let retry = conn.retry.unwrap_or(DEFAULT_RETRY);
         connections.push(conn);
         let out_of_time =
@@ -204,10 +206,10 @@ pub(crate) async fn run_stream(shared: &Shared, connector: &mut impl Connector) 
         let wait = client_deadline(shared, attempt.stop_at);
         tokio::select! {
             () = tokio::time::sleep(retry) => {}
-            () = wait => break EndReason::ClientDeadline,
+            () = wait => break ConnectionEnd::ClientDeadline,
         }
     };
-    if end == EndReason::Completed {
+    if end == ConnectionEnd::Completed {
         attempt.ids.finish(shared.plan.expected_events);
     }
     shared

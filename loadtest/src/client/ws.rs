@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::decode::{Decoder, Seen};
 use super::http::with_resume;
 use super::{client_deadline, Attempt, Connector, Reader, Shared};
-use crate::record::{Connection, EndReason};
+use crate::record::{Connection, ConnectionEnd};
 
 pub(crate) struct WsConnector {
     /// `ws://host:port` (or `wss://`), from goose's `--host`.
@@ -81,7 +81,7 @@ impl Connector for WsConnector {
         let stop_at = attempt.stop_at;
         let mut reader = Reader::new(shared, attempt);
         let Ok(mut request) = url.as_str().into_client_request() else {
-            return reader.finish(EndReason::ConnectError);
+            return reader.finish(ConnectionEnd::ConnectError);
         };
         for (name, value) in &plan.headers {
             if let (Ok(name), Ok(value)) = (
@@ -93,7 +93,7 @@ impl Connector for WsConnector {
         }
         let connected = tokio::select! {
             c = open(request, self.source, &mut reader.conn.connect) => c,
-            () = client_deadline(shared, stop_at) => return reader.finish(EndReason::ClientDeadline),
+            () = client_deadline(shared, stop_at) => return reader.finish(ConnectionEnd::ClientDeadline),
         };
         let (mut socket, response) = match connected {
             Ok(ok) => ok,
@@ -103,9 +103,9 @@ impl Connector for WsConnector {
                 if response.status().as_u16() == 429 {
                     shared.collector.refused(reader.started);
                 }
-                return reader.finish(EndReason::HttpStatus);
+                return reader.finish(ConnectionEnd::HttpStatus);
             }
-            Err(_) => return reader.finish(EndReason::ConnectError),
+            Err(_) => return reader.finish(ConnectionEnd::ConnectError),
         };
         reader.conn.headers = Some(reader.started.elapsed());
         reader.conn.status = Some(response.status().as_u16());
@@ -125,8 +125,8 @@ impl Connector for WsConnector {
             let idle = tokio::time::sleep(plan.idle_timeout);
             let message = tokio::select! {
                 m = socket.next() => m,
-                () = idle => break EndReason::IdleTimeout,
-                () = &mut deadline => break EndReason::ClientDeadline,
+                () = idle => break ConnectionEnd::IdleTimeout,
+                () = &mut deadline => break ConnectionEnd::ClientDeadline,
             };
             let now = Instant::now();
             match message {
@@ -141,13 +141,13 @@ impl Connector for WsConnector {
                 Some(Ok(Message::Close(frame))) => {
                     break match (reader.end_seen, frame.map(|f| f.code)) {
                         (Some(end), _) => end,
-                        (None, Some(CloseCode::Normal)) => EndReason::Completed,
-                        (None, Some(CloseCode::Away)) => EndReason::ReconnectHint,
-                        _ => EndReason::Truncated,
+                        (None, Some(CloseCode::Normal)) => ConnectionEnd::Completed,
+                        (None, Some(CloseCode::Away)) => ConnectionEnd::ReconnectHint,
+                        _ => ConnectionEnd::Truncated,
                     };
                 }
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => break reader.end_seen.unwrap_or(EndReason::Truncated),
+                Some(Err(_)) | None => break reader.end_seen.unwrap_or(ConnectionEnd::Truncated),
             }
             // The end frame comes before the close: keep reading to it.
             let _ = reader.seen(&mut items);

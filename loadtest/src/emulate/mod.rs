@@ -12,11 +12,11 @@
 //! `/_emulator/instances`, and `POST /_emulator/rollout` SIGTERMs every
 //! current instance as a new revision would.
 
-pub mod metrics;
-pub mod policy;
-pub mod pool;
-pub mod process;
-pub mod proxy;
+pub(crate) mod metrics;
+pub(crate) mod policy;
+pub(crate) mod pool;
+pub(crate) mod process;
+pub(crate) mod proxy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

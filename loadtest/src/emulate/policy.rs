@@ -90,7 +90,12 @@ pub fn wanted_instances(demand: usize, rules: &ScalingRules) -> usize {
 /// A starting instance counts as live, so a cold start is not doubled; a
 /// draining one counts for nothing.
 pub fn decide(instances: &[InstanceView], queued: usize, rules: &ScalingRules) -> ScaleDecision {
-    let live = || instances.iter().enumerate().filter(|(_, i)| i.phase != Phase::Draining);
+    let live = || {
+        instances
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.phase != Phase::Draining)
+    };
     let demand = live().map(|(_, i)| i.inflight).sum::<usize>() + queued;
     let wanted = wanted_instances(demand, rules);
     let running = live().count();
@@ -126,7 +131,11 @@ pub fn placement_order(instances: &[InstanceView], concurrency: usize) -> Vec<us
 
 /// When a request that arrived at `arrived` stops waiting for a slot and
 /// gets 429: after the queue timeout, and never after its request timeout.
-pub fn queue_deadline(arrived: Instant, queue_timeout: Duration, request_timeout: Duration) -> Instant {
+pub fn queue_deadline(
+    arrived: Instant,
+    queue_timeout: Duration,
+    request_timeout: Duration,
+) -> Instant {
     arrived + queue_timeout.min(request_timeout)
 }
 

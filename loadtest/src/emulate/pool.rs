@@ -35,7 +35,9 @@ pub struct PoolConfig {
 /// The state behind a mutex; a panic elsewhere while it was held leaves
 /// plain data (counts, a phase, a child handle), still good to use.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Debug)]

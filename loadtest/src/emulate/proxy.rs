@@ -185,7 +185,12 @@ impl Proxy {
 
     /// The instance's response, its body relayed frame by frame and cut at
     /// the deadline; the lease is held until the body ends.
-    fn relay(&self, response: Response<Incoming>, lease: Lease, deadline: Instant) -> Response<ProxyBody> {
+    fn relay(
+        &self,
+        response: Response<Incoming>,
+        lease: Lease,
+        deadline: Instant,
+    ) -> Response<ProxyBody> {
         let (mut parts, body) = response.into_parts();
         for name in HOP_BY_HOP {
             parts.headers.remove(name);

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{quantile, Report};
-use crate::checks::Verdict;
+use crate::verdict::Verdict;
 
 fn ms(us: u64) -> String {
     format!("{:.1}", us as f64 / 1e3)
@@ -86,8 +86,4 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         }
     }
     out
-}
-
-pub fn render_html(report: &Report, verdicts: &[Verdict]) -> String {
-    crate::report_html::render(report, verdicts)
 }

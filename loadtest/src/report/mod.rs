@@ -2,6 +2,7 @@
 //! processes. Histograms are HDR (microseconds, 3 significant digits) and
 //! travel in JSON as base64 V2+deflate, so a merge is exact.
 
+pub(crate) mod html;
 pub mod markdown;
 
 use std::collections::BTreeMap;
@@ -13,7 +14,8 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Connection, EndReason, Integrity};
+use crate::record::{Connection, ConnectionEnd, Integrity};
+use crate::verdict::Verdict;
 
 /// Highest value a histogram holds: an hour, in microseconds.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -79,7 +81,7 @@ pub struct Report {
     pub bytes: u64,
     pub reconnects: u64,
     /// Connections by how they ended.
-    pub ends: BTreeMap<EndReason, u64>,
+    pub ends: BTreeMap<ConnectionEnd, u64>,
     /// Connections by HTTP status (101 for WebSocket upgrades).
     pub statuses: BTreeMap<u16, u64>,
     pub integrity: Integrity,
@@ -158,7 +160,10 @@ impl Report {
         }
         if c.status.is_some_and(|s| s < 300) {
             self.record("lifetime", c.lifetime);
-            if matches!(c.end, Some(EndReason::Truncated | EndReason::ReconnectHint)) {
+            if matches!(
+                c.end,
+                Some(ConnectionEnd::Truncated | ConnectionEnd::ReconnectHint)
+            ) {
                 self.record("cutoff", c.lifetime);
             }
         }
@@ -275,14 +280,10 @@ impl Report {
 
     /// Writes the report in the format its extension names: `.json`,
     /// `.md`, or `.html`.
-    pub fn write(
-        &self,
-        path: &Path,
-        verdicts: &[crate::checks::Verdict],
-    ) -> Result<(), ReportError> {
+    pub fn write(&self, path: &Path, verdicts: &[Verdict]) -> Result<(), ReportError> {
         let text = match path.extension().and_then(|e| e.to_str()) {
             Some("md") => markdown::render(self, verdicts),
-            Some("html") => markdown::render_html(self, verdicts),
+            Some("html") => html::render(self, verdicts),
             _ => self.to_json(),
         };
         std::fs::write(path, text).map_err(|source| ReportError::Write {
@@ -362,9 +363,9 @@ mod tests {
                 instance: Some(format!("i{}", i % 2)),
                 lifetime: Duration::from_secs(1 + (i + offset) % 5),
                 end: Some(if i % 10 == 0 {
-                    EndReason::Truncated
+                    ConnectionEnd::Truncated
                 } else {
-                    EndReason::Completed
+                    ConnectionEnd::Completed
                 }),
                 retry: None,
                 connect: Some(Duration::from_micros(50 + i)),
@@ -398,7 +399,7 @@ mod tests {
         let back: Report = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(back.connections, 100);
         assert_eq!(back.histogram("first_event"), r.histogram("first_event"));
-        assert_eq!(back.ends[&EndReason::Truncated], 10);
+        assert_eq!(back.ends[&ConnectionEnd::Truncated], 10);
         assert!((back.error_rate() - 0.1).abs() < 1e-9);
     }
 

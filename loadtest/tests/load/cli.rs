@@ -159,7 +159,7 @@ async fn raw_servers_close_delimited_and_reset() {
     let completed = result
         .report
         .ends
-        .get(&trickle_load::record::EndReason::Completed)
+        .get(&trickle_load::record::ConnectionEnd::Completed)
         .copied()
         .unwrap_or(0);
     assert!(completed >= 2, "{:?}", result.report.ends);
@@ -177,7 +177,7 @@ async fn raw_servers_close_delimited_and_reset() {
         .sum();
     assert!(failed >= 2, "{ends:?}");
     assert!(
-        !ends.contains_key(&trickle_load::record::EndReason::Completed),
+        !ends.contains_key(&trickle_load::record::ConnectionEnd::Completed),
         "{ends:?}"
     );
 }

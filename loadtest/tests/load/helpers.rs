@@ -3,8 +3,9 @@
 use clap::Parser;
 use trickle::{Application, Settings};
 use trickle_load::attack::{self, RunResult};
-use trickle_load::checks::{self, Verdict};
+use trickle_load::checks;
 use trickle_load::cli::Cli;
+use trickle_load::verdict::Verdict;
 use trickle_telemetry::Telemetry;
 
 /// A command line's words (none of the tests' arguments contain spaces).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse, HttpServer};
 use futures_util::stream;
-use trickle_load::record::EndReason;
+use trickle_load::record::ConnectionEnd;
 
 use crate::helpers::{args, load, verdict};
 
@@ -63,7 +63,7 @@ async fn a_buffered_response_is_caught() {
         result
             .report
             .ends
-            .get(&EndReason::Completed)
+            .get(&ConnectionEnd::Completed)
             .copied()
             .unwrap_or(0)
             >= 2
@@ -101,7 +101,7 @@ async fn cuts_are_reported_as_truncation_and_checked_against_the_timeout() {
     let truncated = result
         .report
         .ends
-        .get(&EndReason::Truncated)
+        .get(&ConnectionEnd::Truncated)
         .copied()
         .unwrap_or(0);
     assert!(truncated >= 2, "{:?}", result.report.ends);
@@ -211,7 +211,7 @@ async fn a_server_that_never_sends_a_byte_times_out() {
         result
             .report
             .ends
-            .get(&EndReason::IdleTimeout)
+            .get(&ConnectionEnd::IdleTimeout)
             .copied()
             .unwrap_or(0)
             >= 2,
@@ -264,7 +264,7 @@ async fn garbage_and_endless_lines_do_not_break_the_tester() {
         result
             .report
             .ends
-            .get(&EndReason::ProtocolError)
+            .get(&ConnectionEnd::ProtocolError)
             .copied()
             .unwrap_or(0)
             >= 2,
@@ -276,7 +276,7 @@ async fn garbage_and_endless_lines_do_not_break_the_tester() {
         result
             .report
             .ends
-            .get(&EndReason::ProtocolError)
+            .get(&ConnectionEnd::ProtocolError)
             .copied()
             .unwrap_or(0)
             >= 1,
@@ -322,7 +322,7 @@ async fn users_spread_over_loopback_source_addresses() {
         result
             .report
             .ends
-            .get(&EndReason::Completed)
+            .get(&ConnectionEnd::Completed)
             .copied()
             .unwrap_or(0)
             >= 6

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
-use trickle_load::record::EndReason;
+use trickle_load::record::ConnectionEnd;
 use trickle_load::report::quantile;
 
 use crate::helpers::{args, load, verdict};
@@ -121,7 +121,12 @@ async fn timeout_rehearsal() {
     .await;
     let report = &result.report;
     assert!(
-        report.ends.get(&EndReason::Completed).copied().unwrap_or(0) >= 3,
+        report
+            .ends
+            .get(&ConnectionEnd::Completed)
+            .copied()
+            .unwrap_or(0)
+            >= 3,
         "{:?}",
         report.ends
     );
@@ -146,7 +151,7 @@ async fn timeout_rehearsal() {
         result
             .report
             .ends
-            .get(&EndReason::Truncated)
+            .get(&ConnectionEnd::Truncated)
             .copied()
             .unwrap_or(0)
             >= 2,
@@ -172,7 +177,7 @@ async fn graceful_deadline_rehearsal() {
     .await;
     let report = &result.report;
     assert_eq!(
-        report.ends.get(&EndReason::Truncated),
+        report.ends.get(&ConnectionEnd::Truncated),
         None,
         "{:?}",
         report.ends
@@ -180,14 +185,21 @@ async fn graceful_deadline_rehearsal() {
     assert!(
         report
             .ends
-            .get(&EndReason::ReconnectHint)
+            .get(&ConnectionEnd::ReconnectHint)
             .copied()
             .unwrap_or(0)
             >= 6,
         "{:?}",
         report.ends
     );
-    assert!(report.ends.get(&EndReason::Completed).copied().unwrap_or(0) >= 3);
+    assert!(
+        report
+            .ends
+            .get(&ConnectionEnd::Completed)
+            .copied()
+            .unwrap_or(0)
+            >= 3
+    );
     assert_eq!(report.integrity.lost + report.integrity.duplicated, 0);
 }
 
@@ -252,12 +264,12 @@ async fn scale_in_rehearsal() {
         let report = rollout_during(&emu.host, transport).await;
         let hints = report
             .ends
-            .get(&EndReason::ReconnectHint)
+            .get(&ConnectionEnd::ReconnectHint)
             .copied()
             .unwrap_or(0);
         assert!(hints >= 4, "{transport}: {:?}", report.ends);
         assert_eq!(
-            report.ends.get(&EndReason::Truncated),
+            report.ends.get(&ConnectionEnd::Truncated),
             None,
             "{transport}: {:?}",
             report.ends
@@ -273,7 +285,12 @@ async fn scale_in_rehearsal() {
             "{transport}"
         );
         assert!(
-            report.ends.get(&EndReason::Completed).copied().unwrap_or(0) >= 4,
+            report
+                .ends
+                .get(&ConnectionEnd::Completed)
+                .copied()
+                .unwrap_or(0)
+                >= 4,
             "{transport}: {:?}",
             report.ends
         );
@@ -337,7 +354,7 @@ async fn the_emulator_survives_bad_instances() {
         result
             .report
             .ends
-            .get(&EndReason::Truncated)
+            .get(&ConnectionEnd::Truncated)
             .copied()
             .unwrap_or(0)
             >= 3,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use trickle_load::record::EndReason;
+use trickle_load::record::ConnectionEnd;
 use trickle_load::report::quantile;
 
 use crate::helpers::{args, load, spawn_trickle, verdict};
@@ -31,7 +31,11 @@ async fn completes(transport: &str) {
     .await;
     let elapsed = started.elapsed();
     let report = &result.report;
-    let completed = report.ends.get(&EndReason::Completed).copied().unwrap_or(0);
+    let completed = report
+        .ends
+        .get(&ConnectionEnd::Completed)
+        .copied()
+        .unwrap_or(0);
     assert!(completed >= 10, "{transport}: {:?}", report.ends);
     // Every completed stream carried all 8 events: the total is at least
     // that, plus whatever the streams cut by the run's end had received.
@@ -125,7 +129,14 @@ async fn reconnecting_across_trickle_deadlines_loses_nothing() {
     .await;
     let report = &result.report;
     assert!(report.reconnects >= 6, "{report:#?}");
-    assert!(report.ends.get(&EndReason::Completed).copied().unwrap_or(0) >= 3);
+    assert!(
+        report
+            .ends
+            .get(&ConnectionEnd::Completed)
+            .copied()
+            .unwrap_or(0)
+            >= 3
+    );
     assert!(report.histogram("resume").unwrap().len() >= 6);
     assert_eq!(
         report.integrity.lost + report.integrity.duplicated + report.integrity.out_of_order,

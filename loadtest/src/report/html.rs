@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::checks::Verdict;
-use crate::report::{markdown, Report};
+use super::{markdown, Report};
+use crate::verdict::Verdict;
 
 const W: f64 = 720.0;
 const H: f64 = 240.0;
