@@ -19,10 +19,12 @@ use crate::client::decode::ClientTransport;
 use crate::client::http::HttpConnector;
 use crate::client::ws::WsConnector;
 use crate::client::{run_stream, Plan, Shared};
-use crate::collector::Collector;
+use crate::collector::{Collector, WindowStats};
+use crate::health::HealthProbe;
 use crate::progress;
 use crate::record::ConnectionEnd;
 use crate::report::Report;
+use crate::schedule::{Arrival, Schedule};
 
 /// Pause after a failed connection before the user tries again.
 const CONNECT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -38,6 +40,8 @@ pub enum SetupError {
     },
     #[error("invalid --run-time {0:?}")]
     RunTime(String),
+    #[error("--arrival-rate starts its users from --max-in-flight; leave out --users")]
+    ArrivalUsers,
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -54,6 +58,8 @@ pub struct RunResult {
     pub metrics: GooseMetrics,
     pub report: Report,
     pub expectations: Expectations,
+    /// The measured window's figures, for [`run_measuring`].
+    pub window: Option<WindowStats>,
 }
 
 /// Seconds in a goose time span ("30", "30s", "1m30s", "1h").
@@ -83,6 +89,15 @@ fn run_length(config: &GooseConfiguration) -> Result<Option<Duration>, SetupErro
 /// One load run: the plan from the flags, goose started with one stream
 /// transaction, the run ended at goose's plan (or Ctrl-C), the report.
 pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
+    run_measuring(args, None).await
+}
+
+/// A load run that also measures `window` (offsets from the start of the
+/// run) on its own: a capacity level's hold.
+pub async fn run_measuring(
+    args: RunArgs,
+    window: Option<(Duration, Duration)>,
+) -> Result<RunResult, SetupError> {
     let RunArgs {
         stream,
         checks,
@@ -95,28 +110,36 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
         .ok_or(SetupError::NoHost)?;
     let plan = plan_of(&stream)?;
     let expectations = expectations_of(&stream, &checks);
+    if stream.arrival_rate.is_some() {
+        if goose.users.is_some() {
+            return Err(SetupError::ArrivalUsers);
+        }
+        // Users are stream slots here: all up at once, waiting for starts.
+        goose.users = Some(stream.max_in_flight as usize);
+        if goose.increase_rate.is_none() && goose.increase_time.is_none() {
+            goose.increase_rate = Some(stream.max_in_flight.to_string());
+        }
+    }
     let length = run_length(&goose)?;
     warn_about_ports(&goose, &stream);
     // Our streams end themselves at the deadline; goose's metrics must not
     // be reset after the ramp-up or early rows would vanish.
     goose.no_reset_metrics = true;
 
-    let collector = collector_for(&host, &stream, &checks).await?;
+    let collector = collector_for(&host, &stream, &checks, window).await?;
+    let run_over = CancellationToken::new();
+    let health = HealthProbe::start(stream.max_client_lag, run_over.clone());
     let shared = Arc::new(Shared {
         plan,
         collector: collector.clone(),
-        run_over: CancellationToken::new(),
-        pacer: stream.stream_rate.filter(|r| *r > 0.0).map(|r| {
-            (
-                std::sync::Mutex::new(tokio::time::Instant::now()),
-                Duration::from_secs_f64(1.0 / r),
-            )
-        }),
+        run_over,
+        schedule: schedule_of(&stream),
     });
     let attack = goose_attack(goose, shared.clone(), host)?;
 
     let watcher = tokio::spawn(progress::watch(
         collector.clone(),
+        health.clone(),
         shared.run_over.clone(),
         tokio::time::Instant::now(),
         length,
@@ -127,15 +150,34 @@ pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
     shared.run_over.cancel();
     deadline.abort();
     let _ = watcher.await;
+    let ended = tokio::time::Instant::now();
     let metrics = metrics?;
+    let mut report = collector.finish();
+    if let Some(schedule) = &shared.schedule {
+        report.scheduled = true;
+        report.dropped_starts = schedule.dropped_by(ended);
+    }
+    report.client = Some(health.figures());
+    report.refresh_latency();
     if stream.metrics_addr.is_some() {
         tokio::time::sleep(stream.metrics_linger).await;
     }
     Ok(RunResult {
         metrics,
-        report: collector.finish(),
+        report,
         expectations,
+        window: collector.window_stats(),
     })
+}
+
+/// The plan of start times, when the flags ask for one.
+fn schedule_of(stream: &StreamArgs) -> Option<Schedule> {
+    let now = tokio::time::Instant::now();
+    match (stream.arrival_rate, stream.stream_rate) {
+        (Some(rate), _) => Some(Schedule::new(stream.arrival, rate, now, fastrand::u64(..))),
+        (None, Some(rate)) => Some(Schedule::new(Arrival::Constant, rate, now, 0)),
+        (None, None) => None,
+    }
 }
 
 /// What every stream of the run does, from the stream flags.
@@ -196,9 +238,14 @@ async fn collector_for(
     host: &str,
     stream: &StreamArgs,
     checks: &CheckArgs,
+    window: Option<(Duration, Duration)>,
 ) -> Result<Arc<Collector>, SetupError> {
     let mut collector = Collector::new(host, stream.transport.as_str())
         .with_concurrency_limit(checks.expect_concurrency);
+    if let Some((from, to)) = window {
+        let now = tokio::time::Instant::now();
+        collector = collector.with_window(now + from, now + to);
+    }
     if let Some(addr) = stream.metrics_addr {
         let live = Arc::new(crate::metrics::LoadMetrics::new(stream.transport.as_str())?);
         crate::metrics::serve(addr, live.clone())
@@ -277,17 +324,17 @@ async fn stream_transaction(
         tokio::time::sleep(Duration::from_millis(200)).await;
         return Ok(());
     }
-    if !shared.wait_start_slot().await {
+    let Ok(scheduled) = shared.wait_start().await else {
         return Ok(());
-    }
+    };
     let source = shared.plan.source_for(user.weighted_users_index);
     if let Some(source) = source {
         bind_source(user, source)?;
     }
     let outcome = if shared.plan.transport == ClientTransport::Ws {
-        run_stream(shared, &mut WsConnector::from_host(host, source)).await
+        run_stream(shared, &mut WsConnector::from_host(host, source), scheduled).await
     } else {
-        run_stream(shared, &mut HttpConnector { user: &mut *user }).await
+        run_stream(shared, &mut HttpConnector { user: &mut *user }, scheduled).await
     };
     for (i, conn) in outcome.connections.iter().enumerate() {
         let success = !conn.end.is_some_and(|e| e.is_error());

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use goose::config::GooseConfiguration;
 
 pub use crate::client::decode::ClientTransport;
+pub use crate::schedule::Arrival;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -97,11 +98,38 @@ pub struct StreamArgs {
     /// until the run ends.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub stream_timeout: Option<Duration>,
-    /// Start at most this many new streams per second across all users
-    /// (arrivals paced before the clock starts, unlike goose's
-    /// --throttle-requests, which would count its wait into TTFB).
-    #[arg(long, value_name = "PER_SECOND")]
+    /// Start new streams on a fixed plan of this many per second, shared
+    /// by the --users (closed pool). A user that comes late starts at
+    /// once; latency is timed from the planned start (corrected) and from
+    /// the send (raw), both in the report.
+    #[arg(long, value_name = "PER_SECOND", conflicts_with = "arrival_rate",
+          value_parser = parse_rate)]
     pub stream_rate: Option<f64>,
+    /// Open-loop arrivals: start this many new streams per second whether
+    /// or not earlier streams have ended, up to --max-in-flight at once.
+    /// Latency is timed from the planned start (corrected) and from the
+    /// send (raw); planned starts never begun are counted as dropped.
+    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
+    pub arrival_rate: Option<f64>,
+    /// How arrivals are spaced: `constant` (evenly) or `poisson`
+    /// (exponential gaps, as independent users arrive).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "constant",
+        requires = "arrival_rate"
+    )]
+    pub arrival: Arrival,
+    /// Most streams in flight at once under --arrival-rate (the users goose
+    /// starts; --users does not apply).
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "arrival_rate",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_in_flight: u64,
+    /// The client counts as saturated (its figures are not the server's)
+    /// when its event loop's lag p99 passes this, or its CPU 90% of the
+    /// cores it may use.
+    #[arg(long, value_name = "DURATION", default_value = "25ms", value_parser = humantime::parse_duration)]
+    pub max_client_lag: Duration,
     /// Resume cut streams: SSE with Last-Event-ID after the server's
     /// `retry:`, others with `last_event_id`.
     #[arg(long)]
@@ -172,6 +200,13 @@ fn parse_header(raw: &str) -> Result<(String, String), String> {
         return Err(format!("{name:?} is not a header name"));
     }
     Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+fn parse_rate(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{raw:?}: expected a positive number per second")),
+    }
 }
 
 fn parse_ratio(raw: &str) -> Result<f64, String> {

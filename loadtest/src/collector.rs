@@ -9,9 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
+use hdrhistogram::Histogram;
+
 use crate::metrics::LoadMetrics;
-use crate::record::{Connection, Integrity};
-use crate::report::{Report, TimelinePoint};
+use crate::record::{Connection, ConnectionEnd, Integrity};
+use crate::report::{new_histogram, Report, TimelinePoint};
 
 /// The instance name of servers that do not send an instance header.
 pub const UNNAMED: &str = "unnamed";
@@ -38,6 +40,44 @@ pub struct Collector {
     pub errors: AtomicU64,
     /// Live Prometheus metrics, when `--metrics-addr` is given.
     pub live: Option<std::sync::Arc<LoadMetrics>>,
+    /// The measured window of a capacity level, when there is one.
+    window: Option<Window>,
+}
+
+/// A stretch of the run measured on its own (a capacity level's hold).
+#[derive(Debug)]
+struct Window {
+    from: Instant,
+    to: Instant,
+    stats: Mutex<WindowStats>,
+}
+
+impl Window {
+    fn covers(&self, at: Instant) -> bool {
+        at >= self.from && at < self.to
+    }
+}
+
+/// What happened inside a measured window.
+#[derive(Debug, Clone)]
+pub struct WindowStats {
+    /// Connections whose request left inside the window.
+    pub started: u64,
+    /// Those of them that ended in error, by how.
+    pub errors: std::collections::BTreeMap<ConnectionEnd, u64>,
+    /// Time to first event of connections started inside the window.
+    pub ttfb: Histogram<u64>,
+    /// Time to first event of every connection of the run up to the
+    /// window's end (the ramp included): what TTFB can be judged on when
+    /// no stream started inside the window.
+    pub ttfb_run: Histogram<u64>,
+    /// Gaps between events that arrived inside the window.
+    pub gap: Histogram<u64>,
+}
+
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let _ = h.record(micros.clamp(1, h.high()));
 }
 
 pub fn unix_now() -> f64 {
@@ -57,6 +97,64 @@ impl Collector {
             connections: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             live: None,
+            window: None,
+        }
+    }
+
+    /// Measures `[from, to)` on its own as well (see [`WindowStats`]).
+    pub fn with_window(mut self, from: Instant, to: Instant) -> Self {
+        self.window = Some(Window {
+            from,
+            to,
+            stats: Mutex::new(WindowStats {
+                started: 0,
+                errors: std::collections::BTreeMap::new(),
+                ttfb: new_histogram(),
+                ttfb_run: new_histogram(),
+                gap: new_histogram(),
+            }),
+        });
+        self
+    }
+
+    fn in_window(&self, at: Instant, f: impl FnOnce(&mut WindowStats)) {
+        if let Some(w) = &self.window {
+            if w.covers(at) {
+                f(&mut w.stats.lock().unwrap_or_else(|e| e.into_inner()));
+            }
+        }
+    }
+
+    /// What the window has measured so far (`None` without a window).
+    pub fn window_stats(&self) -> Option<WindowStats> {
+        self.window
+            .as_ref()
+            .map(|w| w.stats.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Open streams per instance right now, as this client sees them.
+    pub fn open_per_instance(&self) -> std::collections::BTreeMap<String, u64> {
+        self.with_loads(|loads| loads.iter().map(|(k, v)| (k.clone(), v.open)).collect())
+    }
+
+    /// A request left at `at`.
+    pub fn sent(&self, at: Instant) {
+        self.in_window(at, |w| w.started += 1);
+    }
+
+    /// A connection saw its first event (`c.first_event` is set).
+    pub fn first_event(&self, c: &Connection) {
+        let (Some(sent), Some(ttfb)) = (c.sent_at, c.first_event) else {
+            return;
+        };
+        if let Some(w) = &self.window {
+            if sent < w.to {
+                let mut stats = w.stats.lock().unwrap_or_else(|e| e.into_inner());
+                record(&mut stats.ttfb_run, ttfb);
+                if w.covers(sent) {
+                    record(&mut stats.ttfb, ttfb);
+                }
+            }
         }
     }
 
@@ -171,6 +269,7 @@ impl Collector {
         }
         if let Some(gap) = gap {
             self.with_report(|r| r.record("gap", gap));
+            self.in_window(Instant::now(), |w| record(&mut w.gap, gap));
         }
     }
 
@@ -180,8 +279,11 @@ impl Collector {
 
     pub fn connection(&self, c: &Connection) {
         self.connections.fetch_add(1, Ordering::Relaxed);
-        if c.end.is_some_and(|e| e.is_error()) {
+        if let Some(end) = c.end.filter(|e| e.is_error()) {
             self.errors.fetch_add(1, Ordering::Relaxed);
+            if let Some(sent) = c.sent_at {
+                self.in_window(sent, |w| *w.errors.entry(end).or_default() += 1);
+            }
         }
         if let Some(live) = &self.live {
             live.connection(c);
@@ -198,8 +300,7 @@ impl Collector {
 
     /// Records this second's open streams per instance.
     pub fn sample(&self) {
-        let open: std::collections::BTreeMap<String, u64> =
-            self.with_loads(|loads| loads.iter().map(|(k, v)| (k.clone(), v.open)).collect());
+        let open = self.open_per_instance();
         let t = unix_now() as u64;
         self.with_report(|r| match r.timeline.last_mut() {
             Some(last) if last.t == t => last.open = open,

@@ -12,6 +12,8 @@
 //! - [`progress`]: the live progress line and the timeline samples.
 //! - [`metrics`]: live Prometheus metrics of the run (`--metrics-addr`).
 //! - [`ports`]: the client machine's ephemeral port range.
+//! - [`schedule`]: planned start times (open-loop arrivals, stream rate).
+//! - [`health`]: the client checking itself (event-loop lag, CPU).
 //!
 //! Its results:
 //! - [`report`]: the mergeable stream report (JSON, Markdown, HTML).
@@ -28,9 +30,11 @@ pub mod cli;
 pub(crate) mod client;
 pub(crate) mod collector;
 pub mod emulate;
+pub mod health;
 pub(crate) mod metrics;
 pub(crate) mod ports;
 pub(crate) mod progress;
 pub mod record;
 pub mod report;
+pub mod schedule;
 pub mod verdict;

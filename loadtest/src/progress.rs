@@ -8,9 +8,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::Collector;
+use crate::health::HealthProbe;
 
+/// Samples the timeline every second; every `every_secs` prints a line,
+/// saying so when the client itself is saturated.
 pub async fn watch(
     collector: Arc<Collector>,
+    health: Arc<HealthProbe>,
     run_over: CancellationToken,
     started: Instant,
     length: Option<Duration>,
@@ -38,8 +42,12 @@ pub async fn watch(
         let remaining = length.map_or_else(String::new, |l| {
             format!(" ({:.0} s left)", (l.as_secs_f64() - elapsed).max(0.0))
         });
+        let client = health.figures();
+        let saturated = client.reason.map_or_else(String::new, |why| {
+            format!(" | CLIENT SATURATED ({why}): figures are the client's, not the server's")
+        });
         eprintln!(
-            "[{elapsed:6.1} s{remaining}] open streams {:>6} | events/s {:>9.0} | connections {:>7} | errors {:>5}",
+            "[{elapsed:6.1} s{remaining}] open streams {:>6} | events/s {:>9.0} | connections {:>7} | errors {:>5}{saturated}",
             collector.open.load(Ordering::Relaxed),
             rate,
             collector.connections.load(Ordering::Relaxed),

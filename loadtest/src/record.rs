@@ -93,6 +93,12 @@ pub struct Connection {
     pub end: Option<ConnectionEnd>,
     /// `Retry-After` or SSE `retry:` the server advertised, if any.
     pub retry: Option<Duration>,
+    /// When the request left.
+    pub sent_at: Option<tokio::time::Instant>,
+    /// How late the request left against its planned start, under a
+    /// schedule (`--arrival-rate`, `--stream-rate`); the first connection
+    /// of a stream only.
+    pub schedule_delay: Option<Duration>,
 }
 
 /// Lost, duplicated and out-of-order ids over a whole logical stream.

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::collector::Collector;
 use crate::record::{Connection, ConnectionEnd, IdTracker};
+use crate::schedule::Schedule;
 use decode::{ClientTransport, Seen};
 
 /// Default wait before a reconnect when the server advertised none.
@@ -57,26 +58,25 @@ pub struct Shared {
     pub collector: Arc<Collector>,
     /// Cancelled when the run is over: open streams end as client deadline.
     pub run_over: CancellationToken,
-    /// `--stream-rate`: the next free start slot, and the spacing.
-    pub pacer: Option<(std::sync::Mutex<Instant>, Duration)>,
+    /// Planned start times (`--arrival-rate`, `--stream-rate`).
+    pub schedule: Option<Schedule>,
 }
 
+/// The run ended before a stream could start.
+#[derive(Debug)]
+pub struct RunOver;
+
 impl Shared {
-    /// Waits for this stream's start slot under `--stream-rate`; false if
-    /// the run ended first.
-    pub async fn wait_start_slot(&self) -> bool {
-        let Some((next, spacing)) = &self.pacer else {
-            return true;
+    /// Waits until this stream's planned start is due, under a schedule:
+    /// its due time (possibly already past), or `None` without a schedule.
+    pub async fn wait_start(&self) -> Result<Option<Instant>, RunOver> {
+        let Some(schedule) = &self.schedule else {
+            return Ok(None);
         };
-        let slot = {
-            let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = (*next).max(Instant::now());
-            *next = slot + *spacing;
-            slot
-        };
+        let due = schedule.take();
         tokio::select! {
-            () = tokio::time::sleep_until(slot) => true,
-            () = self.run_over.cancelled() => false,
+            () = tokio::time::sleep_until(due) => Ok(Some(due)),
+            () = self.run_over.cancelled() => Err(RunOver),
         }
     }
 }
@@ -93,11 +93,21 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(shared: &'a Shared, attempt: &'a mut Attempt) -> Self {
+        let started = Instant::now();
+        let conn = Connection {
+            sent_at: Some(started),
+            schedule_delay: attempt
+                .scheduled
+                .take()
+                .map(|due| started.saturating_duration_since(due)),
+            ..Connection::default()
+        };
+        shared.collector.sent(started);
         Self {
             shared,
             attempt,
-            conn: Connection::default(),
-            started: Instant::now(),
+            conn,
+            started,
             last_event: None,
             end_seen: None,
         }
@@ -119,6 +129,7 @@ impl<'a> Reader<'a> {
                     self.conn.events += 1;
                     if self.conn.first_event.is_none() {
                         self.conn.first_event = Some(now - self.started);
+                        self.shared.collector.first_event(&self.conn);
                         if let Some(cut) = self.attempt.cut_at.take() {
                             self.shared.collector.resumed(now - cut);
                         }
@@ -170,6 +181,8 @@ pub struct Attempt {
     pub cut_at: Option<Instant>,
     /// The logical stream's own deadline (`--stream-timeout`).
     pub stop_at: Option<Instant>,
+    /// When the stream was planned to start (taken by its first connection).
+    pub scheduled: Option<Instant>,
     pub ids: IdTracker,
     pub had_ids: bool,
 }
@@ -180,10 +193,15 @@ pub(crate) trait Connector {
 }
 
 /// Runs one logical stream to its end.
-pub(crate) async fn run_stream(shared: &Shared, connector: &mut impl Connector) -> StreamOutcome {
+pub(crate) async fn run_stream(
+    shared: &Shared,
+    connector: &mut impl Connector,
+    scheduled: Option<Instant>,
+) -> StreamOutcome {
     let started = Instant::now();
     let mut attempt = Attempt {
         stop_at: shared.plan.stream_timeout.map(|t| started + t),
+        scheduled,
         ..Attempt::default()
     };
     let mut reconnects = 0u64;

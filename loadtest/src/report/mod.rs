@@ -21,7 +21,7 @@ use crate::verdict::Verdict;
 const MAX_MICROS: u64 = 3_600_000_000;
 
 /// The measured distributions, by name.
-pub const HISTOGRAMS: [&str; 8] = [
+pub const HISTOGRAMS: [&str; 11] = [
     "connect",
     "headers",
     "first_byte",
@@ -30,7 +30,38 @@ pub const HISTOGRAMS: [&str; 8] = [
     "lifetime",
     "cutoff",
     "resume",
+    "headers_corrected",
+    "first_byte_corrected",
+    "first_event_corrected",
 ];
+
+/// The measures timed both from the planned start and from the send.
+const SCHEDULED_MEASURES: [&str; 3] = ["headers", "first_byte", "first_event"];
+
+/// p50 and p99 of the first-response measures, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyFigures {
+    pub headers_p50_ms: f64,
+    pub headers_p99_ms: f64,
+    pub first_byte_p50_ms: f64,
+    pub first_byte_p99_ms: f64,
+    pub first_event_p50_ms: f64,
+    pub first_event_p99_ms: f64,
+}
+
+/// Time to headers, first byte and first event seen two ways: from the
+/// planned start (`corrected`, what a user arriving on schedule waited)
+/// and from the moment the request left (`raw`). Without a schedule the
+/// two are the same.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Streams started on a schedule (`--arrival-rate`, `--stream-rate`).
+    pub scheduled: bool,
+    pub corrected: LatencyFigures,
+    pub raw: LatencyFigures,
+    /// Planned starts that came due and never began before the run ended.
+    pub dropped_starts: u64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -93,6 +124,19 @@ pub struct Report {
     /// request waited (see `Collector::refused`); counted only when a
     /// per-instance limit is checked (`--expect-concurrency`).
     pub premature_refusals: Option<u64>,
+    /// Streams started on a schedule (`--arrival-rate`, `--stream-rate`).
+    #[serde(default)]
+    pub scheduled: bool,
+    /// Planned starts that came due and never began before the run ended.
+    #[serde(default)]
+    pub dropped_starts: u64,
+    /// Latency from the planned start and from the send, side by side
+    /// (derived from the histograms; rewritten on merge).
+    #[serde(default)]
+    pub latency: Latency,
+    /// The load generator's own health (merged: the worst process's).
+    #[serde(default)]
+    pub client: Option<crate::health::ClientFigures>,
     #[serde(with = "histograms")]
     pub histograms: BTreeMap<String, Histogram<u64>>,
 }
@@ -122,8 +166,37 @@ impl Report {
             instances: BTreeMap::new(),
             timeline: Vec::new(),
             premature_refusals: None,
+            scheduled: false,
+            dropped_starts: 0,
+            latency: Latency::default(),
+            client: None,
             histograms,
         }
+    }
+
+    /// Recomputes the derived `latency` object from the histograms.
+    pub fn refresh_latency(&mut self) {
+        let figures = |suffix: &str| {
+            let ms = |name: &str, q: f64| {
+                self.histogram(&format!("{name}{suffix}"))
+                    .filter(|h| !h.is_empty())
+                    .map_or(0.0, |h| quantile(h, q).as_secs_f64() * 1e3)
+            };
+            LatencyFigures {
+                headers_p50_ms: ms("headers", 0.5),
+                headers_p99_ms: ms("headers", 0.99),
+                first_byte_p50_ms: ms("first_byte", 0.5),
+                first_byte_p99_ms: ms("first_byte", 0.99),
+                first_event_p50_ms: ms("first_event", 0.5),
+                first_event_p99_ms: ms("first_event", 0.99),
+            }
+        };
+        self.latency = Latency {
+            scheduled: self.scheduled,
+            corrected: figures("_corrected"),
+            raw: figures(""),
+            dropped_starts: self.dropped_starts,
+        };
     }
 
     pub fn histogram(&self, name: &str) -> Option<&Histogram<u64>> {
@@ -156,6 +229,17 @@ impl Report {
         ] {
             if let Some(v) = value {
                 self.record(name, v);
+            }
+        }
+        // From the planned start: the send's lateness added (none for
+        // unscheduled streams and for reconnects).
+        let late = c.schedule_delay.unwrap_or_default();
+        for (name, value) in SCHEDULED_MEASURES
+            .iter()
+            .zip([c.headers, c.first_byte, c.first_event])
+        {
+            if let Some(v) = value {
+                self.record(&format!("{name}_corrected"), v + late);
             }
         }
         if c.status.is_some_and(|s| s < 300) {
@@ -227,6 +311,12 @@ impl Report {
         if let Some(theirs) = other.premature_refusals {
             *self.premature_refusals.get_or_insert(0) += theirs;
         }
+        self.scheduled |= other.scheduled;
+        self.dropped_starts += other.dropped_starts;
+        self.client = match (&self.client, &other.client) {
+            (Some(mine), Some(theirs)) => Some(mine.worst(theirs)),
+            (mine, theirs) => mine.clone().or_else(|| theirs.clone()),
+        };
         for (name, h) in &other.histograms {
             match self.histograms.get_mut(name) {
                 Some(mine) => {
@@ -261,6 +351,7 @@ impl Report {
                 stats.peak = stats.peak.max(*open);
             }
         }
+        self.refresh_latency();
     }
 
     pub fn to_json(&self) -> String {
@@ -369,6 +460,8 @@ mod tests {
                 }),
                 retry: None,
                 connect: Some(Duration::from_micros(50 + i)),
+                sent_at: None,
+                schedule_delay: Some(Duration::from_millis(i % 7)),
             };
             r.add_connection(&c);
             r.add_stream(
@@ -425,5 +518,48 @@ mod tests {
         assert_eq!(merged.timeline[0].open["i0"], 13);
         assert_eq!(merged.instances["i0"].peak, 13);
         assert_eq!(merged.duration_s, 17.0);
+    }
+
+    #[test]
+    fn corrected_latency_adds_the_lateness_of_the_send_to_the_raw_figure() {
+        let mut r = Report::new("http://x", "sse", 0.0);
+        r.scheduled = true;
+        for i in 0..100u64 {
+            r.add_connection(&Connection {
+                status: Some(200),
+                headers: Some(Duration::from_millis(1)),
+                first_byte: Some(Duration::from_millis(2)),
+                first_event: Some(Duration::from_millis(3)),
+                // Every tenth request left 2 s after its planned start.
+                schedule_delay: Some(Duration::from_millis(if i % 10 == 0 { 2_000 } else { 0 })),
+                ..Connection::default()
+            });
+        }
+        r.dropped_starts = 4;
+        r.refresh_latency();
+        let l = &r.latency;
+        assert!(l.scheduled);
+        assert_eq!(l.dropped_starts, 4);
+        assert!((l.raw.first_event_p99_ms - 3.0).abs() < 0.01, "{l:?}");
+        assert!(
+            (l.corrected.first_event_p99_ms - 2_003.0).abs() < 2.0,
+            "{l:?}"
+        );
+        assert!((l.corrected.headers_p50_ms - 1.0).abs() < 0.01, "{l:?}");
+        // The JSON report carries both views.
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert!(
+            json["latency"]["corrected"]["first_event_p99_ms"]
+                .as_f64()
+                .unwrap()
+                > 2_000.0
+        );
+        assert!(
+            json["latency"]["raw"]["first_event_p99_ms"]
+                .as_f64()
+                .unwrap()
+                < 10.0
+        );
+        assert_eq!(json["latency"]["dropped_starts"], 4);
     }
 }
