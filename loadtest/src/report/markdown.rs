@@ -50,6 +50,62 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
             );
         }
     }
+    if report.scheduled {
+        let (c, r) = (&report.latency.corrected, &report.latency.raw);
+        let _ = writeln!(
+            out,
+            "\nStreams started on a schedule: latency from the planned start (corrected) and from the send (raw). {} planned start(s) dropped (came due, never began).\n",
+            report.dropped_starts
+        );
+        let _ = writeln!(
+            out,
+            "| measure (ms) | corrected p50 | corrected p99 | raw p50 | raw p99 |"
+        );
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+        for (label, cp50, cp99, rp50, rp99) in [
+            (
+                "time to headers",
+                c.headers_p50_ms,
+                c.headers_p99_ms,
+                r.headers_p50_ms,
+                r.headers_p99_ms,
+            ),
+            (
+                "TTFB, first body byte",
+                c.first_byte_p50_ms,
+                c.first_byte_p99_ms,
+                r.first_byte_p50_ms,
+                r.first_byte_p99_ms,
+            ),
+            (
+                "TTFB, first event",
+                c.first_event_p50_ms,
+                c.first_event_p99_ms,
+                r.first_event_p50_ms,
+                r.first_event_p99_ms,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {label} | {cp50:.1} | {cp99:.1} | {rp50:.1} | {rp99:.1} |"
+            );
+        }
+    }
+    if let Some(client) = &report.client {
+        let _ = writeln!(
+            out,
+            "\nClient: event-loop lag p99 {:.1} ms (max {:.1} ms, bound {:.0} ms), CPU {:.2} of {} core(s).{}",
+            client.lag_p99_ms,
+            client.lag_max_ms,
+            client.max_lag_ms,
+            client.cpu_cores,
+            client.cores,
+            match &client.reason {
+                Some(why) => format!(" **The client was saturated ({why}): these figures describe the load generator, not the server.**"),
+                None => String::new(),
+            }
+        );
+    }
     let _ = writeln!(out, "\n| end of connection | count |\n| --- | --- |");
     for (end, n) in &report.ends {
         let _ = writeln!(out, "| {} | {n} |", end.as_str());

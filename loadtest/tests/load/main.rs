@@ -5,6 +5,7 @@
 
 mod cli;
 mod helpers;
+mod honest_latency;
 mod misbehaving;
 mod rehearsals;
 mod trickle_runs;
