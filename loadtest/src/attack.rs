@@ -146,9 +146,11 @@ pub async fn run_measuring(
         stream.progress_secs,
     ));
     let deadline = tokio::spawn(end_run(length, shared.run_over.clone()));
+    let sampler = tokio::spawn(measure_window(collector.clone(), health.clone()));
     let metrics = attack.execute().await;
     shared.run_over.cancel();
     deadline.abort();
+    sampler.abort();
     let _ = watcher.await;
     let ended = tokio::time::Instant::now();
     let metrics = metrics?;
@@ -168,6 +170,22 @@ pub async fn run_measuring(
         expectations,
         window: collector.window_stats(),
     })
+}
+
+/// Inside the collector's window (if any): the open streams every 100 ms,
+/// and the client's health from the window's start to its end.
+async fn measure_window(collector: Arc<Collector>, health: Arc<HealthProbe>) {
+    let Some((from, to)) = collector.window_bounds() else {
+        return;
+    };
+    tokio::time::sleep_until(from).await;
+    health.reset();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while tokio::time::Instant::now() < to {
+        tick.tick().await;
+        collector.sample_window();
+    }
+    collector.window_client(health.figures());
 }
 
 /// The plan of start times, when the flags ask for one.

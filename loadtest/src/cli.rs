@@ -35,6 +35,12 @@ pub enum Command {
     /// command behind per-instance concurrency, a queue, 429s, request
     /// timeouts and scaling.
     Emulate(crate::emulate::EmulateArgs),
+    /// Finds the most concurrent streams the target holds within SLOs
+    /// (time to first event, gap between events, error rate) by holding
+    /// levels of N streams, doubling then bisecting, and says what to set
+    /// on Cloud Run. Exit code: 0 found, 1 not even --start met the SLOs,
+    /// 2 usage or setup error, 3 inconclusive (the client was saturated).
+    Capacity(Box<crate::capacity::CapacityArgs>),
     /// Merges JSON stream reports from several load processes into one
     /// (histograms merge exactly).
     Merge {

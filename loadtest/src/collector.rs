@@ -73,6 +73,35 @@ pub struct WindowStats {
     pub ttfb_run: Histogram<u64>,
     /// Gaps between events that arrived inside the window.
     pub gap: Histogram<u64>,
+    /// Open streams, sampled every 100 ms inside the window.
+    pub held: Vec<u64>,
+    /// The most streams each instance held at a sample.
+    pub instance_peaks: std::collections::BTreeMap<String, u64>,
+    /// The client's own health over the window.
+    pub client: Option<crate::health::ClientFigures>,
+}
+
+impl WindowStats {
+    /// Nothing measured yet.
+    pub fn empty() -> Self {
+        Self {
+            started: 0,
+            errors: std::collections::BTreeMap::new(),
+            ttfb: new_histogram(),
+            ttfb_run: new_histogram(),
+            gap: new_histogram(),
+            held: Vec::new(),
+            instance_peaks: std::collections::BTreeMap::new(),
+            client: None,
+        }
+    }
+
+    /// The median of the open-stream samples: what the window held.
+    pub fn held_median(&self) -> u64 {
+        let mut held = self.held.clone();
+        held.sort_unstable();
+        held.get(held.len() / 2).copied().unwrap_or(0)
+    }
 }
 
 fn record(h: &mut Histogram<u64>, d: Duration) {
@@ -106,15 +135,34 @@ impl Collector {
         self.window = Some(Window {
             from,
             to,
-            stats: Mutex::new(WindowStats {
-                started: 0,
-                errors: std::collections::BTreeMap::new(),
-                ttfb: new_histogram(),
-                ttfb_run: new_histogram(),
-                gap: new_histogram(),
-            }),
+            stats: Mutex::new(WindowStats::empty()),
         });
         self
+    }
+
+    /// The window's bounds, when there is one.
+    pub fn window_bounds(&self) -> Option<(Instant, Instant)> {
+        self.window.as_ref().map(|w| (w.from, w.to))
+    }
+
+    /// Samples the open streams into the window (if now is inside it).
+    pub fn sample_window(&self) {
+        let open = self.open.load(Ordering::Relaxed);
+        let per_instance = self.open_per_instance();
+        self.in_window(Instant::now(), |w| {
+            w.held.push(open);
+            for (instance, n) in per_instance {
+                let peak = w.instance_peaks.entry(instance).or_default();
+                *peak = (*peak).max(n);
+            }
+        });
+    }
+
+    /// Keeps the client's figures for the window.
+    pub fn window_client(&self, figures: crate::health::ClientFigures) {
+        if let Some(w) = &self.window {
+            w.stats.lock().unwrap_or_else(|e| e.into_inner()).client = Some(figures);
+        }
     }
 
     fn in_window(&self, at: Instant, f: impl FnOnce(&mut WindowStats)) {

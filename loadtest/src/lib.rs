@@ -20,11 +20,16 @@
 //! - [`checks`]: the run judged against what the user asked to prove.
 //! - [`verdict`]: one check's result, shared by checks and reports.
 //!
+//! The capacity search:
+//! - [`capacity`]: the concurrency a service holds within its SLOs, and
+//!   the Cloud Run settings it implies.
+//!
 //! The rehearsal platform:
 //! - [`emulate`]: a local Cloud Run serving layer: its policy (pure
 //!   decisions), its instance processes, its pool and its proxy.
 
 pub mod attack;
+pub mod capacity;
 pub mod checks;
 pub mod cli;
 pub(crate) mod client;

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Merge { inputs, output }) => merge(&inputs, &output),
         Some(Command::Emulate(args)) => emulate(args),
+        Some(Command::Capacity(args)) => capacity(*args),
         None => run(cli.run),
     }
 }
@@ -44,6 +45,32 @@ fn emulate(args: trickle_load::emulate::EmulateArgs) -> ExitCode {
             ExitCode::from(SETUP)
         }
     }
+}
+
+fn capacity(args: trickle_load::capacity::CapacityArgs) -> ExitCode {
+    let reports = args.report.clone();
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let report = match runtime.block_on(trickle_load::capacity::run(args)) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(SETUP);
+        }
+    };
+    println!("{}", report.markdown());
+    for path in &reports {
+        match report.write(path) {
+            Ok(()) => eprintln!("capacity report written to {}", path.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(SETUP);
+            }
+        }
+    }
+    ExitCode::from(report.capacity.exit_code)
 }
 
 fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {

@@ -74,7 +74,10 @@ async fn a_schedule_that_fell_behind_shows_its_queueing() {
     );
 
     let (corrected, raw) = (&report.latency.corrected, &report.latency.raw);
-    eprintln!("corrected {corrected:?}\nraw {raw:?}\ndropped {}", report.dropped_starts);
+    eprintln!(
+        "corrected {corrected:?}\nraw {raw:?}\ndropped {}",
+        report.dropped_starts
+    );
     // From the plan, a third of the starts waited up to the 2 s stall.
     assert!(
         (1_500.0..2_600.0).contains(&corrected.first_event_p99_ms),

@@ -1,0 +1,231 @@
+//! `trickle-load capacity`: the concurrency one service holds within its
+//! SLOs, found by search, and the Cloud Run settings it implies.
+//!
+//! Each level holds N concurrent streams (every user reopens its stream
+//! when it ends), ramped at `--ramp-rate`, and measures only its hold
+//! window: time to first event of the streams started in it, the gaps
+//! between events that arrived in it, and the share of its streams that
+//! ended in error. Levels double from `--start` until one fails an SLO or
+//! `--max` is reached, then bisect to `--precision` ([`search`]). A level
+//! on which the client itself was saturated stops the search: its figures
+//! would be the client's, not the server's.
+
+pub mod level;
+pub mod recommend;
+pub mod report;
+pub mod search;
+pub mod slo;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::time::Instant;
+
+use crate::cli::StreamArgs;
+use report::{Capacity, CapacityReport, SearchSettings};
+use search::Search;
+use slo::Slo;
+
+/// Exit codes of `capacity`.
+pub const EXIT_FOUND: u8 = 0;
+pub const EXIT_START_FAILED: u8 = 1;
+pub const EXIT_SETUP: u8 = 2;
+pub const EXIT_INCONCLUSIVE: u8 = 3;
+
+/// Streams one process can hold here, whatever `--max` says: open files
+/// less a margin for everything else the process opens.
+const FD_MARGIN: u64 = 100;
+/// The default `--max`.
+const DEFAULT_MAX: u64 = 20_000;
+
+#[derive(Debug, Clone, Args)]
+pub struct CapacityArgs {
+    /// The service to measure, e.g. http://127.0.0.1:8080.
+    #[arg(long, short = 'H')]
+    pub host: String,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+
+    /// SLO: time to first event, p99, at most this (e.g. 100ms).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          help_heading = "SLOs (at least one)")]
+    pub slo_ttfb_p99: Option<Duration>,
+    /// SLO: gap between events, p99, at most this (e.g. 5100ms).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          help_heading = "SLOs (at least one)")]
+    pub slo_gap_p99: Option<Duration>,
+    /// SLO: share of the streams started in a level's window that ended in
+    /// error (4xx/5xx, connect or protocol error, truncation, idle
+    /// timeout), at most this (0..1).
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction,
+          help_heading = "SLOs (at least one)")]
+    pub slo_error_rate: Option<f64>,
+
+    /// First level, in concurrent streams.
+    #[arg(long, default_value_t = 10, help_heading = "Search",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub start: u64,
+    /// Highest level tried (default 20,000, or what one process can hold
+    /// here: its open-files limit less 100).
+    #[arg(long, help_heading = "Search", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max: Option<u64>,
+    /// Stop bisecting when the lowest failing level is within this share
+    /// of the highest passing one.
+    #[arg(long, default_value_t = 0.1, value_parser = parse_precision, help_heading = "Search")]
+    pub precision: f64,
+    /// New streams per second while a level ramps up.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..), help_heading = "Search")]
+    pub ramp_rate: u64,
+    /// The measured window of each level, after its ramp and warm-up.
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = humantime::parse_duration, help_heading = "Search")]
+    pub hold: Duration,
+    /// Time after a level's ramp before its window opens (first
+    /// reconnects, caches, JIT of the server).
+    #[arg(long, value_name = "DURATION", default_value = "2s",
+          value_parser = humantime::parse_duration, help_heading = "Search")]
+    pub warmup: Duration,
+    /// Pause between levels, for the server to release the last one.
+    #[arg(long, value_name = "DURATION", default_value = "2s",
+          value_parser = humantime::parse_duration, help_heading = "Search")]
+    pub settle: Duration,
+    /// The whole search stays within this; a level that would pass it is
+    /// not started and the answer so far is reported.
+    #[arg(long, value_name = "DURATION", default_value = "30m",
+          value_parser = humantime::parse_duration, help_heading = "Search")]
+    pub max_time: Duration,
+
+    /// Share of the answer to use as containerConcurrency.
+    #[arg(long, default_value_t = 0.8, value_parser = parse_precision,
+          help_heading = "Recommendation")]
+    pub headroom: f64,
+    /// Concurrent streams the whole service must carry: the report says
+    /// how many instances Cloud Run runs for them.
+    #[arg(long, value_name = "N", help_heading = "Recommendation")]
+    pub target_streams: Option<u64>,
+    /// The target is one instance, whatever the instance header says (a
+    /// Cloud Run service with --max-instances 1, for instance).
+    #[arg(long, help_heading = "Recommendation")]
+    pub per_instance: bool,
+    /// Where to read the target's process_resident_memory_bytes (default
+    /// HOST/metrics; `none` to skip).
+    #[arg(long, value_name = "URL", help_heading = "Recommendation")]
+    pub metrics_url: Option<String>,
+
+    /// Write the capacity report here (.json, .md or .html); repeatable.
+    #[arg(long)]
+    pub report: Vec<PathBuf>,
+}
+
+fn parse_fraction(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{raw:?}: expected a fraction between 0 and 1")),
+    }
+}
+
+fn parse_precision(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("{raw:?}: expected a share above 0 and at most 1")),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CapacityError {
+    #[error("give at least one SLO: --slo-ttfb-p99, --slo-gap-p99 or --slo-error-rate")]
+    NoSlo,
+    #[error("--{0} does not apply to a capacity search (it holds N streams per level)")]
+    NotForCapacity(&'static str),
+    #[error(
+        "--max {asked} is more than one process can hold here (about {limit} streams: its open-files limit); lower --max"
+    )]
+    TooManyForOneProcess { asked: u64, limit: u64 },
+    #[error(transparent)]
+    Run(#[from] crate::attack::SetupError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+}
+
+/// Streams this process can hold: its open-files limit less a margin.
+fn process_stream_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    Some(soft.saturating_sub(FD_MARGIN))
+}
+
+/// Runs the search; the report says what was found and the exit code.
+pub async fn run(args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
+    let slo = Slo::new(args.slo_ttfb_p99, args.slo_gap_p99, args.slo_error_rate);
+    if slo.is_empty() {
+        return Err(CapacityError::NoSlo);
+    }
+    if args.stream.arrival_rate.is_some() {
+        return Err(CapacityError::NotForCapacity("arrival-rate"));
+    }
+    if args.stream.stream_rate.is_some() {
+        return Err(CapacityError::NotForCapacity("stream-rate"));
+    }
+    if !args.stream.stream_report.is_empty() {
+        return Err(CapacityError::NotForCapacity(
+            "stream-report (use --report)",
+        ));
+    }
+    let limit = process_stream_limit().unwrap_or(DEFAULT_MAX);
+    let max = match args.max {
+        Some(asked) if asked > limit => {
+            return Err(CapacityError::TooManyForOneProcess { asked, limit })
+        }
+        Some(asked) => asked,
+        None => DEFAULT_MAX.min(limit),
+    };
+    let started = Instant::now();
+    let started_unix = crate::collector::unix_now();
+    let mut search = Search::new(args.start, max, args.precision);
+    let mut levels: Vec<level::Level> = Vec::new();
+    let mut stopped = None;
+    let mut client_limited = false;
+    eprintln!(
+        "capacity search on {}: levels from {} to at most {max} streams, {:?} hold each, precision {}",
+        args.host, args.start, args.hold, args.precision
+    );
+    while let Some(n) = search.next() {
+        let estimate = level::duration(&args, n) + args.settle;
+        if started.elapsed() + estimate > args.max_time {
+            stopped = Some(format!(
+                "the next level ({n} streams, about {:.0} s) would pass --max-time {}",
+                estimate.as_secs_f64(),
+                humantime::format_duration(args.max_time)
+            ));
+            eprintln!("stopping: {}", stopped.as_deref().unwrap_or_default());
+            break;
+        }
+        if !levels.is_empty() {
+            tokio::time::sleep(args.settle).await;
+        }
+        let result = level::run(&args, n, &slo).await?;
+        eprintln!("{}", result.progress_line(levels.len() + 1));
+        let saturated = result.client.saturated;
+        search.record(n, result.pass);
+        levels.push(result);
+        if saturated {
+            client_limited = true;
+            break;
+        }
+    }
+    let capacity = Capacity::conclude(
+        &args,
+        slo,
+        SearchSettings::of(&args, max),
+        &search,
+        levels,
+        client_limited,
+        stopped,
+        started_unix,
+        started.elapsed(),
+    );
+    Ok(CapacityReport { capacity })
+}

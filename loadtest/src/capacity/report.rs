@@ -1,0 +1,425 @@
+//! The capacity report: every level, the answer, what limited it, and the
+//! recommended settings; written as JSON (for tools and CI), Markdown or
+//! HTML (a chart of TTFB p99 and gap p99 against concurrency).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::level::Level;
+use super::recommend::{recommend, Recommendation};
+use super::search::Search;
+use super::slo::Slo;
+use super::{CapacityArgs, EXIT_FOUND, EXIT_INCONCLUSIVE, EXIT_START_FAILED};
+use crate::report::ReportError;
+
+/// The file: one top-level `capacity` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityReport {
+    pub capacity: Capacity,
+}
+
+/// How the search was set up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchSettings {
+    pub start: u64,
+    pub max: u64,
+    pub precision: f64,
+    pub ramp_rate: u64,
+    pub hold_s: f64,
+    pub warmup_s: f64,
+}
+
+impl SearchSettings {
+    pub fn of(args: &CapacityArgs, max: u64) -> Self {
+        Self {
+            start: args.start,
+            max,
+            precision: args.precision,
+            ramp_rate: args.ramp_rate,
+            hold_s: args.hold.as_secs_f64(),
+            warmup_s: args.warmup.as_secs_f64(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    pub tool: String,
+    pub target: String,
+    pub transport: String,
+    pub path: String,
+    pub started_unix: f64,
+    pub duration_s: f64,
+    /// Most concurrent streams that met every SLO (`null`: not even the
+    /// first level did). With `limited_by: "client"` it is only a lower
+    /// bound: the highest level that passed before the client saturated.
+    pub max_streams: Option<u64>,
+    /// `ttfb`, `gap`, `error_rate` (the SLO the lowest failing level broke
+    /// by most), `max` (never failed up to --max) or `client` (the client
+    /// was saturated: inconclusive).
+    pub limited_by: String,
+    pub slo: Slo,
+    pub search: SearchSettings,
+    /// In the order they ran.
+    pub levels: Vec<Level>,
+    /// For one instance; `null` when the levels spread over instances.
+    pub recommendation: Option<Recommendation>,
+    /// Why there is no recommendation, or what to keep in mind with it.
+    pub note: Option<String>,
+    /// Why the search stopped before its precision, if it did.
+    pub stopped_early: Option<String>,
+    /// The process's exit code: 0 found, 1 not even --start met the SLOs,
+    /// 3 inconclusive (the client was the bottleneck).
+    pub exit_code: u8,
+}
+
+impl Capacity {
+    #[allow(clippy::too_many_arguments)]
+    pub fn conclude(
+        args: &CapacityArgs,
+        slo: Slo,
+        search_settings: SearchSettings,
+        search: &Search,
+        levels: Vec<Level>,
+        client_limited: bool,
+        stopped_early: Option<String>,
+        started_unix: f64,
+        took: Duration,
+    ) -> Self {
+        let answer = search.answer();
+        let first_failure = search
+            .first_failure()
+            .and_then(|f| levels.iter().find(|l| l.streams == f));
+        let limited_by = if client_limited {
+            "client".to_owned()
+        } else if let Some(level) = first_failure {
+            level.worst_failure(&slo).unwrap_or("client").to_owned()
+        } else {
+            "max".to_owned()
+        };
+        let exit_code = if client_limited {
+            EXIT_INCONCLUSIVE
+        } else if answer.is_none() {
+            EXIT_START_FAILED
+        } else {
+            EXIT_FOUND
+        };
+        let instances: std::collections::BTreeSet<&String> = levels
+            .iter()
+            .flat_map(|l| l.instance_peaks.keys())
+            .collect();
+        let one_instance = args.per_instance || instances.len() <= 1;
+        let mut note = None;
+        let recommendation = match answer {
+            Some(answer) if one_instance && !client_limited => {
+                let memory = levels
+                    .iter()
+                    .find(|l| l.streams == answer)
+                    .and_then(|l| l.memory_bytes);
+                Some(recommend(
+                    answer,
+                    args.headroom,
+                    args.target_streams,
+                    memory,
+                ))
+            }
+            Some(_) if client_limited => {
+                note = Some("the client was saturated: the answer is a lower bound, not the server's capacity; rerun with more client CPU or several processes".to_owned());
+                None
+            }
+            Some(_) => {
+                note = Some(format!(
+                    "the streams spread over {} instances: measure one instance (--max-instances 1 on the service or the emulator, or --per-instance) for per-instance settings",
+                    instances.len()
+                ));
+                None
+            }
+            None => None,
+        };
+        if limited_by == "max" && note.is_none() {
+            note = Some(format!(
+                "no level failed up to --max {}: the service holds at least that many; the client process's limit here is its open files",
+                search_settings.max
+            ));
+        }
+        Self {
+            tool: format!("trickle-load {}", env!("CARGO_PKG_VERSION")),
+            target: args.host.clone(),
+            transport: args.stream.transport.as_str().to_owned(),
+            path: args.stream.path_and_query(),
+            started_unix,
+            duration_s: took.as_secs_f64(),
+            max_streams: answer,
+            limited_by,
+            slo,
+            search: search_settings,
+            levels,
+            recommendation,
+            note,
+            stopped_early,
+            exit_code,
+        }
+    }
+
+    /// The one-line answer.
+    pub fn answer_line(&self) -> String {
+        match (self.max_streams, self.limited_by.as_str()) {
+            (_, "client") => format!(
+                "inconclusive: the client was saturated (highest passing level: {})",
+                self.max_streams
+                    .map_or_else(|| "none".to_owned(), |n| n.to_string())
+            ),
+            (Some(n), "max") => format!("max streams within SLO: {n} (limited by --max)"),
+            (Some(n), slo) => format!("max streams within SLO: {n} (limited by {slo})"),
+            (None, slo) => format!(
+                "not even {} streams met the SLOs (failed: {slo})",
+                self.search.start
+            ),
+        }
+    }
+}
+
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
+}
+
+impl CapacityReport {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The table of levels, the answer and the recommendation.
+    pub fn markdown(&self) -> String {
+        let c = &self.capacity;
+        let mut out = String::new();
+        let _ = writeln!(out, "# trickle-load capacity\n");
+        let _ = writeln!(
+            out,
+            "{} {} at {} ({}): {} levels in {:.0} s, {:.0} s hold each.\n",
+            c.transport,
+            c.path,
+            c.target,
+            c.tool,
+            c.levels.len(),
+            c.duration_s,
+            c.search.hold_s
+        );
+        let slo: Vec<String> = [
+            c.slo.ttfb_p99_ms.map(|v| format!("TTFB p99 <= {v:.0} ms")),
+            c.slo.gap_p99_ms.map(|v| format!("gap p99 <= {v:.0} ms")),
+            c.slo
+                .error_rate
+                .map(|v| format!("error rate <= {:.2}%", v * 100.0)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let _ = writeln!(out, "SLO: {}.\n", slo.join(", "));
+        let _ = writeln!(out, "**{}**\n", c.answer_line());
+        let _ = writeln!(
+            out,
+            "| streams | held | TTFB p50 | TTFB p99 | gap p99 | gap max | error rate | errors | instance peaks | client | verdict |"
+        );
+        let _ = writeln!(
+            out,
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
+        for l in &c.levels {
+            let errors: Vec<String> = l.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let peaks: Vec<String> = if l.instance_peaks.len() > 1 {
+                l.instance_peaks
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect()
+            } else {
+                l.instance_peaks.values().map(|n| n.to_string()).collect()
+            };
+            let client = match &l.client.reason {
+                Some(why) => format!("saturated: {why}"),
+                None => format!(
+                    "ok (lag p99 {:.1} ms, CPU {:.2})",
+                    l.client.lag_p99_ms, l.client.cpu_cores
+                ),
+            };
+            let verdict = if l.pass {
+                "PASS".to_owned()
+            } else {
+                format!("FAIL {}", l.failed.join(", "))
+            };
+            let _ =
+                writeln!(
+                out,
+                "| {} | {} | {} | {}{} | {} | {} | {:.2}% of {} | {} | {} | {client} | {verdict} |",
+                l.streams,
+                l.held,
+                opt_ms(l.ttfb_p50_ms),
+                opt_ms(l.ttfb_p99_ms),
+                if l.ttfb_from == "ramp" { " (ramp)" } else { "" },
+                opt_ms(l.gap_p99_ms),
+                opt_ms(l.gap_max_ms),
+                l.error_rate * 100.0,
+                l.started,
+                if errors.is_empty() { "-".to_owned() } else { errors.join(", ") },
+                peaks.join(", "),
+            );
+        }
+        let _ = writeln!(out, "\nTimes in ms. TTFB is time to first event of the streams started in the hold window; \"(ramp)\" marks a level whose streams outlived the window, measured on its own ramp instead.");
+        if let Some(r) = &c.recommendation {
+            let _ = writeln!(out, "\n## Recommended settings (one instance)\n");
+            for line in &r.arithmetic {
+                let _ = writeln!(out, "- {line}");
+            }
+            let _ = writeln!(
+                out,
+                "\n```sh\ngcloud run services update SERVICE --concurrency {}{} \\\n  --args=--max-streams={}\n```",
+                r.container_concurrency,
+                r.max_instances
+                    .map_or_else(String::new, |n| format!(" --max-instances {n}")),
+                r.max_streams
+            );
+        }
+        if let Some(note) = &c.note {
+            let _ = writeln!(out, "\nNote: {note}.");
+        }
+        if let Some(why) = &c.stopped_early {
+            let _ = writeln!(out, "\nStopped early: {why}.");
+        }
+        out
+    }
+
+    /// A self-contained page: the chart, then the Markdown summary.
+    pub fn html(&self) -> String {
+        let chart = chart(&self.capacity);
+        format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>trickle-load capacity</title>\
+<style>body{{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}}pre{{white-space:pre-wrap}}</style></head>\
+<body><h1>Capacity: {}</h1><p>{}</p>{chart}<pre>{}</pre></body></html>\n",
+            escape(&self.capacity.target),
+            escape(&self.capacity.answer_line()),
+            escape(&self.markdown())
+        )
+    }
+
+    /// Writes the report in the format its extension names.
+    pub fn write(&self, path: &Path) -> Result<(), ReportError> {
+        let text = match path.extension().and_then(|e| e.to_str()) {
+            Some("md") => self.markdown(),
+            Some("html") => self.html(),
+            _ => self.to_json(),
+        };
+        std::fs::write(path, text).map_err(|source| ReportError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// TTFB p99 and gap p99 (ms, log scale) against concurrency, SLO lines
+/// dashed, failing levels hollow, the answer marked.
+fn chart(c: &Capacity) -> String {
+    let (w, h, left, bottom, top, right) = (760.0, 340.0, 70.0, 40.0, 20.0, 20.0);
+    let mut levels: Vec<&Level> = c.levels.iter().collect();
+    levels.sort_by_key(|l| l.streams);
+    let max_x = levels.iter().map(|l| l.streams).max().unwrap_or(1).max(1) as f64;
+    let values = levels
+        .iter()
+        .flat_map(|l| [l.ttfb_p99_ms, l.gap_p99_ms])
+        .chain([c.slo.ttfb_p99_ms, c.slo.gap_p99_ms])
+        .flatten()
+        .filter(|v| *v > 0.0);
+    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if lo > hi {
+        (1.0, 1_000.0)
+    } else {
+        (lo / 2.0, hi * 2.0)
+    };
+    let (llo, lhi) = (lo.log10(), hi.log10());
+    let x = |n: f64| left + n / max_x * (w - left - right);
+    let y = |v: f64| top + (lhi - v.max(lo).log10()) / (lhi - llo) * (h - top - bottom);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"TTFB p99 and gap p99 against concurrency\" style=\"font:12px sans-serif\">"
+    );
+    let _ = write!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>",
+        h - bottom,
+        w - right,
+        h - bottom
+    );
+    let _ = write!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#333\"/>",
+        h - bottom
+    );
+    let _ = write!(
+        svg,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">concurrent streams</text>",
+        (w + left) / 2.0,
+        h - 8.0
+    );
+    let _ = write!(svg, "<text x=\"14\" y=\"{}\" transform=\"rotate(-90 14 {})\" text-anchor=\"middle\">p99, ms (log)</text>", h / 2.0, h / 2.0);
+    let mut tick = 10f64.powf(llo.floor());
+    while tick <= hi {
+        if tick >= lo {
+            let _ = write!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{tick}</text><line x1=\"{left}\" y1=\"{y0}\" x2=\"{}\" y2=\"{y0}\" stroke=\"#eee\"/>", left - 4.0, y(tick) + 4.0, w - right, y0 = y(tick));
+        }
+        tick *= 10.0;
+    }
+    for l in &levels {
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            x(l.streams as f64),
+            h - bottom + 14.0,
+            l.streams
+        );
+    }
+    for (name, slo, colour, pick) in [
+        (
+            "TTFB p99",
+            c.slo.ttfb_p99_ms,
+            "#1f77b4",
+            (|l: &Level| l.ttfb_p99_ms) as fn(&Level) -> Option<f64>,
+        ),
+        ("gap p99", c.slo.gap_p99_ms, "#d62728", |l: &Level| {
+            l.gap_p99_ms
+        }),
+    ] {
+        if let Some(bound) = slo {
+            let _ = write!(svg, "<line x1=\"{left}\" y1=\"{b}\" x2=\"{}\" y2=\"{b}\" stroke=\"{colour}\" stroke-dasharray=\"6 4\"/><text x=\"{}\" y=\"{}\" fill=\"{colour}\" text-anchor=\"end\">{name} SLO {bound:.0} ms</text>", w - right, w - right, y(bound) - 4.0, b = y(bound));
+        }
+        let points: Vec<String> = levels
+            .iter()
+            .filter_map(|l| pick(l).map(|v| format!("{:.1},{:.1}", x(l.streams as f64), y(v))))
+            .collect();
+        if !points.is_empty() {
+            let _ = write!(
+                svg,
+                "<polyline fill=\"none\" stroke=\"{colour}\" points=\"{}\"/>",
+                points.join(" ")
+            );
+        }
+        for l in &levels {
+            if let Some(v) = pick(l) {
+                let fill = if l.pass { colour } else { "white" };
+                let _ = write!(svg, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{fill}\" stroke=\"{colour}\"><title>{} streams: {name} {v:.1} ms, {}</title></circle>", x(l.streams as f64), y(v), l.streams, if l.pass { "pass" } else { "fail" });
+            }
+        }
+    }
+    if let Some(answer) = c.max_streams {
+        let ax = x(answer as f64);
+        let _ = write!(svg, "<line x1=\"{ax}\" y1=\"{top}\" x2=\"{ax}\" y2=\"{}\" stroke=\"#2ca02c\" stroke-width=\"2\"/><text x=\"{}\" y=\"{}\" fill=\"#2ca02c\">answer: {answer}</text>", h - bottom, ax + 4.0, top + 12.0);
+    }
+    let _ = write!(svg, "<circle cx=\"{}\" cy=\"{top}\" r=\"4\" fill=\"#1f77b4\"/><text x=\"{}\" y=\"{}\">TTFB p99</text><circle cx=\"{}\" cy=\"{top}\" r=\"4\" fill=\"#d62728\"/><text x=\"{}\" y=\"{}\">gap p99</text>", left + 16.0, left + 24.0, top + 4.0, left + 100.0, left + 108.0, top + 4.0);
+    svg.push_str("</svg><p>Filled: passing level; hollow: failing level. Dashed: the SLOs.</p>");
+    svg
+}
