@@ -246,6 +246,8 @@ impl CapacityReport {
             };
             let verdict = if l.pass {
                 "PASS".to_owned()
+            } else if l.failed.is_empty() {
+                "INCONCLUSIVE (client saturated)".to_owned()
             } else {
                 format!("FAIL {}", l.failed.join(", "))
             };

@@ -10,9 +10,9 @@ use trickle_load::report::quantile;
 
 use crate::helpers::{args, load, verdict};
 
-struct Emulator {
+pub struct Emulator {
     child: Child,
-    host: String,
+    pub host: String,
 }
 
 /// Stops the emulator the way an operator would (SIGTERM), so that it
@@ -36,7 +36,7 @@ impl Drop for Emulator {
 }
 
 /// Starts the emulator on a free port with `args` (instance flags after `--`).
-async fn emulator(args: &[&str]) -> Emulator {
+pub async fn emulator(args: &[&str]) -> Emulator {
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_trickle-load"));
     let trickle = exe.with_file_name("trickle");
     assert!(
