@@ -31,6 +31,12 @@ Scenarios:
             (trickle-load --stream-rate): client TTFB p50/p99 of the new ones.
   classic   the article's GET /stream (ten lines, one per second) to N
             clients at once: how many get all ten lines within 15 s.
+  search    trickle-load capacity against each server, for idle streams
+            (an event every 5 s) and busy ones (a 64-byte event every
+            100 ms): the most concurrent streams within SLO (first event
+            p99 <= 100 ms, gap p99 <= interval + 100 ms, errors <= 0.1%),
+            what limited it, and the Cloud Run settings it implies. One
+            client process (up to its open-files limit, ~19,900 streams).
   clients   the load generators: trickle-load and Locust (HttpUser, requests
             streaming) each hold N SSE streams (an event a second each, or
             --client-interval-ms) against trickle in one process: client CPU
@@ -293,6 +299,42 @@ def capacity(server, n, hold, interval_ms=5_000):
     }
 
 
+SEARCH_PROFILES = {
+    # profile: (interval_ms, size)
+    "idle": (5_000, 0),
+    "busy": (100, 64),
+}
+
+
+def search(server, profile, hold=10):
+    """trickle-load capacity against the server; returns its report plus
+    the server's peak RSS over the whole search."""
+    interval_ms, size = SEARCH_PROFILES[profile]
+    tmp = tempfile.mkdtemp(prefix="trickle-search-")
+    out = os.path.join(tmp, "capacity.json")
+    command = [LOAD, "capacity", "--host", server.base, "--transport", "sse",
+               "--chunks", "1000000", "--interval-ms", str(interval_ms), "--size", str(size),
+               "--idle-timeout", "60s",
+               "--slo-ttfb-p99", "100ms", "--slo-gap-p99", f"{interval_ms + 100}ms", "--slo-error-rate", "0.001",
+               "--start", "100", "--hold", f"{hold}s", "--warmup", "3s", "--settle", "3s",
+               "--ramp-rate", "1000", "--max-time", "20m", "--target-streams", "100000",
+               "--report", out]
+    if server.name != "trickle":
+        command += ["--metrics-url", "none"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak_rss = 0
+    while proc.poll() is None:
+        peak_rss = max(peak_rss, server.usage()[1])
+        time.sleep(0.5)
+    progress = proc.stderr.read() if proc.stderr else ""
+    if not os.path.exists(out):
+        raise RuntimeError(f"trickle-load capacity exited {proc.returncode}: {progress[-500:]}")
+    with open(out) as f:
+        report = json.load(f)
+    return {"profile": profile, "interval_ms": interval_ms, "size": size, "exit_code": proc.returncode,
+            "server_peak_rss_kib": peak_rss, "command": " ".join(command[1:-2]), **report}
+
+
 def paced(server, streams=1000, seconds=20, interval_ms=10):
     cpu0, _ = server.usage()
     report, samples = load(server, streams, seconds, 1_000_000, interval_ms, 64, 1000)
@@ -434,6 +476,8 @@ SCENARIOS = {
     "classic": ("trickle,flask-classic,gunicorn-classic", "100,1000,5000"),
     # The clients scenario runs trickle and compares the load generators.
     "clients": ("trickle-load,locust", "10,1000,5000,9500"),
+    # The search scenario's "counts" are its stream profiles.
+    "search": ("trickle,bare-actix,node,uvicorn,flask,gunicorn", "idle,busy"),
 }
 
 
@@ -451,6 +495,8 @@ def run_one(scenario, name, n, args):
             return classic(server, n)
         if scenario == "clients":
             return clients(server, name, n, hold=args.hold, interval_ms=args.client_interval_ms)
+        if scenario == "search":
+            return search(server, n)
         return burst(server)
     except Exception as e:  # a server that falls over is a result too
         return {"n": n, "error": str(e)}
@@ -462,7 +508,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", default="all", choices=["all", *SCENARIOS])
     p.add_argument("--servers", help="comma-separated (clients scenario: trickle-load,locust); default: the scenario's")
-    p.add_argument("--n", help="capacity, classic, clients: stream counts (capacity stops a server when it fails)")
+    p.add_argument("--n", help="capacity, classic, clients: stream counts (capacity stops a server when it fails); "
+                               "search: profiles (idle,busy)")
     p.add_argument("--hold", type=int, default=20, help="capacity, clients: seconds to hold the streams")
     p.add_argument("--interval-ms", type=int, default=5_000, help="capacity: event interval of each stream")
     p.add_argument("--client-interval-ms", type=int, default=1_000, help="clients: event interval of each stream")
@@ -483,7 +530,8 @@ def main():
                                         for s in servers):
             ensure_venv()
         for name in servers:
-            for n in [int(n) for n in (args.n or SCENARIOS[scenario][1]).split(",")]:
+            counts = (args.n or SCENARIOS[scenario][1]).split(",")
+            for n in (counts if scenario == "search" else [int(n) for n in counts]):
                 print(f"{scenario} {name} {n or ''}...", file=sys.stderr, flush=True)
                 result = run_one(scenario, name, n, args)
                 result.update(server=name, scenario=scenario, **meta)
