@@ -332,7 +332,7 @@ def search(server, profile, hold=10):
     with open(out) as f:
         report = json.load(f)
     return {"profile": profile, "interval_ms": interval_ms, "size": size, "exit_code": proc.returncode,
-            "server_peak_rss_kib": peak_rss, "command": " ".join(command[1:-2]), **report}
+            "server_peak_rss_kib": peak_rss, "load_command": " ".join(["trickle-load", *command[1:-2]]), **report}
 
 
 def paced(server, streams=1000, seconds=20, interval_ms=10):

@@ -27,20 +27,24 @@ pub struct Recommendation {
     pub instances_for_target: Option<u64>,
     /// `--max-instances` that allows them.
     pub max_instances: Option<u64>,
-    /// Resident memory of the instance at the answer's level, in bytes,
-    /// read from its `process_resident_memory_bytes`.
+    /// Resident memory of the instance, in bytes, read from its
+    /// `process_resident_memory_bytes` at the level `memory_at_streams`.
     pub memory_bytes: Option<u64>,
+    /// The level the memory was read at: the smallest passing level that
+    /// holds `container_concurrency` streams (the answer's when none).
+    pub memory_at_streams: Option<u64>,
     /// The working, one line a step.
     pub arithmetic: Vec<String>,
 }
 
 /// The settings for an instance that holds `answer` streams within its
-/// SLO. `memory_bytes`: what it used at that level, if it said.
+/// SLO. `memory`: what it used at each passing level (streams, bytes),
+/// where it said.
 pub fn recommend(
     answer: u64,
     headroom: f64,
     target_streams: Option<u64>,
-    memory_bytes: Option<u64>,
+    memory: &[(u64, u64)],
 ) -> Recommendation {
     let mut arithmetic = Vec::new();
     let with_headroom = ((answer as f64 * headroom).floor() as u64).max(1);
@@ -65,9 +69,17 @@ pub fn recommend(
         ));
         n
     });
-    if let Some(bytes) = memory_bytes {
+    // The memory of the smallest measured level that holds the settings.
+    let mut sorted = memory.to_vec();
+    sorted.sort_unstable();
+    let measured = sorted
+        .iter()
+        .find(|(streams, _)| *streams >= container_concurrency)
+        .or(sorted.last())
+        .copied();
+    if let Some((streams, bytes)) = measured {
         arithmetic.push(format!(
-            "memory at {answer} streams: {:.1} MiB resident (process_resident_memory_bytes)",
+            "memory at {streams} streams: {:.1} MiB resident (process_resident_memory_bytes)",
             bytes as f64 / 1_048_576.0
         ));
     }
@@ -79,7 +91,8 @@ pub fn recommend(
         target_streams,
         instances_for_target: instances,
         max_instances: instances,
-        memory_bytes,
+        memory_bytes: measured.map(|(_, bytes)| bytes),
+        memory_at_streams: measured.map(|(streams, _)| streams),
         arithmetic,
     }
 }
@@ -98,7 +111,12 @@ mod tests {
 
     #[test]
     fn concurrency_has_headroom_and_instances_follow_the_autoscaler() {
-        let r = recommend(40, 0.8, Some(1_000), Some(50 * 1_048_576));
+        let r = recommend(
+            40,
+            0.8,
+            Some(1_000),
+            &[(40, 50 * 1_048_576), (20, 30 * 1_048_576)],
+        );
         assert_eq!(r.container_concurrency, 32);
         assert_eq!(r.max_streams, 32);
         assert!(!r.capped);
@@ -110,18 +128,31 @@ mod tests {
             "{:?}",
             r.arithmetic
         );
-        assert!(r.arithmetic.iter().any(|l| l.contains("50.0 MiB")));
+        // Read at the smallest level that holds 32 streams: 40.
+        assert_eq!(r.memory_at_streams, Some(40));
+        assert!(r
+            .arithmetic
+            .iter()
+            .any(|l| l.contains("at 40 streams: 50.0 MiB")));
     }
 
     #[test]
     fn cloud_runs_maximum_caps_and_says_so() {
-        let r = recommend(19_000, 0.8, None, None);
+        let r = recommend(
+            19_000,
+            0.8,
+            None,
+            &[(800, 20 << 20), (1_600, 34 << 20), (19_000, 330 << 20)],
+        );
         assert_eq!(r.container_concurrency, 1_000);
         assert!(r.capped);
         assert!(r.arithmetic.iter().any(|l| l.contains("could hold 15200")));
         assert_eq!(r.instances_for_target, None);
+        // The memory that goes with 1,000 streams, not with 19,000.
+        assert_eq!(r.memory_at_streams, Some(1_600));
+        assert_eq!(r.memory_bytes, Some(34 << 20));
         // Tiny answers still allow one stream.
-        assert_eq!(recommend(1, 0.5, None, None).container_concurrency, 1);
+        assert_eq!(recommend(1, 0.5, None, &[]).container_concurrency, 1);
     }
 
     #[test]

@@ -115,15 +115,16 @@ impl Capacity {
         let mut note = None;
         let recommendation = match answer {
             Some(answer) if one_instance && !client_limited => {
-                let memory = levels
+                let memory: Vec<(u64, u64)> = levels
                     .iter()
-                    .find(|l| l.streams == answer)
-                    .and_then(|l| l.memory_bytes);
+                    .filter(|l| l.pass)
+                    .filter_map(|l| l.memory_bytes.map(|m| (l.streams, m)))
+                    .collect();
                 Some(recommend(
                     answer,
                     args.headroom,
                     args.target_streams,
-                    memory,
+                    &memory,
                 ))
             }
             Some(_) if client_limited => {
