@@ -185,6 +185,7 @@ async fn measure_window(collector: Arc<Collector>, health: Arc<HealthProbe>) {
         tick.tick().await;
         collector.sample_window();
     }
+    collector.close_window();
     collector.window_client(health.figures());
 }
 

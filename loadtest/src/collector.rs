@@ -50,6 +50,26 @@ struct Window {
     from: Instant,
     to: Instant,
     stats: Mutex<WindowStats>,
+    /// Requests sent and still waiting for their first event, by send
+    /// time: at the window's end each has waited at least that long.
+    waiting: Mutex<std::collections::BTreeMap<Instant, u64>>,
+}
+
+impl Window {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<Instant, u64>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The request sent at `sent` stopped waiting (first event, or ended).
+    fn done_waiting(&self, sent: Instant) {
+        let mut waiting = self.waiting();
+        if let Some(n) = waiting.get_mut(&sent) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&sent);
+            }
+        }
+    }
 }
 
 impl Window {
@@ -63,6 +83,10 @@ impl Window {
 pub struct WindowStats {
     /// Connections whose request left inside the window.
     pub started: u64,
+    /// Requests still waiting for their first event when the window
+    /// closed; their wait so far is in the TTFB figures (a lower bound:
+    /// a user who gets nothing has waited at least that long).
+    pub waiting: u64,
     /// Those of them that ended in error, by how.
     pub errors: std::collections::BTreeMap<ConnectionEnd, u64>,
     /// Time to first event of connections started inside the window.
@@ -86,6 +110,7 @@ impl WindowStats {
     pub fn empty() -> Self {
         Self {
             started: 0,
+            waiting: 0,
             errors: std::collections::BTreeMap::new(),
             ttfb: new_histogram(),
             ttfb_run: new_histogram(),
@@ -136,6 +161,7 @@ impl Collector {
             from,
             to,
             stats: Mutex::new(WindowStats::empty()),
+            waiting: Mutex::new(std::collections::BTreeMap::new()),
         });
         self
     }
@@ -188,6 +214,29 @@ impl Collector {
     /// A request left at `at`.
     pub fn sent(&self, at: Instant) {
         self.in_window(at, |w| w.started += 1);
+        if let Some(w) = &self.window {
+            if at < w.to {
+                *w.waiting().entry(at).or_default() += 1;
+            }
+        }
+    }
+
+    /// Closes the window: requests still waiting for a first event count
+    /// into its TTFB with the time they have waited so far.
+    pub fn close_window(&self) {
+        let Some(w) = &self.window else { return };
+        let waiting = std::mem::take(&mut *w.waiting());
+        let mut stats = w.stats.lock().unwrap_or_else(|e| e.into_inner());
+        for (sent, n) in waiting {
+            let waited = w.to.saturating_duration_since(sent);
+            stats.waiting += n;
+            for _ in 0..n {
+                record(&mut stats.ttfb_run, waited);
+                if w.covers(sent) {
+                    record(&mut stats.ttfb, waited);
+                }
+            }
+        }
     }
 
     /// A connection saw its first event (`c.first_event` is set).
@@ -196,6 +245,7 @@ impl Collector {
             return;
         };
         if let Some(w) = &self.window {
+            w.done_waiting(sent);
             if sent < w.to {
                 let mut stats = w.stats.lock().unwrap_or_else(|e| e.into_inner());
                 record(&mut stats.ttfb_run, ttfb);
@@ -327,6 +377,10 @@ impl Collector {
 
     pub fn connection(&self, c: &Connection) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+        if let (Some(w), Some(sent), None) = (&self.window, c.sent_at, c.first_event) {
+            // Ended without an event: no longer waiting for one.
+            w.done_waiting(sent);
+        }
         if let Some(end) = c.end.filter(|e| e.is_error()) {
             self.errors.fetch_add(1, Ordering::Relaxed);
             if let Some(sent) = c.sent_at {
@@ -418,5 +472,35 @@ mod tests {
         c.opened(Some("a"));
         c.refused(Instant::now());
         assert_eq!(premature(&c), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_still_waiting_when_the_window_closes_count_with_their_wait() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let c = Collector::new("http://x", "sse").with_window(t0 + s(1), t0 + s(11));
+        // Sent during the ramp, never answered.
+        c.sent(t0);
+        tokio::time::advance(s(2)).await;
+        // Sent in the window: one answered after 10 ms, one never.
+        let answered = Connection {
+            sent_at: Some(Instant::now()),
+            first_event: Some(Duration::from_millis(10)),
+            ..Connection::default()
+        };
+        c.sent(Instant::now());
+        c.first_event(&answered);
+        c.sent(Instant::now());
+        tokio::time::advance(s(9)).await;
+        c.close_window();
+        let w = c.window_stats().unwrap();
+        assert_eq!(w.started, 2);
+        assert_eq!(w.waiting, 2);
+        // In the window: 10 ms and 9 s (still waiting at its end).
+        assert_eq!(w.ttfb.len(), 2);
+        assert!(w.ttfb.max() >= 8_990_000, "{}", w.ttfb.max());
+        // Over the whole level the ramp's 11 s wait counts too.
+        assert_eq!(w.ttfb_run.len(), 3);
+        assert!(w.ttfb_run.max() >= 10_990_000);
     }
 }

@@ -36,6 +36,9 @@ pub struct Level {
     pub gap_max_ms: Option<f64>,
     /// Streams (connections) started in the window.
     pub started: u64,
+    /// Requests still waiting for their first event when the window
+    /// closed (their wait so far counts into TTFB: a lower bound).
+    pub waiting: u64,
     /// Of those, the share that ended in error.
     pub error_rate: f64,
     /// Those errors by kind.
@@ -143,6 +146,7 @@ pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, memory_bytes: Option<u64>) 
         gap_p99_ms: ms(&stats.gap, 0.99),
         gap_max_ms: (!stats.gap.is_empty()).then(|| stats.gap.max() as f64 / 1e3),
         started: stats.started,
+        waiting: stats.waiting,
         error_rate,
         errors: stats
             .errors
@@ -191,9 +195,10 @@ impl Level {
             format!("FAIL ({})", self.failed.join(", "))
         };
         format!(
-            "level {index}: {} streams asked, {} held | TTFB p99 {} | gap p99 {} | errors {:.2}% of {}{errors} | {client} | {verdict}",
+            "level {index}: {} streams asked, {} held, {} waiting | TTFB p99 {} | gap p99 {} | errors {:.2}% of {}{errors} | {client} | {verdict}",
             self.streams,
             self.held,
+            self.waiting,
             opt(self.ttfb_p99_ms),
             opt(self.gap_p99_ms),
             self.error_rate * 100.0,

@@ -257,7 +257,11 @@ impl CapacityReport {
                 out,
                 "| {} | {} | {} | {}{} | {} | {} | {:.2}% of {} | {} | {} | {client} | {verdict} |",
                 l.streams,
-                l.held,
+                if l.waiting > 0 {
+                    format!("{} (+{} waiting)", l.held, l.waiting)
+                } else {
+                    l.held.to_string()
+                },
                 opt_ms(l.ttfb_p50_ms),
                 opt_ms(l.ttfb_p99_ms),
                 if l.ttfb_from == "ramp" { " (ramp)" } else { "" },
@@ -269,7 +273,7 @@ impl CapacityReport {
                 peaks.join(", "),
             );
         }
-        let _ = writeln!(out, "\nTimes in ms. TTFB is time to first event of the streams started in the hold window; \"(ramp)\" marks a level whose streams outlived the window, measured on its own ramp instead.");
+        let _ = writeln!(out, "\nTimes in ms. TTFB is time to first event of the streams started in the hold window; \"(ramp)\" marks a level whose streams outlived the window, measured on its own ramp instead. Requests still waiting for a first event when the window closed (\"waiting\") count with the time they had waited.");
         if let Some(r) = &c.recommendation {
             let _ = writeln!(out, "\n## Recommended settings (one instance)\n");
             for line in &r.arithmetic {

@@ -220,3 +220,59 @@ async fn a_saturated_client_makes_the_search_inconclusive() {
     assert!(c.recommendation.is_none());
     assert!(report.markdown().contains("inconclusive"));
 }
+
+/// Serves at most 8 streams at once; the 9th request waits, unanswered,
+/// until one ends (as a thread-per-request server does).
+async fn eight_at_a_time() -> String {
+    let permits = Arc::new(tokio::sync::Semaphore::new(8));
+    let server = HttpServer::new(move || {
+        let permits = permits.clone();
+        App::new().route(
+            "/sse",
+            web::get().to(move || {
+                let permits = permits.clone();
+                async move {
+                    let Ok(permit) = permits.acquire_owned().await else {
+                        return HttpResponse::ServiceUnavailable().finish();
+                    };
+                    let events = futures_util::stream::unfold(0u64, move |id| {
+                        let _held = &permit;
+                        async move {
+                            if id > 0 {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            let event = format!("id: {id}\nevent: chunk\ndata: {{}}\n\n");
+                            Some((
+                                Ok::<_, std::convert::Infallible>(Bytes::from(event)),
+                                id + 1,
+                            ))
+                        }
+                    });
+                    HttpResponse::Ok()
+                        .content_type("text/event-stream")
+                        .streaming(events)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let host = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    tokio::spawn(server.run());
+    host
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_that_never_get_an_answer_count_against_the_ttfb_slo() {
+    // Beyond 8, requests neither fail nor answer: only their wait shows.
+    let host = eight_at_a_time().await;
+    let report = search(&host, "--start 4 --slo-ttfb-p99 200ms --metrics-url none").await;
+    let c = &report.capacity;
+    assert!(within(c.max_streams, 8, 0.1), "{}", c.answer_line());
+    assert_eq!(c.limited_by, "ttfb");
+    let over = c.levels.iter().find(|l| l.streams == 16).unwrap();
+    assert_eq!(over.held, 8);
+    assert!(over.waiting >= 7, "{over:?}");
+}
