@@ -14,13 +14,13 @@ use goose::GooseAttack;
 use tokio_util::sync::CancellationToken;
 
 use crate::checks::Expectations;
-use crate::cli::{CheckArgs, RunArgs, StreamArgs};
 use crate::client::decode::ClientTransport;
 use crate::client::http::HttpConnector;
 use crate::client::ws::WsConnector;
 use crate::client::{run_stream, Plan, Shared};
 use crate::collector::{Collector, WindowStats};
 use crate::health::HealthProbe;
+use crate::options::{CheckArgs, RunArgs, StreamArgs};
 use crate::progress;
 use crate::record::ConnectionEnd;
 use crate::report::Report;

@@ -11,9 +11,10 @@ use tokio::time::Instant;
 
 use hdrhistogram::Histogram;
 
+use crate::histogram::new_histogram;
 use crate::metrics::LoadMetrics;
 use crate::record::{Connection, ConnectionEnd, Integrity};
-use crate::report::{new_histogram, Report, TimelinePoint};
+use crate::report::{Report, TimelinePoint};
 
 /// The instance name of servers that do not send an instance header.
 pub const UNNAMED: &str = "unnamed";

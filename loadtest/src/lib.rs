@@ -1,7 +1,8 @@
 //! trickle-load: a goose load tester for streaming APIs.
 //!
 //! The load run:
-//! - [`cli`]: goose's options plus the stream options and checks.
+//! - [`cli`]: the command line (a run, `capacity`, `emulate`, `merge`).
+//! - [`options`]: a run's options: goose's, the stream's, the checks.
 //! - [`attack`]: goose wiring, the run deadline, custom rows.
 //! - [`client`]: one logical stream with reconnects; HTTP (SSE, NDJSON,
 //!   text) and WebSocket connectors; [`client::decode`] turns bytes into
@@ -16,6 +17,7 @@
 //! - [`health`]: the client checking itself (event-loop lag, CPU).
 //!
 //! Its results:
+//! - [`histogram`]: the HDR histograms figures are kept in.
 //! - [`report`]: the mergeable stream report (JSON, Markdown, HTML).
 //! - [`checks`]: the run judged against what the user asked to prove.
 //! - [`verdict`]: one check's result, shared by checks and reports.
@@ -36,7 +38,9 @@ pub(crate) mod client;
 pub(crate) mod collector;
 pub mod emulate;
 pub mod health;
+pub mod histogram;
 pub(crate) mod metrics;
+pub mod options;
 pub(crate) mod ports;
 pub(crate) mod progress;
 pub mod record;

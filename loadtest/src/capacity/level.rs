@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::slo::{self, Measured, Slo};
 use super::CapacityArgs;
 use crate::attack::{self, SetupError};
-use crate::cli::{CheckArgs, RunArgs};
 use crate::collector::WindowStats;
 use crate::health::ClientFigures;
-use crate::report::quantile;
+use crate::histogram::quantile;
+use crate::options::{CheckArgs, RunArgs};
 
 /// One level's figures (an element of the report's `levels`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

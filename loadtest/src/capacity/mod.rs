@@ -22,7 +22,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio::time::Instant;
 
-use crate::cli::StreamArgs;
+use crate::options::StreamArgs;
 use report::{Capacity, CapacityReport, SearchSettings};
 use search::Search;
 use slo::Slo;

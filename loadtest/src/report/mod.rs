@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::record::{Connection, ConnectionEnd, Integrity};
 use crate::verdict::Verdict;
 
-/// Highest value a histogram holds: an hour, in microseconds.
-const MAX_MICROS: u64 = 3_600_000_000;
+use crate::histogram::MAX_MICROS;
+pub use crate::histogram::{new_histogram, quantile};
 
 /// The measured distributions, by name.
 pub const HISTOGRAMS: [&str; 11] = [
@@ -381,21 +381,6 @@ impl Report {
             path: path.display().to_string(),
             source,
         })
-    }
-}
-
-#[allow(clippy::expect_used)]
-pub fn new_histogram() -> Histogram<u64> {
-    // Constant bounds and precision: this cannot fail at run time.
-    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid constant histogram bounds")
-}
-
-/// Quantile of a histogram as a duration (zero when empty).
-pub fn quantile(h: &Histogram<u64>, q: f64) -> Duration {
-    if h.is_empty() {
-        Duration::ZERO
-    } else {
-        Duration::from_micros(h.value_at_quantile(q))
     }
 }
 

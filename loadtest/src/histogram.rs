@@ -1,0 +1,24 @@
+//! The HDR histograms every figure is kept in: microseconds from 1 us to
+//! an hour, 3 significant digits.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Highest value a histogram holds: an hour, in microseconds.
+pub const MAX_MICROS: u64 = 3_600_000_000;
+
+#[allow(clippy::expect_used)]
+pub fn new_histogram() -> Histogram<u64> {
+    // Constant bounds and precision: this cannot fail at run time.
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid constant histogram bounds")
+}
+
+/// Quantile of a histogram as a duration (zero when empty).
+pub fn quantile(h: &Histogram<u64>, q: f64) -> Duration {
+    if h.is_empty() {
+        Duration::ZERO
+    } else {
+        Duration::from_micros(h.value_at_quantile(q))
+    }
+}

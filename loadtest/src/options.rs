@@ -1,0 +1,215 @@
+//! The options of a load run: the stream to open, the checks to make, and
+//! goose's own options. Shared by a plain run and `capacity`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use goose::config::GooseConfiguration;
+
+pub use crate::client::decode::ClientTransport;
+pub use crate::schedule::Arrival;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    #[command(flatten)]
+    pub checks: CheckArgs,
+    #[command(flatten)]
+    pub goose: GooseConfiguration,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Streams")]
+pub struct StreamArgs {
+    /// Framing of the stream.
+    #[arg(long, value_enum, default_value = "sse")]
+    pub transport: ClientTransport,
+    /// Path (and query) to request; default trickle's route for the transport.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// HTTP method (WebSocket always uses GET).
+    #[arg(long, default_value = "GET", value_parser = ["GET", "POST", "PUT"])]
+    pub method: String,
+    /// Extra request header, "Name: value"; repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Request body (e.g. a JSON prompt for an LLM endpoint).
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body read from a file.
+    #[arg(long)]
+    pub body_file: Option<PathBuf>,
+    /// trickle stream parameter: events per stream (added to the query).
+    #[arg(long)]
+    pub chunks: Option<u64>,
+    /// trickle stream parameter: pause between events; also the interval
+    /// the buffering check expects.
+    #[arg(long)]
+    pub interval_ms: Option<u64>,
+    /// trickle stream parameter: think time before the first event.
+    #[arg(long)]
+    pub first_delay_ms: Option<u64>,
+    /// trickle stream parameter: payload bytes per event.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// A connection with nothing received for this long is given up.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Longest life of one logical stream (reconnects included); default:
+    /// until the run ends.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub stream_timeout: Option<Duration>,
+    /// Start new streams on a fixed plan of this many per second, shared
+    /// by the --users (closed pool). A user that comes late starts at
+    /// once; latency is timed from the planned start (corrected) and from
+    /// the send (raw), both in the report.
+    #[arg(long, value_name = "PER_SECOND", conflicts_with = "arrival_rate",
+          value_parser = parse_rate)]
+    pub stream_rate: Option<f64>,
+    /// Open-loop arrivals: start this many new streams per second whether
+    /// or not earlier streams have ended, up to --max-in-flight at once.
+    /// Latency is timed from the planned start (corrected) and from the
+    /// send (raw); planned starts never begun are counted as dropped.
+    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
+    pub arrival_rate: Option<f64>,
+    /// How arrivals are spaced: `constant` (evenly) or `poisson`
+    /// (exponential gaps, as independent users arrive).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "constant",
+        requires = "arrival_rate"
+    )]
+    pub arrival: Arrival,
+    /// Most streams in flight at once under --arrival-rate (the users goose
+    /// starts; --users does not apply).
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "arrival_rate",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_in_flight: u64,
+    /// The client counts as saturated (its figures are not the server's)
+    /// when its event loop's lag p99 passes this, or its CPU 90% of the
+    /// cores it may use.
+    #[arg(long, value_name = "DURATION", default_value = "25ms", value_parser = humantime::parse_duration)]
+    pub max_client_lag: Duration,
+    /// Resume cut streams: SSE with Last-Event-ID after the server's
+    /// `retry:`, others with `last_event_id`.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Response header naming the serving instance.
+    #[arg(long, default_value = "x-trickle-instance")]
+    pub instance_header: String,
+    /// Treat a clean end of body without an end marker as completed (for
+    /// servers that send none); by default it counts as truncated, except
+    /// for text streams.
+    #[arg(long)]
+    pub no_end_marker: bool,
+    /// Spread connections over this many loopback source addresses
+    /// (127.0.0.1, 127.0.0.2, ...), one per user in turn: each (source,
+    /// destination) pair has its own ephemeral ports. Sockets are bound
+    /// before connecting, which makes the kernel's port search slower
+    /// (measured: a 19,000-stream ramp took ~3x longer); on one machine,
+    /// widening net.ipv4.ip_local_port_range is the better remedy.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub source_addresses: u8,
+    /// Write the stream report here (.json, .md or .html); repeatable.
+    /// `{task}` in the name becomes CLOUD_RUN_TASK_INDEX (0 elsewhere).
+    #[arg(long)]
+    pub stream_report: Vec<PathBuf>,
+    /// Serve live `trickle_load_*` Prometheus metrics at this address's
+    /// /metrics during the run (for the trickle-load dashboard).
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Keep serving metrics this long after the run, so a scraper sees the
+    /// final values.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub metrics_linger: Duration,
+    /// Seconds between progress lines on stderr (0: none).
+    #[arg(long, default_value_t = 2)]
+    pub progress_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Checks (any failure: exit 1)")]
+pub struct CheckArgs {
+    /// No instance may hold more than N of our streams at once, and 429s
+    /// may come only when every instance seen was at N.
+    #[arg(long, value_name = "N")]
+    pub expect_concurrency: Option<u64>,
+    /// Streams meant to outlive DURATION must be cut at about DURATION
+    /// (the platform's request timeout); with --reconnect, no id may be
+    /// lost or duplicated across the cut.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub expect_timeout: Option<Duration>,
+    /// Largest acceptable p99 of the time to the first event.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_ttfb_p99: Option<Duration>,
+    /// Largest acceptable share of connections ending in error (0..1).
+    #[arg(long, value_name = "RATIO", value_parser = parse_ratio)]
+    pub max_error_rate: Option<f64>,
+}
+
+fn parse_header(raw: &str) -> Result<(String, String), String> {
+    let (name, value) = raw
+        .split_once(':')
+        .ok_or_else(|| format!("{raw:?}: expected \"Name: value\""))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+    {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+fn parse_rate(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{raw:?}: expected a positive number per second")),
+    }
+}
+
+fn parse_ratio(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{raw:?}: expected a ratio between 0 and 1")),
+    }
+}
+
+impl StreamArgs {
+    /// The path with trickle's stream parameters appended.
+    pub fn path_and_query(&self) -> String {
+        let path = self
+            .path
+            .clone()
+            .unwrap_or_else(|| self.transport.default_path().to_owned());
+        let mut params = Vec::new();
+        for (name, value) in [
+            ("chunks", self.chunks.map(|v| v.to_string())),
+            ("interval_ms", self.interval_ms.map(|v| v.to_string())),
+            ("first_delay_ms", self.first_delay_ms.map(|v| v.to_string())),
+            ("size", self.size.map(|v| v.to_string())),
+        ] {
+            if let Some(value) = value {
+                params.push(format!("{name}={value}"));
+            }
+        }
+        if params.is_empty() {
+            path
+        } else {
+            let joiner = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{joiner}{}", params.join("&"))
+        }
+    }
+
+    /// How long a whole stream should take, when the parameters say.
+    pub fn planned_duration(&self) -> Option<Duration> {
+        let chunks = self.chunks?;
+        let interval = Duration::from_millis(self.interval_ms.unwrap_or(1000));
+        let first = Duration::from_millis(self.first_delay_ms.unwrap_or(0));
+        Some(first + interval * chunks.saturating_sub(1) as u32)
+    }
+}
