@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use crate::histogram::new_histogram;
+use crate::histogram::{new_histogram, record};
 use crate::metrics::LoadMetrics;
 use crate::record::{Connection, ConnectionEnd, Integrity};
 use crate::report::{Report, TimelinePoint};
@@ -128,11 +128,6 @@ impl WindowStats {
         held.sort_unstable();
         held.get(held.len() / 2).copied().unwrap_or(0)
     }
-}
-
-fn record(h: &mut Histogram<u64>, d: Duration) {
-    let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    let _ = h.record(micros.clamp(1, h.high()));
 }
 
 pub fn unix_now() -> f64 {
@@ -368,7 +363,9 @@ impl Collector {
         }
         if let Some(gap) = gap {
             self.with_report(|r| r.record("gap", gap));
-            self.in_window(Instant::now(), |w| record(&mut w.gap, gap));
+            if self.window.is_some() {
+                self.in_window(Instant::now(), |w| record(&mut w.gap, gap));
+            }
         }
     }
 

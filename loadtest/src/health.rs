@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::histogram::{new_histogram, quantile};
+use crate::histogram::{new_histogram, quantile, record};
 
 /// How often the lag probe's timer is due.
 pub const PROBE_EVERY: Duration = Duration::from_millis(10);
@@ -122,10 +122,7 @@ impl HealthProbe {
     }
 
     fn lag(&self, late: Duration) {
-        let mut since = self.lock();
-        let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-        let high = since.lag.high();
-        let _ = since.lag.record(micros.clamp(1, high));
+        record(&mut self.lock().lag, late);
     }
 
     /// Starts measuring afresh (a capacity level's window).

@@ -14,6 +14,12 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid constant histogram bounds")
 }
 
+/// Records `d` in microseconds, clamped to what the histogram holds.
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    let micros = u64::try_from(d.as_micros()).unwrap_or(MAX_MICROS);
+    let _ = h.record(micros.clamp(1, MAX_MICROS));
+}
+
 /// Quantile of a histogram as a duration (zero when empty).
 pub fn quantile(h: &Histogram<u64>, q: f64) -> Duration {
     if h.is_empty() {

@@ -172,7 +172,7 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_ratio(raw: &str) -> Result<f64, String> {
+pub(crate) fn parse_ratio(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("{raw:?}: expected a ratio between 0 and 1")),

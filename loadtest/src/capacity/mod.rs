@@ -22,7 +22,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio::time::Instant;
 
-use crate::options::StreamArgs;
+use crate::options::{parse_ratio, StreamArgs};
 use report::{Capacity, CapacityReport, SearchSettings};
 use search::Search;
 use slo::Slo;
@@ -58,7 +58,7 @@ pub struct CapacityArgs {
     /// SLO: share of the streams started in a level's window that ended in
     /// error (4xx/5xx, connect or protocol error, truncation, idle
     /// timeout), at most this (0..1).
-    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction,
+    #[arg(long, value_name = "FRACTION", value_parser = parse_ratio,
           help_heading = "SLOs (at least one)")]
     pub slo_error_rate: Option<f64>,
 
@@ -117,13 +117,6 @@ pub struct CapacityArgs {
     /// Write the capacity report here (.json, .md or .html); repeatable.
     #[arg(long)]
     pub report: Vec<PathBuf>,
-}
-
-fn parse_fraction(raw: &str) -> Result<f64, String> {
-    match raw.parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!("{raw:?}: expected a fraction between 0 and 1")),
-    }
 }
 
 fn parse_precision(raw: &str) -> Result<f64, String> {

@@ -13,6 +13,7 @@ use super::recommend::{recommend, Recommendation};
 use super::search::Search;
 use super::slo::Slo;
 use super::{CapacityArgs, EXIT_FOUND, EXIT_INCONCLUSIVE, EXIT_START_FAILED};
+use crate::report::html::escape;
 use crate::report::ReportError;
 
 /// The file: one top-level `capacity` object.
@@ -322,12 +323,6 @@ impl CapacityReport {
             source,
         })
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// TTFB p99 and gap p99 (ms, log scale) against concurrency, SLO lines

@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use crate::record::{Connection, ConnectionEnd, Integrity};
 use crate::verdict::Verdict;
 
-use crate::histogram::MAX_MICROS;
 pub use crate::histogram::{new_histogram, quantile};
 
 /// The measured distributions, by name.
@@ -205,8 +204,7 @@ impl Report {
 
     pub fn record(&mut self, name: &str, value: Duration) {
         if let Some(h) = self.histograms.get_mut(name) {
-            let micros = u64::try_from(value.as_micros()).unwrap_or(MAX_MICROS);
-            let _ = h.record(micros.clamp(1, MAX_MICROS));
+            crate::histogram::record(h, value);
         }
     }
 

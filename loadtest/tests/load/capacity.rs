@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::{self, Bytes};
-use actix_web::{App, HttpResponse, HttpServer};
+use actix_web::HttpResponse;
 use clap::Parser;
 use trickle_load::capacity::{self, report::CapacityReport};
 use trickle_load::cli::{Cli, Command};
 
-use crate::helpers::{args, spawn_trickle};
+use crate::helpers::{args, serve, spawn_trickle};
 use crate::rehearsals::emulator;
 
 /// Short levels: 1 s warm-up, 2 s hold, 0.5 s between levels.
@@ -125,9 +125,9 @@ async fn the_emulators_concurrency_is_found_and_turned_into_settings() {
 /// holds the stream 1 s and ends it.
 async fn crowded_server() -> String {
     let open = Arc::new(AtomicUsize::new(0));
-    let server = HttpServer::new(move || {
+    serve(move |cfg| {
         let open = open.clone();
-        App::new().route(
+        cfg.route(
             "/sse",
             web::get().to(move || {
                 let open = open.clone();
@@ -158,15 +158,9 @@ async fn crowded_server() -> String {
                         .streaming(body)
                 }
             }),
-        )
+        );
     })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let host = format!("http://127.0.0.1:{}", server.addrs()[0].port());
-    tokio::spawn(server.run());
-    host
+    .await
 }
 
 /// Counts a stream as held until its body is dropped.
@@ -225,9 +219,9 @@ async fn a_saturated_client_makes_the_search_inconclusive() {
 /// until one ends (as a thread-per-request server does).
 async fn eight_at_a_time() -> String {
     let permits = Arc::new(tokio::sync::Semaphore::new(8));
-    let server = HttpServer::new(move || {
+    serve(move |cfg| {
         let permits = permits.clone();
-        App::new().route(
+        cfg.route(
             "/sse",
             web::get().to(move || {
                 let permits = permits.clone();
@@ -253,15 +247,9 @@ async fn eight_at_a_time() -> String {
                         .streaming(events)
                 }
             }),
-        )
+        );
     })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let host = format!("http://127.0.0.1:{}", server.addrs()[0].port());
-    tokio::spawn(server.run());
-    host
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! Spawning trickle and running the load tester in process.
 
+use actix_web::{web, App, HttpServer};
 use clap::Parser;
 use trickle::{Application, Settings};
 use trickle_load::attack::{self, RunResult};
@@ -49,4 +50,19 @@ pub fn verdict<'a>(verdicts: &'a [Verdict], check: &str) -> &'a Verdict {
         .iter()
         .find(|v| v.check == check)
         .unwrap_or_else(|| panic!("no {check} verdict in {verdicts:#?}"))
+}
+
+/// Serves an app (one worker) on 127.0.0.1:0; returns its base URL.
+pub async fn serve<F>(configure: F) -> String
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let server = HttpServer::new(move || App::new().configure(configure.clone()))
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let host = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    tokio::spawn(server.run());
+    host
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::{self, Bytes};
-use actix_web::{App, HttpResponse, HttpServer};
+use actix_web::HttpResponse;
 use tokio::time::Instant;
 
-use crate::helpers::{args, load};
+use crate::helpers::{args, load, serve};
 
 const ONE_EVENT: &[u8] = b"id: 0\nevent: chunk\ndata: {}\n\nevent: end\ndata: {}\n\n";
 
@@ -18,8 +18,8 @@ const ONE_EVENT: &[u8] = b"id: 0\nevent: chunk\ndata: {}\n\nevent: end\ndata: {}
 /// to end. Otherwise it answers at once with one event and the end marker.
 async fn stalling_server(first: Duration, stall: Duration, period: Duration) -> String {
     let t0 = Instant::now();
-    let server = HttpServer::new(move || {
-        App::new().route(
+    serve(move |cfg| {
+        cfg.route(
             "/sse",
             web::get().to(move || async move {
                 let since = t0.elapsed();
@@ -34,15 +34,9 @@ async fn stalling_server(first: Duration, stall: Duration, period: Duration) -> 
                     .content_type("text/event-stream")
                     .body(Bytes::from_static(ONE_EVENT))
             }),
-        )
+        );
     })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let host = format!("http://127.0.0.1:{}", server.addrs()[0].port());
-    tokio::spawn(server.run());
-    host
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use actix_web::{App, HttpResponse, HttpServer};
 use futures_util::stream;
 use trickle_load::record::ConnectionEnd;
 
-use crate::helpers::{args, load, verdict};
+use crate::helpers::{args, load, serve, verdict};
 
 fn sse_event(id: u64) -> Bytes {
     Bytes::from(format!("id: {id}\nevent: chunk\ndata: {{\"id\":{id}}}\n\n"))
@@ -29,17 +29,6 @@ fn sse_response(ids: impl IntoIterator<Item = u64>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .body(body)
-}
-
-async fn serve(app: fn(&mut web::ServiceConfig)) -> String {
-    let server = HttpServer::new(move || App::new().configure(app))
-        .workers(1)
-        .disable_signals()
-        .bind("127.0.0.1:0")
-        .unwrap();
-    let host = format!("http://127.0.0.1:{}", server.addrs()[0].port());
-    tokio::spawn(server.run());
-    host
 }
 
 /// Holds all ten events (100 ms apart) and sends them at once.
