@@ -51,6 +51,8 @@ pub enum SetupError {
     Registry(#[from] prometheus::Error),
     #[error("goose: {0}")]
     Goose(#[from] goose::GooseError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// What a finished run returns.
@@ -108,7 +110,7 @@ pub async fn run_measuring(
         .clone()
         .filter(|h| !h.is_empty())
         .ok_or(SetupError::NoHost)?;
-    let plan = plan_of(&stream)?;
+    let plan = plan_of(&stream, &host)?;
     let expectations = expectations_of(&stream, &checks);
     if stream.arrival_rate.is_some() {
         if goose.users.is_some() {
@@ -119,6 +121,14 @@ pub async fn run_measuring(
         if goose.increase_rate.is_none() && goose.increase_time.is_none() {
             goose.increase_rate = Some(stream.max_in_flight.to_string());
         }
+    } else if goose.users.is_none() {
+        // goose's default is one user per core; say it, and make it the
+        // figure every later message (ports, progress) works with.
+        let users = std::thread::available_parallelism().map_or(1, |n| n.get());
+        eprintln!(
+            "trickle-load: --users not given: goose starts {users} users (one per CPU core); each holds one stream at a time"
+        );
+        goose.users = Some(users);
     }
     let length = run_length(&goose)?;
     warn_about_ports(&goose, &stream);
@@ -160,6 +170,7 @@ pub async fn run_measuring(
         report.dropped_starts = schedule.dropped_by(ended);
     }
     report.client = Some(health.figures());
+    report.expectations = Some(expectations.clone());
     report.refresh_latency();
     if stream.metrics_addr.is_some() {
         tokio::time::sleep(stream.metrics_linger).await;
@@ -200,7 +211,14 @@ fn schedule_of(stream: &StreamArgs) -> Option<Schedule> {
 }
 
 /// What every stream of the run does, from the stream flags.
-fn plan_of(stream: &StreamArgs) -> Result<Plan, SetupError> {
+fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
+    let trust = crate::tls::Trust::new(stream.ca_file.as_deref(), stream.insecure)?;
+    let secure = host.starts_with("https://") || host.starts_with("wss://");
+    let ws_tls = if stream.transport == ClientTransport::Ws && secure {
+        Some(trust.rustls()?)
+    } else {
+        None
+    };
     let body = match (&stream.body, &stream.body_file) {
         (Some(text), _) => Some(Bytes::from(text.clone())),
         (None, Some(path)) => Some(Bytes::from(std::fs::read(path).map_err(|source| {
@@ -224,6 +242,8 @@ fn plan_of(stream: &StreamArgs) -> Result<Plan, SetupError> {
         no_end_marker: stream.no_end_marker,
         expected_events: stream.chunks,
         source_addresses: stream.source_addresses,
+        trust,
+        ws_tls,
     })
 }
 
@@ -309,26 +329,30 @@ async fn end_run(length: Option<Duration>, run_over: CancellationToken) {
     run_over.cancel();
 }
 
-/// Marks a user whose client is bound to its source address.
+/// Marks a user whose client was built for the plan.
 #[derive(Debug, Clone)]
-struct SourceBound;
+struct OwnClient;
 
-/// Gives the user a client bound to `source`, once.
-fn bind_source(user: &mut GooseUser, source: std::net::IpAddr) -> TransactionResult {
-    if user.get_session_data::<SourceBound>().is_some() {
+/// Gives the user a client bound to `source` and trusting what the plan
+/// trusts, once, when goose's default client will not do.
+fn own_client(
+    user: &mut GooseUser,
+    plan: &Plan,
+    source: Option<std::net::IpAddr>,
+) -> TransactionResult {
+    if (source.is_none() && plan.trust.is_default())
+        || user.get_session_data::<OwnClient>().is_some()
+    {
         return Ok(());
     }
-    let client = reqwest::Client::builder()
-        .local_address(source)
-        .gzip(false)
-        .build()
-        .map_err(|e| {
-            Box::new(TransactionError::Custom(format!(
-                "client bound to {source}: {e}"
-            )))
-        })?;
+    let builder = reqwest::Client::builder().local_address(source).gzip(false);
+    let client = plan
+        .trust
+        .reqwest(builder)
+        .and_then(|b| Ok(b.build()?))
+        .map_err(|e| Box::new(TransactionError::Custom(format!("HTTP client: {e}"))))?;
     user.client = client;
-    user.set_session_data(SourceBound);
+    user.set_session_data(OwnClient);
     Ok(())
 }
 
@@ -347,11 +371,10 @@ async fn stream_transaction(
         return Ok(());
     };
     let source = shared.plan.source_for(user.weighted_users_index);
-    if let Some(source) = source {
-        bind_source(user, source)?;
-    }
+    own_client(user, &shared.plan, source)?;
     let outcome = if shared.plan.transport == ClientTransport::Ws {
-        run_stream(shared, &mut WsConnector::from_host(host, source), scheduled).await
+        let mut connector = WsConnector::from_host(host, source, shared.plan.ws_tls.clone());
+        run_stream(shared, &mut connector, scheduled).await
     } else {
         run_stream(shared, &mut HttpConnector { user: &mut *user }, scheduled).await
     };

@@ -6,8 +6,9 @@ use std::time::Duration;
 use crate::report::{quantile, Report};
 use crate::verdict::Verdict;
 
-/// What the user asked the run to prove.
-#[derive(Debug, Clone, Default)]
+/// What the user asked the run to prove. Kept in the JSON report, so
+/// `merge` judges the merged run by the same checks.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Expectations {
     /// No instance held more than this many of our streams at once, and
     /// 429s came only when every instance seen was at it.
@@ -28,20 +29,27 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
 pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
 
     if report.streams_with_ids > 0 {
         let i = &report.integrity;
         let bad = i.lost + i.duplicated + i.out_of_order;
-        verdicts.push(Verdict::new(
-            "integrity",
-            bad == 0,
-            format!(
-                "{} lost, {} duplicated, {} out of order over {} streams with ids",
-                i.lost, i.duplicated, i.out_of_order, report.streams_with_ids
-            ),
-        ));
+        verdicts.push(
+            Verdict::new(
+                "integrity",
+                bad == 0,
+                format!(
+                    "{} lost, {} duplicated, {} out of order over {} streams with ids",
+                    i.lost, i.duplicated, i.out_of_order, report.streams_with_ids
+                ),
+            )
+            .with_figure(bad as f64, "ids", 0.0),
+        );
     }
 
     if let Some(interval) = expect.interval.filter(|i| *i >= Duration::from_millis(20)) {
@@ -68,7 +76,8 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
                 "peak {peak} streams on one instance ({busiest}; limit {limit}) over {} instances; {refused} refused with 429, {premature} of them while an instance had room",
                 report.instances.len()
             ),
-        ));
+        )
+        .with_figure(peak as f64, "streams", limit as f64));
     }
 
     if let Some(timeout) = expect.timeout {
@@ -79,29 +88,35 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
         let h = report.histogram("first_event");
         let p99 = h.map(|h| quantile(h, 0.99)).unwrap_or_default();
         let n = h.map_or(0, |h| h.len());
-        verdicts.push(Verdict::new(
-            "ttfb-p99",
-            n > 0 && p99 <= limit,
-            format!(
-                "first-event TTFB p99 {} (limit {}) over {n} connections",
-                ms(p99),
-                ms(limit)
-            ),
-        ));
+        verdicts.push(
+            Verdict::new(
+                "ttfb-p99",
+                n > 0 && p99 <= limit,
+                format!(
+                    "first-event TTFB p99 {} (limit {}) over {n} connections",
+                    ms(p99),
+                    ms(limit)
+                ),
+            )
+            .with_figure(millis(p99), "ms", millis(limit)),
+        );
     }
 
     if let Some(limit) = expect.max_error_rate {
         let rate = report.error_rate();
-        verdicts.push(Verdict::new(
-            "error-rate",
-            rate <= limit,
-            format!(
-                "{:.2}% of {} connections ended in error (limit {:.2}%)",
-                rate * 100.0,
-                report.connections,
-                limit * 100.0
-            ),
-        ));
+        verdicts.push(
+            Verdict::new(
+                "error-rate",
+                rate <= limit,
+                format!(
+                    "{:.2}% of {} connections ended in error (limit {:.2}%)",
+                    rate * 100.0,
+                    report.connections,
+                    limit * 100.0
+                ),
+            )
+            .with_figure(rate, "ratio", limit),
+        );
     }
     verdicts
 }
@@ -127,11 +142,12 @@ fn buffering(report: &Report, interval: Duration, first_delay: Duration) -> Verd
         ms(late_limit),
         ms(interval)
     );
-    if late || bursty {
+    let verdict = if late || bursty {
         Verdict::new("buffering", false, format!("response buffered: {detail}"))
     } else {
         Verdict::new("buffering", true, detail)
-    }
+    };
+    verdict.with_figure(millis(first), "ms", millis(late_limit))
 }
 
 fn timeout_check(report: &Report, timeout: Duration, reconnect: bool) -> Verdict {
@@ -168,5 +184,5 @@ fn timeout_check(report: &Report, timeout: Duration, reconnect: bool) -> Verdict
             report.reconnects, i.lost, i.duplicated
         ));
     }
-    Verdict::new("timeout", passed, detail)
+    Verdict::new("timeout", passed, detail).with_figure(millis(p99), "ms", millis(timeout))
 }

@@ -388,7 +388,20 @@ impl Collector {
         if let Some(live) = &self.live {
             live.connection(c);
         }
-        self.with_report(|r| r.add_connection(c));
+        let new_error = self.with_report(|r| {
+            r.add_connection(c);
+            match (c.end, &c.error) {
+                (Some(end), Some(message)) => r.add_error_sample(end, message, 1),
+                _ => false,
+            }
+        });
+        if new_error {
+            // Each distinct reason once, as it first happens: a refused
+            // certificate should not wait for the end of the run to show.
+            if let (Some(end), Some(message)) = (c.end, &c.error) {
+                eprintln!("trickle-load: {}: {message}", end.as_str());
+            }
+        }
     }
 
     pub fn stream(&self, integrity: &Integrity, had_ids: bool, reconnects: u64) {

@@ -46,4 +46,5 @@ pub(crate) mod progress;
 pub mod record;
 pub mod report;
 pub mod schedule;
+pub mod tls;
 pub mod verdict;

@@ -91,7 +91,13 @@ fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {
         eprintln!("error: nothing to merge");
         return ExitCode::from(SETUP);
     };
-    if let Err(e) = merged.write(output, &[]) {
+    // The merged run is judged by the checks every part was run with.
+    let verdicts = merged
+        .expectations
+        .as_ref()
+        .map(|expect| checks::evaluate(&merged, expect))
+        .unwrap_or_default();
+    if let Err(e) = merged.write(output, &verdicts) {
         eprintln!("error: {e}");
         return ExitCode::from(SETUP);
     }
@@ -102,7 +108,17 @@ fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {
         merged.connections,
         output.display()
     );
-    ExitCode::SUCCESS
+    if merged.expectations.is_none() {
+        println!("no checks: the reports were run with different checks (or none)");
+    }
+    for verdict in &verdicts {
+        println!("{}", verdict.line());
+    }
+    if verdicts.iter().all(|v| v.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILED)
+    }
 }
 
 fn run(args: trickle_load::cli::RunArgs) -> ExitCode {

@@ -99,6 +99,9 @@ pub struct Connection {
     /// schedule (`--arrival-rate`, `--stream-rate`); the first connection
     /// of a stream only.
     pub schedule_delay: Option<Duration>,
+    /// Why the connection failed, when the client knows (a refused
+    /// certificate, a refused connection...).
+    pub error: Option<String>,
 }
 
 /// Lost, duplicated and out-of-order ids over a whole logical stream.

@@ -7,6 +7,16 @@ pub struct Verdict {
     pub check: &'static str,
     pub passed: bool,
     pub detail: String,
+    /// The figure that decided it, when one number did.
+    pub figure: Option<Figure>,
+}
+
+/// A check's deciding figure and its bound, in one unit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figure {
+    pub value: f64,
+    pub unit: &'static str,
+    pub limit: Option<f64>,
 }
 
 impl Verdict {
@@ -15,7 +25,18 @@ impl Verdict {
             check,
             passed,
             detail,
+            figure: None,
         }
+    }
+
+    /// Names the figure the check judged (`value` against `limit`).
+    pub(crate) fn with_figure(mut self, value: f64, unit: &'static str, limit: f64) -> Self {
+        self.figure = Some(Figure {
+            value,
+            unit,
+            limit: Some(limit),
+        });
+        self
     }
 
     pub fn line(&self) -> String {

@@ -37,6 +37,19 @@ pub fn with_resume(path: &str, resume_after: Option<u64>) -> String {
     }
 }
 
+/// A request error with its causes (reqwest's own message hides them:
+/// "error sending request" says nothing of a refused certificate).
+fn explain(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let secs: u64 = headers
         .get("retry-after")?
@@ -61,7 +74,7 @@ impl Connector for HttpConnector<'_> {
         let mut reader = Reader::new(shared, attempt);
         let builder = match self.user.get_request_builder(&method(&plan.method), &path) {
             Ok(builder) => builder,
-            Err(_) => return reader.finish(ConnectionEnd::ConnectError),
+            Err(e) => return reader.fail(ConnectionEnd::ConnectError, e),
         };
         let mut builder = builder.timeout(NO_TIMEOUT);
         for (name, value) in &plan.headers {
@@ -86,7 +99,8 @@ impl Connector for HttpConnector<'_> {
         };
         let response = match goose_response.map(|r| r.response) {
             Ok(Ok(response)) => response,
-            _ => return reader.finish(ConnectionEnd::ConnectError),
+            Ok(Err(e)) => return reader.fail(ConnectionEnd::ConnectError, explain(&e)),
+            Err(e) => return reader.fail(ConnectionEnd::ConnectError, e),
         };
         reader.conn.headers = Some(reader.started.elapsed());
         let status = response.status().as_u16();

@@ -39,6 +39,10 @@ pub struct Plan {
     pub expected_events: Option<u64>,
     /// Loopback source addresses to spread users over (1: the default).
     pub source_addresses: u8,
+    /// Which TLS servers to trust (`--ca-file`, `--insecure`).
+    pub trust: crate::tls::Trust,
+    /// The WebSocket client's TLS configuration, built once for `wss://`.
+    pub ws_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Plan {
@@ -111,6 +115,12 @@ impl<'a> Reader<'a> {
             last_event: None,
             end_seen: None,
         }
+    }
+
+    /// Finishes the connection with an error `end`, saying why.
+    pub fn fail(mut self, end: ConnectionEnd, why: impl std::fmt::Display) -> Connection {
+        self.conn.error = Some(why.to_string());
+        self.finish(end)
     }
 
     /// Finishes the connection with `end`.

@@ -2,12 +2,16 @@
 //! timed and read like the HTTP transports. Close 1000 is a normal end,
 //! 1001 a reconnect hint; resume goes through `last_event_id`.
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::UrlError;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::Connector as TlsConnector;
 
 use super::decode::{Decoder, Seen};
 use super::http::with_resume;
@@ -19,15 +23,21 @@ pub(crate) struct WsConnector {
     pub base: String,
     /// Bind to this source address first (loopback spreading).
     pub source: Option<std::net::IpAddr>,
+    /// TLS for `wss://` (see `crate::tls`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl WsConnector {
-    pub fn from_host(host: &str, source: Option<std::net::IpAddr>) -> Self {
+    pub fn from_host(
+        host: &str,
+        source: Option<std::net::IpAddr>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let base = host
             .trim_end_matches('/')
             .replacen("https://", "wss://", 1)
             .replacen("http://", "ws://", 1);
-        Self { base, source }
+        Self { base, source, tls }
     }
 }
 
@@ -35,21 +45,24 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 type Handshake = tokio_tungstenite::tungstenite::handshake::client::Response;
 
-/// Opens the TCP connection itself for `ws://` (from `source` when
-/// spreading), so the connect time is measured apart from the handshake;
-/// `wss://` goes through tokio-tungstenite's own connector.
+/// Opens the TCP connection itself (from `source` when spreading), so the
+/// connect time is measured apart from the TLS and WebSocket handshakes;
+/// `wss://` then goes through rustls with the run's trust.
 async fn open(
     request: tokio_tungstenite::tungstenite::handshake::client::Request,
     source: Option<std::net::IpAddr>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     connected: &mut Option<std::time::Duration>,
 ) -> Result<(Socket, Handshake), WsError> {
     let started = Instant::now();
-    if request.uri().scheme_str() != Some("ws") {
-        return tokio_tungstenite::connect_async(request).await;
-    }
     let uri = request.uri();
+    let secure = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => return Err(WsError::Url(UrlError::UnsupportedUrlScheme)),
+    };
     let host = uri.host().unwrap_or("127.0.0.1").to_owned();
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
     let target = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(WsError::Io)?
@@ -67,7 +80,22 @@ async fn open(
     let stream = socket.connect(target).await.map_err(WsError::Io)?;
     let _ = stream.set_nodelay(true);
     *connected = Some(started.elapsed());
-    tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream)).await
+    let connector = match (secure, tls) {
+        (false, _) => TlsConnector::Plain,
+        (true, Some(config)) => TlsConnector::Rustls(config.clone()),
+        (true, None) => return Err(WsError::Url(UrlError::TlsFeatureNotEnabled)),
+    };
+    tokio_tungstenite::client_async_tls_with_config(request, stream, None, Some(connector)).await
+}
+
+/// What a failed handshake says to a user.
+fn explain(error: &WsError) -> String {
+    match error {
+        WsError::Tls(tls) => format!("TLS: {tls}"),
+        // rustls reports a refused certificate as an I/O error whose
+        // message is rustls' own.
+        other => other.to_string(),
+    }
 }
 
 impl Connector for WsConnector {
@@ -80,8 +108,9 @@ impl Connector for WsConnector {
         );
         let stop_at = attempt.stop_at;
         let mut reader = Reader::new(shared, attempt);
-        let Ok(mut request) = url.as_str().into_client_request() else {
-            return reader.finish(ConnectionEnd::ConnectError);
+        let mut request = match url.as_str().into_client_request() {
+            Ok(request) => request,
+            Err(e) => return reader.fail(ConnectionEnd::ConnectError, e),
         };
         for (name, value) in &plan.headers {
             if let (Ok(name), Ok(value)) = (
@@ -92,7 +121,7 @@ impl Connector for WsConnector {
             }
         }
         let connected = tokio::select! {
-            c = open(request, self.source, &mut reader.conn.connect) => c,
+            c = open(request, self.source, self.tls.as_ref(), &mut reader.conn.connect) => c,
             () = client_deadline(shared, stop_at) => return reader.finish(ConnectionEnd::ClientDeadline),
         };
         let (mut socket, response) = match connected {
@@ -105,7 +134,7 @@ impl Connector for WsConnector {
                 }
                 return reader.finish(ConnectionEnd::HttpStatus);
             }
-            Err(_) => return reader.finish(ConnectionEnd::ConnectError),
+            Err(e) => return reader.fail(ConnectionEnd::ConnectError, explain(&e)),
         };
         reader.conn.headers = Some(reader.started.elapsed());
         reader.conn.status = Some(response.status().as_u16());

@@ -4,6 +4,7 @@
 
 pub(crate) mod html;
 pub mod markdown;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -87,6 +88,17 @@ pub struct InstanceStats {
     pub connections: u64,
 }
 
+/// Distinct failure messages a report keeps.
+pub const MAX_ERROR_SAMPLES: usize = 10;
+
+/// A failure message and how many connections ended with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorSample {
+    pub end: ConnectionEnd,
+    pub message: String,
+    pub count: u64,
+}
+
 /// One second of the run: open streams per instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelinePoint {
@@ -136,6 +148,16 @@ pub struct Report {
     /// The load generator's own health (merged: the worst process's).
     #[serde(default)]
     pub client: Option<crate::health::ClientFigures>,
+    /// Why connections failed, as the client saw it: each distinct
+    /// message with its count (at most `MAX_ERROR_SAMPLES` messages).
+    #[serde(default)]
+    pub error_samples: Vec<ErrorSample>,
+    /// The checks the run was asked for (`merge` re-judges with them).
+    #[serde(default)]
+    pub expectations: Option<crate::checks::Expectations>,
+    /// The figures to gate on, derived from the rest when written.
+    #[serde(default)]
+    pub summary: summary::Summary,
     #[serde(with = "histograms")]
     pub histograms: BTreeMap<String, Histogram<u64>>,
 }
@@ -169,6 +191,9 @@ impl Report {
             dropped_starts: 0,
             latency: Latency::default(),
             client: None,
+            error_samples: Vec::new(),
+            expectations: None,
+            summary: summary::Summary::default(),
             histograms,
         }
     }
@@ -257,6 +282,27 @@ impl Report {
         }
     }
 
+    /// Counts a failure message; whether it was new.
+    pub fn add_error_sample(&mut self, end: ConnectionEnd, message: &str, count: u64) -> bool {
+        if let Some(sample) = self
+            .error_samples
+            .iter_mut()
+            .find(|s| s.end == end && s.message == message)
+        {
+            sample.count += count;
+            false
+        } else if self.error_samples.len() < MAX_ERROR_SAMPLES {
+            self.error_samples.push(ErrorSample {
+                end,
+                message: message.to_owned(),
+                count,
+            });
+            true
+        } else {
+            false
+        }
+    }
+
     /// Folds in the end of a logical stream.
     pub fn add_stream(&mut self, integrity: &Integrity, had_ids: bool, reconnects: u64) {
         self.streams += 1;
@@ -315,6 +361,13 @@ impl Report {
             (Some(mine), Some(theirs)) => Some(mine.worst(theirs)),
             (mine, theirs) => mine.clone().or_else(|| theirs.clone()),
         };
+        for sample in &other.error_samples {
+            self.add_error_sample(sample.end, &sample.message, sample.count);
+        }
+        if self.expectations != other.expectations {
+            // Different checks cannot judge the merged run.
+            self.expectations = None;
+        }
         for (name, h) in &other.histograms {
             match self.histograms.get_mut(name) {
                 Some(mine) => {
@@ -367,13 +420,22 @@ impl Report {
         })
     }
 
+    /// Sets the `summary` from the report's figures and these verdicts.
+    pub fn summarize(&mut self, verdicts: &[Verdict]) {
+        self.summary = summary::Summary::of(self, verdicts);
+    }
+
     /// Writes the report in the format its extension names: `.json`,
     /// `.md`, or `.html`.
     pub fn write(&self, path: &Path, verdicts: &[Verdict]) -> Result<(), ReportError> {
         let text = match path.extension().and_then(|e| e.to_str()) {
             Some("md") => markdown::render(self, verdicts),
             Some("html") => html::render(self, verdicts),
-            _ => self.to_json(),
+            _ => {
+                let mut summarized = self.clone();
+                summarized.summarize(verdicts);
+                summarized.to_json()
+            }
         };
         std::fs::write(path, text).map_err(|source| ReportError::Write {
             path: path.display().to_string(),

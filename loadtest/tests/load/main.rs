@@ -9,4 +9,5 @@ mod helpers;
 mod honest_latency;
 mod misbehaving;
 mod rehearsals;
+mod tls;
 mod trickle_runs;
