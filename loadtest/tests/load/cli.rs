@@ -101,8 +101,82 @@ async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("no checks"), "different checks: {stdout}");
     let read = |p: &std::path::Path| trickle_load::report::Report::read(p).unwrap();
     let (ra, rb, all) = (read(&a), read(&b), read(&merged));
+    // The summary, read as jq would: the figures and the checks.
+    let json = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (ja, jb, jall) = (json(&a), json(&b), json(&merged));
+    let first_events = |j: &serde_json::Value| {
+        j["summary"]["measures"]["first_event"]["count"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        first_events(&ja),
+        ra.histogram("first_event").unwrap().len()
+    );
+    assert!(first_events(&ja) > 0);
+    assert_eq!(
+        first_events(&jall),
+        first_events(&ja) + first_events(&jb),
+        "merge recomputes"
+    );
+    let p99 = ja["summary"]["measures"]["first_event"]["p99_ms"]
+        .as_f64()
+        .unwrap();
+    let max = ja["summary"]["measures"]["first_event"]["max_ms"]
+        .as_f64()
+        .unwrap();
+    assert!(p99 > 0.0 && p99 <= max, "{p99} {max}");
+    let check = |j: &serde_json::Value, name: &str| -> serde_json::Value {
+        j["summary"]["checks"]
+            .as_array()
+            .and_then(|checks| checks.iter().find(|c| c["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no {name} check in {}", j["summary"]))
+    };
+    let ttfb = check(&ja, "ttfb-p99");
+    assert_eq!(ttfb["verdict"], "PASS");
+    assert_eq!(ttfb["unit"], "ms");
+    assert_eq!(ttfb["limit"], 5000.0);
+    assert_eq!(ttfb["value"].as_f64(), Some(p99));
+    assert_eq!(check(&ja, "integrity")["value"], 0.0);
+    assert_eq!(check(&jb, "ttfb-p99")["verdict"], "FAIL");
+    assert_eq!(jb["summary"]["passed"], false);
+    assert_eq!(
+        ja["summary"]["ends"]["completed"].as_u64(),
+        ra.ends
+            .get(&trickle_load::record::ConnectionEnd::Completed)
+            .copied()
+    );
+    assert_eq!(jall["summary"]["checks"].as_array().map(Vec::len), Some(0));
+
+    // Parts run with the same checks: the merged run is judged by them.
+    let c = dir.join("c.json");
+    let again = run(&c, &["--max-ttfb-p99", "5s"]).await.unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    let judged = dir.join("judged.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+        .args([
+            "merge",
+            a.to_str().unwrap(),
+            c.to_str().unwrap(),
+            "-o",
+            judged.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PASS ttfb-p99"));
+    let jj = json(&judged);
+    assert_eq!(check(&jj, "ttfb-p99")["verdict"], "PASS");
+    assert_eq!(
+        first_events(&jj),
+        first_events(&ja) + first_events(&json(&c))
+    );
     assert_eq!(all.connections, ra.connections + rb.connections);
     assert_eq!(all.events, ra.events + rb.events);
     assert_eq!(all.processes, 2);
