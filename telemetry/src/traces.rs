@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
+use opentelemetry_otlp::{WithHttpConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
@@ -96,6 +97,105 @@ pub enum TracesError {
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
     #[error("cannot start the gRPC exporter's runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("{var}={value:?} is not supported: use grpc or http/protobuf")]
+    Protocol { var: &'static str, value: String },
+    #[error("cannot read the OTLP certificate {path}: {source}")]
+    Certificate {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the OTLP certificate {path} is not a PEM certificate: {source}")]
+    CertificateFormat {
+        path: String,
+        source: reqwest::Error,
+    },
+    #[error("cannot build the OTLP/HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+}
+
+/// The OTLP protocols trickle exports with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Protocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+impl Protocol {
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`,
+    /// else `http/protobuf`; any other value (`http/json` included, which
+    /// this build does not carry) is an error rather than a silent default.
+    fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, TracesError> {
+        let Some((name, value)) = [
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ]
+        .into_iter()
+        .find_map(|name| var(name).map(|value| (name, value))) else {
+            return Ok(Self::HttpProtobuf);
+        };
+        match value.trim() {
+            "grpc" => Ok(Self::Grpc),
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            _ => Err(TracesError::Protocol { var: name, value }),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+/// The CA certificate the exporter must trust instead of the system's
+/// roots (`OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, else
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE`: a PEM file), read at start.
+fn certificate(var: &dyn Fn(&str) -> Option<String>) -> Result<Option<Vec<u8>>, TracesError> {
+    let Some(path) = var("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE")
+        .or_else(|| var("OTEL_EXPORTER_OTLP_CERTIFICATE"))
+    else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(&path).map_err(|source| TracesError::Certificate {
+        path: path.clone(),
+        source,
+    })?;
+    // Checked here so a wrong file fails at start, on either protocol.
+    reqwest::Certificate::from_pem(&pem)
+        .map_err(|source| TracesError::CertificateFormat { path, source })?;
+    Ok(Some(pem))
+}
+
+/// The export timeout the exporter itself would use (milliseconds).
+fn export_timeout(var: &dyn Fn(&str) -> Option<String>) -> Duration {
+    var("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+        .or_else(|| var("OTEL_EXPORTER_OTLP_TIMEOUT"))
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(Duration::from_secs(10), Duration::from_millis)
+}
+
+/// A blocking HTTP client that trusts `pem` only. Built on a thread of its
+/// own: reqwest's blocking client starts (and at drop stops) a runtime,
+/// which must not happen on an async worker.
+fn http_client_trusting(
+    pem: Vec<u8>,
+    timeout: Duration,
+) -> Result<reqwest::blocking::Client, TracesError> {
+    std::thread::spawn(move || {
+        let ca = reqwest::Certificate::from_pem(&pem).map_err(TracesError::HttpClient)?;
+        reqwest::blocking::Client::builder()
+            .tls_certs_only([ca])
+            .timeout(timeout)
+            .build()
+            .map_err(TracesError::HttpClient)
+    })
+    .join()
+    .unwrap_or_else(|_| {
+        Err(TracesError::Runtime(std::io::Error::other(
+            "the OTLP/HTTP client's set-up panicked",
+        )))
+    })
 }
 
 /// A running trace pipeline.
@@ -107,7 +207,7 @@ pub struct Traces {
     /// (opentelemetry-rust #2583).
     runtime: Option<tokio::runtime::Runtime>,
     pub endpoint: String,
-    pub protocol: String,
+    pub protocol: &'static str,
 }
 
 impl fmt::Debug for Traces {
@@ -121,14 +221,17 @@ impl fmt::Debug for Traces {
 
 impl Traces {
     /// Builds the pipeline if `env` configures an OTLP endpoint (and
-    /// `OTEL_TRACES_EXPORTER` is not `none`); `Ok(None)` otherwise.
+    /// neither `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none`
+    /// turns it off); `Ok(None)` otherwise. `https://` endpoints are
+    /// verified against the system's roots, or against the PEM file
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE` names.
     pub(crate) fn from_env(
         env: &dyn Fn(&str) -> Option<String>,
         resource: Resource,
         metrics: Option<&Metrics>,
     ) -> Result<Option<Self>, TracesError> {
         let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        if var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim() == "none") {
+        if sdk_disabled(&var) || var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim() == "none") {
             return Ok(None);
         }
         let Some(endpoint) = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -136,31 +239,39 @@ impl Traces {
         else {
             return Ok(None);
         };
-        let protocol = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
-            .unwrap_or_else(|| "http/protobuf".to_owned());
+        let protocol = Protocol::from_env(&var)?;
+        let certificate = certificate(&var)?;
+        let https = endpoint.trim_start().starts_with("https://");
 
-        let (exporter, runtime) = if protocol.trim() == "grpc" {
+        let (exporter, runtime) = if protocol == Protocol::Grpc {
+            use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name("otlp-grpc")
                 .enable_all()
                 .build()
                 .map_err(TracesError::Runtime)?;
+            let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+            if https {
+                // tonic trusts no root unless told to.
+                let tls = match &certificate {
+                    Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+                    None => ClientTlsConfig::new().with_native_roots(),
+                };
+                builder = builder.with_tls_config(tls);
+            }
             let exporter = {
                 let _entered = runtime.enter();
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .build()?
+                builder.build()?
             };
             (exporter, Some(runtime))
         } else {
-            (
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .build()?,
-                None,
-            )
+            let mut builder = opentelemetry_otlp::SpanExporter::builder().with_http();
+            if let Some(pem) = certificate {
+                builder =
+                    builder.with_http_client(http_client_trusting(pem, export_timeout(&var))?);
+            }
+            (builder.build()?, None)
         };
 
         let counters = SpanCounters::new(metrics);
@@ -182,7 +293,7 @@ impl Traces {
             tracer,
             runtime,
             endpoint,
-            protocol,
+            protocol: protocol.as_str(),
         }))
     }
 
@@ -201,7 +312,15 @@ impl Traces {
     }
 }
 
-/// The resource every span carries.
+/// `OTEL_SDK_DISABLED=true` (case-insensitive): no telemetry SDK at all.
+pub(crate) fn sdk_disabled(var: &dyn Fn(&str) -> Option<String>) -> bool {
+    var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// The resource every span carries: the SDK's own attributes, then
+/// trickle's defaults (service name and version, instance, Cloud Run
+/// attributes), then `OTEL_RESOURCE_ATTRIBUTES`, then `OTEL_SERVICE_NAME`:
+/// what the user sets wins, as the SDK specification says.
 pub fn resource(
     env: &dyn Fn(&str) -> Option<String>,
     instance: &str,
@@ -209,14 +328,8 @@ pub fn resource(
 ) -> Resource {
     let k_service = config.service.as_deref();
     let k_revision = config.revision.as_deref();
-    // Resource::builder() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES;
-    // values set here win, so the service name is only set when the
-    // environment does not name one.
-    let mut builder = Resource::builder();
-    if env("OTEL_SERVICE_NAME").is_none() {
-        builder = builder.with_service_name(k_service.unwrap_or("trickle").to_owned());
-    }
     let mut attributes = vec![
+        KeyValue::new("service.name", k_service.unwrap_or("trickle").to_owned()),
         KeyValue::new("service.instance.id", instance.to_owned()),
         KeyValue::new(
             "service.version",
@@ -239,7 +352,59 @@ pub fn resource(
             ));
         }
     }
-    builder.with_attributes(attributes).build()
+    let mut builder = Resource::builder_empty()
+        .with_detectors(&[Box::new(
+            opentelemetry_sdk::resource::TelemetryResourceDetector,
+        )])
+        .with_attributes(attributes);
+    if let Some(raw) = env("OTEL_RESOURCE_ATTRIBUTES") {
+        match parse_resource_attributes(&raw) {
+            Ok(user) => builder = builder.with_attributes(user),
+            Err(entry) => tracing::warn!(
+                entry,
+                "OTEL_RESOURCE_ATTRIBUTES ignored: expected key=value pairs separated by commas"
+            ),
+        }
+    }
+    if let Some(name) = env("OTEL_SERVICE_NAME").filter(|n| !n.trim().is_empty()) {
+        builder = builder.with_service_name(name.trim().to_owned());
+    }
+    builder.build()
+}
+
+/// `key1=value1,key2=value2`, values percent-decoded (W3C Baggage octets,
+/// as the specification defines the variable). A malformed entry discards
+/// the whole variable (the specification's advice); it is returned.
+fn parse_resource_attributes(raw: &str) -> Result<Vec<KeyValue>, String> {
+    raw.split(',')
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| {
+            let (key, value) = entry.split_once('=').ok_or_else(|| entry.to_owned())?;
+            let key = key.trim();
+            let value = percent_decode(value.trim()).ok_or_else(|| entry.to_owned())?;
+            if key.is_empty() {
+                return Err(entry.to_owned());
+            }
+            Ok(KeyValue::new(key.to_owned(), value))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The registry's span counters; `None` when metrics are off.
@@ -362,6 +527,125 @@ mod tests {
                 .count(),
             250
         );
+    }
+
+    fn attribute(resource: &Resource, key: &str) -> Option<String> {
+        resource
+            .get(&opentelemetry::Key::from(key.to_owned()))
+            .map(|v| v.to_string())
+    }
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn what_the_user_sets_wins_over_trickles_defaults() {
+        let config = TelemetryConfig {
+            service: Some("trickle-svc".to_owned()),
+            revision: Some("trickle-svc-00001".to_owned()),
+            ..TelemetryConfig::default()
+        };
+        let defaults = resource(&env_of(&[]), "i-1", &config);
+        assert_eq!(
+            attribute(&defaults, "service.name").as_deref(),
+            Some("trickle-svc")
+        );
+        assert_eq!(
+            attribute(&defaults, "service.instance.id").as_deref(),
+            Some("i-1")
+        );
+        assert_eq!(
+            attribute(&defaults, "telemetry.sdk.name").as_deref(),
+            Some("opentelemetry")
+        );
+
+        let env = env_of(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.version=v%202,deployment.environment.name=prod,service.name=from-attrs",
+        )]);
+        let user = resource(&env, "i-1", &config);
+        assert_eq!(attribute(&user, "service.version").as_deref(), Some("v 2"));
+        assert_eq!(
+            attribute(&user, "deployment.environment.name").as_deref(),
+            Some("prod")
+        );
+        assert_eq!(
+            attribute(&user, "service.name").as_deref(),
+            Some("from-attrs")
+        );
+        assert_eq!(
+            attribute(&user, "faas.name").as_deref(),
+            Some("trickle-svc"),
+            "defaults kept"
+        );
+
+        // OTEL_SERVICE_NAME wins over the attribute of the same key.
+        let env = env_of(&[
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"),
+            ("OTEL_SERVICE_NAME", "named"),
+        ]);
+        assert_eq!(
+            attribute(&resource(&env, "i", &config), "service.name").as_deref(),
+            Some("named")
+        );
+
+        // A malformed variable is ignored as a whole.
+        let env = env_of(&[("OTEL_RESOURCE_ATTRIBUTES", "service.version=x,oops")]);
+        let bad = resource(&env, "i", &config);
+        assert_eq!(
+            attribute(&bad, "service.version").as_deref(),
+            Some("trickle-svc-00001")
+        );
+    }
+
+    #[test]
+    fn protocols_other_than_grpc_and_http_protobuf_are_errors() {
+        let pipeline = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")];
+            all.extend_from_slice(pairs);
+            Traces::from_env(&env_of(&all), Resource::builder_empty().build(), None)
+        };
+        for bad in ["http/json", "http", "grpc/protobuf", "HTTP/PROTOBUF"] {
+            let result = pipeline(&[("OTEL_EXPORTER_OTLP_PROTOCOL", bad)]);
+            assert!(
+                matches!(
+                    &result,
+                    Err(TracesError::Protocol {
+                        var: "OTEL_EXPORTER_OTLP_PROTOCOL",
+                        ..
+                    })
+                ),
+                "{bad}: {result:?}"
+            );
+        }
+        let result = pipeline(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "json")]);
+        assert!(matches!(
+            result,
+            Err(TracesError::Protocol {
+                var: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                ..
+            })
+        ));
+        let ok = pipeline(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
+        assert!(ok.is_ok_and(|t| t.is_some_and(|t| t.protocol == "http/protobuf")));
+        // Disabled SDK: nothing is built, whatever else is set.
+        for yes in ["true", "TRUE", " True "] {
+            assert!(pipeline(&[("OTEL_SDK_DISABLED", yes)]).is_ok_and(|t| t.is_none()));
+        }
+        assert!(pipeline(&[("OTEL_SDK_DISABLED", "false")]).is_ok_and(|t| t.is_some()));
+        // A certificate that cannot be read fails at start.
+        let missing = pipeline(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", "/no/such/ca.pem")]);
+        assert!(matches!(missing, Err(TracesError::Certificate { .. })));
     }
 
     #[test]

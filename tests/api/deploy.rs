@@ -294,3 +294,48 @@ fn accepts_flags(program: &Path, args: &Value) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `cargo build -p trickle` on its own (the Dockerfile builds the whole
+/// workspace, a user may not) still reaches https:// collectors: the TLS
+/// features come from trickle's own dependency graph, not from another
+/// workspace member's.
+#[test]
+fn trickle_built_alone_carries_tls_for_both_otlp_protocols() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let features_of = |krate: &str| {
+        let out = Command::new(&cargo)
+            .current_dir(repo(""))
+            .args([
+                "tree",
+                "--offline",
+                "--locked",
+                "-p",
+                "trickle",
+                "-e",
+                "features",
+                "-i",
+                krate,
+            ])
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let reqwest = features_of("reqwest");
+    assert!(reqwest.contains("reqwest feature \"rustls\""), "{reqwest}");
+    assert!(
+        reqwest.contains("reqwest feature \"blocking\""),
+        "{reqwest}"
+    );
+    let tonic = features_of("tonic");
+    for feature in ["tls-aws-lc", "tls-native-roots"] {
+        assert!(
+            tonic.contains(&format!("tonic feature \"{feature}\"")),
+            "{feature}: {tonic}"
+        );
+    }
+}

@@ -20,5 +20,6 @@ mod probes;
 mod shutdown;
 mod sse;
 mod text;
+mod tls;
 mod traces;
 mod ws;

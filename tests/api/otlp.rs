@@ -167,6 +167,23 @@ impl Receiver {
         }
     }
 
+    /// The same receiver behind TLS with `ca`'s certificate: the endpoint
+    /// becomes `https://127.0.0.1:PORT`.
+    pub async fn behind_tls(self, ca: &crate::tls::TestCa) -> Self {
+        let backend = self.endpoint.trim_start_matches("http://").parse().unwrap();
+        // gRPC is HTTP/2; the HTTP receiver speaks HTTP/1.1 only.
+        let alpn: &[&[u8]] = if self.protocol == "grpc" {
+            &[b"h2"]
+        } else {
+            &[b"http/1.1"]
+        };
+        let port = ca.terminate(backend, alpn).await;
+        Self {
+            endpoint: format!("https://127.0.0.1:{port}"),
+            ..self
+        }
+    }
+
     pub fn spans(&self) -> Vec<Span> {
         self.store.0.lock().unwrap().clone()
     }

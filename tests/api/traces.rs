@@ -169,6 +169,71 @@ async fn http_receiver_gets_one_trace_per_stream_with_its_chunks() {
     one_trace_per_stream_with_its_chunks(Receiver::http().await).await;
 }
 
+/// https:// collectors on both protocols: verified against the CA that
+/// OTEL_EXPORTER_OTLP_CERTIFICATE names; without it, the export fails
+/// (the certificate is not trusted) and the failure is counted.
+#[tokio::test]
+async fn exports_to_https_collectors_and_verifies_their_certificate() {
+    let ca = crate::tls::TestCa::new();
+    let ca_file = ca.ca_file.to_str().unwrap().to_owned();
+    for receiver in [Receiver::grpc().await, Receiver::http().await] {
+        let receiver = receiver.behind_tls(&ca).await;
+        assert!(receiver.endpoint.starts_with("https://"));
+        let trace = "cccccccccccccccccccccccccccccccc";
+        let bin = start(
+            &receiver,
+            &[],
+            &[("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca_file)],
+        )
+        .await;
+        stream(
+            &bin,
+            "/sse?chunks=2&interval_ms=0",
+            &[("traceparent", &format!("00-{trace}-{PARENT}-01"))],
+        )
+        .await;
+        let spans = receiver
+            .wait_for(Duration::from_secs(10), |s| {
+                !stream_spans(s, trace).0.is_empty()
+            })
+            .await;
+        assert_eq!(
+            stream_spans(&spans, trace).0.len(),
+            1,
+            "{}: {spans:#?}",
+            receiver.protocol
+        );
+
+        // The system's roots do not include the test CA: refused.
+        let untrusted = start(&receiver, &[], &[]).await;
+        let other = "dddddddddddddddddddddddddddddddd";
+        stream(
+            &untrusted,
+            "/sse?chunks=2&interval_ms=0",
+            &[("traceparent", &format!("00-{other}-{PARENT}-01"))],
+        )
+        .await;
+        // The exporter retries within its timeout, then counts the batch.
+        let give_up = Instant::now() + Duration::from_secs(20);
+        let failed = loop {
+            let failed = untrusted
+                .scrape()
+                .await
+                .get("trickle_otel_spans_export_failed_total", &[]);
+            if failed >= 1.0 || Instant::now() > give_up {
+                break failed;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(
+            failed >= 1.0,
+            "{}: export failures {failed}",
+            receiver.protocol
+        );
+        assert!(stream_spans(&receiver.spans(), other).0.is_empty());
+    }
+}
+
 #[tokio::test]
 async fn chunk_span_modes_events_and_sample() {
     let receiver = Receiver::http().await;
