@@ -89,15 +89,28 @@ impl StreamTelemetry {
             let route = req
                 .match_pattern()
                 .map_or(Cow::Borrowed(req.path()), Cow::Owned);
-            let name = format!("{} {}", req.method(), route);
+            let (method, original) = crate::semconv::method(req.method());
+            let name = format!("{} {}", crate::semconv::span_method(method), route);
+            let info = req.connection_info();
+            let (address, port) = crate::semconv::server(info.host(), info.scheme());
             let mut attributes = vec![
-                KeyValue::new("http.request.method", req.method().to_string()),
+                KeyValue::new("http.request.method", method),
                 KeyValue::new("http.route", route.into_owned()),
                 KeyValue::new("url.path", req.path().to_owned()),
-                KeyValue::new("url.scheme", req.connection_info().scheme().to_owned()),
+                KeyValue::new("url.scheme", info.scheme().to_owned()),
+                KeyValue::new("server.address", address),
                 KeyValue::new("network.protocol.version", protocol_version(req)),
                 KeyValue::new("trickle.transport", transport.as_str()),
             ];
+            if let Some(port) = port {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
+            if let Some(original) = original {
+                attributes.push(KeyValue::new("http.request.method_original", original));
+            }
+            if !req.query_string().is_empty() {
+                attributes.push(KeyValue::new("url.query", req.query_string().to_owned()));
+            }
             if let Some(agent) = req
                 .headers()
                 .get("user-agent")
@@ -105,7 +118,7 @@ impl StreamTelemetry {
             {
                 attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
             }
-            if let Some(client) = req.connection_info().realip_remote_addr() {
+            if let Some(client) = info.realip_remote_addr() {
                 attributes.push(KeyValue::new("client.address", client.to_owned()));
             }
             if let Some(after) = resumed_after {
@@ -324,6 +337,13 @@ impl Drop for StreamRecorder {
                 ];
                 if let Some(ttfb) = self.ttfb {
                     attributes.push(KeyValue::new("trickle.ttfb_ms", ttfb.as_secs_f64() * 1e3));
+                }
+                // error.type: the status code for a server error, else a
+                // low-cardinality name for a body that failed mid-stream.
+                if self.status >= 500 {
+                    attributes.push(KeyValue::new("error.type", self.status.to_string()));
+                } else if outcome == Outcome::Error {
+                    attributes.push(KeyValue::new("error.type", "stream_error"));
                 }
                 stream_span.set_attributes(attributes);
                 if outcome == Outcome::Error {

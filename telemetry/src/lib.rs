@@ -82,6 +82,7 @@ pub mod logs;
 pub mod metrics;
 pub mod propagation;
 pub mod registrar;
+pub mod semconv;
 pub mod traces;
 
 use std::sync::Arc;

@@ -76,6 +76,14 @@ async fn one_trace_per_stream_with_its_chunks(receiver: Receiver) {
     assert_eq!(server.str("http.request.method"), Some("GET"));
     assert_eq!(server.str("http.route"), Some("/sse"));
     assert_eq!(server.str("url.path"), Some("/sse"));
+    assert_eq!(
+        server.str("url.query"),
+        Some("chunks=6&interval_ms=100&size=10")
+    );
+    assert_eq!(server.str("server.address"), Some("127.0.0.1"));
+    let port: i64 = bin.base.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(server.int("server.port"), Some(port));
+    assert_eq!(server.str("error.type"), None, "a completed stream");
     assert_eq!(server.str("network.protocol.version"), Some("1.1"));
     assert_eq!(server.int("http.response.status_code"), Some(200));
     assert_eq!(server.str("trickle.transport"), Some("sse"));
