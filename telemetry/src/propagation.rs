@@ -28,7 +28,14 @@ impl Extractor for HeaderExtractor<'_> {
 }
 
 /// The `X-Cloud-Trace-Context` propagator: `TRACE_ID/SPAN_ID;o=OPTIONS`,
-/// with a 32-hex-digit trace id and a decimal span id; `o=1` means sampled.
+/// with a 32-hex-digit trace id and a decimal span id.
+///
+/// Parsing follows Google's own propagator, `CloudTraceFormatPropagator`
+/// in GoogleCloudPlatform/opentelemetry-operations-go
+/// (`propagator/propagator.go`, `spanContextFromXCTCHeader`): the value must
+/// match `^[0-9a-f]{32}/[0-9]{1,20}(;o=[0-9])?$` (lowercase hex, one option
+/// digit); an all-zero trace id or a zero span id is invalid; `o=0` or no
+/// `o=` means not sampled, and any other digit (1-9) means sampled.
 #[derive(Debug, Default, Clone)]
 pub struct CloudTraceContextPropagator {
     fields: [String; 1],
@@ -44,7 +51,8 @@ impl CloudTraceContextPropagator {
     /// Parses one header value; `None` if it is malformed or all zeros.
     pub fn parse(value: &str) -> Option<SpanContext> {
         let (trace, rest) = value.trim().split_once('/')?;
-        if trace.len() != 32 || !trace.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if trace.len() != 32 || !trace.bytes().all(lower_hex) {
             return None;
         }
         let trace_id = TraceId::from_hex(trace).ok()?;
@@ -52,20 +60,18 @@ impl CloudTraceContextPropagator {
             Some((span, options)) => (span, Some(options)),
             None => (rest, None),
         };
-        if span.is_empty() || !span.bytes().all(|b| b.is_ascii_digit()) {
+        if span.is_empty() || span.len() > 20 || !span.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         let span_id = SpanId::from(span.parse::<u64>().ok()?);
         if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
             return None;
         }
-        let sampled = match options {
+        let sampled = match options.map(|o| o.strip_prefix("o=").map(str::as_bytes)) {
             None => false,
-            Some(options) => match options.strip_prefix("o=") {
-                Some("1") => true,
-                Some("0") => false,
-                _ => return None,
-            },
+            Some(Some([b'0'])) => false,
+            Some(Some([digit])) if digit.is_ascii_digit() => true,
+            Some(_) => return None,
         };
         let flags = if sampled {
             TraceFlags::SAMPLED
@@ -150,6 +156,27 @@ mod tests {
         assert!(!cx.is_sampled(), "no options: not sampled");
     }
 
+    /// Sampling as Google's propagator decides it (see the type's docs).
+    #[test]
+    fn sampling_follows_googles_propagator() {
+        let sampled = |options: &str| {
+            CloudTraceContextPropagator::parse(&format!("{TRACE}/12{options}"))
+                .map(|cx| cx.is_sampled())
+        };
+        assert_eq!(sampled(""), Some(false), "no o=: not sampled");
+        assert_eq!(sampled(";o=0"), Some(false));
+        assert_eq!(sampled(";o=1"), Some(true));
+        for digit in 2..=9 {
+            assert_eq!(sampled(&format!(";o={digit}")), Some(true), "o={digit}");
+        }
+        assert_eq!(sampled(";o=10"), None, "one digit only");
+        // Twenty digits are allowed when the value fits in 64 bits.
+        let max = CloudTraceContextPropagator::parse(&format!("{TRACE}/18446744073709551615"));
+        assert_eq!(max.map(|cx| cx.span_id()), Some(SpanId::from(u64::MAX)));
+        let padded = CloudTraceContextPropagator::parse(&format!("{TRACE}/00000000000000000012"));
+        assert_eq!(padded.map(|cx| cx.span_id()), Some(SpanId::from(12)));
+    }
+
     #[test]
     fn malformed_values_are_ignored() {
         for bad in [
@@ -162,8 +189,13 @@ mod tests {
             &format!("{TRACE}/-5;o=1"),
             &format!("{TRACE}/18446744073709551616;o=1"),
             &format!("{TRACE}/0;o=1"),
-            &format!("{TRACE}/12;o=2"),
+            &format!("{TRACE}/12;o=10"),
+            &format!("{TRACE}/12;o="),
+            &format!("{TRACE}/12;o=x"),
             &format!("{TRACE}/12;x=1"),
+            &format!("{TRACE}/12;"),
+            &format!("{TRACE}/000000000000000000012;o=1"),
+            &format!("{}/12;o=1", TRACE.to_uppercase()),
             &format!("{}/12;o=1", "0".repeat(32)),
             &format!("{}/12;o=1", &TRACE[..31]),
             &format!("{}g/12;o=1", &TRACE[..31]),
