@@ -63,6 +63,13 @@ pub struct EmulateArgs {
     /// What a cut stream looks like to the client.
     #[arg(long, value_enum, default_value = "close")]
     pub cut_mode: CutMode,
+    /// HTTP/2 end-to-end (gcloud's --use-http2): requests reach instances
+    /// over h2c, as when the service's port is named `h2c`. A WebSocket
+    /// upgrade cannot cross HTTP/2 (no RFC 8441 on either side): it reaches
+    /// the instance as a plain GET, and the client gets the instance's
+    /// answer to that (400 from trickle) instead of a 101.
+    #[arg(long)]
+    pub use_http2: bool,
     /// An instance idle this long is stopped (down to --min-instances).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_ttl: Duration,
@@ -144,6 +151,7 @@ pub async fn run(args: EmulateArgs) -> Result<(), EmulateError> {
             timeout: args.timeout,
             queue_timeout: args.queue_timeout,
             cut_mode: args.cut_mode,
+            http2: args.use_http2,
         },
     );
     let stop = CancellationToken::new();

@@ -43,6 +43,8 @@ pub struct ProxyConfig {
     pub timeout: Duration,
     pub queue_timeout: Duration,
     pub cut_mode: CutMode,
+    /// h2c to instances (Cloud Run's HTTP/2 end-to-end).
+    pub http2: bool,
 }
 
 pub struct Proxy {
@@ -75,6 +77,7 @@ impl Proxy {
     pub fn new(pool: Arc<Pool>, config: ProxyConfig) -> Arc<Self> {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .http2_only(config.http2)
             .build_http();
         Arc::new(Self {
             pool,
@@ -103,7 +106,14 @@ impl Proxy {
             .headers()
             .contains_key("upgrade")
             .then(|| hyper::upgrade::on(&mut req));
-        let Some(upstream) = upstream_request(req, &lease, peer) else {
+        if self.config.http2 && client_upgrade.is_some() {
+            say(&format!(
+                "{} {} asks for an upgrade: HTTP/2 end-to-end cannot carry it, forwarded without",
+                req.method(),
+                req.uri().path()
+            ));
+        }
+        let Some(upstream) = upstream_request(req, &lease, peer, self.config.http2) else {
             return Ok(full(StatusCode::BAD_REQUEST, "bad request target\n"));
         };
         let deadline = started + self.config.timeout;
@@ -275,14 +285,16 @@ impl Proxy {
 }
 
 /// The client's request rewritten for the leased instance: its address,
-/// hop-by-hop headers dropped (an upgrade kept), the platform's headers
-/// added. `None` when the target does not make a valid URI.
+/// hop-by-hop headers dropped (an upgrade kept over HTTP/1.1; over HTTP/2,
+/// which has no upgrade, dropped too), the platform's headers added.
+/// `None` when the target does not make a valid URI.
 fn upstream_request(
     req: Request<Incoming>,
     lease: &Lease,
     peer: SocketAddr,
+    http2: bool,
 ) -> Option<Request<Incoming>> {
-    let upgrade = req.headers().get("upgrade").cloned();
+    let upgrade = req.headers().get("upgrade").cloned().filter(|_| !http2);
     let uri = format!(
         "http://{}{}",
         lease.instance.addr,
@@ -292,6 +304,11 @@ fn upstream_request(
     parts.uri = uri.parse().ok()?;
     for name in HOP_BY_HOP {
         parts.headers.remove(name);
+    }
+    if http2 {
+        parts.version = hyper::Version::HTTP_2;
+        parts.headers.remove("upgrade");
+        parts.headers.remove("host");
     }
     if let Some(upgrade) = upgrade {
         parts

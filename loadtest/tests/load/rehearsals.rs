@@ -391,3 +391,60 @@ async fn the_emulator_survives_bad_instances() {
         "later streams ran on the replacement"
     );
 }
+
+/// HTTP/2 end-to-end (`--use-http2`): instances are reached over h2c, so
+/// SSE streams as before, a WebSocket upgrade reaches trickle as a plain
+/// GET and the client gets its 400 (Cloud Run advises against HTTP/2
+/// end-to-end for WebSockets), and an instance without h2c answers nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_end_to_end_rehearsal() {
+    let run = args("--users 4 --increase-rate 100 --run-time 2s --chunks 4 --interval-ms 50");
+    let emu = emulator(&["--use-http2"]).await;
+    let (result, _) = load(&emu.host, &run).await;
+    let ends = &result.report.ends;
+    assert!(
+        ends.get(&ConnectionEnd::Completed).copied().unwrap_or(0) >= 4,
+        "sse over h2c: {ends:?}"
+    );
+
+    let (result, _) = load(&emu.host, &[&run[..], &["--transport", "ws"]].concat()).await;
+    let report = &result.report;
+    assert_eq!(
+        report.ends.get(&ConnectionEnd::Completed),
+        None,
+        "{:?}",
+        report.ends
+    );
+    assert!(
+        report.statuses.get(&400).copied().unwrap_or(0) >= 4,
+        "{:?}",
+        report.statuses
+    );
+    assert_eq!(report.statuses.get(&101), None, "no upgrade crosses HTTP/2");
+    drop(emu);
+
+    // The same WebSocket run over HTTP/1.1 to the instance upgrades.
+    let emu = emulator(&[]).await;
+    let (result, _) = load(&emu.host, &[&run[..], &["--transport", "ws"]].concat()).await;
+    assert!(
+        result.report.statuses.get(&101).copied().unwrap_or(0) >= 4,
+        "{:?}",
+        result.report.statuses
+    );
+    drop(emu);
+
+    // An instance that speaks HTTP/1.1 only: HTTP/2 end-to-end cannot reach it.
+    let emu = emulator(&["--use-http2", "--", "--h2c", "false"]).await;
+    let (result, _) = load(&emu.host, &run).await;
+    assert_eq!(
+        result.report.ends.get(&ConnectionEnd::Completed),
+        None,
+        "{:?}",
+        result.report.statuses
+    );
+    assert!(
+        result.report.statuses.get(&503).copied().unwrap_or(0) >= 1,
+        "{:?}",
+        result.report.statuses
+    );
+}
