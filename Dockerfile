@@ -1,9 +1,13 @@
-# trickle (and trickle-load) for Cloud Run.
-#   docker build -t trickle .
+# Two images from one build: the service (the last stage, the default) and
+# the load tester (stage `load`), so the service image carries only the
+# service. Cloud Run runs linux/amd64: build for it explicitly on an ARM
+# machine (Apple silicon), or the revision will not start.
+#   docker build --platform linux/amd64 -t trickle .
+#   docker build --platform linux/amd64 --target load -t trickle-load .
 #   docker run -p 8080:8080 trickle                      # PORT is honoured
-#   docker run --entrypoint /usr/local/bin/trickle-load trickle --help
+#   docker run trickle-load --help
 # Checked by tests/api/deploy.rs (the build command, the copied binaries,
-# the non-root user), since no Docker engine runs in CI.
+# the non-root user, .dockerignore), since no Docker engine runs in CI.
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
@@ -24,10 +28,15 @@ COPY . .
 RUN touch src/main.rs src/lib.rs sse/src/lib.rs telemetry/src/lib.rs loadtest/src/lib.rs loadtest/src/main.rs \
  && cargo build --release --locked --workspace --bins
 
-# Runtime: glibc and libgcc only (what the binaries link), no shell, non-root.
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/trickle /usr/local/bin/trickle
+# Runtime images: glibc, libgcc and CA certificates only (what the binaries
+# need for https:// and wss://), no shell, non-root.
+FROM gcr.io/distroless/cc-debian12:nonroot AS load
 COPY --from=build /src/target/release/trickle-load /usr/local/bin/trickle-load
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/trickle-load"]
+
+FROM gcr.io/distroless/cc-debian12:nonroot AS service
+COPY --from=build /src/target/release/trickle /usr/local/bin/trickle
 USER 65532:65532
 ENV PORT=8080
 EXPOSE 8080

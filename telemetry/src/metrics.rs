@@ -170,8 +170,10 @@ impl StreamFamilies {
 }
 
 impl Metrics {
-    /// A registry with every metric; `version` and `instance` label
-    /// `trickle_build_info`.
+    /// A registry with every metric; `version` and `instance_id` label
+    /// `trickle_build_info` (not `instance`: that is the scrape target's
+    /// label in Prometheus and Managed Prometheus, and would be renamed
+    /// `exported_instance`).
     pub fn new(version: &str, instance: &str) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let r = Registrar::new(&registry);
@@ -202,7 +204,7 @@ impl Metrics {
         r.gauge_vec(
             names::BUILD_INFO,
             "Always 1; labels say which build and instance this is.",
-            &["version", "instance"],
+            &["version", "instance_id"],
         )?
         .with_label_values(&[version, instance])
         .set(1);

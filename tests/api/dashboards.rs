@@ -241,6 +241,62 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         .map(|l| l.split(['{', ' ']).next().unwrap())
         .collect();
 
+    // No exposed label collides with a label the scraper owns: Prometheus
+    // would rename it exported_*, and Managed Service for Prometheus takes
+    // these from the monitored resource (its prometheus_target labels).
+    const SCRAPER_LABELS: [&str; 6] = [
+        "job",
+        "instance",
+        "project_id",
+        "location",
+        "cluster",
+        "namespace",
+    ];
+    for line in exposed.lines().filter(|l| !l.starts_with('#')) {
+        let Some(labels) = line
+            .split_once('{')
+            .and_then(|(_, rest)| rest.split_once('}'))
+        else {
+            continue;
+        };
+        for pair in labels.0.split("\",") {
+            let name = pair
+                .trim_start_matches(',')
+                .split('=')
+                .next()
+                .unwrap_or_default();
+            assert!(
+                !SCRAPER_LABELS.contains(&name),
+                "label {name} collides with the scraper's: {line}"
+            );
+        }
+    }
+    let series: Value = client
+        .get(format!("{prom}/api/v1/series"))
+        .query(&[("match[]", "{__name__=~\"trickle_.+\"}")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let series = series["data"].as_array().unwrap();
+    assert!(!series.is_empty());
+    for labels in series {
+        for name in labels.as_object().unwrap().keys() {
+            assert!(
+                !name.starts_with("exported_"),
+                "renamed by Prometheus: {labels}"
+            );
+        }
+    }
+    assert!(
+        series
+            .iter()
+            .any(|l| l["__name__"] == "trickle_build_info" && l["instance_id"].is_string()),
+        "trickle_build_info carries instance_id"
+    );
+
     let start = started
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -130,15 +130,105 @@ fn the_dockerfile_builds_what_it_copies_and_runs_as_non_root() {
             );
         }
     }
-    let user = steps
-        .iter()
-        .rev()
-        .find(|s| s.starts_with("USER "))
-        .expect("a USER instruction");
-    let who = user.trim_start_matches("USER ").split(':').next().unwrap();
-    assert!(who != "root" && who != "0", "runs as {who}");
-    assert!(steps.iter().any(|s| s == "ENV PORT=8080"));
+    // Two runtime stages: `load` with trickle-load only, and the service
+    // (the last stage, what `docker build` makes by default) with trickle
+    // only; each runs as a non-root user.
+    let stages: Vec<Vec<&String>> = {
+        let mut stages: Vec<Vec<&String>> = Vec::new();
+        for step in &steps {
+            if step.starts_with("FROM ") {
+                stages.push(Vec::new());
+            }
+            if let Some(stage) = stages.last_mut() {
+                stage.push(step);
+            }
+        }
+        stages
+    };
+    let stage = |name: &str| {
+        stages
+            .iter()
+            .find(|s| s[0].ends_with(&format!(" AS {name}")))
+            .unwrap_or_else(|| panic!("no stage {name}"))
+    };
+    let copied = |stage: &Vec<&String>| -> Vec<String> {
+        stage
+            .iter()
+            .filter(|s| s.starts_with("COPY --from=build"))
+            .map(|s| s.split_whitespace().nth(2).unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(copied(stage("load")), ["/src/target/release/trickle-load"]);
+    assert_eq!(copied(stage("service")), ["/src/target/release/trickle"]);
+    assert!(stages.last().unwrap()[0].ends_with(" AS service"));
+    for name in ["load", "service"] {
+        let user = stage(name)
+            .iter()
+            .find(|s| s.starts_with("USER "))
+            .unwrap_or_else(|| panic!("{name}: no USER"));
+        let who = user.trim_start_matches("USER ").split(':').next().unwrap();
+        assert!(who != "root" && who != "0", "{name} runs as {who}");
+    }
+    assert!(stage("service").iter().any(|s| *s == "ENV PORT=8080"));
     assert!(steps.last().unwrap().contains("/usr/local/bin/trickle\""));
+
+    // The build context leaves out what the build does not need, and keeps
+    // everything it copies.
+    let ignore = std::fs::read_to_string(repo(".dockerignore")).expect(".dockerignore");
+    let entries: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for needed in [
+        "target/",
+        ".git/",
+        "**/node_modules/",
+        "**/.venv/",
+        "bench/results/",
+    ] {
+        assert!(entries.contains(&needed), ".dockerignore lacks {needed}");
+    }
+    for entry in &entries {
+        let entry = entry.trim_start_matches("**/").trim_end_matches('/');
+        for kept in [
+            "Cargo.toml",
+            "Cargo.lock",
+            "src",
+            "sse",
+            "telemetry",
+            "loadtest",
+        ] {
+            assert_ne!(
+                entry, kept,
+                ".dockerignore drops {kept}, which the build copies"
+            );
+        }
+    }
+}
+
+fn container<'a>(service: &'a Value, name: &str) -> &'a Value {
+    service["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} container"))
+}
+
+fn env_var(container: &Value, name: &str) -> Option<String> {
+    container["env"]
+        .as_sequence()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .map(str::to_owned)
+}
+
+fn annotation(service: &Value, name: &str) -> Option<String> {
+    service["spec"]["template"]["metadata"]["annotations"][name]
+        .as_str()
+        .map(str::to_owned)
 }
 
 #[test]
@@ -147,8 +237,8 @@ fn the_cloud_run_service_keeps_streams_inside_the_platform_limits() {
     let spec = &service["spec"]["template"]["spec"];
     let timeout = spec["timeoutSeconds"].as_u64().unwrap();
     let concurrency = spec["containerConcurrency"].as_u64().unwrap();
-    let containers = spec["containers"].as_sequence().unwrap();
-    let trickle = containers.iter().find(|c| c["name"] == "trickle").unwrap();
+    assert!(concurrency <= 1000, "Cloud Run's per-instance maximum");
+    let trickle = container(&service, "trickle");
     let args = &trickle["args"];
     let max_stream = secs(&arg(args, "--max-stream-duration").unwrap());
     assert!(
@@ -166,44 +256,107 @@ fn the_cloud_run_service_keeps_streams_inside_the_platform_limits() {
     assert_eq!(trickle["startupProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(trickle["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(trickle["ports"][0]["containerPort"], 8080);
+    // HTTP/1.1 to the container: WebSocket upgrades reach trickle.
+    assert_eq!(trickle["ports"][0]["name"], "http1");
     // Every flag is one trickle accepts.
     accepts_flags(Path::new(env!("CARGO_BIN_EXE_trickle")), args);
 
+    // Production trace volume: a sampled chunk-span mode, a sampler that
+    // follows Cloud Run's decision and samples the rest at a ratio.
+    let chunk_spans = arg(args, "--chunk-spans").unwrap();
+    assert!(chunk_spans.starts_with("sample:"), "{chunk_spans}");
+    assert_eq!(
+        env_var(trickle, "OTEL_TRACES_SAMPLER").as_deref(),
+        Some("parentbased_traceidratio")
+    );
+    let ratio: f64 = env_var(trickle, "OTEL_TRACES_SAMPLER_ARG")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ratio > 0.0 && ratio < 1.0);
+    // Instance-based billing: exports and scrapes run between requests.
+    assert_eq!(
+        annotation(&service, "run.googleapis.com/cpu-throttling").as_deref(),
+        Some("false")
+    );
+
     // The collector sidecar receives what trickle exports.
-    assert!(containers.iter().any(|c| c["name"] == "collector"));
-    let endpoint = trickle["env"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT")
-        .unwrap()["value"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let endpoint = env_var(trickle, "OTEL_EXPORTER_OTLP_ENDPOINT").unwrap();
     let collector = yaml("deploy/cloudrun/collector-config.yaml");
     let http = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
         .as_str()
         .unwrap();
     assert_eq!(endpoint, format!("http://{http}"));
-    assert!(collector["service"]["pipelines"]["traces"]["exporters"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .any(|e| e == "googlecloud"));
-    let deps = service["spec"]["template"]["metadata"]["annotations"]
-        ["run.googleapis.com/container-dependencies"]
-        .as_str()
-        .unwrap();
+    let pipeline = |name: &str, part: &str| -> Vec<String> {
+        collector["service"]["pipelines"][name][part]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("no {name} pipeline {part}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(pipeline("traces", "exporters"), ["googlecloud"]);
+    // Metrics: the collector scrapes the private address trickle serves
+    // /metrics on, and exports to Managed Service for Prometheus.
+    let metrics_addr = arg(args, "--metrics-addr").unwrap();
+    assert!(
+        metrics_addr.starts_with("127.0.0.1:"),
+        "/metrics stays off the public port: {metrics_addr}"
+    );
+    let scrape = &collector["receivers"]["prometheus"]["config"]["scrape_configs"][0];
+    assert_eq!(
+        scrape["static_configs"][0]["targets"][0],
+        metrics_addr.as_str()
+    );
+    assert_eq!(pipeline("metrics", "receivers"), ["prometheus"]);
+    assert_eq!(
+        pipeline("metrics", "exporters"),
+        ["googlemanagedprometheus"]
+    );
+    // Every processor a pipeline names is defined, and the instances'
+    // series are told apart (they all scrape the same 127.0.0.1 target).
+    for name in ["traces", "metrics"] {
+        for processor in pipeline(name, "processors") {
+            assert!(
+                !collector["processors"][processor.as_str()].is_null(),
+                "{name}: processor {processor} is not defined"
+            );
+        }
+    }
+    assert!(pipeline("metrics", "processors").contains(&"transform/cloudrun".to_owned()));
+    let statements = format!(
+        "{:?}",
+        collector["processors"]["transform/cloudrun"]["metric_statements"]
+    );
+    assert!(statements.contains("service.instance.id"), "{statements}");
+    let deps = annotation(&service, "run.googleapis.com/container-dependencies").unwrap();
     assert!(deps.contains("\"trickle\":[\"collector\"]"));
+}
+
+/// The HTTP/2 end-to-end variant is the same service but for the port's
+/// name, so the two cannot drift apart.
+#[test]
+fn the_h2c_manifest_differs_from_the_default_only_in_the_port_name() {
+    let default = yaml("deploy/cloudrun/service.yaml");
+    let mut h2c = yaml("deploy/cloudrun/service-h2c.yaml");
+    assert_eq!(container(&h2c, "trickle")["ports"][0]["name"], "h2c");
+    // trickle serves h2c unless told not to.
+    assert_eq!(arg(&container(&h2c, "trickle")["args"], "--h2c"), None);
+    let port = &mut h2c["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"];
+    *port = Value::from("http1");
+    assert_eq!(default, h2c);
 }
 
 #[test]
 fn the_load_job_and_the_local_stack_are_consistent() {
     let job = yaml("deploy/cloudrun/loadtest-job.yaml");
     let task = &job["spec"]["template"]["spec"];
-    assert!(task["taskCount"].as_u64().unwrap() > 1 && task["parallelism"].as_u64().unwrap() > 1);
+    let tasks = task["taskCount"].as_u64().unwrap();
+    assert!(tasks > 1 && task["parallelism"].as_u64().unwrap() > 1);
     let container = &task["template"]["spec"]["containers"][0];
-    assert_eq!(container["command"][0], "/usr/local/bin/trickle-load");
+    // The load image, not the service's.
+    let image = container["image"].as_str().unwrap();
+    assert!(image.ends_with("/trickle-load:latest"), "{image}");
     let args = &container["args"];
     assert!(
         arg(args, "--stream-report").unwrap().contains("{task}"),
@@ -218,6 +371,34 @@ fn the_load_job_and_the_local_stack_are_consistent() {
         trickle_load.display()
     );
     accepts_flags(&trickle_load, args);
+
+    // The job fits the service: what it holds at once is within what the
+    // service's instances hold, and it checks the service's concurrency.
+    let service = yaml("deploy/cloudrun/service.yaml");
+    let concurrency = service["spec"]["template"]["spec"]["containerConcurrency"]
+        .as_u64()
+        .unwrap();
+    let max_instances: u64 = annotation(&service, "autoscaling.knative.dev/maxScale")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let users: u64 = arg(args, "--users").unwrap().parse().unwrap();
+    assert!(users < 19_900, "one process holds at most ~19,900 sockets");
+    assert!(
+        tasks * users <= concurrency * max_instances,
+        "{tasks} x {users} streams do not fit {max_instances} x {concurrency}"
+    );
+    assert_eq!(
+        arg(args, "--expect-concurrency")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap(),
+        concurrency
+    );
+    let timeout = service["spec"]["template"]["spec"]["timeoutSeconds"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(secs(&arg(args, "--expect-timeout").unwrap()), timeout);
 
     let compose = yaml("deploy/compose.yaml");
     for (_, service) in compose["services"].as_mapping().unwrap() {
@@ -312,7 +493,7 @@ fn trickle_built_alone_carries_tls_for_both_otlp_protocols() {
                 "-p",
                 "trickle",
                 "-e",
-                "features",
+                "features,normal",
                 "-i",
                 krate,
             ])

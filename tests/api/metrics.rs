@@ -96,7 +96,7 @@ async fn a_completed_stream_adds_exactly_its_chunks_bytes_and_one_ttfb() {
             "trickle_build_info",
             &[
                 ("version", env!("CARGO_PKG_VERSION")),
-                ("instance", &app.instance)
+                ("instance_id", &app.instance)
             ]
         ),
         1.0
