@@ -115,7 +115,7 @@ def capacity_table(rows, interval_ms):
 
 def classic_section(rows):
     out = [f"## 0. The baseline: the article's Flask example, N clients at once (commit {commits(rows)})\n",
-           "`GET /stream` sends ten lines, one a second (`../shared/seed/`). N clients ask for it at once "
+           "`GET /stream` sends ten lines, one a second (the article's Flask example, `docs/origin.md`). N clients ask for it at once "
            "(trickle-load `--transport text --path /stream`, ramp 2,000/s) and keep asking for 15 s: each stream "
            "takes 9 s, so every client can finish one. trickle serves the same `/stream` (the same ten lines).\n",
            ]
