@@ -105,8 +105,10 @@ fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> Option<f64> {
 pub async fn run(args: &CapacityArgs, n: u64, slo: &Slo) -> Result<Level, SetupError> {
     let from = ramp(args, n) + args.warmup;
     let to = from + args.hold;
+    let trust = crate::tls::Trust::new(args.stream.ca_file.as_deref(), args.stream.insecure)?;
     let memory = tokio::spawn(read_memory(
         metrics_url(args),
+        trust,
         to.saturating_sub(Duration::from_millis(300)),
     ));
     let result = attack::run_measuring(run_args(args, n), Some((from, to))).await?;
@@ -218,13 +220,15 @@ fn metrics_url(args: &CapacityArgs) -> Option<String> {
 
 /// `process_resident_memory_bytes` at `after` into the level, if the
 /// target exposes it; `None` when it does not answer in time.
-async fn read_memory(url: Option<String>, after: Duration) -> Option<u64> {
+async fn read_memory(
+    url: Option<String>,
+    trust: crate::tls::Trust,
+    after: Duration,
+) -> Option<u64> {
     let url = url?;
     tokio::time::sleep(after).await;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .ok()?;
+    let builder = reqwest::Client::builder().timeout(Duration::from_secs(2));
+    let client = trust.reqwest(builder).ok()?.build().ok()?;
     let response = client.get(&url).send().await.ok()?;
     if !response.status().is_success() {
         return None;
