@@ -6,24 +6,7 @@ use std::time::Duration;
 use crate::report::{quantile, Report};
 use crate::verdict::Verdict;
 
-/// What the user asked the run to prove. Kept in the JSON report, so
-/// `merge` judges the merged run by the same checks.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Expectations {
-    /// No instance held more than this many of our streams at once, and
-    /// 429s came only when every instance seen was at it.
-    pub concurrency: Option<u64>,
-    /// Streams were cut at about this age (the platform's request timeout).
-    pub timeout: Option<Duration>,
-    pub max_ttfb_p99: Option<Duration>,
-    pub max_error_rate: Option<f64>,
-    /// The interval the server was asked to keep (buffering check).
-    pub interval: Option<Duration>,
-    /// Think time before the first event (buffering check).
-    pub first_delay: Option<Duration>,
-    /// The client resumed across cuts (integrity must then hold across them).
-    pub reconnect: bool,
-}
+pub use crate::expectations::Expectations;
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)

@@ -37,6 +37,7 @@ pub mod cli;
 pub(crate) mod client;
 pub(crate) mod collector;
 pub mod emulate;
+pub mod expectations;
 pub mod health;
 pub mod histogram;
 pub(crate) mod metrics;

@@ -167,8 +167,8 @@ impl Receiver {
         }
     }
 
-    /// The same receiver behind TLS with `ca`'s certificate: the endpoint
-    /// becomes `https://127.0.0.1:PORT`.
+    /// The same receiver behind TLS with a certificate from `ca` for
+    /// 127.0.0.1: the endpoint becomes `https://127.0.0.1:PORT`.
     pub async fn behind_tls(self, ca: &crate::tls::TestCa) -> Self {
         let backend = self.endpoint.trim_start_matches("http://").parse().unwrap();
         // gRPC is HTTP/2; the HTTP receiver speaks HTTP/1.1 only.
@@ -177,7 +177,8 @@ impl Receiver {
         } else {
             &[b"http/1.1"]
         };
-        let port = ca.terminate(backend, alpn).await;
+        let cert = ca.issue(&["127.0.0.1", "localhost"]);
+        let port = crate::tls::terminate(&cert, backend, alpn).await;
         Self {
             endpoint: format!("https://127.0.0.1:{port}"),
             ..self

@@ -154,7 +154,7 @@ pub struct Report {
     pub error_samples: Vec<ErrorSample>,
     /// The checks the run was asked for (`merge` re-judges with them).
     #[serde(default)]
-    pub expectations: Option<crate::checks::Expectations>,
+    pub expectations: Option<crate::expectations::Expectations>,
     /// The figures to gate on, derived from the rest when written.
     #[serde(default)]
     pub summary: summary::Summary,
@@ -507,6 +507,7 @@ mod tests {
                 connect: Some(Duration::from_micros(50 + i)),
                 sent_at: None,
                 schedule_delay: Some(Duration::from_millis(i % 7)),
+                error: None,
             };
             r.add_connection(&c);
             r.add_stream(
@@ -539,6 +540,59 @@ mod tests {
         assert_eq!(back.histogram("first_event"), r.histogram("first_event"));
         assert_eq!(back.ends[&ConnectionEnd::Truncated], 10);
         assert!((back.error_rate() - 0.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_summary_is_the_histograms_figures_and_merge_recomputes_it() {
+        let (a, b) = (sample(0), sample(7));
+        let mut merged: Report = serde_json::from_str(&a.to_json()).unwrap();
+        merged.merge(&b);
+        merged.summarize(&[]);
+        let h = merged.histogram("first_event").unwrap();
+        let first = &merged.summary.measures["first_event"];
+        assert_eq!(first.count, 200);
+        assert_eq!(first.count, h.len());
+        let ms = |q: f64| quantile(h, q).as_secs_f64() * 1e3;
+        assert!((first.p50_ms - ms(0.5)).abs() < 1e-3, "{first:?}");
+        assert!((first.p99_ms - ms(0.99)).abs() < 1e-3, "{first:?}");
+        assert!(first.p50_ms <= first.p90_ms && first.p90_ms <= first.p99_ms);
+        assert!(first.p99_ms <= first.max_ms);
+        assert_eq!(merged.summary.ends["truncated"], 20);
+        assert_eq!(merged.summary.ends["completed"], 180);
+        assert_eq!(merged.summary.ends["connect_error"], 0, "zeros included");
+        assert_eq!(merged.summary.integrity, merged.integrity);
+        assert!(merged.summary.passed, "no checks: passed");
+
+        let failed =
+            Verdict::new("ttfb-p99", false, "slow".to_owned()).with_figure(12.5, "ms", 10.0);
+        merged.summarize(&[failed]);
+        let check = &merged.summary.checks[0];
+        assert_eq!(
+            (
+                check.name.as_str(),
+                check.verdict.as_str(),
+                check.value,
+                check.limit
+            ),
+            ("ttfb-p99", "FAIL", Some(12.5), Some(10.0))
+        );
+        assert!(!merged.summary.passed);
+    }
+
+    #[test]
+    fn error_samples_add_up_and_stay_bounded() {
+        let mut a = Report::new("http://x", "sse", 0.0);
+        let mut b = Report::new("http://x", "sse", 0.0);
+        assert!(a.add_error_sample(ConnectionEnd::ConnectError, "refused", 2));
+        assert!(!a.add_error_sample(ConnectionEnd::ConnectError, "refused", 1));
+        b.add_error_sample(ConnectionEnd::ConnectError, "refused", 4);
+        for i in 0..20 {
+            b.add_error_sample(ConnectionEnd::ProtocolError, &format!("bad {i}"), 1);
+        }
+        assert_eq!(b.error_samples.len(), MAX_ERROR_SAMPLES);
+        a.merge(&b);
+        assert_eq!(a.error_samples.len(), MAX_ERROR_SAMPLES);
+        assert_eq!(a.error_samples[0].count, 7);
     }
 
     #[test]

@@ -9,5 +9,9 @@ mod helpers;
 mod honest_latency;
 mod misbehaving;
 mod rehearsals;
+// The TLS test kit is the service tests' own (one copy of the CA and the
+// terminator for both crates).
+#[path = "../../../tests/api/tls.rs"]
+mod test_tls;
 mod tls;
 mod trickle_runs;

@@ -4,87 +4,14 @@
 //! refused and the report says why; `--insecure` accepts anything.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::rustls;
 use trickle_load::record::ConnectionEnd;
 
 use crate::helpers::{load, spawn_trickle};
+use crate::test_tls::{terminate, TestCa};
 
-/// A CA and a certificate it signed for each of `names`' entries.
-struct TestPki {
-    dir: PathBuf,
-    ca_pem: PathBuf,
-    servers: Vec<(String, String)>,
-}
-
-fn pki(names: &[&[&str]]) -> TestPki {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let servers = names
-        .iter()
-        .map(|sans| {
-            let key = KeyPair::generate().unwrap();
-            let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
-            let cert = CertificateParams::new(sans)
-                .unwrap()
-                .signed_by(&key, &ca)
-                .unwrap();
-            (cert.pem(), key.serialize_pem())
-        })
-        .collect();
-    let dir = std::env::temp_dir().join(format!(
-        "trickle-load-tls-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca_pem = dir.join("ca.pem");
-    std::fs::write(&ca_pem, ca.pem()).unwrap();
-    TestPki {
-        dir,
-        ca_pem,
-        servers,
-    }
-}
-
-/// Terminates TLS on 127.0.0.1:0 with this certificate (offering h2 and
-/// HTTP/1.1) and relays the bytes to `backend` (trickle speaks both).
-async fn terminator(cert_pem: &str, key_pem: &str, backend: SocketAddr) -> u16 {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(socket).await else {
-                    return;
-                };
-                if let Ok(mut upstream) = TcpStream::connect(backend).await {
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
-                }
-            });
-        }
-    });
-    port
-}
+/// trickle speaks h2c and HTTP/1.1 on one port: offer both.
+const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 async fn trickle_addr() -> SocketAddr {
     let base = spawn_trickle(&[]).await;
@@ -120,12 +47,11 @@ fn completed(report: &trickle_load::report::Report) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transport_streams_over_tls_with_the_ca_file() {
-    let pki = pki(&[&["localhost", "127.0.0.1"]]);
+    let pki = TestCa::new();
     let backend = trickle_addr().await;
-    let (cert, key) = &pki.servers[0];
-    let port = terminator(cert, key, backend).await;
+    let port = terminate(&pki.issue(&["localhost", "127.0.0.1"]), backend, ALPN).await;
     let host = format!("https://127.0.0.1:{port}");
-    let ca = pki.ca_pem.to_str().unwrap();
+    let ca = pki.ca_file.to_str().unwrap();
     for transport in ["sse", "ndjson", "text", "ws"] {
         let report = run(&host, transport, &["--ca-file", ca]).await;
         assert!(
@@ -141,16 +67,15 @@ async fn every_transport_streams_over_tls_with_the_ca_file() {
             report.error_samples
         );
     }
-    std::fs::remove_dir_all(&pki.dir).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_or_misnamed_certificate_is_refused_and_the_report_says_why() {
-    let pki = pki(&[&["localhost", "127.0.0.1"], &["elsewhere.example"]]);
+    let pki = TestCa::new();
     let backend = trickle_addr().await;
-    let good = terminator(&pki.servers[0].0, &pki.servers[0].1, backend).await;
-    let misnamed = terminator(&pki.servers[1].0, &pki.servers[1].1, backend).await;
-    let ca = pki.ca_pem.to_str().unwrap();
+    let good = terminate(&pki.issue(&["localhost", "127.0.0.1"]), backend, ALPN).await;
+    let misnamed = terminate(&pki.issue(&["elsewhere.example"]), backend, ALPN).await;
+    let ca = pki.ca_file.to_str().unwrap();
     for transport in ["sse", "ws"] {
         // Not signed by anything the system trusts.
         let report = run(&format!("https://127.0.0.1:{good}"), transport, &[]).await;
@@ -196,5 +121,4 @@ async fn an_untrusted_or_misnamed_certificate_is_refused_and_the_report_says_why
             );
         }
     }
-    std::fs::remove_dir_all(&pki.dir).ok();
 }

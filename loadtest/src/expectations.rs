@@ -1,0 +1,24 @@
+//! [`Expectations`]: what a run was asked to prove. Set from the flags,
+//! kept in the report (so `merge` can judge a merged run), judged by
+//! [`crate::checks`]; it depends on neither.
+
+use std::time::Duration;
+
+/// What the user asked the run to prove. Kept in the JSON report, so
+/// `merge` judges the merged run by the same checks.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Expectations {
+    /// No instance held more than this many of our streams at once, and
+    /// 429s came only when every instance seen was at it.
+    pub concurrency: Option<u64>,
+    /// Streams were cut at about this age (the platform's request timeout).
+    pub timeout: Option<Duration>,
+    pub max_ttfb_p99: Option<Duration>,
+    pub max_error_rate: Option<f64>,
+    /// The interval the server was asked to keep (buffering check).
+    pub interval: Option<Duration>,
+    /// Think time before the first event (buffering check).
+    pub first_delay: Option<Duration>,
+    /// The client resumed across cuts (integrity must then hold across them).
+    pub reconnect: bool,
+}
