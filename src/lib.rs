@@ -8,6 +8,7 @@
 //! - [`state`]: what handlers share; how a request becomes an open stream.
 //! - [`stream`]: the paced event source, one encoder per transport, the
 //!   WebSocket session, and the guard that settles each stream's end.
+//! - [`llm`]: a simulated LLM behind OpenAI's API, on the same pipeline.
 //! - [`routes`]: the HTTP endpoints.
 //! - [`errors`]: problem+json answers for every failure a client can cause.
 //!
@@ -16,6 +17,7 @@
 
 pub mod errors;
 pub mod lifecycle;
+pub mod llm;
 pub(crate) mod routes;
 pub mod settings;
 pub mod shutdown;

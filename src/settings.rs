@@ -113,6 +113,9 @@ pub struct Settings {
     /// Cloud Run configuration name (telemetry resource attribute).
     #[arg(long, env = "K_CONFIGURATION")]
     pub k_configuration: Option<String>,
+
+    #[command(flatten)]
+    pub llm: crate::llm::ModelSettings,
 }
 
 impl Settings {

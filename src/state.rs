@@ -23,12 +23,21 @@ pub struct AppState {
     pub frame: FrameContext,
     pub retry: Duration,
     pub telemetry: StreamTelemetry,
+    /// The simulated LLM.
+    pub model: Arc<crate::llm::ModelSettings>,
 }
 
 /// A stream request whose parameters are valid, with the time it arrived.
 pub struct ValidRequest {
     spec: StreamSpec,
     started: Instant,
+}
+
+impl ValidRequest {
+    /// A stream planned elsewhere (the simulated LLM's), arrived at `started`.
+    pub fn planned(spec: StreamSpec, started: Instant) -> Self {
+        Self { spec, started }
+    }
 }
 
 /// A stream that passed validation and holds a slot.
@@ -53,6 +62,7 @@ impl AppState {
             frame: FrameContext::new(instance, settings.retry.as_millis() as u64),
             retry: settings.retry,
             telemetry,
+            model: Arc::new(settings.llm.clone()),
         }
     }
 
@@ -106,7 +116,7 @@ impl AppState {
         Ok(OpenStream { source, guard })
     }
 
-    fn reject(&self, reason: &'static str) {
+    pub(crate) fn reject(&self, reason: &'static str) {
         if let Some(metrics) = self.telemetry.metrics() {
             metrics.rejected(reason);
         }

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod index;
+pub mod llm;
 pub mod metrics;
 pub mod streams;
 
@@ -20,8 +21,29 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_metrics: bool) {
         .service(get_only("/ndjson", streams::ndjson))
         .service(get_only("/sse", streams::sse))
         .service(get_only("/ws", streams::ws))
+        .service(post_only("/v1/chat/completions", llm::chat))
+        .service(post_only("/v1/completions", llm::completions))
+        .service(
+            web::resource("/v1/models")
+                .route(web::get().to(llm::models))
+                .default_service(web::to(method_not_allowed)),
+        )
         .service(get_only("/healthz", health::healthz))
         .service(get_only("/readyz", health::readyz));
+}
+
+/// An OpenAI-style resource: POST with a body up to [`llm::MAX_BODY`];
+/// other methods get OpenAI's error shape with `405`.
+fn post_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .app_data(web::PayloadConfig::new(llm::MAX_BODY))
+        .route(web::post().to(handler))
+        .default_service(web::to(llm::post_only))
 }
 
 /// A resource that answers GET and says `405` with `Allow: GET` otherwise.

@@ -1,17 +1,27 @@
-//! An HTTP streaming body over an [`EventSource`]: text, NDJSON or SSE.
+//! An HTTP streaming body over an [`EventSource`]: text, NDJSON, SSE, or
+//! the simulated LLM's OpenAI stream.
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
 use futures_util::Stream;
 
-use super::encode::Framer;
+use super::event::Step;
 use super::guard::StreamGuard;
 use super::source::EventSource;
 
-struct State {
+/// What frames a stream's steps into bytes: one encoder per transport
+/// ([`super::encode::Framer`]), or the OpenAI format of the simulated LLM.
+pub trait Encode {
+    /// Bytes sent before the first step, if any.
+    fn prelude(&self) -> Option<Bytes>;
+    /// The bytes of one step; `None` when it has none.
+    fn encode(&mut self, step: &Step) -> Option<Bytes>;
+}
+
+struct State<E> {
     source: EventSource,
-    framer: Framer,
+    framer: E,
     guard: StreamGuard,
     opened: bool,
 }
@@ -20,9 +30,9 @@ struct State {
 /// connection can take more bytes, and the source produces an event only
 /// when polled: a stalled client holds at most the writer's buffer.
 /// Dropping the body (client gone, server stopped) settles the guard.
-pub fn body(
+pub fn body<E: Encode + 'static>(
     source: EventSource,
-    framer: Framer,
+    framer: E,
     guard: StreamGuard,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + 'static {
     let state = State {

@@ -94,7 +94,7 @@ pub fn payload(id: u64, size: usize) -> String {
 }
 
 /// Unix time now, in seconds with sub-second precision.
-pub(crate) fn unix_now() -> f64 {
+pub fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())

@@ -6,16 +6,37 @@
 //! means the stream was dropped before its end reached the writer: the
 //! client went away.
 
-use trickle_telemetry::StreamRecorder;
+use std::sync::Arc;
 
-use super::event::{Outcome, Step};
+use tokio::time::Instant;
+use trickle_telemetry::genai::{GenAiRequest, GenAiResponse};
+use trickle_telemetry::{Metrics, StreamRecorder};
+
+use super::event::{EndReason, Outcome, Step};
 use crate::lifecycle::StreamSlot;
+use crate::llm::openai::finish_reason;
+use crate::llm::TokenPlan;
 
 #[derive(Debug)]
 pub struct StreamGuard {
     // Dropped first: the stream is recorded as ended before its slot frees.
     recorder: StreamRecorder,
     _slot: StreamSlot,
+    /// The tokens of a simulated LLM response, when this stream is one.
+    genai: Option<GenAiTally>,
+}
+
+/// An LLM response's figures, recorded when the stream ends.
+#[derive(Debug)]
+struct GenAiTally {
+    request: GenAiRequest,
+    plan: TokenPlan,
+    started: Instant,
+    metrics: Option<Arc<Metrics>>,
+    tokens: u64,
+    first_token: Option<Instant>,
+    last_token: Option<Instant>,
+    end: Option<EndReason>,
 }
 
 impl StreamGuard {
@@ -23,11 +44,53 @@ impl StreamGuard {
         Self {
             recorder,
             _slot: slot,
+            genai: None,
+        }
+    }
+
+    /// Makes this stream an LLM response: the span gets the request's GenAI
+    /// attributes now, and its usage, finish reason and the GenAI metrics
+    /// when it ends.
+    pub(crate) fn with_genai(
+        mut self,
+        request: GenAiRequest,
+        plan: TokenPlan,
+        started: Instant,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
+        self.recorder.set_attributes(request.attributes());
+        self.genai = Some(GenAiTally {
+            request,
+            plan,
+            started,
+            metrics,
+            tokens: 0,
+            first_token: None,
+            last_token: None,
+            end: None,
+        });
+        self
+    }
+
+    /// Counts what a step produced (tokens, the end), whether or not it
+    /// was written: a non-streamed response produces without writing.
+    pub fn produced(&mut self, step: &Step) {
+        let Some(tally) = &mut self.genai else { return };
+        match step {
+            Step::Event(event) => {
+                let now = Instant::now();
+                tally.tokens = tally.plan.tokens_through(event.id);
+                tally.first_token.get_or_insert(now);
+                tally.last_token = Some(now);
+            }
+            Step::End { reason, .. } => tally.end = Some(*reason),
+            Step::Heartbeat => {}
         }
     }
 
     /// Records that `bytes` of a step were handed to the writer.
     pub fn sent(&mut self, step: &Step, bytes: usize) {
+        self.produced(step);
         match step {
             Step::Event(_) => self.recorder.chunk(bytes),
             Step::Heartbeat => self.recorder.overhead(bytes),
@@ -51,5 +114,27 @@ impl StreamGuard {
     /// The HTTP status the stream answered with (200 unless said otherwise).
     pub fn set_status(&mut self, status: u16) {
         self.recorder.set_status(status);
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let Some(tally) = self.genai.take() else {
+            return;
+        };
+        let ended = tally.last_token.unwrap_or_else(Instant::now);
+        let response = GenAiResponse {
+            output_tokens: tally.tokens,
+            first_token: tally.first_token.map(|t| t - tally.started),
+            duration: ended - tally.started,
+            // A client that left first has no finish reason of ours.
+            finish_reason: tally.end.map_or("client_gone", finish_reason),
+        };
+        self.recorder
+            .set_attributes(response.attributes(&tally.request));
+        if let Some(metrics) = &tally.metrics {
+            let successful = tally.end == Some(EndReason::Completed);
+            metrics.genai.record(&tally.request, &response, successful);
+        }
     }
 }

@@ -36,6 +36,16 @@ pub struct EventSource {
     /// clock from here (one clock read per event instead of two).
     started: Instant,
     started_unix: f64,
+    /// Intervals stretch with the open streams (the simulated LLM's
+    /// slowdown with load).
+    slowdown: Option<Slowdown>,
+}
+
+/// Each interval times (1 + k x streams open).
+#[derive(Debug, Clone)]
+struct Slowdown {
+    k: f64,
+    lifecycle: crate::lifecycle::Lifecycle,
 }
 
 impl EventSource {
@@ -59,7 +69,17 @@ impl EventSource {
             finished: false,
             started,
             started_unix: unix_now() - started.elapsed().as_secs_f64(),
+            slowdown: None,
         }
+    }
+
+    /// Stretches every interval by (1 + `k` x the streams open in
+    /// `lifecycle`) at the time it is taken; `k` = 0 changes nothing.
+    pub fn with_slowdown(mut self, k: f64, lifecycle: crate::lifecycle::Lifecycle) -> Self {
+        if k > 0.0 {
+            self.slowdown = Some(Slowdown { k, lifecycle });
+        }
+        self
     }
 
     /// The next step, or `None` after the end step. Cancel-safe: dropping
@@ -123,7 +143,13 @@ impl EventSource {
     }
 
     fn jittered_interval(&self) -> Duration {
-        let interval = self.spec.interval;
+        let interval = match &self.slowdown {
+            None => self.spec.interval,
+            Some(s) => self
+                .spec
+                .interval
+                .mul_f64(1.0 + s.k * s.lifecycle.open_streams() as f64),
+        };
         let jitter = self.spec.jitter.as_millis() as u64;
         if jitter == 0 {
             return interval;

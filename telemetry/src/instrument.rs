@@ -291,6 +291,17 @@ impl StreamRecorder {
         }
     }
 
+    /// Adds attributes to the stream's span (when it is recorded), such as
+    /// the GenAI attributes of an LLM request.
+    pub fn set_attributes(&mut self, attributes: Vec<KeyValue>) {
+        if let Some(span) = &self.span {
+            let stream_span = span.cx.span();
+            if stream_span.is_recording() {
+                stream_span.set_attributes(attributes);
+            }
+        }
+    }
+
     /// Bytes that are not a chunk (heartbeats, framing) were handed over.
     pub fn overhead(&mut self, bytes: usize) {
         self.bytes += bytes as u64;

@@ -75,6 +75,7 @@
 //! - [`http`]: whole-response HTTP metrics.
 //! - [`logs`]: text or Cloud Logging JSON.
 
+pub mod genai;
 pub mod http;
 pub mod instrument;
 pub mod labels;
@@ -91,6 +92,8 @@ use std::time::Duration;
 pub use instrument::{InstrumentedStream, StreamRecorder, StreamTelemetry};
 pub use labels::{Outcome, Transport};
 pub use metrics::Metrics;
+/// Span attributes, as [`StreamRecorder::set_attributes`] takes them.
+pub use opentelemetry::KeyValue;
 pub use traces::ChunkSpans;
 
 /// What [`Telemetry::init`] needs to know of the application.

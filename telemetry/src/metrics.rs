@@ -91,6 +91,8 @@ pub struct Metrics {
     pub otel_spans_failed: IntCounter,
     /// The configured open-stream limit (`--max-streams`), for dashboards.
     pub streams_max: IntGauge,
+    /// LLM requests (`gen_ai_server_*`).
+    pub genai: crate::genai::GenAiMetrics,
 }
 
 /// The per-stream metric families, before they are split per transport.
@@ -224,6 +226,7 @@ impl Metrics {
             names::OTEL_SPANS_FAILED,
             "Spans in export batches that failed (the collector refused, timed out or was unreachable).",
         )?;
+        let genai = crate::genai::GenAiMetrics::register(r)?;
         #[cfg(target_os = "linux")]
         r.collect(prometheus::process_collector::ProcessCollector::for_self())?;
 
@@ -237,6 +240,7 @@ impl Metrics {
             otel_spans_exported,
             otel_spans_failed,
             streams_max,
+            genai,
         })
     }
 

@@ -63,18 +63,18 @@ impl Framer {
             Transport::Ndjson | Transport::Ws => "application/x-ndjson",
         }
     }
+}
 
-    /// Bytes sent before the first step, if any.
-    pub fn prelude(&self) -> Option<Bytes> {
+impl super::body::Encode for Framer {
+    fn prelude(&self) -> Option<Bytes> {
         match self.transport {
             Transport::Sse => Some(sse::prelude(self.context.retry_ms)),
             _ => None,
         }
     }
 
-    /// The bytes of one step. Text streams have no end marker: the chunked
-    /// body simply ends.
-    pub fn encode(&self, step: &Step) -> Option<Bytes> {
+    /// Text streams have no end marker: the chunked body simply ends.
+    fn encode(&mut self, step: &Step) -> Option<Bytes> {
         match self.transport {
             Transport::Text => text::encode(step),
             Transport::Sse => Some(sse::encode(step, &self.context)),

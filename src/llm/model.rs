@@ -1,0 +1,237 @@
+//! The simulated model: its flags, and the plan of one request's tokens.
+//!
+//! Time to first token = `--llm-ttft` + prompt tokens / `--llm-prefill-rate`;
+//! then output tokens at `--llm-decode-rate` per stream, in chunks of
+//! `--llm-tokens-per-chunk`, the first `--llm-reasoning-tokens` of them as
+//! reasoning. With `--llm-slowdown k`, each stream decodes at
+//! rate / (1 + k x streams open), so a capacity search has a knee to find.
+//! The text is deterministic: token `i` is [`token`]`(i)`.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::stream::StreamSpec;
+
+/// The simulated model's flags.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Simulated LLM (POST /v1/chat/completions, /v1/completions)")]
+pub struct ModelSettings {
+    /// Model names served (`GET /v1/models`); a request for another gets 404.
+    #[arg(
+        long = "llm-models",
+        env = "TRICKLE_LLM_MODELS",
+        value_delimiter = ',',
+        default_value = "trickle-sim"
+    )]
+    pub models: Vec<String>,
+    /// Time to first token before prefill: the model's fixed overhead.
+    #[arg(long = "llm-ttft", env = "TRICKLE_LLM_TTFT", default_value = "200ms",
+          value_parser = humantime::parse_duration)]
+    pub ttft: Duration,
+    /// Prompt tokens processed per second before the first token
+    /// (time to first token = --llm-ttft + prompt tokens / this).
+    #[arg(long = "llm-prefill-rate", env = "TRICKLE_LLM_PREFILL_RATE", default_value_t = 10_000.0,
+          value_parser = positive)]
+    pub prefill_rate: f64,
+    /// Output tokens per second of one stream.
+    #[arg(long = "llm-decode-rate", env = "TRICKLE_LLM_DECODE_RATE", default_value_t = 50.0,
+          value_parser = positive)]
+    pub decode_rate: f64,
+    /// Output tokens per chunk (1: a chunk per token; real servers
+    /// sometimes batch).
+    #[arg(long = "llm-tokens-per-chunk", env = "TRICKLE_LLM_TOKENS_PER_CHUNK", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub tokens_per_chunk: u32,
+    /// Each gap between chunks varies by up to this much either way.
+    #[arg(long = "llm-jitter", env = "TRICKLE_LLM_JITTER", default_value = "0ms",
+          value_parser = humantime::parse_duration)]
+    pub jitter: Duration,
+    /// The first N output tokens are reasoning (`delta.reasoning_content`),
+    /// counted in the output tokens and in max_tokens, as OpenAI counts them.
+    #[arg(
+        long = "llm-reasoning-tokens",
+        env = "TRICKLE_LLM_REASONING_TOKENS",
+        default_value_t = 0
+    )]
+    pub reasoning_tokens: u64,
+    /// Slowdown with load k: each stream decodes at
+    /// decode-rate / (1 + k x streams open in this process).
+    #[arg(long = "llm-slowdown", env = "TRICKLE_LLM_SLOWDOWN", default_value_t = 0.0,
+          value_parser = non_negative)]
+    pub slowdown: f64,
+    /// Output tokens when a request sets no max_tokens.
+    #[arg(long = "llm-default-max-tokens", env = "TRICKLE_LLM_DEFAULT_MAX_TOKENS", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub default_max_tokens: u64,
+    /// Largest max_tokens a request may ask for (more: 400).
+    #[arg(long = "llm-max-tokens", env = "TRICKLE_LLM_MAX_TOKENS", default_value_t = 16_384,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_tokens: u64,
+}
+
+fn positive(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{raw:?}: expected a positive number")),
+    }
+}
+
+fn non_negative(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{raw:?}: expected a number >= 0")),
+    }
+}
+
+/// The output of one request: how many tokens, how they split and pace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenPlan {
+    /// Output tokens in all (reasoning included).
+    pub output_tokens: u64,
+    /// How many of them come first as reasoning.
+    pub reasoning_tokens: u64,
+    pub tokens_per_chunk: u64,
+}
+
+impl TokenPlan {
+    /// Chunks in the whole response.
+    pub fn chunks(&self) -> u64 {
+        self.output_tokens.div_ceil(self.tokens_per_chunk)
+    }
+
+    /// The output token indices chunk `chunk` carries.
+    pub fn range(&self, chunk: u64) -> std::ops::Range<u64> {
+        let start = (chunk * self.tokens_per_chunk).min(self.output_tokens);
+        let end = (start + self.tokens_per_chunk).min(self.output_tokens);
+        start..end
+    }
+
+    /// Tokens up to and including chunk `chunk`.
+    pub fn tokens_through(&self, chunk: u64) -> u64 {
+        self.range(chunk).end
+    }
+}
+
+impl ModelSettings {
+    /// The plan and the pacing of a request for `max_tokens` output tokens
+    /// after a prompt of `prompt_tokens`.
+    pub fn plan(&self, prompt_tokens: u64, max_tokens: u64) -> (TokenPlan, StreamSpec) {
+        let plan = TokenPlan {
+            output_tokens: max_tokens,
+            reasoning_tokens: self.reasoning_tokens.min(max_tokens),
+            tokens_per_chunk: u64::from(self.tokens_per_chunk),
+        };
+        let prefill = Duration::from_secs_f64(prompt_tokens as f64 / self.prefill_rate);
+        let interval = Duration::from_secs_f64(plan.tokens_per_chunk as f64 / self.decode_rate);
+        let spec = StreamSpec {
+            chunks: plan.chunks(),
+            interval,
+            first_delay: self.ttft + prefill,
+            size: 0,
+            jitter: self.jitter,
+            resume_after: None,
+        };
+        (plan, spec)
+    }
+}
+
+/// The words tokens are made of: common English, each a separate token.
+const WORDS: [&str; 32] = [
+    "the",
+    "stream",
+    "of",
+    "tokens",
+    "flows",
+    "from",
+    "a",
+    "simulated",
+    "model",
+    "to",
+    "every",
+    "client",
+    "at",
+    "its",
+    "own",
+    "pace",
+    "and",
+    "each",
+    "word",
+    "arrives",
+    "when",
+    "it",
+    "is",
+    "ready",
+    "so",
+    "that",
+    "latency",
+    "shows",
+    "in",
+    "what",
+    "users",
+    "see",
+];
+
+/// The text of token `index` (output and reasoning tokens each count from
+/// 0): a space and `WORDS[index % 32]`.
+pub fn token(index: u64) -> String {
+    format!(" {}", WORDS[(index % WORDS.len() as u64) as usize])
+}
+
+/// The text of tokens `range`, concatenated.
+pub fn text(range: std::ops::Range<u64>) -> String {
+    range.map(token).collect()
+}
+
+/// Prompt tokens by the usual approximation: a token per four characters
+/// of text, rounded up (OpenAI's rule of thumb for English).
+pub fn approximate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ModelSettings {
+        ModelSettings {
+            models: vec!["m".to_owned()],
+            ttft: Duration::from_millis(200),
+            prefill_rate: 1000.0,
+            decode_rate: 50.0,
+            tokens_per_chunk: 3,
+            jitter: Duration::ZERO,
+            reasoning_tokens: 4,
+            slowdown: 0.0,
+            default_max_tokens: 16,
+            max_tokens: 100,
+        }
+    }
+
+    #[test]
+    fn the_plan_paces_chunks_of_tokens_after_prefill() {
+        let (plan, spec) = settings().plan(500, 10);
+        assert_eq!(plan.chunks(), 4, "10 tokens in chunks of 3");
+        assert_eq!(plan.range(0), 0..3);
+        assert_eq!(plan.range(3), 9..10);
+        assert_eq!(plan.tokens_through(3), 10);
+        assert_eq!(plan.reasoning_tokens, 4);
+        // 200 ms + 500 tokens / 1000 per s.
+        assert_eq!(spec.first_delay, Duration::from_millis(700));
+        // 3 tokens at 50/s.
+        assert_eq!(spec.interval, Duration::from_millis(60));
+        assert_eq!(spec.chunks, 4);
+        // Reasoning never exceeds the output.
+        assert_eq!(settings().plan(0, 2).0.reasoning_tokens, 2);
+    }
+
+    #[test]
+    fn text_is_deterministic_and_prompts_count_by_characters() {
+        assert_eq!(token(0), " the");
+        assert_eq!(token(33), " stream");
+        assert_eq!(text(0..3), " the stream of");
+        assert_eq!(approximate_tokens(""), 0);
+        assert_eq!(approximate_tokens("abcd"), 1);
+        assert_eq!(approximate_tokens("abcde"), 2);
+    }
+}

@@ -1,0 +1,295 @@
+//! OpenAI request bodies (`/v1/chat/completions`, `/v1/completions`),
+//! parsed and checked into a [`CompletionRequest`]. Fields the simulated
+//! model has no use for (`temperature`, `top_p`, `tools`, `user`, ...) are
+//! accepted and ignored, as OpenAI-compatible servers do.
+
+use serde::Deserialize;
+
+use super::error::OpenAiError;
+use super::model::{approximate_tokens, ModelSettings};
+
+/// Which API a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Chat,
+    Completions,
+}
+
+impl Api {
+    /// `gen_ai.operation.name`.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Completions => "text_completion",
+        }
+    }
+}
+
+/// A request the simulated model will answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionRequest {
+    pub api: Api,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub max_tokens: u64,
+    pub stream: bool,
+    pub include_usage: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Body {
+    model: Option<String>,
+    messages: Option<Vec<Message>>,
+    prompt: Option<Prompt>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    n: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Message {
+    #[allow(dead_code)]
+    role: String,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+struct Part {
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Prompt {
+    Text(String),
+    Texts(Vec<String>),
+    Tokens(Vec<u64>),
+    TokenLists(Vec<Vec<u64>>),
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+impl CompletionRequest {
+    /// Parses and checks a request body against the served models and limits.
+    pub fn parse(api: Api, body: &[u8], model: &ModelSettings) -> Result<Self, OpenAiError> {
+        let parsed: Body = serde_json::from_slice(body).map_err(|e| {
+            OpenAiError::invalid(
+                None,
+                None,
+                format!("We could not parse the JSON body of your request: {e}"),
+            )
+        })?;
+        let name = parsed.model.ok_or_else(|| {
+            OpenAiError::invalid(
+                Some("model"),
+                Some("missing_required_parameter"),
+                "you must provide a model parameter".to_owned(),
+            )
+        })?;
+        if !model.models.contains(&name) {
+            return Err(OpenAiError::model_not_found(&name));
+        }
+        let prompt_tokens = match api {
+            Api::Chat => {
+                let messages = parsed.messages.ok_or_else(|| {
+                    OpenAiError::invalid(
+                        Some("messages"),
+                        Some("missing_required_parameter"),
+                        "Missing required parameter: 'messages'.".to_owned(),
+                    )
+                })?;
+                if messages.is_empty() {
+                    return Err(OpenAiError::invalid(
+                        Some("messages"),
+                        Some("empty_array"),
+                        "Invalid 'messages': empty array. Expected an array with minimum length 1."
+                            .to_owned(),
+                    ));
+                }
+                messages.iter().map(message_tokens).sum()
+            }
+            Api::Completions => match parsed.prompt {
+                None => {
+                    return Err(OpenAiError::invalid(
+                        Some("prompt"),
+                        Some("missing_required_parameter"),
+                        "Missing required parameter: 'prompt'.".to_owned(),
+                    ))
+                }
+                Some(Prompt::Text(text)) => approximate_tokens(&text),
+                Some(Prompt::Texts(texts)) => texts.iter().map(|t| approximate_tokens(t)).sum(),
+                Some(Prompt::Tokens(tokens)) => tokens.len() as u64,
+                Some(Prompt::TokenLists(lists)) => lists.iter().map(|l| l.len() as u64).sum(),
+            },
+        };
+        if parsed.n.is_some_and(|n| n != 1) {
+            return Err(OpenAiError::invalid(
+                Some("n"),
+                Some("invalid_value"),
+                "This server generates one choice per request: n must be 1.".to_owned(),
+            ));
+        }
+        let (param, asked) = match (parsed.max_completion_tokens, parsed.max_tokens) {
+            (Some(n), _) => ("max_completion_tokens", Some(n)),
+            (None, Some(n)) => ("max_tokens", Some(n)),
+            (None, None) => ("max_tokens", None),
+        };
+        let max_tokens = asked.unwrap_or(model.default_max_tokens);
+        if max_tokens == 0 || max_tokens > model.max_tokens {
+            return Err(OpenAiError::invalid(
+                Some(param),
+                Some("invalid_value"),
+                format!(
+                    "Invalid '{param}': {max_tokens}. It must be between 1 and {}.",
+                    model.max_tokens
+                ),
+            ));
+        }
+        let stream = parsed.stream.unwrap_or(false);
+        let include_usage = stream
+            && parsed
+                .stream_options
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false);
+        Ok(Self {
+            api,
+            model: name,
+            prompt_tokens,
+            max_tokens,
+            stream,
+            include_usage,
+        })
+    }
+}
+
+fn message_tokens(message: &Message) -> u64 {
+    match &message.content {
+        None => 0,
+        Some(Content::Text(text)) => approximate_tokens(text),
+        Some(Content::Parts(parts)) => parts
+            .iter()
+            .filter_map(|p| p.text.as_deref())
+            .map(approximate_tokens)
+            .sum(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> ModelSettings {
+        crate::settings::Settings::from_args(["trickle"])
+            .map(|s| s.llm)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn parse(api: Api, body: &str) -> Result<CompletionRequest, OpenAiError> {
+        CompletionRequest::parse(api, body.as_bytes(), &model())
+    }
+
+    #[test]
+    fn chat_and_completions_requests_parse() {
+        let chat = parse(
+            Api::Chat,
+            r#"{"model":"trickle-sim","messages":[{"role":"user","content":"abcdefgh"},
+               {"role":"user","content":[{"type":"text","text":"abcd"}]}],
+               "max_tokens":5,"stream":true,"stream_options":{"include_usage":true},
+               "temperature":0.2,"tools":[]}"#,
+        );
+        assert_eq!(
+            chat,
+            Ok(CompletionRequest {
+                api: Api::Chat,
+                model: "trickle-sim".to_owned(),
+                prompt_tokens: 3,
+                max_tokens: 5,
+                stream: true,
+                include_usage: true,
+            })
+        );
+        let completion = parse(
+            Api::Completions,
+            r#"{"model":"trickle-sim","prompt":"abcde","max_completion_tokens":7}"#,
+        );
+        assert!(completion.as_ref().is_ok_and(|c| c.prompt_tokens == 2
+            && c.max_tokens == 7
+            && !c.stream
+            && !c.include_usage));
+        let default = parse(
+            Api::Completions,
+            r#"{"model":"trickle-sim","prompt":[1,2,3]}"#,
+        );
+        assert!(default.is_ok_and(|c| c.prompt_tokens == 3 && c.max_tokens == 256));
+    }
+
+    #[test]
+    fn bad_requests_name_the_parameter() {
+        let param = |api, body: &str| parse(api, body).err().map(|e| (e.status, e.param));
+        assert_eq!(param(Api::Chat, "{not json"), Some((400, None)));
+        assert_eq!(
+            param(Api::Chat, r#"{"messages":[]}"#),
+            Some((400, Some("model")))
+        );
+        assert_eq!(
+            param(Api::Chat, r#"{"model":"nope","messages":[]}"#),
+            Some((404, Some("model")))
+        );
+        assert_eq!(
+            param(Api::Chat, r#"{"model":"trickle-sim"}"#),
+            Some((400, Some("messages")))
+        );
+        assert_eq!(
+            param(Api::Chat, r#"{"model":"trickle-sim","messages":[]}"#),
+            Some((400, Some("messages")))
+        );
+        assert_eq!(
+            param(Api::Completions, r#"{"model":"trickle-sim"}"#),
+            Some((400, Some("prompt")))
+        );
+        assert_eq!(
+            param(
+                Api::Completions,
+                r#"{"model":"trickle-sim","prompt":"x","max_tokens":0}"#
+            ),
+            Some((400, Some("max_tokens")))
+        );
+        assert_eq!(
+            param(
+                Api::Chat,
+                r#"{"model":"trickle-sim","messages":[{"role":"user","content":"x"}],"max_completion_tokens":99999999}"#
+            ),
+            Some((400, Some("max_completion_tokens")))
+        );
+        assert_eq!(
+            param(
+                Api::Completions,
+                r#"{"model":"trickle-sim","prompt":"x","n":2}"#
+            ),
+            Some((400, Some("n")))
+        );
+        assert_eq!(
+            param(
+                Api::Completions,
+                r#"{"model":"trickle-sim","prompt":"x","stream":"yes"}"#
+            ),
+            Some((400, None))
+        );
+    }
+}

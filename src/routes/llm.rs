@@ -1,0 +1,108 @@
+//! The simulated LLM's OpenAI endpoints: `POST /v1/chat/completions`,
+//! `POST /v1/completions`, `GET /v1/models`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use tokio::time::Instant;
+use trickle_telemetry::genai::GenAiRequest;
+use trickle_telemetry::metrics::names;
+
+use crate::llm::openai::OpenAiFramer;
+use crate::llm::{Api, CompletionRequest, OpenAiError, PROVIDER};
+use crate::state::{AppState, ValidRequest};
+use crate::stream::{body, EndReason, Step, Transport};
+
+/// Largest request body (a long prompt fits; more is 413).
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub async fn chat(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    complete(Api::Chat, &req, &body, &state).await
+}
+
+pub async fn completions(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    complete(Api::Completions, &req, &body, &state).await
+}
+
+/// The served models, as OpenAI lists them.
+pub async fn models(state: web::Data<AppState>) -> HttpResponse {
+    let data: Vec<_> = state
+        .model
+        .models
+        .iter()
+        .map(|id| serde_json::json!({ "id": id, "object": "model", "created": 0, "owned_by": PROVIDER }))
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "object": "list", "data": data }))
+}
+
+/// Anything but POST on a completion route.
+pub async fn post_only(req: HttpRequest) -> HttpResponse {
+    let mut error = OpenAiError::invalid(
+        None,
+        Some("method_not_allowed"),
+        format!(
+            "{} is not allowed on {}; use POST",
+            req.method(),
+            req.path()
+        ),
+    );
+    error.status = 405;
+    let mut response = error.response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    response
+}
+
+async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse {
+    let started = Instant::now();
+    let request = match CompletionRequest::parse(api, body, &state.model) {
+        Ok(request) => request,
+        Err(error) => {
+            state.reject(names::REJECT_INVALID);
+            return error.response();
+        }
+    };
+    let (plan, spec) = state.model.plan(request.prompt_tokens, request.max_tokens);
+    let open = match state.admit(req, ValidRequest::planned(spec, started), Transport::Sse) {
+        Ok(open) => open,
+        Err(refusal) => return OpenAiError::from_api(&refusal).response(),
+    };
+    let mut source = open
+        .source
+        .with_slowdown(state.model.slowdown, state.lifecycle.clone());
+    let genai = GenAiRequest {
+        operation: api.operation(),
+        provider: PROVIDER,
+        model: request.model.clone(),
+        max_tokens: request.max_tokens,
+        input_tokens: request.prompt_tokens,
+    };
+    let mut guard = open
+        .guard
+        .with_genai(genai, plan, started, state.telemetry.metrics().cloned());
+    let created = crate::stream::event::unix_now() as u64;
+    let stream = request.stream;
+    let mut framer = OpenAiFramer::new(request, plan, created);
+    if stream {
+        return HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
+            .insert_header(("x-accel-buffering", "no"))
+            .streaming(body::body(source, framer, guard));
+    }
+    // Not streamed: the same tokens at the same pace, answered at the end.
+    let mut end = EndReason::Completed;
+    while let Some(step) = source.next().await {
+        framer.step(&step);
+        guard.produced(&step);
+        if let Step::End { reason, .. } = step {
+            end = reason;
+        }
+    }
+    guard.settle(end.into());
+    HttpResponse::Ok().json(framer.complete(end))
+}
