@@ -11,6 +11,7 @@ mod h2c;
 mod helpers;
 mod instrument;
 mod limits;
+mod llm;
 mod logs;
 mod metrics;
 mod ndjson;

@@ -1,0 +1,424 @@
+//! The simulated LLM over HTTP, read as a client reads it: the pace of the
+//! tokens, the OpenAI chunks and their end, the errors, and the GenAI
+//! metrics after known requests.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use trickle::llm::model::text;
+
+use crate::helpers::{events, spawn_app_with, timed_sse, TestApp, Timed};
+
+async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A streamed response's `data:` payloads with their arrival times
+/// (`[DONE]` as a string).
+async fn stream(app: &TestApp, path: &str, body: Value) -> Vec<Timed<Value>> {
+    let t0 = Instant::now();
+    let response = post(app, path, body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    events(&timed_sse(response, t0).await)
+        .into_iter()
+        .map(|e| Timed {
+            at: e.at,
+            item: serde_json::from_str(&e.item.data).unwrap_or(Value::String(e.item.data)),
+        })
+        .collect()
+}
+
+fn content(chunks: &[Timed<Value>]) -> Vec<&Timed<Value>> {
+    chunks
+        .iter()
+        .filter(|c| {
+            c.item["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chat_stream_paces_tokens_and_ends_with_finish_usage_and_done() {
+    let app = spawn_app_with(&["--llm-ttft", "200ms", "--llm-decode-rate", "50"]).await;
+    let chunks = stream(
+        &app,
+        "/v1/chat/completions",
+        json!({"model": "trickle-sim", "max_tokens": 10, "stream": true,
+               "stream_options": {"include_usage": true},
+               "messages": [{"role": "user", "content": "twelve chars"}]}),
+    )
+    .await;
+    // Role first, at once; then ten content chunks; finish; usage; [DONE].
+    assert_eq!(chunks[0].item["choices"][0]["delta"]["role"], "assistant");
+    assert!(
+        chunks[0].at < Duration::from_millis(150),
+        "{:?}",
+        chunks[0].at
+    );
+    let tokens = content(&chunks);
+    assert_eq!(tokens.len(), 10);
+    let said: String = tokens
+        .iter()
+        .map(|c| c.item["choices"][0]["delta"]["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(said, text(0..10));
+    // Time to first token: 200 ms (+ 3 prompt tokens at 10,000/s).
+    let ttft = tokens[0].at;
+    assert!(
+        ttft >= Duration::from_millis(190) && ttft < Duration::from_millis(600),
+        "{ttft:?}"
+    );
+    // 50 tokens/s: 9 gaps of 20 ms.
+    let decode = tokens[9].at - tokens[0].at;
+    assert!(
+        decode >= Duration::from_millis(150) && decode < Duration::from_millis(500),
+        "{decode:?}"
+    );
+    let n = chunks.len();
+    assert_eq!(chunks[n - 3].item["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        chunks[n - 2].item["usage"],
+        json!({"prompt_tokens": 3, "completion_tokens": 10, "total_tokens": 13})
+    );
+    assert_eq!(chunks[n - 1].item, "[DONE]");
+    for chunk in &chunks[..n - 1] {
+        assert_eq!(chunk.item["object"], "chat.completion.chunk");
+        assert_eq!(chunk.item["model"], "trickle-sim");
+    }
+}
+
+#[tokio::test]
+async fn reasoning_comes_first_and_tokens_come_in_chunks() {
+    let app = spawn_app_with(&[
+        "--llm-ttft",
+        "10ms",
+        "--llm-decode-rate",
+        "1000",
+        "--llm-tokens-per-chunk",
+        "3",
+        "--llm-reasoning-tokens",
+        "4",
+    ])
+    .await;
+    let chunks = stream(
+        &app,
+        "/v1/chat/completions",
+        json!({"model": "trickle-sim", "max_completion_tokens": 10, "stream": true,
+               "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    let field = |name: &str| -> String {
+        chunks
+            .iter()
+            .filter_map(|c| c.item["choices"][0]["delta"][name].as_str())
+            .collect()
+    };
+    assert_eq!(field("reasoning_content"), text(0..4));
+    assert_eq!(field("content"), text(0..6));
+    // No usage chunk unless asked, and never a usage field.
+    assert!(chunks.iter().all(|c| c.item.get("usage").is_none()));
+    // The first reasoning delta comes before any content.
+    let first_reasoning = chunks
+        .iter()
+        .position(|c| c.item["choices"][0]["delta"]["reasoning_content"].is_string());
+    let first_content = chunks.iter().position(|c| {
+        c.item["choices"][0]["delta"]["content"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    });
+    assert!(first_reasoning < first_content);
+}
+
+#[tokio::test]
+async fn completions_stream_text_and_answer_whole_when_not_streamed() {
+    let app = spawn_app_with(&["--llm-ttft", "100ms", "--llm-decode-rate", "100"]).await;
+    let chunks = stream(
+        &app,
+        "/v1/completions",
+        json!({"model": "trickle-sim", "prompt": "abcdefgh", "max_tokens": 4, "stream": true}),
+    )
+    .await;
+    let said: String = chunks
+        .iter()
+        .filter_map(|c| c.item["choices"][0]["text"].as_str())
+        .collect();
+    assert_eq!(said, text(0..4));
+    assert!(chunks
+        .iter()
+        .all(|c| c.item == "[DONE]" || c.item["object"] == "text_completion"));
+
+    let t0 = Instant::now();
+    let whole: Value = post(
+        &app,
+        "/v1/chat/completions",
+        json!({"model": "trickle-sim", "max_tokens": 6,
+               "messages": [{"role": "user", "content": "abcd"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    // 100 ms to the first token, then 5 more at 100/s: the whole answer.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(140),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(whole["object"], "chat.completion");
+    assert_eq!(whole["choices"][0]["message"]["content"], text(0..6));
+    assert_eq!(whole["choices"][0]["finish_reason"], "stop");
+    assert_eq!(whole["usage"]["completion_tokens"], 6);
+    assert_eq!(whole["usage"]["prompt_tokens"], 1);
+}
+
+#[tokio::test]
+async fn a_deadline_or_a_shutdown_ends_the_stream_with_its_reason_then_done() {
+    let app = spawn_app_with(&[
+        "--llm-ttft",
+        "10ms",
+        "--llm-decode-rate",
+        "20",
+        "--max-stream-duration",
+        "400ms",
+    ])
+    .await;
+    let chunks = stream(
+        &app,
+        "/v1/chat/completions",
+        json!({"model": "trickle-sim", "max_tokens": 1000, "stream": true,
+               "stream_options": {"include_usage": true},
+               "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    let n = chunks.len();
+    assert_eq!(chunks[n - 1].item, "[DONE]");
+    assert_eq!(
+        chunks[n - 3].item["choices"][0]["finish_reason"],
+        "deadline"
+    );
+    let sent = content(&chunks).len() as u64;
+    assert!((3..=12).contains(&sent), "{sent} tokens in 400 ms at 20/s");
+    assert_eq!(chunks[n - 2].item["usage"]["completion_tokens"], sent);
+
+    let app = spawn_app_with(&["--llm-ttft", "10ms", "--llm-decode-rate", "20"]).await;
+    let lifecycle = app.lifecycle.clone();
+    let drain = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        lifecycle.begin_drain();
+    });
+    let chunks = stream(
+        &app,
+        "/v1/completions",
+        json!({"model": "trickle-sim", "prompt": "x", "max_tokens": 1000, "stream": true}),
+    )
+    .await;
+    drain.await.unwrap();
+    let n = chunks.len();
+    assert_eq!(chunks[n - 1].item, "[DONE]");
+    assert_eq!(
+        chunks[n - 2].item["choices"][0]["finish_reason"],
+        "shutdown"
+    );
+}
+
+#[tokio::test]
+async fn errors_come_in_openais_shape() {
+    let app = spawn_app_with(&["--max-streams", "1", "--llm-decode-rate", "5"]).await;
+    let error = |status: u16, param: Option<&str>, response: Value| {
+        assert!(
+            response["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{response}"
+        );
+        assert!(response["error"]["type"].is_string(), "{response}");
+        assert_eq!(
+            response["error"]["param"].as_str(),
+            param,
+            "{status}: {response}"
+        );
+    };
+    let bad = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    error(400, None, bad.json().await.unwrap());
+    let missing = post(
+        &app,
+        "/v1/chat/completions",
+        json!({"model": "trickle-sim"}),
+    )
+    .await;
+    assert_eq!(missing.status(), 400);
+    error(400, Some("messages"), missing.json().await.unwrap());
+    let unknown = post(
+        &app,
+        "/v1/completions",
+        json!({"model": "gpt-none", "prompt": "x"}),
+    )
+    .await;
+    assert_eq!(unknown.status(), 404);
+    let unknown: Value = unknown.json().await.unwrap();
+    assert_eq!(unknown["error"]["code"], "model_not_found");
+    let too_many = post(
+        &app,
+        "/v1/completions",
+        json!({"model": "trickle-sim", "prompt": "x", "max_tokens": 100000000}),
+    )
+    .await;
+    assert_eq!(too_many.status(), 400);
+    error(400, Some("max_tokens"), too_many.json().await.unwrap());
+    let get = app.get("/v1/chat/completions").await;
+    assert_eq!(get.status(), 405);
+    assert_eq!(get.headers()["allow"], "POST");
+
+    // The one slot taken: the next request gets 429 with Retry-After.
+    let held = post(
+        &app,
+        "/v1/completions",
+        json!({"model": "trickle-sim", "prompt": "x", "max_tokens": 100, "stream": true}),
+    )
+    .await;
+    assert_eq!(held.status(), 200);
+    assert_eq!(app.wait_open_streams(1, Duration::from_secs(2)).await, 1);
+    let refused = post(
+        &app,
+        "/v1/chat/completions",
+        json!({"model": "trickle-sim", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "rate_limit_exceeded");
+    drop(held);
+
+    let models: Value = app.get("/v1/models").await.json().await.unwrap();
+    assert_eq!(models["data"][0]["id"], "trickle-sim");
+}
+
+#[tokio::test]
+async fn gen_ai_metrics_after_known_requests() {
+    let app = spawn_app_with(&["--llm-ttft", "100ms", "--llm-decode-rate", "100"]).await;
+    let chunks = stream(
+        &app,
+        "/v1/chat/completions",
+        json!({"model": "trickle-sim", "max_tokens": 5, "stream": true,
+               "messages": [{"role": "user", "content": "sixteen chars xx"}]}),
+    )
+    .await;
+    assert_eq!(content(&chunks).len(), 5);
+    // The stream's guard settles the metrics when the body is dropped.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let scrape = crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap());
+    let labels = [
+        ("gen_ai_operation_name", "chat"),
+        ("gen_ai_provider_name", "trickle"),
+        ("gen_ai_request_model", "trickle-sim"),
+    ];
+    let get = |name: &str, extra: &[(&str, &str)]| {
+        let mut all = labels.to_vec();
+        all.extend_from_slice(extra);
+        scrape.get(name, &all)
+    };
+    assert_eq!(
+        get("gen_ai_server_time_to_first_token_seconds_count", &[]),
+        1.0
+    );
+    let ttft = get("gen_ai_server_time_to_first_token_seconds_sum", &[]);
+    assert!((0.09..0.4).contains(&ttft), "{ttft}");
+    // 4 tokens after the first at 100/s: 10 ms each.
+    let tpot = get("gen_ai_server_time_per_output_token_seconds_sum", &[]);
+    assert!((0.008..0.03).contains(&tpot), "{tpot}");
+    assert_eq!(
+        get("gen_ai_server_request_duration_seconds_count", &[]),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "gen_ai_server_token_usage_sum",
+            &[("gen_ai_token_type", "output")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        get(
+            "gen_ai_server_token_usage_sum",
+            &[("gen_ai_token_type", "input")]
+        ),
+        4.0
+    );
+    // The stream metrics apply unchanged: five chunks on the sse transport.
+    assert_eq!(
+        scrape.get("trickle_stream_chunks_total", &[("transport", "sse")]),
+        5.0
+    );
+}
+
+#[tokio::test]
+async fn decoding_slows_with_the_streams_open() {
+    let app = spawn_app_with(&[
+        "--llm-ttft",
+        "10ms",
+        "--llm-decode-rate",
+        "100",
+        "--llm-slowdown",
+        "1",
+    ])
+    .await;
+    let body = json!({"model": "trickle-sim", "prompt": "x", "max_tokens": 6, "stream": true});
+    let decode = |chunks: Vec<Timed<Value>>| {
+        let tokens: Vec<Duration> = chunks
+            .iter()
+            .filter(|c| {
+                c.item["choices"][0]["text"]
+                    .as_str()
+                    .is_some_and(|t| !t.is_empty())
+            })
+            .map(|c| c.at)
+            .collect();
+        tokens[tokens.len() - 1] - tokens[0]
+    };
+    // Alone: 10 ms x (1 + 1 x 1 open) per token.
+    let alone = decode(stream(&app, "/v1/completions", body.clone()).await);
+    // Beside three others: 10 ms x (1 + 4).
+    let others: Vec<_> = (0..3)
+        .map(|_| {
+            let body =
+                json!({"model": "trickle-sim", "prompt": "x", "max_tokens": 100, "stream": true});
+            let request = app
+                .client
+                .post(app.url("/v1/completions"))
+                .json(&body)
+                .send();
+            tokio::spawn(request)
+        })
+        .collect();
+    assert_eq!(app.wait_open_streams(3, Duration::from_secs(2)).await, 3);
+    let crowded = decode(stream(&app, "/v1/completions", body).await);
+    for other in others {
+        drop(other.await);
+    }
+    let ratio = crowded.as_secs_f64() / alone.as_secs_f64();
+    assert!(
+        ratio > 1.6 && ratio < 4.0,
+        "alone {alone:?}, crowded {crowded:?}: x{ratio:.2} (2.5 expected)"
+    );
+}
