@@ -47,8 +47,9 @@ pub struct ModelSettings {
     #[arg(long = "llm-jitter", env = "TRICKLE_LLM_JITTER", default_value = "0ms",
           value_parser = humantime::parse_duration)]
     pub jitter: Duration,
-    /// The first N output tokens are reasoning (`delta.reasoning_content`),
-    /// counted in the output tokens and in max_tokens, as OpenAI counts them.
+    /// The first N output tokens of a chat response are reasoning
+    /// (`delta.reasoning_content`), counted in the output tokens and in
+    /// max_tokens, as OpenAI counts them (completions have none).
     #[arg(
         long = "llm-reasoning-tokens",
         env = "TRICKLE_LLM_REASONING_TOKENS",
@@ -115,11 +116,18 @@ impl TokenPlan {
 
 impl ModelSettings {
     /// The plan and the pacing of a request for `max_tokens` output tokens
-    /// after a prompt of `prompt_tokens`.
-    pub fn plan(&self, prompt_tokens: u64, max_tokens: u64) -> (TokenPlan, StreamSpec) {
+    /// after a prompt of `prompt_tokens`; `reasoning` when the API can carry
+    /// reasoning (chat; the legacy completions API has no field for it).
+    pub fn plan(
+        &self,
+        prompt_tokens: u64,
+        max_tokens: u64,
+        reasoning: bool,
+    ) -> (TokenPlan, StreamSpec) {
+        let reasoning_tokens = if reasoning { self.reasoning_tokens } else { 0 };
         let plan = TokenPlan {
             output_tokens: max_tokens,
-            reasoning_tokens: self.reasoning_tokens.min(max_tokens),
+            reasoning_tokens: reasoning_tokens.min(max_tokens),
             tokens_per_chunk: u64::from(self.tokens_per_chunk),
         };
         let prefill = Duration::from_secs_f64(prompt_tokens as f64 / self.prefill_rate);
@@ -210,7 +218,7 @@ mod tests {
 
     #[test]
     fn the_plan_paces_chunks_of_tokens_after_prefill() {
-        let (plan, spec) = settings().plan(500, 10);
+        let (plan, spec) = settings().plan(500, 10, true);
         assert_eq!(plan.chunks(), 4, "10 tokens in chunks of 3");
         assert_eq!(plan.range(0), 0..3);
         assert_eq!(plan.range(3), 9..10);
@@ -222,7 +230,8 @@ mod tests {
         assert_eq!(spec.interval, Duration::from_millis(60));
         assert_eq!(spec.chunks, 4);
         // Reasoning never exceeds the output.
-        assert_eq!(settings().plan(0, 2).0.reasoning_tokens, 2);
+        assert_eq!(settings().plan(0, 2, true).0.reasoning_tokens, 2);
+        assert_eq!(settings().plan(0, 8, false).0.reasoning_tokens, 0);
     }
 
     #[test]

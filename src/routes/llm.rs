@@ -66,7 +66,10 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
             return error.response();
         }
     };
-    let (plan, spec) = state.model.plan(request.prompt_tokens, request.max_tokens);
+    let (plan, spec) =
+        state
+            .model
+            .plan(request.prompt_tokens, request.max_tokens, api == Api::Chat);
     let open = match state.admit(req, ValidRequest::planned(spec, started), Transport::Sse) {
         Ok(open) => open,
         Err(refusal) => return OpenAiError::from_api(&refusal).response(),

@@ -15,6 +15,7 @@ mod llm;
 mod logs;
 mod metrics;
 mod ndjson;
+mod openai_sdk;
 mod otlp;
 mod page;
 mod probes;

@@ -1,0 +1,120 @@
+"""The official OpenAI Python SDK against trickle's simulated model.
+
+Run by tests/api/openai_sdk.rs (trickle started with known settings):
+    python sdk_check.py BASE_URL REASONING_TOKENS
+Streams chat and completions with and without usage, asks without
+streaming, and checks that bad requests raise the SDK's typed errors.
+Exits non-zero with the failed check on stderr.
+"""
+
+import sys
+
+import openai
+from openai import OpenAI
+
+WORDS = [
+    "the", "stream", "of", "tokens", "flows", "from", "a", "simulated", "model", "to", "every",
+    "client", "at", "its", "own", "pace", "and", "each", "word", "arrives", "when", "it", "is",
+    "ready", "so", "that", "latency", "shows", "in", "what", "users", "see",
+]
+
+
+def text(n):
+    """What trickle's model says in n tokens (README: the simulated model)."""
+    return "".join(" " + WORDS[i % len(WORDS)] for i in range(n))
+
+
+def check(condition, what):
+    if not condition:
+        print(f"FAILED: {what}", file=sys.stderr)
+        sys.exit(1)
+    print(f"ok: {what}")
+
+
+def main():
+    base, reasoning = sys.argv[1], int(sys.argv[2])
+    client = OpenAI(base_url=f"{base}/v1", api_key="not-needed", max_retries=0, timeout=30)
+    messages = [{"role": "user", "content": "Say eight tokens."}]
+
+    # Chat, streamed, with usage.
+    stream = client.chat.completions.create(
+        model="trickle-sim", messages=messages, max_tokens=8, stream=True,
+        stream_options={"include_usage": True},
+    )
+    content, thoughts, finish, usage, roles = "", "", None, None, []
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            delta = choice.delta
+            if delta.role:
+                roles.append(delta.role)
+            content += delta.content or ""
+            # reasoning_content is not in the SDK's model: it arrives as an extra field.
+            thoughts += getattr(delta, "reasoning_content", None) or ""
+            finish = choice.finish_reason or finish
+    check(roles == ["assistant"], f"chat stream: the role once ({roles})")
+    check(thoughts == text(reasoning), f"chat stream: reasoning {thoughts!r}")
+    check(content == text(8 - reasoning), f"chat stream: content {content!r}")
+    check(finish == "stop", f"chat stream: finish_reason {finish!r}")
+    check(usage is not None and usage.completion_tokens == 8 and usage.prompt_tokens == 5
+          and usage.total_tokens == 13, f"chat stream: usage {usage}")
+
+    # Chat, streamed, without usage: no usage chunk at all.
+    chunks = list(client.chat.completions.create(
+        model="trickle-sim", messages=messages, max_tokens=3, stream=True))
+    check(all(c.usage is None for c in chunks), "chat stream without include_usage: no usage")
+    check(chunks[-1].choices[0].finish_reason == "stop", "chat stream without usage: finish")
+
+    # Completions, streamed, with and without usage.
+    said, usage = "", None
+    for chunk in client.completions.create(
+            model="trickle-sim", prompt="abcdefgh", max_tokens=5, stream=True,
+            stream_options={"include_usage": True}):
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            said += choice.text
+    check(said == text(5), f"completions stream: text {said!r}")
+    check(usage is not None and usage.completion_tokens == 5 and usage.prompt_tokens == 2,
+          f"completions stream: usage {usage}")
+    chunks = list(client.completions.create(
+        model="trickle-sim", prompt="x", max_tokens=2, stream=True))
+    check("".join(c.choices[0].text for c in chunks if c.choices) == text(2),
+          "completions stream without usage: text")
+
+    # Not streamed.
+    whole = client.chat.completions.create(model="trickle-sim", messages=messages, max_tokens=4)
+    check(whole.choices[0].message.content == text(4 - min(reasoning, 4)),
+          f"chat: content {whole.choices[0].message.content!r}")
+    check(whole.choices[0].finish_reason == "stop", "chat: finish_reason")
+    check(whole.usage.completion_tokens == 4, f"chat: usage {whole.usage}")
+    whole = client.completions.create(model="trickle-sim", prompt="abcd", max_tokens=3)
+    check(whole.choices[0].text == text(3), f"completions: text {whole.choices[0].text!r}")
+    check(whole.usage.prompt_tokens == 1, "completions: prompt tokens")
+
+    # Models.
+    check([m.id for m in client.models.list()] == ["trickle-sim"], "models: the served model")
+
+    # Bad requests raise the SDK's typed errors with the right status.
+    try:
+        client.chat.completions.create(model="trickle-sim", messages=[], max_tokens=1)
+        check(False, "empty messages must fail")
+    except openai.BadRequestError as e:
+        check(e.status_code == 400 and e.body and e.body.get("param") == "messages",
+              f"empty messages: BadRequestError 400 naming the parameter ({e.body})")
+    try:
+        client.completions.create(model="no-such-model", prompt="x")
+        check(False, "an unknown model must fail")
+    except openai.NotFoundError as e:
+        check(e.status_code == 404 and e.code == "model_not_found",
+              "unknown model: NotFoundError 404, model_not_found")
+    try:
+        client.completions.create(model="trickle-sim", prompt="x", max_tokens=10**9)
+        check(False, "too many tokens must fail")
+    except openai.BadRequestError as e:
+        check(e.status_code == 400, "max_tokens beyond the limit: BadRequestError 400")
+
+
+if __name__ == "__main__":
+    main()
