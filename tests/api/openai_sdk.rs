@@ -38,5 +38,9 @@ async fn the_official_openai_sdk_streams_from_the_simulated_model() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     // Every check ran (a script that stopped early cannot pass).
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok: ")).count(), 19, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
+        19,
+        "{stdout}"
+    );
 }

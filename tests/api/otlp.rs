@@ -42,6 +42,21 @@ impl Span {
         }
     }
 
+    /// A string-array attribute's values.
+    pub fn strings(&self, key: &str) -> Vec<String> {
+        match self.attributes.get(key) {
+            Some(Value::ArrayValue(array)) => array
+                .values
+                .iter()
+                .filter_map(|v| match &v.value {
+                    Some(Value::StringValue(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn str(&self, key: &str) -> Option<&str> {
         match self.attributes.get(key) {
             Some(Value::StringValue(v)) => Some(v),

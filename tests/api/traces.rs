@@ -379,3 +379,52 @@ async fn a_dead_collector_never_slows_a_stream() {
     drop(dead);
     drop(held);
 }
+
+/// An LLM request's span: the stream span with the GenAI attributes, and a
+/// chunk span per chunk of tokens as for any stream.
+#[tokio::test]
+async fn an_llm_stream_span_carries_the_gen_ai_attributes() {
+    let receiver = Receiver::http().await;
+    let bin = start(
+        &receiver,
+        &["--llm-ttft", "10ms", "--llm-decode-rate", "1000"],
+        &[],
+    )
+    .await;
+    let trace = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", bin.base))
+        .header("traceparent", format!("00-{trace}-{PARENT}-01"))
+        .json(
+            &serde_json::json!({"model": "trickle-sim", "max_tokens": 4, "stream": true,
+               "messages": [{"role": "user", "content": "abcdefgh"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+    let spans = receiver
+        .wait_for(Duration::from_secs(5), |s| {
+            s.iter()
+                .any(|s| s.trace_id == trace && s.name == "POST /v1/chat/completions")
+        })
+        .await;
+    let span = spans
+        .iter()
+        .find(|s| s.trace_id == trace && s.name == "POST /v1/chat/completions")
+        .unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(span.str("gen_ai.operation.name"), Some("chat"));
+    assert_eq!(span.str("gen_ai.provider.name"), Some("trickle"));
+    assert_eq!(span.str("gen_ai.request.model"), Some("trickle-sim"));
+    assert_eq!(span.int("gen_ai.request.max_tokens"), Some(4));
+    assert_eq!(span.int("gen_ai.usage.input_tokens"), Some(2));
+    assert_eq!(span.int("gen_ai.usage.output_tokens"), Some(4));
+    assert_eq!(span.strings("gen_ai.response.finish_reasons"), ["stop"]);
+    assert_eq!(span.str("trickle.outcome"), Some("completed"));
+    let chunks = spans
+        .iter()
+        .filter(|s| s.trace_id == trace && s.name == "stream.chunk")
+        .count();
+    assert_eq!(chunks, 4, "a chunk span per token");
+}
