@@ -142,6 +142,15 @@ def trickle():
             [(rate("trickle_streams_rejected_total", J, "reason"), "{{reason}}")])
     b.panel("HTTP responses by status", "Responses per second by route and status, counted when the whole response (body included) is done.",
             "reqps", [(rate("trickle_http_requests_total", J, "route, status"), "{{route}} {{status}}")])
+    b.row("LLM (simulated model, OpenAI API)")
+    b.panel("Time to first token", "gen_ai.server.time_to_first_token: from the request to the first output token, p50 and p99, by operation (chat, text_completion).",
+            "s", [(quantile(0.5, "gen_ai_server_time_to_first_token_seconds", J, "le, gen_ai_operation_name"), "{{gen_ai_operation_name}} p50"),
+                  (quantile(0.99, "gen_ai_server_time_to_first_token_seconds", J, "le, gen_ai_operation_name"), "{{gen_ai_operation_name}} p99")], width=8)
+    b.panel("Time per output token", "gen_ai.server.time_per_output_token: (last token - first token) / (output tokens - 1), p50 and p99.",
+            "s", [(quantile(0.5, "gen_ai_server_time_per_output_token_seconds", J, "le, gen_ai_operation_name"), "{{gen_ai_operation_name}} p50"),
+                  (quantile(0.99, "gen_ai_server_time_per_output_token_seconds", J, "le, gen_ai_operation_name"), "{{gen_ai_operation_name}} p99")], width=8)
+    b.panel("Tokens per second", "Output and input tokens per second over every request (gen_ai_server_token_usage by token type).",
+            "short", [(rate("gen_ai_server_token_usage_sum", J, "gen_ai_token_type"), "{{gen_ai_token_type}} tokens/s")], width=8)
     b.row("Process")
     b.panel("CPU", "CPU time per second of each process (1 = one core).", "percentunit",
             [(rate("process_cpu_seconds_total", J, "instance"), "{{instance}}")])

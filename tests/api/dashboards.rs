@@ -143,6 +143,9 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         &[],
     )
     .await;
+    // A second instance of the job serves the simulated LLM's requests, so
+    // they never compete with the stream run for its four slots.
+    let llm = spawn_binary(&["--llm-ttft", "20ms", "--llm-decode-rate", "200"], &[]).await;
     let load_port = free_port();
     let prom_port = free_port();
     let dir = std::env::temp_dir().join(format!("trickle-dashboards-{}", std::process::id()));
@@ -151,8 +154,8 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: trickle\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: trickle-load\n    static_configs:\n      - targets: ['127.0.0.1:{load_port}']\n",
-            server.port
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: trickle\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}']\n  - job_name: trickle-load\n    static_configs:\n      - targets: ['127.0.0.1:{load_port}']\n",
+            server.port, llm.port
         ),
     )
     .unwrap();
@@ -182,6 +185,37 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let started = std::time::SystemTime::now();
+
+    // LLM requests through the run (chat and completions, streamed).
+    let llm_base = llm.base.clone();
+    let llm_requests = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let until = Instant::now() + Duration::from_secs(9);
+        while Instant::now() < until {
+            for (path, body) in [
+                (
+                    "/v1/chat/completions",
+                    serde_json::json!({"model": "trickle-sim", "max_tokens": 8, "stream": true,
+                    "messages": [{"role": "user", "content": "abcdefgh"}]}),
+                ),
+                (
+                    "/v1/completions",
+                    serde_json::json!({"model": "trickle-sim", "max_tokens": 8, "stream": true,
+                    "prompt": "abcdefgh"}),
+                ),
+            ] {
+                if let Ok(response) = client
+                    .post(format!("{llm_base}{path}"))
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    let _ = response.bytes().await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
 
     // A short run that opens, completes, resumes and gets refused streams.
     let mut load = Command::new(&trickle_load)
@@ -214,6 +248,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(11)).await;
+    llm_requests.await.unwrap();
 
     // Every metric a dashboard names exists in a live exposition.
     let exposed = format!(
