@@ -54,6 +54,10 @@ pub enum SetupError {
     Goose(#[from] goose::GooseError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Dataset(#[from] crate::llm::request::DatasetError),
+    #[error("--api streams over SSE: leave out --transport {0} (or use sse)")]
+    ApiTransport(&'static str),
 }
 
 /// What a finished run returns.
@@ -220,6 +224,20 @@ fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
     } else {
         None
     };
+    let llm = match stream.llm.api {
+        None => None,
+        Some(_) if stream.transport != ClientTransport::Sse => {
+            return Err(SetupError::ApiTransport(stream.transport.as_str()))
+        }
+        Some(api) => Some(crate::client::LlmPlan {
+            bodies: crate::llm::request::Bodies::new(api, &stream.llm)?,
+            first_token: stream.llm.first_token,
+        }),
+    };
+    let mut headers = stream.headers.clone();
+    if llm.is_some() && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+    }
     let body = match (&stream.body, &stream.body_file) {
         (Some(text), _) => Some(Bytes::from(text.clone())),
         (None, Some(path)) => Some(Bytes::from(std::fs::read(path).map_err(|source| {
@@ -232,9 +250,13 @@ fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
     };
     Ok(Plan {
         transport: stream.transport,
-        method: stream.method.clone(),
+        method: if llm.is_some() {
+            "POST".to_owned()
+        } else {
+            stream.method.clone()
+        },
         path_and_query: stream.path_and_query(),
-        headers: stream.headers.clone(),
+        headers,
         body,
         idle_timeout: stream.idle_timeout,
         stream_timeout: stream.stream_timeout,
@@ -245,6 +267,7 @@ fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
         source_addresses: stream.source_addresses,
         trust,
         ws_tls,
+        llm,
     })
 }
 
@@ -258,6 +281,10 @@ fn expectations_of(stream: &StreamArgs, checks: &CheckArgs) -> Expectations {
         interval: stream.interval_ms.map(Duration::from_millis),
         first_delay: stream.first_delay_ms.map(Duration::from_millis),
         reconnect: stream.reconnect,
+        max_ttft_p99: checks.max_ttft_p99,
+        max_itl_p99: checks.max_itl_p99,
+        max_tpot_p99: checks.max_tpot_p99,
+        min_goodput: checks.min_goodput,
     }
 }
 
@@ -282,6 +309,13 @@ async fn collector_for(
 ) -> Result<Arc<Collector>, SetupError> {
     let mut collector = Collector::new(host, stream.transport.as_str())
         .with_concurrency_limit(checks.expect_concurrency);
+    if let Some(api) = stream.llm.api {
+        collector = collector.with_llm(crate::llm::LlmReport::new(
+            api,
+            stream.llm.first_token,
+            stream.llm.goodput,
+        ));
+    }
     if let Some((from, to)) = window {
         let now = tokio::time::Instant::now();
         collector = collector.with_window(now + from, now + to);

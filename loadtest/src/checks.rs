@@ -85,6 +85,43 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
         );
     }
 
+    for (check, histogram, what, limit) in [
+        ("ttft-p99", "ttft", "time to first token", expect.max_ttft_p99),
+        ("itl-p99", "gap", "inter-token latency", expect.max_itl_p99),
+        ("tpot-p99", "tpot", "time per output token", expect.max_tpot_p99),
+    ] {
+        let Some(limit) = limit else { continue };
+        let h = report.histogram(histogram);
+        let p99 = h.map(|h| quantile(h, 0.99)).unwrap_or_default();
+        let n = h.map_or(0, |h| h.len());
+        verdicts.push(
+            Verdict::new(
+                check,
+                n > 0 && p99 <= limit,
+                format!("{what} p99 {} (limit {}) over {n}", ms(p99), ms(limit)),
+            )
+            .with_figure(millis(p99), "ms", millis(limit)),
+        );
+    }
+
+    if let (Some(limit), Some(llm)) = (expect.min_goodput, &report.llm) {
+        let fraction = llm.goodput_fraction();
+        verdicts.push(
+            Verdict::new(
+                "goodput",
+                llm.requests > 0 && fraction >= limit,
+                format!(
+                    "{} of {} completed requests met every bound ({:.1}%, at least {:.1}%)",
+                    llm.good,
+                    llm.requests,
+                    fraction * 100.0,
+                    limit * 100.0
+                ),
+            )
+            .with_figure(fraction, "ratio", limit),
+        );
+    }
+
     if let Some(limit) = expect.max_error_rate {
         let rate = report.error_rate();
         verdicts.push(

@@ -151,6 +151,12 @@ impl Collector {
         }
     }
 
+    /// An LLM run: the report keeps the token figures.
+    pub fn with_llm(self, llm: crate::llm::LlmReport) -> Self {
+        self.with_report(|r| r.llm = Some(llm));
+        self
+    }
+
     /// Measures `[from, to)` on its own as well (see [`WindowStats`]).
     pub fn with_window(mut self, from: Instant, to: Instant) -> Self {
         self.window = Some(Window {

@@ -21,4 +21,14 @@ pub struct Expectations {
     pub first_delay: Option<Duration>,
     /// The client resumed across cuts (integrity must then hold across them).
     pub reconnect: bool,
+    /// LLM runs: bounds on the p99 of TTFT, ITL and TPOT, and the least
+    /// goodput.
+    #[serde(default)]
+    pub max_ttft_p99: Option<Duration>,
+    #[serde(default)]
+    pub max_itl_p99: Option<Duration>,
+    #[serde(default)]
+    pub max_tpot_p99: Option<Duration>,
+    #[serde(default)]
+    pub min_goodput: Option<f64>,
 }

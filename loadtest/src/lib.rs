@@ -40,6 +40,7 @@ pub mod emulate;
 pub mod expectations;
 pub mod health;
 pub mod histogram;
+pub mod llm;
 pub(crate) mod metrics;
 pub mod options;
 pub(crate) mod ports;

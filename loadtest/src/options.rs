@@ -136,6 +136,8 @@ pub struct StreamArgs {
     /// Seconds between progress lines on stderr (0: none).
     #[arg(long, default_value_t = 2)]
     pub progress_secs: u64,
+    #[command(flatten)]
+    pub llm: crate::llm::LlmArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -156,6 +158,19 @@ pub struct CheckArgs {
     /// Largest acceptable share of connections ending in error (0..1).
     #[arg(long, value_name = "RATIO", value_parser = parse_ratio)]
     pub max_error_rate: Option<f64>,
+    /// LLM (--api): largest acceptable p99 of the time to first token.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "api")]
+    pub max_ttft_p99: Option<Duration>,
+    /// LLM (--api): largest acceptable p99 of the inter-token latency.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "api")]
+    pub max_itl_p99: Option<Duration>,
+    /// LLM (--api): largest acceptable p99 of the time per output token.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "api")]
+    pub max_tpot_p99: Option<Duration>,
+    /// LLM (--api, --goodput): smallest acceptable share of completed
+    /// requests meeting every goodput bound (0..1).
+    #[arg(long, value_name = "FRACTION", value_parser = parse_ratio, requires = "goodput")]
+    pub min_goodput: Option<f64>,
 }
 
 /// `Name: value`, both checked by the `http` crate's parsers (any token
@@ -189,8 +204,15 @@ pub(crate) fn parse_ratio(raw: &str) -> Result<f64, String> {
 }
 
 impl StreamArgs {
-    /// The path with trickle's stream parameters appended.
+    /// The path with trickle's stream parameters appended (an `--api`
+    /// run: the API's path, or `--path`, as given).
     pub fn path_and_query(&self) -> String {
+        if let Some(api) = self.llm.api {
+            return self
+                .path
+                .clone()
+                .unwrap_or_else(|| api.default_path().to_owned());
+        }
         let path = self
             .path
             .clone()

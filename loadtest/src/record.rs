@@ -24,6 +24,8 @@ pub enum ConnectionEnd {
     ClientDeadline,
     /// The response was not a success (429, 503, 504...).
     HttpStatus,
+    /// An LLM API sent an error object in the middle of the stream.
+    StreamError,
     /// No connection or no response.
     ConnectError,
     /// The body broke the framing (endless line, invalid data).
@@ -31,13 +33,14 @@ pub enum ConnectionEnd {
 }
 
 impl ConnectionEnd {
-    pub const ALL: [ConnectionEnd; 8] = [
+    pub const ALL: [ConnectionEnd; 9] = [
         Self::Completed,
         Self::ReconnectHint,
         Self::Truncated,
         Self::IdleTimeout,
         Self::ClientDeadline,
         Self::HttpStatus,
+        Self::StreamError,
         Self::ConnectError,
         Self::ProtocolError,
     ];
@@ -50,6 +53,7 @@ impl ConnectionEnd {
             Self::IdleTimeout => "idle_timeout",
             Self::ClientDeadline => "client_deadline",
             Self::HttpStatus => "http_status",
+            Self::StreamError => "stream_error",
             Self::ConnectError => "connect_error",
             Self::ProtocolError => "protocol_error",
         }
@@ -62,6 +66,7 @@ impl ConnectionEnd {
             Self::Truncated
                 | Self::IdleTimeout
                 | Self::HttpStatus
+                | Self::StreamError
                 | Self::ConnectError
                 | Self::ProtocolError
         )
@@ -102,6 +107,8 @@ pub struct Connection {
     /// Why the connection failed, when the client knows (a refused
     /// certificate, a refused connection...).
     pub error: Option<String>,
+    /// What an LLM response carried (an `--api` run).
+    pub llm: Option<crate::llm::measure::LlmConnection>,
 }
 
 /// Lost, duplicated and out-of-order ids over a whole logical stream.

@@ -92,6 +92,10 @@ fn run_args(args: &CapacityArgs, n: u64) -> RunArgs {
             expect_timeout: None,
             max_ttfb_p99: None,
             max_error_rate: None,
+            max_ttft_p99: None,
+            max_itl_p99: None,
+            max_tpot_p99: None,
+            min_goodput: None,
         },
         goose,
     }

@@ -53,6 +53,8 @@ pub enum Seen {
     Reconnect,
     /// The server's advertised reconnection delay.
     Retry(Duration),
+    /// A chunk of an LLM API's stream (`--api`).
+    Llm(crate::llm::chunk::LlmChunk),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +75,8 @@ pub struct Decoder {
     line: Vec<u8>,
     max_line: usize,
     items: Vec<trickle_sse::Item>,
+    /// Read SSE data as an LLM API's chunks.
+    llm: bool,
 }
 
 impl Decoder {
@@ -88,6 +92,16 @@ impl Decoder {
             line: Vec::new(),
             max_line,
             items: Vec::new(),
+            llm: false,
+        }
+    }
+
+    /// A decoder of an LLM API's SSE stream: each `data:` payload is read
+    /// as a chunk ([`Seen::Llm`]); `[DONE]` ends it.
+    pub fn llm() -> Self {
+        Self {
+            llm: true,
+            ..Self::new(ClientTransport::Sse)
         }
     }
 
@@ -113,6 +127,8 @@ impl Decoder {
                         Seen::End
                     } else if event.event_type == "reconnect" {
                         Seen::Reconnect
+                    } else if self.llm {
+                        Seen::Llm(crate::llm::chunk::LlmChunk::parse(&event.data))
                     } else {
                         // The event's own `id:` field if it had one (the
                         // last id changed), else an integer "id" in JSON data.

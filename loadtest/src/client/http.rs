@@ -86,7 +86,9 @@ impl Connector for HttpConnector<'_> {
                 builder = builder.header("last-event-id", id.to_string());
             }
         }
-        if let Some(body) = &plan.body {
+        if let Some(llm) = &plan.llm {
+            builder = builder.body(llm.bodies.next());
+        } else if let Some(body) = &plan.body {
             builder = builder.body(body.clone());
         }
         let request = GooseRequest::builder()
@@ -115,6 +117,11 @@ impl Connector for HttpConnector<'_> {
                 shared.collector.refused(reader.started);
             }
             reader.conn.retry = retry_after(response.headers());
+            if plan.llm.is_some() {
+                // OpenAI-compatible APIs say why in an error object.
+                let why = error_message(response).await;
+                return reader.fail(ConnectionEnd::HttpStatus, format!("HTTP {status}: {why}"));
+            }
             return reader.finish(ConnectionEnd::HttpStatus);
         }
 
@@ -126,13 +133,39 @@ impl Connector for HttpConnector<'_> {
     }
 }
 
+/// The message of an error response's body (OpenAI's `error.message`, or
+/// the start of the text), read with a bound on size and time.
+async fn error_message(response: reqwest::Response) -> String {
+    const LIMIT: usize = 4096;
+    let mut body = Vec::new();
+    let mut response = response;
+    let read = async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() >= LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), read).await;
+    body.truncate(LIMIT);
+    serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned())
+}
+
 async fn read_body(
     reader: &mut Reader<'_>,
     mut response: reqwest::Response,
     stop_at: Option<Instant>,
 ) -> ConnectionEnd {
     let shared = reader.shared;
-    let mut decoder = Decoder::new(shared.plan.transport);
+    let mut decoder = if shared.plan.llm.is_some() {
+        Decoder::llm()
+    } else {
+        Decoder::new(shared.plan.transport)
+    };
     let mut items = Vec::new();
     let deadline = client_deadline(shared, stop_at);
     tokio::pin!(deadline);

@@ -43,6 +43,15 @@ pub struct Plan {
     pub trust: crate::tls::Trust,
     /// The WebSocket client's TLS configuration, built once for `wss://`.
     pub ws_tls: Option<Arc<rustls::ClientConfig>>,
+    /// An LLM API run (`--api`): request bodies and what counts as output.
+    pub llm: Option<LlmPlan>,
+}
+
+/// How an `--api` run builds requests and reads chunks.
+#[derive(Debug, Clone)]
+pub struct LlmPlan {
+    pub bodies: crate::llm::request::Bodies,
+    pub first_token: crate::llm::FirstToken,
 }
 
 impl Plan {
@@ -152,6 +161,12 @@ impl<'a> Reader<'a> {
                         self.attempt.ids.observe(id);
                     }
                 }
+                Seen::Llm(chunk) => {
+                    if let Some(end) = self.llm_chunk(&chunk) {
+                        self.end_seen = Some(end);
+                        return self.end_seen;
+                    }
+                }
                 Seen::Heartbeat => {}
                 Seen::Retry(retry) => self.conn.retry = Some(retry),
                 Seen::End => self.end_seen = Some(ConnectionEnd::Completed),
@@ -159,6 +174,35 @@ impl<'a> Reader<'a> {
             }
         }
         self.end_seen
+    }
+
+    /// Folds in one chunk of an LLM stream: an output chunk is an event
+    /// (TTFT and ITL are the first-event time and the gaps); an error
+    /// object or invalid JSON ends the connection.
+    fn llm_chunk(&mut self, chunk: &crate::llm::chunk::LlmChunk) -> Option<ConnectionEnd> {
+        if chunk.invalid {
+            self.conn.error = Some("invalid JSON in a chunk".to_owned());
+            return Some(ConnectionEnd::ProtocolError);
+        }
+        if let Some(message) = &chunk.error {
+            self.conn.error = Some(format!("error object mid-stream: {message}"));
+            return Some(ConnectionEnd::StreamError);
+        }
+        let mode = self.shared.plan.llm.as_ref()?.first_token;
+        let llm = self.conn.llm.get_or_insert_with(Default::default);
+        if let Some(reason) = &chunk.finish_reason {
+            llm.finish_reason = Some(reason.clone());
+        }
+        if chunk.usage.is_some() {
+            llm.usage = chunk.usage;
+        }
+        if chunk.is_output(mode) {
+            llm.output_chunks += 1;
+            let mut event = vec![Seen::Event { id: None }];
+            // An event never ends a connection.
+            let _ = self.seen(&mut event);
+        }
+        None
     }
 
     /// How a clean end of body counts.

@@ -50,6 +50,9 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
             );
         }
     }
+    if report.llm.is_some() {
+        llm_section(&mut out, report);
+    }
     if report.scheduled {
         let (c, r) = (&report.latency.corrected, &report.latency.raw);
         let _ = writeln!(
@@ -142,4 +145,69 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         }
     }
     out
+}
+
+/// The LLM figures of an `--api` run (the summary's, so the two agree).
+fn llm_section(out: &mut String, report: &Report) {
+    let summary = super::summary::Summary::of(report, &[]);
+    let Some(llm) = summary.llm else { return };
+    let _ = writeln!(
+        out,
+        "\nLLM: {:.2} requests/s completed, {} output tokens ({:.1}/s in all, {:.1}/s per stream), {:.2} chunks per token{}.\n",
+        llm.requests_per_s,
+        llm.output_tokens,
+        llm.output_tokens_per_s,
+        llm.output_tokens_per_s_per_stream,
+        llm.chunks_per_token,
+        if llm.output_tokens_estimated_requests > 0 {
+            format!(
+                " ({} request(s) sent no usage: their tokens are counted chunks, an estimate)",
+                llm.output_tokens_estimated_requests
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(out, "| LLM measure (ms) | count | p50 | p90 | p99 | max |");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+    for (label, m) in [
+        ("TTFT, time to first token", &llm.ttft),
+        ("ITL, inter-token latency", &llm.itl),
+        ("TPOT, time per output token", &llm.tpot),
+        ("end-to-end latency", &llm.e2e),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            m.count, m.p50_ms, m.p90_ms, m.p99_ms, m.max_ms
+        );
+    }
+    if let Some(g) = &llm.goodput {
+        let bound = |name: &str, v: Option<f64>| v.map(|ms| format!("{name} <= {ms:.0} ms"));
+        let bounds: Vec<String> = [
+            bound("TTFT", g.bounds.ttft_ms),
+            bound("TPOT", g.bounds.tpot_ms),
+            bound("e2e", g.bounds.e2e_ms),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let _ = writeln!(
+            out,
+            "\nGoodput ({}): {} of {} completed requests ({:.1}%), {:.2}/s.",
+            bounds.join(", "),
+            g.good,
+            g.requests,
+            g.fraction * 100.0,
+            g.per_s
+        );
+    }
+    if !llm.finish_reasons.is_empty() {
+        let reasons: Vec<String> = llm
+            .finish_reasons
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        let _ = writeln!(out, "\nFinish reasons: {}.", reasons.join(", "));
+    }
 }

@@ -21,7 +21,7 @@ use crate::verdict::Verdict;
 pub use crate::histogram::{new_histogram, quantile};
 
 /// The measured distributions, by name.
-pub const HISTOGRAMS: [&str; 11] = [
+pub const HISTOGRAMS: [&str; 15] = [
     "connect",
     "headers",
     "first_byte",
@@ -33,6 +33,13 @@ pub const HISTOGRAMS: [&str; 11] = [
     "headers_corrected",
     "first_byte_corrected",
     "first_event_corrected",
+    // LLM runs (--api), over completed requests: time to first token,
+    // time per output token, end-to-end latency, and output tokens (a
+    // count, not microseconds).
+    "ttft",
+    "tpot",
+    "e2e",
+    "output_tokens",
 ];
 
 /// The measures timed both from the planned start and from the send.
@@ -158,6 +165,9 @@ pub struct Report {
     /// The figures to gate on, derived from the rest when written.
     #[serde(default)]
     pub summary: summary::Summary,
+    /// LLM totals (an `--api` run).
+    #[serde(default)]
+    pub llm: Option<crate::llm::LlmReport>,
     #[serde(with = "histograms")]
     pub histograms: BTreeMap<String, Histogram<u64>>,
 }
@@ -194,6 +204,7 @@ impl Report {
             error_samples: Vec::new(),
             expectations: None,
             summary: summary::Summary::default(),
+            llm: None,
             histograms,
         }
     }
@@ -280,6 +291,21 @@ impl Report {
                 .or_default()
                 .connections += 1;
         }
+        if let (Some(report), Some(llm)) = (&mut self.llm, &c.llm) {
+            let completed = c.end == Some(ConnectionEnd::Completed);
+            if let Some(figures) = report.add(llm, completed, c.first_event, c.lifetime) {
+                if let Some(ttft) = figures.ttft {
+                    self.record("ttft", ttft);
+                }
+                if let Some(tpot) = figures.tpot {
+                    self.record("tpot", tpot);
+                }
+                self.record("e2e", figures.e2e);
+                if let Some(h) = self.histograms.get_mut("output_tokens") {
+                    let _ = h.record(figures.output_tokens);
+                }
+            }
+        }
     }
 
     /// Counts a failure message; whether it was new.
@@ -363,6 +389,11 @@ impl Report {
         };
         for sample in &other.error_samples {
             self.add_error_sample(sample.end, &sample.message, sample.count);
+        }
+        match (&mut self.llm, &other.llm) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.llm = Some(theirs.clone()),
+            _ => {}
         }
         if self.expectations != other.expectations {
             // Different checks cannot judge the merged run.

@@ -63,28 +63,48 @@ pub struct Summary {
     pub checks: Vec<CheckSummary>,
     /// Every check passed (true when there was none).
     pub passed: bool,
+    /// LLM runs (`--api`): `ttft`, `itl`, `tpot`, `e2e`, tokens, rates and
+    /// goodput, flattened into the summary.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSummary>,
+}
+
+/// The figures LLM users compare by.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LlmSummary {
+    pub ttft: MeasureSummary,
+    pub itl: MeasureSummary,
+    pub tpot: MeasureSummary,
+    pub e2e: MeasureSummary,
+    /// Output tokens of the completed requests.
+    pub output_tokens: u64,
+    /// Completed requests whose tokens were counted from chunks (the
+    /// server sent no usage): their token figures are estimates.
+    pub output_tokens_estimated_requests: u64,
+    pub output_tokens_per_s: f64,
+    /// Decode speed of one stream: 1 / TPOT at its median.
+    pub output_tokens_per_s_per_stream: f64,
+    pub requests_per_s: f64,
+    /// Output chunks per output token (1: a chunk per token).
+    pub chunks_per_token: f64,
+    pub finish_reasons: BTreeMap<String, u64>,
+    pub goodput: Option<GoodputSummary>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GoodputSummary {
+    pub bounds: crate::llm::Goodput,
+    pub good: u64,
+    pub requests: u64,
+    pub fraction: f64,
+    pub per_s: f64,
 }
 
 impl Summary {
     pub fn of(report: &Report, verdicts: &[Verdict]) -> Self {
         let measures = MEASURES
             .iter()
-            .map(|name| {
-                let figures = report
-                    .histogram(name)
-                    .filter(|h| !h.is_empty())
-                    .map_or_else(MeasureSummary::default, |h| {
-                        let ms = |q: f64| round_ms(quantile(h, q).as_secs_f64() * 1e3);
-                        MeasureSummary {
-                            count: h.len(),
-                            p50_ms: ms(0.5),
-                            p90_ms: ms(0.9),
-                            p99_ms: ms(0.99),
-                            max_ms: round_ms(h.max() as f64 / 1e3),
-                        }
-                    });
-                ((*name).to_owned(), figures)
-            })
+            .map(|name| ((*name).to_owned(), measure(report, name)))
             .collect();
         let ends = crate::record::ConnectionEnd::ALL
             .iter()
@@ -100,7 +120,64 @@ impl Summary {
             streams_with_ids: report.streams_with_ids,
             checks: verdicts.iter().map(CheckSummary::from).collect(),
             passed: verdicts.iter().all(|v| v.passed),
+            llm: report.llm.as_ref().map(|llm| llm_summary(report, llm)),
         }
+    }
+}
+
+/// One histogram's figures (microsecond histograms, in milliseconds).
+fn measure(report: &Report, name: &str) -> MeasureSummary {
+    report
+        .histogram(name)
+        .filter(|h| !h.is_empty())
+        .map_or_else(MeasureSummary::default, |h| {
+            let ms = |q: f64| round_ms(quantile(h, q).as_secs_f64() * 1e3);
+            MeasureSummary {
+                count: h.len(),
+                p50_ms: ms(0.5),
+                p90_ms: ms(0.9),
+                p99_ms: ms(0.99),
+                max_ms: round_ms(h.max() as f64 / 1e3),
+            }
+        })
+}
+
+fn llm_summary(report: &Report, llm: &crate::llm::LlmReport) -> LlmSummary {
+    let per_s = |n: u64| {
+        if report.duration_s > 0.0 {
+            round_ms(n as f64 / report.duration_s)
+        } else {
+            0.0
+        }
+    };
+    let tpot = measure(report, "tpot");
+    LlmSummary {
+        ttft: measure(report, "ttft"),
+        itl: measure(report, "gap"),
+        e2e: measure(report, "e2e"),
+        output_tokens: llm.output_tokens,
+        output_tokens_estimated_requests: llm.estimated_requests,
+        output_tokens_per_s: per_s(llm.output_tokens),
+        output_tokens_per_s_per_stream: if tpot.p50_ms > 0.0 {
+            round_ms(1e3 / tpot.p50_ms)
+        } else {
+            0.0
+        },
+        tpot,
+        requests_per_s: per_s(llm.requests),
+        chunks_per_token: if llm.output_tokens > 0 {
+            round_ms(llm.output_chunks as f64 / llm.output_tokens as f64)
+        } else {
+            0.0
+        },
+        finish_reasons: llm.finish_reasons.clone(),
+        goodput: llm.goodput_bounds.map(|bounds| GoodputSummary {
+            bounds,
+            good: llm.good,
+            requests: llm.requests,
+            fraction: round_ms(llm.goodput_fraction()),
+            per_s: per_s(llm.good),
+        }),
     }
 }
 

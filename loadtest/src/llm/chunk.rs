@@ -1,0 +1,109 @@
+//! What one streamed `data:` payload of an OpenAI-compatible API says.
+
+use serde_json::Value;
+
+use super::FirstToken;
+
+/// One chunk, as far as measuring goes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LlmChunk {
+    /// Answer text (`choices[].delta.content`, completions' `choices[].text`).
+    pub content: bool,
+    /// Reasoning text (`delta.reasoning_content` or `delta.reasoning`).
+    pub reasoning: bool,
+    /// Tool-call deltas.
+    pub tool_call: bool,
+    pub finish_reason: Option<String>,
+    /// `usage.completion_tokens` and `usage.prompt_tokens`, when sent.
+    pub usage: Option<(u64, u64)>,
+    /// An `error` object sent mid-stream: its message.
+    pub error: Option<String>,
+    /// The payload was not JSON.
+    pub invalid: bool,
+}
+
+impl LlmChunk {
+    /// Parses a `data:` payload (not `[DONE]`).
+    pub fn parse(data: &str) -> Self {
+        let Ok(value) = serde_json::from_str::<Value>(data) else {
+            return Self {
+                invalid: true,
+                ..Self::default()
+            };
+        };
+        if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| error.to_string(), str::to_owned);
+            return Self {
+                error: Some(message),
+                ..Self::default()
+            };
+        }
+        let mut chunk = Self::default();
+        let nonempty = |v: Option<&Value>| v.and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        for choice in value
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let delta = choice.get("delta");
+            chunk.content |= nonempty(delta.and_then(|d| d.get("content")))
+                || nonempty(choice.get("text"));
+            chunk.reasoning |= nonempty(delta.and_then(|d| d.get("reasoning_content")))
+                || nonempty(delta.and_then(|d| d.get("reasoning")));
+            chunk.tool_call |= delta
+                .and_then(|d| d.get("tool_calls"))
+                .and_then(Value::as_array)
+                .is_some_and(|calls| !calls.is_empty());
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                chunk.finish_reason = Some(reason.to_owned());
+            }
+        }
+        if let Some(usage) = value.get("usage").filter(|u| !u.is_null()) {
+            let field = |name: &str| usage.get(name).and_then(Value::as_u64);
+            if let Some(completion) = field("completion_tokens") {
+                chunk.usage = Some((completion, field("prompt_tokens").unwrap_or(0)));
+            }
+        }
+        chunk
+    }
+
+    /// Whether the chunk carries output as `mode` counts it.
+    pub fn is_output(&self, mode: FirstToken) -> bool {
+        match mode {
+            FirstToken::Content => self.content,
+            FirstToken::Any => self.content || self.reasoning || self.tool_call,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_say_what_they_carry() {
+        let role = LlmChunk::parse(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#);
+        assert!(!role.is_output(FirstToken::Any));
+        let text = LlmChunk::parse(r#"{"choices":[{"delta":{"content":" hi"},"finish_reason":null}]}"#);
+        assert!(text.is_output(FirstToken::Content));
+        let thought = LlmChunk::parse(r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#);
+        assert!(!thought.is_output(FirstToken::Content) && thought.is_output(FirstToken::Any));
+        let tool = LlmChunk::parse(r#"{"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}"#);
+        assert!(tool.is_output(FirstToken::Any) && !tool.is_output(FirstToken::Content));
+        let completion = LlmChunk::parse(r#"{"choices":[{"text":" a","finish_reason":"stop"}]}"#);
+        assert!(completion.content);
+        assert_eq!(completion.finish_reason.as_deref(), Some("stop"));
+        let usage = LlmChunk::parse(
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":7,"total_tokens":10}}"#,
+        );
+        assert_eq!(usage.usage, Some((7, 3)));
+        assert_eq!(LlmChunk::parse(r#"{"choices":[],"usage":null}"#).usage, None);
+        let error = LlmChunk::parse(r#"{"error":{"message":"overloaded","type":"server_error"}}"#);
+        assert_eq!(error.error.as_deref(), Some("overloaded"));
+        assert!(LlmChunk::parse("{not json").invalid);
+    }
+}

@@ -1,0 +1,241 @@
+//! The per-request LLM figures and their run totals.
+//!
+//! Definitions (vLLM's benchmark, `benchmarks/benchmark_serving.py`):
+//! - TTFT: from the request being sent to the first chunk that carries
+//!   output (`--first-token` says which);
+//! - ITL: every gap between consecutive output chunks after the first;
+//! - TPOT: (end-to-end - TTFT) / (output tokens - 1), per request;
+//! - end-to-end: from the request being sent to the end of the response;
+//! - output tokens: `usage.completion_tokens` when the server sends usage,
+//!   else the output chunks counted (an estimate, reported as such).
+//!
+//! TTFT, TPOT, end-to-end and output tokens are taken over the requests
+//! that completed (`[DONE]` or the API's end); ITL over every output chunk.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Api, FirstToken};
+
+/// Goodput bounds: a completed request is good when it meets every one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Goodput {
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+}
+
+impl Goodput {
+    /// `ttft:500ms,tpot:50ms,e2e:10s` (any of the three, at least one).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut bounds = Self::default();
+        for part in raw.split(',').filter(|p| !p.trim().is_empty()) {
+            let (name, value) = part
+                .split_once(':')
+                .ok_or_else(|| format!("{part:?}: expected NAME:DURATION (ttft, tpot, e2e)"))?;
+            let ms = Some(super::duration(value)?.as_secs_f64() * 1e3);
+            match name.trim() {
+                "ttft" => bounds.ttft_ms = ms,
+                "tpot" => bounds.tpot_ms = ms,
+                "e2e" => bounds.e2e_ms = ms,
+                other => return Err(format!("{other:?}: expected ttft, tpot or e2e")),
+            }
+        }
+        if bounds == Self::default() {
+            return Err(format!("{raw:?}: give at least one bound, e.g. ttft:500ms"));
+        }
+        Ok(bounds)
+    }
+
+    /// Whether a request with these figures meets every bound (a bound on
+    /// TPOT is met by a one-token answer, which has none).
+    pub fn meets(&self, figures: &RequestFigures) -> bool {
+        let within = |bound: Option<f64>, value: Option<Duration>| match (bound, value) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(ms), Some(v)) => v.as_secs_f64() * 1e3 <= ms,
+        };
+        within(self.ttft_ms, figures.ttft)
+            && (self.tpot_ms.is_none() || figures.tpot.is_none() || within(self.tpot_ms, figures.tpot))
+            && within(self.e2e_ms, Some(figures.e2e))
+    }
+}
+
+/// What one connection of an LLM request saw beyond the stream figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LlmConnection {
+    pub output_chunks: u64,
+    /// `usage` (completion, prompt tokens), when the server sent it.
+    pub usage: Option<(u64, u64)>,
+    pub finish_reason: Option<String>,
+}
+
+impl LlmConnection {
+    /// Output tokens, and whether they were counted from chunks.
+    pub fn output_tokens(&self) -> (u64, bool) {
+        match self.usage {
+            Some((completion, _)) => (completion, false),
+            None => (self.output_chunks, true),
+        }
+    }
+}
+
+/// One completed request's figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestFigures {
+    pub ttft: Option<Duration>,
+    pub tpot: Option<Duration>,
+    pub e2e: Duration,
+    pub output_tokens: u64,
+}
+
+impl RequestFigures {
+    pub fn of(ttft: Option<Duration>, e2e: Duration, output_tokens: u64) -> Self {
+        let tpot = match (ttft, output_tokens.checked_sub(1)) {
+            (Some(ttft), Some(after)) if after > 0 => {
+                Some(e2e.saturating_sub(ttft) / u32::try_from(after).unwrap_or(u32::MAX))
+            }
+            _ => None,
+        };
+        Self {
+            ttft,
+            tpot,
+            e2e,
+            output_tokens,
+        }
+    }
+}
+
+/// The LLM totals of a run (mergeable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmReport {
+    pub api: Api,
+    pub first_token: FirstToken,
+    pub goodput_bounds: Option<Goodput>,
+    /// Requests that completed.
+    pub requests: u64,
+    /// Completed requests that met every goodput bound.
+    pub good: u64,
+    pub output_tokens: u64,
+    /// Completed requests whose tokens were counted from chunks (no usage).
+    pub estimated_requests: u64,
+    pub output_chunks: u64,
+    pub finish_reasons: BTreeMap<String, u64>,
+}
+
+impl LlmReport {
+    pub fn new(api: Api, first_token: FirstToken, goodput_bounds: Option<Goodput>) -> Self {
+        Self {
+            api,
+            first_token,
+            goodput_bounds,
+            requests: 0,
+            good: 0,
+            output_tokens: 0,
+            estimated_requests: 0,
+            output_chunks: 0,
+            finish_reasons: BTreeMap::new(),
+        }
+    }
+
+    /// Folds in a finished connection; its figures when it completed.
+    pub fn add(
+        &mut self,
+        llm: &LlmConnection,
+        completed: bool,
+        ttft: Option<Duration>,
+        e2e: Duration,
+    ) -> Option<RequestFigures> {
+        if let Some(reason) = &llm.finish_reason {
+            *self.finish_reasons.entry(reason.clone()).or_default() += 1;
+        }
+        if !completed {
+            return None;
+        }
+        let (tokens, estimated) = llm.output_tokens();
+        let figures = RequestFigures::of(ttft, e2e, tokens);
+        self.requests += 1;
+        self.output_tokens += tokens;
+        self.output_chunks += llm.output_chunks;
+        self.estimated_requests += u64::from(estimated);
+        let good = self.goodput_bounds.is_none_or(|b| b.meets(&figures));
+        self.good += u64::from(good);
+        Some(figures)
+    }
+
+    pub fn merge(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.good += other.good;
+        self.output_tokens += other.output_tokens;
+        self.estimated_requests += other.estimated_requests;
+        self.output_chunks += other.output_chunks;
+        for (reason, n) in &other.finish_reasons {
+            *self.finish_reasons.entry(reason.clone()).or_default() += n;
+        }
+    }
+
+    /// Share of completed requests that were good (1 with no request).
+    pub fn goodput_fraction(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.good as f64 / self.requests as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn tpot_follows_the_definition() {
+        let f = RequestFigures::of(Some(ms(100)), ms(600), 11);
+        assert_eq!(f.tpot, Some(ms(50)));
+        assert_eq!(RequestFigures::of(Some(ms(100)), ms(100), 1).tpot, None);
+        assert_eq!(RequestFigures::of(None, ms(100), 5).tpot, None);
+    }
+
+    #[test]
+    fn goodput_bounds_parse_and_judge() {
+        let g = Goodput::parse("ttft:500ms,tpot:50ms,e2e:10s").unwrap_or_default();
+        assert_eq!((g.ttft_ms, g.tpot_ms, g.e2e_ms), (Some(500.0), Some(50.0), Some(10_000.0)));
+        assert!(g.meets(&RequestFigures::of(Some(ms(400)), ms(900), 11)));
+        assert!(!g.meets(&RequestFigures::of(Some(ms(600)), ms(900), 11)), "ttft");
+        assert!(!g.meets(&RequestFigures::of(Some(ms(100)), ms(1100), 11)), "tpot 100 ms");
+        assert!(!g.meets(&RequestFigures::of(None, ms(100), 0)), "no first token");
+        for bad in ["", "ttft", "ttft:fast", "ttfb:1s"] {
+            assert!(Goodput::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn totals_count_completed_requests_and_estimate_without_usage() {
+        let mut r = LlmReport::new(Api::OpenaiChat, FirstToken::Content, Goodput::parse("ttft:200ms").ok());
+        let with_usage = LlmConnection {
+            output_chunks: 4,
+            usage: Some((8, 3)),
+            finish_reason: Some("stop".to_owned()),
+        };
+        let without = LlmConnection {
+            output_chunks: 5,
+            usage: None,
+            finish_reason: Some("length".to_owned()),
+        };
+        assert!(r.add(&with_usage, true, Some(ms(100)), ms(500)).is_some());
+        assert!(r.add(&without, true, Some(ms(300)), ms(500)).is_some());
+        assert!(r.add(&without, false, Some(ms(100)), ms(50)).is_none());
+        assert_eq!((r.requests, r.good, r.output_tokens, r.estimated_requests), (2, 1, 13, 1));
+        assert_eq!(r.finish_reasons["length"], 2);
+        assert!((r.goodput_fraction() - 0.5).abs() < 1e-9);
+        let mut merged = r.clone();
+        merged.merge(&r);
+        assert_eq!((merged.requests, merged.output_tokens), (4, 26));
+    }
+}

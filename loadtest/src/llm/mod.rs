@@ -1,0 +1,83 @@
+//! LLM token streams from any OpenAI-compatible endpoint: the request
+//! bodies ([`request`]), what each streamed chunk says ([`chunk`]), and the
+//! figures LLM users compare by ([`measure`]): time to first token (TTFT),
+//! inter-token latency (ITL), time per output token (TPOT), end-to-end
+//! latency, output tokens and goodput, defined as vLLM's benchmark defines
+//! them (README "LLM endpoints").
+
+pub mod chunk;
+pub mod measure;
+pub mod request;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+pub use measure::{Goodput, LlmReport};
+
+/// The OpenAI-compatible API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Api {
+    /// `POST /v1/chat/completions` with `messages`.
+    OpenaiChat,
+    /// `POST /v1/completions` with `prompt`.
+    OpenaiCompletions,
+}
+
+impl Api {
+    pub fn default_path(self) -> &'static str {
+        match self {
+            Self::OpenaiChat => "/v1/chat/completions",
+            Self::OpenaiCompletions => "/v1/completions",
+        }
+    }
+}
+
+/// Which chunks count as the first token and as output for the gaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirstToken {
+    /// Chunks with answer text (`delta.content`, completions' `text`).
+    Content,
+    /// Any generated output: content, reasoning (`reasoning_content`,
+    /// `reasoning`) or tool-call deltas.
+    Any,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "LLM endpoints (OpenAI-compatible)")]
+pub struct LlmArgs {
+    /// Speak an OpenAI-compatible API: builds the request (POST, JSON body,
+    /// `stream: true` with usage) and measures tokens: TTFT, ITL, TPOT,
+    /// end-to-end latency, output tokens, goodput.
+    #[arg(long, value_enum)]
+    pub api: Option<Api>,
+    /// The `model` of every request (a --dataset line's own wins).
+    #[arg(long, requires = "api")]
+    pub model: Option<String>,
+    /// `max_tokens` of every request (a --dataset line's own wins).
+    #[arg(long, requires = "api", default_value_t = 128,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tokens: u64,
+    /// A synthetic prompt of about N tokens (four characters per token).
+    #[arg(long, requires = "api", default_value_t = 32, conflicts_with = "dataset")]
+    pub prompt_tokens: u64,
+    /// Request bodies, one JSON object per line, used in turn (cycled).
+    #[arg(long, requires = "api", value_name = "FILE.jsonl")]
+    pub dataset: Option<PathBuf>,
+    /// What counts as the first token: `content` (answer text) or `any`
+    /// (reasoning and tool-call deltas too).
+    #[arg(long, value_enum, default_value = "content", requires = "api")]
+    pub first_token: FirstToken,
+    /// Goodput bounds: a request is good when it completed and met every
+    /// bound, e.g. `ttft:500ms,tpot:50ms,e2e:10s`.
+    #[arg(long, requires = "api", value_parser = Goodput::parse)]
+    pub goodput: Option<Goodput>,
+}
+
+/// Parses `500ms`, `2s`, ... for the goodput bounds.
+fn duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw.trim()).map_err(|e| format!("{raw:?}: {e}"))
+}
