@@ -235,7 +235,11 @@ fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
         }),
     };
     let mut headers = stream.headers.clone();
-    if llm.is_some() && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+    if llm.is_some()
+        && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
         headers.push(("content-type".to_owned(), "application/json".to_owned()));
     }
     let body = match (&stream.body, &stream.body_file) {

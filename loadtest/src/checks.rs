@@ -86,9 +86,19 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
     }
 
     for (check, histogram, what, limit) in [
-        ("ttft-p99", "ttft", "time to first token", expect.max_ttft_p99),
+        (
+            "ttft-p99",
+            "ttft",
+            "time to first token",
+            expect.max_ttft_p99,
+        ),
         ("itl-p99", "gap", "inter-token latency", expect.max_itl_p99),
-        ("tpot-p99", "tpot", "time per output token", expect.max_tpot_p99),
+        (
+            "tpot-p99",
+            "tpot",
+            "time per output token",
+            expect.max_tpot_p99,
+        ),
     ] {
         let Some(limit) = limit else { continue };
         let h = report.histogram(histogram);

@@ -50,8 +50,8 @@ impl LlmChunk {
             .flatten()
         {
             let delta = choice.get("delta");
-            chunk.content |= nonempty(delta.and_then(|d| d.get("content")))
-                || nonempty(choice.get("text"));
+            chunk.content |=
+                nonempty(delta.and_then(|d| d.get("content"))) || nonempty(choice.get("text"));
             chunk.reasoning |= nonempty(delta.and_then(|d| d.get("reasoning_content")))
                 || nonempty(delta.and_then(|d| d.get("reasoning")));
             chunk.tool_call |= delta
@@ -88,7 +88,8 @@ mod tests {
     fn chunks_say_what_they_carry() {
         let role = LlmChunk::parse(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#);
         assert!(!role.is_output(FirstToken::Any));
-        let text = LlmChunk::parse(r#"{"choices":[{"delta":{"content":" hi"},"finish_reason":null}]}"#);
+        let text =
+            LlmChunk::parse(r#"{"choices":[{"delta":{"content":" hi"},"finish_reason":null}]}"#);
         assert!(text.is_output(FirstToken::Content));
         let thought = LlmChunk::parse(r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#);
         assert!(!thought.is_output(FirstToken::Content) && thought.is_output(FirstToken::Any));
@@ -101,7 +102,10 @@ mod tests {
             r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":7,"total_tokens":10}}"#,
         );
         assert_eq!(usage.usage, Some((7, 3)));
-        assert_eq!(LlmChunk::parse(r#"{"choices":[],"usage":null}"#).usage, None);
+        assert_eq!(
+            LlmChunk::parse(r#"{"choices":[],"usage":null}"#).usage,
+            None
+        );
         let error = LlmChunk::parse(r#"{"error":{"message":"overloaded","type":"server_error"}}"#);
         assert_eq!(error.error.as_deref(), Some("overloaded"));
         assert!(LlmChunk::parse("{not json").invalid);

@@ -58,7 +58,9 @@ impl Goodput {
             (Some(ms), Some(v)) => v.as_secs_f64() * 1e3 <= ms,
         };
         within(self.ttft_ms, figures.ttft)
-            && (self.tpot_ms.is_none() || figures.tpot.is_none() || within(self.tpot_ms, figures.tpot))
+            && (self.tpot_ms.is_none()
+                || figures.tpot.is_none()
+                || within(self.tpot_ms, figures.tpot))
             && within(self.e2e_ms, Some(figures.e2e))
     }
 }
@@ -205,11 +207,23 @@ mod tests {
     #[test]
     fn goodput_bounds_parse_and_judge() {
         let g = Goodput::parse("ttft:500ms,tpot:50ms,e2e:10s").unwrap_or_default();
-        assert_eq!((g.ttft_ms, g.tpot_ms, g.e2e_ms), (Some(500.0), Some(50.0), Some(10_000.0)));
+        assert_eq!(
+            (g.ttft_ms, g.tpot_ms, g.e2e_ms),
+            (Some(500.0), Some(50.0), Some(10_000.0))
+        );
         assert!(g.meets(&RequestFigures::of(Some(ms(400)), ms(900), 11)));
-        assert!(!g.meets(&RequestFigures::of(Some(ms(600)), ms(900), 11)), "ttft");
-        assert!(!g.meets(&RequestFigures::of(Some(ms(100)), ms(1100), 11)), "tpot 100 ms");
-        assert!(!g.meets(&RequestFigures::of(None, ms(100), 0)), "no first token");
+        assert!(
+            !g.meets(&RequestFigures::of(Some(ms(600)), ms(900), 11)),
+            "ttft"
+        );
+        assert!(
+            !g.meets(&RequestFigures::of(Some(ms(100)), ms(1100), 11)),
+            "tpot 100 ms"
+        );
+        assert!(
+            !g.meets(&RequestFigures::of(None, ms(100), 0)),
+            "no first token"
+        );
         for bad in ["", "ttft", "ttft:fast", "ttfb:1s"] {
             assert!(Goodput::parse(bad).is_err(), "{bad}");
         }
@@ -217,7 +231,11 @@ mod tests {
 
     #[test]
     fn totals_count_completed_requests_and_estimate_without_usage() {
-        let mut r = LlmReport::new(Api::OpenaiChat, FirstToken::Content, Goodput::parse("ttft:200ms").ok());
+        let mut r = LlmReport::new(
+            Api::OpenaiChat,
+            FirstToken::Content,
+            Goodput::parse("ttft:200ms").ok(),
+        );
         let with_usage = LlmConnection {
             output_chunks: 4,
             usage: Some((8, 3)),
@@ -231,7 +249,10 @@ mod tests {
         assert!(r.add(&with_usage, true, Some(ms(100)), ms(500)).is_some());
         assert!(r.add(&without, true, Some(ms(300)), ms(500)).is_some());
         assert!(r.add(&without, false, Some(ms(100)), ms(50)).is_none());
-        assert_eq!((r.requests, r.good, r.output_tokens, r.estimated_requests), (2, 1, 13, 1));
+        assert_eq!(
+            (r.requests, r.good, r.output_tokens, r.estimated_requests),
+            (2, 1, 13, 1)
+        );
         assert_eq!(r.finish_reasons["length"], 2);
         assert!((r.goodput_fraction() - 0.5).abs() < 1e-9);
         let mut merged = r.clone();

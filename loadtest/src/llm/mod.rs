@@ -17,7 +17,9 @@ use clap::Args;
 pub use measure::{Goodput, LlmReport};
 
 /// The OpenAI-compatible API to speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Api {
     /// `POST /v1/chat/completions` with `messages`.
@@ -36,7 +38,9 @@ impl Api {
 }
 
 /// Which chunks count as the first token and as output for the gaps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum FirstToken {
     /// Chunks with answer text (`delta.content`, completions' `text`).
@@ -62,7 +66,12 @@ pub struct LlmArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_tokens: u64,
     /// A synthetic prompt of about N tokens (four characters per token).
-    #[arg(long, requires = "api", default_value_t = 32, conflicts_with = "dataset")]
+    #[arg(
+        long,
+        requires = "api",
+        default_value_t = 32,
+        conflicts_with = "dataset"
+    )]
     pub prompt_tokens: u64,
     /// Request bodies, one JSON object per line, used in turn (cycled).
     #[arg(long, requires = "api", value_name = "FILE.jsonl")]

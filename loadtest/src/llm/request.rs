@@ -43,7 +43,11 @@ impl Bodies {
             Some(path) => dataset(path, args)?,
             None => {
                 let model = args.model.clone().ok_or(DatasetError::NoModel)?;
-                vec![finish(synthetic(api, args.prompt_tokens), &model, args.max_tokens)]
+                vec![finish(
+                    synthetic(api, args.prompt_tokens),
+                    &model,
+                    args.max_tokens,
+                )]
             }
         };
         Ok(Self {
@@ -69,8 +73,13 @@ impl Bodies {
 
 /// A prompt of about `tokens` tokens: four characters each.
 pub fn prompt_text(tokens: u64) -> String {
-    const WORDS: [&str; 8] = ["lore", "mips", "umdo", "lors", "itam", "etco", "nsec", "tetu"];
-    (0..tokens).map(|i| WORDS[(i % 8) as usize]).collect::<Vec<_>>().join("")
+    const WORDS: [&str; 8] = [
+        "lore", "mips", "umdo", "lors", "itam", "etco", "nsec", "tetu",
+    ];
+    (0..tokens)
+        .map(|i| WORDS[(i % 8) as usize])
+        .collect::<Vec<_>>()
+        .join("")
 }
 
 fn synthetic(api: Api, prompt_tokens: u64) -> Map<String, Value> {
@@ -89,10 +98,14 @@ fn synthetic(api: Api, prompt_tokens: u64) -> Map<String, Value> {
 fn finish(mut body: Map<String, Value>, model: &str, max_tokens: u64) -> Bytes {
     body.entry("model").or_insert_with(|| json!(model));
     if !body.contains_key("max_completion_tokens") {
-        body.entry("max_tokens").or_insert_with(|| json!(max_tokens));
+        body.entry("max_tokens")
+            .or_insert_with(|| json!(max_tokens));
     }
     body.insert("stream".to_owned(), json!(true));
-    body.insert("stream_options".to_owned(), json!({ "include_usage": true }));
+    body.insert(
+        "stream_options".to_owned(),
+        json!({ "include_usage": true }),
+    );
     Bytes::from(Value::Object(body).to_string())
 }
 
@@ -139,7 +152,9 @@ mod tests {
 
     fn args(line: &str) -> LlmArgs {
         let argv = std::iter::once("t").chain(line.split_whitespace());
-        Cli::try_parse_from(argv).map(|c| c.llm).unwrap_or_else(|e| panic!("{e}"))
+        Cli::try_parse_from(argv)
+            .map(|c| c.llm)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn json_of(bytes: Bytes) -> Value {
@@ -157,8 +172,14 @@ mod tests {
         assert_eq!(body["max_tokens"], 9);
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"]["include_usage"], true);
-        assert_eq!(body["messages"][0]["content"].as_str().map(str::len), Some(20));
-        let completions = Bodies::new(Api::OpenaiCompletions, &args("--api openai-completions --model m"));
+        assert_eq!(
+            body["messages"][0]["content"].as_str().map(str::len),
+            Some(20)
+        );
+        let completions = Bodies::new(
+            Api::OpenaiCompletions,
+            &args("--api openai-completions --model m"),
+        );
         let body = json_of(completions.as_ref().map(Bodies::next).unwrap_or_default());
         assert!(body["prompt"].is_string());
         assert!(matches!(
@@ -177,13 +198,23 @@ mod tests {
             "{\"model\":\"a\",\"prompt\":\"x\",\"max_tokens\":3}\n\n{\"prompt\":\"y\"}\n",
         )
         .ok();
-        let line = format!("--api openai-completions --model m --dataset {}", path.display());
-        let bodies = Bodies::new(Api::OpenaiCompletions, &args(&line)).unwrap_or_else(|e| panic!("{e}"));
+        let line = format!(
+            "--api openai-completions --model m --dataset {}",
+            path.display()
+        );
+        let bodies =
+            Bodies::new(Api::OpenaiCompletions, &args(&line)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(bodies.len(), 2);
         let first = json_of(bodies.next());
-        assert_eq!((first["model"].as_str(), first["max_tokens"].as_u64()), (Some("a"), Some(3)));
+        assert_eq!(
+            (first["model"].as_str(), first["max_tokens"].as_u64()),
+            (Some("a"), Some(3))
+        );
         let second = json_of(bodies.next());
-        assert_eq!((second["model"].as_str(), second["max_tokens"].as_u64()), (Some("m"), Some(128)));
+        assert_eq!(
+            (second["model"].as_str(), second["max_tokens"].as_u64()),
+            (Some("m"), Some(128))
+        );
         assert_eq!(json_of(bodies.next())["model"], "a", "cycled");
         std::fs::write(&path, "not json\n").ok();
         assert!(matches!(

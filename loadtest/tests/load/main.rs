@@ -7,6 +7,7 @@ mod capacity;
 mod cli;
 mod helpers;
 mod honest_latency;
+mod llm;
 mod misbehaving;
 mod rehearsals;
 // The TLS test kit is the service tests' own (one copy of the CA and the

@@ -1,0 +1,217 @@
+//! trickle-load's LLM figures: against trickle's simulated model with known
+//! settings, and against small OpenAI-style servers that misbehave in known
+//! ways.
+
+use std::time::Duration;
+
+use actix_web::web::{self, Bytes};
+use actix_web::HttpResponse;
+use futures_util::stream;
+use trickle_load::record::ConnectionEnd;
+use trickle_load::report::Report;
+
+use crate::helpers::{args, load, serve, spawn_trickle, verdict};
+
+const RUN: &str =
+    "--api openai-chat --model trickle-sim --users 3 --increase-rate 100 --run-time 3s";
+
+fn ends(report: &Report, end: ConnectionEnd) -> u64 {
+    report.ends.get(&end).copied().unwrap_or(0)
+}
+
+fn p50_ms(report: &Report, name: &str) -> f64 {
+    let h = report.histogram(name).unwrap();
+    assert!(!h.is_empty(), "{name} is empty");
+    trickle_load::report::quantile(h, 0.5).as_secs_f64() * 1e3
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_figures_match_the_simulated_models_settings() {
+    // TTFT 150 ms (+ 32 prompt tokens at 10,000/s), 50 tokens/s.
+    let host = spawn_trickle(&["--llm-ttft", "150ms", "--llm-decode-rate", "50"]).await;
+    let run = format!("{RUN} --max-tokens 10 --goodput ttft:1s,tpot:100ms --min-goodput 0.99 --max-ttft-p99 1s --max-itl-p99 200ms --max-tpot-p99 100ms");
+    let (result, verdicts) = load(&host, &args(&run)).await;
+    let report = &result.report;
+    let llm = report.llm.as_ref().unwrap();
+    assert!(llm.requests >= 6, "{:?}", report.ends);
+    assert_eq!(
+        llm.output_tokens,
+        llm.requests * 10,
+        "exactly max_tokens each"
+    );
+    assert_eq!(llm.estimated_requests, 0, "tokens from usage");
+    assert_eq!(llm.finish_reasons.get("stop"), Some(&llm.requests));
+    let ttft = p50_ms(report, "ttft");
+    assert!((140.0..400.0).contains(&ttft), "ttft {ttft}");
+    let itl = p50_ms(report, "gap");
+    assert!((15.0..60.0).contains(&itl), "itl {itl}");
+    let tpot = p50_ms(report, "tpot");
+    assert!((15.0..60.0).contains(&tpot), "tpot {tpot}");
+    let e2e = p50_ms(report, "e2e");
+    assert!(e2e > ttft + 9.0 * 15.0, "e2e {e2e}");
+    for check in ["goodput", "ttft-p99", "itl-p99", "tpot-p99"] {
+        assert!(verdict(&verdicts, check).passed, "{check}: {verdicts:#?}");
+    }
+
+    // A TTFT bound tighter than the model's: no request is good.
+    let run = format!("{RUN} --max-tokens 5 --goodput ttft:50ms --min-goodput 0.5");
+    let (result, verdicts) = load(&host, &args(&run)).await;
+    let llm = result.report.llm.as_ref().unwrap();
+    assert!(llm.requests > 0);
+    assert_eq!(llm.good, 0);
+    assert!(!verdict(&verdicts, "goodput").passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_tokens_and_reasoning_first() {
+    let host = spawn_trickle(&[
+        "--llm-ttft",
+        "50ms",
+        "--llm-decode-rate",
+        "100",
+        "--llm-tokens-per-chunk",
+        "4",
+    ])
+    .await;
+    let (result, _) = load(&host, &args(&format!("{RUN} --max-tokens 12"))).await;
+    let report = &result.report;
+    let llm = report.llm.as_ref().unwrap();
+    assert_eq!(llm.output_tokens, llm.requests * 12, "tokens from usage");
+    assert_eq!(llm.output_chunks, llm.requests * 3, "three chunks of four");
+    // ITL is between chunks: 4 tokens at 100/s = 40 ms.
+    let itl = p50_ms(report, "gap");
+    assert!((30.0..90.0).contains(&itl), "itl {itl}");
+
+    // Ten reasoning tokens first at 50 tokens/s: with --first-token content
+    // the first token comes ~200 ms later than with any.
+    let host = spawn_trickle(&[
+        "--llm-ttft",
+        "50ms",
+        "--llm-decode-rate",
+        "50",
+        "--llm-reasoning-tokens",
+        "10",
+    ])
+    .await;
+    let (content, _) = load(&host, &args(&format!("{RUN} --max-tokens 12"))).await;
+    let (any, _) = load(
+        &host,
+        &args(&format!("{RUN} --max-tokens 12 --first-token any")),
+    )
+    .await;
+    let (content, any) = (p50_ms(&content.report, "ttft"), p50_ms(&any.report, "ttft"));
+    assert!(any < 150.0, "any: {any}");
+    assert!(content - any > 150.0, "content {content} vs any {any}");
+}
+
+/// A chat stream as OpenAI sends it, from these payloads and pauses.
+fn sse(parts: Vec<(u64, &'static str)>) -> HttpResponse {
+    let body = stream::unfold(parts.into_iter(), |mut parts| async move {
+        let (pause_ms, payload) = parts.next()?;
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        let bytes = if payload.is_empty() {
+            return Some((Err(std::io::Error::other("cut")), parts));
+        } else {
+            Bytes::from(format!("data: {payload}\n\n"))
+        };
+        Some((Ok::<_, std::io::Error>(bytes), parts))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(body)
+}
+
+const ROLE: &str = r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#;
+const TOKEN: &str = r#"{"choices":[{"delta":{"content":" a"}}]}"#;
+const STOP: &str = r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_servers_are_measured_and_counted_by_kind() {
+    let host = serve(|cfg| {
+        // An empty first delta at once, the first token 300 ms later: TTFT
+        // must not count the empty delta. No usage: tokens are estimated.
+        cfg.route(
+            "/empty-first",
+            web::post().to(|| async {
+                sse(vec![(0, ROLE), (300, TOKEN), (10, TOKEN), (10, STOP), (0, "[DONE]")])
+            }),
+        );
+        // Tokens, then the connection closes without [DONE].
+        cfg.route(
+            "/no-done",
+            web::post().to(|| async { sse(vec![(0, ROLE), (10, TOKEN), (10, TOKEN)]) }),
+        );
+        // An error object in the middle of the stream.
+        cfg.route(
+            "/error-mid",
+            web::post().to(|| async {
+                sse(vec![
+                    (0, TOKEN),
+                    (10, r#"{"error":{"message":"model overloaded","type":"server_error"}}"#),
+                    (10, "[DONE]"),
+                ])
+            }),
+        );
+        // Invalid JSON in a chunk.
+        cfg.route(
+            "/bad-json",
+            web::post().to(|| async { sse(vec![(0, TOKEN), (10, "{oops"), (10, "[DONE]")]) }),
+        );
+        // Refused with OpenAI's error body.
+        cfg.route(
+            "/refused",
+            web::post().to(|| async {
+                HttpResponse::TooManyRequests()
+                    .insert_header(("retry-after", "1"))
+                    .json(serde_json::json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}))
+            }),
+        );
+    })
+    .await;
+    let run = |path: &str| format!("{RUN} --path {path} --max-tokens 3");
+
+    let (result, _) = load(&host, &args(&run("/empty-first"))).await;
+    let report = &result.report;
+    let ttft = p50_ms(report, "ttft");
+    assert!(
+        ttft >= 290.0,
+        "the empty first delta does not count: {ttft}"
+    );
+    let llm = report.llm.as_ref().unwrap();
+    assert!(llm.requests > 0);
+    assert_eq!(llm.estimated_requests, llm.requests, "no usage: estimated");
+    assert_eq!(
+        llm.output_tokens,
+        llm.requests * 2,
+        "two output chunks each"
+    );
+
+    let (result, _) = load(&host, &args(&run("/no-done"))).await;
+    assert!(
+        ends(&result.report, ConnectionEnd::Truncated) > 0,
+        "{:?}",
+        result.report.ends
+    );
+    assert_eq!(ends(&result.report, ConnectionEnd::Completed), 0);
+
+    let (result, _) = load(&host, &args(&run("/error-mid"))).await;
+    assert!(
+        ends(&result.report, ConnectionEnd::StreamError) > 0,
+        "{:?}",
+        result.report.ends
+    );
+    let why = format!("{:?}", result.report.error_samples);
+    assert!(why.contains("model overloaded"), "{why}");
+
+    let (result, _) = load(&host, &args(&run("/bad-json"))).await;
+    assert!(
+        ends(&result.report, ConnectionEnd::ProtocolError) > 0,
+        "{:?}",
+        result.report.ends
+    );
+
+    let (result, _) = load(&host, &args(&run("/refused"))).await;
+    assert!(ends(&result.report, ConnectionEnd::HttpStatus) > 0);
+    let why = format!("{:?}", result.report.error_samples);
+    assert!(why.contains("HTTP 429: Rate limit reached"), "{why}");
+}
