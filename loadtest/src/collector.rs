@@ -104,6 +104,12 @@ pub struct WindowStats {
     pub instance_peaks: std::collections::BTreeMap<String, u64>,
     /// The client's own health over the window.
     pub client: Option<crate::health::ClientFigures>,
+    /// LLM runs: TPOT of requests started in the window that completed.
+    pub tpot: Histogram<u64>,
+    /// LLM runs: requests started in the window that completed, and those
+    /// that met every goodput bound.
+    pub llm_completed: u64,
+    pub llm_good: u64,
 }
 
 impl WindowStats {
@@ -119,7 +125,15 @@ impl WindowStats {
             held: Vec::new(),
             instance_peaks: std::collections::BTreeMap::new(),
             client: None,
+            tpot: new_histogram(),
+            llm_completed: 0,
+            llm_good: 0,
         }
+    }
+
+    /// The share of completed LLM requests that were good, if any completed.
+    pub fn goodput(&self) -> Option<f64> {
+        (self.llm_completed > 0).then(|| self.llm_good as f64 / self.llm_completed as f64)
     }
 
     /// The median of the open-stream samples: what the window held.
@@ -393,6 +407,21 @@ impl Collector {
         }
         if let Some(live) = &self.live {
             live.connection(c);
+        }
+        if let (Some(llm), Some(sent), Some(ConnectionEnd::Completed)) = (&c.llm, c.sent_at, c.end) {
+            let bounds = self.with_report(|r| r.llm.as_ref().and_then(|l| l.goodput_bounds));
+            let figures = crate::llm::measure::RequestFigures::of(
+                c.first_event,
+                c.lifetime,
+                llm.output_tokens().0,
+            );
+            self.in_window(sent, |w| {
+                w.llm_completed += 1;
+                w.llm_good += u64::from(bounds.is_none_or(|b| b.meets(&figures)));
+                if let Some(tpot) = figures.tpot {
+                    crate::histogram::record(&mut w.tpot, tpot);
+                }
+            });
         }
         let new_error = self.with_report(|r| {
             r.add_connection(c);

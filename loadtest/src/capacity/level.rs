@@ -34,6 +34,13 @@ pub struct Level {
     pub ttfb_from: String,
     pub gap_p99_ms: Option<f64>,
     pub gap_max_ms: Option<f64>,
+    /// LLM runs: time per output token, p99, of requests completed in the
+    /// window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpot_p99_ms: Option<f64>,
+    /// LLM runs with --goodput: the share of those meeting every bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<f64>,
     /// Streams (connections) started in the window.
     pub started: u64,
     /// Requests still waiting for their first event when the window
@@ -138,6 +145,8 @@ pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, memory_bytes: Option<u64>) 
         ttfb_p99: (!ttfb.is_empty()).then(|| quantile(ttfb, 0.99)),
         gap_p99: (!stats.gap.is_empty()).then(|| quantile(&stats.gap, 0.99)),
         error_rate,
+        tpot_p99: (!stats.tpot.is_empty()).then(|| quantile(&stats.tpot, 0.99)),
+        goodput: stats.goodput(),
     };
     let broken = slo.broken(&measured);
     let client = stats.client.clone().unwrap_or_default();
@@ -151,6 +160,8 @@ pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, memory_bytes: Option<u64>) 
         ttfb_from: ttfb_from.to_owned(),
         gap_p99_ms: ms(&stats.gap, 0.99),
         gap_max_ms: (!stats.gap.is_empty()).then(|| stats.gap.max() as f64 / 1e3),
+        tpot_p99_ms: ms(&stats.tpot, 0.99),
+        goodput: stats.goodput(),
         started: stats.started,
         waiting: stats.waiting,
         error_rate,
@@ -172,6 +183,8 @@ impl Level {
             ttfb_p99: self.ttfb_p99_ms.map(|v| Duration::from_secs_f64(v / 1e3)),
             gap_p99: self.gap_p99_ms.map(|v| Duration::from_secs_f64(v / 1e3)),
             error_rate: self.error_rate,
+            tpot_p99: self.tpot_p99_ms.map(|v| Duration::from_secs_f64(v / 1e3)),
+            goodput: self.goodput,
         };
         slo::worst(&slo.broken(&measured))
     }

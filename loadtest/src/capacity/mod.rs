@@ -47,14 +47,31 @@ pub struct CapacityArgs {
     #[command(flatten)]
     pub stream: StreamArgs,
 
-    /// SLO: time to first event, p99, at most this (e.g. 100ms).
+    /// SLO: time to first event, p99, at most this (e.g. 100ms). With
+    /// --api the first event is the first token: --slo-ttft-p99 and
+    /// --max-ttft-p99 name the same.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          visible_aliases = ["slo-ttft-p99", "max-ttft-p99"],
           help_heading = "SLOs (at least one)")]
     pub slo_ttfb_p99: Option<Duration>,
-    /// SLO: gap between events, p99, at most this (e.g. 5100ms).
+    /// SLO: gap between events, p99, at most this (e.g. 5100ms). With
+    /// --api the gaps are between output chunks: --slo-itl-p99 and
+    /// --max-itl-p99 name the same.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          visible_aliases = ["slo-itl-p99", "max-itl-p99"],
           help_heading = "SLOs (at least one)")]
     pub slo_gap_p99: Option<Duration>,
+    /// SLO (--api): time per output token, p99, at most this (e.g. 50ms).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          visible_alias = "max-tpot-p99", requires = "api",
+          help_heading = "SLOs (at least one)")]
+    pub slo_tpot_p99: Option<Duration>,
+    /// SLO (--api, --goodput): at least this share of the requests
+    /// completed in a level's window meet every goodput bound (0..1).
+    #[arg(long, value_name = "FRACTION", value_parser = parse_ratio,
+          visible_alias = "min-goodput", requires = "goodput",
+          help_heading = "SLOs (at least one)")]
+    pub slo_goodput: Option<f64>,
     /// SLO: share of the streams started in a level's window that ended in
     /// error (4xx/5xx, connect or protocol error, truncation, idle
     /// timeout), at most this (0..1).
@@ -128,7 +145,7 @@ fn parse_precision(raw: &str) -> Result<f64, String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CapacityError {
-    #[error("give at least one SLO: --slo-ttfb-p99, --slo-gap-p99 or --slo-error-rate")]
+    #[error("give at least one SLO: --slo-ttfb-p99, --slo-gap-p99, --slo-error-rate, --slo-tpot-p99 or --slo-goodput")]
     NoSlo,
     #[error("--{0} does not apply to a capacity search (it holds N streams per level)")]
     NotForCapacity(&'static str),
@@ -152,7 +169,8 @@ fn process_stream_limit() -> Option<u64> {
 
 /// Runs the search; the report says what was found and the exit code.
 pub async fn run(args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
-    let slo = Slo::new(args.slo_ttfb_p99, args.slo_gap_p99, args.slo_error_rate);
+    let slo = Slo::new(args.slo_ttfb_p99, args.slo_gap_p99, args.slo_error_rate)
+        .with_llm(args.slo_tpot_p99, args.slo_goodput);
     if slo.is_empty() {
         return Err(CapacityError::NoSlo);
     }

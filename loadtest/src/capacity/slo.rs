@@ -16,12 +16,21 @@ pub struct Slo {
     /// Share of streams started in the window that ended in error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_rate: Option<f64>,
+    /// LLM runs: time per output token, p99, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpot_p99_ms: Option<f64>,
+    /// LLM runs: the least share of completed requests meeting every
+    /// `--goodput` bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<f64>,
 }
 
 /// The names an SLO goes by in reports (`failed`, `limited_by`).
 pub const TTFB: &str = "ttfb";
 pub const GAP: &str = "gap";
 pub const ERROR_RATE: &str = "error_rate";
+pub const TPOT: &str = "tpot";
+pub const GOODPUT: &str = "goodput";
 
 /// What a level measured that the SLOs look at.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -30,6 +39,10 @@ pub struct Measured {
     pub ttfb_p99: Option<Duration>,
     pub gap_p99: Option<Duration>,
     pub error_rate: f64,
+    /// LLM runs: TPOT p99 of requests completed in the window.
+    pub tpot_p99: Option<Duration>,
+    /// LLM runs: share of those requests meeting the goodput bounds.
+    pub goodput: Option<f64>,
 }
 
 impl Slo {
@@ -43,11 +56,24 @@ impl Slo {
             ttfb_p99_ms: ttfb_p99.map(ms),
             gap_p99_ms: gap_p99.map(ms),
             error_rate,
+            tpot_p99_ms: None,
+            goodput: None,
         }
     }
 
+    /// With the LLM SLOs (TPOT p99, least goodput).
+    pub fn with_llm(mut self, tpot_p99: Option<Duration>, goodput: Option<f64>) -> Self {
+        self.tpot_p99_ms = tpot_p99.map(|d| d.as_secs_f64() * 1e3);
+        self.goodput = goodput;
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.ttfb_p99_ms.is_none() && self.gap_p99_ms.is_none() && self.error_rate.is_none()
+        self.ttfb_p99_ms.is_none()
+            && self.gap_p99_ms.is_none()
+            && self.error_rate.is_none()
+            && self.tpot_p99_ms.is_none()
+            && self.goodput.is_none()
     }
 
     /// The SLOs `m` breaks, each with how far past its bound it is
@@ -84,6 +110,21 @@ impl Slo {
                 out.push((ERROR_RATE, over(m.error_rate, bound)));
             }
         }
+        if let Some(bound) = self.tpot_p99_ms {
+            match m.tpot_p99.map(ms) {
+                Some(v) if v <= bound => {}
+                Some(v) => out.push((TPOT, over(v, bound))),
+                None => out.push((TPOT, f64::INFINITY)),
+            }
+        }
+        if let Some(least) = self.goodput {
+            // Below the bound by how much: least / measured.
+            match m.goodput {
+                Some(g) if g >= least => {}
+                Some(g) if g > 0.0 => out.push((GOODPUT, least / g)),
+                _ => out.push((GOODPUT, f64::INFINITY)),
+            }
+        }
         out
     }
 }
@@ -111,6 +152,7 @@ mod tests {
             ttfb_p99: ms(99),
             gap_p99: ms(1_000),
             error_rate: 0.01,
+            ..Measured::default()
         };
         assert!(slo.broken(&good).is_empty());
 
@@ -134,8 +176,28 @@ mod tests {
             ttfb_p99: None,
             gap_p99: None,
             error_rate: 0.0,
+            ..Measured::default()
         };
         assert_eq!(slo.broken(&silent).len(), 2);
+    }
+
+    #[test]
+    fn llm_slos_judge_tpot_and_goodput() {
+        let slo = Slo::new(None, None, None).with_llm(ms(50), Some(0.9));
+        assert!(!slo.is_empty());
+        let good = Measured {
+            tpot_p99: ms(40),
+            goodput: Some(0.95),
+            ..Measured::default()
+        };
+        assert!(slo.broken(&good).is_empty());
+        let slow = Measured {
+            tpot_p99: ms(100),
+            goodput: Some(0.45),
+            ..Measured::default()
+        };
+        assert_eq!(slo.broken(&slow), [(TPOT, 2.0), (GOODPUT, 2.0)]);
+        assert_eq!(slo.broken(&Measured::default()).len(), 2, "nothing completed");
     }
 
     #[test]

@@ -539,6 +539,7 @@ mod tests {
                 sent_at: None,
                 schedule_delay: Some(Duration::from_millis(i % 7)),
                 error: None,
+                llm: None,
             };
             r.add_connection(&c);
             r.add_stream(

@@ -264,3 +264,33 @@ async fn streams_that_never_get_an_answer_count_against_the_ttfb_slo() {
     assert_eq!(over.held, 8);
     assert!(over.waiting >= 7, "{over:?}");
 }
+
+/// The simulated model decodes at 100 tokens/s / (1 + 0.1 x streams open):
+/// a TPOT of 10 ms x (1 + 0.1 n) stays within 30 ms up to n = 20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llm_services_knee_is_found_by_its_tpot_slo() {
+    let host = spawn_trickle(&[
+        "--llm-ttft",
+        "10ms",
+        "--llm-decode-rate",
+        "100",
+        "--llm-slowdown",
+        "0.1",
+    ])
+    .await;
+    let report = search(
+        &host,
+        "--api openai-chat --model trickle-sim --max-tokens 20 --start 4 --max-tpot-p99 30ms --goodput tpot:30ms --metrics-url none",
+    )
+    .await;
+    let c = &report.capacity;
+    assert!(within(c.max_streams, 20, 0.25), "{}", c.answer_line());
+    assert_eq!(c.limited_by, "tpot", "{}", c.answer_line());
+    let passing = c.levels.iter().filter(|l| l.pass).count();
+    assert!(passing >= 2);
+    for level in &c.levels {
+        let tpot = level.tpot_p99_ms.unwrap_or(f64::INFINITY);
+        assert_eq!(level.pass, tpot <= 30.0, "{level:?}");
+        assert!(level.goodput.is_some(), "goodput measured per level");
+    }
+}
