@@ -107,6 +107,11 @@ impl Application {
         // A client that closes its socket ends its stream at once rather
         // than at the next write.
         .h1_allow_half_closed(false)
+        // Every chunk leaves when it is written: with Nagle's algorithm a
+        // small write that follows another within the client's delayed-ACK
+        // time (40 ms on Linux) waits for that ACK, which showed as a
+        // ~40 ms first token after the role chunk of an LLM stream.
+        .tcp_nodelay(true)
         .backlog(LISTEN_BACKLOG);
         let server = match settings.workers {
             Some(n) => server.workers(n.get()),

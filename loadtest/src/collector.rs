@@ -408,7 +408,8 @@ impl Collector {
         if let Some(live) = &self.live {
             live.connection(c);
         }
-        if let (Some(llm), Some(sent), Some(ConnectionEnd::Completed)) = (&c.llm, c.sent_at, c.end) {
+        if let (Some(llm), Some(sent), Some(ConnectionEnd::Completed)) = (&c.llm, c.sent_at, c.end)
+        {
             let bounds = self.with_report(|r| r.llm.as_ref().and_then(|l| l.goodput_bounds));
             let figures = crate::llm::measure::RequestFigures::of(
                 c.first_event,

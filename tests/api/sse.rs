@@ -160,3 +160,29 @@ async fn deadline_reconnects_lose_nothing() {
     assert_eq!(received, (0..12).collect::<Vec<u64>>());
     assert!(connections >= 3, "only {connections} connections");
 }
+
+/// The first event follows the `retry:` prelude by its think time, not by
+/// the client's delayed ACK: with Nagle's algorithm on, a small write
+/// shortly after another waits ~40 ms for that ACK (trickle sets
+/// TCP_NODELAY). On a kept-alive connection (past the first exchanges,
+/// which Linux acknowledges at once), the fastest of ten streams shows it
+/// without noise.
+#[tokio::test]
+async fn a_write_soon_after_another_is_not_held_for_an_ack() {
+    let app = crate::helpers::spawn_app().await;
+    for _ in 0..10 {
+        app.get("/sse?chunks=1").await.bytes().await.unwrap();
+    }
+    let mut fastest = Duration::MAX;
+    for _ in 0..10 {
+        let t0 = Instant::now();
+        let response = app.get("/sse?chunks=1&first_delay_ms=15").await;
+        let items = crate::helpers::timed_sse(response, t0).await;
+        let first = crate::helpers::events(&items)[0].at;
+        fastest = fastest.min(first);
+    }
+    assert!(
+        fastest < Duration::from_millis(35),
+        "first event at {fastest:?} for a 15 ms think time"
+    );
+}

@@ -197,7 +197,11 @@ mod tests {
             ..Measured::default()
         };
         assert_eq!(slo.broken(&slow), [(TPOT, 2.0), (GOODPUT, 2.0)]);
-        assert_eq!(slo.broken(&Measured::default()).len(), 2, "nothing completed");
+        assert_eq!(
+            slo.broken(&Measured::default()).len(),
+            2,
+            "nothing completed"
+        );
     }
 
     #[test]
