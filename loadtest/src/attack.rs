@@ -325,7 +325,11 @@ async fn collector_for(
         collector = collector.with_window(now + from, now + to);
     }
     if let Some(addr) = stream.metrics_addr {
-        let live = Arc::new(crate::metrics::LoadMetrics::new(stream.transport.as_str())?);
+        let mut live = crate::metrics::LoadMetrics::new(stream.transport.as_str())?;
+        if let Some(api) = stream.llm.api {
+            live = live.with_genai(api.operation())?;
+        }
+        let live = Arc::new(live);
         crate::metrics::serve(addr, live.clone())
             .await
             .map_err(|source| SetupError::Metrics { addr, source })?;

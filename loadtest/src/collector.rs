@@ -379,6 +379,7 @@ impl Collector {
             live.events.inc();
             if let Some(gap) = gap {
                 live.gap.observe(gap.as_secs_f64());
+                live.output_gap(gap);
             }
         }
         if let Some(gap) = gap {

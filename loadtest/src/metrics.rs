@@ -27,7 +27,32 @@ pub struct LoadMetrics {
     ttfb: HistogramVec,
     pub gap: Histogram,
     lifetime: HistogramVec,
+    /// LLM runs (`--api`): the GenAI client metrics of the semantic
+    /// conventions, with their bucket boundaries.
+    genai: Option<GenAiClientMetrics>,
 }
+
+/// `gen_ai.client.*` in Prometheus naming.
+#[derive(Debug)]
+struct GenAiClientMetrics {
+    operation: String,
+    time_to_first_chunk: Histogram,
+    time_per_output_chunk: Histogram,
+    duration: Histogram,
+    tokens: HistogramVec,
+}
+
+impl GenAiClientMetrics {
+    fn operation(&self) -> &str {
+        &self.operation
+    }
+}
+
+/// `gen_ai.client.operation.time_to_first_chunk` and
+/// `.time_per_output_chunk` boundaries, seconds.
+const CHUNK_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
 
 impl LoadMetrics {
     /// Every series carries `transport` as a constant label. TTFB and gaps
@@ -89,7 +114,52 @@ impl LoadMetrics {
             ttfb,
             gap,
             lifetime,
+            genai: None,
         })
+    }
+
+    /// Adds the GenAI client metrics (an `--api` run), labelled with the
+    /// operation (`chat`, `text_completion`).
+    pub fn with_genai(mut self, operation: &str) -> Result<Self, prometheus::Error> {
+        use trickle_telemetry::genai::{DURATION_BUCKETS as OPERATION, TOKEN_BUCKETS};
+        let r = Registrar::new(&self.registry);
+        let with_op = |h: HistogramVec| h.with_label_values(&[operation]);
+        let labels = ["gen_ai_operation_name"];
+        self.genai = Some(GenAiClientMetrics {
+            operation: operation.to_owned(),
+            time_to_first_chunk: with_op(r.histogram_vec(
+                "gen_ai_client_operation_time_to_first_chunk_seconds",
+                "Time from the request to the first output chunk (gen_ai.client.operation.time_to_first_chunk).",
+                CHUNK_BUCKETS,
+                &labels,
+            )?),
+            time_per_output_chunk: with_op(r.histogram_vec(
+                "gen_ai_client_operation_time_per_output_chunk_seconds",
+                "Time between consecutive output chunks (gen_ai.client.operation.time_per_output_chunk).",
+                CHUNK_BUCKETS,
+                &labels,
+            )?),
+            duration: with_op(r.histogram_vec(
+                "gen_ai_client_operation_duration_seconds",
+                "Request duration, to the end of the response (gen_ai.client.operation.duration).",
+                OPERATION,
+                &labels,
+            )?),
+            tokens: r.histogram_vec(
+                "gen_ai_client_token_usage",
+                "Tokens per completed request by gen_ai_token_type (gen_ai.client.token.usage).",
+                TOKEN_BUCKETS,
+                &["gen_ai_operation_name", "gen_ai_token_type"],
+            )?,
+        });
+        Ok(self)
+    }
+
+    /// A gap between output chunks of an LLM stream.
+    pub fn output_gap(&self, gap: std::time::Duration) {
+        if let Some(g) = &self.genai {
+            g.time_per_output_chunk.observe(gap.as_secs_f64());
+        }
     }
 
     pub fn connection(&self, c: &Connection) {
@@ -113,6 +183,24 @@ impl LoadMetrics {
             self.lifetime
                 .with_label_values(&[end])
                 .observe(c.lifetime.as_secs_f64());
+        }
+        if let (Some(g), Some(llm)) = (&self.genai, &c.llm) {
+            if let Some(t) = c.first_event {
+                g.time_to_first_chunk.observe(t.as_secs_f64());
+            }
+            g.duration.observe(c.lifetime.as_secs_f64());
+            if c.end == Some(ConnectionEnd::Completed) {
+                let op = g.operation();
+                let (output, _) = llm.output_tokens();
+                g.tokens
+                    .with_label_values(&[op, "output"])
+                    .observe(output as f64);
+                if let Some((_, prompt)) = llm.usage {
+                    g.tokens
+                        .with_label_values(&[op, "input"])
+                        .observe(prompt as f64);
+                }
+            }
         }
     }
 

@@ -29,6 +29,14 @@ pub enum Api {
 }
 
 impl Api {
+    /// `gen_ai.operation.name`.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Self::OpenaiChat => "chat",
+            Self::OpenaiCompletions => "text_completion",
+        }
+    }
+
     pub fn default_path(self) -> &'static str {
         match self {
             Self::OpenaiChat => "/v1/chat/completions",

@@ -29,7 +29,12 @@ fn p50_ms(report: &Report, name: &str) -> f64 {
 async fn the_figures_match_the_simulated_models_settings() {
     // TTFT 150 ms (+ 32 prompt tokens at 10,000/s), 50 tokens/s.
     let host = spawn_trickle(&["--llm-ttft", "150ms", "--llm-decode-rate", "50"]).await;
-    let run = format!("{RUN} --max-tokens 10 --goodput ttft:1s,tpot:100ms --min-goodput 0.99 --max-ttft-p99 1s --max-itl-p99 200ms --max-tpot-p99 100ms");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = format!("{RUN} --max-tokens 10 --goodput ttft:1s,tpot:100ms --min-goodput 0.99 --max-ttft-p99 1s --max-itl-p99 200ms --max-tpot-p99 100ms --metrics-addr 127.0.0.1:{metrics_port}");
     let (result, verdicts) = load(&host, &args(&run)).await;
     let report = &result.report;
     let llm = report.llm.as_ref().unwrap();
@@ -52,6 +57,36 @@ async fn the_figures_match_the_simulated_models_settings() {
     for check in ["goodput", "ttft-p99", "itl-p99", "tpot-p99"] {
         assert!(verdict(&verdicts, check).passed, "{check}: {verdicts:#?}");
     }
+    // The live GenAI client metrics say the same.
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(
+        value(
+            r#"gen_ai_client_token_usage_sum{gen_ai_operation_name="chat",gen_ai_token_type="output""#
+        ),
+        llm.output_tokens as f64
+    );
+    assert!(
+        value(
+            r#"gen_ai_client_operation_time_to_first_chunk_seconds_count{gen_ai_operation_name="chat""#
+        ) >= llm.requests as f64
+    );
+    assert!(
+        value(
+            r#"gen_ai_client_operation_time_per_output_chunk_seconds_count{gen_ai_operation_name="chat""#
+        ) >= (llm.requests * 9) as f64
+    );
 
     // A TTFT bound tighter than the model's: no request is good.
     let run = format!("{RUN} --max-tokens 5 --goodput ttft:50ms --min-goodput 0.5");
