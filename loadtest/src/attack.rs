@@ -445,6 +445,33 @@ async fn stream_transaction(
             )
             .await?;
         }
+        // An LLM request: goose rows under LLM for the figures its users
+        // compare by (TTFT above is the first event: the first token).
+        if let (Some(llm), Some(ConnectionEnd::Completed)) = (&conn.llm, conn.end) {
+            let figures = crate::llm::measure::RequestFigures::of(
+                conn.first_event,
+                conn.lifetime,
+                llm.output_tokens().0,
+            );
+            let rows = [
+                ("ttft", figures.ttft),
+                ("tpot", figures.tpot),
+                ("e2e", Some(figures.e2e)),
+            ];
+            for (name, value) in rows {
+                if let Some(value) = value {
+                    user.record_custom_request_duration(
+                        "LLM",
+                        name,
+                        value,
+                        true,
+                        conn.status,
+                        llm.finish_reason.as_deref(),
+                    )
+                    .await?;
+                }
+            }
+        }
         if i > 0 {
             if let Some(ttfb) = conn.first_event {
                 user.record_custom_request_duration(
