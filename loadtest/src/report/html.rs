@@ -153,6 +153,17 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     if let Some(h) = report.histogram("first_event").filter(|h| !h.is_empty()) {
         html.push_str(&bars("Time to first event", &log_buckets(h), &[]));
     }
+    if report.llm.is_some() {
+        // LLM runs: the distributions LLM users compare by.
+        for (name, title) in [
+            ("ttft", "Time to first token (completed requests)"),
+            ("gap", "Inter-token latency (every gap between output chunks)"),
+        ] {
+            if let Some(h) = report.histogram(name).filter(|h| !h.is_empty()) {
+                html.push_str(&bars(title, &log_buckets(h), &[]));
+            }
+        }
+    }
     html.push_str(&timeline(report));
     if let Some(h) = report.histogram("lifetime").filter(|h| !h.is_empty()) {
         let cuts = report

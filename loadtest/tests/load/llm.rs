@@ -57,6 +57,14 @@ async fn the_figures_match_the_simulated_models_settings() {
     for check in ["goodput", "ttft-p99", "itl-p99", "tpot-p99"] {
         assert!(verdict(&verdicts, check).passed, "{check}: {verdicts:#?}");
     }
+    // The reports carry the LLM figures: Markdown table, HTML charts.
+    let md = trickle_load::report::markdown::render(report, &verdicts);
+    assert!(md.contains("| TTFT, time to first token |"), "{md}");
+    let html = std::env::temp_dir().join(format!("trickle-llm-{}.html", std::process::id()));
+    report.write(&html, &verdicts).unwrap();
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Time to first token") && page.contains("Inter-token latency"));
+    std::fs::remove_file(&html).ok();
     // The live GenAI client metrics say the same.
     let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .await
