@@ -107,11 +107,6 @@ impl TokenPlan {
         let end = (start + self.tokens_per_chunk).min(self.output_tokens);
         start..end
     }
-
-    /// Tokens up to and including chunk `chunk`.
-    pub fn tokens_through(&self, chunk: u64) -> u64 {
-        self.range(chunk).end
-    }
 }
 
 impl ModelSettings {
@@ -222,7 +217,6 @@ mod tests {
         assert_eq!(plan.chunks(), 4, "10 tokens in chunks of 3");
         assert_eq!(plan.range(0), 0..3);
         assert_eq!(plan.range(3), 9..10);
-        assert_eq!(plan.tokens_through(3), 10);
         assert_eq!(plan.reasoning_tokens, 4);
         // 200 ms + 500 tokens / 1000 per s.
         assert_eq!(spec.first_delay, Duration::from_millis(700));

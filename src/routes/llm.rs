@@ -10,6 +10,7 @@ use trickle_telemetry::metrics::names;
 use crate::llm::openai::OpenAiFramer;
 use crate::llm::{Api, CompletionRequest, OpenAiError, PROVIDER};
 use crate::state::{AppState, ValidRequest};
+use crate::stream::guard::TokenCount;
 use crate::stream::{body, EndReason, Step, Transport};
 
 /// Largest request body (a long prompt fits; more is 413).
@@ -84,9 +85,14 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         max_tokens: request.max_tokens,
         input_tokens: request.prompt_tokens,
     };
-    let mut guard = open
-        .guard
-        .with_genai(genai, plan, started, state.telemetry.metrics().cloned());
+    let count = TokenCount {
+        total: plan.output_tokens,
+        per_event: plan.tokens_per_chunk,
+        finish_reason: crate::llm::openai::finish_reason,
+    };
+    let mut guard =
+        open.guard
+            .with_genai(genai, count, started, state.telemetry.metrics().cloned());
     let created = crate::stream::event::unix_now() as u64;
     let stream = request.stream;
     let mut framer = OpenAiFramer::new(request, plan, created);

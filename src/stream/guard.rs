@@ -14,8 +14,6 @@ use trickle_telemetry::{Metrics, StreamRecorder};
 
 use super::event::{EndReason, Outcome, Step};
 use crate::lifecycle::StreamSlot;
-use crate::llm::openai::finish_reason;
-use crate::llm::TokenPlan;
 
 #[derive(Debug)]
 pub struct StreamGuard {
@@ -26,11 +24,22 @@ pub struct StreamGuard {
     genai: Option<GenAiTally>,
 }
 
+/// How an LLM response's tokens map onto the stream's events.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenCount {
+    /// Output tokens in the whole response.
+    pub total: u64,
+    /// Tokens per event (the last may carry fewer).
+    pub per_event: u64,
+    /// The API's `finish_reason` for a stream that ended for a reason.
+    pub finish_reason: fn(EndReason) -> &'static str,
+}
+
 /// An LLM response's figures, recorded when the stream ends.
 #[derive(Debug)]
 struct GenAiTally {
     request: GenAiRequest,
-    plan: TokenPlan,
+    count: TokenCount,
     started: Instant,
     metrics: Option<Arc<Metrics>>,
     tokens: u64,
@@ -54,14 +63,14 @@ impl StreamGuard {
     pub(crate) fn with_genai(
         mut self,
         request: GenAiRequest,
-        plan: TokenPlan,
+        count: TokenCount,
         started: Instant,
         metrics: Option<Arc<Metrics>>,
     ) -> Self {
         self.recorder.set_attributes(request.attributes());
         self.genai = Some(GenAiTally {
             request,
-            plan,
+            count,
             started,
             metrics,
             tokens: 0,
@@ -79,7 +88,7 @@ impl StreamGuard {
         match step {
             Step::Event(event) => {
                 let now = Instant::now();
-                tally.tokens = tally.plan.tokens_through(event.id);
+                tally.tokens = ((event.id + 1) * tally.count.per_event).min(tally.count.total);
                 tally.first_token.get_or_insert(now);
                 tally.last_token = Some(now);
             }
@@ -128,7 +137,7 @@ impl Drop for StreamGuard {
             first_token: tally.first_token.map(|t| t - tally.started),
             duration: ended - tally.started,
             // A client that left first has no finish reason of ours.
-            finish_reason: tally.end.map_or("client_gone", finish_reason),
+            finish_reason: tally.end.map_or("client_gone", tally.count.finish_reason),
         };
         self.recorder
             .set_attributes(response.attributes(&tally.request));

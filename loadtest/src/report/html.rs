@@ -157,7 +157,10 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         // LLM runs: the distributions LLM users compare by.
         for (name, title) in [
             ("ttft", "Time to first token (completed requests)"),
-            ("gap", "Inter-token latency (every gap between output chunks)"),
+            (
+                "gap",
+                "Inter-token latency (every gap between output chunks)",
+            ),
         ] {
             if let Some(h) = report.histogram(name).filter(|h| !h.is_empty()) {
                 html.push_str(&bars(title, &log_buckets(h), &[]));
