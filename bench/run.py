@@ -158,6 +158,7 @@ def server_command(name, port, sink_port):
     servers = {
         "trickle": (trickle, {}),
         "trickle-off": (trickle + ["--metrics", "false"], {}),
+        "trickle-llm": (trickle + LLM_MODEL, {}),
         "trickle-spans": (trickle, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
                                     "OTEL_BSP_MAX_QUEUE_SIZE": "65536", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096"}),
         "bare-actix": ([os.path.join(RELEASE, "examples", "bare_actix")], {"PORT": str(port)}),
@@ -478,7 +479,45 @@ SCENARIOS = {
     "clients": ("trickle-load,locust", "10,1000,5000,9500"),
     # The search scenario's "counts" are its stream profiles.
     "search": ("trickle,bare-actix,node,uvicorn,flask,gunicorn", "idle,busy"),
+    "llm": ("trickle-llm", "0"),
 }
+
+
+LLM_MODEL = ["--llm-ttft", "200ms", "--llm-decode-rate", "50", "--llm-tokens-per-chunk", "1"]
+
+
+def llm(server, max_tokens=200, hold=10, measure_seconds=20):
+    """How many simulated LLM streams (50 tokens/s, a chunk per token) one
+    trickle process holds with ITL p99 <= 30 ms: trickle-load capacity with
+    --api; then the server's CPU per token at the answer, from a fixed run."""
+    tmp = tempfile.mkdtemp(prefix="trickle-llm-")
+    out = os.path.join(tmp, "capacity.json")
+    command = [LOAD, "capacity", "--host", server.base, "--api", "openai-chat", "--model", "trickle-sim",
+               "--max-tokens", str(max_tokens), "--prompt-tokens", "64", "--idle-timeout", "60s",
+               "--slo-itl-p99", "30ms", "--slo-error-rate", "0.001",
+               "--start", "100", "--hold", f"{hold}s", "--warmup", "5s", "--settle", "3s",
+               "--ramp-rate", "1000", "--max-time", "20m", "--report", out]
+    proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not os.path.exists(out):
+        raise RuntimeError(f"trickle-load capacity exited {proc.returncode}: {proc.stderr[-500:]}")
+    with open(out) as f:
+        report = json.load(f)
+    answer = report["capacity"].get("max_streams")
+    per_token = None
+    if answer:
+        tokens0 = metric(server.base, 'gen_ai_server_token_usage_sum{gen_ai_operation_name="chat",gen_ai_provider_name="trickle",gen_ai_request_model="trickle-sim",gen_ai_token_type="output"}')
+        cpu0, _ = server.usage()
+        run = [LOAD, "--host", server.base, "--api", "openai-chat", "--model", "trickle-sim",
+               "--max-tokens", str(max_tokens), "--prompt-tokens", "64", "--users", str(answer),
+               "--increase-rate", "1000", "--run-time", f"{measure_seconds}s", "--quiet", "--no-print-metrics",
+               "--progress-secs", "0"]
+        subprocess.run(run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu1, _ = server.usage()
+        tokens1 = metric(server.base, 'gen_ai_server_token_usage_sum{gen_ai_operation_name="chat",gen_ai_provider_name="trickle",gen_ai_request_model="trickle-sim",gen_ai_token_type="output"}')
+        if tokens1 and tokens0 is not None and tokens1 > tokens0:
+            per_token = (cpu1 - cpu0) / (tokens1 - tokens0) * 1e6
+    return {"model": " ".join(LLM_MODEL), "max_tokens": max_tokens, "exit_code": proc.returncode,
+            "cpu_us_per_token": per_token, "load_command": " ".join(["trickle-load", *command[1:-2]]), **report}
 
 
 def run_one(scenario, name, n, args):
@@ -497,6 +536,8 @@ def run_one(scenario, name, n, args):
             return clients(server, name, n, hold=args.hold, interval_ms=args.client_interval_ms)
         if scenario == "search":
             return search(server, n)
+        if scenario == "llm":
+            return llm(server)
         return burst(server)
     except Exception as e:  # a server that falls over is a result too
         return {"n": n, "error": str(e)}
