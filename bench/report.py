@@ -14,12 +14,13 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
-ORDER = ["trickle", "trickle-off", "trickle-spans", "bare-actix", "node", "uvicorn", "flask", "gunicorn",
+ORDER = ["trickle", "trickle-off", "trickle-spans", "trickle-llm", "bare-actix", "node", "uvicorn", "flask", "gunicorn",
          "flask-classic", "gunicorn-classic", "trickle-load", "locust"]
 LABEL = {
     "trickle": "trickle (metrics on)",
     "trickle-off": "trickle (telemetry off)",
     "trickle-spans": "trickle (metrics + every chunk span exported)",
+    "trickle-llm": "trickle, simulated LLM (metrics on)",
     "bare-actix": "bare actix-web (no trickle code)",
     "node": "Node.js http",
     "uvicorn": "uvicorn + sse-starlette",
@@ -256,6 +257,44 @@ def search_section(rows):
     return out
 
 
+def llm_section(rows):
+    """The simulated LLM streams one trickle process holds within an ITL SLO."""
+    out = [f"## 6. LLM token streams: how many one trickle process holds (commit {commits(rows)})\n",
+           "trickle's simulated model (`--llm-ttft 200ms --llm-decode-rate 50 --llm-tokens-per-chunk 1`: 50 tokens "
+           "a second per stream, a chunk per token) behind `POST /v1/chat/completions`; `trickle-load capacity "
+           "--api openai-chat` with 200-token answers and a 64-token prompt, levels doubled from 100 then bisected "
+           "to 10%, each ramped at 1,000 streams/s, warmed up 5 s and measured over a 10 s hold. SLOs: ITL p99 <= "
+           "30 ms (the gaps between output chunks; 20 ms is the model's own pace), error rate <= 0.1%. Server and "
+           "client share this machine's 2 cores. CPU per token: the server's CPU time over a 20 s run at the "
+           "answer, divided by the output tokens it counted (`gen_ai_server_token_usage`). At the answer the server's "
+           "CPU per token times the token rate is most of one core, and the client takes much of the other: the "
+           "bound found is the machine's as much as the server's, though the client's own check (event-loop lag, "
+           "CPU) never called it saturated.\n",
+           "| server | max streams within SLO | limited by | at the answer: held / TTFT p99 / ITL p99 | first failing "
+           "level | tokens/s at the answer (streams x 50) | server CPU per token | exit |",
+           "|" + " --- |" * 8]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {label(r['server'])} | failed: {r['error'][:120]} |" + " |" * 6)
+            continue
+        c = r["capacity"]
+        answer = c.get("max_streams")
+        at = next((l for l in c["levels"] if l["streams"] == answer), None)
+        failing = [l for l in c["levels"] if not l["pass"]]
+        first = min(failing, key=lambda l: l["streams"]) if failing else None
+        fail_cell = "-" if first is None else (
+            f"{first['streams']:,}: {', '.join(first['failed']) or 'client'} (ITL p99 {ms(first.get('gap_p99_ms'))})")
+        at_cell = "-" if at is None else f"{at['held']:,} / {ms(at.get('ttfb_p99_ms'))} / {ms(at.get('gap_p99_ms'))}"
+        tokens = "-" if answer is None else f"{answer * 50:,}"
+        cpu = "-" if r.get("cpu_us_per_token") is None else f"{r['cpu_us_per_token']:.1f} us"
+        out.append(f"| {label(r['server'])} | {'-' if answer is None else f'{answer:,}'} | {c['limited_by']} | "
+                   f"{at_cell} | {fail_cell} | {tokens} | {cpu} | {r.get('exit_code')} |")
+    out.append("\nA comparison with an established LLM benchmark client (guidellm, AIPerf) on the same endpoint is "
+               "not measured yet.\n")
+    out.append("```sh\nbench/run.py --scenario llm\n```\n")
+    return out
+
+
 def main():
     capacity, paced, burst, ttfb = load("capacity", 5000), load("paced"), load("burst"), load("ttfb")
     capacity_1s, classic, clients = load("capacity", 1000), load("classic"), load("clients")
@@ -331,6 +370,10 @@ def main():
 
     if searched:
         out += search_section(searched)
+
+    llm_rows = load("llm")
+    if llm_rows:
+        out += llm_section(llm_rows)
 
     if capacity and paced:
         out += sizing_section(capacity, paced)
