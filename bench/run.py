@@ -480,6 +480,9 @@ SCENARIOS = {
     # The search scenario's "counts" are its stream profiles.
     "search": ("trickle,bare-actix,node,uvicorn,flask,gunicorn", "idle,busy"),
     "llm": ("trickle-llm", "0"),
+    # The llm-clients scenario runs trickle's simulated model and compares
+    # LLM load generators on it.
+    "llm-clients": ("trickle-load,aiperf", "50,200"),
 }
 
 
@@ -520,9 +523,86 @@ def llm(server, max_tokens=200, hold=10, measure_seconds=20):
             "cpu_us_per_token": per_token, "load_command": " ".join(["trickle-load", *command[1:-2]]), **report}
 
 
+AIPERF_VENV = os.path.join(BENCH, ".venv-aiperf")
+AIPERF_VERSION = "0.13.0"
+
+
+def ensure_aiperf():
+    """AIPerf (NVIDIA's LLM benchmark client) in a virtualenv of its own, and
+    a local tokenizer for trickle's simulated model."""
+    aiperf = os.path.join(AIPERF_VENV, "bin", "aiperf")
+    if not os.path.exists(aiperf):
+        print(f"setting up bench/.venv-aiperf (aiperf=={AIPERF_VERSION}, tokenizers)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", AIPERF_VENV], check=True)
+        subprocess.run([os.path.join(AIPERF_VENV, "bin", "pip"), "install", "-q",
+                        f"aiperf=={AIPERF_VERSION}", "tokenizers"], check=True)
+    tokenizer = os.path.join(AIPERF_VENV, "trickle-tokenizer")
+    subprocess.run([os.path.join(AIPERF_VENV, "bin", "python"),
+                    os.path.join(BENCH, "clients", "wordlevel_tokenizer.py"), tokenizer], check=True)
+    return aiperf, tokenizer
+
+
+def llm_clients(server, client, n, max_tokens=100, prompt_tokens=64, per_user=4):
+    """The same LLM load from trickle-load and from AIPerf against the same
+    simulated model: n concurrent streams, about per_user requests each;
+    what each reports (TTFT, ITL) and what it costs (client CPU, peak RSS of
+    its whole process tree)."""
+    tmp = tempfile.mkdtemp(prefix="trickle-llm-clients-")
+    run_time = math.ceil(per_user * 2.3)
+    if client == "trickle-load":
+        out = os.path.join(tmp, "run.json")
+        command = [LOAD, "--host", server.base, "--api", "openai-chat", "--model", "trickle-sim",
+                   "--max-tokens", str(max_tokens), "--prompt-tokens", str(prompt_tokens), "--users", str(n),
+                   "--increase-rate", "1000", "--run-time", f"{run_time}s", "--quiet", "--no-print-metrics",
+                   "--progress-secs", "0", "--stream-report", out]
+    else:
+        aiperf, tokenizer = ensure_aiperf()
+        out = os.path.join(tmp, "artifacts")
+        command = [aiperf, "profile", "--model-names", "trickle-sim", "--url", server.base, "--endpoint-type",
+                   "chat", "--streaming", "--tokenizer", tokenizer, "--concurrency", str(n), "--request-count",
+                   str(n * per_user), "--synthetic-input-tokens-mean", str(prompt_tokens),
+                   "--output-tokens-mean", str(max_tokens), "--ui-type", "none", "--artifact-dir", out]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    cpu_seen, peak_rss = {}, 0
+    while proc.poll() is None and time.monotonic() - t0 < 600:
+        rss_now = 0
+        for p in tree(proc.pid):
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                cpu_seen[p] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+                with open(f"/proc/{p}/status") as f:
+                    rss_now += next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+            except (OSError, StopIteration):
+                pass
+        peak_rss = max(peak_rss, rss_now)
+        time.sleep(0.25)
+    proc.wait()
+    wall = time.monotonic() - t0
+    result = {"client": client, "n": n, "max_tokens": max_tokens, "prompt_tokens": prompt_tokens,
+              "exit_code": proc.returncode, "wall_s": round(wall, 2),
+              "client_cpu_s": round(sum(cpu_seen.values()), 2), "client_peak_rss_kib": peak_rss,
+              "command": " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(command))}
+    if client == "trickle-load":
+        with open(out) as f:
+            s = json.load(f)["summary"]
+        result.update(requests=s["e2e"]["count"], ttft_p50_ms=s["ttft"]["p50_ms"], ttft_p99_ms=s["ttft"]["p99_ms"],
+                      itl_p50_ms=s["itl"]["p50_ms"], itl_p99_ms=s["itl"]["p99_ms"],
+                      tpot_p50_ms=s["tpot"]["p50_ms"], e2e_p50_ms=s["e2e"]["p50_ms"])
+    else:
+        with open(os.path.join(out, "profile_export_aiperf.json")) as f:
+            a = json.load(f)
+        result.update(requests=a["request_count"]["avg"], ttft_p50_ms=a["time_to_first_token"]["p50"],
+                      ttft_p99_ms=a["time_to_first_token"]["p99"], itl_p50_ms=a["inter_chunk_latency"]["p50"],
+                      itl_p99_ms=a["inter_chunk_latency"]["p99"], tpot_p50_ms=a["inter_token_latency"]["p50"],
+                      e2e_p50_ms=a["request_latency"]["p50"], aiperf_version=a.get("aiperf_version"))
+    return result
+
+
 def run_one(scenario, name, n, args):
     """One measurement; returns its result (an error is a result too)."""
-    server = Server("trickle" if scenario == "clients" else name)
+    server = Server("trickle" if scenario == "clients" else "trickle-llm" if scenario == "llm-clients" else name)
     try:
         if scenario == "capacity":
             return capacity(server, n, args.hold, args.interval_ms)
@@ -538,6 +618,8 @@ def run_one(scenario, name, n, args):
             return search(server, n)
         if scenario == "llm":
             return llm(server)
+        if scenario == "llm-clients":
+            return llm_clients(server, name, n)
         return burst(server)
     except Exception as e:  # a server that falls over is a result too
         return {"n": n, "error": str(e)}
