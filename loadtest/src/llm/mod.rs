@@ -63,8 +63,11 @@ pub enum FirstToken {
 pub struct LlmArgs {
     /// Speak an OpenAI-compatible API: builds the request (POST, JSON body,
     /// `stream: true` with usage) and measures tokens: TTFT, ITL, TPOT,
-    /// end-to-end latency, output tokens, goodput.
-    #[arg(long, value_enum)]
+    /// end-to-end latency, output tokens, goodput. An LLM request is not
+    /// resumable, and trickle's stream parameters and --body do not apply.
+    #[arg(long, value_enum, conflicts_with_all = [
+        "reconnect", "chunks", "interval_ms", "first_delay_ms", "size", "body", "body_file",
+    ])]
     pub api: Option<Api>,
     /// The `model` of every request (a --dataset line's own wins).
     #[arg(long, requires = "api")]

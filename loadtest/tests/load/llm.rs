@@ -258,3 +258,37 @@ async fn misbehaving_servers_are_measured_and_counted_by_kind() {
     let why = format!("{:?}", result.report.error_samples);
     assert!(why.contains("HTTP 429: Rate limit reached"), "{why}");
 }
+
+/// What does not apply to an LLM request is refused, not ignored.
+#[test]
+fn flags_that_do_not_apply_to_llm_requests_are_refused() {
+    use clap::Parser;
+    let parse = |extra: &str| {
+        let line =
+            format!("trickle-load --host http://127.0.0.1:1 --api openai-chat --model m {extra}");
+        trickle_load::cli::Cli::try_parse_from(line.split_whitespace()).map(|_| ())
+    };
+    assert!(parse("").is_ok());
+    for extra in [
+        "--reconnect",
+        "--chunks 5",
+        "--interval-ms 10",
+        "--body {}",
+        "--transport ws",
+    ] {
+        let refused = parse(extra);
+        // --transport is accepted by clap and refused at setup (exit 2).
+        if extra.starts_with("--transport") {
+            assert!(refused.is_ok());
+        } else {
+            assert!(refused.is_err(), "{extra}");
+        }
+    }
+    assert!(
+        trickle_load::cli::Cli::try_parse_from(
+            "trickle-load --host http://x --min-goodput 0.9".split_whitespace()
+        )
+        .is_err(),
+        "--min-goodput needs --goodput"
+    );
+}
