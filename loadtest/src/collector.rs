@@ -39,10 +39,23 @@ pub struct Collector {
     pub events: AtomicU64,
     pub connections: AtomicU64,
     pub errors: AtomicU64,
+    /// Requests sent, and LLM output tokens of completed requests.
+    started: AtomicU64,
+    output_tokens: AtomicU64,
+    /// What the timeline's current second has gathered so far.
+    second: Mutex<SecondTally>,
     /// Live Prometheus metrics, when `--metrics-addr` is given.
     pub live: Option<std::sync::Arc<LoadMetrics>>,
     /// The measured window of a capacity level, when there is one.
     window: Option<Window>,
+}
+
+/// The totals at the last timeline sample and the first events since.
+#[derive(Debug, Default)]
+struct SecondTally {
+    /// started, events, errors, output tokens at the last sample.
+    counted: [u64; 4],
+    first_event: Option<Histogram<u64>>,
 }
 
 /// A stretch of the run measured on its own (a capacity level's hold).
@@ -160,6 +173,9 @@ impl Collector {
             events: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            output_tokens: AtomicU64::new(0),
+            second: Mutex::new(SecondTally::default()),
             live: None,
             window: None,
         }
@@ -229,6 +245,7 @@ impl Collector {
 
     /// A request left at `at`.
     pub fn sent(&self, at: Instant) {
+        self.started.fetch_add(1, Ordering::Relaxed);
         self.in_window(at, |w| w.started += 1);
         if let Some(w) = &self.window {
             if at < w.to {
@@ -260,6 +277,10 @@ impl Collector {
         let (Some(sent), Some(ttfb)) = (c.sent_at, c.first_event) else {
             return;
         };
+        {
+            let mut second = self.second.lock().unwrap_or_else(|e| e.into_inner());
+            record(second.first_event.get_or_insert_with(new_histogram), ttfb);
+        }
         if let Some(w) = &self.window {
             w.done_waiting(sent);
             if sent < w.to {
@@ -409,6 +430,10 @@ impl Collector {
         if let Some(live) = &self.live {
             live.connection(c);
         }
+        if let (Some(llm), Some(ConnectionEnd::Completed)) = (&c.llm, c.end) {
+            self.output_tokens
+                .fetch_add(llm.output_tokens().0, Ordering::Relaxed);
+        }
         if let (Some(llm), Some(sent), Some(ConnectionEnd::Completed)) = (&c.llm, c.sent_at, c.end)
         {
             let bounds = self.with_report(|r| r.llm.as_ref().and_then(|l| l.goodput_bounds));
@@ -448,13 +473,41 @@ impl Collector {
         self.with_report(|r| r.add_stream(integrity, had_ids, reconnects));
     }
 
-    /// Records this second's open streams per instance.
+    /// Records this second's open streams per instance, and what happened
+    /// since the last sample (added to this second's point).
     pub fn sample(&self) {
         let open = self.open_per_instance();
         let t = unix_now() as u64;
+        let totals = [
+            self.started.load(Ordering::Relaxed),
+            self.events.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+            self.output_tokens.load(Ordering::Relaxed),
+        ];
+        let (delta, first_event) = {
+            let mut second = self.second.lock().unwrap_or_else(|e| e.into_inner());
+            let mut delta = [0; 4];
+            for (d, (now, then)) in delta.iter_mut().zip(totals.iter().zip(second.counted)) {
+                *d = now.saturating_sub(then);
+            }
+            second.counted = totals;
+            (delta, second.first_event.take())
+        };
+        let point = TimelinePoint {
+            t,
+            open: std::collections::BTreeMap::new(),
+            started: delta[0],
+            events: delta[1],
+            errors: delta[2],
+            output_tokens: delta[3],
+            first_event,
+        };
         self.with_report(|r| match r.timeline.last_mut() {
-            Some(last) if last.t == t => last.open = open,
-            _ => r.timeline.push(TimelinePoint { t, open }),
+            Some(last) if last.t == t => {
+                last.open = open;
+                last.add(&point);
+            }
+            _ => r.timeline.push(TimelinePoint { open, ..point }),
         });
     }
 
@@ -512,6 +565,35 @@ mod tests {
         tokio::time::advance(Duration::from_millis(10)).await;
         c.refused(sent);
         assert_eq!(premature(&c), Some(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_second_of_the_timeline_says_what_happened_in_it() {
+        let c = Collector::new("http://x", "sse");
+        for _ in 0..3 {
+            c.sent(Instant::now());
+        }
+        let answered = Connection {
+            sent_at: Some(Instant::now()),
+            first_event: Some(Duration::from_millis(7)),
+            ..Connection::default()
+        };
+        c.first_event(&answered);
+        c.event(None);
+        c.event(Some(Duration::from_millis(20)));
+        c.connection(&Connection {
+            end: Some(ConnectionEnd::Truncated),
+            ..Connection::default()
+        });
+        c.sample();
+        let report = c.finish();
+        let point = report.timeline.last().unwrap();
+        assert_eq!((point.started, point.events, point.errors), (3, 2, 1));
+        assert_eq!(point.first_event.as_ref().map(|h| h.len()), Some(1));
+        // A second sample adds nothing new to the same second.
+        let again = c.finish();
+        let point = again.timeline.last().unwrap();
+        assert_eq!((point.started, point.events, point.errors), (3, 2, 1));
     }
 
     #[test]

@@ -144,16 +144,17 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    /// The stream options, which --api's conflicts refer to.
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
-        llm: LlmArgs,
+        stream: crate::options::StreamArgs,
     }
 
     fn args(line: &str) -> LlmArgs {
         let argv = std::iter::once("t").chain(line.split_whitespace());
         Cli::try_parse_from(argv)
-            .map(|c| c.llm)
+            .map(|c| c.stream.llm)
             .unwrap_or_else(|e| panic!("{e}"))
     }
 

@@ -106,12 +106,53 @@ pub struct ErrorSample {
     pub count: u64,
 }
 
-/// One second of the run: open streams per instance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One second of the run: open streams per instance, and what happened in
+/// that second (exactly mergeable: counts add up, histograms merge).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TimelinePoint {
     /// Unix time, whole seconds.
     pub t: u64,
     pub open: BTreeMap<String, u64>,
+    /// Requests sent in this second.
+    #[serde(default)]
+    pub started: u64,
+    /// Events (LLM runs: output chunks) received in this second.
+    #[serde(default)]
+    pub events: u64,
+    /// Connections that ended in error in this second.
+    #[serde(default)]
+    pub errors: u64,
+    /// LLM runs: output tokens of the requests completed in this second.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Time to first event of the connections whose first event came in
+    /// this second.
+    #[serde(
+        default,
+        with = "one_histogram",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub first_event: Option<Histogram<u64>>,
+}
+
+impl TimelinePoint {
+    /// Adds another process's (or another sample's) same second.
+    pub fn add(&mut self, other: &TimelinePoint) {
+        for (instance, open) in &other.open {
+            *self.open.entry(instance.clone()).or_default() += open;
+        }
+        self.started += other.started;
+        self.events += other.events;
+        self.errors += other.errors;
+        self.output_tokens += other.output_tokens;
+        match (&mut self.first_event, &other.first_event) {
+            (Some(mine), Some(theirs)) => {
+                let _ = mine.add(theirs);
+            }
+            (None, Some(theirs)) => self.first_event = Some(theirs.clone()),
+            _ => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -411,17 +452,17 @@ impl Report {
         }
         // Timelines add up second by second; an instance's peak across
         // processes is the highest such sum (or a process's own, if higher).
-        let mut seconds: BTreeMap<u64, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut seconds: BTreeMap<u64, TimelinePoint> = BTreeMap::new();
         for point in self.timeline.iter().chain(&other.timeline) {
-            let slot = seconds.entry(point.t).or_default();
-            for (instance, open) in &point.open {
-                *slot.entry(instance.clone()).or_default() += open;
-            }
+            seconds
+                .entry(point.t)
+                .or_insert_with(|| TimelinePoint {
+                    t: point.t,
+                    ..TimelinePoint::default()
+                })
+                .add(point);
         }
-        self.timeline = seconds
-            .into_iter()
-            .map(|(t, open)| TimelinePoint { t, open })
-            .collect();
+        self.timeline = seconds.into_values().collect();
         for (instance, stats) in &other.instances {
             let mine = self.instances.entry(instance.clone()).or_default();
             mine.connections += stats.connections;
@@ -472,6 +513,40 @@ impl Report {
             path: path.display().to_string(),
             source,
         })
+    }
+}
+
+/// One optional histogram, encoded as the report's histograms are.
+mod one_histogram {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(
+        h: &Option<Histogram<u64>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let Some(h) = h else {
+            return serializer.serialize_none();
+        };
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(h, &mut bytes)
+            .map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Histogram<u64>>, D::Error> {
+        let Some(text): Option<String> = serde::Deserialize::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)?;
+        Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map(Some)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -557,9 +632,16 @@ mod tests {
         let mut r = Report::new("http://127.0.0.1:8080", "sse", 1_000.0 + offset as f64);
         r.duration_s = 10.0;
         fill(&mut r, offset);
+        let mut first_event = new_histogram();
+        crate::histogram::record(&mut first_event, Duration::from_millis(5 + offset));
         r.timeline.push(TimelinePoint {
             t: 1_005,
             open: [("i0".to_owned(), 3 + offset)].into(),
+            started: 4,
+            events: 40 + offset,
+            errors: 1,
+            output_tokens: 0,
+            first_event: Some(first_event),
         });
         r
     }
@@ -568,6 +650,7 @@ mod tests {
     fn json_round_trip_is_exact() {
         let r = sample(0);
         let back: Report = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(back.timeline, r.timeline, "per-second figures included");
         assert_eq!(back.connections, 100);
         assert_eq!(back.histogram("first_event"), r.histogram("first_event"));
         assert_eq!(back.ends[&ConnectionEnd::Truncated], 10);
@@ -645,8 +728,20 @@ mod tests {
             assert_eq!(merged.histogram(name), both.histogram(name), "{name}");
         }
         assert_eq!(merged.processes, 2);
-        // The shared second adds up: 3 + 10 open on i0.
+        // The shared second adds up: 3 + 10 open on i0, its counts, and its
+        // first events (5 ms and 12 ms).
         assert_eq!(merged.timeline[0].open["i0"], 13);
+        assert_eq!(
+            (
+                merged.timeline[0].started,
+                merged.timeline[0].events,
+                merged.timeline[0].errors
+            ),
+            (8, 87, 2)
+        );
+        let second = merged.timeline[0].first_event.as_ref().unwrap();
+        assert_eq!(second.len(), 2);
+        assert!(second.max() >= 11_990);
         assert_eq!(merged.instances["i0"].peak, 13);
         assert_eq!(merged.duration_s, 17.0);
     }
