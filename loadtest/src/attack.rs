@@ -136,6 +136,7 @@ pub async fn run_measuring(
         goose.users = Some(users);
     }
     let length = run_length(&goose)?;
+    let users = goose.users;
     warn_about_ports(&goose, &stream);
     // Our streams end themselves at the deadline; goose's metrics must not
     // be reset after the ramp-up or early rows would vanish.
@@ -176,6 +177,16 @@ pub async fn run_measuring(
     }
     report.client = Some(health.figures());
     report.expectations = Some(expectations.clone());
+    report.run = Some(crate::report::RunInfo {
+        method: shared.plan.method.clone(),
+        path: shared.plan.path_and_query.clone(),
+        users: users.map(|u| u as u64),
+        arrival_rate: stream.arrival_rate,
+        stream_rate: stream.stream_rate,
+        run_time_s: length.map(|l| l.as_secs()),
+        api: stream.llm.api.map(|a| a.operation().to_owned()),
+        model: stream.llm.model.clone(),
+    });
     report.refresh_latency();
     if stream.metrics_addr.is_some() {
         tokio::time::sleep(stream.metrics_linger).await;

@@ -1,12 +1,15 @@
-//! The HTML report: the Markdown summary plus three charts drawn as inline
-//! SVG (no external assets): TTFB distribution, open streams over time per
-//! instance, and connection lifetimes with the cut-offs marked.
+//! The HTML report, one self-contained file: what was tested, the verdicts
+//! first (PASS/FAIL in words, figure and bound), the figures as tables (the
+//! JSON summary's, so the two agree), then charts as inline SVG (no
+//! external assets): TTFB distribution, open streams over time per
+//! instance, connection lifetimes with the cut-offs marked, and for LLM
+//! runs TTFT and ITL.
 
 use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use super::{markdown, Report};
+use super::Report;
 use crate::verdict::Verdict;
 
 const W: f64 = 720.0;
@@ -148,8 +151,31 @@ fn timeline(report: &Report) -> String {
     svg
 }
 
+/// The page's style: readable on a laptop and when printed; PASS and FAIL
+/// say so in words, the colour only repeats it.
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:960px;margin:1.5em auto;padding:0 1em;color:#1a202c}\
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #cbd5e0}\
+table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #cbd5e0;padding:.25em .6em;text-align:right}\
+th:first-child,td:first-child{text-align:left}thead th{background:#edf2f7}\
+.verdicts td:last-child,.verdicts th:last-child,.errors td:nth-child(2){text-align:left}\
+.verdict{font-weight:700}.pass .verdict{color:#276749}.fail .verdict{color:#c53030}\
+.fail{background:#fff5f5}.what{color:#4a5568}.exit{font-size:1.1em}\
+@media print{body{max-width:none}svg{max-width:100%}}";
+
 pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
-    let mut html = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>trickle-load report</title><style>body{font-family:sans-serif;max-width:760px;margin:2em auto}pre{white-space:pre-wrap}</style></head><body>");
+    let summary = super::summary::Summary::of(report, verdicts);
+    let mut html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>trickle-load report: {}</title><style>{STYLE}</style></head><body>",
+        escape(&report.target)
+    );
+    header(&mut html, report);
+    verdict_table(&mut html, verdicts);
+    measure_table(&mut html, &summary);
+    if let Some(llm) = &summary.llm {
+        llm_table(&mut html, llm);
+    }
+    ends_tables(&mut html, report, &summary);
+    html.push_str("<h2>Charts</h2>");
     if let Some(h) = report.histogram("first_event").filter(|h| !h.is_empty()) {
         html.push_str(&bars("Time to first event", &log_buckets(h), &[]));
     }
@@ -175,11 +201,305 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
             .unwrap_or_default();
         html.push_str(&bars("Connection lifetimes", &log_buckets(h), &cuts));
     }
-    let _ = write!(
-        html,
-        "<h2>Summary</h2><pre>{}</pre>",
-        escape(&markdown::render(report, verdicts))
-    );
     html.push_str("</body></html>\n");
     html
+}
+
+/// What was tested, by whom, when, for how long.
+fn header(html: &mut String, report: &Report) {
+    let _ = write!(
+        html,
+        "<header><h1>trickle-load report</h1><p class=\"what\">"
+    );
+    let run = report.run.clone().unwrap_or_default();
+    let what = match (&run.api, &run.model) {
+        (Some(api), model) => format!(
+            "LLM API <b>{}</b>{}",
+            escape(api),
+            model
+                .as_ref()
+                .map(|m| format!(", model <b>{}</b>", escape(m)))
+                .unwrap_or_default()
+        ),
+        (None, _) => format!("<b>{}</b> streams", escape(&report.transport)),
+    };
+    let load = match (run.arrival_rate, run.stream_rate, run.users) {
+        (Some(rate), _, users) => format!(
+            "{rate} new streams/s (open loop, at most {} in flight)",
+            users.map_or("?".to_owned(), |u| u.to_string())
+        ),
+        (None, Some(rate), users) => format!(
+            "{rate} new streams/s shared by {} users",
+            users.map_or("?".to_owned(), |u| u.to_string())
+        ),
+        (None, None, Some(users)) => format!("{users} concurrent users"),
+        (None, None, None) => "users not recorded".to_owned(),
+    };
+    let started = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(report.started_unix.max(0.0)),
+    );
+    let _ = write!(
+        html,
+        "{what} from <b>{}</b>{} ({}), {load}, {:.1} s{}; {} load process(es); {}; started {started}.</p></header>",
+        escape(&report.target),
+        if run.path.is_empty() {
+            String::new()
+        } else {
+            format!(" <code>{} {}</code>", escape(&run.method), escape(&run.path))
+        },
+        escape(&report.transport),
+        report.duration_s,
+        run.run_time_s
+            .map(|s| format!(" (planned {s} s)"))
+            .unwrap_or_default(),
+        report.processes,
+        escape(&report.tool)
+    );
+}
+
+/// The checks first: each with PASS or FAIL in words, its figure and bound.
+fn verdict_table(html: &mut String, verdicts: &[Verdict]) {
+    let passed = verdicts.iter().all(|v| v.passed);
+    let _ = write!(
+        html,
+        "<section id=\"verdicts\"><h2>Verdicts</h2><p class=\"exit\">{} &middot; exit code {}</p>",
+        if verdicts.is_empty() {
+            "No check was asked for".to_owned()
+        } else if passed {
+            format!("All {} checks passed", verdicts.len())
+        } else {
+            format!(
+                "{} of {} checks failed",
+                verdicts.iter().filter(|v| !v.passed).count(),
+                verdicts.len()
+            )
+        },
+        u8::from(!passed)
+    );
+    if !verdicts.is_empty() {
+        html.push_str("<table class=\"verdicts\"><thead><tr><th>verdict</th><th>check</th><th>measured</th><th>bound</th><th>detail</th></tr></thead><tbody>");
+        for v in verdicts {
+            let (value, bound) = match v.figure {
+                Some(f) => (
+                    format!("{} {}", figure(f.value), f.unit),
+                    f.limit
+                        .map(|l| format!("{} {}", figure(l), f.unit))
+                        .unwrap_or_default(),
+                ),
+                None => (String::new(), String::new()),
+            };
+            let _ = write!(
+                html,
+                "<tr class=\"{}\" data-check=\"{}\"><td class=\"verdict\">{}</td><td>{}</td><td class=\"value\">{}</td><td class=\"bound\">{}</td><td>{}</td></tr>",
+                if v.passed { "pass" } else { "fail" },
+                escape(v.check),
+                if v.passed { "PASS" } else { "FAIL" },
+                escape(v.check),
+                escape(&value),
+                escape(&bound),
+                escape(&v.detail)
+            );
+        }
+        html.push_str("</tbody></table>");
+    }
+    html.push_str("</section>");
+}
+
+/// A figure as the summary holds it, without trailing noise.
+fn figure(v: f64) -> String {
+    let text = format!("{v:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    text.to_owned()
+}
+
+fn measure_row(html: &mut String, label: &str, name: &str, m: &super::summary::MeasureSummary) {
+    let _ = write!(
+        html,
+        "<tr data-measure=\"{name}\"><td>{label}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        m.count,
+        figure(m.p50_ms),
+        figure(m.p90_ms),
+        figure(m.p99_ms),
+        figure(m.max_ms)
+    );
+}
+
+const MEASURE_HEAD: &str = "<thead><tr><th>measure (ms)</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr></thead>";
+
+/// The per-measure percentiles (the JSON summary's figures).
+fn measure_table(html: &mut String, summary: &super::summary::Summary) {
+    let _ = write!(
+        html,
+        "<h2>Latency</h2><table class=\"measures\">{MEASURE_HEAD}<tbody>"
+    );
+    for (name, label) in [
+        ("headers", "time to headers"),
+        ("first_byte", "first body byte"),
+        ("first_event", "first event"),
+        ("gap", "gap between events"),
+        ("lifetime", "connection lifetime"),
+    ] {
+        if let Some(m) = summary.measures.get(name) {
+            measure_row(html, label, name, m);
+        }
+    }
+    html.push_str("</tbody></table>");
+}
+
+fn llm_table(html: &mut String, llm: &super::summary::LlmSummary) {
+    let _ = write!(
+        html,
+        "<h2>LLM</h2><table class=\"llm\">{MEASURE_HEAD}<tbody>"
+    );
+    for (name, label, m) in [
+        ("ttft", "TTFT, time to first token", &llm.ttft),
+        ("itl", "ITL, inter-token latency", &llm.itl),
+        ("tpot", "TPOT, time per output token", &llm.tpot),
+        ("e2e", "end-to-end latency", &llm.e2e),
+    ] {
+        measure_row(html, label, name, m);
+    }
+    let _ = write!(
+        html,
+        "</tbody></table><p>{} requests/s, {} output tokens ({} per s in all, {} per s per stream), {} chunks per token{}.</p>",
+        figure(llm.requests_per_s),
+        llm.output_tokens,
+        figure(llm.output_tokens_per_s),
+        figure(llm.output_tokens_per_s_per_stream),
+        figure(llm.chunks_per_token),
+        llm.goodput
+            .as_ref()
+            .map(|g| format!(
+                "; goodput {} of {} ({}%, {} per s)",
+                g.good,
+                g.requests,
+                figure(g.fraction * 100.0),
+                figure(g.per_s)
+            ))
+            .unwrap_or_default()
+    );
+}
+
+/// Ends by reason, HTTP statuses, integrity and per-instance peaks.
+fn ends_tables(html: &mut String, report: &Report, summary: &super::summary::Summary) {
+    html.push_str("<h2>Connections</h2><table class=\"ends\"><thead><tr><th>end</th><th>connections</th></tr></thead><tbody>");
+    for (end, n) in summary.ends.iter().filter(|(_, n)| **n > 0) {
+        let _ = write!(
+            html,
+            "<tr data-end=\"{end}\"><td>{end}</td><td>{n}</td></tr>"
+        );
+    }
+    html.push_str("</tbody></table><table class=\"statuses\"><thead><tr><th>HTTP status</th><th>connections</th></tr></thead><tbody>");
+    for (status, n) in &report.statuses {
+        let _ = write!(html, "<tr><td>{status}</td><td>{n}</td></tr>");
+    }
+    let i = &summary.integrity;
+    let _ = write!(
+        html,
+        "</tbody></table><table class=\"integrity\"><thead><tr><th>integrity ({} streams with ids)</th><th>ids</th></tr></thead><tbody><tr><td>lost</td><td>{}</td></tr><tr><td>duplicated</td><td>{}</td></tr><tr><td>out of order</td><td>{}</td></tr></tbody></table>",
+        summary.streams_with_ids, i.lost, i.duplicated, i.out_of_order
+    );
+    html.push_str("<table class=\"instances\"><thead><tr><th>instance</th><th>peak open streams</th><th>connections</th></tr></thead><tbody>");
+    for (instance, stats) in &report.instances {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(instance),
+            stats.peak,
+            stats.connections
+        );
+    }
+    html.push_str("</tbody></table>");
+    if !report.error_samples.is_empty() {
+        html.push_str("<h3>Why connections failed</h3><table class=\"errors\"><thead><tr><th>end</th><th>message</th><th>count</th></tr></thead><tbody>");
+        for e in &report.error_samples {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e.end.as_str(),
+                escape(&e.message),
+                e.count
+            );
+        }
+        html.push_str("</tbody></table>");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::record::{Connection, ConnectionEnd};
+
+    fn report() -> Report {
+        let mut r = Report::new("http://127.0.0.1:8080", "sse", 1_800_000_000.0);
+        r.duration_s = 12.5;
+        for i in 0..200u64 {
+            r.add_connection(&Connection {
+                status: Some(200),
+                headers: Some(Duration::from_micros(300 + i)),
+                first_byte: Some(Duration::from_micros(400 + i * 7)),
+                first_event: Some(Duration::from_micros(900 + i * 13)),
+                lifetime: Duration::from_millis(1_000 + i),
+                end: Some(if i % 9 == 0 {
+                    ConnectionEnd::Truncated
+                } else {
+                    ConnectionEnd::Completed
+                }),
+                instance: Some(format!("i{}", i % 3)),
+                ..Connection::default()
+            });
+            r.record("gap", Duration::from_micros(10_000 + i * 3));
+        }
+        r
+    }
+
+    fn cell_after<'a>(html: &'a str, marker: &str) -> Vec<&'a str> {
+        let row = &html[html.find(marker).unwrap_or_else(|| panic!("no {marker}"))..];
+        let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+        row.split("<td")
+            .skip(1)
+            .filter_map(|c| c.split('>').nth(1))
+            .map(|c| c.trim_end_matches("</td"))
+            .collect()
+    }
+
+    /// The figures the HTML shows are the JSON summary's, number for number.
+    #[test]
+    fn the_html_shows_the_json_summarys_figures() {
+        let r = report();
+        let verdicts = [
+            Verdict::new("ttfb-p99", false, "slow".to_owned()).with_figure(3.5, "ms", 2.0),
+            Verdict::new("error-rate", true, "ok".to_owned()).with_figure(0.055, "ratio", 0.1),
+        ];
+        let html = render(&r, &verdicts);
+        let mut summarized = r.clone();
+        summarized.summarize(&verdicts);
+        let json: serde_json::Value =
+            serde_json::from_str(&summarized.to_json()).unwrap_or_default();
+        for name in ["headers", "first_byte", "first_event", "gap", "lifetime"] {
+            let m = &json["summary"]["measures"][name];
+            let cells = cell_after(&html, &format!("data-measure=\"{name}\""));
+            let expected: Vec<String> = std::iter::once(m["count"].to_string())
+                .chain(
+                    ["p50_ms", "p90_ms", "p99_ms", "max_ms"]
+                        .map(|k| figure(m[k].as_f64().unwrap_or(-1.0))),
+                )
+                .collect();
+            assert_eq!(cells[1..], expected[..], "{name}");
+        }
+        let failed = cell_after(&html, "data-check=\"ttfb-p99\"");
+        assert_eq!(&failed[..4], ["FAIL", "ttfb-p99", "3.5 ms", "2 ms"]);
+        assert!(html.contains("1 of 2 checks failed &middot; exit code 1"));
+        let truncated = cell_after(&html, "data-end=\"truncated\"");
+        assert_eq!(
+            truncated[1],
+            json["summary"]["ends"]["truncated"].to_string()
+        );
+        // The verdicts come before any table of figures.
+        assert!(html.find("id=\"verdicts\"") < html.find("class=\"measures\""));
+        // Self-contained: nothing fetched.
+        assert!(!html.contains("<script src") && !html.contains("<link"));
+    }
 }

@@ -95,6 +95,24 @@ pub struct InstanceStats {
     pub connections: u64,
 }
 
+/// What a run was asked to do: the reports' header says it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub method: String,
+    pub path: String,
+    /// Concurrent users (goose's `--users`, or `--max-in-flight`).
+    pub users: Option<u64>,
+    /// Open-loop starts per second (`--arrival-rate`), or a closed pool's
+    /// plan (`--stream-rate`).
+    pub arrival_rate: Option<f64>,
+    pub stream_rate: Option<f64>,
+    /// The planned length (`--run-time`), in seconds.
+    pub run_time_s: Option<u64>,
+    /// LLM runs: the API and model.
+    pub api: Option<String>,
+    pub model: Option<String>,
+}
+
 /// Distinct failure messages a report keeps.
 pub const MAX_ERROR_SAMPLES: usize = 10;
 
@@ -209,6 +227,9 @@ pub struct Report {
     /// LLM totals (an `--api` run).
     #[serde(default)]
     pub llm: Option<crate::llm::LlmReport>,
+    /// What was asked of the run (for the reports' header).
+    #[serde(default)]
+    pub run: Option<RunInfo>,
     #[serde(with = "histograms")]
     pub histograms: BTreeMap<String, Histogram<u64>>,
 }
@@ -246,6 +267,7 @@ impl Report {
             expectations: None,
             summary: summary::Summary::default(),
             llm: None,
+            run: None,
             histograms,
         }
     }
