@@ -13,7 +13,7 @@ use super::recommend::{recommend, Recommendation};
 use super::search::Search;
 use super::slo::Slo;
 use super::{CapacityArgs, EXIT_FOUND, EXIT_INCONCLUSIVE, EXIT_START_FAILED};
-use crate::report::html::escape;
+use crate::report::escape;
 use crate::report::ReportError;
 
 /// The file: one top-level `capacity` object.

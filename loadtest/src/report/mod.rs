@@ -2,6 +2,7 @@
 //! processes. Histograms are HDR (microseconds, 3 significant digits) and
 //! travel in JSON as base64 V2+deflate, so a merge is exact.
 
+mod charts;
 pub(crate) mod html;
 pub mod markdown;
 pub mod summary;
@@ -93,6 +94,14 @@ pub struct InstanceStats {
     pub peak: u64,
     /// Connections it served.
     pub connections: u64,
+}
+
+/// Text made safe inside HTML and SVG.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// What a run was asked to do: the reports' header says it.

@@ -1,0 +1,306 @@
+//! The reports' charts, drawn by plotters into inline SVG: labelled axes
+//! with units and ticks, time on the x axis where time matters, log scales
+//! for distributions whose spread calls for one. Every figure comes from
+//! the report's own histograms and timeline, as the JSON report has them.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+
+use super::{quantile, Report};
+
+const SIZE: (u32, u32) = (880, 300);
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(43, 108, 176),
+    RGBColor(192, 86, 33),
+    RGBColor(47, 133, 90),
+    RGBColor(107, 70, 193),
+    RGBColor(184, 50, 128),
+    RGBColor(44, 122, 123),
+];
+const CUT: RGBColor = RGBColor(197, 48, 48);
+
+/// One chart: a titled figure around the SVG, or the reason it is missing.
+fn figure(id: &str, title: &str, draw: impl FnOnce(&mut String) -> Result<(), String>) -> String {
+    let mut svg = String::new();
+    match draw(&mut svg) {
+        Ok(()) => format!(
+            "<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption>{svg}</figure>",
+            super::escape(title)
+        ),
+        Err(e) => format!(
+            "<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption><p>not drawn: {}</p></figure>",
+            super::escape(title),
+            super::escape(&e)
+        ),
+    }
+}
+
+/// Named series over the run's seconds: (label, [(second, value)]).
+type Series = Vec<(String, Vec<(f64, f64)>)>;
+
+/// A line chart over the run: x in seconds since its start.
+fn over_time(id: &str, title: &str, y_desc: &str, series: &Series) -> String {
+    figure(id, title, |svg| {
+        let x_max = series
+            .iter()
+            .flat_map(|(_, points)| points.iter().map(|p| p.0))
+            .fold(1.0f64, f64::max);
+        let y_max = series
+            .iter()
+            .flat_map(|(_, points)| points.iter().map(|p| p.1))
+            .fold(0.0f64, f64::max);
+        let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
+        let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("time since the start (s)")
+            .y_desc(y_desc)
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, (label, points)) in series.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    })
+}
+
+/// A distribution as bars on a log scale of milliseconds (x1.25 buckets
+/// from 10 us), with an optional marked part (cut-offs) in red.
+fn distribution(
+    id: &str,
+    title: &str,
+    h: &Histogram<u64>,
+    marked: Option<&Histogram<u64>>,
+) -> String {
+    figure(id, title, |svg| {
+        let buckets = log_buckets(h);
+        let marked: BTreeMap<u64, u64> = marked
+            .map(|m| {
+                log_buckets(m)
+                    .into_iter()
+                    .map(|(upper, n)| ((upper * 1e3) as u64, n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let lo = buckets.first().map_or(0.01, |b| b.0 / 1.25).max(0.001);
+        let hi = buckets.last().map_or(1.0, |b| b.0).max(lo * 1.5);
+        let y_max = buckets.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64 * 1.1;
+        let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d((lo..hi).log_scale(), 0.0..y_max)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("milliseconds (log scale)")
+            .y_desc("connections")
+            .x_labels(6)
+            .x_label_formatter(&|v| label_ms(*v))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let bars = buckets.iter().map(|(upper, n)| {
+            Rectangle::new(
+                [(upper / 1.25, 0.0), (*upper, *n as f64)],
+                PALETTE[0].filled(),
+            )
+        });
+        chart.draw_series(bars).map_err(|e| e.to_string())?;
+        if !marked.is_empty() {
+            let cuts = buckets.iter().filter_map(|(upper, _)| {
+                let n = *marked.get(&((upper * 1e3) as u64))?;
+                Some(Rectangle::new(
+                    [(upper / 1.25, 0.0), (*upper, n as f64)],
+                    CUT.filled(),
+                ))
+            });
+            chart
+                .draw_series(cuts)
+                .map_err(|e| e.to_string())?
+                .label("cut off by the server or platform")
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], CUT.filled()));
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())
+    })
+}
+
+/// Buckets of a histogram on a log scale: (upper bound in ms, count), from
+/// the first non-empty bucket to the last.
+fn log_buckets(h: &Histogram<u64>) -> Vec<(f64, u64)> {
+    let all: Vec<(f64, u64)> = h
+        .iter_log(10, 1.25)
+        .map(|v| {
+            (
+                v.value_iterated_to() as f64 / 1e3,
+                v.count_since_last_iteration(),
+            )
+        })
+        .collect();
+    let first = all.iter().position(|(_, n)| *n > 0).unwrap_or(0);
+    let last = all.iter().rposition(|(_, n)| *n > 0).map_or(0, |i| i + 1);
+    all[first..last.max(first)].to_vec()
+}
+
+/// Two significant digits or so: 0.42, 4.2, 42, 420.
+fn label_ms(ms: f64) -> String {
+    if ms >= 10.0 {
+        format!("{ms:.0}")
+    } else if ms >= 1.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.2}")
+    }
+}
+
+/// Every chart of a stream report, in reading order.
+pub fn stream_charts(report: &Report) -> String {
+    let mut out = String::new();
+    let start = report.timeline.first().map_or(0, |p| p.t);
+    let at = |t: u64| (t.saturating_sub(start)) as f64;
+    let mut instances: Vec<&String> = report.instances.keys().collect();
+    instances.sort();
+    let open: Series = instances
+        .iter()
+        .map(|instance| {
+            let points = report
+                .timeline
+                .iter()
+                .map(|p| (at(p.t), p.open.get(*instance).copied().unwrap_or(0) as f64))
+                .collect();
+            ((*instance).clone(), points)
+        })
+        .collect();
+    out.push_str(&over_time(
+        "open",
+        "Open streams per instance over the run",
+        "open streams",
+        &open,
+    ));
+    let per_second = |f: &dyn Fn(&super::TimelinePoint) -> f64| -> Vec<(f64, f64)> {
+        report.timeline.iter().map(|p| (at(p.t), f(p))).collect()
+    };
+    let events_label = if report.llm.is_some() {
+        "output chunks per second"
+    } else {
+        "events per second"
+    };
+    out.push_str(&over_time(
+        "events",
+        "Events received per second",
+        events_label,
+        &vec![("events/s".to_owned(), per_second(&|p| p.events as f64))],
+    ));
+    out.push_str(&over_time(
+        "starts-errors",
+        "New streams and errors per second",
+        "per second",
+        &vec![
+            (
+                "requests sent".to_owned(),
+                per_second(&|p| p.started as f64),
+            ),
+            (
+                "connections ended in error".to_owned(),
+                per_second(&|p| p.errors as f64),
+            ),
+        ],
+    ));
+    let ttfb_over_time: Series = [(0.5, "p50"), (0.99, "p99")]
+        .iter()
+        .map(|(q, name)| {
+            let points = report
+                .timeline
+                .iter()
+                .filter_map(|p| {
+                    let h = p.first_event.as_ref().filter(|h| !h.is_empty())?;
+                    Some((at(p.t), quantile(h, *q).as_secs_f64() * 1e3))
+                })
+                .collect();
+            ((*name).to_owned(), points)
+        })
+        .collect();
+    out.push_str(&over_time(
+        "ttfb-over-time",
+        "Time to first event per second of the run (p50, p99 of the first events that came in it)",
+        "milliseconds",
+        &ttfb_over_time,
+    ));
+    if report.llm.is_some() {
+        out.push_str(&over_time(
+            "tokens",
+            "Output tokens per second (completed requests)",
+            "tokens per second",
+            &vec![(
+                "tokens/s".to_owned(),
+                per_second(&|p| p.output_tokens as f64),
+            )],
+        ));
+        for (name, id, title) in [
+            ("ttft", "ttft", "Time to first token (completed requests)"),
+            (
+                "gap",
+                "itl",
+                "Inter-token latency (every gap between output chunks)",
+            ),
+        ] {
+            if let Some(h) = report.histogram(name).filter(|h| !h.is_empty()) {
+                out.push_str(&distribution(id, title, h, None));
+            }
+        }
+    } else {
+        for (name, id, title) in [
+            ("first_event", "ttfb", "Time to first event"),
+            ("gap", "gaps", "Gaps between events"),
+        ] {
+            if let Some(h) = report.histogram(name).filter(|h| !h.is_empty()) {
+                out.push_str(&distribution(id, title, h, None));
+            }
+        }
+    }
+    if let Some(h) = report.histogram("lifetime").filter(|h| !h.is_empty()) {
+        out.push_str(&distribution(
+            "lifetimes",
+            "Connection lifetimes (cut-offs in red)",
+            h,
+            report.histogram("cutoff").filter(|c| !c.is_empty()),
+        ));
+    }
+    out
+}
