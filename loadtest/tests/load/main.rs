@@ -10,6 +10,7 @@ mod honest_latency;
 mod llm;
 mod misbehaving;
 mod rehearsals;
+mod reports;
 // The TLS test kit is the service tests' own (one copy of the CA and the
 // terminator for both crates).
 #[path = "../../../tests/api/tls.rs"]

@@ -1,0 +1,77 @@
+//! The HTML reports in a real browser (Debian's Chromium through
+//! playwright-core, `tests/browser/report.mjs`): a stream run with a
+//! failing check, a merged report, and an LLM run. Screenshots are left in
+//! the target's tmp directory (`browser/report-*.png`).
+
+use std::path::Path;
+
+use trickle_load::checks;
+use trickle_load::report::Report;
+
+use crate::helpers::{args, load, spawn_trickle};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_reports_read_right_in_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} missing: apt-get install chromium (scripts/test installs it)"
+    );
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "playwright-core missing: npm ci --prefix tests/browser (scripts/test does)"
+    );
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&out).unwrap();
+
+    let host = spawn_trickle(&["--max-stream-duration", "1s", "--retry", "100ms"]).await;
+    let run =
+        "--users 5 --increase-rate 100 --run-time 3s --chunks 50 --interval-ms 50 --reconnect";
+    // A stream run that fails a check (no TTFB is under 1 us).
+    let (failing, verdicts) = load(&host, &args(&format!("{run} --max-ttfb-p99 1us"))).await;
+    let stream_html = out.join("stream.html");
+    failing.report.write(&stream_html, &verdicts).unwrap();
+    let first_json = out.join("stream.json");
+    failing.report.write(&first_json, &verdicts).unwrap();
+    // A second part with the same checks, merged with the first.
+    let (second, verdicts) = load(&host, &args(&format!("{run} --max-ttfb-p99 1us"))).await;
+    let mut merged = Report::read(&first_json).unwrap();
+    merged.merge(&second.report);
+    let merged_verdicts = checks::evaluate(&merged, merged.expectations.as_ref().unwrap());
+    assert_eq!(verdicts.len(), merged_verdicts.len());
+    let merged_html = out.join("merged.html");
+    merged.write(&merged_html, &merged_verdicts).unwrap();
+    // An LLM run that passes its checks.
+    let llm_host = spawn_trickle(&["--llm-ttft", "20ms", "--llm-decode-rate", "200"]).await;
+    let (llm, verdicts) = load(
+        &llm_host,
+        &args("--api openai-chat --model trickle-sim --max-tokens 20 --users 3 --increase-rate 100 --run-time 3s --max-ttft-p99 2s --goodput ttft:2s --min-goodput 0.5"),
+    )
+    .await;
+    let llm_html = out.join("llm.html");
+    llm.report.write(&llm_html, &verdicts).unwrap();
+
+    let browse = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/report.mjs"))
+        .arg(&out)
+        .arg(format!("stream={}:fail", stream_html.display()))
+        .arg(format!("merged={}:fail", merged_html.display()))
+        .arg(format!("llm={}", llm_html.display()))
+        .env("CHROMIUM", &chromium)
+        .output()
+        .await
+        .expect("node is installed");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&browse.stdout),
+        String::from_utf8_lossy(&browse.stderr)
+    );
+    println!("{said}screenshots in {}", out.display());
+    assert!(browse.status.success(), "{said}");
+    for kind in ["stream", "merged", "llm"] {
+        assert!(said.contains(&format!("PASS {kind}")), "{said}");
+        assert!(out.join(format!("report-{kind}.png")).exists());
+    }
+}
