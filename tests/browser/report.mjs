@@ -34,6 +34,27 @@ try {
     page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
     page.on("request", (r) => { if (!r.url().startsWith("file:")) errors.push(`fetched ${r.url()}`); });
     await page.goto(pathToFileURL(file).href);
+    if (kind === "capacity") {
+      const cap = await page.evaluate(() => ({
+        answer: document.querySelector("#verdicts tr[data-check=capacity] .verdict")?.textContent ?? "",
+        exit: document.querySelector("#verdicts .exit")?.textContent ?? "",
+        header: document.querySelector("header .what")?.textContent ?? "",
+        levels: [...document.querySelectorAll("table.levels tr[data-streams]")].map((tr) => tr.querySelector(".verdict").textContent),
+        chartTexts: [...document.querySelectorAll("svg text")].map((t) => t.textContent.trim()),
+      }));
+      await page.screenshot({ path: `${outDir}/report-${kind}.png`, fullPage: true });
+      const problems = [...errors];
+      if (!["FOUND", "NOT FOUND", "INCONCLUSIVE"].includes(cap.answer)) problems.push(`answer "${cap.answer}"`);
+      if (!/exit code \d/.test(cap.exit)) problems.push(`exit line "${cap.exit}"`);
+      if (!cap.header.includes(" at ")) problems.push(`header "${cap.header}"`);
+      if (cap.levels.length === 0) problems.push("no level rows");
+      for (const v of cap.levels) if (!/^(PASS|FAIL|INCONCLUSIVE)/.test(v)) problems.push(`level verdict "${v}"`);
+      if (cap.chartTexts.length < 4) problems.push(`chart has ${cap.chartTexts.length} labels`);
+      failures += problems.length ? 1 : 0;
+      console.log(problems.length ? `FAIL ${kind}: ${problems.join("; ")}` : `PASS ${kind}: ${cap.levels.length} levels, ${cap.answer}`);
+      await page.close();
+      continue;
+    }
     const seen = await page.evaluate(() => ({
       verdicts: [...document.querySelectorAll("#verdicts tr[data-check]")].map((tr) => ({
         check: tr.dataset.check,

@@ -184,6 +184,21 @@ impl Capacity {
     }
 }
 
+/// The SLOs, as a reader says them.
+fn slo_list(slo: &Slo) -> Vec<String> {
+    [
+        slo.ttfb_p99_ms.map(|v| format!("TTFB p99 <= {v:.0} ms")),
+        slo.gap_p99_ms.map(|v| format!("gap p99 <= {v:.0} ms")),
+        slo.error_rate
+            .map(|v| format!("error rate <= {:.2}%", v * 100.0)),
+        slo.tpot_p99_ms.map(|v| format!("TPOT p99 <= {v:.0} ms")),
+        slo.goodput.map(|v| format!("goodput >= {:.1}%", v * 100.0)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 fn opt_ms(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
 }
@@ -209,17 +224,7 @@ impl CapacityReport {
             c.duration_s,
             c.search.hold_s
         );
-        let slo: Vec<String> = [
-            c.slo.ttfb_p99_ms.map(|v| format!("TTFB p99 <= {v:.0} ms")),
-            c.slo.gap_p99_ms.map(|v| format!("gap p99 <= {v:.0} ms")),
-            c.slo
-                .error_rate
-                .map(|v| format!("error rate <= {:.2}%", v * 100.0)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let _ = writeln!(out, "SLO: {}.\n", slo.join(", "));
+        let _ = writeln!(out, "SLO: {}.\n", slo_list(&c.slo).join(", "));
         let _ = writeln!(out, "**{}**\n", c.answer_line());
         let _ = writeln!(
             out,
@@ -298,17 +303,100 @@ impl CapacityReport {
         out
     }
 
-    /// A self-contained page: the chart, then the Markdown summary.
+    /// A self-contained page: what was searched and the answer first
+    /// (with the exit code), the levels as a table (PASS/FAIL in words),
+    /// the chart, the recommended settings.
     pub fn html(&self) -> String {
-        let chart = chart(&self.capacity);
-        format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>trickle-load capacity</title>\
-<style>body{{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}}pre{{white-space:pre-wrap}}</style></head>\
-<body><h1>Capacity: {}</h1><p>{}</p>{chart}<pre>{}</pre></body></html>\n",
-            escape(&self.capacity.target),
-            escape(&self.capacity.answer_line()),
-            escape(&self.markdown())
-        )
+        let c = &self.capacity;
+        let mut html = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>trickle-load capacity: {}</title><style>{}</style></head><body>",
+            escape(&c.target),
+            crate::report::html::STYLE
+        );
+        let started = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_secs_f64(c.started_unix.max(0.0)),
+        );
+        let _ = write!(
+            html,
+            "<header><h1>trickle-load capacity</h1><p class=\"what\"><b>{}</b> <code>{}</code> at <b>{}</b>: {} levels in {:.0} s (start {}, ramp {}/s, warm-up {:.0} s, hold {:.0} s each, precision {:.0}%); {}; started {started}.</p><p class=\"what\">SLOs: {}.</p></header>",
+            escape(&c.transport),
+            escape(&c.path),
+            escape(&c.target),
+            c.levels.len(),
+            c.duration_s,
+            c.search.start,
+            c.search.ramp_rate,
+            c.search.warmup_s,
+            c.search.hold_s,
+            c.search.precision * 100.0,
+            escape(&c.tool),
+            escape(&slo_list(&c.slo).join(", "))
+        );
+        let _ = write!(
+            html,
+            "<section id=\"verdicts\"><h2>Answer</h2><table class=\"verdicts\"><tbody><tr class=\"{}\" data-check=\"capacity\"><td class=\"verdict\">{}</td><td>{}</td></tr></tbody></table><p class=\"exit\">exit code {}</p></section>",
+            if c.exit_code == EXIT_FOUND { "pass" } else { "fail" },
+            match c.exit_code {
+                EXIT_FOUND => "FOUND",
+                EXIT_INCONCLUSIVE => "INCONCLUSIVE",
+                _ => "NOT FOUND",
+            },
+            escape(&c.answer_line()),
+            c.exit_code
+        );
+        html.push_str("<h2>Levels</h2><table class=\"levels\"><thead><tr><th>streams</th><th>held</th><th>TTFB p50 (ms)</th><th>TTFB p99 (ms)</th><th>gap p99 (ms)</th><th>TPOT p99 (ms)</th><th>goodput</th><th>error rate</th><th>client</th><th>verdict</th></tr></thead><tbody>");
+        for l in &c.levels {
+            let verdict = if l.pass {
+                "PASS".to_owned()
+            } else if l.failed.is_empty() {
+                "INCONCLUSIVE (client saturated)".to_owned()
+            } else {
+                format!("FAIL: {}", l.failed.join(", "))
+            };
+            let _ = write!(
+                html,
+                "<tr class=\"{}\" data-streams=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}% of {}</td><td>{}</td><td class=\"verdict\">{}</td></tr>",
+                if l.pass { "pass" } else { "fail" },
+                l.streams,
+                l.streams,
+                if l.waiting > 0 { format!("{} (+{} waiting)", l.held, l.waiting) } else { l.held.to_string() },
+                opt_ms(l.ttfb_p50_ms),
+                opt_ms(l.ttfb_p99_ms),
+                opt_ms(l.gap_p99_ms),
+                opt_ms(l.tpot_p99_ms),
+                l.goodput.map_or("-".to_owned(), |g| format!("{:.1}%", g * 100.0)),
+                l.error_rate * 100.0,
+                l.started,
+                escape(&match &l.client.reason {
+                    Some(why) => format!("saturated: {why}"),
+                    None => format!("ok (lag p99 {:.1} ms, CPU {:.2})", l.client.lag_p99_ms, l.client.cpu_cores),
+                }),
+                escape(&verdict)
+            );
+        }
+        html.push_str("</tbody></table><h2>Chart</h2>");
+        html.push_str(&chart(c));
+        if let Some(r) = &c.recommendation {
+            html.push_str("<h2>Recommended settings (one instance)</h2><ul>");
+            for line in &r.arithmetic {
+                let _ = write!(html, "<li>{}</li>", escape(line));
+            }
+            let _ = write!(
+                html,
+                "</ul><pre>gcloud run services update SERVICE --concurrency {}{} \\\n  --args=--max-streams={}</pre>",
+                r.container_concurrency,
+                r.max_instances.map_or_else(String::new, |n| format!(" --max-instances {n}")),
+                r.max_streams
+            );
+        }
+        if let Some(note) = &c.note {
+            let _ = write!(html, "<p>Note: {}.</p>", escape(note));
+        }
+        if let Some(why) = &c.stopped_early {
+            let _ = write!(html, "<p>Stopped early: {}.</p>", escape(why));
+        }
+        html.push_str("</body></html>\n");
+        html
     }
 
     /// Writes the report in the format its extension names.

@@ -12,7 +12,7 @@ use crate::verdict::Verdict;
 
 /// The page's style: readable on a laptop and when printed; PASS and FAIL
 /// say so in words, the colour only repeats it.
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:960px;margin:1.5em auto;padding:0 1em;color:#1a202c}\
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:960px;margin:1.5em auto;padding:0 1em;color:#1a202c}\
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #cbd5e0}\
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #cbd5e0;padding:.25em .6em;text-align:right}\
 th:first-child,td:first-child{text-align:left}thead th{background:#edf2f7}\

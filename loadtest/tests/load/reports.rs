@@ -1,7 +1,8 @@
 //! The HTML reports in a real browser (Debian's Chromium through
 //! playwright-core, `tests/browser/report.mjs`): a stream run with a
-//! failing check, a merged report, and an LLM run. Screenshots are left in
-//! the target's tmp directory (`browser/report-*.png`).
+//! failing check, a merged report, an LLM run and a capacity search.
+//! Screenshots are left in the target's tmp directory
+//! (`browser/report-*.png`).
 
 use std::path::Path;
 
@@ -53,12 +54,28 @@ async fn the_html_reports_read_right_in_chromium() {
     let llm_html = out.join("llm.html");
     llm.report.write(&llm_html, &verdicts).unwrap();
 
+    // A capacity search (two short levels).
+    let argv = format!(
+        "trickle-load capacity --host {host} --chunks 1000 --interval-ms 100 --start 2 --max 4 --hold 1s --warmup 0s --settle 0s --ramp-rate 100 --slo-gap-p99 1s --metrics-url none"
+    );
+    let Some(trickle_load::cli::Command::Capacity(capacity)) =
+        <trickle_load::cli::Cli as clap::Parser>::try_parse_from(argv.split_whitespace())
+            .unwrap()
+            .command
+    else {
+        panic!("not a capacity command");
+    };
+    let searched = trickle_load::capacity::run(*capacity).await.unwrap();
+    let capacity_html = out.join("capacity.html");
+    searched.write(&capacity_html).unwrap();
+
     let browse = tokio::process::Command::new("node")
         .arg(root.join("tests/browser/report.mjs"))
         .arg(&out)
         .arg(format!("stream={}:fail", stream_html.display()))
         .arg(format!("merged={}:fail", merged_html.display()))
         .arg(format!("llm={}", llm_html.display()))
+        .arg(format!("capacity={}", capacity_html.display()))
         .env("CHROMIUM", &chromium)
         .output()
         .await
@@ -70,7 +87,7 @@ async fn the_html_reports_read_right_in_chromium() {
     );
     println!("{said}screenshots in {}", out.display());
     assert!(browse.status.success(), "{said}");
-    for kind in ["stream", "merged", "llm"] {
+    for kind in ["stream", "merged", "llm", "capacity"] {
         assert!(said.contains(&format!("PASS {kind}")), "{said}");
         assert!(out.join(format!("report-{kind}.png")).exists());
     }
