@@ -507,7 +507,14 @@ fn chart(c: &Capacity) -> String {
     }
     if let Some(answer) = c.max_streams {
         let ax = x(answer as f64);
-        let _ = write!(svg, "<line x1=\"{ax}\" y1=\"{top}\" x2=\"{ax}\" y2=\"{}\" stroke=\"#2ca02c\" stroke-width=\"2\"/><text x=\"{}\" y=\"{}\" fill=\"#2ca02c\">answer: {answer}</text>", h - bottom, ax + 4.0, top + 12.0);
+        // The label goes left of the line near the right edge, so it stays
+        // inside the chart.
+        let (label_x, anchor) = if ax > w - right - 110.0 {
+            (ax - 4.0, "end")
+        } else {
+            (ax + 4.0, "start")
+        };
+        let _ = write!(svg, "<line x1=\"{ax}\" y1=\"{top}\" x2=\"{ax}\" y2=\"{}\" stroke=\"#2ca02c\" stroke-width=\"2\"/><text x=\"{label_x}\" y=\"{}\" fill=\"#2ca02c\" text-anchor=\"{anchor}\">answer: {answer}</text>", h - bottom, top + 12.0);
     }
     let _ = write!(svg, "<circle cx=\"{}\" cy=\"{top}\" r=\"4\" fill=\"#1f77b4\"/><text x=\"{}\" y=\"{}\">TTFB p99</text><circle cx=\"{}\" cy=\"{top}\" r=\"4\" fill=\"#d62728\"/><text x=\"{}\" y=\"{}\">gap p99</text>", left + 16.0, left + 24.0, top + 4.0, left + 100.0, left + 108.0, top + 4.0);
     svg.push_str("</svg><p>Filled: passing level; hollow: failing level. Dashed: the SLOs.</p>");
