@@ -413,110 +413,26 @@ impl CapacityReport {
     }
 }
 
-/// TTFB p99 and gap p99 (ms, log scale) against concurrency, SLO lines
-/// dashed, failing levels hollow, the answer marked.
+/// TTFB p99 and gap p99 (and TPOT p99 for LLM runs) against concurrency,
+/// drawn by the reports' chart module.
 fn chart(c: &Capacity) -> String {
-    let (w, h, left, bottom, top, right) = (760.0, 340.0, 70.0, 40.0, 20.0, 20.0);
+    use crate::report::charts::{capacity_chart, CapacitySeries};
     let mut levels: Vec<&Level> = c.levels.iter().collect();
     levels.sort_by_key(|l| l.streams);
-    let max_x = levels.iter().map(|l| l.streams).max().unwrap_or(1).max(1) as f64;
-    let values = levels
-        .iter()
-        .flat_map(|l| [l.ttfb_p99_ms, l.gap_p99_ms])
-        .chain([c.slo.ttfb_p99_ms, c.slo.gap_p99_ms])
-        .flatten()
-        .filter(|v| *v > 0.0);
-    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = if lo > hi {
-        (1.0, 1_000.0)
-    } else {
-        (lo / 2.0, hi * 2.0)
-    };
-    let (llo, lhi) = (lo.log10(), hi.log10());
-    let x = |n: f64| left + n / max_x * (w - left - right);
-    let y = |v: f64| top + (lhi - v.max(lo).log10()) / (lhi - llo) * (h - top - bottom);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"TTFB p99 and gap p99 against concurrency\" style=\"font:12px sans-serif\">"
-    );
-    let _ = write!(
-        svg,
-        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>",
-        h - bottom,
-        w - right,
-        h - bottom
-    );
-    let _ = write!(
-        svg,
-        "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#333\"/>",
-        h - bottom
-    );
-    let _ = write!(
-        svg,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">concurrent streams</text>",
-        (w + left) / 2.0,
-        h - 8.0
-    );
-    let _ = write!(svg, "<text x=\"14\" y=\"{}\" transform=\"rotate(-90 14 {})\" text-anchor=\"middle\">p99, ms (log)</text>", h / 2.0, h / 2.0);
-    let mut tick = 10f64.powf(llo.floor());
-    while tick <= hi {
-        if tick >= lo {
-            let _ = write!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{tick}</text><line x1=\"{left}\" y1=\"{y0}\" x2=\"{}\" y2=\"{y0}\" stroke=\"#eee\"/>", left - 4.0, y(tick) + 4.0, w - right, y0 = y(tick));
-        }
-        tick *= 10.0;
-    }
-    for l in &levels {
-        let _ = write!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            x(l.streams as f64),
-            h - bottom + 14.0,
-            l.streams
-        );
-    }
-    for (name, slo, colour, pick) in [
-        (
-            "TTFB p99",
-            c.slo.ttfb_p99_ms,
-            "#1f77b4",
-            (|l: &Level| l.ttfb_p99_ms) as fn(&Level) -> Option<f64>,
-        ),
-        ("gap p99", c.slo.gap_p99_ms, "#d62728", |l: &Level| {
-            l.gap_p99_ms
-        }),
-    ] {
-        if let Some(bound) = slo {
-            let _ = write!(svg, "<line x1=\"{left}\" y1=\"{b}\" x2=\"{}\" y2=\"{b}\" stroke=\"{colour}\" stroke-dasharray=\"6 4\"/><text x=\"{}\" y=\"{}\" fill=\"{colour}\" text-anchor=\"end\">{name} SLO {bound:.0} ms</text>", w - right, w - right, y(bound) - 4.0, b = y(bound));
-        }
-        let points: Vec<String> = levels
+    let series_of = |name, slo_ms, pick: fn(&Level) -> Option<f64>| CapacitySeries {
+        name,
+        slo_ms,
+        levels: levels
             .iter()
-            .filter_map(|l| pick(l).map(|v| format!("{:.1},{:.1}", x(l.streams as f64), y(v))))
-            .collect();
-        if !points.is_empty() {
-            let _ = write!(
-                svg,
-                "<polyline fill=\"none\" stroke=\"{colour}\" points=\"{}\"/>",
-                points.join(" ")
-            );
-        }
-        for l in &levels {
-            if let Some(v) = pick(l) {
-                let fill = if l.pass { colour } else { "white" };
-                let _ = write!(svg, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{fill}\" stroke=\"{colour}\"><title>{} streams: {name} {v:.1} ms, {}</title></circle>", x(l.streams as f64), y(v), l.streams, if l.pass { "pass" } else { "fail" });
-            }
-        }
+            .filter_map(|l| pick(l).map(|v| (l.streams, v, l.pass)))
+            .collect(),
+    };
+    let mut series = vec![
+        series_of("TTFB", c.slo.ttfb_p99_ms, |l| l.ttfb_p99_ms),
+        series_of("gap", c.slo.gap_p99_ms, |l| l.gap_p99_ms),
+    ];
+    if levels.iter().any(|l| l.tpot_p99_ms.is_some()) {
+        series.push(series_of("TPOT", c.slo.tpot_p99_ms, |l| l.tpot_p99_ms));
     }
-    if let Some(answer) = c.max_streams {
-        let ax = x(answer as f64);
-        // The label goes left of the line near the right edge, so it stays
-        // inside the chart.
-        let (label_x, anchor) = if ax > w - right - 110.0 {
-            (ax - 4.0, "end")
-        } else {
-            (ax + 4.0, "start")
-        };
-        let _ = write!(svg, "<line x1=\"{ax}\" y1=\"{top}\" x2=\"{ax}\" y2=\"{}\" stroke=\"#2ca02c\" stroke-width=\"2\"/><text x=\"{label_x}\" y=\"{}\" fill=\"#2ca02c\" text-anchor=\"{anchor}\">answer: {answer}</text>", h - bottom, top + 12.0);
-    }
-    let _ = write!(svg, "<circle cx=\"{}\" cy=\"{top}\" r=\"4\" fill=\"#1f77b4\"/><text x=\"{}\" y=\"{}\">TTFB p99</text><circle cx=\"{}\" cy=\"{top}\" r=\"4\" fill=\"#d62728\"/><text x=\"{}\" y=\"{}\">gap p99</text>", left + 16.0, left + 24.0, top + 4.0, left + 100.0, left + 108.0, top + 4.0);
-    svg.push_str("</svg><p>Filled: passing level; hollow: failing level. Dashed: the SLOs.</p>");
-    svg
+    capacity_chart(&series, c.max_streams)
 }

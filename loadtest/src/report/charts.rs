@@ -304,3 +304,119 @@ pub fn stream_charts(report: &Report) -> String {
     }
     out
 }
+
+/// One quantity of a capacity search: its p99 per level, its SLO bound.
+pub struct CapacitySeries {
+    pub name: &'static str,
+    pub slo_ms: Option<f64>,
+    /// (streams, p99 in ms, passed)
+    pub levels: Vec<(u64, f64, bool)>,
+}
+
+/// p99 against concurrency (log milliseconds), the SLOs dashed, passing
+/// levels filled and failing ones hollow, the answer as a vertical line.
+pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String {
+    figure(
+        "capacity",
+        "p99 against concurrent streams (filled: passing level; hollow: failing; dashed: the SLOs)",
+        |svg| {
+            let x_max = series
+                .iter()
+                .flat_map(|s| s.levels.iter().map(|l| l.0))
+                .chain(answer)
+                .max()
+                .unwrap_or(1)
+                .max(1) as f64
+                * 1.08;
+            let values: Vec<f64> = series
+                .iter()
+                .flat_map(|s| s.levels.iter().map(|l| l.1).chain(s.slo_ms))
+                .filter(|v| *v > 0.0)
+                .collect();
+            let lo = values.iter().copied().fold(f64::MAX, f64::min);
+            let hi = values.iter().copied().fold(0.0f64, f64::max);
+            let (lo, hi) = if lo > hi {
+                (1.0, 1_000.0)
+            } else {
+                (lo / 2.0, hi * 2.0)
+            };
+            let root = SVGBackend::with_string(svg, (880, 340)).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            let mut chart = ChartBuilder::on(&root)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(64)
+                .build_cartesian_2d(0.0..x_max, (lo..hi).log_scale())
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_desc("concurrent streams")
+                .y_desc("p99, milliseconds (log scale)")
+                .y_label_formatter(&|v| label_ms(*v))
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (i, s) in series.iter().enumerate() {
+                // TTFB blue, gap red, TPOT green: the earlier chart's colours.
+                let colour = [PALETTE[0], CUT, PALETTE[2]][i % 3];
+                let points: Vec<(f64, f64)> =
+                    s.levels.iter().map(|l| (l.0 as f64, l.1.max(lo))).collect();
+                chart
+                    .draw_series(LineSeries::new(
+                        points.iter().copied(),
+                        colour.stroke_width(2),
+                    ))
+                    .map_err(|e| e.to_string())?
+                    .label(format!("{} p99", s.name))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                    });
+                chart
+                    .draw_series(s.levels.iter().map(|l| {
+                        let style = if l.2 {
+                            colour.filled()
+                        } else {
+                            colour.stroke_width(2)
+                        };
+                        Circle::new((l.0 as f64, l.1.max(lo)), 5, style)
+                    }))
+                    .map_err(|e| e.to_string())?;
+                if let Some(bound) = s.slo_ms {
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            [(0.0, bound), (x_max, bound)],
+                            8,
+                            5,
+                            colour.stroke_width(1),
+                        ))
+                        .map_err(|e| e.to_string())?
+                        .label(format!("{} SLO {bound:.0} ms", s.name))
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(1))
+                        });
+                }
+            }
+            if let Some(answer) = answer {
+                let green = RGBColor(47, 133, 90);
+                chart
+                    .draw_series(LineSeries::new(
+                        [(answer as f64, lo), (answer as f64, hi)],
+                        green.stroke_width(2),
+                    ))
+                    .map_err(|e| e.to_string())?
+                    .label(format!("answer: {answer} streams"))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], green.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()
+                .map_err(|e| e.to_string())?;
+            root.present().map_err(|e| e.to_string())
+        },
+    )
+}

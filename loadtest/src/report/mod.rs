@@ -2,7 +2,7 @@
 //! processes. Histograms are HDR (microseconds, 3 significant digits) and
 //! travel in JSON as base64 V2+deflate, so a merge is exact.
 
-mod charts;
+pub(crate) mod charts;
 pub(crate) mod html;
 pub mod markdown;
 pub mod summary;
