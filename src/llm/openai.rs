@@ -57,10 +57,6 @@ impl OpenAiFramer {
         }
     }
 
-    pub fn sent_tokens(&self) -> u64 {
-        self.sent
-    }
-
     /// A chunk object around `choice` (with `usage: null` when usage was
     /// asked for, as OpenAI sends it).
     fn chunk(&self, choices: Value) -> Value {

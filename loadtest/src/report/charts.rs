@@ -37,6 +37,20 @@ fn figure(id: &str, title: &str, draw: impl FnOnce(&mut String) -> Result<(), St
     }
 }
 
+/// The series' legend box, where it hides the least.
+fn legend<'a, 'b: 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(position)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// Named series over the run's seconds: (label, [(second, value)]).
 type Series = Vec<(String, Vec<(f64, f64)>)>;
 
@@ -80,13 +94,7 @@ fn over_time(id: &str, title: &str, y_desc: &str, series: &Series) -> String {
                     PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(|e| e.to_string())
     })
 }
@@ -149,13 +157,7 @@ fn distribution(
                 .map_err(|e| e.to_string())?
                 .label("cut off by the server or platform")
                 .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], CUT.filled()));
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(|e| e.to_string())?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         root.present().map_err(|e| e.to_string())
     })
@@ -409,13 +411,7 @@ pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String 
                         PathElement::new(vec![(x, y), (x + 16, y)], green.stroke_width(2))
                     });
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()
-                .map_err(|e| e.to_string())?;
+            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
             root.present().map_err(|e| e.to_string())
         },
     )
