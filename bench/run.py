@@ -250,26 +250,33 @@ def load(server, users, run_time, chunks, interval_ms, size, rate, idle_timeout=
         return json.load(f), samples
 
 
-def markdown_table(path):
-    """trickle-load renders its Markdown from the JSON: reuse it for
-    percentiles (HDR decoding stays in Rust)."""
-    subprocess.run([LOAD, "merge", path, "-o", path + ".md"], capture_output=True, check=True)
-    with open(path + ".md") as f:
-        text = f.read()
-    rows = {}
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 6 and cells[1].isdigit():
-            rows[cells[0]] = {"count": int(cells[1]), "p50": float(cells[2]), "p90": float(cells[3]),
-                              "p99": float(cells[4]), "max": float(cells[5])}
-    return rows
+# The summary's measure keys, by the labels the report tables use.
+LABELS = {"connect": "TCP connect", "headers": "time to headers", "first_byte": "TTFB, first body byte",
+          "first_event": "TTFB, first event", "gap": "gap between events", "lifetime": "connection lifetime",
+          "cutoff": "age at cut-off", "resume": "resume (cut to next event)"}
 
 
 def percentiles(report):
-    tmp = tempfile.mktemp(suffix=".json")
-    with open(tmp, "w") as f:
-        json.dump(report, f)
-    return markdown_table(tmp)
+    """The report's summary measures (trickle-load derives them from its
+    histograms: HDR decoding stays in Rust), by table label."""
+    rows = {}
+    for key, m in report["summary"]["measures"].items():
+        if m["count"]:
+            rows[LABELS.get(key, key)] = {"count": m["count"], "p50": m["p50_ms"], "p90": m["p90_ms"],
+                                          "p99": m["p99_ms"], "max": m["max_ms"]}
+    return rows
+
+
+def markdown_table(path):
+    """The summary measures of a JSON report file."""
+    with open(path) as f:
+        return percentiles(json.load(f))
+
+
+def ends(report):
+    """Connections by how they ended: `summary.ends` (schema 2), or the
+    top-level `ends` of reports written before it."""
+    return report["summary"]["ends"] if "summary" in report and report["summary"].get("ends") else report["ends"]
 
 
 def peak_open(report):
@@ -296,7 +303,7 @@ def capacity(server, n, hold, interval_ms=5_000):
         "rss_idle_kib": idle_rss, "rss_holding_kib": rss,
         "rss_per_stream_kib": (rss - idle_rss) / max(1, established),
         "cpu_holding_share": cpu,
-        "ends": report["ends"],
+        "ends": ends(report),
     }
 
 
@@ -357,7 +364,7 @@ def burst(server, streams=100, events=2000):
     t0 = time.monotonic()
     report, _ = load(server, streams, 30, events, 0, 64, 1000)
     cpu1, _ = server.usage()
-    completed = report["ends"].get("completed", 0)
+    completed = ends(report).get("completed", 0)
     wall = time.monotonic() - t0
     return {
         "streams": streams, "events_per_stream": events, "events": report["events"], "completed": completed,
@@ -398,7 +405,7 @@ def ttfb_under_load(server, held=10_000, rate=500, seconds=20):
     first = rows.get("TTFB, first event", {})
     return {"held": peak_open(held_report), "rate": rate, "new_streams": arrivals["connections"],
             "arrivals_per_s": arrivals["connections"] / max(0.1, arrivals["duration_s"]),
-            "ttfb_p50_ms": first.get("p50"), "ttfb_p99_ms": first.get("p99"), "ends": arrivals["ends"]}
+            "ttfb_p50_ms": first.get("p50"), "ttfb_p99_ms": first.get("p99"), "ends": ends(arrivals)}
 
 
 def classic(server, n, run_time=15):
@@ -410,11 +417,11 @@ def classic(server, n, run_time=15):
     gap = rows.get("gap between events", {})
     return {
         "n": n, "run_time_s": run_time, "connections": report["connections"],
-        "completed": report["ends"].get("completed", 0), "events": report["events"],
+        "completed": ends(report).get("completed", 0), "events": report["events"],
         "first_line_p50_ms": first.get("p50"), "first_line_p99_ms": first.get("p99"),
         "got_first_line": first.get("count", 0), "peak_open": peak_open(report),
         "gap_p99_ms": gap.get("p99"), "peak_rss_kib": max((s[2] for s in samples), default=0),
-        "ends": report["ends"],
+        "ends": ends(report),
     }
 
 

@@ -58,6 +58,8 @@ pub enum SetupError {
     Dataset(#[from] crate::llm::request::DatasetError),
     #[error("--api streams over SSE: leave out --transport {0} (or use sse)")]
     ApiTransport(&'static str),
+    #[error(transparent)]
+    Merge(#[from] crate::measure::MergeError),
 }
 
 /// What a finished run returns.
@@ -170,7 +172,7 @@ pub async fn run_measuring(
     let _ = watcher.await;
     let ended = tokio::time::Instant::now();
     let metrics = metrics?;
-    let mut report = collector.finish();
+    let mut report = collector.finish()?;
     if let Some(schedule) = &shared.schedule {
         report.scheduled = true;
         report.dropped_starts = schedule.dropped_by(ended);
@@ -426,75 +428,30 @@ async fn stream_transaction(
     };
     let source = shared.plan.source_for(user.weighted_users_index);
     own_client(user, &shared.plan, source)?;
+    let lane = shared.collector.lane_of(user.weighted_users_index);
     let outcome = if shared.plan.transport == ClientTransport::Ws {
         let mut connector = WsConnector::from_host(host, source, shared.plan.ws_tls.clone());
-        run_stream(shared, &mut connector, scheduled).await
+        run_stream(shared, &mut connector, scheduled, lane).await
     } else {
-        run_stream(shared, &mut HttpConnector { user: &mut *user }, scheduled).await
+        run_stream(
+            shared,
+            &mut HttpConnector { user: &mut *user },
+            scheduled,
+            lane,
+        )
+        .await
     };
     for (i, conn) in outcome.connections.iter().enumerate() {
-        let success = !conn.end.is_some_and(|e| e.is_error());
-        if let Some(ttfb) = conn.first_event {
+        for row in goose_rows(conn, i > 0) {
             user.record_custom_request_duration(
-                "STREAM",
-                "ttfb first event",
-                ttfb,
-                success,
+                row.method,
+                row.name,
+                row.value,
+                row.success,
                 conn.status,
-                None,
+                row.why,
             )
             .await?;
-        }
-        if conn.status.is_some_and(|s| s < 300) {
-            user.record_custom_request_duration(
-                "STREAM",
-                "stream lifetime",
-                conn.lifetime,
-                success,
-                conn.status,
-                conn.end.map(ConnectionEnd::as_str),
-            )
-            .await?;
-        }
-        // An LLM request: goose rows under LLM for the figures its users
-        // compare by (TTFT above is the first event: the first token).
-        if let (Some(llm), Some(ConnectionEnd::Completed)) = (&conn.llm, conn.end) {
-            let figures = crate::llm::measure::RequestFigures::of(
-                conn.first_event,
-                conn.lifetime,
-                llm.output_tokens().0,
-            );
-            let rows = [
-                ("ttft", figures.ttft),
-                ("tpot", figures.tpot),
-                ("e2e", Some(figures.e2e)),
-            ];
-            for (name, value) in rows {
-                if let Some(value) = value {
-                    user.record_custom_request_duration(
-                        "LLM",
-                        name,
-                        value,
-                        true,
-                        conn.status,
-                        llm.finish_reason.as_deref(),
-                    )
-                    .await?;
-                }
-            }
-        }
-        if i > 0 {
-            if let Some(ttfb) = conn.first_event {
-                user.record_custom_request_duration(
-                    "STREAM",
-                    "resume",
-                    ttfb,
-                    success,
-                    conn.status,
-                    None,
-                )
-                .await?;
-            }
         }
     }
     // A refused stream comes back after the server's Retry-After, and any
@@ -523,4 +480,128 @@ async fn stream_transaction(
         ))));
     }
     Ok(())
+}
+
+/// One custom goose row: what goose cannot time itself.
+#[derive(Debug, PartialEq)]
+struct GooseRow<'a> {
+    method: &'static str,
+    name: &'static str,
+    value: Duration,
+    success: bool,
+    why: Option<&'a str>,
+}
+
+/// The goose rows of one finished connection (`resumed`: not a stream's
+/// first): `STREAM ttfb first event`, `STREAM stream lifetime` (a success
+/// status), `STREAM resume`, and for a completed LLM request `LLM ttft`,
+/// `LLM tpot`, `LLM e2e` (so goose's thresholds apply to them).
+fn goose_rows(conn: &crate::record::Connection, resumed: bool) -> Vec<GooseRow<'_>> {
+    let success = !conn.end.is_some_and(|e| e.is_error());
+    let stream = |name, value| GooseRow {
+        method: "STREAM",
+        name,
+        value,
+        success,
+        why: None,
+    };
+    let mut rows = Vec::new();
+    if let Some(ttfb) = conn.first_event {
+        rows.push(stream("ttfb first event", ttfb));
+    }
+    if conn.status.is_some_and(|s| s < 300) {
+        rows.push(GooseRow {
+            why: conn.end.map(ConnectionEnd::as_str),
+            ..stream("stream lifetime", conn.lifetime)
+        });
+    }
+    if let Some(figures) = conn.request_figures() {
+        // The first event of an LLM request is its first token.
+        let finish = conn.llm.as_ref().and_then(|l| l.finish_reason.as_deref());
+        for (name, value) in [
+            ("ttft", figures.ttft),
+            ("tpot", figures.tpot),
+            ("e2e", Some(figures.e2e)),
+        ] {
+            if let Some(value) = value {
+                rows.push(GooseRow {
+                    method: "LLM",
+                    name,
+                    value,
+                    success: true,
+                    why: finish,
+                });
+            }
+        }
+    }
+    if resumed {
+        if let Some(ttfb) = conn.first_event {
+            rows.push(stream("resume", ttfb));
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::measure::LlmConnection;
+    use crate::record::Connection;
+
+    #[test]
+    fn goose_rows_of_a_stream_a_resume_and_an_llm_request() {
+        let ms = Duration::from_millis;
+        let stream = Connection {
+            status: Some(200),
+            first_event: Some(ms(5)),
+            lifetime: ms(900),
+            end: Some(ConnectionEnd::Truncated),
+            ..Connection::default()
+        };
+        let rows = goose_rows(&stream, true);
+        let names: Vec<_> = rows.iter().map(|r| (r.method, r.name, r.success)).collect();
+        assert_eq!(
+            names,
+            [
+                ("STREAM", "ttfb first event", false),
+                ("STREAM", "stream lifetime", false),
+                ("STREAM", "resume", false),
+            ]
+        );
+        assert_eq!(rows[1].why, Some("truncated"));
+
+        let refused = Connection {
+            status: Some(429),
+            end: Some(ConnectionEnd::HttpStatus),
+            ..Connection::default()
+        };
+        assert!(goose_rows(&refused, false).is_empty());
+
+        let llm = Connection {
+            status: Some(200),
+            first_event: Some(ms(100)),
+            lifetime: ms(600),
+            end: Some(ConnectionEnd::Completed),
+            llm: Some(LlmConnection {
+                output_chunks: 11,
+                usage: None,
+                finish_reason: Some("length".to_owned()),
+            }),
+            ..Connection::default()
+        };
+        let rows = goose_rows(&llm, false);
+        let llm_rows: Vec<_> = rows
+            .iter()
+            .filter(|r| r.method == "LLM")
+            .map(|r| (r.name, r.value, r.why))
+            .collect();
+        assert_eq!(
+            llm_rows,
+            [
+                ("ttft", ms(100), Some("length")),
+                ("tpot", ms(50), Some("length")),
+                ("e2e", ms(600), Some("length")),
+            ]
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::measure::Measure;
 use crate::report::{quantile, Report};
 use crate::verdict::Verdict;
 
@@ -68,7 +69,7 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
     }
 
     if let Some(limit) = expect.max_ttfb_p99 {
-        let h = report.histogram("first_event");
+        let h = report.measured(Measure::FirstEvent);
         let p99 = h.map(|h| quantile(h, 0.99)).unwrap_or_default();
         let n = h.map_or(0, |h| h.len());
         verdicts.push(
@@ -88,20 +89,25 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
     for (check, histogram, what, limit) in [
         (
             "ttft-p99",
-            "ttft",
+            Measure::Ttft,
             "time to first token",
             expect.max_ttft_p99,
         ),
-        ("itl-p99", "gap", "inter-token latency", expect.max_itl_p99),
+        (
+            "itl-p99",
+            Measure::Gap,
+            "inter-token latency",
+            expect.max_itl_p99,
+        ),
         (
             "tpot-p99",
-            "tpot",
+            Measure::Tpot,
             "time per output token",
             expect.max_tpot_p99,
         ),
     ] {
         let Some(limit) = limit else { continue };
-        let h = report.histogram(histogram);
+        let h = report.measured(histogram);
         let p99 = h.map(|h| quantile(h, 0.99)).unwrap_or_default();
         let n = h.map_or(0, |h| h.len());
         verdicts.push(
@@ -155,12 +161,12 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
 /// more) or as bursts: many gaps far shorter than the declared interval.
 fn buffering(report: &Report, interval: Duration, first_delay: Duration) -> Verdict {
     let first = report
-        .histogram("first_event")
+        .measured(Measure::FirstEvent)
         .map(|h| quantile(h, 0.5))
         .unwrap_or_default();
     let late_limit = first_delay + (interval * 5).max(Duration::from_secs(1));
     let late = first > late_limit;
-    let gaps = report.histogram("gap");
+    let gaps = report.measured(Measure::Gap);
     let (short, total) = gaps.map_or((0, 0), |h| {
         let quarter = (interval.as_micros() as u64 / 4).max(1);
         (h.count_between(0, quarter), h.len())
@@ -182,7 +188,7 @@ fn buffering(report: &Report, interval: Duration, first_delay: Duration) -> Verd
 
 fn timeout_check(report: &Report, timeout: Duration, reconnect: bool) -> Verdict {
     let tolerance = (timeout / 10).max(Duration::from_secs(1));
-    let Some(cuts) = report.histogram("cutoff").filter(|h| !h.is_empty()) else {
+    let Some(cuts) = report.measured(Measure::Cutoff) else {
         return Verdict::new(
             "timeout",
             false,

@@ -45,7 +45,7 @@ pub enum Command {
         #[arg(required = true, num_args = 1..)]
         inputs: Vec<PathBuf>,
         /// Where to write the merged report (.json, .md or .html).
-        #[arg(short, long)]
+        #[arg(short, long, value_parser = crate::report::parse_report_path)]
         output: PathBuf,
     },
 }

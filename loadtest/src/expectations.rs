@@ -12,22 +12,61 @@ pub struct Expectations {
     /// 429s came only when every instance seen was at it.
     pub concurrency: Option<u64>,
     /// Streams were cut at about this age (the platform's request timeout).
+    #[serde(
+        rename = "timeout_ms",
+        alias = "timeout",
+        with = "crate::duration_ms::option",
+        default
+    )]
     pub timeout: Option<Duration>,
+    #[serde(
+        rename = "max_ttfb_p99_ms",
+        alias = "max_ttfb_p99",
+        with = "crate::duration_ms::option",
+        default
+    )]
     pub max_ttfb_p99: Option<Duration>,
     pub max_error_rate: Option<f64>,
     /// The interval the server was asked to keep (buffering check).
+    #[serde(
+        rename = "interval_ms",
+        alias = "interval",
+        with = "crate::duration_ms::option",
+        default
+    )]
     pub interval: Option<Duration>,
     /// Think time before the first event (buffering check).
+    #[serde(
+        rename = "first_delay_ms",
+        alias = "first_delay",
+        with = "crate::duration_ms::option",
+        default
+    )]
     pub first_delay: Option<Duration>,
     /// The client resumed across cuts (integrity must then hold across them).
     pub reconnect: bool,
     /// LLM runs: bounds on the p99 of TTFT, ITL and TPOT, and the least
     /// goodput.
-    #[serde(default)]
+    #[serde(
+        rename = "max_ttft_p99_ms",
+        alias = "max_ttft_p99",
+        with = "crate::duration_ms::option",
+        default
+    )]
     pub max_ttft_p99: Option<Duration>,
-    #[serde(default)]
+    #[serde(
+        rename = "max_itl_p99_ms",
+        alias = "max_itl_p99",
+        with = "crate::duration_ms::option",
+        default
+    )]
     pub max_itl_p99: Option<Duration>,
-    #[serde(default)]
+    #[serde(
+        rename = "max_tpot_p99_ms",
+        alias = "max_tpot_p99",
+        with = "crate::duration_ms::option",
+        default
+    )]
     pub max_tpot_p99: Option<Duration>,
     #[serde(default)]
     pub min_goodput: Option<f64>,

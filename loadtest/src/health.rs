@@ -37,6 +37,10 @@ pub struct ClientFigures {
     pub cores: usize,
     /// The bound the lag p99 was judged against.
     pub max_lag_ms: f64,
+    /// The machine the process ran on (its host name): processes of one
+    /// machine share its cores, so merged figures sum their CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
     /// The client was the bottleneck: its figures are not the server's.
     pub saturated: bool,
     /// Why, when saturated.
@@ -44,26 +48,41 @@ pub struct ClientFigures {
 }
 
 impl ClientFigures {
-    /// The worse of two processes' figures (for merged reports): the
-    /// highest lag and CPU share, saturated if either was.
-    pub fn worst(&self, other: &Self) -> Self {
-        let (lag, cpu) = (
-            self.lag_p99_ms >= other.lag_p99_ms,
-            self.cpu_share() >= other.cpu_share(),
-        );
+    /// Two processes' figures as one (merged reports, `--processes`):
+    /// the highest lag; on one machine their CPU summed against its cores
+    /// (the machine is judged, not one process's share of it), on two the
+    /// busier machine's share. Saturated if the combination or either is.
+    pub fn combine(&self, other: &Self) -> Self {
+        let same_machine = self.machine.is_some() && self.machine == other.machine;
+        let (cpu_cores, cores) = if same_machine {
+            (
+                self.cpu_cores + other.cpu_cores,
+                self.cores.max(other.cores),
+            )
+        } else if self.cpu_share() >= other.cpu_share() {
+            (self.cpu_cores, self.cores)
+        } else {
+            (other.cpu_cores, other.cores)
+        };
+        let lag_p99_ms = self.lag_p99_ms.max(other.lag_p99_ms);
+        let max_lag_ms = self.max_lag_ms.min(other.max_lag_ms);
+        let reason = saturation(lag_p99_ms, max_lag_ms, cpu_cores, cores)
+            .or_else(|| self.reason.clone())
+            .or_else(|| other.reason.clone());
         Self {
             lag_p50_ms: self.lag_p50_ms.max(other.lag_p50_ms),
-            lag_p99_ms: if lag {
-                self.lag_p99_ms
-            } else {
-                other.lag_p99_ms
-            },
+            lag_p99_ms,
             lag_max_ms: self.lag_max_ms.max(other.lag_max_ms),
-            cpu_cores: if cpu { self.cpu_cores } else { other.cpu_cores },
-            cores: if cpu { self.cores } else { other.cores },
-            max_lag_ms: self.max_lag_ms.min(other.max_lag_ms),
-            saturated: self.saturated || other.saturated,
-            reason: self.reason.clone().or_else(|| other.reason.clone()),
+            cpu_cores,
+            cores,
+            max_lag_ms,
+            machine: if same_machine {
+                self.machine.clone()
+            } else {
+                None
+            },
+            saturated: reason.is_some(),
+            reason,
         }
     }
 
@@ -150,20 +169,7 @@ impl HealthProbe {
             (ms(0.5), ms(0.99), since.lag.max() as f64 / 1e3)
         };
         let max_lag_ms = self.max_lag.as_secs_f64() * 1e3;
-        let reason = if lag_p99_ms > max_lag_ms {
-            Some(format!(
-                "event-loop lag p99 {lag_p99_ms:.1} ms > {max_lag_ms:.0} ms"
-            ))
-        } else if cpu_cores > CPU_LIMIT * self.cores as f64 {
-            Some(format!(
-                "CPU {:.0}% of {} core(s) > {:.0}%",
-                cpu_cores / self.cores as f64 * 100.0,
-                self.cores,
-                CPU_LIMIT * 100.0
-            ))
-        } else {
-            None
-        };
+        let reason = saturation(lag_p99_ms, max_lag_ms, cpu_cores, self.cores);
         ClientFigures {
             lag_p50_ms,
             lag_p99_ms,
@@ -171,10 +177,38 @@ impl HealthProbe {
             cpu_cores,
             cores: self.cores,
             max_lag_ms,
+            machine: machine(),
             saturated: reason.is_some(),
             reason,
         }
     }
+}
+
+/// Why a client with these figures is saturated, if it is.
+fn saturation(lag_p99_ms: f64, max_lag_ms: f64, cpu_cores: f64, cores: usize) -> Option<String> {
+    if lag_p99_ms > max_lag_ms {
+        Some(format!(
+            "event-loop lag p99 {lag_p99_ms:.1} ms > {max_lag_ms:.0} ms"
+        ))
+    } else if cpu_cores > CPU_LIMIT * cores as f64 {
+        Some(format!(
+            "CPU {:.0}% of {} core(s) > {:.0}%",
+            cpu_cores / cores.max(1) as f64 * 100.0,
+            cores,
+            CPU_LIMIT * 100.0
+        ))
+    } else {
+        None
+    }
+}
+
+/// This machine's host name (Linux), to tell processes of one machine
+/// from those of several when reports merge.
+fn machine() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
 }
 
 /// This process's user + system CPU time (Linux; `None` elsewhere).

@@ -7,11 +7,14 @@ use hdrhistogram::Histogram;
 
 /// Highest value a histogram holds: an hour, in microseconds.
 pub const MAX_MICROS: u64 = 3_600_000_000;
+/// Precision of every histogram.
+pub const SIGNIFICANT_DIGITS: u8 = 3;
 
 #[allow(clippy::expect_used)]
 pub fn new_histogram() -> Histogram<u64> {
     // Constant bounds and precision: this cannot fail at run time.
-    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid constant histogram bounds")
+    Histogram::new_with_bounds(1, MAX_MICROS, SIGNIFICANT_DIGITS)
+        .expect("valid constant histogram bounds")
 }
 
 /// Records `d` in microseconds, clamped to what the histogram holds.

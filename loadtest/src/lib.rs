@@ -8,8 +8,9 @@
 //!   text) and WebSocket connectors; [`client::decode`] turns bytes into
 //!   events, heartbeats and end markers.
 //! - [`record`]: one connection's story; id integrity across reconnects.
-//! - [`collector`]: the run's shared state (concurrency per instance,
-//!   progress counters, timeline).
+//! - [`collector`]: where each connection's record goes: sinks for the
+//!   run's aggregate (in lanes), progress counters, instances, timeline,
+//!   a capacity window, failure reasons and live metrics.
 //! - [`progress`]: the live progress line and the timeline samples.
 //! - [`metrics`]: live Prometheus metrics of the run (`--metrics-addr`).
 //! - [`ports`]: the client machine's ephemeral port range.
@@ -17,6 +18,7 @@
 //! - [`health`]: the client checking itself (event-loop lag, CPU).
 //!
 //! Its results:
+//! - [`measure`]: the measures, as a type, and their histograms.
 //! - [`histogram`]: the HDR histograms figures are kept in.
 //! - [`report`]: the mergeable stream report (JSON, Markdown, HTML).
 //! - [`checks`]: the run judged against what the user asked to prove.
@@ -35,12 +37,14 @@ pub mod capacity;
 pub mod checks;
 pub mod cli;
 pub(crate) mod client;
-pub(crate) mod collector;
+pub mod collector;
+mod duration_ms;
 pub mod emulate;
 pub mod expectations;
 pub mod health;
 pub mod histogram;
 pub mod llm;
+pub mod measure;
 pub(crate) mod metrics;
 pub mod options;
 pub(crate) mod ports;

@@ -76,15 +76,21 @@ fn capacity(args: trickle_load::capacity::CapacityArgs) -> ExitCode {
 fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {
     let mut merged: Option<Report> = None;
     for path in inputs {
-        match Report::read(path) {
-            Ok(report) => match &mut merged {
-                Some(m) => m.merge(&report),
-                None => merged = Some(report),
-            },
+        let report = match Report::read(path) {
+            Ok(report) => report,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(SETUP);
             }
+        };
+        match &mut merged {
+            Some(m) => {
+                if let Err(e) = m.merge(&report) {
+                    eprintln!("error: cannot merge {}: {e}", path.display());
+                    return ExitCode::from(SETUP);
+                }
+            }
+            None => merged = Some(report),
         }
     }
     let Some(merged) = merged else {

@@ -123,7 +123,7 @@ pub struct StreamArgs {
     pub source_addresses: u8,
     /// Write the stream report here (.json, .md or .html); repeatable.
     /// `{task}` in the name becomes CLOUD_RUN_TASK_INDEX (0 elsewhere).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::report::parse_report_path)]
     pub stream_report: Vec<PathBuf>,
     /// Serve live `trickle_load_*` Prometheus metrics at this address's
     /// /metrics during the run (for the trickle-load dashboard).

@@ -1,6 +1,5 @@
 //! Live progress on stderr, and the once-a-second timeline samples.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +33,7 @@ pub async fn watch(
         if every_secs == 0 || !seconds.is_multiple_of(every_secs) {
             continue;
         }
-        let events = collector.events.load(Ordering::Relaxed);
+        let events = collector.counters.events();
         let rate = (events - last_events) as f64 / last_print.elapsed().as_secs_f64().max(0.001);
         last_events = events;
         last_print = Instant::now();
@@ -48,10 +47,10 @@ pub async fn watch(
         });
         eprintln!(
             "[{elapsed:6.1} s{remaining}] open streams {:>6} | events/s {:>9.0} | connections {:>7} | errors {:>5}{saturated}",
-            collector.open.load(Ordering::Relaxed),
+            collector.counters.open(),
             rate,
-            collector.connections.load(Ordering::Relaxed),
-            collector.errors.load(Ordering::Relaxed),
+            collector.counters.connections(),
+            collector.counters.errors(),
         );
     }
 }

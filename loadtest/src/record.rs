@@ -59,6 +59,11 @@ impl ConnectionEnd {
         }
     }
 
+    /// The end named `name` (its [`as_str`](Self::as_str)).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|end| end.as_str() == name)
+    }
+
     /// Ends that count against the error rate.
     pub fn is_error(self) -> bool {
         matches!(
@@ -111,6 +116,22 @@ pub struct Connection {
     pub llm: Option<crate::llm::measure::LlmConnection>,
 }
 
+impl Connection {
+    /// An LLM request's figures (TTFT, TPOT, end-to-end, output tokens),
+    /// when it completed: the one place they are derived, for the report,
+    /// the capacity window and goose's rows alike.
+    pub fn request_figures(&self) -> Option<crate::llm::measure::RequestFigures> {
+        let llm = self.llm.as_ref()?;
+        (self.end == Some(ConnectionEnd::Completed)).then(|| {
+            crate::llm::measure::RequestFigures::of(
+                self.first_event,
+                self.lifetime,
+                llm.output_tokens().0,
+            )
+        })
+    }
+}
+
 /// Lost, duplicated and out-of-order ids over a whole logical stream.
 ///
 /// Memory is bounded: at most `MAX_MISSING` missing ids are remembered to
@@ -120,6 +141,14 @@ pub struct Integrity {
     pub lost: u64,
     pub duplicated: u64,
     pub out_of_order: u64,
+}
+
+impl Integrity {
+    pub fn add(&mut self, other: &Integrity) {
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+        self.out_of_order += other.out_of_order;
+    }
 }
 
 #[derive(Debug, Clone, Default)]

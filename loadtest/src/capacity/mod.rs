@@ -132,7 +132,7 @@ pub struct CapacityArgs {
     pub metrics_url: Option<String>,
 
     /// Write the capacity report here (.json, .md or .html); repeatable.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::report::parse_report_path)]
     pub report: Vec<PathBuf>,
 }
 

@@ -204,8 +204,8 @@ fn opt_ms(v: Option<f64>) -> String {
 }
 
 impl CapacityReport {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+    pub fn to_json(&self) -> Result<String, ReportError> {
+        serde_json::to_string_pretty(self).map_err(|e| ReportError::Serialize(e.to_string()))
     }
 
     /// The table of levels, the answer and the recommendation.
@@ -399,17 +399,15 @@ impl CapacityReport {
         html
     }
 
-    /// Writes the report in the format its extension names.
+    /// Writes the report in the format its extension names (`.json`,
+    /// `.md`, `.html`; anything else is refused), whole or not at all.
     pub fn write(&self, path: &Path) -> Result<(), ReportError> {
-        let text = match path.extension().and_then(|e| e.to_str()) {
-            Some("md") => self.markdown(),
-            Some("html") => self.html(),
-            _ => self.to_json(),
+        let text = match crate::report::ReportFormat::of(path).map_err(ReportError::Usage)? {
+            crate::report::ReportFormat::Markdown => self.markdown(),
+            crate::report::ReportFormat::Html => self.html(),
+            crate::report::ReportFormat::Json => self.to_json()?,
         };
-        std::fs::write(path, text).map_err(|source| ReportError::Write {
-            path: path.display().to_string(),
-            source,
-        })
+        crate::report::write_whole(path, &text)
     }
 }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::collector::Collector;
+use crate::collector::{Collector, EventBatch};
 use crate::record::{Connection, ConnectionEnd, IdTracker};
 use crate::schedule::Schedule;
 use decode::{ClientTransport, Seen};
@@ -94,7 +94,9 @@ impl Shared {
     }
 }
 
-/// The per-connection reading state the transports share.
+/// The per-connection reading state the transports share. Owned by the
+/// stream's task: an event touches only this (and, once a batch is due,
+/// its lane of the collector).
 pub struct Reader<'a> {
     pub shared: &'a Shared,
     pub attempt: &'a mut Attempt,
@@ -102,6 +104,10 @@ pub struct Reader<'a> {
     pub started: Instant,
     pub last_event: Option<Instant>,
     pub end_seen: Option<ConnectionEnd>,
+    /// Events since the last flush to the collector.
+    batch: EventBatch,
+    /// The measured window (a capacity level), to mark its gaps.
+    window: Option<(Instant, Instant)>,
 }
 
 impl<'a> Reader<'a> {
@@ -117,12 +123,14 @@ impl<'a> Reader<'a> {
         };
         shared.collector.sent(started);
         Self {
+            window: shared.collector.window_bounds(),
             shared,
             attempt,
             conn,
             started,
             last_event: None,
             end_seen: None,
+            batch: EventBatch::default(),
         }
     }
 
@@ -132,11 +140,42 @@ impl<'a> Reader<'a> {
         self.finish(end)
     }
 
-    /// Finishes the connection with `end`.
+    /// Finishes the connection with `end` (its last events flushed).
     pub fn finish(mut self, end: ConnectionEnd) -> Connection {
+        self.flush();
         self.conn.end = Some(end);
         self.conn.lifetime = self.started.elapsed();
         self.conn
+    }
+
+    /// Hands the batched events to the collector.
+    fn flush(&mut self) {
+        self.shared.collector.events(self.attempt.lane, &self.batch);
+        self.batch.clear();
+    }
+
+    /// One event received: the hot path. A clock read, a gap, a slot in
+    /// the batch; the first event of a connection and a due batch are
+    /// the only moments anything is shared.
+    fn event(&mut self) {
+        let now = Instant::now();
+        self.conn.events += 1;
+        if self.conn.first_event.is_none() {
+            self.conn.first_event = Some(now - self.started);
+            let lane = self.attempt.lane;
+            self.shared.collector.first_event(lane, &self.conn);
+            if let Some(cut) = self.attempt.cut_at.take() {
+                self.shared.collector.resumed(lane, now - cut);
+            }
+        }
+        let gap = self.last_event.map(|last| now - last);
+        self.last_event = Some(now);
+        let in_window = self
+            .window
+            .is_some_and(|(from, to)| now >= from && now < to);
+        if self.batch.push(now, gap, in_window) {
+            self.flush();
+        }
     }
 
     /// Handles what a decoder produced; returns the end if one was seen.
@@ -144,18 +183,7 @@ impl<'a> Reader<'a> {
         for item in items.drain(..) {
             match item {
                 Seen::Event { id } => {
-                    let now = Instant::now();
-                    self.conn.events += 1;
-                    if self.conn.first_event.is_none() {
-                        self.conn.first_event = Some(now - self.started);
-                        self.shared.collector.first_event(&self.conn);
-                        if let Some(cut) = self.attempt.cut_at.take() {
-                            self.shared.collector.resumed(now - cut);
-                        }
-                    }
-                    let gap = self.last_event.map(|last| now - last);
-                    self.last_event = Some(now);
-                    self.shared.collector.event(gap);
+                    self.event();
                     if let Some(id) = id {
                         self.attempt.had_ids = true;
                         self.attempt.ids.observe(id);
@@ -198,9 +226,7 @@ impl<'a> Reader<'a> {
         }
         if chunk.is_output(mode) {
             llm.output_chunks += 1;
-            let mut event = vec![Seen::Event { id: None }];
-            // An event never ends a connection.
-            let _ = self.seen(&mut event);
+            self.event();
         }
         None
     }
@@ -239,6 +265,8 @@ pub struct Attempt {
     pub scheduled: Option<Instant>,
     pub ids: IdTracker,
     pub had_ids: bool,
+    /// The stream's lane in the collector ([`Collector::lane_of`]).
+    pub lane: usize,
 }
 
 /// Makes and reads one connection.
@@ -251,18 +279,20 @@ pub(crate) async fn run_stream(
     shared: &Shared,
     connector: &mut impl Connector,
     scheduled: Option<Instant>,
+    lane: usize,
 ) -> StreamOutcome {
     let started = Instant::now();
     let mut attempt = Attempt {
         stop_at: shared.plan.stream_timeout.map(|t| started + t),
         scheduled,
+        lane,
         ..Attempt::default()
     };
     let mut reconnects = 0u64;
     let mut connections = Vec::new();
     let end = loop {
         let conn = connector.connect(shared, &mut attempt).await;
-        shared.collector.connection(&conn);
+        shared.collector.connection(lane, &conn);
         let end = conn.end.unwrap_or(ConnectionEnd::Truncated);
         let retry = conn.retry.unwrap_or(DEFAULT_RETRY);
         connections.push(conn);
@@ -286,7 +316,7 @@ pub(crate) async fn run_stream(
     }
     shared
         .collector
-        .stream(&attempt.ids.integrity, attempt.had_ids, reconnects);
+        .stream(lane, &attempt.ids.integrity, attempt.had_ids, reconnects);
     StreamOutcome { end, connections }
 }
 

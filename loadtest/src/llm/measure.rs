@@ -142,29 +142,22 @@ impl LlmReport {
         }
     }
 
-    /// Folds in a finished connection; its figures when it completed.
-    pub fn add(
-        &mut self,
-        llm: &LlmConnection,
-        completed: bool,
-        ttft: Option<Duration>,
-        e2e: Duration,
-    ) -> Option<RequestFigures> {
+    /// Folds in a finished connection: its finish reason, and when it
+    /// completed, its figures.
+    pub fn add(&mut self, llm: &LlmConnection, figures: Option<&RequestFigures>) {
         if let Some(reason) = &llm.finish_reason {
             *self.finish_reasons.entry(reason.clone()).or_default() += 1;
         }
-        if !completed {
-            return None;
-        }
-        let (tokens, estimated) = llm.output_tokens();
-        let figures = RequestFigures::of(ttft, e2e, tokens);
+        let Some(figures) = figures else {
+            return;
+        };
+        let (_, estimated) = llm.output_tokens();
         self.requests += 1;
-        self.output_tokens += tokens;
+        self.output_tokens += figures.output_tokens;
         self.output_chunks += llm.output_chunks;
         self.estimated_requests += u64::from(estimated);
-        let good = self.goodput_bounds.is_none_or(|b| b.meets(&figures));
+        let good = self.goodput_bounds.is_none_or(|b| b.meets(figures));
         self.good += u64::from(good);
-        Some(figures)
     }
 
     pub fn merge(&mut self, other: &Self) {
@@ -246,9 +239,13 @@ mod tests {
             usage: None,
             finish_reason: Some("length".to_owned()),
         };
-        assert!(r.add(&with_usage, true, Some(ms(100)), ms(500)).is_some());
-        assert!(r.add(&without, true, Some(ms(300)), ms(500)).is_some());
-        assert!(r.add(&without, false, Some(ms(100)), ms(50)).is_none());
+        let done = |llm: &LlmConnection, ttft: u64, e2e: u64| {
+            RequestFigures::of(Some(ms(ttft)), ms(e2e), llm.output_tokens().0)
+        };
+        r.add(&with_usage, Some(&done(&with_usage, 100, 500)));
+        r.add(&without, Some(&done(&without, 300, 500)));
+        // Not completed: only its finish reason counts.
+        r.add(&without, None);
         assert_eq!(
             (r.requests, r.good, r.output_tokens, r.estimated_requests),
             (2, 1, 13, 1)

@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 
 use super::{quantile, Report};
+use crate::measure::Measure;
 
 const SIZE: (u32, u32) = (880, 300);
 const PALETTE: [RGBColor; 6] = [
@@ -275,33 +276,37 @@ pub fn stream_charts(report: &Report) -> String {
             )],
         ));
         for (name, id, title) in [
-            ("ttft", "ttft", "Time to first token (completed requests)"),
             (
-                "gap",
+                Measure::Ttft,
+                "ttft",
+                "Time to first token (completed requests)",
+            ),
+            (
+                Measure::Gap,
                 "itl",
                 "Inter-token latency (every gap between output chunks)",
             ),
         ] {
-            if let Some(h) = report.histogram(name).filter(|h| !h.is_empty()) {
+            if let Some(h) = report.measured(name) {
                 out.push_str(&distribution(id, title, h, None));
             }
         }
     } else {
         for (name, id, title) in [
-            ("first_event", "ttfb", "Time to first event"),
-            ("gap", "gaps", "Gaps between events"),
+            (Measure::FirstEvent, "ttfb", "Time to first event"),
+            (Measure::Gap, "gaps", "Gaps between events"),
         ] {
-            if let Some(h) = report.histogram(name).filter(|h| !h.is_empty()) {
+            if let Some(h) = report.measured(name) {
                 out.push_str(&distribution(id, title, h, None));
             }
         }
     }
-    if let Some(h) = report.histogram("lifetime").filter(|h| !h.is_empty()) {
+    if let Some(h) = report.measured(Measure::Lifetime) {
         out.push_str(&distribution(
             "lifetimes",
             "Connection lifetimes (cut-offs in red)",
             h,
-            report.histogram("cutoff").filter(|c| !c.is_empty()),
+            report.measured(Measure::Cutoff),
         ));
     }
     out

@@ -141,11 +141,9 @@ fn verdict_table(html: &mut String, verdicts: &[Verdict]) {
     html.push_str("</section>");
 }
 
-/// A figure as the summary holds it, without trailing noise.
+/// A figure as the summary holds it (the rule every format shows by).
 fn figure(v: f64) -> String {
-    let text = format!("{v:.3}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    text.to_owned()
+    super::summary::show_ms(super::summary::round_ms(v))
 }
 
 fn measure_row(html: &mut String, label: &str, name: &str, m: &super::summary::MeasureSummary) {
@@ -168,16 +166,8 @@ fn measure_table(html: &mut String, summary: &super::summary::Summary) {
         html,
         "<h2>Latency</h2><table class=\"measures\">{MEASURE_HEAD}<tbody>"
     );
-    for (name, label) in [
-        ("headers", "time to headers"),
-        ("first_byte", "first body byte"),
-        ("first_event", "first event"),
-        ("gap", "gap between events"),
-        ("lifetime", "connection lifetime"),
-    ] {
-        if let Some(m) = summary.measures.get(name) {
-            measure_row(html, label, name, m);
-        }
+    for (m, figures) in summary.measured() {
+        measure_row(html, m.label(), m.key(), figures);
     }
     html.push_str("</tbody></table>");
 }
@@ -187,12 +177,7 @@ fn llm_table(html: &mut String, llm: &super::summary::LlmSummary) {
         html,
         "<h2>LLM</h2><table class=\"llm\">{MEASURE_HEAD}<tbody>"
     );
-    for (name, label, m) in [
-        ("ttft", "TTFT, time to first token", &llm.ttft),
-        ("itl", "ITL, inter-token latency", &llm.itl),
-        ("tpot", "TPOT, time per output token", &llm.tpot),
-        ("e2e", "end-to-end latency", &llm.e2e),
-    ] {
+    for (name, label, m) in llm.measures() {
         measure_row(html, label, name, m);
     }
     let _ = write!(
@@ -266,6 +251,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::measure::Measure;
     use crate::record::{Connection, ConnectionEnd};
 
     fn report() -> Report {
@@ -286,7 +272,7 @@ mod tests {
                 instance: Some(format!("i{}", i % 3)),
                 ..Connection::default()
             });
-            r.record("gap", Duration::from_micros(10_000 + i * 3));
+            r.record(Measure::Gap, Duration::from_micros(10_000 + i * 3));
         }
         for t in 0..5 {
             r.timeline.push(super::super::TimelinePoint {
@@ -322,7 +308,7 @@ mod tests {
         let mut summarized = r.clone();
         summarized.summarize(&verdicts);
         let json: serde_json::Value =
-            serde_json::from_str(&summarized.to_json()).unwrap_or_default();
+            serde_json::from_str(&summarized.to_json(&verdicts).unwrap()).unwrap_or_default();
         for name in ["headers", "first_byte", "first_event", "gap", "lifetime"] {
             let m = &json["summary"]["measures"][name];
             let cells = cell_after(&html, &format!("data-measure=\"{name}\""));

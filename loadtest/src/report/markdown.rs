@@ -2,14 +2,26 @@
 
 use std::fmt::Write as _;
 
-use super::{quantile, Report};
+use super::summary::{show_ms, MeasureSummary, Summary};
+use super::Report;
 use crate::verdict::Verdict;
 
-fn ms(us: u64) -> String {
-    format!("{:.1}", us as f64 / 1e3)
+/// One row of a measure table: the summary's figures as every format
+/// shows them.
+fn measure_row(out: &mut String, label: &str, m: &MeasureSummary) {
+    let _ = writeln!(
+        out,
+        "| {label} | {} | {} | {} | {} | {} |",
+        m.count,
+        show_ms(m.p50_ms),
+        show_ms(m.p90_ms),
+        show_ms(m.p99_ms),
+        show_ms(m.max_ms)
+    );
 }
 
 pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
+    let summary = Summary::of(report, verdicts);
     let mut out = String::new();
     let _ = writeln!(out, "# trickle-load report\n");
     let _ = writeln!(
@@ -27,31 +39,11 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     );
     let _ = writeln!(out, "| measure (ms) | count | p50 | p90 | p99 | max |");
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
-    for (name, label) in [
-        ("connect", "TCP connect"),
-        ("headers", "time to headers"),
-        ("first_byte", "TTFB, first body byte"),
-        ("first_event", "TTFB, first event"),
-        ("gap", "gap between events"),
-        ("lifetime", "connection lifetime"),
-        ("cutoff", "age at cut-off"),
-        ("resume", "resume (cut to next event)"),
-    ] {
-        if let Some(h) = report.histogram(name).filter(|h| !h.is_empty()) {
-            let q = |p| ms(quantile(h, p).as_micros() as u64);
-            let _ = writeln!(
-                out,
-                "| {label} | {} | {} | {} | {} | {} |",
-                h.len(),
-                q(0.5),
-                q(0.9),
-                q(0.99),
-                ms(h.max())
-            );
-        }
+    for (m, figures) in summary.measured() {
+        measure_row(&mut out, m.label(), figures);
     }
-    if report.llm.is_some() {
-        llm_section(&mut out, report);
+    if let Some(llm) = &summary.llm {
+        llm_section(&mut out, llm);
     }
     if report.scheduled {
         let (c, r) = (&report.latency.corrected, &report.latency.raw);
@@ -90,7 +82,11 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         ] {
             let _ = writeln!(
                 out,
-                "| {label} | {cp50:.1} | {cp99:.1} | {rp50:.1} | {rp99:.1} |"
+                "| {label} | {} | {} | {} | {} |",
+                show_ms(cp50),
+                show_ms(cp99),
+                show_ms(rp50),
+                show_ms(rp99)
             );
         }
     }
@@ -147,10 +143,8 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     out
 }
 
-/// The LLM figures of an `--api` run (the summary's, so the two agree).
-fn llm_section(out: &mut String, report: &Report) {
-    let summary = super::summary::Summary::of(report, &[]);
-    let Some(llm) = summary.llm else { return };
+/// The LLM figures of an `--api` run.
+fn llm_section(out: &mut String, llm: &super::summary::LlmSummary) {
     let _ = writeln!(
         out,
         "\nLLM: {:.2} requests/s completed, {} output tokens ({:.1}/s in all, {:.1}/s per stream), {:.2} chunks per token{}.\n",
@@ -170,17 +164,8 @@ fn llm_section(out: &mut String, report: &Report) {
     );
     let _ = writeln!(out, "| LLM measure (ms) | count | p50 | p90 | p99 | max |");
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
-    for (label, m) in [
-        ("TTFT, time to first token", &llm.ttft),
-        ("ITL, inter-token latency", &llm.itl),
-        ("TPOT, time per output token", &llm.tpot),
-        ("end-to-end latency", &llm.e2e),
-    ] {
-        let _ = writeln!(
-            out,
-            "| {label} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            m.count, m.p50_ms, m.p90_ms, m.p99_ms, m.max_ms
-        );
+    for (_, label, m) in llm.measures() {
+        measure_row(out, label, m);
     }
     if let Some(g) = &llm.goodput {
         let bound = |name: &str, v: Option<f64>| v.map(|ms| format!("{name} <= {ms:.0} ms"));

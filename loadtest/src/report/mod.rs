@@ -16,35 +16,11 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::measure::{add_exactly, Histograms, Measure, MergeError};
 use crate::record::{Connection, ConnectionEnd, Integrity};
 use crate::verdict::Verdict;
 
 pub use crate::histogram::{new_histogram, quantile};
-
-/// The measured distributions, by name.
-pub const HISTOGRAMS: [&str; 15] = [
-    "connect",
-    "headers",
-    "first_byte",
-    "first_event",
-    "gap",
-    "lifetime",
-    "cutoff",
-    "resume",
-    "headers_corrected",
-    "first_byte_corrected",
-    "first_event_corrected",
-    // LLM runs (--api), over completed requests: time to first token,
-    // time per output token, end-to-end latency, and output tokens (a
-    // count, not microseconds).
-    "ttft",
-    "tpot",
-    "e2e",
-    "output_tokens",
-];
-
-/// The measures timed both from the planned start and from the send.
-const SCHEDULED_MEASURES: [&str; 3] = ["headers", "first_byte", "first_event"];
 
 /// p50 and p99 of the first-response measures, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -85,6 +61,12 @@ pub enum ReportError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot serialize the report: {0}")]
+    Serialize(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Merge(#[from] MergeError),
 }
 
 /// Per-instance figures.
@@ -133,6 +115,34 @@ pub struct ErrorSample {
     pub count: u64,
 }
 
+impl ErrorSample {
+    /// Counts a failure message into `samples` (at most
+    /// `MAX_ERROR_SAMPLES` distinct ones); whether it was new.
+    pub fn add_to(
+        samples: &mut Vec<ErrorSample>,
+        end: ConnectionEnd,
+        message: &str,
+        count: u64,
+    ) -> bool {
+        if let Some(sample) = samples
+            .iter_mut()
+            .find(|s| s.end == end && s.message == message)
+        {
+            sample.count += count;
+            false
+        } else if samples.len() < MAX_ERROR_SAMPLES {
+            samples.push(ErrorSample {
+                end,
+                message: message.to_owned(),
+                count,
+            });
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// One second of the run: open streams per instance, and what happened in
 /// that second (exactly mergeable: counts add up, histograms merge).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -164,7 +174,7 @@ pub struct TimelinePoint {
 
 impl TimelinePoint {
     /// Adds another process's (or another sample's) same second.
-    pub fn add(&mut self, other: &TimelinePoint) {
+    pub fn add(&mut self, other: &TimelinePoint) -> Result<(), MergeError> {
         for (instance, open) in &other.open {
             *self.open.entry(instance.clone()).or_default() += open;
         }
@@ -173,17 +183,32 @@ impl TimelinePoint {
         self.errors += other.errors;
         self.output_tokens += other.output_tokens;
         match (&mut self.first_event, &other.first_event) {
-            (Some(mine), Some(theirs)) => {
-                let _ = mine.add(theirs);
+            (Some(mine), Some(theirs)) => add_exactly(mine, theirs, "timeline first_event")?,
+            (None, Some(theirs)) => {
+                let mut mine = new_histogram();
+                add_exactly(&mut mine, theirs, "timeline first_event")?;
+                self.first_event = Some(mine);
             }
-            (None, Some(theirs)) => self.first_event = Some(theirs.clone()),
             _ => {}
         }
+        Ok(())
     }
+}
+
+/// The JSON report's layout: 2 since durations became `_ms` numbers and
+/// each figure appears once (`ends`, `integrity` and `streams_with_ids`
+/// under `summary`; `scheduled` and `dropped_starts` under `latency`).
+/// Reports without the field are version 1, and are still read.
+pub const SCHEMA_VERSION: u32 = 2;
+
+fn schema_1() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
+    #[serde(default = "schema_1")]
+    pub schema_version: u32,
     pub tool: String,
     pub target: String,
     pub transport: String,
@@ -197,30 +222,37 @@ pub struct Report {
     pub events: u64,
     pub bytes: u64,
     pub reconnects: u64,
-    /// Connections by how they ended.
+    /// Connections by how they ended (in JSON: `summary.ends`).
+    #[serde(default, skip_serializing)]
     pub ends: BTreeMap<ConnectionEnd, u64>,
     /// Connections by HTTP status (101 for WebSocket upgrades).
     pub statuses: BTreeMap<u16, u64>,
+    /// In JSON: `summary.integrity`.
+    #[serde(default, skip_serializing)]
     pub integrity: Integrity,
-    /// Streams whose events carried ids (integrity applies to those).
+    /// Streams whose events carried ids (integrity applies to those; in
+    /// JSON: `summary.streams_with_ids`).
+    #[serde(default, skip_serializing)]
     pub streams_with_ids: u64,
     pub instances: BTreeMap<String, InstanceStats>,
     pub timeline: Vec<TimelinePoint>,
     /// 429s that came while an instance had room the whole time the
-    /// request waited (see `Collector::refused`); counted only when a
+    /// request waited (see `collector::instances`); counted only when a
     /// per-instance limit is checked (`--expect-concurrency`).
     pub premature_refusals: Option<u64>,
-    /// Streams started on a schedule (`--arrival-rate`, `--stream-rate`).
-    #[serde(default)]
+    /// Streams started on a schedule (in JSON: `latency.scheduled`).
+    #[serde(default, skip_serializing)]
     pub scheduled: bool,
-    /// Planned starts that came due and never began before the run ended.
-    #[serde(default)]
+    /// Planned starts that came due and never began before the run ended
+    /// (in JSON: `latency.dropped_starts`).
+    #[serde(default, skip_serializing)]
     pub dropped_starts: u64,
     /// Latency from the planned start and from the send, side by side
     /// (derived from the histograms; rewritten on merge).
     #[serde(default)]
     pub latency: Latency,
-    /// The load generator's own health (merged: the worst process's).
+    /// The load generator's own health (merged: the machine's, see
+    /// `ClientFigures::combine`).
     #[serde(default)]
     pub client: Option<crate::health::ClientFigures>,
     /// Why connections failed, as the client saw it: each distinct
@@ -240,16 +272,13 @@ pub struct Report {
     #[serde(default)]
     pub run: Option<RunInfo>,
     #[serde(with = "histograms")]
-    pub histograms: BTreeMap<String, Histogram<u64>>,
+    pub histograms: Histograms,
 }
 
 impl Report {
     pub fn new(target: &str, transport: &str, started_unix: f64) -> Self {
-        let histograms = HISTOGRAMS
-            .iter()
-            .map(|name| ((*name).to_owned(), new_histogram()))
-            .collect();
         Self {
+            schema_version: SCHEMA_VERSION,
             tool: format!("trickle-load {}", env!("CARGO_PKG_VERSION")),
             target: target.to_owned(),
             transport: transport.to_owned(),
@@ -277,43 +306,51 @@ impl Report {
             summary: summary::Summary::default(),
             llm: None,
             run: None,
-            histograms,
+            histograms: Histograms::default(),
         }
     }
 
     /// Recomputes the derived `latency` object from the histograms.
     pub fn refresh_latency(&mut self) {
-        let figures = |suffix: &str| {
-            let ms = |name: &str, q: f64| {
-                self.histogram(&format!("{name}{suffix}"))
-                    .filter(|h| !h.is_empty())
-                    .map_or(0.0, |h| quantile(h, q).as_secs_f64() * 1e3)
-            };
-            LatencyFigures {
-                headers_p50_ms: ms("headers", 0.5),
-                headers_p99_ms: ms("headers", 0.99),
-                first_byte_p50_ms: ms("first_byte", 0.5),
-                first_byte_p99_ms: ms("first_byte", 0.99),
-                first_event_p50_ms: ms("first_event", 0.5),
-                first_event_p99_ms: ms("first_event", 0.99),
+        let ms = |m: Measure, q: f64| {
+            let h = self.histogram(m);
+            if h.is_empty() {
+                0.0
+            } else {
+                summary::round_ms(quantile(h, q).as_secs_f64() * 1e3)
             }
+        };
+        let figures = |[headers, first_byte, first_event]: [Measure; 3]| LatencyFigures {
+            headers_p50_ms: ms(headers, 0.5),
+            headers_p99_ms: ms(headers, 0.99),
+            first_byte_p50_ms: ms(first_byte, 0.5),
+            first_byte_p99_ms: ms(first_byte, 0.99),
+            first_event_p50_ms: ms(first_event, 0.5),
+            first_event_p99_ms: ms(first_event, 0.99),
         };
         self.latency = Latency {
             scheduled: self.scheduled,
-            corrected: figures("_corrected"),
-            raw: figures(""),
+            corrected: figures([
+                Measure::HeadersCorrected,
+                Measure::FirstByteCorrected,
+                Measure::FirstEventCorrected,
+            ]),
+            raw: figures([Measure::Headers, Measure::FirstByte, Measure::FirstEvent]),
             dropped_starts: self.dropped_starts,
         };
     }
 
-    pub fn histogram(&self, name: &str) -> Option<&Histogram<u64>> {
-        self.histograms.get(name)
+    pub fn histogram(&self, m: Measure) -> &Histogram<u64> {
+        self.histograms.get(m)
     }
 
-    pub fn record(&mut self, name: &str, value: Duration) {
-        if let Some(h) = self.histograms.get_mut(name) {
-            crate::histogram::record(h, value);
-        }
+    /// A measure's histogram, when anything was measured.
+    pub fn measured(&self, m: Measure) -> Option<&Histogram<u64>> {
+        Some(self.histograms.get(m)).filter(|h| !h.is_empty())
+    }
+
+    pub fn record(&mut self, m: Measure, value: Duration) {
+        self.histograms.record(m, value);
     }
 
     /// Folds in one finished connection.
@@ -327,34 +364,37 @@ impl Report {
         if let Some(status) = c.status {
             *self.statuses.entry(status).or_default() += 1;
         }
-        for (name, value) in [
-            ("connect", c.connect),
-            ("headers", c.headers),
-            ("first_byte", c.first_byte),
-            ("first_event", c.first_event),
-        ] {
-            if let Some(v) = value {
-                self.record(name, v);
-            }
-        }
         // From the planned start: the send's lateness added (none for
         // unscheduled streams and for reconnects).
         let late = c.schedule_delay.unwrap_or_default();
-        for (name, value) in SCHEDULED_MEASURES
-            .iter()
-            .zip([c.headers, c.first_byte, c.first_event])
-        {
+        for (raw, corrected, value) in [
+            (Measure::Connect, None, c.connect),
+            (Measure::Headers, Some(Measure::HeadersCorrected), c.headers),
+            (
+                Measure::FirstByte,
+                Some(Measure::FirstByteCorrected),
+                c.first_byte,
+            ),
+            (
+                Measure::FirstEvent,
+                Some(Measure::FirstEventCorrected),
+                c.first_event,
+            ),
+        ] {
             if let Some(v) = value {
-                self.record(&format!("{name}_corrected"), v + late);
+                self.record(raw, v);
+                if let Some(corrected) = corrected {
+                    self.record(corrected, v + late);
+                }
             }
         }
         if c.status.is_some_and(|s| s < 300) {
-            self.record("lifetime", c.lifetime);
+            self.record(Measure::Lifetime, c.lifetime);
             if matches!(
                 c.end,
                 Some(ConnectionEnd::Truncated | ConnectionEnd::ReconnectHint)
             ) {
-                self.record("cutoff", c.lifetime);
+                self.record(Measure::Cutoff, c.lifetime);
             }
         }
         if let Some(instance) = &c.instance {
@@ -364,41 +404,25 @@ impl Report {
                 .connections += 1;
         }
         if let (Some(report), Some(llm)) = (&mut self.llm, &c.llm) {
-            let completed = c.end == Some(ConnectionEnd::Completed);
-            if let Some(figures) = report.add(llm, completed, c.first_event, c.lifetime) {
+            let figures = c.request_figures();
+            report.add(llm, figures.as_ref());
+            if let Some(figures) = figures {
                 if let Some(ttft) = figures.ttft {
-                    self.record("ttft", ttft);
+                    self.record(Measure::Ttft, ttft);
                 }
                 if let Some(tpot) = figures.tpot {
-                    self.record("tpot", tpot);
+                    self.record(Measure::Tpot, tpot);
                 }
-                self.record("e2e", figures.e2e);
-                if let Some(h) = self.histograms.get_mut("output_tokens") {
-                    let _ = h.record(figures.output_tokens);
-                }
+                self.record(Measure::E2e, figures.e2e);
+                self.histograms
+                    .record_count(Measure::OutputTokens, figures.output_tokens);
             }
         }
     }
 
     /// Counts a failure message; whether it was new.
     pub fn add_error_sample(&mut self, end: ConnectionEnd, message: &str, count: u64) -> bool {
-        if let Some(sample) = self
-            .error_samples
-            .iter_mut()
-            .find(|s| s.end == end && s.message == message)
-        {
-            sample.count += count;
-            false
-        } else if self.error_samples.len() < MAX_ERROR_SAMPLES {
-            self.error_samples.push(ErrorSample {
-                end,
-                message: message.to_owned(),
-                count,
-            });
-            true
-        } else {
-            false
-        }
+        ErrorSample::add_to(&mut self.error_samples, end, message, count)
     }
 
     /// Folds in the end of a logical stream.
@@ -407,9 +431,7 @@ impl Report {
         self.reconnects += reconnects;
         if had_ids {
             self.streams_with_ids += 1;
-            self.integrity.lost += integrity.lost;
-            self.integrity.duplicated += integrity.duplicated;
-            self.integrity.out_of_order += integrity.out_of_order;
+            self.integrity.add(integrity);
         }
     }
 
@@ -429,76 +451,85 @@ impl Report {
         }
     }
 
-    /// Merges another process's report into this one, exactly.
-    pub fn merge(&mut self, other: &Report) {
-        let end = (self.started_unix + self.duration_s).max(other.started_unix + other.duration_s);
-        self.started_unix = self.started_unix.min(other.started_unix);
-        self.duration_s = end - self.started_unix;
-        self.processes += other.processes;
+    /// Adds another tally of the same run (a shard of this process's
+    /// aggregate): counts, ends, statuses, integrity, connections per
+    /// instance, LLM totals and histograms. Nothing changes when a
+    /// histogram cannot be added exactly.
+    pub fn add_counts(&mut self, other: &Report) -> Result<(), MergeError> {
+        self.histograms.merge(&other.histograms)?;
         self.streams += other.streams;
         self.connections += other.connections;
         self.events += other.events;
         self.bytes += other.bytes;
         self.reconnects += other.reconnects;
         self.streams_with_ids += other.streams_with_ids;
-        self.integrity.lost += other.integrity.lost;
-        self.integrity.duplicated += other.integrity.duplicated;
-        self.integrity.out_of_order += other.integrity.out_of_order;
+        self.integrity.add(&other.integrity);
         for (k, v) in &other.ends {
             *self.ends.entry(*k).or_default() += v;
         }
         for (k, v) in &other.statuses {
             *self.statuses.entry(*k).or_default() += v;
         }
-        if let Some(theirs) = other.premature_refusals {
-            *self.premature_refusals.get_or_insert(0) += theirs;
-        }
-        self.scheduled |= other.scheduled;
-        self.dropped_starts += other.dropped_starts;
-        self.client = match (&self.client, &other.client) {
-            (Some(mine), Some(theirs)) => Some(mine.worst(theirs)),
-            (mine, theirs) => mine.clone().or_else(|| theirs.clone()),
-        };
-        for sample in &other.error_samples {
-            self.add_error_sample(sample.end, &sample.message, sample.count);
+        for (instance, stats) in &other.instances {
+            let mine = self.instances.entry(instance.clone()).or_default();
+            mine.connections += stats.connections;
+            mine.peak = mine.peak.max(stats.peak);
         }
         match (&mut self.llm, &other.llm) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, Some(theirs)) => self.llm = Some(theirs.clone()),
             _ => {}
         }
-        if self.expectations != other.expectations {
-            // Different checks cannot judge the merged run.
-            self.expectations = None;
-        }
-        for (name, h) in &other.histograms {
-            match self.histograms.get_mut(name) {
-                Some(mine) => {
-                    let _ = mine.add(h);
-                }
-                None => {
-                    self.histograms.insert(name.clone(), h.clone());
-                }
-            }
-        }
-        // Timelines add up second by second; an instance's peak across
-        // processes is the highest such sum (or a process's own, if higher).
-        let mut seconds: BTreeMap<u64, TimelinePoint> = BTreeMap::new();
+        Ok(())
+    }
+
+    /// Merges another process's report into this one, exactly; refuses
+    /// (and changes nothing) when their histograms cannot be added.
+    pub fn merge(&mut self, other: &Report) -> Result<(), MergeError> {
+        // Everything that can refuse first, on copies.
+        let mut timeline: BTreeMap<u64, TimelinePoint> = BTreeMap::new();
         for point in self.timeline.iter().chain(&other.timeline) {
-            seconds
+            timeline
                 .entry(point.t)
                 .or_insert_with(|| TimelinePoint {
                     t: point.t,
                     ..TimelinePoint::default()
                 })
-                .add(point);
+                .add(point)?;
         }
-        self.timeline = seconds.into_values().collect();
-        for (instance, stats) in &other.instances {
-            let mine = self.instances.entry(instance.clone()).or_default();
-            mine.connections += stats.connections;
-            mine.peak = mine.peak.max(stats.peak);
+        let mut histograms = self.histograms.clone();
+        histograms.merge(&other.histograms)?;
+        let mut counts = other.clone();
+        counts.histograms = Histograms::default();
+        self.add_counts(&counts)?;
+        self.histograms = histograms;
+
+        let end = (self.started_unix + self.duration_s).max(other.started_unix + other.duration_s);
+        self.started_unix = self.started_unix.min(other.started_unix);
+        self.duration_s = end - self.started_unix;
+        self.processes += other.processes;
+        if let Some(theirs) = other.premature_refusals {
+            *self.premature_refusals.get_or_insert(0) += theirs;
         }
+        self.scheduled |= other.scheduled;
+        self.dropped_starts += other.dropped_starts;
+        self.client = match (&self.client, &other.client) {
+            (Some(mine), Some(theirs)) => Some(mine.combine(theirs)),
+            (mine, theirs) => mine.clone().or_else(|| theirs.clone()),
+        };
+        for sample in &other.error_samples {
+            self.add_error_sample(sample.end, &sample.message, sample.count);
+        }
+        if self.expectations != other.expectations {
+            // Different checks cannot judge the merged run.
+            self.expectations = None;
+        }
+        if self.run.is_none() {
+            self.run = other.run.clone();
+        }
+        // Timelines add up second by second; an instance's peak across
+        // processes is the highest such sum (or a process's own, if higher).
+        self.timeline = timeline.into_values().collect();
         for point in &self.timeline {
             for (instance, open) in &point.open {
                 let stats = self.instances.entry(instance.clone()).or_default();
@@ -506,10 +537,46 @@ impl Report {
             }
         }
         self.refresh_latency();
+        Ok(())
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    /// The JSON report (schema [`SCHEMA_VERSION`]) with its `summary` of
+    /// these verdicts.
+    pub fn to_json(&self, verdicts: &[Verdict]) -> Result<String, ReportError> {
+        let mut summarized = self.clone();
+        summarized.schema_version = SCHEMA_VERSION;
+        summarized.refresh_latency();
+        summarized.summarize(verdicts);
+        serde_json::to_string_pretty(&summarized).map_err(|e| ReportError::Serialize(e.to_string()))
+    }
+
+    /// Reads a JSON report of any schema this build knows (1 or 2).
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let mut report: Report = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        match report.schema_version {
+            1 => {}
+            2 => {
+                // The figures written once, under `summary` and `latency`.
+                for (name, n) in &report.summary.ends {
+                    let end = ConnectionEnd::from_name(name)
+                        .ok_or_else(|| format!("summary.ends: unknown end {name:?}"))?;
+                    if *n > 0 {
+                        report.ends.insert(end, *n);
+                    }
+                }
+                report.integrity = report.summary.integrity.clone();
+                report.streams_with_ids = report.summary.streams_with_ids;
+                report.scheduled = report.latency.scheduled;
+                report.dropped_starts = report.latency.dropped_starts;
+            }
+            other => {
+                return Err(format!(
+                    "schema_version {other}: this build reads versions 1 and {SCHEMA_VERSION} (a newer trickle-load wrote it)"
+                ))
+            }
+        }
+        report.schema_version = SCHEMA_VERSION;
+        Ok(report)
     }
 
     pub fn read(path: &Path) -> Result<Self, ReportError> {
@@ -517,9 +584,9 @@ impl Report {
             path: path.display().to_string(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|e| ReportError::Format {
+        Self::from_json(&text).map_err(|detail| ReportError::Format {
             path: path.display().to_string(),
-            detail: e.to_string(),
+            detail,
         })
     }
 
@@ -528,23 +595,80 @@ impl Report {
         self.summary = summary::Summary::of(self, verdicts);
     }
 
-    /// Writes the report in the format its extension names: `.json`,
-    /// `.md`, or `.html`.
-    pub fn write(&self, path: &Path, verdicts: &[Verdict]) -> Result<(), ReportError> {
-        let text = match path.extension().and_then(|e| e.to_str()) {
-            Some("md") => markdown::render(self, verdicts),
-            Some("html") => html::render(self, verdicts),
-            _ => {
-                let mut summarized = self.clone();
-                summarized.summarize(verdicts);
-                summarized.to_json()
-            }
-        };
-        std::fs::write(path, text).map_err(|source| ReportError::Write {
-            path: path.display().to_string(),
-            source,
+    /// Renders the report in `format`.
+    pub fn render(
+        &self,
+        format: ReportFormat,
+        verdicts: &[Verdict],
+    ) -> Result<String, ReportError> {
+        Ok(match format {
+            ReportFormat::Markdown => markdown::render(self, verdicts),
+            ReportFormat::Html => html::render(self, verdicts),
+            ReportFormat::Json => self.to_json(verdicts)?,
         })
     }
+
+    /// Writes the report in the format its extension names (`.json`,
+    /// `.md`, `.html`; anything else is refused), whole or not at all: a
+    /// temporary file beside it is renamed into place.
+    pub fn write(&self, path: &Path, verdicts: &[Verdict]) -> Result<(), ReportError> {
+        let format = ReportFormat::of(path).map_err(ReportError::Usage)?;
+        write_whole(path, &self.render(format, verdicts)?)
+    }
+}
+
+/// The formats a report is written in, named by the file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Json,
+    Markdown,
+    Html,
+}
+
+impl ReportFormat {
+    /// The format `path`'s extension names, or why there is none.
+    pub fn of(path: &Path) -> Result<Self, String> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Ok(Self::Json),
+            Some("md") => Ok(Self::Markdown),
+            Some("html") => Ok(Self::Html),
+            other => Err(format!(
+                "{}: {} is not a report format; name the file .json, .md or .html",
+                path.display(),
+                other.map_or_else(|| "no extension".to_owned(), |e| format!(".{e}"))
+            )),
+        }
+    }
+}
+
+/// A clap value parser for report paths: refuses an unknown extension when
+/// the flags are parsed, before any load.
+pub fn parse_report_path(raw: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from(raw);
+    ReportFormat::of(&path)?;
+    Ok(path)
+}
+
+/// Writes `text` to `path` through a temporary file in the same folder,
+/// renamed into place: a failed write leaves no half-written report.
+pub fn write_whole(path: &Path, text: &str) -> Result<(), ReportError> {
+    let fail = |source| ReportError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    if let Err(e) = std::fs::write(&temp, text) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(fail(e));
+    }
+    std::fs::rename(&temp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        fail(e)
+    })
 }
 
 /// One optional histogram, encoded as the report's histograms are.
@@ -581,21 +705,24 @@ mod one_histogram {
     }
 }
 
+/// The histograms as a map of measure key to base64 V2+deflate. A key
+/// this build does not know is an error (a report from a newer build); a
+/// measure the file lacks is empty.
 mod histograms {
     use super::*;
 
     pub fn serialize<S: serde::Serializer>(
-        map: &BTreeMap<String, Histogram<u64>>,
+        hs: &Histograms,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         let mut encoded = BTreeMap::new();
-        for (name, h) in map {
+        for (m, h) in hs.iter() {
             let mut bytes = Vec::new();
             V2DeflateSerializer::new()
                 .serialize(h, &mut bytes)
                 .map_err(serde::ser::Error::custom)?;
             encoded.insert(
-                name.clone(),
+                m.key(),
                 base64::engine::general_purpose::STANDARD.encode(bytes),
             );
         }
@@ -604,19 +731,21 @@ mod histograms {
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<BTreeMap<String, Histogram<u64>>, D::Error> {
+    ) -> Result<Histograms, D::Error> {
         let encoded: BTreeMap<String, String> = serde::Deserialize::deserialize(deserializer)?;
-        let mut map = BTreeMap::new();
+        let mut hs = Histograms::default();
         for (name, text) in encoded {
+            let m = Measure::from_key(&name)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown histogram {name:?}")))?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text)
                 .map_err(serde::de::Error::custom)?;
             let h: Histogram<u64> = Deserializer::new()
                 .deserialize(&mut bytes.as_slice())
                 .map_err(serde::de::Error::custom)?;
-            map.insert(name, h);
+            hs.set(m, h);
         }
-        Ok(map)
+        Ok(hs)
     }
 }
 
@@ -680,10 +809,13 @@ mod tests {
     #[test]
     fn json_round_trip_is_exact() {
         let r = sample(0);
-        let back: Report = serde_json::from_str(&r.to_json()).unwrap();
+        let back: Report = Report::from_json(&r.to_json(&[]).unwrap()).unwrap();
         assert_eq!(back.timeline, r.timeline, "per-second figures included");
         assert_eq!(back.connections, 100);
-        assert_eq!(back.histogram("first_event"), r.histogram("first_event"));
+        assert_eq!(
+            back.histogram(Measure::FirstEvent),
+            r.histogram(Measure::FirstEvent)
+        );
         assert_eq!(back.ends[&ConnectionEnd::Truncated], 10);
         assert!((back.error_rate() - 0.1).abs() < 1e-9);
     }
@@ -691,10 +823,10 @@ mod tests {
     #[test]
     fn the_summary_is_the_histograms_figures_and_merge_recomputes_it() {
         let (a, b) = (sample(0), sample(7));
-        let mut merged: Report = serde_json::from_str(&a.to_json()).unwrap();
-        merged.merge(&b);
+        let mut merged: Report = Report::from_json(&a.to_json(&[]).unwrap()).unwrap();
+        merged.merge(&b).unwrap();
         merged.summarize(&[]);
-        let h = merged.histogram("first_event").unwrap();
+        let h = merged.histogram(Measure::FirstEvent);
         let first = &merged.summary.measures["first_event"];
         assert_eq!(first.count, 200);
         assert_eq!(first.count, h.len());
@@ -736,7 +868,7 @@ mod tests {
             b.add_error_sample(ConnectionEnd::ProtocolError, &format!("bad {i}"), 1);
         }
         assert_eq!(b.error_samples.len(), MAX_ERROR_SAMPLES);
-        a.merge(&b);
+        a.merge(&b).unwrap();
         assert_eq!(a.error_samples.len(), MAX_ERROR_SAMPLES);
         assert_eq!(a.error_samples[0].count, 7);
     }
@@ -744,8 +876,10 @@ mod tests {
     #[test]
     fn merging_two_reports_equals_one_report_of_both() {
         let (a, b) = (sample(0), sample(7));
-        let mut merged: Report = serde_json::from_str(&a.to_json()).unwrap();
-        merged.merge(&serde_json::from_str(&b.to_json()).unwrap());
+        let mut merged: Report = Report::from_json(&a.to_json(&[]).unwrap()).unwrap();
+        merged
+            .merge(&Report::from_json(&b.to_json(&[]).unwrap()).unwrap())
+            .unwrap();
         let mut both = Report::new("http://127.0.0.1:8080", "sse", 1_000.0);
         fill(&mut both, 0);
         fill(&mut both, 7);
@@ -755,8 +889,8 @@ mod tests {
         assert_eq!(merged.ends, both.ends);
         assert_eq!(merged.statuses, both.statuses);
         assert_eq!(merged.integrity, both.integrity);
-        for name in HISTOGRAMS {
-            assert_eq!(merged.histogram(name), both.histogram(name), "{name}");
+        for m in Measure::ALL {
+            assert_eq!(merged.histogram(m), both.histogram(m), "{m}");
         }
         assert_eq!(merged.processes, 2);
         // The shared second adds up: 3 + 10 open on i0, its counts, and its
@@ -804,7 +938,7 @@ mod tests {
         );
         assert!((l.corrected.headers_p50_ms - 1.0).abs() < 0.01, "{l:?}");
         // The JSON report carries both views.
-        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&r.to_json(&[]).unwrap()).unwrap();
         assert!(
             json["latency"]["corrected"]["first_event_p99_ms"]
                 .as_f64()

@@ -1,18 +1,31 @@
-//! The `summary` object of the JSON report: the figures people gate CI on,
-//! readable with `jq` and without trickle-load. Derived from the report's
-//! histograms and counters (and rewritten whenever they change, so the two
-//! always agree); `merge` recomputes it.
+//! The `summary`: the one view of a run's figures that every format shows.
+//! JSON writes it as the `summary` object (the figures people gate CI on,
+//! readable with `jq`); Markdown and HTML render their tables from it, so
+//! the three show the same measures with the same figures, rounded once
+//! (to the microsecond the histograms hold). Derived from the report's
+//! histograms and counters; `merge` recomputes it.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::{quantile, Report};
+use crate::measure::Measure;
 use crate::record::Integrity;
 use crate::verdict::Verdict;
 
-/// The measures the summary reports, by their histogram names.
-pub const MEASURES: [&str; 5] = ["headers", "first_byte", "first_event", "gap", "lifetime"];
+/// The stream measures every summary reports, in the order tables show
+/// them (LLM runs add TTFT, ITL, TPOT and end-to-end, [`LlmSummary`]).
+pub const MEASURES: [Measure; 8] = [
+    Measure::Connect,
+    Measure::Headers,
+    Measure::FirstByte,
+    Measure::FirstEvent,
+    Measure::Gap,
+    Measure::Lifetime,
+    Measure::Cutoff,
+    Measure::Resume,
+];
 
 /// One measure's distribution, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -53,7 +66,8 @@ impl From<&Verdict> for CheckSummary {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
-    /// `headers`, `first_byte`, `first_event`, `gap`, `lifetime`.
+    /// `connect`, `headers`, `first_byte`, `first_event`, `gap`,
+    /// `lifetime`, `cutoff`, `resume` (zeros when nothing was measured).
     pub measures: BTreeMap<String, MeasureSummary>,
     /// Connections by how they ended (every reason, zeros included).
     pub ends: BTreeMap<String, u64>,
@@ -104,7 +118,7 @@ impl Summary {
     pub fn of(report: &Report, verdicts: &[Verdict]) -> Self {
         let measures = MEASURES
             .iter()
-            .map(|name| ((*name).to_owned(), measure(report, name)))
+            .map(|m| (m.key().to_owned(), measure(report, *m)))
             .collect();
         let ends = crate::record::ConnectionEnd::ALL
             .iter()
@@ -125,21 +139,64 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// The stream measures with something measured, in table order, with
+    /// their labels: what Markdown and HTML show.
+    pub fn measured(&self) -> Vec<(Measure, &MeasureSummary)> {
+        MEASURES
+            .iter()
+            .filter_map(|m| self.measures.get(m.key()).map(|s| (*m, s)))
+            .filter(|(_, s)| s.count > 0)
+            .collect()
+    }
+}
+
+impl LlmSummary {
+    /// The LLM measures in table order: key (as in JSON), label, figures.
+    pub fn measures(&self) -> [(&'static str, &'static str, &MeasureSummary); 4] {
+        [
+            ("ttft", Measure::Ttft.label(), &self.ttft),
+            ("itl", "ITL, inter-token latency", &self.itl),
+            ("tpot", Measure::Tpot.label(), &self.tpot),
+            ("e2e", Measure::E2e.label(), &self.e2e),
+        ]
+    }
+}
+
 /// One histogram's figures (microsecond histograms, in milliseconds).
-fn measure(report: &Report, name: &str) -> MeasureSummary {
-    report
-        .histogram(name)
-        .filter(|h| !h.is_empty())
-        .map_or_else(MeasureSummary::default, |h| {
-            let ms = |q: f64| round_ms(quantile(h, q).as_secs_f64() * 1e3);
-            MeasureSummary {
-                count: h.len(),
-                p50_ms: ms(0.5),
-                p90_ms: ms(0.9),
-                p99_ms: ms(0.99),
-                max_ms: round_ms(h.max() as f64 / 1e3),
-            }
-        })
+fn measure(report: &Report, m: Measure) -> MeasureSummary {
+    let h = report.histogram(m);
+    if h.is_empty() {
+        return MeasureSummary::default();
+    }
+    let ms = |q: f64| round_ms(quantile(h, q).as_secs_f64() * 1e3);
+    MeasureSummary {
+        count: h.len(),
+        p50_ms: ms(0.5),
+        p90_ms: ms(0.9),
+        p99_ms: ms(0.99),
+        max_ms: round_ms(h.max() as f64 / 1e3),
+    }
+}
+
+/// How every format writes a summary figure in milliseconds: the rounded
+/// number itself (JSON writes the same number), with thousands apart.
+pub fn show_ms(ms: f64) -> String {
+    let text = format!("{ms}");
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let digits: Vec<char> = whole.chars().collect();
+    let mut grouped = String::new();
+    for (i, c) in digits.iter().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) && *c != '-' && digits[i - 1] != '-' {
+            grouped.push(',');
+        }
+        grouped.push(*c);
+    }
+    if fraction.is_empty() {
+        grouped
+    } else {
+        format!("{grouped}.{fraction}")
+    }
 }
 
 fn llm_summary(report: &Report, llm: &crate::llm::LlmReport) -> LlmSummary {
@@ -150,11 +207,11 @@ fn llm_summary(report: &Report, llm: &crate::llm::LlmReport) -> LlmSummary {
             0.0
         }
     };
-    let tpot = measure(report, "tpot");
+    let tpot = measure(report, Measure::Tpot);
     LlmSummary {
-        ttft: measure(report, "ttft"),
-        itl: measure(report, "gap"),
-        e2e: measure(report, "e2e"),
+        ttft: measure(report, Measure::Ttft),
+        itl: measure(report, Measure::Gap),
+        e2e: measure(report, Measure::E2e),
         output_tokens: llm.output_tokens,
         output_tokens_estimated_requests: llm.estimated_requests,
         output_tokens_per_s: per_s(llm.output_tokens),
@@ -181,7 +238,22 @@ fn llm_summary(report: &Report, llm: &crate::llm::LlmReport) -> LlmSummary {
     }
 }
 
-/// Milliseconds to the microsecond the histograms hold.
-fn round_ms(ms: f64) -> f64 {
+/// Milliseconds to the microsecond the histograms hold: the one rounding
+/// rule of every figure in every format.
+pub fn round_ms(ms: f64) -> f64 {
     (ms * 1e3).round() / 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::show_ms;
+
+    #[test]
+    fn figures_show_as_written_with_thousands_apart() {
+        assert_eq!(show_ms(1.234), "1.234");
+        assert_eq!(show_ms(5005.3), "5,005.3");
+        assert_eq!(show_ms(12.0), "12");
+        assert_eq!(show_ms(1234567.5), "1,234,567.5");
+        assert_eq!(show_ms(0.0), "0");
+    }
 }

@@ -66,7 +66,7 @@ async fn trickles_stream_limit_is_found() {
     assert!(r.memory_bytes.is_some_and(|m| m > 1_000_000), "{r:?}");
 
     // The JSON report other tools read.
-    let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
     let cap = &v["capacity"];
     assert_eq!(cap["max_streams"], answer);
     assert_eq!(cap["limited_by"], "error_rate");

@@ -2,6 +2,7 @@
 
 use std::process::Command;
 use std::time::Duration;
+use trickle_load::measure::Measure;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -115,10 +116,7 @@ async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
             .as_u64()
             .unwrap()
     };
-    assert_eq!(
-        first_events(&ja),
-        ra.histogram("first_event").unwrap().len()
-    );
+    assert_eq!(first_events(&ja), ra.histogram(Measure::FirstEvent).len());
     assert!(first_events(&ja) > 0);
     assert_eq!(
         first_events(&jall),
@@ -181,8 +179,8 @@ async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
     assert_eq!(all.events, ra.events + rb.events);
     assert_eq!(all.processes, 2);
     assert_eq!(
-        all.histogram("first_event").unwrap().len(),
-        ra.histogram("first_event").unwrap().len() + rb.histogram("first_event").unwrap().len()
+        all.histogram(Measure::FirstEvent).len(),
+        ra.histogram(Measure::FirstEvent).len() + rb.histogram(Measure::FirstEvent).len()
     );
     let bad = Command::new(env!("CARGO_BIN_EXE_trickle-load"))
         .args(["merge", "/no/such.json", "-o", merged.to_str().unwrap()])

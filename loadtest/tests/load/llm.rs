@@ -3,6 +3,7 @@
 //! ways.
 
 use std::time::Duration;
+use trickle_load::measure::Measure;
 
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
@@ -19,8 +20,8 @@ fn ends(report: &Report, end: ConnectionEnd) -> u64 {
     report.ends.get(&end).copied().unwrap_or(0)
 }
 
-fn p50_ms(report: &Report, name: &str) -> f64 {
-    let h = report.histogram(name).unwrap();
+fn p50_ms(report: &Report, name: Measure) -> f64 {
+    let h = report.histogram(name);
     assert!(!h.is_empty(), "{name} is empty");
     trickle_load::report::quantile(h, 0.5).as_secs_f64() * 1e3
 }
@@ -46,13 +47,13 @@ async fn the_figures_match_the_simulated_models_settings() {
     );
     assert_eq!(llm.estimated_requests, 0, "tokens from usage");
     assert_eq!(llm.finish_reasons.get("stop"), Some(&llm.requests));
-    let ttft = p50_ms(report, "ttft");
+    let ttft = p50_ms(report, Measure::Ttft);
     assert!((140.0..400.0).contains(&ttft), "ttft {ttft}");
-    let itl = p50_ms(report, "gap");
+    let itl = p50_ms(report, Measure::Gap);
     assert!((15.0..60.0).contains(&itl), "itl {itl}");
-    let tpot = p50_ms(report, "tpot");
+    let tpot = p50_ms(report, Measure::Tpot);
     assert!((15.0..60.0).contains(&tpot), "tpot {tpot}");
-    let e2e = p50_ms(report, "e2e");
+    let e2e = p50_ms(report, Measure::E2e);
     assert!(e2e > ttft + 9.0 * 15.0, "e2e {e2e}");
     for check in ["goodput", "ttft-p99", "itl-p99", "tpot-p99"] {
         assert!(verdict(&verdicts, check).passed, "{check}: {verdicts:#?}");
@@ -122,7 +123,7 @@ async fn batched_tokens_and_reasoning_first() {
     assert_eq!(llm.output_tokens, llm.requests * 12, "tokens from usage");
     assert_eq!(llm.output_chunks, llm.requests * 3, "three chunks of four");
     // ITL is between chunks: 4 tokens at 100/s = 40 ms.
-    let itl = p50_ms(report, "gap");
+    let itl = p50_ms(report, Measure::Gap);
     assert!((30.0..90.0).contains(&itl), "itl {itl}");
 
     // Ten reasoning tokens first at 50 tokens/s: with --first-token content
@@ -142,7 +143,10 @@ async fn batched_tokens_and_reasoning_first() {
         &args(&format!("{RUN} --max-tokens 12 --first-token any")),
     )
     .await;
-    let (content, any) = (p50_ms(&content.report, "ttft"), p50_ms(&any.report, "ttft"));
+    let (content, any) = (
+        p50_ms(&content.report, Measure::Ttft),
+        p50_ms(&any.report, Measure::Ttft),
+    );
     assert!(any < 150.0, "any: {any}");
     assert!(content - any > 150.0, "content {content} vs any {any}");
 }
@@ -215,7 +219,7 @@ async fn misbehaving_servers_are_measured_and_counted_by_kind() {
 
     let (result, _) = load(&host, &args(&run("/empty-first"))).await;
     let report = &result.report;
-    let ttft = p50_ms(report, "ttft");
+    let ttft = p50_ms(report, Measure::Ttft);
     assert!(
         ttft >= 290.0,
         "the empty first delta does not count: {ttft}"

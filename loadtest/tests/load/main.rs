@@ -5,6 +5,7 @@
 
 mod capacity;
 mod cli;
+mod formats;
 mod helpers;
 mod honest_latency;
 mod llm;

@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use trickle_load::measure::Measure;
 
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse, HttpServer};
@@ -207,7 +208,7 @@ async fn a_server_that_never_sends_a_byte_times_out() {
         "{:?}",
         result.report.ends
     );
-    assert!(result.report.histogram("first_byte").unwrap().is_empty());
+    assert!(result.report.histogram(Measure::FirstByte).is_empty());
     assert!(
         started.elapsed() < Duration::from_secs(6),
         "the run ends on time"

@@ -3,6 +3,7 @@
 
 use std::process::Stdio;
 use std::time::Duration;
+use trickle_load::measure::Measure;
 
 use tokio::process::{Child, Command};
 use trickle_load::record::ConnectionEnd;
@@ -135,7 +136,7 @@ async fn timeout_rehearsal() {
         report.integrity.lost + report.integrity.duplicated + report.integrity.out_of_order,
         0
     );
-    let cut = quantile(report.histogram("cutoff").unwrap(), 0.5);
+    let cut = quantile(report.histogram(Measure::Cutoff), 0.5);
     assert!(
         cut >= Duration::from_millis(1900) && cut <= Duration::from_millis(2300),
         "cut at {cut:?}"
@@ -213,7 +214,7 @@ async fn cold_start_rehearsal() {
         &args("--users 3 --increase-rate 100 --run-time 3s --chunks 5 --interval-ms 100"),
     )
     .await;
-    let first = result.report.histogram("first_event").unwrap();
+    let first = result.report.histogram(Measure::FirstEvent);
     assert!(
         quantile(first, 1.0) >= Duration::from_secs(1),
         "the first streams waited for the start-up"

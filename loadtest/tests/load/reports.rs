@@ -39,7 +39,7 @@ async fn the_html_reports_read_right_in_chromium() {
     // A second part with the same checks, merged with the first.
     let (second, verdicts) = load(&host, &args(&format!("{run} --max-ttfb-p99 1us"))).await;
     let mut merged = Report::read(&first_json).unwrap();
-    merged.merge(&second.report);
+    merged.merge(&second.report).unwrap();
     let merged_verdicts = checks::evaluate(&merged, merged.expectations.as_ref().unwrap());
     assert_eq!(verdicts.len(), merged_verdicts.len());
     let merged_html = out.join("merged.html");

@@ -2,6 +2,7 @@
 //! asked to send.
 
 use std::time::Duration;
+use trickle_load::measure::Measure;
 
 use trickle_load::record::ConnectionEnd;
 use trickle_load::report::quantile;
@@ -55,13 +56,13 @@ async fn completes(transport: &str) {
         5,
         "five users, five open streams"
     );
-    let gaps = report.histogram("gap").unwrap();
+    let gaps = report.histogram(Measure::Gap);
     let p50 = quantile(gaps, 0.5);
     assert!(
         p50 >= Duration::from_millis(40) && p50 <= Duration::from_millis(80),
         "{transport}: gap p50 {p50:?}"
     );
-    let lifetime = quantile(report.histogram("lifetime").unwrap(), 0.5);
+    let lifetime = quantile(report.histogram(Measure::Lifetime), 0.5);
     assert!(
         lifetime >= Duration::from_millis(330),
         "{transport}: 7 intervals, got {lifetime:?}"
@@ -81,12 +82,12 @@ async fn completes(transport: &str) {
         .unwrap_or_else(|| panic!("rows: {:?}", rows.keys()));
     assert_eq!(
         ttfb.success_count as u64,
-        report.histogram("first_event").unwrap().len()
+        report.histogram(Measure::FirstEvent).len()
     );
     assert!(rows.contains_key("STREAM stream lifetime"));
     if transport == "ws" {
         assert_eq!(
-            report.histogram("connect").unwrap().len(),
+            report.histogram(Measure::Connect).len(),
             report.connections,
             "TCP connect timed"
         );
@@ -137,7 +138,7 @@ async fn reconnecting_across_trickle_deadlines_loses_nothing() {
             .unwrap_or(0)
             >= 3
     );
-    assert!(report.histogram("resume").unwrap().len() >= 6);
+    assert!(report.histogram(Measure::Resume).len() >= 6);
     assert_eq!(
         report.integrity.lost + report.integrity.duplicated + report.integrity.out_of_order,
         0

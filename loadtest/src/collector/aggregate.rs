@@ -1,0 +1,93 @@
+//! The run's report, kept in lanes: each stream writes to its own lane's
+//! shard (a lock shared only with the streams of that lane, taken once per
+//! flushed batch or finished connection), and the shards are added up,
+//! exactly, when the report is read.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::{EventBatch, Sink, StreamEnd};
+use crate::measure::{Measure, MergeError};
+use crate::record::Connection;
+use crate::report::Report;
+
+#[derive(Debug)]
+pub struct Aggregate {
+    /// What every shard starts from: target, transport, start, LLM setup.
+    base: Report,
+    shards: Vec<Mutex<Report>>,
+}
+
+/// Lanes per core: enough that streams on different workers rarely meet.
+const LANES_PER_CORE: usize = 4;
+
+impl Aggregate {
+    pub fn new(
+        target: &str,
+        transport: &str,
+        started_unix: f64,
+        llm: Option<crate::llm::LlmReport>,
+    ) -> Self {
+        let mut base = Report::new(target, transport, started_unix);
+        base.llm = llm;
+        let lanes = std::thread::available_parallelism().map_or(1, |n| n.get()) * LANES_PER_CORE;
+        let shards = (0..lanes).map(|_| Mutex::new(base.clone())).collect();
+        Self { base, shards }
+    }
+
+    /// The same aggregate for an LLM run.
+    pub fn with_llm(&self, llm: crate::llm::LlmReport) -> Self {
+        Self::new(
+            &self.base.target,
+            &self.base.transport,
+            self.base.started_unix,
+            Some(llm),
+        )
+    }
+
+    pub fn goodput_bounds(&self) -> Option<crate::llm::Goodput> {
+        self.base.llm.as_ref().and_then(|l| l.goodput_bounds)
+    }
+
+    pub fn lane_of(&self, index: usize) -> usize {
+        index % self.shards.len()
+    }
+
+    fn shard(&self, lane: usize) -> MutexGuard<'_, Report> {
+        // A panic elsewhere while holding the lock must not lose the run.
+        self.shards[lane % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every lane added up.
+    pub fn total(&self) -> Result<Report, MergeError> {
+        let mut total = self.base.clone();
+        for lane in 0..self.shards.len() {
+            total.add_counts(&self.shard(lane))?;
+        }
+        Ok(total)
+    }
+}
+
+impl Sink for Aggregate {
+    fn events(&self, lane: usize, batch: &EventBatch) {
+        let mut shard = self.shard(lane);
+        for gap in batch.gaps() {
+            shard.record(Measure::Gap, gap);
+        }
+    }
+
+    fn resumed(&self, lane: usize, after: Duration) {
+        self.shard(lane).record(Measure::Resume, after);
+    }
+
+    fn connection(&self, lane: usize, c: &Connection) {
+        self.shard(lane).add_connection(c);
+    }
+
+    fn stream(&self, lane: usize, s: &StreamEnd<'_>) {
+        self.shard(lane)
+            .add_stream(s.integrity, s.had_ids, s.reconnects);
+    }
+}

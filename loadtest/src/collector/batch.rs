@@ -1,0 +1,115 @@
+//! A connection's events between flushes: counted and their gaps kept by
+//! the stream's own task (no lock, no shared counter per event), handed to
+//! the sinks when the batch is full or a flush interval has passed.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Gaps a batch holds before it must be flushed.
+pub const CAPACITY: usize = 64;
+/// Longest a received event waits in a batch before the sinks see it:
+/// live progress, the timeline and `/metrics` lag by at most this.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
+/// Events received since the last flush, with the gaps between them.
+#[derive(Debug, Clone)]
+pub struct EventBatch {
+    events: u64,
+    len: usize,
+    /// Gaps in microseconds (clamped to `u32`: 71 minutes).
+    gaps: [u32; CAPACITY],
+    /// Bit `i`: gap `i` arrived inside the measured window (capacity).
+    in_window: u64,
+    flush_at: Option<Instant>,
+}
+
+impl Default for EventBatch {
+    fn default() -> Self {
+        Self {
+            events: 0,
+            len: 0,
+            gaps: [0; CAPACITY],
+            in_window: 0,
+            flush_at: None,
+        }
+    }
+}
+
+impl EventBatch {
+    /// Counts an event received at `now`, with its gap after the previous
+    /// one (none for a connection's first); whether it is time to flush.
+    pub fn push(&mut self, now: Instant, gap: Option<Duration>, in_window: bool) -> bool {
+        self.events += 1;
+        if let Some(gap) = gap {
+            self.gaps[self.len] = u32::try_from(gap.as_micros()).unwrap_or(u32::MAX);
+            self.in_window |= u64::from(in_window) << self.len;
+            self.len += 1;
+        }
+        let due = *self.flush_at.get_or_insert(now + FLUSH_EVERY);
+        self.len == CAPACITY || now >= due
+    }
+
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// The gaps, as durations.
+    pub fn gaps(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.gaps[..self.len]
+            .iter()
+            .map(|us| Duration::from_micros(u64::from(*us)))
+    }
+
+    /// The gaps that arrived inside the measured window.
+    pub fn window_gaps(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.gaps()
+            .enumerate()
+            .filter_map(|(i, gap)| (self.in_window & (1 << i) != 0).then_some(gap))
+    }
+
+    /// Empties the batch after a flush.
+    pub fn clear(&mut self) {
+        self.events = 0;
+        self.len = 0;
+        self.in_window = 0;
+        self.flush_at = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flushes_when_full_or_due_and_keeps_the_window_marks() {
+        let t0 = Instant::now();
+        let mut batch = EventBatch::default();
+        assert!(!batch.push(t0, None, false), "first event: not due yet");
+        for i in 1..CAPACITY {
+            let due = batch.push(t0, Some(Duration::from_millis(i as u64)), i % 2 == 0);
+            assert!(!due, "{i}");
+        }
+        assert!(
+            batch.push(t0, Some(Duration::from_millis(99)), true),
+            "full"
+        );
+        assert_eq!(batch.events(), CAPACITY as u64 + 1);
+        assert_eq!(batch.gaps().count(), CAPACITY);
+        assert_eq!(batch.window_gaps().count(), CAPACITY / 2);
+        assert!(batch
+            .window_gaps()
+            .all(|g| g.as_millis() % 2 == 0 || g.as_millis() == 99));
+        batch.clear();
+        assert!(batch.is_empty());
+        assert!(!batch.push(t0, None, false));
+        assert!(
+            batch.push(t0 + FLUSH_EVERY, Some(Duration::from_millis(1)), false),
+            "due"
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! A stretch of the run measured on its own: a capacity level's hold.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use hdrhistogram::Histogram;
+use tokio::time::Instant;
+
+use super::{EventBatch, Sink};
+use crate::histogram::{new_histogram, record};
+use crate::record::{Connection, ConnectionEnd};
+
+/// What happened inside a measured window.
+#[derive(Debug, Clone)]
+pub struct WindowStats {
+    /// Connections whose request left inside the window.
+    pub started: u64,
+    /// Requests still waiting for their first event when the window
+    /// closed; their wait so far is in the TTFB figures (a lower bound:
+    /// a user who gets nothing has waited at least that long).
+    pub waiting: u64,
+    /// Those of them that ended in error, by how.
+    pub errors: BTreeMap<ConnectionEnd, u64>,
+    /// Time to first event of connections started inside the window.
+    pub ttfb: Histogram<u64>,
+    /// Time to first event of every connection of the run up to the
+    /// window's end (the ramp included): what TTFB can be judged on when
+    /// no stream started inside the window.
+    pub ttfb_run: Histogram<u64>,
+    /// Gaps between events that arrived inside the window.
+    pub gap: Histogram<u64>,
+    /// Open streams, sampled every 100 ms inside the window.
+    pub held: Vec<u64>,
+    /// The most streams each instance held at a sample.
+    pub instance_peaks: BTreeMap<String, u64>,
+    /// The client's own health over the window.
+    pub client: Option<crate::health::ClientFigures>,
+    /// LLM runs: TPOT of requests started in the window that completed.
+    pub tpot: Histogram<u64>,
+    /// LLM runs: requests started in the window that completed, and those
+    /// that met every goodput bound.
+    pub llm_completed: u64,
+    pub llm_good: u64,
+}
+
+impl WindowStats {
+    /// Nothing measured yet.
+    pub fn empty() -> Self {
+        Self {
+            started: 0,
+            waiting: 0,
+            errors: BTreeMap::new(),
+            ttfb: new_histogram(),
+            ttfb_run: new_histogram(),
+            gap: new_histogram(),
+            held: Vec::new(),
+            instance_peaks: BTreeMap::new(),
+            client: None,
+            tpot: new_histogram(),
+            llm_completed: 0,
+            llm_good: 0,
+        }
+    }
+
+    /// The share of completed LLM requests that were good, if any completed.
+    pub fn goodput(&self) -> Option<f64> {
+        (self.llm_completed > 0).then(|| self.llm_good as f64 / self.llm_completed as f64)
+    }
+
+    /// The median of the open-stream samples: what the window held.
+    pub fn held_median(&self) -> u64 {
+        let mut held = self.held.clone();
+        held.sort_unstable();
+        held.get(held.len() / 2).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Debug)]
+pub struct Window {
+    from: Instant,
+    to: Instant,
+    goodput: Option<crate::llm::Goodput>,
+    stats: Mutex<WindowStats>,
+    /// Requests sent and still waiting for their first event, by send
+    /// time: at the window's end each has waited at least that long.
+    waiting: Mutex<BTreeMap<Instant, u64>>,
+}
+
+impl Window {
+    pub fn new(from: Instant, to: Instant, goodput: Option<crate::llm::Goodput>) -> Self {
+        Self {
+            from,
+            to,
+            goodput,
+            stats: Mutex::new(WindowStats::empty()),
+            waiting: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn bounds(&self) -> (Instant, Instant) {
+        (self.from, self.to)
+    }
+
+    fn covers(&self, at: Instant) -> bool {
+        at >= self.from && at < self.to
+    }
+
+    fn stats_lock(&self) -> MutexGuard<'_, WindowStats> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn waiting(&self) -> MutexGuard<'_, BTreeMap<Instant, u64>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The request sent at `sent` stopped waiting (first event, or ended).
+    fn done_waiting(&self, sent: Instant) {
+        let mut waiting = self.waiting();
+        if let Some(n) = waiting.get_mut(&sent) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&sent);
+            }
+        }
+    }
+
+    fn in_window(&self, at: Instant, f: impl FnOnce(&mut WindowStats)) {
+        if self.covers(at) {
+            f(&mut self.stats_lock());
+        }
+    }
+
+    /// Samples the open streams (if now is inside the window).
+    pub fn sample(&self, open: u64, per_instance: BTreeMap<String, u64>) {
+        self.in_window(Instant::now(), |w| {
+            w.held.push(open);
+            for (instance, n) in per_instance {
+                let peak = w.instance_peaks.entry(instance).or_default();
+                *peak = (*peak).max(n);
+            }
+        });
+    }
+
+    /// Closes the window: requests still waiting for a first event count
+    /// into its TTFB with the time they have waited so far.
+    pub fn close(&self) {
+        let waiting = std::mem::take(&mut *self.waiting());
+        let mut stats = self.stats_lock();
+        for (sent, n) in waiting {
+            let waited = self.to.saturating_duration_since(sent);
+            stats.waiting += n;
+            for _ in 0..n {
+                record(&mut stats.ttfb_run, waited);
+                if self.covers(sent) {
+                    record(&mut stats.ttfb, waited);
+                }
+            }
+        }
+    }
+
+    pub fn client(&self, figures: crate::health::ClientFigures) {
+        self.stats_lock().client = Some(figures);
+    }
+
+    pub fn stats(&self) -> WindowStats {
+        self.stats_lock().clone()
+    }
+}
+
+impl Sink for Window {
+    fn sent(&self, at: Instant) {
+        self.in_window(at, |w| w.started += 1);
+        if at < self.to {
+            *self.waiting().entry(at).or_default() += 1;
+        }
+    }
+
+    fn first_event(&self, _lane: usize, c: &Connection) {
+        let (Some(sent), Some(ttfb)) = (c.sent_at, c.first_event) else {
+            return;
+        };
+        self.done_waiting(sent);
+        if sent < self.to {
+            let mut stats = self.stats_lock();
+            record(&mut stats.ttfb_run, ttfb);
+            if self.covers(sent) {
+                record(&mut stats.ttfb, ttfb);
+            }
+        }
+    }
+
+    fn events(&self, _lane: usize, batch: &EventBatch) {
+        let mut gaps = batch.window_gaps().peekable();
+        if gaps.peek().is_some() {
+            let mut stats = self.stats_lock();
+            for gap in gaps {
+                record(&mut stats.gap, gap);
+            }
+        }
+    }
+
+    fn connection(&self, _lane: usize, c: &Connection) {
+        if let (Some(sent), None) = (c.sent_at, c.first_event) {
+            // Ended without an event: no longer waiting for one.
+            self.done_waiting(sent);
+        }
+        let Some(sent) = c.sent_at else { return };
+        if let Some(end) = c.end.filter(|e| e.is_error()) {
+            self.in_window(sent, |w| *w.errors.entry(end).or_default() += 1);
+        }
+        if let Some(figures) = c.request_figures() {
+            let good = self.goodput.is_none_or(|b| b.meets(&figures));
+            self.in_window(sent, |w| {
+                w.llm_completed += 1;
+                w.llm_good += u64::from(good);
+                if let Some(tpot) = figures.tpot {
+                    record(&mut w.tpot, tpot);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::collector::Collector;
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_still_waiting_when_the_window_closes_count_with_their_wait() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let c = Collector::new("http://x", "sse").with_window(t0 + s(1), t0 + s(11));
+        // Sent during the ramp, never answered.
+        c.sent(t0);
+        tokio::time::advance(s(2)).await;
+        // Sent in the window: one answered after 10 ms, one never.
+        let answered = Connection {
+            sent_at: Some(Instant::now()),
+            first_event: Some(Duration::from_millis(10)),
+            ..Connection::default()
+        };
+        c.sent(Instant::now());
+        c.first_event(0, &answered);
+        c.sent(Instant::now());
+        tokio::time::advance(s(9)).await;
+        c.close_window();
+        let w = c.window_stats().unwrap();
+        assert_eq!(w.started, 2);
+        assert_eq!(w.waiting, 2);
+        // In the window: 10 ms and 9 s (still waiting at its end).
+        assert_eq!(w.ttfb.len(), 2);
+        assert!(w.ttfb.max() >= 8_990_000, "{}", w.ttfb.max());
+        // Over the whole level the ramp's 11 s wait counts too.
+        assert_eq!(w.ttfb_run.len(), 3);
+        assert!(w.ttfb_run.max() >= 10_990_000);
+    }
+}

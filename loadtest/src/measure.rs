@@ -1,0 +1,291 @@
+//! The measures trickle-load keeps, as a type: each is one HDR histogram
+//! with a JSON key (the names reports have always used, so every report
+//! ever written still merges), a label for people and a unit. A measure
+//! that does not exist cannot be recorded: there is no string to mistype.
+
+use std::fmt;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::histogram::{new_histogram, record, MAX_MICROS, SIGNIFICANT_DIGITS};
+
+/// One measured distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// TCP connect, where the client sees it (WebSocket).
+    Connect,
+    /// Request sent to response headers.
+    Headers,
+    /// Request sent to the first body byte.
+    FirstByte,
+    /// Request sent to the first event (LLM runs: the first token).
+    FirstEvent,
+    /// Between consecutive events of a connection (LLM runs: ITL).
+    Gap,
+    /// A successful response's whole life.
+    Lifetime,
+    /// The age of connections cut or told to reconnect.
+    Cutoff,
+    /// From a cut to the next connection's first event.
+    Resume,
+    /// The first-response measures from the planned start (schedules).
+    HeadersCorrected,
+    FirstByteCorrected,
+    FirstEventCorrected,
+    /// LLM runs, completed requests: time to first token, time per output
+    /// token, end to end, and output tokens (a count).
+    Ttft,
+    Tpot,
+    E2e,
+    OutputTokens,
+}
+
+/// How a measure's values read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Microseconds, shown as milliseconds.
+    Micros,
+    /// A plain count (tokens).
+    Count,
+}
+
+impl Measure {
+    pub const COUNT: usize = 15;
+    pub const ALL: [Measure; Self::COUNT] = [
+        Self::Connect,
+        Self::Headers,
+        Self::FirstByte,
+        Self::FirstEvent,
+        Self::Gap,
+        Self::Lifetime,
+        Self::Cutoff,
+        Self::Resume,
+        Self::HeadersCorrected,
+        Self::FirstByteCorrected,
+        Self::FirstEventCorrected,
+        Self::Ttft,
+        Self::Tpot,
+        Self::E2e,
+        Self::OutputTokens,
+    ];
+
+    /// Its key in JSON reports.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Headers => "headers",
+            Self::FirstByte => "first_byte",
+            Self::FirstEvent => "first_event",
+            Self::Gap => "gap",
+            Self::Lifetime => "lifetime",
+            Self::Cutoff => "cutoff",
+            Self::Resume => "resume",
+            Self::HeadersCorrected => "headers_corrected",
+            Self::FirstByteCorrected => "first_byte_corrected",
+            Self::FirstEventCorrected => "first_event_corrected",
+            Self::Ttft => "ttft",
+            Self::Tpot => "tpot",
+            Self::E2e => "e2e",
+            Self::OutputTokens => "output_tokens",
+        }
+    }
+
+    /// What a table calls it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Connect => "TCP connect",
+            Self::Headers => "time to headers",
+            Self::FirstByte => "TTFB, first body byte",
+            Self::FirstEvent => "TTFB, first event",
+            Self::Gap => "gap between events",
+            Self::Lifetime => "connection lifetime",
+            Self::Cutoff => "age at cut-off",
+            Self::Resume => "resume (cut to next event)",
+            Self::HeadersCorrected => "time to headers, from the planned start",
+            Self::FirstByteCorrected => "TTFB, first body byte, from the planned start",
+            Self::FirstEventCorrected => "TTFB, first event, from the planned start",
+            Self::Ttft => "TTFT, time to first token",
+            Self::Tpot => "TPOT, time per output token",
+            Self::E2e => "end-to-end latency",
+            Self::OutputTokens => "output tokens per request",
+        }
+    }
+
+    pub fn unit(self) -> Unit {
+        match self {
+            Self::OutputTokens => Unit::Count,
+            _ => Unit::Micros,
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.key() == key)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Measure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// Two histograms that cannot be added exactly.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the {what} histograms cannot be merged exactly: one holds {low}..{high} at {digits} significant digits, this build's hold 1..{MAX_MICROS} at {SIGNIFICANT_DIGITS}")]
+pub struct MergeError {
+    /// Which histogram (a measure's key, or the timeline's).
+    pub what: String,
+    pub low: u64,
+    pub high: u64,
+    pub digits: u8,
+}
+
+/// Adds `theirs` into `mine`, exactly, or says why it cannot.
+pub fn add_exactly(
+    mine: &mut Histogram<u64>,
+    theirs: &Histogram<u64>,
+    what: &str,
+) -> Result<(), MergeError> {
+    let refuse = || MergeError {
+        what: what.to_owned(),
+        low: theirs.low(),
+        high: theirs.high(),
+        digits: theirs.sigfig(),
+    };
+    if theirs.low() != mine.low()
+        || theirs.high() != mine.high()
+        || theirs.sigfig() != mine.sigfig()
+    {
+        return Err(refuse());
+    }
+    mine.add(theirs).map_err(|_| refuse())
+}
+
+/// One histogram per measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histograms([Histogram<u64>; Measure::COUNT]);
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| new_histogram()))
+    }
+}
+
+impl Histograms {
+    pub fn get(&self, m: Measure) -> &Histogram<u64> {
+        &self.0[m.index()]
+    }
+
+    /// Records a duration (microseconds, clamped to what a histogram holds).
+    pub fn record(&mut self, m: Measure, d: Duration) {
+        record(&mut self.0[m.index()], d);
+    }
+
+    /// Records a count (a [`Unit::Count`] measure).
+    pub fn record_count(&mut self, m: Measure, n: u64) {
+        let _ = self.0[m.index()].record(n.clamp(1, MAX_MICROS));
+    }
+
+    /// Adds every histogram of `other`, exactly, or changes nothing and
+    /// says which cannot be added.
+    pub fn merge(&mut self, other: &Self) -> Result<(), MergeError> {
+        for m in Measure::ALL {
+            let theirs = other.get(m);
+            let mine = &self.0[m.index()];
+            if theirs.low() != mine.low()
+                || theirs.high() != mine.high()
+                || theirs.sigfig() != mine.sigfig()
+                || theirs.max() > mine.high()
+            {
+                return Err(MergeError {
+                    what: m.key().to_owned(),
+                    low: theirs.low(),
+                    high: theirs.high(),
+                    digits: theirs.sigfig(),
+                });
+            }
+        }
+        for m in Measure::ALL {
+            add_exactly(&mut self.0[m.index()], other.get(m), m.key())?;
+        }
+        Ok(())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Measure, &Histogram<u64>)> {
+        Measure::ALL.into_iter().map(|m| (m, self.get(m)))
+    }
+
+    /// Sets one histogram as read from a report.
+    pub(crate) fn set(&mut self, m: Measure, h: Histogram<u64>) {
+        self.0[m.index()] = h;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_the_names_reports_have_always_used_and_round_trip() {
+        let keys: Vec<&str> = Measure::ALL.iter().map(|m| m.key()).collect();
+        assert_eq!(
+            keys,
+            [
+                "connect",
+                "headers",
+                "first_byte",
+                "first_event",
+                "gap",
+                "lifetime",
+                "cutoff",
+                "resume",
+                "headers_corrected",
+                "first_byte_corrected",
+                "first_event_corrected",
+                "ttft",
+                "tpot",
+                "e2e",
+                "output_tokens",
+            ]
+        );
+        for m in Measure::ALL {
+            assert_eq!(Measure::from_key(m.key()), Some(m));
+            assert_eq!(
+                serde_json::to_string(&m).ok(),
+                Some(format!("\"{}\"", m.key()))
+            );
+        }
+        assert_eq!(Measure::from_key("first-event"), None);
+    }
+
+    #[test]
+    fn histograms_with_other_bounds_are_refused_whole() {
+        let mut mine = Histograms::default();
+        mine.record(Measure::Gap, Duration::from_millis(5));
+        let mut theirs = Histograms::default();
+        theirs.record(Measure::Gap, Duration::from_millis(7));
+        let mut wide = Histogram::<u64>::new_with_bounds(1, MAX_MICROS * 10, 3).unwrap();
+        wide.record(MAX_MICROS * 5).unwrap();
+        theirs.set(Measure::Lifetime, wide);
+        let before = mine.clone();
+        let err = mine.merge(&theirs).unwrap_err();
+        assert_eq!(err.what, "lifetime");
+        assert!(
+            err.to_string().contains("cannot be merged exactly"),
+            "{err}"
+        );
+        assert_eq!(mine, before, "nothing half-merged");
+
+        let mut ok = Histograms::default();
+        ok.record(Measure::Gap, Duration::from_millis(7));
+        mine.merge(&ok).unwrap();
+        assert_eq!(mine.get(Measure::Gap).len(), 2);
+    }
+}
