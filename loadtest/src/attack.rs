@@ -60,6 +60,8 @@ pub enum SetupError {
     ApiTransport(&'static str),
     #[error(transparent)]
     Merge(#[from] crate::measure::MergeError),
+    #[error(transparent)]
+    TooManyStreams(#[from] crate::limits::TooManyStreams),
 }
 
 /// What a finished run returns.
@@ -139,6 +141,14 @@ pub async fn run_measuring(
     }
     let length = run_length(&goose)?;
     let users = goose.users;
+    if let Some(limits) = crate::limits::raise_open_files() {
+        let (flag, asked) = if stream.arrival_rate.is_some() {
+            ("--max-in-flight", stream.max_in_flight)
+        } else {
+            ("--users", users.unwrap_or(1) as u64)
+        };
+        crate::limits::check(limits, flag, asked, 1)?;
+    }
     warn_about_ports(&goose, &stream);
     // Our streams end themselves at the deadline; goose's metrics must not
     // be reset after the ramp-up or early rows would vanish.

@@ -16,6 +16,7 @@
 //! - [`ports`]: the client machine's ephemeral port range.
 //! - [`schedule`]: planned start times (open-loop arrivals, stream rate).
 //! - [`health`]: the client checking itself (event-loop lag, CPU).
+//! - [`limits`]: the open-files limit, raised at start and checked.
 //!
 //! Its results:
 //! - [`measure`]: the measures, as a type, and their histograms.
@@ -43,6 +44,7 @@ pub mod emulate;
 pub mod expectations;
 pub mod health;
 pub mod histogram;
+pub mod limits;
 pub mod llm;
 pub mod measure;
 pub(crate) mod metrics;

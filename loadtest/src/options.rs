@@ -136,6 +136,18 @@ pub struct StreamArgs {
     /// Seconds between progress lines on stderr (0: none).
     #[arg(long, default_value_t = 2)]
     pub progress_secs: u64,
+    /// Spread the users (and --arrival-rate, --stream-rate,
+    /// --max-in-flight, --increase-rate) over N trickle-load processes on
+    /// this machine, each with its own runtime and open-files limit; their
+    /// reports merge exactly into one report and one set of verdicts.
+    /// For more cores, or more streams than one process may open.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub processes: u16,
+    /// Set by a parent trickle-load on its children (--processes): print
+    /// progress as JSON lines on stdout for the parent to sum.
+    #[arg(long, hide = true)]
+    pub child_progress: bool,
     #[command(flatten)]
     pub llm: crate::llm::LlmArgs,
 }

@@ -33,9 +33,6 @@ pub const EXIT_START_FAILED: u8 = 1;
 pub const EXIT_SETUP: u8 = 2;
 pub const EXIT_INCONCLUSIVE: u8 = 3;
 
-/// Streams one process can hold here, whatever `--max` says: open files
-/// less a margin for everything else the process opens.
-const FD_MARGIN: u64 = 100;
 /// The default `--max`.
 const DEFAULT_MAX: u64 = 20_000;
 
@@ -149,22 +146,12 @@ pub enum CapacityError {
     NoSlo,
     #[error("--{0} does not apply to a capacity search (it holds N streams per level)")]
     NotForCapacity(&'static str),
-    #[error(
-        "--max {asked} is more than one process can hold here (about {limit} streams: its open-files limit); lower --max"
-    )]
-    TooManyForOneProcess { asked: u64, limit: u64 },
+    #[error(transparent)]
+    TooManyStreams(#[from] crate::limits::TooManyStreams),
     #[error(transparent)]
     Run(#[from] crate::attack::SetupError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
-}
-
-/// Streams this process can hold: its open-files limit less a margin.
-fn process_stream_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let soft: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
-    Some(soft.saturating_sub(FD_MARGIN))
 }
 
 /// Runs the search; the report says what was found and the exit code.
@@ -185,13 +172,17 @@ pub async fn run(args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
             "stream-report (use --report)",
         ));
     }
-    let limit = process_stream_limit().unwrap_or(DEFAULT_MAX);
-    let max = match args.max {
-        Some(asked) if asked > limit => {
-            return Err(CapacityError::TooManyForOneProcess { asked, limit })
+    // One process holds up to its open-files limit (raised to the hard
+    // one) less a margin; --processes N holds N times that.
+    let processes = u64::from(args.stream.processes);
+    let max = match (args.max, crate::limits::raise_open_files()) {
+        (Some(asked), Some(limits)) => {
+            crate::limits::check(limits, "--max", asked, processes)?;
+            asked
         }
-        Some(asked) => asked,
-        None => DEFAULT_MAX.min(limit),
+        (Some(asked), None) => asked,
+        (None, Some(limits)) => DEFAULT_MAX.min(limits.streams() * processes),
+        (None, None) => DEFAULT_MAX,
     };
     let started = Instant::now();
     let started_unix = crate::collector::unix_now();

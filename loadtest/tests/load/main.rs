@@ -10,6 +10,7 @@ mod helpers;
 mod honest_latency;
 mod llm;
 mod misbehaving;
+mod processes;
 mod rehearsals;
 mod reports;
 // The TLS test kit is the service tests' own (one copy of the CA and the
