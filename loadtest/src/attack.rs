@@ -84,7 +84,7 @@ fn span_secs(raw: &Option<String>) -> Result<u64, SetupError> {
 }
 
 /// When goose's plan ends the load phase: ramp-up, then --run-time.
-fn run_length(config: &GooseConfiguration) -> Result<Option<Duration>, SetupError> {
+pub fn run_length(config: &GooseConfiguration) -> Result<Option<Duration>, SetupError> {
     let run = span_secs(&config.run_time)?;
     if run == 0 {
         return Ok(None);
@@ -172,6 +172,7 @@ pub async fn run_measuring(
         tokio::time::Instant::now(),
         length,
         stream.progress_secs,
+        stream.child_progress,
     ));
     let deadline = tokio::spawn(end_run(length, shared.run_over.clone()));
     let sampler = tokio::spawn(measure_window(collector.clone(), health.clone()));

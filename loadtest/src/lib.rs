@@ -15,6 +15,7 @@
 //! - [`metrics`]: live Prometheus metrics of the run (`--metrics-addr`).
 //! - [`ports`]: the client machine's ephemeral port range.
 //! - [`schedule`]: planned start times (open-loop arrivals, stream rate).
+//! - [`processes`]: `--processes N`, a run split over child processes.
 //! - [`health`]: the client checking itself (event-loop lag, CPU).
 //! - [`limits`]: the open-files limit, raised at start and checked.
 //!
@@ -50,6 +51,7 @@ pub mod measure;
 pub(crate) mod metrics;
 pub mod options;
 pub(crate) mod ports;
+pub mod processes;
 pub(crate) mod progress;
 pub mod record;
 pub mod report;

@@ -129,28 +129,44 @@ fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {
 
 fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
     let reports = args.stream.stream_report.clone();
+    let child = args.stream.child_progress;
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let result = match runtime.block_on(attack::run(args)) {
-        Ok(result) => result,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(SETUP);
+    let (report, verdicts) = if args.stream.processes > 1 {
+        match runtime.block_on(run_split(&args)) {
+            Ok(merged) => merged,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(SETUP);
+            }
+        }
+    } else {
+        match runtime.block_on(attack::run(args)) {
+            Ok(result) => {
+                let verdicts = checks::evaluate(&result.report, &result.expectations);
+                (result.report, verdicts)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(SETUP);
+            }
         }
     };
-    let verdicts = checks::evaluate(&result.report, &result.expectations);
-    println!(
-        "{}",
-        trickle_load::report::markdown::render(&result.report, &verdicts)
-    );
+    if !child {
+        // A child's stdout carries its progress for the parent.
+        println!(
+            "{}",
+            trickle_load::report::markdown::render(&report, &verdicts)
+        );
+    }
     for path in &reports {
         // `{task}` lets parallel tasks (Cloud Run Jobs) write distinct files.
         let task = std::env::var("CLOUD_RUN_TASK_INDEX").unwrap_or_else(|_| "0".to_owned());
         let path = std::path::PathBuf::from(path.to_string_lossy().replace("{task}", &task));
         let path = &path;
-        match result.report.write(path, &verdicts) {
+        match report.write(path, &verdicts) {
             Ok(()) => eprintln!("stream report written to {}", path.display()),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -158,7 +174,7 @@ fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
             }
         }
     }
-    if result.report.connections == 0 {
+    if report.connections == 0 {
         eprintln!("error: no stream was attempted");
         return ExitCode::from(SETUP);
     }
@@ -167,4 +183,49 @@ fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
     } else {
         ExitCode::from(FAILED)
     }
+}
+
+/// `--processes N`: the run split over child processes, their reports
+/// merged, the checks judged once on the whole.
+async fn run_split(
+    args: &trickle_load::cli::RunArgs,
+) -> Result<(Report, Vec<trickle_load::verdict::Verdict>), Box<dyn std::error::Error>> {
+    let stream = &args.stream;
+    let goose = &args.goose;
+    let arrival = stream.arrival_rate.is_some();
+    let users = if arrival {
+        stream.max_in_flight
+    } else {
+        goose
+            .users
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            as u64
+    };
+    let increase_rate = match &goose.increase_rate {
+        Some(raw) => Some(
+            raw.parse::<f64>()
+                .map_err(|_| format!("invalid --increase-rate {raw:?}"))?,
+        ),
+        None => None,
+    };
+    let split = trickle_load::processes::Split {
+        processes: u64::from(stream.processes),
+        users,
+        arrival,
+        increase_rate,
+        arrival_rate: stream.arrival_rate,
+        stream_rate: stream.stream_rate,
+        metrics_addr: stream.metrics_addr,
+        progress_secs: stream.progress_secs,
+        length: attack::run_length(goose)?,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    let mut report = trickle_load::processes::run(split, argv).await?;
+    report.refresh_latency();
+    let verdicts = report
+        .expectations
+        .as_ref()
+        .map(|expect| checks::evaluate(&report, expect))
+        .unwrap_or_default();
+    Ok((report, verdicts))
 }

@@ -18,6 +18,7 @@ pub async fn watch(
     started: Instant,
     length: Option<Duration>,
     every_secs: u64,
+    child: bool,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_events = 0u64;
@@ -30,6 +31,20 @@ pub async fn watch(
         }
         collector.sample();
         seconds += 1;
+        if child {
+            // For the parent of --processes, which prints the sum.
+            let c = &collector.counters;
+            let line = crate::processes::ChildProgress {
+                open: c.open(),
+                events: c.events(),
+                connections: c.connections(),
+                errors: c.errors(),
+            };
+            if let Ok(text) = serde_json::to_string(&line) {
+                println!("{text}");
+            }
+            continue;
+        }
         if every_secs == 0 || !seconds.is_multiple_of(every_secs) {
             continue;
         }

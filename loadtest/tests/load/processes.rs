@@ -4,6 +4,8 @@
 
 use std::process::Command;
 
+use trickle_load::measure::Measure;
+use trickle_load::record::ConnectionEnd;
 use trickle_load::report::Report;
 
 use crate::helpers::spawn_trickle;
@@ -71,4 +73,120 @@ fn more_streams_than_the_hard_limit_allows_are_refused_before_the_run() {
         "{stderr}"
     );
     assert!(!stderr.contains("connect_error"), "{stderr}");
+}
+
+fn run_load(args: Vec<String>) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+        .args(["--quiet", "--no-print-metrics", "--progress-secs", "0"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_hold_the_users_asked_and_count_what_one_process_counts() {
+    let host = spawn_trickle(&[]).await;
+    let words =
+        |line: String| -> Vec<String> { line.split_whitespace().map(str::to_owned).collect() };
+    // The same load in one process and in two: 10 users, streams of 5
+    // events 100 ms apart (0.4 s each), for 2 s. goose's --iterations
+    // cannot fix the count (it refuses --no-reset-metrics, which streams
+    // need), so the counts agree within a stated tolerance: each user
+    // finishes 4 or 5 streams (3 on a slow machine), so the totals differ
+    // by at most 15 of ~45.
+    let fixed = |processes: u64, report: &std::path::Path| {
+        words(format!(
+            "--host {host} --users 10 --increase-rate 1000 --run-time 2s --chunks 5 --interval-ms 100 \
+             --max-ttfb-p99 5s --processes {processes} --stream-report {}",
+            report.display()
+        ))
+    };
+    let (one, two) = (temp("one.json"), temp("two.json"));
+    let (a, b) = (fixed(1, &one), fixed(2, &two));
+    let out = tokio::task::spawn_blocking(move || (run_load(a), run_load(b)))
+        .await
+        .unwrap();
+    for o in [&out.0, &out.1] {
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let (one, two) = (Report::read(&one).unwrap(), Report::read(&two).unwrap());
+    assert_eq!((one.processes, two.processes), (1, 2));
+    let completed = |r: &Report| r.ends.get(&ConnectionEnd::Completed).copied().unwrap_or(0);
+    for r in [&one, &two] {
+        // 10 users, each 4 or 5 whole streams, and the one open at the end.
+        assert!((30..=50).contains(&completed(r)), "{:?}", r.ends);
+        assert_eq!(r.streams, r.connections);
+        assert_eq!(r.errors(), 0, "{:?}", r.ends);
+        // Every completed stream carried its 5 events, 4 gaps.
+        assert!(r.events >= completed(r) * 5);
+        assert!(r.histogram(Measure::Gap).len() >= completed(r) * 4);
+    }
+    assert!(
+        completed(&one).abs_diff(completed(&two)) <= 15,
+        "one process {} vs two {}",
+        completed(&one),
+        completed(&two)
+    );
+    assert_eq!(
+        two.histogram(Measure::FirstEvent).len(),
+        two.connections,
+        "every connection's first event, once"
+    );
+    // The checks are judged once, on the merged whole.
+    let stdout = String::from_utf8_lossy(&out.1.stdout);
+    assert!(
+        stdout.contains("PASS ttfb-p99")
+            && stdout.contains(&format!("over {} connections", two.connections)),
+        "{stdout}"
+    );
+
+    // Held streams: 40 users over two processes, all open to the end.
+    let held = temp("held.json");
+    let args = words(format!(
+        "--host {host} --users 40 --increase-rate 200 --run-time 2s --chunks 100000 --interval-ms 100 \
+         --processes 2 --stream-report {}",
+        held.display()
+    ));
+    let out = tokio::task::spawn_blocking(move || run_load(args))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let held = Report::read(&held).unwrap();
+    assert_eq!(held.connections, 40);
+    assert_eq!(
+        held.ends.get(&ConnectionEnd::ClientDeadline),
+        Some(&40),
+        "all 40 held to the end: {:?}",
+        held.ends
+    );
+    assert!(peak_open(&held) >= 36, "{}", peak_open(&held));
+    let client = held.client.unwrap();
+    assert!(client.machine.is_some(), "one machine: CPU summed");
+}
+
+#[test]
+fn a_child_that_fails_fails_the_run_and_is_named() {
+    // A body file that does not exist: every child refuses to start.
+    let out = run_load(
+        "--host http://127.0.0.1:9 --users 4 --run-time 1s --processes 2 --body-file /no/such/file"
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("child process 0 failed") && stderr.contains("/no/such/file"),
+        "{stderr}"
+    );
 }

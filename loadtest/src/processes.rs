@@ -1,0 +1,448 @@
+//! `--processes N`: one run split over N child trickle-load processes on
+//! this machine, each with its own runtime and open-files limit, their
+//! reports merged exactly into one.
+//!
+//! What the children share, and how:
+//! - the load: `--users`, `--increase-rate`, `--max-in-flight`,
+//!   `--arrival-rate` and `--stream-rate` are split between them (the
+//!   remainder to the first ones);
+//! - progress: each child prints its counters as JSON lines on stdout
+//!   (the hidden `--child-progress`); the parent prints their sum;
+//! - reports: each child writes its JSON report to a temporary folder; the
+//!   parent merges them (histograms, timeline, instances exactly), judges
+//!   the checks once and writes the `--stream-report` files;
+//! - the client self-check: the merged figures sum the children's CPU
+//!   against the machine's cores ([`crate::health::ClientFigures::combine`]);
+//! - `--metrics-addr HOST:PORT`: child `i` serves on PORT + i, said at start;
+//! - goose's `--report-file NAME.EXT`: child `i` writes `NAME.p{i}.EXT`.
+//!
+//! A child that fails (exit code other than 0 or 1, or no report) fails
+//! the run, named with its index and its last words.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::report::Report;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessesError {
+    #[error("--processes {processes} needs at least as many users (or --max-in-flight) as processes: {users} given")]
+    TooFew { processes: u64, users: u64 },
+    #[error("cannot start child process {index}: {source}")]
+    Spawn {
+        index: usize,
+        source: std::io::Error,
+    },
+    #[error("child process {index} failed ({status}): {last_words}")]
+    Child {
+        index: usize,
+        status: String,
+        last_words: String,
+    },
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    #[error("cannot merge the report of child process {index}: {source}")]
+    Merge {
+        index: usize,
+        source: crate::measure::MergeError,
+    },
+    #[error("cannot make a folder for the children's reports: {0}")]
+    Temp(std::io::Error),
+}
+
+/// One child's share of a count: `total` split over `n`, the remainder to
+/// the first ones.
+pub fn share(total: u64, n: u64, index: u64) -> u64 {
+    total / n + u64::from(index < total % n)
+}
+
+/// How a rewritten flag takes its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    Value,
+    /// `--report-file` may stand bare.
+    OptionalValue,
+    /// A switch.
+    Nothing,
+}
+
+/// Flags the parent splits, replaces or sets on every child: their long
+/// name, the short one, and how they take a value. (goose's telnet and
+/// WebSocket controllers are off in children: they would share a port.)
+const REWRITTEN: [(&str, Option<char>, Takes); 12] = [
+    ("--processes", None, Takes::Value),
+    ("--users", Some('u'), Takes::Value),
+    ("--increase-rate", Some('r'), Takes::Value),
+    ("--max-in-flight", None, Takes::Value),
+    ("--arrival-rate", None, Takes::Value),
+    ("--stream-rate", None, Takes::Value),
+    ("--stream-report", None, Takes::Value),
+    ("--metrics-addr", None, Takes::Value),
+    ("--progress-secs", None, Takes::Value),
+    ("--report-file", None, Takes::OptionalValue),
+    ("--no-telnet", None, Takes::Nothing),
+    ("--no-websocket", None, Takes::Nothing),
+];
+
+/// The command line without the rewritten flags, and the values of
+/// goose's `--report-file` (an empty string where it stood bare).
+pub fn strip(argv: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut report_files = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let arg = &argv[i];
+        let matched = REWRITTEN.iter().find_map(|(long, short, takes)| {
+            if arg == long {
+                Some((*long, None, *takes))
+            } else if let Some(value) = arg.strip_prefix(&format!("{long}=")) {
+                Some((*long, Some(value.to_owned()), *takes))
+            } else {
+                let short = short.map(|c| format!("-{c}"))?;
+                if *arg == short {
+                    Some((*long, None, *takes))
+                } else {
+                    let rest = arg.strip_prefix(&short)?;
+                    Some((*long, Some(rest.trim_start_matches('=').to_owned()), *takes))
+                }
+            }
+        });
+        match matched {
+            None => kept.push(arg.clone()),
+            Some((_, _, Takes::Nothing)) => {}
+            Some((long, Some(value), _)) => {
+                if long == "--report-file" {
+                    report_files.push(value);
+                }
+            }
+            Some((long, None, takes)) => {
+                let next = argv.get(i + 1);
+                let has_value =
+                    next.is_some_and(|n| !(takes == Takes::OptionalValue && n.starts_with('-')));
+                if has_value {
+                    if long == "--report-file" {
+                        report_files.push(next.cloned().unwrap_or_default());
+                    }
+                    i += 1;
+                } else if long == "--report-file" {
+                    report_files.push(String::new());
+                }
+            }
+        }
+        i += 1;
+    }
+    (kept, report_files)
+}
+
+/// `NAME.EXT` as child `index` writes it: `NAME.p{index}.EXT`.
+pub fn child_file(name: &str, index: usize) -> String {
+    let path = Path::new(name);
+    match (path.file_stem(), path.extension()) {
+        (Some(stem), Some(ext)) => path
+            .with_file_name(format!(
+                "{}.p{index}.{}",
+                stem.to_string_lossy(),
+                ext.to_string_lossy()
+            ))
+            .display()
+            .to_string(),
+        _ => format!("{name}.p{index}"),
+    }
+}
+
+/// What the parent asks of the run, split per child.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub processes: u64,
+    /// `--users` (or `--max-in-flight` with an arrival rate).
+    pub users: u64,
+    pub arrival: bool,
+    pub increase_rate: Option<f64>,
+    pub arrival_rate: Option<f64>,
+    pub stream_rate: Option<f64>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub progress_secs: u64,
+    /// The run's planned length, for the progress line.
+    pub length: Option<Duration>,
+}
+
+impl Split {
+    /// Child `index`'s own flags.
+    fn child_flags(&self, index: usize, report: &Path, report_files: &[String]) -> Vec<String> {
+        let n = self.processes;
+        let i = index as u64;
+        let mut flags = vec![
+            if self.arrival {
+                "--max-in-flight".to_owned()
+            } else {
+                "--users".to_owned()
+            },
+            share(self.users, n, i).to_string(),
+            "--stream-report".to_owned(),
+            report.display().to_string(),
+            "--progress-secs".to_owned(),
+            "1".to_owned(),
+            "--child-progress".to_owned(),
+            "--no-telnet".to_owned(),
+            "--no-websocket".to_owned(),
+        ];
+        let per = |rate: f64| format!("{}", rate / n as f64);
+        if let Some(rate) = self.increase_rate {
+            flags.extend(["--increase-rate".to_owned(), per(rate)]);
+        }
+        if let Some(rate) = self.arrival_rate {
+            flags.extend(["--arrival-rate".to_owned(), per(rate)]);
+        }
+        if let Some(rate) = self.stream_rate {
+            flags.extend(["--stream-rate".to_owned(), per(rate)]);
+        }
+        if let Some(addr) = self.metrics_addr {
+            let mut addr = addr;
+            addr.set_port(addr.port().saturating_add(index as u16));
+            flags.extend(["--metrics-addr".to_owned(), addr.to_string()]);
+        }
+        for file in report_files {
+            let name = if file.is_empty() {
+                "goose-report.html"
+            } else {
+                file
+            };
+            flags.extend(["--report-file".to_owned(), child_file(name, index)]);
+        }
+        flags
+    }
+}
+
+/// A child's counters, as it prints them (`--child-progress`).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct ChildProgress {
+    pub open: u64,
+    pub events: u64,
+    pub connections: u64,
+    pub errors: u64,
+}
+
+/// Runs the children and merges their reports.
+pub async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesError> {
+    if split.users < split.processes {
+        return Err(ProcessesError::TooFew {
+            processes: split.processes,
+            users: split.users,
+        });
+    }
+    let exe =
+        std::env::current_exe().map_err(|source| ProcessesError::Spawn { index: 0, source })?;
+    let dir = report_dir();
+    std::fs::create_dir_all(&dir).map_err(ProcessesError::Temp)?;
+    let (common, report_files) = strip(argv.get(1..).unwrap_or_default());
+    if let Some(addr) = split.metrics_addr {
+        eprintln!(
+            "trickle-load: --processes {}: each child serves its own metrics, on {} to port {}",
+            split.processes,
+            addr,
+            addr.port().saturating_add(split.processes as u16 - 1)
+        );
+    }
+    let progress = std::sync::Arc::new(std::sync::Mutex::new(vec![
+        ChildProgress::default();
+        split.processes as usize
+    ]));
+    let mut children = Vec::new();
+    let mut reports = Vec::new();
+    for index in 0..split.processes as usize {
+        let report = dir.join(format!("part-{index}.json"));
+        let _ = std::fs::remove_file(&report);
+        let mut command = tokio::process::Command::new(&exe);
+        command
+            .args(&common)
+            .args(split.child_flags(index, &report, &report_files))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .map_err(|source| ProcessesError::Spawn { index, source })?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let progress = progress.clone();
+        let watcher = tokio::spawn(async move {
+            if let Some(stdout) = stdout {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Ok(p) = serde_json::from_str::<ChildProgress>(&line) {
+                        if let Ok(mut all) = progress.lock() {
+                            all[index] = p;
+                        }
+                    }
+                }
+            }
+        });
+        // The child's stderr, passed on with its index; the last lines kept
+        // to say why it failed.
+        let words = tokio::spawn(async move {
+            let mut last = std::collections::VecDeque::new();
+            if let Some(stderr) = stderr {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if !line.starts_with("stream report written to") {
+                        eprintln!("[process {index}] {line}");
+                    }
+                    if last.len() == 5 {
+                        last.pop_front();
+                    }
+                    last.push_back(line);
+                }
+            }
+            Vec::from(last).join(" | ")
+        });
+        children.push((index, child, watcher, words));
+        reports.push(report);
+    }
+    let printer = tokio::spawn(print_progress(progress, split.progress_secs, split.length));
+    let mut failure = None;
+    for (index, mut child, watcher, words) in children {
+        let status = child.wait().await;
+        let _ = watcher.await;
+        let last_words = words.await.unwrap_or_default();
+        let ok = matches!(&status, Ok(s) if matches!(s.code(), Some(0 | 1)));
+        if !ok && failure.is_none() {
+            failure = Some(ProcessesError::Child {
+                index,
+                status: match status {
+                    Ok(s) => s.to_string(),
+                    Err(e) => e.to_string(),
+                },
+                last_words,
+            });
+        }
+    }
+    printer.abort();
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    let mut merged: Option<Report> = None;
+    for (index, path) in reports.iter().enumerate() {
+        let part = Report::read(path)?;
+        let _ = std::fs::remove_file(path);
+        match &mut merged {
+            Some(m) => m
+                .merge(&part)
+                .map_err(|source| ProcessesError::Merge { index, source })?,
+            None => merged = Some(part),
+        }
+    }
+    let _ = std::fs::remove_dir(&dir);
+    merged.ok_or(ProcessesError::TooFew {
+        processes: split.processes,
+        users: split.users,
+    })
+}
+
+/// The children's counters summed, every `every_secs`.
+async fn print_progress(
+    progress: std::sync::Arc<std::sync::Mutex<Vec<ChildProgress>>>,
+    every_secs: u64,
+    length: Option<Duration>,
+) {
+    if every_secs == 0 {
+        return;
+    }
+    let started = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(every_secs));
+    tick.tick().await;
+    let mut last_events = 0u64;
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let (sum, n) = match progress.lock() {
+            Ok(all) => (
+                all.iter()
+                    .fold(ChildProgress::default(), |a, p| ChildProgress {
+                        open: a.open + p.open,
+                        events: a.events + p.events,
+                        connections: a.connections + p.connections,
+                        errors: a.errors + p.errors,
+                    }),
+                all.len(),
+            ),
+            Err(_) => return,
+        };
+        let rate =
+            sum.events.saturating_sub(last_events) as f64 / last.elapsed().as_secs_f64().max(0.001);
+        last_events = sum.events;
+        last = tokio::time::Instant::now();
+        let elapsed = started.elapsed().as_secs_f64();
+        let remaining = length.map_or_else(String::new, |l| {
+            format!(" ({:.0} s left)", (l.as_secs_f64() - elapsed).max(0.0))
+        });
+        eprintln!(
+            "[{elapsed:6.1} s{remaining}] {n} processes: open streams {:>6} | events/s {:>9.0} | connections {:>7} | errors {:>5}",
+            sum.open, rate, sum.connections, sum.errors
+        );
+    }
+}
+
+/// Where the children's reports go until merged.
+fn report_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("trickle-load-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn shares_add_up_to_the_whole() {
+        let shares: Vec<u64> = (0..3).map(|i| share(10, 3, i)).collect();
+        assert_eq!(shares, [4, 3, 3]);
+        assert_eq!(shares.iter().sum::<u64>(), 10);
+    }
+
+    #[test]
+    fn the_rewritten_flags_go_in_every_spelling_and_the_rest_stays() {
+        let (kept, files) = strip(&words(
+            "--host http://h -u 10 --increase-rate=5 --processes 2 --chunks 3 -r7 \
+             --stream-report a.json --report-file g.html --report-file --quiet \
+             --metrics-addr 127.0.0.1:9000 --progress-secs 0 --users=4 --no-telnet --max-ttfb-p99 1s",
+        ));
+        assert_eq!(
+            kept,
+            words("--host http://h --chunks 3 --quiet --max-ttfb-p99 1s")
+        );
+        assert_eq!(files, ["g.html", ""]);
+        assert_eq!(child_file("out/g.html", 1), "out/g.p1.html");
+        assert_eq!(child_file("report", 0), "report.p0");
+    }
+
+    #[test]
+    fn each_child_gets_its_share_and_its_own_files_and_port() {
+        let split = Split {
+            processes: 2,
+            users: 5,
+            arrival: false,
+            increase_rate: Some(100.0),
+            arrival_rate: None,
+            stream_rate: Some(3.0),
+            metrics_addr: "127.0.0.1:9100".parse().ok(),
+            progress_secs: 2,
+            length: None,
+        };
+        let flags = split.child_flags(1, Path::new("/tmp/p1.json"), &["g.json".to_owned()]);
+        assert_eq!(
+            flags,
+            words(
+                "--users 2 --stream-report /tmp/p1.json --progress-secs 1 --child-progress \
+                 --no-telnet --no-websocket --increase-rate 50 --stream-rate 1.5 --metrics-addr 127.0.0.1:9101 \
+                 --report-file g.p1.json"
+            )
+        );
+    }
+}
