@@ -49,14 +49,14 @@ PROFILES = {
 
 
 def path_of(interval_ms, size):
-    return f"/sse?chunks=10000000&interval_ms={interval_ms}&size={size}"
+    return f"/sse?chunks=1000000&interval_ms={interval_ms}&size={size}"
 
 
 def client_command(client, load_bin, base, port, streams, interval_ms, size, seconds):
     if client == "floor":
         return [FLOOR, f"127.0.0.1:{port}", path_of(interval_ms, size), str(streams), str(seconds)]
     return [load_bin, "--host", base, "--users", str(streams), "--increase-rate", "1000",
-            "--run-time", f"{seconds}s", "--transport", "sse", "--chunks", "10000000",
+            "--run-time", f"{seconds}s", "--transport", "sse", "--chunks", "1000000",
             "--interval-ms", str(interval_ms), "--size", str(size), "--idle-timeout", "60s",
             "--quiet", "--no-print-metrics", "--progress-secs", "0"]
 

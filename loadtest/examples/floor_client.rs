@@ -163,10 +163,13 @@ async fn stream(addr: String, path: String, totals: Rc<Totals>, until: Instant) 
     let mut buf = vec![0u8; 8192];
     let mut last: Option<Instant> = None;
     let mut counted = false;
+    let stop = tokio::time::sleep_until(until);
+    tokio::pin!(stop);
     loop {
         let read = tokio::select! {
+            biased;
             read = socket.read(&mut buf) => read,
-            () = tokio::time::sleep_until(until) => return,
+            () = &mut stop => return,
         };
         let n = match read {
             Ok(0) | Err(_) => return,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use goose::client::GooseClientBuilder;
-use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType as _};
+use goose::config::{GooseDefault, GooseDefaultType as _};
 use goose::goose::{GooseUser, Scenario, Transaction, TransactionError, TransactionResult};
 use goose::metrics::GooseMetrics;
 use goose::GooseAttack;
@@ -19,8 +19,9 @@ use crate::client::http::HttpConnector;
 use crate::client::ws::WsConnector;
 use crate::client::{run_stream, Plan, Shared};
 use crate::collector::{Collector, WindowStats};
+use crate::config::{Ramp, RunConfig};
 use crate::health::HealthProbe;
-use crate::options::{CheckArgs, RunArgs, StreamArgs};
+use crate::options::{RunArgs, StreamArgs};
 use crate::progress;
 use crate::record::ConnectionEnd;
 use crate::report::Report;
@@ -39,8 +40,8 @@ pub enum SetupError {
         path: String,
         source: std::io::Error,
     },
-    #[error("invalid --run-time {0:?}")]
-    RunTime(String),
+    #[error("invalid {0} {1:?}")]
+    Invalid(&'static str, String),
     #[error("--arrival-rate starts its users from --max-in-flight; leave out --users")]
     ArrivalUsers,
     #[error("cannot serve metrics on {addr}: {source}")]
@@ -62,6 +63,8 @@ pub enum SetupError {
     Merge(#[from] crate::measure::MergeError),
     #[error(transparent)]
     TooManyStreams(#[from] crate::limits::TooManyStreams),
+    #[error(transparent)]
+    Processes(#[from] crate::processes::ProcessesError),
 }
 
 /// What a finished run returns.
@@ -73,97 +76,49 @@ pub struct RunResult {
     pub window: Option<WindowStats>,
 }
 
-/// Seconds in a goose time span ("30", "30s", "1m30s", "1h").
-fn span_secs(raw: &Option<String>) -> Result<u64, SetupError> {
-    match raw {
-        None => Ok(0),
-        Some(text) => goose::util::parse_timespan(text)
-            .map(|s| s as u64)
-            .ok_or_else(|| SetupError::RunTime(text.clone())),
-    }
-}
-
-/// When goose's plan ends the load phase: ramp-up, then --run-time.
-pub fn run_length(config: &GooseConfiguration) -> Result<Option<Duration>, SetupError> {
-    let run = span_secs(&config.run_time)?;
-    if run == 0 {
-        return Ok(None);
-    }
-    let users = config.users.unwrap_or(1) as f64;
-    let ramp = match span_secs(&config.increase_time)? {
-        0 => users / f64::from(goose::util::parse_rate(config.increase_rate.clone())),
-        secs => secs as f64,
-    };
-    Ok(Some(Duration::from_secs_f64(ramp + run as f64)))
-}
-
 /// One load run: the plan from the flags, goose started with one stream
 /// transaction, the run ended at goose's plan (or Ctrl-C), the report.
 pub async fn run(args: RunArgs) -> Result<RunResult, SetupError> {
-    run_measuring(args, None).await
+    run_config(RunConfig::try_from(args)?).await
 }
 
-/// A load run that also measures `window` (offsets from the start of the
-/// run) on its own: a capacity level's hold.
-pub async fn run_measuring(
-    args: RunArgs,
-    window: Option<(Duration, Duration)>,
-) -> Result<RunResult, SetupError> {
-    let RunArgs {
-        stream,
-        checks,
-        mut goose,
-    } = args;
-    let host = goose
-        .host
-        .clone()
-        .filter(|h| !h.is_empty())
-        .ok_or(SetupError::NoHost)?;
-    let plan = plan_of(&stream, &host)?;
-    let expectations = expectations_of(&stream, &checks);
-    if stream.arrival_rate.is_some() {
-        if goose.users.is_some() {
-            return Err(SetupError::ArrivalUsers);
-        }
-        // Users are stream slots here: all up at once, waiting for starts.
-        goose.users = Some(stream.max_in_flight as usize);
-        if goose.increase_rate.is_none() && goose.increase_time.is_none() {
-            goose.increase_rate = Some(stream.max_in_flight.to_string());
-        }
-    } else if goose.users.is_none() {
-        // goose's default is one user per core; say it, and make it the
-        // figure every later message (ports, progress) works with.
-        let users = std::thread::available_parallelism().map_or(1, |n| n.get());
-        eprintln!(
-            "trickle-load: --users not given: goose starts {users} users (one per CPU core); each holds one stream at a time"
-        );
-        goose.users = Some(users);
-    }
-    let length = run_length(&goose)?;
-    let users = goose.users;
-    if let Some(limits) = crate::limits::raise_open_files() {
-        let (flag, asked) = if stream.arrival_rate.is_some() {
-            ("--max-in-flight", stream.max_in_flight)
-        } else {
-            ("--users", users.unwrap_or(1) as u64)
-        };
-        crate::limits::check(limits, flag, asked, 1)?;
-    }
-    warn_about_ports(&goose, &stream);
-    // Our streams end themselves at the deadline; goose's metrics must not
-    // be reset after the ramp-up or early rows would vanish.
-    goose.no_reset_metrics = true;
+/// [`run`] of a configuration already validated.
+pub async fn run_config(config: RunConfig) -> Result<RunResult, SetupError> {
+    let mut result = run_measuring(config).await?;
+    // A child of `capacity --processes`: its parent reads the window.
+    result.report.window = result.window.clone();
+    Ok(result)
+}
 
-    let collector = collector_for(&host, &stream, &checks, window).await?;
+/// A load run as configured, measuring its window (if it has one) on its
+/// own: a capacity level's hold.
+pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
+    let stream = &config.stream;
+    let host = config.host.clone();
+    let plan = plan_of(stream, &host)?;
+    let expectations = config.expectations.clone();
+    let length = config.length();
+    let users = config.users;
+    if let Some(limits) = crate::limits::raise_open_files() {
+        let flag = if stream.arrival_rate.is_some() {
+            "--max-in-flight"
+        } else {
+            "--users"
+        };
+        crate::limits::check(limits, flag, users, 1)?;
+    }
+    warn_about_ports(users, stream);
+
+    let collector = collector_for(&host, stream, expectations.concurrency, config.window).await?;
     let run_over = CancellationToken::new();
     let health = HealthProbe::start(stream.max_client_lag, run_over.clone());
     let shared = Arc::new(Shared {
         plan,
         collector: collector.clone(),
         run_over,
-        schedule: schedule_of(&stream),
+        schedule: schedule_of(stream),
     });
-    let attack = goose_attack(goose, shared.clone(), host)?;
+    let attack = goose_attack(&config, shared.clone())?;
 
     let watcher = tokio::spawn(progress::watch(
         collector.clone(),
@@ -193,7 +148,7 @@ pub async fn run_measuring(
     report.run = Some(crate::report::RunInfo {
         method: shared.plan.method.clone(),
         path: shared.plan.path_and_query.clone(),
-        users: users.map(|u| u as u64),
+        users: Some(users),
         arrival_rate: stream.arrival_rate,
         stream_rate: stream.stream_rate,
         run_time_s: length.map(|l| l.as_secs()),
@@ -299,28 +254,11 @@ fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
     })
 }
 
-/// What the run must prove, from the check flags and the stream asked for.
-fn expectations_of(stream: &StreamArgs, checks: &CheckArgs) -> Expectations {
-    Expectations {
-        concurrency: checks.expect_concurrency,
-        timeout: checks.expect_timeout,
-        max_ttfb_p99: checks.max_ttfb_p99,
-        max_error_rate: checks.max_error_rate,
-        interval: stream.interval_ms.map(Duration::from_millis),
-        first_delay: stream.first_delay_ms.map(Duration::from_millis),
-        reconnect: stream.reconnect,
-        max_ttft_p99: checks.max_ttft_p99,
-        max_itl_p99: checks.max_itl_p99,
-        max_tpot_p99: checks.max_tpot_p99,
-        min_goodput: checks.min_goodput,
-    }
-}
-
 /// Warns when the users' connections from one address would crowd the
 /// ephemeral port range (all users connect to the same server address,
 /// from one address or spread over --source-addresses).
-fn warn_about_ports(goose: &GooseConfiguration, stream: &StreamArgs) {
-    let per_source = goose.users.unwrap_or(1) as u64 / u64::from(stream.source_addresses.max(1));
+fn warn_about_ports(users: u64, stream: &StreamArgs) {
+    let per_source = users / u64::from(stream.source_addresses.max(1));
     if let Some(warning) =
         crate::ports::local_port_range().and_then(|r| crate::ports::advice(r, per_source))
     {
@@ -332,11 +270,11 @@ fn warn_about_ports(goose: &GooseConfiguration, stream: &StreamArgs) {
 async fn collector_for(
     host: &str,
     stream: &StreamArgs,
-    checks: &CheckArgs,
+    concurrency_limit: Option<u64>,
     window: Option<(Duration, Duration)>,
 ) -> Result<Arc<Collector>, SetupError> {
-    let mut collector = Collector::new(host, stream.transport.as_str())
-        .with_concurrency_limit(checks.expect_concurrency);
+    let mut collector =
+        Collector::new(host, stream.transport.as_str()).with_concurrency_limit(concurrency_limit);
     if let Some(api) = stream.llm.api {
         collector = collector.with_llm(crate::llm::LlmReport::new(
             api,
@@ -362,24 +300,36 @@ async fn collector_for(
     Ok(Arc::new(collector))
 }
 
-/// goose with one scenario of one transaction: a stream, as planned.
-fn goose_attack(
-    goose: GooseConfiguration,
-    shared: Arc<Shared>,
-    host: String,
-) -> Result<GooseAttack, SetupError> {
+/// goose with one scenario of one transaction: a stream, as planned;
+/// users, ramp and run time handed over typed, as goose's defaults.
+fn goose_attack(config: &RunConfig, shared: Arc<Shared>) -> Result<GooseAttack, SetupError> {
+    let host = config.host.clone();
     let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
         let shared = shared.clone();
         let host = host.clone();
         Box::pin(async move { stream_transaction(user, &shared, &host).await })
     }))
     .set_name("stream");
-    Ok(GooseAttack::initialize_with_config(goose)?
+    let users = usize::try_from(config.users).unwrap_or(usize::MAX);
+    let mut attack: Box<GooseAttack> = GooseAttack::initialize_with_config(config.goose())?
         .register_scenario(Scenario::new("streams").register_transaction(transaction))
+        .set_default(GooseDefault::Host, config.host.as_str())?
+        .set_default(GooseDefault::Users, users)?
         .set_default(GooseDefault::NoResetMetrics, true)?
-        .set_client_builder_without_cookies(
-            GooseClientBuilder::new().without_cookies().gzip(false),
-        )?)
+        .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies().gzip(false))
+        .map(Box::new)?;
+    attack = match config.ramp {
+        Ramp::PerSecond(rate) => {
+            attack.set_default(GooseDefault::IncreaseRate, rate.to_string().as_str())?
+        }
+        Ramp::Over(time) => {
+            attack.set_default(GooseDefault::IncreaseTime, time.as_secs() as usize)?
+        }
+    };
+    if let Some(run_time) = config.run_time {
+        attack = attack.set_default(GooseDefault::RunTime, run_time.as_secs() as usize)?;
+    }
+    Ok(*attack)
 }
 
 /// Ends the run when goose's plan is over (or at Ctrl-C with no plan).

@@ -33,8 +33,12 @@ pub struct ClientFigures {
     pub lag_max_ms: f64,
     /// CPU time used per second of wall time (1.0 = one core busy).
     pub cpu_cores: f64,
-    /// Cores this process may use.
+    /// Cores this process may use: its runtime's worker threads, at most
+    /// the machine's.
     pub cores: usize,
+    /// The machine's cores (0: not recorded, reports before 2026-11-30).
+    #[serde(default)]
+    pub machine_cores: usize,
     /// The bound the lag p99 was judged against.
     pub max_lag_ms: f64,
     /// The machine the process ran on (its host name): processes of one
@@ -54,11 +58,16 @@ impl ClientFigures {
     /// busier machine's share. Saturated if the combination or either is.
     pub fn combine(&self, other: &Self) -> Self {
         let same_machine = self.machine.is_some() && self.machine == other.machine;
+        let machine_cores = self.machine_cores.max(other.machine_cores);
         let (cpu_cores, cores) = if same_machine {
-            (
-                self.cpu_cores + other.cpu_cores,
-                self.cores.max(other.cores),
-            )
+            // Each process's threads, at most the machine's cores.
+            let cores = self.cores + other.cores;
+            let cores = if machine_cores > 0 {
+                cores.min(machine_cores)
+            } else {
+                cores
+            };
+            (self.cpu_cores + other.cpu_cores, cores)
         } else if self.cpu_share() >= other.cpu_share() {
             (self.cpu_cores, self.cores)
         } else {
@@ -75,6 +84,7 @@ impl ClientFigures {
             lag_max_ms: self.lag_max_ms.max(other.lag_max_ms),
             cpu_cores,
             cores,
+            machine_cores,
             max_lag_ms,
             machine: if same_machine {
                 self.machine.clone()
@@ -111,7 +121,13 @@ impl HealthProbe {
     pub fn start(max_lag: Duration, stop: CancellationToken) -> Arc<Self> {
         let probe = Arc::new(Self {
             max_lag,
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            // The cores this process can keep busy: its runtime's worker
+            // threads (one for a current-thread runtime), at most the
+            // machine's.
+            cores: tokio::runtime::Handle::current()
+                .metrics()
+                .num_workers()
+                .clamp(1, machine_cores()),
             since: Mutex::new(Since {
                 wall: Instant::now(),
                 cpu: process_cpu(),
@@ -176,6 +192,7 @@ impl HealthProbe {
             lag_max_ms,
             cpu_cores,
             cores: self.cores,
+            machine_cores: machine_cores(),
             max_lag_ms,
             machine: machine(),
             saturated: reason.is_some(),
@@ -202,6 +219,11 @@ fn saturation(lag_p99_ms: f64, max_lag_ms: f64, cpu_cores: f64, cores: usize) ->
     }
 }
 
+/// The cores of this machine this process may be scheduled on.
+fn machine_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// This machine's host name (Linux), to tell processes of one machine
 /// from those of several when reports merge.
 fn machine() -> Option<String> {
@@ -225,6 +247,32 @@ fn process_cpu() -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_of_one_machine_are_judged_on_its_cores() {
+        let child = |cpu: f64| ClientFigures {
+            cpu_cores: cpu,
+            cores: 1,
+            machine_cores: 2,
+            max_lag_ms: 25.0,
+            machine: Some("vm".to_owned()),
+            ..ClientFigures::default()
+        };
+        let both = child(0.8).combine(&child(0.8));
+        assert_eq!((both.cores, both.cpu_cores), (2, 1.6));
+        assert!(!both.saturated, "80% of the machine");
+        let busy = child(0.95).combine(&child(0.95));
+        assert!(busy.saturated, "{busy:?}");
+        assert!(busy.reason.unwrap_or_default().contains("of 2 core(s)"));
+        // Two machines: the busier one's share, not a sum.
+        let mut other = child(0.5);
+        other.machine = Some("other".to_owned());
+        let apart = child(0.8).combine(&other);
+        assert_eq!(
+            (apart.cores, apart.cpu_cores, apart.machine),
+            (1, 0.8, None)
+        );
+    }
 
     /// Busy work shows in the reading: it reaches 100 ms of CPU within a
     /// generous wall-clock bound, however many other processes share the

@@ -3,6 +3,7 @@
 //! The load run:
 //! - [`cli`]: the command line (a run, `capacity`, `emulate`, `merge`).
 //! - [`options`]: a run's options: goose's, the stream's, the checks.
+//! - [`config`]: a run validated once into typed figures ([`config::RunConfig`]).
 //! - [`attack`]: goose wiring, the run deadline, custom rows.
 //! - [`client`]: one logical stream with reconnects; HTTP (SSE, NDJSON,
 //!   text) and WebSocket connectors; [`client::decode`] turns bytes into
@@ -40,6 +41,7 @@ pub mod checks;
 pub mod cli;
 pub(crate) mod client;
 pub mod collector;
+pub mod config;
 mod duration_ms;
 pub mod emulate;
 pub mod expectations;

@@ -16,25 +16,37 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Merge { inputs, output }) => merge(&inputs, &output),
         Some(Command::Emulate(args)) => emulate(args),
-        Some(Command::Capacity(args)) => capacity(*args),
+        Some(Command::Capacity(mut args)) => {
+            // --processes builds its children's command lines from it.
+            args.argv = std::env::args().collect();
+            capacity(*args)
+        }
         None => run(cli.run),
     }
 }
 
 /// The multi-thread runtime both commands run on; exit code 2 if it
 /// cannot start.
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the runtime: {e}");
-            ExitCode::from(SETUP)
-        })
+fn runtime(threads: u16) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if threads <= 1 {
+        // Every stream on one thread: no wake-ups across threads, the
+        // cheapest runtime per event (--processes for more cores).
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(usize::from(threads));
+        builder
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the runtime: {e}");
+        ExitCode::from(SETUP)
+    })
 }
 
 fn emulate(args: trickle_load::emulate::EmulateArgs) -> ExitCode {
-    let runtime = match runtime() {
+    // The emulator proxies every instance's traffic: all cores.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = match runtime(u16::try_from(cores).unwrap_or(u16::MAX)) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -49,7 +61,7 @@ fn emulate(args: trickle_load::emulate::EmulateArgs) -> ExitCode {
 
 fn capacity(args: trickle_load::capacity::CapacityArgs) -> ExitCode {
     let reports = args.report.clone();
-    let runtime = match runtime() {
+    let runtime = match runtime(args.stream.threads) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -130,12 +142,19 @@ fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {
 fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
     let reports = args.stream.stream_report.clone();
     let child = args.stream.child_progress;
-    let runtime = match runtime() {
+    let runtime = match runtime(args.stream.threads) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let (report, verdicts) = if args.stream.processes > 1 {
-        match runtime.block_on(run_split(&args)) {
+    let config = match trickle_load::config::RunConfig::try_from(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(SETUP);
+        }
+    };
+    let (report, verdicts) = if config.stream.processes > 1 {
+        match runtime.block_on(run_split(&config)) {
             Ok(merged) => merged,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -143,7 +162,7 @@ fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
             }
         }
     } else {
-        match runtime.block_on(attack::run(args)) {
+        match runtime.block_on(attack::run_config(config)) {
             Ok(result) => {
                 let verdicts = checks::evaluate(&result.report, &result.expectations);
                 (result.report, verdicts)
@@ -188,36 +207,33 @@ fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
 /// `--processes N`: the run split over child processes, their reports
 /// merged, the checks judged once on the whole.
 async fn run_split(
-    args: &trickle_load::cli::RunArgs,
+    config: &trickle_load::config::RunConfig,
 ) -> Result<(Report, Vec<trickle_load::verdict::Verdict>), Box<dyn std::error::Error>> {
-    let stream = &args.stream;
-    let goose = &args.goose;
+    let stream = &config.stream;
+    let processes = u64::from(stream.processes);
     let arrival = stream.arrival_rate.is_some();
-    let users = if arrival {
-        stream.max_in_flight
-    } else {
-        goose
-            .users
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            as u64
-    };
-    let increase_rate = match &goose.increase_rate {
-        Some(raw) => Some(
-            raw.parse::<f64>()
-                .map_err(|_| format!("invalid --increase-rate {raw:?}"))?,
-        ),
-        None => None,
-    };
+    if let Some(limits) = trickle_load::limits::raise_open_files() {
+        let flag = if arrival {
+            "--max-in-flight"
+        } else {
+            "--users"
+        };
+        trickle_load::limits::check(limits, flag, config.users, processes)?;
+    }
     let split = trickle_load::processes::Split {
-        processes: u64::from(stream.processes),
-        users,
+        processes,
+        users: config.users,
         arrival,
-        increase_rate,
+        increase_rate: match config.ramp {
+            trickle_load::config::Ramp::PerSecond(rate) => Some(rate),
+            // --increase-time stays as given: each child ramps over it.
+            trickle_load::config::Ramp::Over(_) => None,
+        },
         arrival_rate: stream.arrival_rate,
         stream_rate: stream.stream_rate,
         metrics_addr: stream.metrics_addr,
         progress_secs: stream.progress_secs,
-        length: attack::run_length(goose)?,
+        length: config.length(),
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut report = trickle_load::processes::run(split, argv).await?;

@@ -144,10 +144,23 @@ pub struct StreamArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub processes: u16,
+    /// Worker threads of this process's runtime. 1 (the default) runs every
+    /// stream on one thread, the cheapest per event (measured: 1.46x a raw
+    /// client's CPU per event against 1.87x with two threads, BENCHMARKS.md
+    /// section 4b); for more cores, --processes N. The client self-check
+    /// judges CPU against these threads.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
     /// Set by a parent trickle-load on its children (--processes): print
     /// progress as JSON lines on stdout for the parent to sum.
     #[arg(long, hide = true)]
     pub child_progress: bool,
+    /// Set by `capacity --processes` on its children: measure this window
+    /// (milliseconds from the run's start, `FROM,TO`) and keep it in the
+    /// JSON report for the parent.
+    #[arg(long, hide = true, value_name = "FROM,TO", value_parser = parse_window)]
+    pub window_ms: Option<(u64, u64)>,
     #[command(flatten)]
     pub llm: crate::llm::LlmArgs,
 }
@@ -199,6 +212,18 @@ pub(crate) fn parse_header(raw: &str) -> Result<(String, String), String> {
         .to_str()
         .map_err(|_| format!("the value of {name} is not visible ASCII"))?;
     Ok((name.as_str().to_owned(), value.to_owned()))
+}
+
+fn parse_window(raw: &str) -> Result<(u64, u64), String> {
+    let (from, to) = raw
+        .split_once(',')
+        .ok_or_else(|| format!("{raw:?}: expected FROM,TO in milliseconds"))?;
+    match (from.trim().parse::<u64>(), to.trim().parse::<u64>()) {
+        (Ok(from), Ok(to)) if from < to => Ok((from, to)),
+        _ => Err(format!(
+            "{raw:?}: expected FROM,TO in milliseconds, FROM < TO"
+        )),
+    }
 }
 
 fn parse_rate(raw: &str) -> Result<f64, String> {

@@ -69,6 +69,14 @@ enum Takes {
     Nothing,
 }
 
+/// A flag to take out of a command line.
+#[derive(Debug, Clone)]
+pub struct Flag {
+    pub long: String,
+    pub short: Option<char>,
+    takes: Takes,
+}
+
 /// Flags the parent splits, replaces or sets on every child: their long
 /// name, the short one, and how they take a value. (goose's telnet and
 /// WebSocket controllers are off in children: they would share a port.)
@@ -87,26 +95,82 @@ const REWRITTEN: [(&str, Option<char>, Takes); 12] = [
     ("--no-websocket", None, Takes::Nothing),
 ];
 
+fn rewritten() -> Vec<Flag> {
+    REWRITTEN
+        .iter()
+        .map(|(long, short, takes)| Flag {
+            long: (*long).to_owned(),
+            short: *short,
+            takes: *takes,
+        })
+        .collect()
+}
+
+/// The flags `capacity` has and a run has not (its SLOs, search and
+/// recommendation settings, `--host`, `--report`), every name and alias,
+/// read from the command-line definitions themselves so none is missed.
+fn capacity_only() -> Vec<Flag> {
+    use clap::Args as _;
+    let stream: std::collections::HashSet<String> =
+        crate::options::StreamArgs::augment_args(clap::Command::new("run"))
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+    let capacity = crate::capacity::CapacityArgs::augment_args(clap::Command::new("capacity"));
+    let mut flags = Vec::new();
+    for arg in capacity.get_arguments() {
+        if stream.contains(arg.get_id().as_str()) {
+            continue;
+        }
+        let takes = if arg.get_action().takes_values() {
+            Takes::Value
+        } else {
+            Takes::Nothing
+        };
+        let names = arg
+            .get_long()
+            .into_iter()
+            .chain(arg.get_all_aliases().unwrap_or_default());
+        for (i, long) in names.enumerate() {
+            flags.push(Flag {
+                long: format!("--{long}"),
+                short: if i == 0 { arg.get_short() } else { None },
+                takes,
+            });
+        }
+    }
+    flags
+}
+
 /// The command line without the rewritten flags, and the values of
 /// goose's `--report-file` (an empty string where it stood bare).
 pub fn strip(argv: &[String]) -> (Vec<String>, Vec<String>) {
+    strip_flags(argv, &rewritten())
+}
+
+/// The command line without `flags`, and the values of goose's
+/// `--report-file` (an empty string where it stood bare).
+fn strip_flags(argv: &[String], flags: &[Flag]) -> (Vec<String>, Vec<String>) {
     let mut kept = Vec::new();
     let mut report_files = Vec::new();
     let mut i = 0;
     while i < argv.len() {
         let arg = &argv[i];
-        let matched = REWRITTEN.iter().find_map(|(long, short, takes)| {
+        let matched = flags.iter().find_map(|flag| {
+            let (long, takes) = (flag.long.as_str(), flag.takes);
             if arg == long {
-                Some((*long, None, *takes))
+                Some((long, None, takes))
             } else if let Some(value) = arg.strip_prefix(&format!("{long}=")) {
-                Some((*long, Some(value.to_owned()), *takes))
+                Some((long, Some(value.to_owned()), takes))
             } else {
-                let short = short.map(|c| format!("-{c}"))?;
+                let short = flag.short.map(|c| format!("-{c}"))?;
                 if *arg == short {
-                    Some((*long, None, *takes))
+                    Some((long, None, takes))
+                } else if takes == Takes::Nothing {
+                    None
                 } else {
                     let rest = arg.strip_prefix(&short)?;
-                    Some((*long, Some(rest.trim_start_matches('=').to_owned()), *takes))
+                    Some((long, Some(rest.trim_start_matches('=').to_owned()), takes))
                 }
             }
         });
@@ -233,10 +297,6 @@ pub async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesErr
             users: split.users,
         });
     }
-    let exe =
-        std::env::current_exe().map_err(|source| ProcessesError::Spawn { index: 0, source })?;
-    let dir = report_dir();
-    std::fs::create_dir_all(&dir).map_err(ProcessesError::Temp)?;
     let (common, report_files) = strip(argv.get(1..).unwrap_or_default());
     if let Some(addr) = split.metrics_addr {
         eprintln!(
@@ -246,19 +306,96 @@ pub async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesErr
             addr.port().saturating_add(split.processes as u16 - 1)
         );
     }
+    let commands = (0..split.processes as usize)
+        .map(|index| {
+            let flags = split.child_flags(index, &part(index), &report_files);
+            common.iter().cloned().chain(flags).collect()
+        })
+        .collect();
+    spawn_and_merge(commands, split.progress_secs, split.length).await
+}
+
+/// The temporary report of child `index`.
+fn part(index: usize) -> PathBuf {
+    report_dir().join(format!("part-{index}.json"))
+}
+
+/// One capacity level held by `processes` children: `n` streams split
+/// between them, each measuring the window `[from, to)` of its own run;
+/// their windows added up.
+pub async fn level(
+    args: &crate::capacity::CapacityArgs,
+    n: u64,
+    run_time: Duration,
+    window: (Duration, Duration),
+) -> Result<crate::collector::WindowStats, ProcessesError> {
+    let processes = u64::from(args.stream.processes);
+    if n < processes {
+        return Err(ProcessesError::TooFew {
+            processes,
+            users: n,
+        });
+    }
+    let mut only = capacity_only();
+    only.extend(rewritten());
+    let argv = args.argv.get(1..).unwrap_or_default();
+    // The subcommand's own name goes too.
+    let argv: Vec<String> = argv.iter().filter(|a| *a != "capacity").cloned().collect();
+    let (common, _) = strip_flags(&argv, &only);
+    let commands = (0..processes as usize)
+        .map(|index| {
+            let i = index as u64;
+            let flags = [
+                "--host".to_owned(),
+                args.host.clone(),
+                "--users".to_owned(),
+                share(n, processes, i).to_string(),
+                "--increase-rate".to_owned(),
+                format!("{}", args.ramp_rate as f64 / processes as f64),
+                "--run-time".to_owned(),
+                format!("{}s", run_time.as_secs()),
+                "--window-ms".to_owned(),
+                format!("{},{}", window.0.as_millis(), window.1.as_millis()),
+                "--stream-report".to_owned(),
+                part(index).display().to_string(),
+                "--child-progress".to_owned(),
+                "--no-telnet".to_owned(),
+                "--no-websocket".to_owned(),
+                "--quiet".to_owned(),
+                "--no-print-metrics".to_owned(),
+            ];
+            common.iter().cloned().chain(flags).collect()
+        })
+        .collect();
+    let report = spawn_and_merge(commands, 0, None).await?;
+    report.window.ok_or_else(|| ProcessesError::Child {
+        index: 0,
+        status: "exit 0".to_owned(),
+        last_words: "no measured window in its report".to_owned(),
+    })
+}
+
+/// Starts one child per command line, passes their stderr on with their
+/// index, sums their progress, waits for all and merges their reports
+/// (windows too).
+async fn spawn_and_merge(
+    commands: Vec<Vec<String>>,
+    progress_secs: u64,
+    length: Option<Duration>,
+) -> Result<Report, ProcessesError> {
+    let exe =
+        std::env::current_exe().map_err(|source| ProcessesError::Spawn { index: 0, source })?;
+    std::fs::create_dir_all(report_dir()).map_err(ProcessesError::Temp)?;
     let progress = std::sync::Arc::new(std::sync::Mutex::new(vec![
         ChildProgress::default();
-        split.processes as usize
+        commands.len()
     ]));
     let mut children = Vec::new();
-    let mut reports = Vec::new();
-    for index in 0..split.processes as usize {
-        let report = dir.join(format!("part-{index}.json"));
-        let _ = std::fs::remove_file(&report);
+    for (index, args) in commands.iter().enumerate() {
+        let _ = std::fs::remove_file(part(index));
         let mut command = tokio::process::Command::new(&exe);
         command
-            .args(&common)
-            .args(split.child_flags(index, &report, &report_files))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -300,9 +437,8 @@ pub async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesErr
             Vec::from(last).join(" | ")
         });
         children.push((index, child, watcher, words));
-        reports.push(report);
     }
-    let printer = tokio::spawn(print_progress(progress, split.progress_secs, split.length));
+    let printer = tokio::spawn(print_progress(progress, progress_secs, length));
     let mut failure = None;
     for (index, mut child, watcher, words) in children {
         let status = child.wait().await;
@@ -325,20 +461,26 @@ pub async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesErr
         return Err(failure);
     }
     let mut merged: Option<Report> = None;
-    for (index, path) in reports.iter().enumerate() {
-        let part = Report::read(path)?;
-        let _ = std::fs::remove_file(path);
+    for index in 0..commands.len() {
+        let path = part(index);
+        let part = Report::read(&path)?;
+        let _ = std::fs::remove_file(&path);
         match &mut merged {
-            Some(m) => m
-                .merge(&part)
-                .map_err(|source| ProcessesError::Merge { index, source })?,
+            Some(m) => {
+                m.merge(&part)
+                    .map_err(|source| ProcessesError::Merge { index, source })?;
+                if let (Some(mine), Some(theirs)) = (&mut m.window, &part.window) {
+                    mine.merge(theirs)
+                        .map_err(|source| ProcessesError::Merge { index, source })?;
+                }
+            }
             None => merged = Some(part),
         }
     }
-    let _ = std::fs::remove_dir(&dir);
+    let _ = std::fs::remove_dir(report_dir());
     merged.ok_or(ProcessesError::TooFew {
-        processes: split.processes,
-        users: split.users,
+        processes: 0,
+        users: 0,
     })
 }
 

@@ -4,16 +4,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use goose::config::GooseConfiguration;
 use serde::{Deserialize, Serialize};
 
 use super::slo::{self, Measured, Slo};
 use super::CapacityArgs;
 use crate::attack::{self, SetupError};
 use crate::collector::WindowStats;
+use crate::config::RunConfig;
 use crate::health::ClientFigures;
 use crate::histogram::quantile;
-use crate::options::{CheckArgs, RunArgs};
 
 /// One level's figures (an element of the report's `levels`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,41 +72,6 @@ fn whole_seconds(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0))
 }
 
-/// The goose run of one level: `n` users, each holding one stream at a
-/// time, ramped at `--ramp-rate`, for warm-up plus hold after the ramp.
-fn run_args(args: &CapacityArgs, n: u64) -> RunArgs {
-    let mut stream = args.stream.clone();
-    stream.progress_secs = 0;
-    stream.stream_report.clear();
-    let mut goose = GooseConfiguration::default();
-    goose.host = Some(args.host.clone());
-    goose.users = Some(n as usize);
-    goose.increase_rate = Some(args.ramp_rate.to_string());
-    goose.run_time = Some(format!(
-        "{}s",
-        whole_seconds(args.warmup + args.hold).as_secs()
-    ));
-    goose.quiet = 1;
-    goose.no_print_metrics = true;
-    // Levels run back to back: a controller would still hold its port.
-    goose.no_telnet = true;
-    goose.no_websocket = true;
-    RunArgs {
-        stream,
-        checks: CheckArgs {
-            expect_concurrency: None,
-            expect_timeout: None,
-            max_ttfb_p99: None,
-            max_error_rate: None,
-            max_ttft_p99: None,
-            max_itl_p99: None,
-            max_tpot_p99: None,
-            min_goodput: None,
-        },
-        goose,
-    }
-}
-
 fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> Option<f64> {
     (!h.is_empty()).then(|| quantile(h, q).as_secs_f64() * 1e3)
 }
@@ -122,9 +86,15 @@ pub async fn run(args: &CapacityArgs, n: u64, slo: &Slo) -> Result<Level, SetupE
         trust,
         to.saturating_sub(Duration::from_millis(300)),
     ));
-    let result = attack::run_measuring(run_args(args, n), Some((from, to))).await?;
+    let stats = if args.stream.processes > 1 {
+        let run_time = whole_seconds(args.warmup + args.hold);
+        crate::processes::level(args, n, run_time, (from, to)).await?
+    } else {
+        let config = RunConfig::level(args, n, whole_seconds(args.warmup + args.hold), (from, to));
+        let result = attack::run_measuring(config).await?;
+        result.window.unwrap_or_else(WindowStats::empty)
+    };
     let memory_bytes = memory.await.ok().flatten();
-    let stats = result.window.unwrap_or_else(WindowStats::empty);
     Ok(judge(n, &stats, slo, memory_bytes))
 }
 

@@ -131,6 +131,11 @@ pub struct CapacityArgs {
     /// Write the capacity report here (.json, .md or .html); repeatable.
     #[arg(long, value_parser = crate::report::parse_report_path)]
     pub report: Vec<PathBuf>,
+
+    /// The command line this was parsed from: `--processes` builds its
+    /// children's from it.
+    #[arg(skip)]
+    pub argv: Vec<String>,
 }
 
 fn parse_precision(raw: &str) -> Result<f64, String> {

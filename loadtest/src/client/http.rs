@@ -7,7 +7,7 @@ use goose::goose::{GooseMethod, GooseRequest, GooseUser};
 use tokio::time::Instant;
 
 use super::decode::{ClientTransport, Decoder};
-use super::{client_deadline, Attempt, Connector, Reader, Shared};
+use super::{client_deadline, Attempt, Connector, IdleTimer, Reader, Shared};
 use crate::record::{Connection, ConnectionEnd};
 
 /// goose's whole-request timeout would cut long streams; ours is a week,
@@ -169,17 +169,20 @@ async fn read_body(
     let mut items = Vec::new();
     let deadline = client_deadline(shared, stop_at);
     tokio::pin!(deadline);
+    let mut idle = IdleTimer::new(shared.plan.idle_timeout);
     loop {
-        let idle = tokio::time::sleep(shared.plan.idle_timeout);
         let chunk = tokio::select! {
+            biased;
             chunk = response.chunk() => chunk,
-            () = idle => return ConnectionEnd::IdleTimeout,
+            () = idle.expired() => return ConnectionEnd::IdleTimeout,
             () = &mut deadline => return ConnectionEnd::ClientDeadline,
         };
         match chunk {
             Ok(Some(bytes)) => {
+                let now = Instant::now();
+                idle.touch(now);
                 if reader.conn.first_byte.is_none() {
-                    reader.conn.first_byte = Some(reader.started.elapsed());
+                    reader.conn.first_byte = Some(now - reader.started);
                 }
                 reader.conn.bytes += bytes.len() as u64;
                 if decoder.feed(&bytes, &mut items).is_err() {

@@ -320,6 +320,44 @@ pub(crate) async fn run_stream(
     StreamOutcome { end, connections }
 }
 
+/// `--idle-timeout`, armed once per connection: a chunk only moves the
+/// moment of last activity, and the timer, when it fires early, is re-armed
+/// for what is left. (A new timer per chunk cost a timer-wheel insert and
+/// removal for every event.)
+pub struct IdleTimer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    idle: Duration,
+    last: Instant,
+}
+
+impl IdleTimer {
+    pub fn new(idle: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(now + idle)),
+            idle,
+            last: now,
+        }
+    }
+
+    /// Something arrived at `now`.
+    pub fn touch(&mut self, now: Instant) {
+        self.last = now;
+    }
+
+    /// Resolves once nothing has arrived for the idle timeout.
+    pub async fn expired(&mut self) {
+        loop {
+            self.sleep.as_mut().await;
+            let due = self.last + self.idle;
+            if Instant::now() >= due {
+                return;
+            }
+            self.sleep.as_mut().reset(due);
+        }
+    }
+}
+
 /// Resolves when the connection must stop reading: run over or stream
 /// timeout reached.
 pub async fn client_deadline(shared: &Shared, stop_at: Option<Instant>) {

@@ -150,14 +150,16 @@ impl Connector for WsConnector {
         let mut items = Vec::new();
         let deadline = client_deadline(shared, stop_at);
         tokio::pin!(deadline);
+        let mut idle = super::IdleTimer::new(plan.idle_timeout);
         let end = loop {
-            let idle = tokio::time::sleep(plan.idle_timeout);
             let message = tokio::select! {
+                biased;
                 m = socket.next() => m,
-                () = idle => break ConnectionEnd::IdleTimeout,
+                () = idle.expired() => break ConnectionEnd::IdleTimeout,
                 () = &mut deadline => break ConnectionEnd::ClientDeadline,
             };
             let now = Instant::now();
+            idle.touch(now);
             match message {
                 Some(Ok(Message::Text(text))) => {
                     note_byte(&mut reader, now, text.len());

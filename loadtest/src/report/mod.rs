@@ -271,6 +271,10 @@ pub struct Report {
     /// What was asked of the run (for the reports' header).
     #[serde(default)]
     pub run: Option<RunInfo>,
+    /// A capacity level's measured window, when a child process of
+    /// `capacity --processes` measured one for its parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::collector::WindowStats>,
     #[serde(with = "histograms")]
     pub histograms: Histograms,
 }
@@ -306,6 +310,7 @@ impl Report {
             summary: summary::Summary::default(),
             llm: None,
             run: None,
+            window: None,
             histograms: Histograms::default(),
         }
     }
@@ -669,6 +674,35 @@ pub fn write_whole(path: &Path, text: &str) -> Result<(), ReportError> {
         let _ = std::fs::remove_file(&temp);
         fail(e)
     })
+}
+
+/// One histogram, encoded as the report's histograms are (base64 of
+/// HDR's V2 + deflate).
+pub mod one_required_histogram {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(
+        h: &Histogram<u64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(h, &mut bytes)
+            .map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Histogram<u64>, D::Error> {
+        let text: String = serde::Deserialize::deserialize(deserializer)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)?;
+        Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// One optional histogram, encoded as the report's histograms are.

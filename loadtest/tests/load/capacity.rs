@@ -294,3 +294,47 @@ async fn an_llm_services_knee_is_found_by_its_tpot_slo() {
         assert!(level.goodput.is_some(), "goodput measured per level");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_over_two_processes_finds_the_same_limit() {
+    let host = spawn_trickle(&["--max-streams", "40"]).await;
+    let out_path = std::env::temp_dir().join(format!("capacity-p2-{}.json", std::process::id()));
+    let argv: Vec<String> = args(&format!(
+        "capacity --host {host} {QUICK} --start 20 --chunks 1000 --interval-ms 100 \
+         --slo-error-rate 0.01 --slo-gap-p99 500ms --processes 2 --metrics-url none --report {}",
+        out_path.display()
+    ))
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+            .args(argv)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let c = &v["capacity"];
+    let answer = c["max_streams"].as_u64().unwrap();
+    assert!(within(Some(answer), 40, 0.1), "{stderr}");
+    assert_eq!(c["limited_by"], "error_rate");
+    // Each level's streams were held by the two processes together.
+    let level = |n: u64| {
+        c["levels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["streams"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(level(40)["held"], 40, "{}", level(40));
+    assert_eq!(level(40)["pass"], true);
+    assert_eq!(level(80)["pass"], false);
+    assert!(level(80)["errors"]["http_status"].as_u64().unwrap_or(0) > 0);
+}

@@ -1,0 +1,265 @@
+//! [`RunConfig`]: a load run, validated once. Built from the command line
+//! (`TryFrom<RunArgs>`) or directly by a capacity level
+//! ([`RunConfig::level`]); typed (users a count, the ramp a rate or a
+//! duration, times as `Duration`); it owns goose's configuration for
+//! goose's own options and hands goose the users, ramp and run time as
+//! typed defaults, never as strings to parse back.
+
+use std::time::Duration;
+
+use goose::config::GooseConfiguration;
+
+use crate::attack::SetupError;
+use crate::checks::Expectations;
+use crate::options::{CheckArgs, RunArgs, StreamArgs};
+
+/// How users start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ramp {
+    /// This many new users a second (`--increase-rate`).
+    PerSecond(f64),
+    /// All of them, evenly, over this long (`--increase-time`).
+    Over(Duration),
+}
+
+/// A validated load run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The target's base URL.
+    pub host: String,
+    /// The stream every user holds, and how the run reports.
+    pub stream: StreamArgs,
+    /// What the run must prove.
+    pub expectations: Expectations,
+    /// Users goose starts: streams held at once (`--users`, or
+    /// `--max-in-flight` under `--arrival-rate`).
+    pub users: u64,
+    pub ramp: Ramp,
+    /// The load phase after the ramp (`--run-time`); `None`: until Ctrl-C.
+    pub run_time: Option<Duration>,
+    /// A stretch measured on its own (offsets from the start): a capacity
+    /// level's hold.
+    pub window: Option<(Duration, Duration)>,
+    /// goose's own options (its reports, logs, thresholds...), without
+    /// host, users, ramp and run time, which goose gets from the fields
+    /// above.
+    goose: GooseConfiguration,
+}
+
+/// Seconds in a goose time span ("30", "30s", "1m30s", "1h").
+fn span(flag: &'static str, raw: Option<&str>) -> Result<Option<Duration>, SetupError> {
+    match raw {
+        None => Ok(None),
+        Some(text) => goose::util::parse_timespan(text)
+            .map(|s| Some(Duration::from_secs(s as u64)))
+            .ok_or_else(|| SetupError::Invalid(flag, text.to_owned())),
+    }
+}
+
+impl TryFrom<RunArgs> for RunConfig {
+    type Error = SetupError;
+
+    fn try_from(args: RunArgs) -> Result<Self, SetupError> {
+        let RunArgs {
+            stream,
+            checks,
+            mut goose,
+        } = args;
+        let host = goose
+            .host
+            .take()
+            .filter(|h| !h.is_empty())
+            .ok_or(SetupError::NoHost)?;
+        let ramp_time = span("--increase-time", goose.increase_time.as_deref())?;
+        let ramp_rate = match goose.increase_rate.as_deref() {
+            None => None,
+            Some(raw) => match raw.trim().parse::<f64>() {
+                Ok(rate) if rate > 0.0 && rate.is_finite() => Some(rate),
+                _ => return Err(SetupError::Invalid("--increase-rate", raw.to_owned())),
+            },
+        };
+        let users = if stream.arrival_rate.is_some() {
+            if goose.users.is_some() {
+                return Err(SetupError::ArrivalUsers);
+            }
+            // Users are stream slots here: all up at once, waiting for
+            // their planned starts.
+            stream.max_in_flight
+        } else if let Some(users) = goose.users {
+            users as u64
+        } else {
+            // goose's default is one user per core; say it, and make it
+            // the figure every later message (ports, progress) works with.
+            let users = std::thread::available_parallelism().map_or(1, |n| n.get());
+            eprintln!(
+                "trickle-load: --users not given: goose starts {users} users (one per CPU core); each holds one stream at a time"
+            );
+            users as u64
+        };
+        let ramp = match (ramp_time, ramp_rate) {
+            (Some(time), _) => Ramp::Over(time),
+            (None, Some(rate)) => Ramp::PerSecond(rate),
+            (None, None) if stream.arrival_rate.is_some() => Ramp::PerSecond(users as f64),
+            // goose's own default: one user a second.
+            (None, None) => Ramp::PerSecond(1.0),
+        };
+        let run_time = span("--run-time", goose.run_time.as_deref())?.filter(|t| !t.is_zero());
+        for field in [
+            &mut goose.increase_time,
+            &mut goose.increase_rate,
+            &mut goose.run_time,
+        ] {
+            *field = None;
+        }
+        goose.users = None;
+        let window = stream
+            .window_ms
+            .map(|(from, to)| (Duration::from_millis(from), Duration::from_millis(to)));
+        Ok(Self {
+            host,
+            expectations: expectations_of(&stream, &checks),
+            stream,
+            users,
+            ramp,
+            run_time,
+            window,
+            goose,
+        })
+    }
+}
+
+impl RunConfig {
+    /// One level of a capacity search: `n` users ramped at the search's
+    /// rate, for warm-up plus hold after the ramp, measuring `window`; no
+    /// checks (the level is judged against the SLOs), goose silent.
+    pub fn level(
+        args: &crate::capacity::CapacityArgs,
+        n: u64,
+        run_time: Duration,
+        window: (Duration, Duration),
+    ) -> Self {
+        let mut stream = args.stream.clone();
+        stream.progress_secs = 0;
+        stream.stream_report.clear();
+        let mut goose = GooseConfiguration::default();
+        goose.quiet = 1;
+        goose.no_print_metrics = true;
+        // Levels run back to back: a controller would still hold its port.
+        goose.no_telnet = true;
+        goose.no_websocket = true;
+        Self {
+            host: args.host.clone(),
+            stream,
+            expectations: Expectations::default(),
+            users: n,
+            ramp: Ramp::PerSecond(args.ramp_rate as f64),
+            run_time: Some(run_time),
+            window: Some(window),
+            goose,
+        }
+    }
+
+    /// When the load phase ends: the ramp, then the run time (`None`
+    /// without a run time).
+    pub fn length(&self) -> Option<Duration> {
+        let run = self.run_time?;
+        let ramp = match self.ramp {
+            Ramp::PerSecond(rate) => Duration::from_secs_f64(self.users as f64 / rate),
+            Ramp::Over(time) => time,
+        };
+        Some(ramp + run)
+    }
+
+    /// goose's configuration: its own options as given, and what goose
+    /// must not reset (the streams' early rows).
+    pub(crate) fn goose(&self) -> GooseConfiguration {
+        let mut goose = self.goose.clone();
+        // Our streams end themselves at the deadline; goose's metrics must
+        // not be reset after the ramp-up or early rows would vanish.
+        goose.no_reset_metrics = true;
+        goose
+    }
+}
+
+/// What the run must prove, from the check flags and the stream asked for.
+fn expectations_of(stream: &StreamArgs, checks: &CheckArgs) -> Expectations {
+    Expectations {
+        concurrency: checks.expect_concurrency,
+        timeout: checks.expect_timeout,
+        max_ttfb_p99: checks.max_ttfb_p99,
+        max_error_rate: checks.max_error_rate,
+        interval: stream.interval_ms.map(Duration::from_millis),
+        first_delay: stream.first_delay_ms.map(Duration::from_millis),
+        reconnect: stream.reconnect,
+        max_ttft_p99: checks.max_ttft_p99,
+        max_itl_p99: checks.max_itl_p99,
+        max_tpot_p99: checks.max_tpot_p99,
+        min_goodput: checks.min_goodput,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn config(line: &str) -> Result<RunConfig, SetupError> {
+        let cli = Cli::try_parse_from(line.split_whitespace())
+            .map_err(|e| SetupError::Invalid("command line", e.to_string()))?;
+        RunConfig::try_from(cli.run)
+    }
+
+    #[test]
+    fn the_command_line_becomes_typed_figures() {
+        let c = config("trickle-load --host http://h --users 200 --increase-rate 50 --run-time 1m30s --max-ttfb-p99 250ms --interval-ms 20").unwrap();
+        assert_eq!(c.users, 200);
+        assert_eq!(c.ramp, Ramp::PerSecond(50.0));
+        assert_eq!(c.run_time, Some(Duration::from_secs(90)));
+        assert_eq!(c.length(), Some(Duration::from_secs(94)));
+        assert_eq!(
+            c.expectations.max_ttfb_p99,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(c.expectations.interval, Some(Duration::from_millis(20)));
+        let goose = c.goose();
+        assert!(goose.no_reset_metrics);
+        assert_eq!((goose.users, goose.run_time.as_deref()), (None, None));
+
+        let c = config("trickle-load --host http://h --users 10 --increase-time 5s --run-time 10")
+            .unwrap();
+        assert_eq!(c.ramp, Ramp::Over(Duration::from_secs(5)));
+        assert_eq!(c.length(), Some(Duration::from_secs(15)));
+
+        let c =
+            config("trickle-load --host http://h --arrival-rate 20 --max-in-flight 300").unwrap();
+        assert_eq!(
+            (c.users, c.ramp, c.run_time),
+            (300, Ramp::PerSecond(300.0), None)
+        );
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_the_flag_named() {
+        for (line, says) in [
+            ("trickle-load --users 2", "--host is required"),
+            (
+                "trickle-load --host http://h --increase-rate fast",
+                "--increase-rate",
+            ),
+            (
+                "trickle-load --host http://h --increase-rate 0",
+                "--increase-rate",
+            ),
+            ("trickle-load --host http://h --run-time soon", "--run-time"),
+            (
+                "trickle-load --host http://h --arrival-rate 5 --users 3",
+                "--max-in-flight",
+            ),
+        ] {
+            let err = config(line).unwrap_err().to_string();
+            assert!(err.contains(says), "{line}: {err}");
+        }
+    }
+}
