@@ -205,6 +205,53 @@ def sizing_section(capacity, paced):
     return out
 
 
+def client_cost_section():
+    """trickle-load's CPU per event beside the raw-socket floor, and its
+    memory per open stream (bench/client_cost.py)."""
+    results = {}
+    for path in glob.glob(os.path.join(RESULTS, "client-cost-*.json")):
+        with open(path) as f:
+            results[os.path.basename(path)[len("client-cost-"):-len(".json")]] = json.load(f)
+    if not results:
+        return []
+    out = ["## 4b. The load generator's cost per event, beside a raw-socket floor\n",
+           "`bench/client_cost.py` runs a minimal client (`loadtest/examples/floor_client.rs`: one process, a "
+           "current-thread tokio runtime, raw sockets, its own HTTP/1.1 chunked and SSE decoding, a timestamp per "
+           "event for its gaps, nothing else) and trickle-load one after the other against a fresh trickle, same "
+           "streams, same pace, interleaved round by round. CPU is each client's user + system time over the hold "
+           "window (after the ramp); events are what trickle counted sending in it (`trickle_stream_chunks_total`). "
+           "The figure is the median of the rounds. `before` is the trickle-load of the previous release (the "
+           "string-keyed core, one multi-thread runtime); `after` is this one with its defaults (`--threads 1`).\n",
+           "| profile | trickle-load | rounds | trickle-load us/event | floor us/event | ratio | client RSS | commit |",
+           "|" + " --- |" * 8]
+    for profile in ("paced-500", "paced-1000", "idle-10000"):
+        for tag, name in (("before", "before"), ("", "after")):
+            r = results.get(profile + (f"-{tag}" if tag else ""))
+            if not r:
+                continue
+            rss = max((x["rss_kib"] for x in r["runs"]["trickle-load"]), default=0)
+            out.append(f"| {profile} ({r['streams']:,} streams, an event every {r['interval_ms']:,} ms) | {name} | "
+                       f"{r['rounds']} | {r['trickle_load_us_per_event']:.2f} | {r['floor_us_per_event']:.2f} | "
+                       f"{r['ratio']:.2f}x | {rss / 1024:.0f} MiB | {r['commit']} |")
+    out.append("")
+    mem = [(tag, results.get(f"memory{tag}")) for tag in ("-before", "")]
+    mem = [(t, r) for t, r in mem if r]
+    if mem:
+        out.append("Memory per open stream: trickle-load's RSS holding 9,500 idle SSE streams (an event every 5 s) "
+                   "above its RSS holding 100, divided by 9,400 (section 4 measured 38.6 KiB at commit 604a7db; "
+                   "Locust's figures are there).\n")
+        out.append("| trickle-load | RSS at 100 | RSS at 9,500 | per stream | commit |")
+        out.append("|" + " --- |" * 5)
+        for tag, r in mem:
+            runs = r["runs"]
+            out.append(f"| {'before' if tag else 'after'} | {runs['100']['rss_kib'] / 1024:.0f} MiB | "
+                       f"{runs['9500']['rss_kib'] / 1024:.0f} MiB | {r['kib_per_stream']:.1f} KiB | {r['commit']} |")
+        out.append("")
+    out.append("```sh\ncargo build --release --workspace --bins --examples\nbench/client_cost.py\n"
+               "bench/client_cost.py --profile paced-500 --rounds 3 --load-bin OLD/trickle-load --tag before\n```\n")
+    return out
+
+
 def search_section(rows):
     """trickle-load capacity per server and stream profile."""
     out = [f"## 5. Capacity search: the most streams within SLO, per server (commit {commits(rows)})\n",
@@ -218,11 +265,18 @@ def search_section(rows):
            "2-core machine): the answer is then a lower bound. Settings are for 100,000 concurrent streams in all; "
            "memory is the server's resident set at the smallest passing level that holds containerConcurrency "
            "streams (read from `process_resident_memory_bytes`, trickle only; other servers expose none).\n"]
-    for profile, title in (("idle", "Idle streams (an event every 5 s)"), ("busy", "Busy streams (a 64-byte event every 100 ms)")):
-        mine = [r for r in rows if r.get("profile") == profile]
+    groups = (("idle", 1, "Idle streams (an event every 5 s)"),
+              ("busy", 1, "Busy streams (a 64-byte event every 100 ms)"),
+              ("busy", 2, "Busy streams, the levels held by two client processes (`--processes 2`)"))
+    for profile, processes, title in groups:
+        mine = [r for r in rows if r.get("profile") == profile and r.get("client_processes", 1) == processes]
         if not mine:
             continue
-        out.append(f"### {title}\n")
+        out.append(f"### {title} (commit {commits(mine)})\n")
+        if processes > 1:
+            out.append("The same search with each level's streams split over two trickle-load processes, each on "
+                       "its own single-thread runtime: whether the answer above was the client's limit. The client "
+                       "check then judges both processes' CPU together against the machine's two cores.\n")
         out.append("| server | max streams within SLO | limited by | levels | at the answer: held / first event p99 / "
                    "gap p99 | first failing level | containerConcurrency (--max-streams) | instances for 100,000 | "
                    "memory | exit |")
@@ -253,7 +307,7 @@ def search_section(rows):
                        f"{len(levels)} | {at_cell} | {fail_cell(first_fail)} | {cc_cell} | "
                        f"{rec.get('instances_for_target') or '-'} | {memory} | {r.get('exit_code')} |")
         out.append("")
-    out.append("```sh\nbench/run.py --scenario search\n```\n")
+    out.append("```sh\nbench/run.py --scenario search\nbench/run.py --scenario search --servers trickle --n busy --load-processes 2\n```\n")
     return out
 
 
@@ -403,6 +457,8 @@ def main():
 
     if clients:
         out += clients_section(clients)
+
+    out += client_cost_section()
 
     if searched:
         out += search_section(searched)

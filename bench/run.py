@@ -314,9 +314,10 @@ SEARCH_PROFILES = {
 }
 
 
-def search(server, profile, hold=10):
-    """trickle-load capacity against the server; returns its report plus
-    the server's peak RSS over the whole search."""
+def search(server, profile, hold=10, processes=1):
+    """trickle-load capacity against the server (its levels held by
+    `processes` client processes); returns its report plus the server's
+    peak RSS over the whole search."""
     interval_ms, size = SEARCH_PROFILES[profile]
     tmp = tempfile.mkdtemp(prefix="trickle-search-")
     out = os.path.join(tmp, "capacity.json")
@@ -326,7 +327,7 @@ def search(server, profile, hold=10):
                "--slo-ttfb-p99", "100ms", "--slo-gap-p99", f"{interval_ms + 100}ms", "--slo-error-rate", "0.001",
                "--start", "100", "--hold", f"{hold}s", "--warmup", "3s", "--settle", "3s",
                "--ramp-rate", "1000", "--max-time", "20m", "--target-streams", "100000",
-               "--report", out]
+               "--processes", str(processes), "--report", out]
     if server.name != "trickle":
         command += ["--metrics-url", "none"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -340,7 +341,7 @@ def search(server, profile, hold=10):
     with open(out) as f:
         report = json.load(f)
     return {"profile": profile, "interval_ms": interval_ms, "size": size, "exit_code": proc.returncode,
-            "server_peak_rss_kib": peak_rss, "load_command": " ".join(["trickle-load", *command[1:-2]]), **report}
+            "client_processes": processes, "server_peak_rss_kib": peak_rss, "load_command": " ".join(["trickle-load", *command[1:-2]]), **report}
 
 
 def paced(server, streams=1000, seconds=20, interval_ms=10):
@@ -622,7 +623,7 @@ def run_one(scenario, name, n, args):
         if scenario == "clients":
             return clients(server, name, n, hold=args.hold, interval_ms=args.client_interval_ms)
         if scenario == "search":
-            return search(server, n)
+            return search(server, n, processes=args.load_processes)
         if scenario == "llm":
             return llm(server)
         if scenario == "llm-clients":
@@ -644,6 +645,8 @@ def main():
     p.add_argument("--interval-ms", type=int, default=5_000, help="capacity: event interval of each stream")
     p.add_argument("--client-interval-ms", type=int, default=1_000, help="clients: event interval of each stream")
     p.add_argument("--paced-seconds", type=int, default=20)
+    p.add_argument("--load-processes", type=int, default=1,
+                   help="search: trickle-load capacity --processes (client processes holding each level)")
     args = p.parse_args()
     for path in (LOAD, os.path.join(RELEASE, "trickle"), os.path.join(RELEASE, "examples", "bare_actix")):
         if not os.path.exists(path):
@@ -666,6 +669,8 @@ def main():
                 result = run_one(scenario, name, n, args)
                 result.update(server=name, scenario=scenario, **meta)
                 suffix = f"-{args.interval_ms}ms" if scenario == "capacity" and args.interval_ms != 5_000 else ""
+                if scenario == "search" and args.load_processes > 1:
+                    suffix = f"-p{args.load_processes}"
                 with open(os.path.join(RESULTS, f"{scenario}{suffix}-{name}-{n}.json"), "w") as f:
                     json.dump(result, f, indent=2)
                 print(json.dumps(result), file=sys.stderr)

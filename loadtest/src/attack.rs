@@ -232,6 +232,7 @@ fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
         (None, None) => None,
     };
     Ok(Plan {
+        client: http_client(&trust, None)?,
         transport: stream.transport,
         method: if llm.is_some() {
             "POST".to_owned()
@@ -346,36 +347,47 @@ async fn end_run(length: Option<Duration>, run_over: CancellationToken) {
     run_over.cancel();
 }
 
-/// Marks a user whose client was built for the plan.
+/// Marks a user whose client was set for the plan.
 #[derive(Debug, Clone)]
 struct OwnClient;
 
-/// Gives the user a client bound to `source` and trusting what the plan
-/// trusts, once, when goose's default client will not do.
+/// Gives the user, once, the run's HTTP client (or one bound to `source`):
+/// trusting what the plan trusts, and without a request timeout (goose's
+/// client has one, and reqwest then times every body frame against it;
+/// the run's deadline and `--idle-timeout` end streams instead).
 fn own_client(
     user: &mut GooseUser,
     plan: &Plan,
     source: Option<std::net::IpAddr>,
 ) -> TransactionResult {
-    if (source.is_none() && plan.trust.is_default())
-        || user.get_session_data::<OwnClient>().is_some()
-    {
+    if user.get_session_data::<OwnClient>().is_some() {
         return Ok(());
     }
-    let builder = reqwest::Client::builder().local_address(source).gzip(false);
-    let client = plan
-        .trust
-        .reqwest(builder)
-        .and_then(|b| Ok(b.build()?))
-        .map_err(|e| Box::new(TransactionError::Custom(format!("HTTP client: {e}"))))?;
-    user.client = client;
+    user.client = match source {
+        None => plan.client.clone(),
+        Some(source) => http_client(&plan.trust, Some(source))
+            .map_err(|e| Box::new(TransactionError::Custom(format!("HTTP client: {e}"))))?,
+    };
     user.set_session_data(OwnClient);
     Ok(())
 }
 
+/// An HTTP client for streams: the plan's trust, no gzip, no cookies, no
+/// request timeout, bound to `source` if given.
+fn http_client(
+    trust: &crate::tls::Trust,
+    source: Option<std::net::IpAddr>,
+) -> Result<reqwest::Client, crate::tls::TlsError> {
+    let builder = reqwest::Client::builder()
+        .local_address(source)
+        .gzip(false)
+        .user_agent(concat!("trickle-load/", env!("CARGO_PKG_VERSION")));
+    Ok(trust.reqwest(builder)?.build()?)
+}
+
 async fn stream_transaction(
     user: &mut GooseUser,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     host: &str,
 ) -> TransactionResult {
     if shared.run_over.is_cancelled() {

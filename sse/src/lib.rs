@@ -37,6 +37,38 @@ pub enum Item {
     Retry(u64),
 }
 
+/// What the parser saw, borrowed from its buffers ([`Parser::feed_with`]):
+/// the same items as [`Item`], without an allocation per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemRef<'a> {
+    Event {
+        event_type: &'a str,
+        data: &'a str,
+        last_event_id: &'a str,
+    },
+    Comment(&'a str),
+    Retry(u64),
+}
+
+impl ItemRef<'_> {
+    /// The owned item.
+    pub fn to_owned_item(self) -> Item {
+        match self {
+            Self::Event {
+                event_type,
+                data,
+                last_event_id,
+            } => Item::Event(Event {
+                event_type: event_type.to_owned(),
+                data: data.to_owned(),
+                last_event_id: last_event_id.to_owned(),
+            }),
+            Self::Comment(text) => Item::Comment(text.to_owned()),
+            Self::Retry(ms) => Item::Retry(ms),
+        }
+    }
+}
+
 /// A line longer than the parser's limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineTooLong {
@@ -114,7 +146,17 @@ impl Parser {
     }
 
     /// Parses `bytes`, appending what they complete to `out`.
-    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<Item>) -> Result<(), LineTooLong> {
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Item>) -> Result<(), LineTooLong> {
+        self.feed_with(bytes, |item| out.push(item.to_owned_item()))
+    }
+
+    /// Parses `bytes`, handing each item they complete to `f`, borrowed:
+    /// a client that only looks at events allocates nothing per event.
+    pub fn feed_with(
+        &mut self,
+        mut bytes: &[u8],
+        mut f: impl FnMut(ItemRef<'_>),
+    ) -> Result<(), LineTooLong> {
         if bytes.is_empty() {
             // An empty read must not forget a pending CR: the LF that may
             // follow in the next read still belongs to it.
@@ -127,11 +169,17 @@ impl Parser {
             }
         }
         while let Some(end) = bytes.iter().position(|b| *b == b'\n' || *b == b'\r') {
-            self.push(&bytes[..end])?;
-            let line = std::mem::take(&mut self.line);
-            self.process_line(&line, out);
-            self.line = line;
-            self.line.clear();
+            if self.line.is_empty() {
+                // The whole line is in this read: no copy.
+                self.check(end)?;
+                self.process_line(&bytes[..end], &mut f);
+            } else {
+                self.push(&bytes[..end])?;
+                let line = std::mem::take(&mut self.line);
+                self.process_line(&line, &mut f);
+                self.line = line;
+                self.line.clear();
+            }
             let terminator = bytes[end];
             bytes = &bytes[end + 1..];
             if terminator == b'\r' {
@@ -145,17 +193,22 @@ impl Parser {
         self.push(bytes)
     }
 
-    fn push(&mut self, bytes: &[u8]) -> Result<(), LineTooLong> {
-        if self.line.len() + bytes.len() > self.max_line {
+    fn check(&self, more: usize) -> Result<(), LineTooLong> {
+        if self.line.len() + more > self.max_line {
             return Err(LineTooLong {
                 limit: self.max_line,
             });
         }
+        Ok(())
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Result<(), LineTooLong> {
+        self.check(bytes.len())?;
         self.line.extend_from_slice(bytes);
         Ok(())
     }
 
-    fn process_line(&mut self, raw: &[u8], out: &mut Vec<Item>) {
+    fn process_line(&mut self, raw: &[u8], f: &mut impl FnMut(ItemRef<'_>)) {
         let mut raw = raw;
         if self.at_start {
             self.at_start = false;
@@ -163,13 +216,17 @@ impl Parser {
                 raw = rest;
             }
         }
-        let line = String::from_utf8_lossy(raw);
+        // Valid UTF-8 (every well-behaved stream) is borrowed as it is.
+        let line = match std::str::from_utf8(raw) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         if line.is_empty() {
-            self.dispatch(out);
+            self.dispatch(f);
             return;
         }
         if let Some(comment) = line.strip_prefix(':') {
-            out.push(Item::Comment(comment.to_owned()));
+            f(ItemRef::Comment(comment));
             return;
         }
         let (field, value) = match line.split_once(':') {
@@ -187,31 +244,32 @@ impl Parser {
                 // Digits beyond u64 are still a valid field: saturate.
                 let ms = value.parse::<u64>().unwrap_or(u64::MAX);
                 self.retry = Some(ms);
-                out.push(Item::Retry(ms));
+                f(ItemRef::Retry(ms));
             }
             _ => {}
         }
     }
 
-    fn dispatch(&mut self, out: &mut Vec<Item>) {
+    fn dispatch(&mut self, f: &mut impl FnMut(ItemRef<'_>)) {
         self.last_event_id.clone_from(&self.id_buffer);
         if self.data.is_empty() {
             self.event_type.clear();
             return;
         }
-        let mut data = std::mem::take(&mut self.data);
-        if data.ends_with('\n') {
-            data.pop();
-        }
-        let event_type = match std::mem::take(&mut self.event_type) {
-            t if t.is_empty() => "message".to_owned(),
-            t => t,
+        let data = self.data.strip_suffix('\n').unwrap_or(&self.data);
+        let event_type = if self.event_type.is_empty() {
+            "message"
+        } else {
+            &self.event_type
         };
-        out.push(Item::Event(Event {
+        f(ItemRef::Event {
             event_type,
             data,
-            last_event_id: self.last_event_id.clone(),
-        }));
+            last_event_id: &self.last_event_id,
+        });
+        // The buffers keep their capacity for the next event.
+        self.data.clear();
+        self.event_type.clear();
     }
 }
 

@@ -74,7 +74,6 @@ pub struct Decoder {
     previous_sse_id: String,
     line: Vec<u8>,
     max_line: usize,
-    items: Vec<trickle_sse::Item>,
     /// Read SSE data as an LLM API's chunks.
     llm: bool,
 }
@@ -91,7 +90,6 @@ impl Decoder {
             previous_sse_id: String::new(),
             line: Vec::new(),
             max_line,
-            items: Vec::new(),
             llm: false,
         }
     }
@@ -115,35 +113,40 @@ impl Decoder {
     }
 
     fn feed_sse(&mut self, bytes: &[u8], out: &mut Vec<Seen>) -> Result<(), DecodeError> {
+        // Borrowed items: nothing is allocated per event.
+        let (llm, previous_id) = (self.llm, &mut self.previous_sse_id);
         self.sse
-            .feed(bytes, &mut self.items)
-            .map_err(|e| DecodeError::LineTooLong(e.limit))?;
-        for item in self.items.drain(..) {
-            out.push(match item {
-                trickle_sse::Item::Comment(_) => Seen::Heartbeat,
-                trickle_sse::Item::Retry(ms) => Seen::Retry(Duration::from_millis(ms)),
-                trickle_sse::Item::Event(event) => {
-                    if event.event_type == "end" || event.data.trim() == "[DONE]" {
-                        Seen::End
-                    } else if event.event_type == "reconnect" {
-                        Seen::Reconnect
-                    } else if self.llm {
-                        Seen::Llm(crate::llm::chunk::LlmChunk::parse(&event.data))
-                    } else {
-                        // The event's own `id:` field if it had one (the
-                        // last id changed), else an integer "id" in JSON data.
-                        let fresh_id = (event.last_event_id != self.previous_sse_id)
-                            .then(|| event.last_event_id.parse().ok())
-                            .flatten();
-                        self.previous_sse_id.clone_from(&event.last_event_id);
-                        Seen::Event {
-                            id: fresh_id.or_else(|| json_id(&event.data)),
+            .feed_with(bytes, |item| {
+                out.push(match item {
+                    trickle_sse::ItemRef::Comment(_) => Seen::Heartbeat,
+                    trickle_sse::ItemRef::Retry(ms) => Seen::Retry(Duration::from_millis(ms)),
+                    trickle_sse::ItemRef::Event {
+                        event_type,
+                        data,
+                        last_event_id,
+                    } => {
+                        if event_type == "end" || data.trim() == "[DONE]" {
+                            Seen::End
+                        } else if event_type == "reconnect" {
+                            Seen::Reconnect
+                        } else if llm {
+                            Seen::Llm(crate::llm::chunk::LlmChunk::parse(data))
+                        } else {
+                            // The event's own `id:` field if it had one (the
+                            // last id changed), else an integer "id" in JSON
+                            // data.
+                            let fresh_id = (last_event_id != previous_id.as_str())
+                                .then(|| last_event_id.parse().ok())
+                                .flatten();
+                            last_event_id.clone_into(previous_id);
+                            Seen::Event {
+                                id: fresh_id.or_else(|| json_id(data)),
+                            }
                         }
                     }
-                }
-            });
-        }
-        Ok(())
+                });
+            })
+            .map_err(|e| DecodeError::LineTooLong(e.limit))
     }
 
     fn feed_lines(&mut self, mut bytes: &[u8], out: &mut Vec<Seen>) -> Result<(), DecodeError> {

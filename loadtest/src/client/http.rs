@@ -7,12 +7,10 @@ use goose::goose::{GooseMethod, GooseRequest, GooseUser};
 use tokio::time::Instant;
 
 use super::decode::{ClientTransport, Decoder};
-use super::{client_deadline, Attempt, Connector, IdleTimer, Reader, Shared};
-use crate::record::{Connection, ConnectionEnd};
+use std::sync::Arc;
 
-/// goose's whole-request timeout would cut long streams; ours is a week,
-/// and the run's deadline and `--idle-timeout` end streams instead.
-const NO_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+use super::{client_deadline, Attempt, Connector, Finished, IdleTimer, Reader, Shared};
+use crate::record::{Connection, ConnectionEnd};
 
 pub(crate) struct HttpConnector<'u> {
     pub user: &'u mut GooseUser,
@@ -62,7 +60,7 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 impl Connector for HttpConnector<'_> {
-    async fn connect(&mut self, shared: &Shared, attempt: &mut Attempt) -> Connection {
+    async fn connect(&mut self, shared: &Arc<Shared>, attempt: Attempt) -> Finished {
         let plan = &shared.plan;
         let sse = plan.transport == ClientTransport::Sse;
         let path = if sse {
@@ -76,7 +74,7 @@ impl Connector for HttpConnector<'_> {
             Ok(builder) => builder,
             Err(e) => return reader.fail(ConnectionEnd::ConnectError, e),
         };
-        let mut builder = builder.timeout(NO_TIMEOUT);
+        let mut builder = builder;
         for (name, value) in &plan.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
@@ -127,9 +125,30 @@ impl Connector for HttpConnector<'_> {
 
         let instance = reader.conn.instance.clone();
         shared.collector.opened(instance.as_deref());
-        let end = read_body(&mut reader, response, stop_at).await;
+        // The body is read by a task of its own: an event wakes only it,
+        // not goose's user and transaction futures around this one.
+        let lane = reader.attempt.lane;
+        let body = tokio::spawn(async move {
+            let end = read_body(&mut reader, response, stop_at).await;
+            reader.finish(end)
+        });
+        let finished = match body.await {
+            Ok(finished) => finished,
+            Err(e) => (
+                Connection {
+                    end: Some(ConnectionEnd::ProtocolError),
+                    error: Some(format!("the body reader stopped: {e}")),
+                    status: Some(status),
+                    ..Connection::default()
+                },
+                Attempt {
+                    lane,
+                    ..Attempt::default()
+                },
+            ),
+        };
         shared.collector.closed(instance.as_deref());
-        reader.finish(end)
+        finished
     }
 }
 
@@ -156,18 +175,18 @@ async fn error_message(response: reqwest::Response) -> String {
 }
 
 async fn read_body(
-    reader: &mut Reader<'_>,
+    reader: &mut Reader,
     mut response: reqwest::Response,
     stop_at: Option<Instant>,
 ) -> ConnectionEnd {
-    let shared = reader.shared;
+    let shared = reader.shared.clone();
     let mut decoder = if shared.plan.llm.is_some() {
         Decoder::llm()
     } else {
         Decoder::new(shared.plan.transport)
     };
     let mut items = Vec::new();
-    let deadline = client_deadline(shared, stop_at);
+    let deadline = client_deadline(&shared, stop_at);
     tokio::pin!(deadline);
     let mut idle = IdleTimer::new(shared.plan.idle_timeout);
     loop {

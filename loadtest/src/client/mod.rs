@@ -25,6 +25,9 @@ pub const MAX_RECONNECTS: u64 = 1_000;
 /// What every stream of the run does.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The HTTP client every user shares (one bound to a source address
+    /// where `--source-addresses` asks).
+    pub client: reqwest::Client,
     pub transport: ClientTransport,
     pub method: String,
     pub path_and_query: String,
@@ -97,9 +100,9 @@ impl Shared {
 /// The per-connection reading state the transports share. Owned by the
 /// stream's task: an event touches only this (and, once a batch is due,
 /// its lane of the collector).
-pub struct Reader<'a> {
-    pub shared: &'a Shared,
-    pub attempt: &'a mut Attempt,
+pub struct Reader {
+    pub shared: Arc<Shared>,
+    pub attempt: Attempt,
     pub conn: Connection,
     pub started: Instant,
     pub last_event: Option<Instant>,
@@ -110,8 +113,8 @@ pub struct Reader<'a> {
     window: Option<(Instant, Instant)>,
 }
 
-impl<'a> Reader<'a> {
-    pub fn new(shared: &'a Shared, attempt: &'a mut Attempt) -> Self {
+impl Reader {
+    pub fn new(shared: &Arc<Shared>, mut attempt: Attempt) -> Self {
         let started = Instant::now();
         let conn = Connection {
             sent_at: Some(started),
@@ -124,7 +127,7 @@ impl<'a> Reader<'a> {
         shared.collector.sent(started);
         Self {
             window: shared.collector.window_bounds(),
-            shared,
+            shared: shared.clone(),
             attempt,
             conn,
             started,
@@ -135,17 +138,18 @@ impl<'a> Reader<'a> {
     }
 
     /// Finishes the connection with an error `end`, saying why.
-    pub fn fail(mut self, end: ConnectionEnd, why: impl std::fmt::Display) -> Connection {
+    pub fn fail(mut self, end: ConnectionEnd, why: impl std::fmt::Display) -> Finished {
         self.conn.error = Some(why.to_string());
         self.finish(end)
     }
 
-    /// Finishes the connection with `end` (its last events flushed).
-    pub fn finish(mut self, end: ConnectionEnd) -> Connection {
+    /// Finishes the connection with `end` (its last events flushed); the
+    /// attempt goes back to the stream.
+    pub fn finish(mut self, end: ConnectionEnd) -> Finished {
         self.flush();
         self.conn.end = Some(end);
         self.conn.lifetime = self.started.elapsed();
-        self.conn
+        (self.conn, self.attempt)
     }
 
     /// Hands the batched events to the collector.
@@ -269,14 +273,17 @@ pub struct Attempt {
     pub lane: usize,
 }
 
+/// A finished connection, and the stream's attempt state back.
+pub type Finished = (Connection, Attempt);
+
 /// Makes and reads one connection.
 pub(crate) trait Connector {
-    async fn connect(&mut self, shared: &Shared, attempt: &mut Attempt) -> Connection;
+    async fn connect(&mut self, shared: &Arc<Shared>, attempt: Attempt) -> Finished;
 }
 
 /// Runs one logical stream to its end.
 pub(crate) async fn run_stream(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     connector: &mut impl Connector,
     scheduled: Option<Instant>,
     lane: usize,
@@ -291,7 +298,10 @@ pub(crate) async fn run_stream(
     let mut reconnects = 0u64;
     let mut connections = Vec::new();
     let end = loop {
-        let conn = connector.connect(shared, &mut attempt).await;
+        let (conn, back) = connector
+            .connect(shared, std::mem::take(&mut attempt))
+            .await;
+        attempt = back;
         shared.collector.connection(lane, &conn);
         let end = conn.end.unwrap_or(ConnectionEnd::Truncated);
         let retry = conn.retry.unwrap_or(DEFAULT_RETRY);

@@ -15,8 +15,8 @@ use tokio_tungstenite::Connector as TlsConnector;
 
 use super::decode::{Decoder, Seen};
 use super::http::with_resume;
-use super::{client_deadline, Attempt, Connector, Reader, Shared};
-use crate::record::{Connection, ConnectionEnd};
+use super::{client_deadline, Attempt, Connector, Finished, Reader, Shared};
+use crate::record::ConnectionEnd;
 
 pub(crate) struct WsConnector {
     /// `ws://host:port` (or `wss://`), from goose's `--host`.
@@ -99,7 +99,7 @@ fn explain(error: &WsError) -> String {
 }
 
 impl Connector for WsConnector {
-    async fn connect(&mut self, shared: &Shared, attempt: &mut Attempt) -> Connection {
+    async fn connect(&mut self, shared: &Arc<Shared>, attempt: Attempt) -> Finished {
         let plan = &shared.plan;
         let url = format!(
             "{}{}",
@@ -188,7 +188,7 @@ impl Connector for WsConnector {
     }
 }
 
-fn note_byte(reader: &mut Reader<'_>, now: Instant, len: usize) {
+fn note_byte(reader: &mut Reader, now: Instant, len: usize) {
     if reader.conn.first_byte.is_none() {
         reader.conn.first_byte = Some(now - reader.started);
     }
