@@ -231,8 +231,14 @@ fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
         })?)),
         (None, None) => None,
     };
+    let raw = if crate::client::raw::applies_to(host) {
+        Some(crate::client::raw::Target::new(host).map_err(|e| SetupError::Invalid("--host", e))?)
+    } else {
+        None
+    };
     Ok(Plan {
         client: http_client(&trust, None)?,
+        raw,
         transport: stream.transport,
         method: if llm.is_some() {
             "POST".to_owned()
@@ -404,6 +410,13 @@ async fn stream_transaction(
     let lane = shared.collector.lane_of(user.weighted_users_index);
     let outcome = if shared.plan.transport == ClientTransport::Ws {
         let mut connector = WsConnector::from_host(host, source, shared.plan.ws_tls.clone());
+        run_stream(shared, &mut connector, scheduled, lane).await
+    } else if let Some(target) = &shared.plan.raw {
+        let mut connector = crate::client::raw::RawConnector {
+            user: &mut *user,
+            target,
+            source,
+        };
         run_stream(shared, &mut connector, scheduled, lane).await
     } else {
         run_stream(

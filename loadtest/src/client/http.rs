@@ -168,10 +168,15 @@ async fn error_message(response: reqwest::Response) -> String {
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), read).await;
     body.truncate(LIMIT);
-    serde_json::from_slice::<serde_json::Value>(&body)
+    describe_error_body(&body)
+}
+
+/// What an error body says: OpenAI's `error.message`, or its text.
+pub(crate) fn describe_error_body(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned())
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned())
 }
 
 async fn read_body(

@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod http;
+pub mod raw;
 pub mod ws;
 
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub struct Plan {
     /// The HTTP client every user shares (one bound to a source address
     /// where `--source-addresses` asks).
     pub client: reqwest::Client,
+    /// Plain `http://` without a proxy: trickle-load's own HTTP/1.1
+    /// client reads the streams ([`raw`]).
+    pub raw: Option<raw::Target>,
     pub transport: ClientTransport,
     pub method: String,
     pub path_and_query: String,

@@ -323,3 +323,36 @@ async fn users_spread_over_loopback_source_addresses() {
         ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
     );
 }
+
+/// A stream endpoint that moved.
+async fn moved() -> HttpResponse {
+    HttpResponse::TemporaryRedirect()
+        .insert_header(("location", "/elsewhere"))
+        .finish()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirected_stream_is_an_http_status_that_names_the_target() {
+    let host = serve(|cfg| {
+        cfg.route("/sse", web::get().to(moved));
+    })
+    .await;
+    let (result, _) = load(&host, &args("--users 1 --increase-rate 10 --run-time 1s")).await;
+    let report = &result.report;
+    assert!(
+        report.ends.get(&ConnectionEnd::HttpStatus).copied().unwrap_or(0) >= 1,
+        "{:?}",
+        report.ends
+    );
+    assert_eq!(report.statuses.keys().collect::<Vec<_>>(), [&307]);
+    let sample = report
+        .error_samples
+        .iter()
+        .find(|s| s.end == ConnectionEnd::HttpStatus)
+        .unwrap_or_else(|| panic!("{:?}", report.error_samples));
+    assert!(
+        sample.message.contains("redirect to /elsewhere"),
+        "{}",
+        sample.message
+    );
+}

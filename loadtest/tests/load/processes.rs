@@ -132,10 +132,13 @@ async fn two_processes_hold_the_users_asked_and_count_what_one_process_counts() 
         completed(&one),
         completed(&two)
     );
-    assert_eq!(
-        two.histogram(Measure::FirstEvent).len(),
-        two.connections,
-        "every connection's first event, once"
+    // Every connection's first event, once (a stream opened as the run
+    // ended may have had none).
+    let first_events = two.histogram(Measure::FirstEvent).len();
+    assert!(
+        (completed(&two)..=two.connections).contains(&first_events),
+        "{first_events} first events, {} connections",
+        two.connections
     );
     // The checks are judged once, on the merged whole.
     let stdout = String::from_utf8_lossy(&out.1.stdout);
