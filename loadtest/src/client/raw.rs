@@ -30,9 +30,11 @@ use crate::record::{Connection, ConnectionEnd};
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest chunk-size or trailer line accepted.
 const MAX_CHUNK_LINE: usize = 4096;
-/// Read buffer of one connection (as the floor client's: events are small,
-/// and every open stream holds one).
-const READ_BUFFER: usize = 8 * 1024;
+/// A connection's read buffer starts this small (every open stream holds
+/// one; events are small) and doubles, up to [`MAX_READ_BUFFER`], when a
+/// read fills it.
+const READ_BUFFER: usize = 512;
+const MAX_READ_BUFFER: usize = 16 * 1024;
 
 /// Whether a run against `host` can use the raw client: plain HTTP, no
 /// proxy in the environment (reqwest would honour one).
@@ -301,11 +303,15 @@ async fn open(
         .write_all(request)
         .await
         .map_err(|e| Failure::Connect(format!("cannot send the request: {e}")))?;
-    let mut buf = Vec::with_capacity(4096);
+    // Read straight into the buffer (no array in this future's state:
+    // every open stream's task would keep it).
+    let mut buf = Vec::with_capacity(READ_BUFFER);
     loop {
-        let mut chunk = [0u8; 4096];
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity());
+        }
         let n = stream
-            .read(&mut chunk)
+            .read_buf(&mut buf)
             .await
             .map_err(|e| Failure::Connect(format!("connection lost before the response: {e}")))?;
         if n == 0 {
@@ -313,7 +319,6 @@ async fn open(
                 "connection closed before a response".to_owned(),
             ));
         }
-        buf.extend_from_slice(&chunk[..n]);
         if let Some((head, len)) = parse_head(&buf, instance_header)? {
             let rest = buf.split_off(len);
             return Ok((stream, head, rest));
@@ -597,7 +602,7 @@ async fn read_body(
     loop {
         let read = tokio::select! {
             biased;
-            read = socket.read(&mut buf) => read,
+            read = socket.read(&mut buf[..]) => read,
             () = idle.expired() => return ConnectionEnd::IdleTimeout,
             () = &mut deadline => return ConnectionEnd::ClientDeadline,
         };
@@ -613,6 +618,10 @@ async fn read_body(
         let step = body.take(reader, &buf[..n], now);
         if let Some(end) = ended(reader, step) {
             return end;
+        }
+        if n == buf.len() && buf.len() < MAX_READ_BUFFER {
+            // A full read: more is coming faster than this buffer holds.
+            buf.resize(buf.len() * 2, 0);
         }
     }
 }

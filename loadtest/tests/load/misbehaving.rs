@@ -340,7 +340,12 @@ async fn a_redirected_stream_is_an_http_status_that_names_the_target() {
     let (result, _) = load(&host, &args("--users 1 --increase-rate 10 --run-time 1s")).await;
     let report = &result.report;
     assert!(
-        report.ends.get(&ConnectionEnd::HttpStatus).copied().unwrap_or(0) >= 1,
+        report
+            .ends
+            .get(&ConnectionEnd::HttpStatus)
+            .copied()
+            .unwrap_or(0)
+            >= 1,
         "{:?}",
         report.ends
     );
