@@ -125,6 +125,7 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--load-bin", default=bench.LOAD, help="the trickle-load binary to measure")
     p.add_argument("--tag", default="", help="suffix of the result files (e.g. before)")
+    p.add_argument("--code-commit", help="the commit --load-bin was built from (default: this checkout's)")
     args = p.parse_args()
     for path in (args.load_bin, FLOOR, os.path.join(bench.RELEASE, "trickle")):
         if not os.path.exists(path):
@@ -133,7 +134,8 @@ def main():
     os.makedirs(bench.RESULTS, exist_ok=True)
     commit = subprocess.run(["git", "-C", bench.ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
-    meta = {"date": str(datetime.date.today()), "commit": commit, "cpus": os.cpu_count(),
+    meta = {"date": str(datetime.date.today()), "commit": commit, "code_commit": args.code_commit or commit,
+            "cpus": os.cpu_count(),
             "kernel": platform.release(), "load_bin": args.load_bin, "command": " ".join(sys.argv)}
     profiles = [*PROFILES, "memory"] if args.profile == "all" else [args.profile]
     for profile in profiles:
