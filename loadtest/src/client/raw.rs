@@ -449,8 +449,9 @@ impl Unframe {
                     self.line_push(&bytes[..nl])?;
                     bytes = &bytes[nl + 1..];
                     let line = std::mem::take(&mut self.line);
-                    let text = String::from_utf8_lossy(&line);
-                    let text = text.trim();
+                    let text = std::str::from_utf8(&line)
+                        .map_err(|_| "a chunk-size line that is not text".to_owned())?
+                        .trim();
                     if self.state == ChunkState::Trailers {
                         if text.is_empty() {
                             self.state = ChunkState::Done;
