@@ -33,17 +33,15 @@ const ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("--host is required (e.g. --host http://127.0.0.1:8080)")]
-    NoHost,
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot read --body-file {path}: {source}")]
     BodyFile {
         path: String,
         source: std::io::Error,
     },
-    #[error("invalid {0} {1:?}")]
-    Invalid(&'static str, String),
-    #[error("--arrival-rate starts its users from --max-in-flight; leave out --users")]
-    ArrivalUsers,
+    #[error("--host {0}")]
+    Host(String),
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -232,7 +230,7 @@ fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
         (None, None) => None,
     };
     let raw = if crate::client::raw::applies_to(host) {
-        Some(crate::client::raw::Target::new(host).map_err(|e| SetupError::Invalid("--host", e))?)
+        Some(crate::client::raw::Target::new(host).map_err(SetupError::Host)?)
     } else {
         None
     };

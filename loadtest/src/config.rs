@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use goose::config::GooseConfiguration;
 
-use crate::attack::SetupError;
 use crate::checks::Expectations;
 use crate::options::{CheckArgs, RunArgs, StreamArgs};
 
@@ -46,20 +45,31 @@ pub struct RunConfig {
     goose: GooseConfiguration,
 }
 
+/// A command line that does not make a run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--host is required (e.g. --host http://127.0.0.1:8080)")]
+    NoHost,
+    #[error("invalid {0} {1:?}")]
+    Invalid(&'static str, String),
+    #[error("--arrival-rate starts its users from --max-in-flight; leave out --users")]
+    ArrivalUsers,
+}
+
 /// Seconds in a goose time span ("30", "30s", "1m30s", "1h").
-fn span(flag: &'static str, raw: Option<&str>) -> Result<Option<Duration>, SetupError> {
+fn span(flag: &'static str, raw: Option<&str>) -> Result<Option<Duration>, ConfigError> {
     match raw {
         None => Ok(None),
         Some(text) => goose::util::parse_timespan(text)
             .map(|s| Some(Duration::from_secs(s as u64)))
-            .ok_or_else(|| SetupError::Invalid(flag, text.to_owned())),
+            .ok_or_else(|| ConfigError::Invalid(flag, text.to_owned())),
     }
 }
 
 impl TryFrom<RunArgs> for RunConfig {
-    type Error = SetupError;
+    type Error = ConfigError;
 
-    fn try_from(args: RunArgs) -> Result<Self, SetupError> {
+    fn try_from(args: RunArgs) -> Result<Self, ConfigError> {
         let RunArgs {
             stream,
             checks,
@@ -69,18 +79,18 @@ impl TryFrom<RunArgs> for RunConfig {
             .host
             .take()
             .filter(|h| !h.is_empty())
-            .ok_or(SetupError::NoHost)?;
+            .ok_or(ConfigError::NoHost)?;
         let ramp_time = span("--increase-time", goose.increase_time.as_deref())?;
         let ramp_rate = match goose.increase_rate.as_deref() {
             None => None,
             Some(raw) => match raw.trim().parse::<f64>() {
                 Ok(rate) if rate > 0.0 && rate.is_finite() => Some(rate),
-                _ => return Err(SetupError::Invalid("--increase-rate", raw.to_owned())),
+                _ => return Err(ConfigError::Invalid("--increase-rate", raw.to_owned())),
             },
         };
         let users = if stream.arrival_rate.is_some() {
             if goose.users.is_some() {
-                return Err(SetupError::ArrivalUsers);
+                return Err(ConfigError::ArrivalUsers);
             }
             // Users are stream slots here: all up at once, waiting for
             // their planned starts.
@@ -133,12 +143,14 @@ impl RunConfig {
     /// rate, for warm-up plus hold after the ramp, measuring `window`; no
     /// checks (the level is judged against the SLOs), goose silent.
     pub fn level(
-        args: &crate::capacity::CapacityArgs,
+        host: &str,
+        stream: &StreamArgs,
         n: u64,
+        ramp_rate: u64,
         run_time: Duration,
         window: (Duration, Duration),
     ) -> Self {
-        let mut stream = args.stream.clone();
+        let mut stream = stream.clone();
         stream.progress_secs = 0;
         stream.stream_report.clear();
         let mut goose = GooseConfiguration::default();
@@ -148,11 +160,11 @@ impl RunConfig {
         goose.no_telnet = true;
         goose.no_websocket = true;
         Self {
-            host: args.host.clone(),
+            host: host.to_owned(),
             stream,
             expectations: Expectations::default(),
             users: n,
-            ramp: Ramp::PerSecond(args.ramp_rate as f64),
+            ramp: Ramp::PerSecond(ramp_rate as f64),
             run_time: Some(run_time),
             window: Some(window),
             goose,
@@ -205,9 +217,9 @@ mod tests {
     use super::*;
     use crate::cli::Cli;
 
-    fn config(line: &str) -> Result<RunConfig, SetupError> {
+    fn config(line: &str) -> Result<RunConfig, ConfigError> {
         let cli = Cli::try_parse_from(line.split_whitespace())
-            .map_err(|e| SetupError::Invalid("command line", e.to_string()))?;
+            .map_err(|e| ConfigError::Invalid("command line", e.to_string()))?;
         RunConfig::try_from(cli.run)
     }
 

@@ -209,32 +209,6 @@ impl LoadMetrics {
     }
 }
 
-impl crate::collector::Sink for LoadMetrics {
-    fn events(&self, _lane: usize, batch: &crate::collector::EventBatch) {
-        self.events.inc_by(batch.events());
-        for gap in batch.gaps() {
-            self.gap.observe(gap.as_secs_f64());
-            self.output_gap(gap);
-        }
-    }
-
-    fn opened(&self, _instance: &str) {
-        self.streams_open.inc();
-    }
-
-    fn closed(&self, _instance: &str) {
-        self.streams_open.dec();
-    }
-
-    fn connection(&self, _lane: usize, c: &Connection) {
-        LoadMetrics::connection(self, c);
-    }
-
-    fn stream(&self, _lane: usize, s: &crate::collector::StreamEnd<'_>) {
-        self.reconnects.inc_by(s.reconnects);
-    }
-}
-
 /// Serves `/metrics` on `addr` until the process ends.
 pub async fn serve(addr: SocketAddr, metrics: Arc<LoadMetrics>) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::progress::ChildProgress;
 use crate::report::Report;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,34 @@ pub struct Flag {
     takes: Takes,
 }
 
+impl Flag {
+    /// `--long` (and `-short`), taking a value or not.
+    pub fn new(long: &str, short: Option<char>, takes_value: bool) -> Self {
+        Self {
+            long: format!("--{}", long.trim_start_matches('-')),
+            short,
+            takes: if takes_value {
+                Takes::Value
+            } else {
+                Takes::Nothing
+            },
+        }
+    }
+}
+
+/// What `capacity --processes` tells [`level`] of itself.
+#[derive(Debug)]
+pub struct LevelChildren<'a> {
+    /// The command line the search was started with.
+    pub argv: &'a [String],
+    pub host: &'a str,
+    pub processes: u64,
+    /// New streams per second while a level ramps (shared out).
+    pub ramp_rate: u64,
+    /// The flags only `capacity` has: not for the children.
+    pub capacity_only: &'a [Flag],
+}
+
 /// Flags the parent splits, replaces or sets on every child: their long
 /// name, the short one, and how they take a value. (goose's telnet and
 /// WebSocket controllers are off in children: they would share a port.)
@@ -104,42 +133,6 @@ fn rewritten() -> Vec<Flag> {
             takes: *takes,
         })
         .collect()
-}
-
-/// The flags `capacity` has and a run has not (its SLOs, search and
-/// recommendation settings, `--host`, `--report`), every name and alias,
-/// read from the command-line definitions themselves so none is missed.
-fn capacity_only() -> Vec<Flag> {
-    use clap::Args as _;
-    let stream: std::collections::HashSet<String> =
-        crate::options::StreamArgs::augment_args(clap::Command::new("run"))
-            .get_arguments()
-            .map(|a| a.get_id().to_string())
-            .collect();
-    let capacity = crate::capacity::CapacityArgs::augment_args(clap::Command::new("capacity"));
-    let mut flags = Vec::new();
-    for arg in capacity.get_arguments() {
-        if stream.contains(arg.get_id().as_str()) {
-            continue;
-        }
-        let takes = if arg.get_action().takes_values() {
-            Takes::Value
-        } else {
-            Takes::Nothing
-        };
-        let names = arg
-            .get_long()
-            .into_iter()
-            .chain(arg.get_all_aliases().unwrap_or_default());
-        for (i, long) in names.enumerate() {
-            flags.push(Flag {
-                long: format!("--{long}"),
-                short: if i == 0 { arg.get_short() } else { None },
-                takes,
-            });
-        }
-    }
-    flags
 }
 
 /// The command line without the rewritten flags, and the values of
@@ -280,15 +273,6 @@ impl Split {
     }
 }
 
-/// A child's counters, as it prints them (`--child-progress`).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
-pub struct ChildProgress {
-    pub open: u64,
-    pub events: u64,
-    pub connections: u64,
-    pub errors: u64,
-}
-
 /// Runs the children and merges their reports.
 pub async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesError> {
     if split.users < split.processes {
@@ -324,21 +308,21 @@ fn part(index: usize) -> PathBuf {
 /// between them, each measuring the window `[from, to)` of its own run;
 /// their windows added up.
 pub async fn level(
-    args: &crate::capacity::CapacityArgs,
+    search: &LevelChildren<'_>,
     n: u64,
     run_time: Duration,
     window: (Duration, Duration),
-) -> Result<crate::collector::WindowStats, ProcessesError> {
-    let processes = u64::from(args.stream.processes);
+) -> Result<crate::report::WindowStats, ProcessesError> {
+    let processes = search.processes;
     if n < processes {
         return Err(ProcessesError::TooFew {
             processes,
             users: n,
         });
     }
-    let mut only = capacity_only();
+    let mut only = search.capacity_only.to_vec();
     only.extend(rewritten());
-    let argv = args.argv.get(1..).unwrap_or_default();
+    let argv = search.argv.get(1..).unwrap_or_default();
     // The subcommand's own name goes too.
     let argv: Vec<String> = argv.iter().filter(|a| *a != "capacity").cloned().collect();
     let (common, _) = strip_flags(&argv, &only);
@@ -347,11 +331,11 @@ pub async fn level(
             let i = index as u64;
             let flags = [
                 "--host".to_owned(),
-                args.host.clone(),
+                search.host.to_owned(),
                 "--users".to_owned(),
                 share(n, processes, i).to_string(),
                 "--increase-rate".to_owned(),
-                format!("{}", args.ramp_rate as f64 / processes as f64),
+                format!("{}", search.ramp_rate as f64 / processes as f64),
                 "--run-time".to_owned(),
                 format!("{}s", run_time.as_secs()),
                 "--window-ms".to_owned(),

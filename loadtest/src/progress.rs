@@ -9,6 +9,15 @@ use tokio_util::sync::CancellationToken;
 use crate::collector::Collector;
 use crate::health::HealthProbe;
 
+/// A child's counters, as it prints them (`--child-progress`).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct ChildProgress {
+    pub open: u64,
+    pub events: u64,
+    pub connections: u64,
+    pub errors: u64,
+}
+
 /// Samples the timeline every second; every `every_secs` prints a line,
 /// saying so when the client itself is saturated.
 pub async fn watch(
@@ -34,7 +43,7 @@ pub async fn watch(
         if child {
             // For the parent of --processes, which prints the sum.
             let c = &collector.counters;
-            let line = crate::processes::ChildProgress {
+            let line = ChildProgress {
                 open: c.open(),
                 events: c.events(),
                 connections: c.connections(),

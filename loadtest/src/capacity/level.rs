@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use super::slo::{self, Measured, Slo};
 use super::CapacityArgs;
 use crate::attack::{self, SetupError};
-use crate::collector::WindowStats;
 use crate::config::RunConfig;
 use crate::health::ClientFigures;
 use crate::histogram::quantile;
+use crate::report::WindowStats;
 
 /// One level's figures (an element of the report's `levels`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,9 +88,23 @@ pub async fn run(args: &CapacityArgs, n: u64, slo: &Slo) -> Result<Level, SetupE
     ));
     let stats = if args.stream.processes > 1 {
         let run_time = whole_seconds(args.warmup + args.hold);
-        crate::processes::level(args, n, run_time, (from, to)).await?
+        let children = crate::processes::LevelChildren {
+            argv: &args.argv,
+            host: &args.host,
+            processes: u64::from(args.stream.processes),
+            ramp_rate: args.ramp_rate,
+            capacity_only: &super::capacity_only_flags(),
+        };
+        crate::processes::level(&children, n, run_time, (from, to)).await?
     } else {
-        let config = RunConfig::level(args, n, whole_seconds(args.warmup + args.hold), (from, to));
+        let config = RunConfig::level(
+            &args.host,
+            &args.stream,
+            n,
+            args.ramp_rate,
+            whole_seconds(args.warmup + args.hold),
+            (from, to),
+        );
         let result = attack::run_measuring(config).await?;
         result.window.unwrap_or_else(WindowStats::empty)
     };

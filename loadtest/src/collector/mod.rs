@@ -8,7 +8,8 @@
 //! - [`timeline`]: one point a second;
 //! - [`window`]: a capacity level's measured window;
 //! - [`errors`]: why connections failed, each reason said once;
-//! - live Prometheus metrics ([`crate::metrics`]), when asked for.
+//! - [`live`]: the live Prometheus metrics ([`crate::metrics`]), when
+//!   asked for.
 //!
 //! Events are counted and their gaps kept by the stream's task in an
 //! [`EventBatch`], flushed to the sinks at most every
@@ -21,6 +22,7 @@ pub mod batch;
 pub mod counters;
 pub mod errors;
 pub mod instances;
+pub mod live;
 pub mod timeline;
 pub mod window;
 
@@ -29,8 +31,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
+pub use crate::report::WindowStats;
 pub use batch::EventBatch;
-pub use window::WindowStats;
 
 use crate::metrics::LoadMetrics;
 use crate::record::{Connection, Integrity};
@@ -86,7 +88,7 @@ pub struct Collector {
     errors: Arc<errors::ErrorLog>,
     window: Option<Arc<window::Window>>,
     /// Live Prometheus metrics, when `--metrics-addr` is given.
-    live: Option<Arc<LoadMetrics>>,
+    live: Option<live::Live>,
 }
 
 impl Collector {
@@ -119,7 +121,7 @@ impl Collector {
         fixed
             .into_iter()
             .chain(self.window.as_deref().map(|w| w as &dyn Sink))
-            .chain(self.live.as_deref().map(|l| l as &dyn Sink))
+            .chain(self.live.as_ref().map(|l| l as &dyn Sink))
     }
 
     /// An LLM run: the report keeps the token figures.
@@ -142,7 +144,7 @@ impl Collector {
     }
 
     pub fn with_live_metrics(mut self, live: Arc<LoadMetrics>) -> Self {
-        self.live = Some(live);
+        self.live = Some(live::Live(live));
         self
     }
 

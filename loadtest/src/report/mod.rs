@@ -6,6 +6,9 @@ pub(crate) mod charts;
 pub(crate) mod html;
 pub mod markdown;
 pub mod summary;
+pub mod window;
+
+pub use window::WindowStats;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -274,7 +277,7 @@ pub struct Report {
     /// A capacity level's measured window, when a child process of
     /// `capacity --processes` measured one for its parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<crate::collector::WindowStats>,
+    pub window: Option<WindowStats>,
     #[serde(with = "histograms")]
     pub histograms: Histograms,
 }

@@ -1,0 +1,127 @@
+//! [`WindowStats`]: what a stretch of a run measured on its own (a
+//! capacity level's hold), kept by the collector's window sink and, for
+//! `capacity --processes`, carried in a child's report to its parent.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use crate::histogram::new_histogram;
+use crate::record::ConnectionEnd;
+
+/// What happened inside a measured window (serialized when a child of
+/// `capacity --processes` hands it to its parent; [`WindowStats::merge`]
+/// adds the children's up).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WindowStats {
+    /// Connections whose request left inside the window.
+    pub started: u64,
+    /// Requests still waiting for their first event when the window
+    /// closed; their wait so far is in the TTFB figures (a lower bound:
+    /// a user who gets nothing has waited at least that long).
+    pub waiting: u64,
+    /// Those of them that ended in error, by how.
+    pub errors: BTreeMap<ConnectionEnd, u64>,
+    /// Time to first event of connections started inside the window.
+    #[serde(with = "super::one_required_histogram")]
+    pub ttfb: Histogram<u64>,
+    /// Time to first event of every connection of the run up to the
+    /// window's end (the ramp included): what TTFB can be judged on when
+    /// no stream started inside the window.
+    #[serde(with = "super::one_required_histogram")]
+    pub ttfb_run: Histogram<u64>,
+    /// Gaps between events that arrived inside the window.
+    #[serde(with = "super::one_required_histogram")]
+    pub gap: Histogram<u64>,
+    /// Open streams, sampled every 100 ms inside the window.
+    pub held: Vec<u64>,
+    /// The most streams each instance held at a sample.
+    pub instance_peaks: BTreeMap<String, u64>,
+    /// The client's own health over the window.
+    pub client: Option<crate::health::ClientFigures>,
+    /// LLM runs: TPOT of requests started in the window that completed.
+    #[serde(with = "super::one_required_histogram")]
+    pub tpot: Histogram<u64>,
+    /// LLM runs: requests started in the window that completed, and those
+    /// that met every goodput bound.
+    pub llm_completed: u64,
+    pub llm_good: u64,
+}
+
+impl WindowStats {
+    /// Nothing measured yet.
+    pub fn empty() -> Self {
+        Self {
+            started: 0,
+            waiting: 0,
+            errors: BTreeMap::new(),
+            ttfb: new_histogram(),
+            ttfb_run: new_histogram(),
+            gap: new_histogram(),
+            held: Vec::new(),
+            instance_peaks: BTreeMap::new(),
+            client: None,
+            tpot: new_histogram(),
+            llm_completed: 0,
+            llm_good: 0,
+        }
+    }
+
+    /// The share of completed LLM requests that were good, if any completed.
+    pub fn goodput(&self) -> Option<f64> {
+        (self.llm_completed > 0).then(|| self.llm_good as f64 / self.llm_completed as f64)
+    }
+
+    /// Adds another process's window over the same stretch of the same
+    /// level: counts and histograms add up; open-stream samples add up
+    /// sample by sample (the processes sample every 100 ms from about the
+    /// same start), instance peaks add up (an upper bound), the client
+    /// figures combine (one machine: CPU summed).
+    pub fn merge(&mut self, other: &WindowStats) -> Result<(), crate::measure::MergeError> {
+        use crate::measure::add_exactly;
+        let mut hs = [
+            self.ttfb.clone(),
+            self.ttfb_run.clone(),
+            self.gap.clone(),
+            self.tpot.clone(),
+        ];
+        for (mine, (theirs, what)) in hs.iter_mut().zip([
+            (&other.ttfb, "window ttfb"),
+            (&other.ttfb_run, "window ttfb_run"),
+            (&other.gap, "window gap"),
+            (&other.tpot, "window tpot"),
+        ]) {
+            add_exactly(mine, theirs, what)?;
+        }
+        let [ttfb, ttfb_run, gap, tpot] = hs;
+        (self.ttfb, self.ttfb_run, self.gap, self.tpot) = (ttfb, ttfb_run, gap, tpot);
+        self.started += other.started;
+        self.waiting += other.waiting;
+        for (end, n) in &other.errors {
+            *self.errors.entry(*end).or_default() += n;
+        }
+        if self.held.len() < other.held.len() {
+            self.held.resize(other.held.len(), 0);
+        }
+        for (mine, theirs) in self.held.iter_mut().zip(&other.held) {
+            *mine += theirs;
+        }
+        for (instance, peak) in &other.instance_peaks {
+            *self.instance_peaks.entry(instance.clone()).or_default() += peak;
+        }
+        self.client = match (&self.client, &other.client) {
+            (Some(mine), Some(theirs)) => Some(mine.combine(theirs)),
+            (mine, theirs) => mine.clone().or_else(|| theirs.clone()),
+        };
+        self.llm_completed += other.llm_completed;
+        self.llm_good += other.llm_good;
+        Ok(())
+    }
+
+    /// The median of the open-stream samples: what the window held.
+    pub fn held_median(&self) -> u64 {
+        let mut held = self.held.clone();
+        held.sort_unstable();
+        held.get(held.len() / 2).copied().unwrap_or(0)
+    }
+}
