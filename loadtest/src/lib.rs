@@ -5,9 +5,10 @@
 //! - [`options`]: a run's options: goose's, the stream's, the checks.
 //! - [`config`]: a run validated once into typed figures ([`config::RunConfig`]).
 //! - [`attack`]: goose wiring, the run deadline, custom rows.
-//! - [`client`]: one logical stream with reconnects; HTTP (SSE, NDJSON,
-//!   text) and WebSocket connectors; [`client::decode`] turns bytes into
-//!   events, heartbeats and end markers.
+//! - [`client`]: one logical stream with reconnects; connectors: its own
+//!   HTTP/1.1 reader for `http://`, goose's reqwest for `https://` and
+//!   proxies (SSE, NDJSON, text), WebSocket; [`client::decode`] turns
+//!   bytes into events, heartbeats and end markers.
 //! - [`record`]: one connection's story; id integrity across reconnects.
 //! - [`collector`]: where each connection's record goes: sinks for the
 //!   run's aggregate (in lanes), progress counters, instances, timeline,
