@@ -208,11 +208,17 @@ fn saturation(lag_p99_ms: f64, max_lag_ms: f64, cpu_cores: f64, cores: usize) ->
             "event-loop lag p99 {lag_p99_ms:.1} ms > {max_lag_ms:.0} ms"
         ))
     } else if cpu_cores > CPU_LIMIT * cores as f64 {
+        let machine = machine_cores();
         Some(format!(
-            "CPU {:.0}% of {} core(s) > {:.0}%",
+            "CPU {:.0}% of {} core(s) > {:.0}%{}",
             cpu_cores / cores.max(1) as f64 * 100.0,
             cores,
-            CPU_LIMIT * 100.0
+            CPU_LIMIT * 100.0,
+            if cores < machine {
+                format!("; this machine has {machine}: --processes {machine} uses them")
+            } else {
+                String::new()
+            }
         ))
     } else {
         None
