@@ -9,8 +9,10 @@ use tokio::time::Instant;
 use super::decode::{ClientTransport, Decoder};
 use std::sync::Arc;
 
-use super::{client_deadline, Attempt, Connector, Finished, IdleTimer, Reader, Shared};
-use crate::record::{Connection, ConnectionEnd};
+use super::{
+    client_deadline, read_in_own_task, Attempt, Connector, Finished, IdleTimer, Reader, Shared,
+};
+use crate::record::ConnectionEnd;
 
 pub(crate) struct HttpConnector<'u> {
     pub user: &'u mut GooseUser,
@@ -63,11 +65,7 @@ impl Connector for HttpConnector<'_> {
     async fn connect(&mut self, shared: &Arc<Shared>, attempt: Attempt) -> Finished {
         let plan = &shared.plan;
         let sse = plan.transport == ClientTransport::Sse;
-        let path = if sse {
-            plan.path_and_query.clone()
-        } else {
-            with_resume(&plan.path_and_query, attempt.resume_after)
-        };
+        let path = plan.request_path(attempt.resume_after);
         let stop_at = attempt.stop_at;
         let mut reader = Reader::new(shared, attempt);
         let builder = match self.user.get_request_builder(&method(&plan.method), &path) {
@@ -124,31 +122,12 @@ impl Connector for HttpConnector<'_> {
         }
 
         let instance = reader.conn.instance.clone();
-        shared.collector.opened(instance.as_deref());
-        // The body is read by a task of its own: an event wakes only it,
-        // not goose's user and transaction futures around this one.
         let lane = reader.attempt.lane;
-        let body = tokio::spawn(async move {
+        read_in_own_task(shared, instance, lane, status, async move {
             let end = read_body(&mut reader, response, stop_at).await;
             reader.finish(end)
-        });
-        let finished = match body.await {
-            Ok(finished) => finished,
-            Err(e) => (
-                Connection {
-                    end: Some(ConnectionEnd::ProtocolError),
-                    error: Some(format!("the body reader stopped: {e}")),
-                    status: Some(status),
-                    ..Connection::default()
-                },
-                Attempt {
-                    lane,
-                    ..Attempt::default()
-                },
-            ),
-        };
-        shared.collector.closed(instance.as_deref());
-        finished
+        })
+        .await
     }
 }
 

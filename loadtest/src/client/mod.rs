@@ -62,6 +62,16 @@ pub struct LlmPlan {
 }
 
 impl Plan {
+    /// The path (and query) of a request: SSE resumes with its header,
+    /// the other transports with `last_event_id` in the query.
+    pub fn request_path(&self, resume_after: Option<u64>) -> String {
+        if self.transport == ClientTransport::Sse {
+            self.path_and_query.clone()
+        } else {
+            http::with_resume(&self.path_and_query, resume_after)
+        }
+    }
+
     /// The source address of user `index`, when spreading.
     pub fn source_for(&self, index: usize) -> Option<std::net::IpAddr> {
         (self.source_addresses > 1).then(|| {
@@ -279,6 +289,37 @@ pub struct Attempt {
 
 /// A finished connection, and the stream's attempt state back.
 pub type Finished = (Connection, Attempt);
+
+/// Reads a response's body on a task of its own, between `opened` and
+/// `closed` for `instance`: an event then wakes only that task, not goose's
+/// user and transaction futures around the connection. `read` reads the
+/// body and finishes the connection.
+pub(crate) async fn read_in_own_task(
+    shared: &Shared,
+    instance: Option<String>,
+    lane: usize,
+    status: u16,
+    read: impl std::future::Future<Output = Finished> + Send + 'static,
+) -> Finished {
+    shared.collector.opened(instance.as_deref());
+    let finished = match tokio::spawn(read).await {
+        Ok(finished) => finished,
+        Err(e) => (
+            Connection {
+                end: Some(ConnectionEnd::ProtocolError),
+                error: Some(format!("the body reader stopped: {e}")),
+                status: Some(status),
+                ..Connection::default()
+            },
+            Attempt {
+                lane,
+                ..Attempt::default()
+            },
+        ),
+    };
+    shared.collector.closed(instance.as_deref());
+    finished
+}
 
 /// Makes and reads one connection.
 pub(crate) trait Connector {

@@ -22,9 +22,10 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::decode::{ClientTransport, Decoder};
-use super::http::with_resume;
-use super::{client_deadline, Attempt, Connector, Finished, IdleTimer, Reader, Shared};
-use crate::record::{Connection, ConnectionEnd};
+use super::{
+    client_deadline, read_in_own_task, Attempt, Connector, Finished, IdleTimer, Reader, Shared,
+};
+use crate::record::ConnectionEnd;
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -67,6 +68,24 @@ pub(crate) struct RawConnector<'u> {
     pub source: Option<std::net::IpAddr>,
 }
 
+impl RawConnector<'_> {
+    /// goose's `stream headers` row for this request, as its own client
+    /// would have recorded it: a success for a 2xx status.
+    async fn headers_row(
+        &mut self,
+        method: &str,
+        took: Duration,
+        status: Option<u16>,
+        why: Option<&str>,
+    ) {
+        let success = status.is_some_and(|s| (200..300).contains(&s));
+        let _ = self
+            .user
+            .record_custom_request_duration(method, "stream headers", took, success, status, why)
+            .await;
+    }
+}
+
 /// Why a connection failed before its body.
 #[derive(Debug)]
 enum Failure {
@@ -97,11 +116,7 @@ impl Connector for RawConnector<'_> {
     async fn connect(&mut self, shared: &Arc<Shared>, attempt: Attempt) -> Finished {
         let plan = &shared.plan;
         let sse = plan.transport == ClientTransport::Sse;
-        let path = if sse {
-            plan.path_and_query.clone()
-        } else {
-            with_resume(&plan.path_and_query, attempt.resume_after)
-        };
+        let path = plan.request_path(attempt.resume_after);
         let stop_at = attempt.stop_at;
         let mut reader = Reader::new(shared, attempt);
         let url = match self.target.base.join(&path) {
@@ -123,16 +138,7 @@ impl Connector for RawConnector<'_> {
                     Failure::Connect(why) => (ConnectionEnd::ConnectError, why),
                     Failure::Protocol(why) => (ConnectionEnd::ProtocolError, why),
                 };
-                let _ = self
-                    .user
-                    .record_custom_request_duration(
-                        &plan.method,
-                        "stream headers",
-                        headers_took,
-                        false,
-                        None,
-                        Some(&why),
-                    )
+                self.headers_row(&plan.method, headers_took, None, Some(&why))
                     .await;
                 return reader.fail(end, why);
             }
@@ -141,16 +147,7 @@ impl Connector for RawConnector<'_> {
         reader.conn.status = Some(head.status);
         reader.conn.instance = head.instance.clone();
         let success = (200..300).contains(&head.status);
-        let _ = self
-            .user
-            .record_custom_request_duration(
-                &plan.method,
-                "stream headers",
-                headers_took,
-                success,
-                Some(head.status),
-                None,
-            )
+        self.headers_row(&plan.method, headers_took, Some(head.status), None)
             .await;
         if !success {
             if head.status == 429 {
@@ -178,32 +175,12 @@ impl Connector for RawConnector<'_> {
             return reader.finish(ConnectionEnd::HttpStatus);
         }
 
-        let instance = head.instance;
-        shared.collector.opened(instance.as_deref());
-        // The body is read by a task of its own: an event wakes only it.
         let lane = reader.attempt.lane;
-        let status = head.status;
-        let body = tokio::spawn(async move {
+        read_in_own_task(shared, head.instance, lane, head.status, async move {
             let end = read_body(&mut reader, socket, rest, head.framing, stop_at).await;
             reader.finish(end)
-        });
-        let finished = match body.await {
-            Ok(finished) => finished,
-            Err(e) => (
-                Connection {
-                    end: Some(ConnectionEnd::ProtocolError),
-                    error: Some(format!("the body reader stopped: {e}")),
-                    status: Some(status),
-                    ..Connection::default()
-                },
-                Attempt {
-                    lane,
-                    ..Attempt::default()
-                },
-            ),
-        };
-        shared.collector.closed(instance.as_deref());
-        finished
+        })
+        .await
     }
 }
 

@@ -716,29 +716,20 @@ mod one_histogram {
         h: &Option<Histogram<u64>>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        let Some(h) = h else {
-            return serializer.serialize_none();
-        };
-        let mut bytes = Vec::new();
-        V2DeflateSerializer::new()
-            .serialize(h, &mut bytes)
-            .map_err(serde::ser::Error::custom)?;
-        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+        match h {
+            Some(h) => one_required_histogram::serialize(h, serializer),
+            None => serializer.serialize_none(),
+        }
     }
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<Histogram<u64>>, D::Error> {
-        let Some(text): Option<String> = serde::Deserialize::deserialize(deserializer)? else {
-            return Ok(None);
-        };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(serde::de::Error::custom)?;
-        Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
-            .map(Some)
-            .map_err(serde::de::Error::custom)
+        /// A present value, read as one histogram.
+        #[derive(serde::Deserialize)]
+        struct One(#[serde(with = "one_required_histogram")] Histogram<u64>);
+        let one: Option<One> = serde::Deserialize::deserialize(deserializer)?;
+        Ok(one.map(|One(h)| h))
     }
 }
 
