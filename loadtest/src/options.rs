@@ -145,10 +145,9 @@ pub struct StreamArgs {
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub processes: u16,
     /// Worker threads of this process's runtime. 1 (the default) runs every
-    /// stream on one thread, the cheapest per event (measured: 1.46x a raw
-    /// client's CPU per event against 1.87x with two threads, BENCHMARKS.md
-    /// section 4b); for more cores, --processes N. The client self-check
-    /// judges CPU against these threads.
+    /// stream on one thread: no wake-ups across threads, the cheapest per
+    /// event; for more cores, --processes N (cheaper per event than more
+    /// threads). The client self-check judges CPU against these threads.
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: u16,
