@@ -52,13 +52,16 @@ def path_of(interval_ms, size):
     return f"/sse?chunks=1000000&interval_ms={interval_ms}&size={size}"
 
 
+LOAD_ARGS = []  # extra trickle-load flags (--load-args)
+
+
 def client_command(client, load_bin, base, port, streams, interval_ms, size, seconds):
     if client == "floor":
         return [FLOOR, f"127.0.0.1:{port}", path_of(interval_ms, size), str(streams), str(seconds)]
     return [load_bin, "--host", base, "--users", str(streams), "--increase-rate", "1000",
             "--run-time", f"{seconds}s", "--transport", "sse", "--chunks", "1000000",
             "--interval-ms", str(interval_ms), "--size", str(size), "--idle-timeout", "60s",
-            "--quiet", "--no-print-metrics", "--progress-secs", "0"]
+            "--quiet", "--no-print-metrics", "--progress-secs", "0", *LOAD_ARGS]
 
 
 def measure(client, load_bin, streams, interval_ms, size, hold):
@@ -126,7 +129,9 @@ def main():
     p.add_argument("--load-bin", default=bench.LOAD, help="the trickle-load binary to measure")
     p.add_argument("--tag", default="", help="suffix of the result files (e.g. before)")
     p.add_argument("--code-commit", help="the commit --load-bin was built from (default: this checkout's)")
+    p.add_argument("--load-args", default="", help="extra trickle-load flags, e.g. '--threads 2'")
     args = p.parse_args()
+    LOAD_ARGS.extend(args.load_args.split())
     for path in (args.load_bin, FLOOR, os.path.join(bench.RELEASE, "trickle")):
         if not os.path.exists(path):
             sys.exit(f"error: {path} missing: cargo build --release --workspace --bins --examples")
@@ -135,6 +140,7 @@ def main():
     commit = subprocess.run(["git", "-C", bench.ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     meta = {"date": str(datetime.date.today()), "commit": commit, "code_commit": args.code_commit or commit,
+            "load_args": args.load_args,
             "cpus": os.cpu_count(),
             "kernel": platform.release(), "load_bin": args.load_bin, "command": " ".join(sys.argv)}
     profiles = [*PROFILES, "memory"] if args.profile == "all" else [args.profile]

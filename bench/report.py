@@ -228,7 +228,7 @@ def client_cost_section():
            "| profile | trickle-load | rounds | trickle-load us/event | floor us/event | ratio | client RSS | built from |",
            "|" + " --- |" * 8]
     for profile in ("paced-500", "paced-1000", "idle-10000"):
-        for tag, name in (("before", "before"), ("", "after")):
+        for tag, name in (("before", "before"), ("", "after"), ("threads2", "after, `--threads 2`")):
             r = results.get(profile + (f"-{tag}" if tag else ""))
             if not r:
                 continue
@@ -252,7 +252,8 @@ def client_cost_section():
                        f"{r.get('code_commit', r['commit'])} |")
         out.append("")
     out.append("```sh\ncargo build --release --workspace --bins --examples\nbench/client_cost.py\n"
-               "bench/client_cost.py --profile paced-500 --rounds 3 --load-bin OLD/trickle-load --tag before\n```\n")
+               "bench/client_cost.py --profile paced-500 --rounds 3 --load-bin OLD/trickle-load --tag before\n"
+               "bench/client_cost.py --profile paced-500 --rounds 2 --load-args '--threads 2' --tag threads2\n```\n")
     return out
 
 
