@@ -191,7 +191,7 @@ async fn read_body(
                 if decoder.feed(&bytes, &mut items).is_err() {
                     return ConnectionEnd::ProtocolError;
                 }
-                if let Some(end) = reader.seen(&mut items) {
+                if let Some(end) = reader.seen(&mut items, now) {
                     return end;
                 }
             }

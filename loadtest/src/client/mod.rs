@@ -172,11 +172,10 @@ impl Reader {
         self.batch.clear();
     }
 
-    /// One event received: the hot path. A clock read, a gap, a slot in
-    /// the batch; the first event of a connection and a due batch are
-    /// the only moments anything is shared.
-    fn event(&mut self) {
-        let now = Instant::now();
+    /// One event received at `now` (the read that carried it): the hot
+    /// path. A gap, a slot in the batch; the first event of a connection
+    /// and a due batch are the only moments anything is shared.
+    fn event(&mut self, now: Instant) {
         self.conn.events += 1;
         if self.conn.first_event.is_none() {
             self.conn.first_event = Some(now - self.started);
@@ -196,19 +195,20 @@ impl Reader {
         }
     }
 
-    /// Handles what a decoder produced; returns the end if one was seen.
-    pub fn seen(&mut self, items: &mut Vec<Seen>) -> Option<ConnectionEnd> {
+    /// Handles what a decoder produced from a read at `now`; returns the end
+    /// if one was seen.
+    pub fn seen(&mut self, items: &mut Vec<Seen>, now: Instant) -> Option<ConnectionEnd> {
         for item in items.drain(..) {
             match item {
                 Seen::Event { id } => {
-                    self.event();
+                    self.event(now);
                     if let Some(id) = id {
                         self.attempt.had_ids = true;
                         self.attempt.ids.observe(id);
                     }
                 }
                 Seen::Llm(chunk) => {
-                    if let Some(end) = self.llm_chunk(&chunk) {
+                    if let Some(end) = self.llm_chunk(&chunk, now) {
                         self.end_seen = Some(end);
                         return self.end_seen;
                     }
@@ -225,7 +225,11 @@ impl Reader {
     /// Folds in one chunk of an LLM stream: an output chunk is an event
     /// (TTFT and ITL are the first-event time and the gaps); an error
     /// object or invalid JSON ends the connection.
-    fn llm_chunk(&mut self, chunk: &crate::llm::chunk::LlmChunk) -> Option<ConnectionEnd> {
+    fn llm_chunk(
+        &mut self,
+        chunk: &crate::llm::chunk::LlmChunk,
+        now: Instant,
+    ) -> Option<ConnectionEnd> {
         if chunk.invalid {
             self.conn.error = Some("invalid JSON in a chunk".to_owned());
             return Some(ConnectionEnd::ProtocolError);
@@ -244,7 +248,7 @@ impl Reader {
         }
         if chunk.is_output(mode) {
             llm.output_chunks += 1;
-            self.event();
+            self.event(now);
         }
         None
     }

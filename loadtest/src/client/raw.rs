@@ -519,7 +519,7 @@ impl Body {
                 outcome = Some(Step::Broken(None));
                 return false;
             }
-            if let Some(end) = reader.seen(items) {
+            if let Some(end) = reader.seen(items, now) {
                 outcome = Some(Step::Ended(end));
                 return false;
             }

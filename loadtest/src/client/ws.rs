@@ -181,7 +181,7 @@ impl Connector for WsConnector {
                 Some(Err(_)) | None => break reader.end_seen.unwrap_or(ConnectionEnd::Truncated),
             }
             // The end frame comes before the close: keep reading to it.
-            let _ = reader.seen(&mut items);
+            let _ = reader.seen(&mut items, now);
         };
         shared.collector.closed(instance.as_deref());
         reader.finish(end)

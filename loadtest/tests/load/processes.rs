@@ -16,6 +16,16 @@ fn temp(name: &str) -> std::path::PathBuf {
     dir.join(name)
 }
 
+/// A run that exited 0, or its stderr.
+fn exited_ok(out: &std::process::Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Most streams open at once in a report's timeline.
 fn peak_open(report: &Report) -> u64 {
     report
@@ -43,12 +53,7 @@ async fn a_low_soft_open_files_limit_is_raised_and_the_streams_held() {
     })
     .await
     .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited_ok(&out);
     let report = Report::read(&report).unwrap();
     assert_eq!(report.connections, 700, "{:?}", report.ends);
     assert_eq!(report.errors(), 0, "{:?}", report.error_samples);
@@ -159,12 +164,7 @@ async fn two_processes_hold_the_users_asked_and_count_what_one_process_counts() 
     let out = tokio::task::spawn_blocking(move || run_load(args))
         .await
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited_ok(&out);
     let held = Report::read(&held).unwrap();
     assert_eq!(held.connections, 40);
     assert_eq!(
