@@ -128,11 +128,22 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         stream.child_progress,
     ));
     let deadline = tokio::spawn(end_run(length, shared.run_over.clone()));
-    let sampler = tokio::spawn(measure_window(collector.clone(), health.clone()));
+    let sampler = tokio::spawn(measure_window(
+        collector.clone(),
+        health.clone(),
+        config.checkpoints.clone(),
+    ));
+    let stopper = config
+        .checkpoints
+        .as_ref()
+        .map(|c| tokio::spawn(stop_when_told(c.stop.clone(), shared.run_over.clone())));
     let metrics = attack.execute().await;
     shared.run_over.cancel();
     deadline.abort();
     sampler.abort();
+    if let Some(stopper) = stopper {
+        stopper.abort();
+    }
     let _ = watcher.await;
     let ended = tokio::time::Instant::now();
     let metrics = metrics?;
@@ -166,20 +177,46 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
 }
 
 /// Inside the collector's window (if any): the open streams every 100 ms,
-/// and the client's health from the window's start to its end.
-async fn measure_window(collector: Arc<Collector>, health: Arc<HealthProbe>) {
+/// and the client's health from the window's start to its end; with
+/// checkpoints, a snapshot of the window every `every`.
+async fn measure_window(
+    collector: Arc<Collector>,
+    health: Arc<HealthProbe>,
+    checkpoints: Option<crate::config::Checkpoints>,
+) {
     let Some((from, to)) = collector.window_bounds() else {
         return;
     };
     tokio::time::sleep_until(from).await;
     health.reset();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut next_checkpoint = checkpoints.as_ref().map(|c| from + c.every);
     while tokio::time::Instant::now() < to {
         tick.tick().await;
         collector.sample_window();
+        let now = tokio::time::Instant::now();
+        if let (Some(c), Some(at)) = (&checkpoints, next_checkpoint) {
+            if now >= at && at < to {
+                next_checkpoint = Some(at + c.every);
+                if let Some(mut snapshot) = collector.window_snapshot(now) {
+                    snapshot.client = Some(health.figures());
+                    // The level judges it; a full channel means it is
+                    // still judging the last one: this one is skipped.
+                    let _ = c.snapshots.try_send((now - from, snapshot));
+                }
+            }
+        }
     }
     collector.close_window();
     collector.window_client(health.figures());
+}
+
+/// Ends the run early when a capacity level says it has resolved: goose
+/// stops its users (its killswitch), the open streams end as the run's.
+async fn stop_when_told(stop: CancellationToken, run_over: CancellationToken) {
+    stop.cancelled().await;
+    goose::trigger_killswitch("the capacity level resolved");
+    run_over.cancel();
 }
 
 /// The plan of start times, when the flags ask for one.
@@ -284,8 +321,10 @@ async fn collector_for(
         collector = collector.with_llm(crate::llm::LlmReport::new(
             api,
             stream.llm.first_token,
-            stream.llm.goodput,
+            stream.goodput,
         ));
+    } else if let Some(objectives) = stream.goodput {
+        collector = collector.with_stream_goodput(objectives);
     }
     if let Some((from, to)) = window {
         let now = tokio::time::Instant::now();

@@ -1,11 +1,19 @@
-//! Verdicts on a run: each check says what it measured and whether it
-//! passed. Any failure makes the process exit 1.
+//! Verdicts on a run: each check says what it measured and what its
+//! samples allow: PASS, FAIL or UNRESOLVED ([`Outcome`]). A check on a
+//! percentile is judged on the percentile's order-statistic bounds, a
+//! check on a rate on its Wilson bounds, both at `--confidence`
+//! ([`crate::confidence`]); a check on a count (integrity, concurrency) is
+//! PASS or FAIL. Any FAIL makes the process exit 1, else any UNRESOLVED 4.
 
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
+use crate::confidence::{self, Outcome};
+use crate::histogram::{quantile_bounds, share_above};
 use crate::measure::Measure;
 use crate::report::{quantile, Report};
-use crate::verdict::Verdict;
+use crate::verdict::{Bounds, Verdict};
 
 pub use crate::expectations::Expectations;
 
@@ -18,7 +26,12 @@ fn millis(d: Duration) -> f64 {
 }
 
 pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
+    let confidence = expect.confidence();
     let mut verdicts = Vec::new();
+
+    if let Some(nothing) = nothing_delivered(report) {
+        verdicts.push(nothing);
+    }
 
     if report.streams_with_ids > 0 {
         let i = &report.integrity;
@@ -65,96 +78,330 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
     }
 
     if let Some(timeout) = expect.timeout {
-        verdicts.push(timeout_check(report, timeout, expect.reconnect));
+        verdicts.push(timeout_check(report, timeout, expect.reconnect, confidence));
     }
 
-    if let Some(limit) = expect.max_ttfb_p99 {
-        let h = report.measured(Measure::FirstEvent);
-        let p99 = h.map(|h| quantile(h, 0.99)).unwrap_or_default();
-        let n = h.map_or(0, |h| h.len());
-        verdicts.push(
-            Verdict::new(
-                "ttfb-p99",
-                n > 0 && p99 <= limit,
-                format!(
-                    "first-event TTFB p99 {} (limit {}) over {n} connections",
-                    ms(p99),
-                    ms(limit)
-                ),
-            )
-            .with_figure(millis(p99), "ms", millis(limit)),
-        );
-    }
-
-    for (check, histogram, what, limit) in [
+    let percentiles = [
+        (
+            "ttfb-p99",
+            Measure::FirstEvent,
+            "first-event TTFB",
+            expect.max_ttfb_p99,
+            "connections",
+        ),
+        (
+            "gap-p99",
+            Measure::Gap,
+            "gap between events",
+            expect.max_gap_p99,
+            "gaps",
+        ),
         (
             "ttft-p99",
             Measure::Ttft,
             "time to first token",
             expect.max_ttft_p99,
+            "requests",
         ),
         (
             "itl-p99",
             Measure::Gap,
             "inter-token latency",
             expect.max_itl_p99,
+            "gaps",
         ),
         (
             "tpot-p99",
             Measure::Tpot,
             "time per output token",
             expect.max_tpot_p99,
+            "requests",
         ),
-    ] {
+    ];
+    for (check, measure, what, limit, over) in percentiles {
         let Some(limit) = limit else { continue };
-        let h = report.measured(histogram);
-        let p99 = h.map(|h| quantile(h, 0.99)).unwrap_or_default();
-        let n = h.map_or(0, |h| h.len());
-        verdicts.push(
-            Verdict::new(
-                check,
-                n > 0 && p99 <= limit,
-                format!("{what} p99 {} (limit {}) over {n}", ms(p99), ms(limit)),
-            )
-            .with_figure(millis(p99), "ms", millis(limit)),
-        );
+        let p = Percentile {
+            check,
+            what,
+            over,
+            q: 0.99,
+            limit,
+            confidence,
+        };
+        verdicts.push(p.judge(report.measured(measure)));
     }
 
-    if let (Some(limit), Some(llm)) = (expect.min_goodput, &report.llm) {
-        let fraction = llm.goodput_fraction();
-        verdicts.push(
-            Verdict::new(
-                "goodput",
-                llm.requests > 0 && fraction >= limit,
-                format!(
-                    "{} of {} completed requests met every bound ({:.1}%, at least {:.1}%)",
-                    llm.good,
-                    llm.requests,
-                    fraction * 100.0,
-                    limit * 100.0
-                ),
-            )
-            .with_figure(fraction, "ratio", limit),
-        );
+    if let Some(limit) = expect.min_goodput {
+        verdicts.push(goodput_check(report, limit, confidence));
     }
 
     if let Some(limit) = expect.max_error_rate {
-        let rate = report.error_rate();
-        verdicts.push(
-            Verdict::new(
-                "error-rate",
-                rate <= limit,
-                format!(
-                    "{:.2}% of {} connections ended in error (limit {:.2}%)",
-                    rate * 100.0,
-                    report.connections,
-                    limit * 100.0
-                ),
-            )
-            .with_figure(rate, "ratio", limit),
-        );
+        verdicts.push(error_rate_check(report, limit, confidence));
     }
     verdicts
+}
+
+/// Connections were made and not one event arrived on any of them: the
+/// run measured nothing, whatever was asked. Always a failure, with the
+/// first reason the client saw.
+fn nothing_delivered(report: &Report) -> Option<Verdict> {
+    if report.connections == 0 || report.events > 0 {
+        return None;
+    }
+    let why = report
+        .error_samples
+        .first()
+        .map(|e| format!("first error: {} ({})", e.message, e.end.as_str()))
+        .or_else(|| {
+            report
+                .statuses
+                .iter()
+                .find(|(status, _)| **status >= 400)
+                .map(|(status, n)| format!("{n} answered HTTP {status}"))
+        })
+        .unwrap_or_else(|| "no error was reported: the streams carried no event".to_owned());
+    Some(Verdict::new(
+        "delivered",
+        false,
+        format!(
+            "not one event arrived over {} connections; {why}",
+            report.connections
+        ),
+    ))
+}
+
+/// A percentile check: the figure, its bounds, the outcome.
+pub(crate) struct Percentile {
+    pub check: &'static str,
+    pub what: &'static str,
+    /// What the samples are ("connections", "gaps", "requests").
+    pub over: &'static str,
+    pub q: f64,
+    pub limit: Duration,
+    pub confidence: f64,
+}
+
+impl Percentile {
+    pub(crate) fn judge(&self, h: Option<&Histogram<u64>>) -> Verdict {
+        let n = h.map_or(0, |h| h.len());
+        let value = h.map(|h| quantile(h, self.q)).unwrap_or_default();
+        let (low, high) = h
+            .map(|h| quantile_bounds(h, self.q, self.confidence))
+            .unwrap_or_default();
+        let limit_ms = millis(self.limit);
+        let outcome = Outcome::at_most(low.map(millis), high.map(millis), limit_ms);
+        let name = format!("p{}", (self.q * 100.0).round());
+        let detail = if n == 0 {
+            format!(
+                "{} {name}: nothing measured (limit {})",
+                self.what,
+                ms(self.limit)
+            )
+        } else {
+            format!(
+                "{} {name} {} ({} bounds {}; limit {}) over {n} {}",
+                self.what,
+                ms(value),
+                percent(self.confidence),
+                show_bounds(low, high),
+                ms(self.limit),
+                self.over,
+            )
+        };
+        let hint = h.map_or_else(
+            || Some("nothing was measured: run longer or with more streams".to_owned()),
+            |h| percentile_to_resolve(h, self.q, self.limit, self.confidence),
+        );
+        Verdict::judged(self.check, outcome, detail)
+            .with_figure(millis(value), "ms", limit_ms)
+            .with_bounds(Bounds {
+                samples: n,
+                low: low.map(millis),
+                high: high.map(millis),
+                confidence: self.confidence,
+            })
+            .resolving_with(hint)
+    }
+}
+
+fn percent(confidence: f64) -> String {
+    format!("{}%", (confidence * 1000.0).round() / 10.0)
+}
+
+fn show_bounds(low: Option<Duration>, high: Option<Duration>) -> String {
+    let side = |d: Option<Duration>| d.map_or_else(|| "?".to_owned(), ms);
+    format!("{}..{}", side(low), side(high))
+}
+
+/// How many more samples would resolve a percentile check.
+pub(crate) fn percentile_to_resolve(
+    h: &Histogram<u64>,
+    q: f64,
+    limit: Duration,
+    confidence: f64,
+) -> Option<String> {
+    let n = h.len();
+    if n == 0 {
+        return Some("nothing was measured: run longer or with more streams".to_owned());
+    }
+    let needed_for_bound = confidence::samples_for_upper_bound(q, confidence);
+    let needed = match confidence::samples_to_resolve(share_above(h, limit), 1.0 - q, confidence) {
+        Some(needed) => needed.max(needed_for_bound),
+        None if n < needed_for_bound => needed_for_bound,
+        None => {
+            return Some(format!(
+                "the p{} sits on the limit: more samples narrow the bounds, but may not decide",
+                (q * 100.0).round()
+            ))
+        }
+    };
+    Some(more_samples(n, needed))
+}
+
+/// "about N more samples (M in all: a run about X times as long)".
+pub(crate) fn more_samples(have: u64, needed: u64) -> String {
+    let needed = needed.max(have + 1);
+    format!(
+        "about {} more samples ({needed} in all: a run about {:.1}x as long, or with as many times the streams)",
+        needed - have,
+        needed as f64 / have.max(1) as f64
+    )
+}
+
+/// A rate judged on its Wilson bounds: at most `limit` (errors) when
+/// `at_most`, else at least `limit` (goodput).
+pub(crate) struct Rate {
+    pub k: u64,
+    pub n: u64,
+    pub limit: f64,
+    pub at_most: bool,
+    pub confidence: f64,
+}
+
+impl Rate {
+    pub(crate) fn bounds(&self) -> Bounds {
+        let (low, high) = confidence::wilson(self.k, self.n, self.confidence)
+            .map_or((None, None), |(l, h)| (Some(l), Some(h)));
+        Bounds {
+            samples: self.n,
+            low,
+            high,
+            confidence: self.confidence,
+        }
+    }
+
+    pub(crate) fn outcome(&self) -> Outcome {
+        let b = self.bounds();
+        if self.at_most {
+            Outcome::at_most(b.low, b.high, self.limit)
+        } else {
+            Outcome::at_least(b.low, b.high, self.limit)
+        }
+    }
+
+    pub(crate) fn to_resolve(&self) -> Option<String> {
+        if self.n == 0 {
+            return Some("nothing was judged: run longer or with more streams".to_owned());
+        }
+        let p = self.k as f64 / self.n as f64;
+        match confidence::samples_to_resolve(p, self.limit, self.confidence) {
+            Some(needed) => Some(more_samples(self.n, needed)),
+            None => Some(
+                "the share sits on the limit: more samples narrow the bounds, but may not decide"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+fn show_share(b: &Bounds) -> String {
+    let side = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{:.2}%", v * 100.0));
+    format!(
+        "{} bounds {}..{}",
+        percent(b.confidence),
+        side(b.low),
+        side(b.high)
+    )
+}
+
+fn goodput_check(report: &Report, limit: f64, confidence: f64) -> Verdict {
+    let (tally, what) = match (&report.llm, &report.stream_goodput) {
+        (Some(llm), _) => (
+            crate::goodput::Tally {
+                good: llm.good,
+                judged: llm.requests,
+            },
+            "completed requests",
+        ),
+        (None, Some(g)) => (g.tally, "judged streams"),
+        (None, None) => (crate::goodput::Tally::default(), "streams"),
+    };
+    let rate = Rate {
+        k: tally.good,
+        n: tally.judged,
+        limit,
+        at_most: false,
+        confidence,
+    };
+    let bounds = rate.bounds();
+    let fraction = tally.fraction().unwrap_or(0.0);
+    Verdict::judged(
+        "goodput",
+        rate.outcome(),
+        format!(
+            "{} of {} {what} met every objective ({:.1}%, {}; at least {:.1}%)",
+            tally.good,
+            tally.judged,
+            fraction * 100.0,
+            show_share(&bounds),
+            limit * 100.0
+        ),
+    )
+    .with_figure(fraction, "ratio", limit)
+    .with_bounds(bounds)
+    .resolving_with(rate.to_resolve())
+}
+
+fn error_rate_check(report: &Report, limit: f64, confidence: f64) -> Verdict {
+    let errors = report.errors();
+    let rate = Rate {
+        k: errors,
+        n: report.connections,
+        limit,
+        at_most: true,
+        confidence,
+    };
+    let bounds = rate.bounds();
+    // A limit of zero is a statement about this run's count: any error
+    // fails it, none passes it (no sample can bound a rate to exactly 0).
+    let outcome = if limit == 0.0 {
+        if errors == 0 {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        }
+    } else {
+        rate.outcome()
+    };
+    Verdict::judged(
+        "error-rate",
+        outcome,
+        format!(
+            "{:.2}% of {} connections ended in error ({}; limit {:.2}%{})",
+            report.error_rate() * 100.0,
+            report.connections,
+            show_share(&bounds),
+            limit * 100.0,
+            if limit == 0.0 {
+                ", judged on the count"
+            } else {
+                ""
+            }
+        ),
+    )
+    .with_figure(report.error_rate(), "ratio", limit)
+    .with_bounds(bounds)
+    .resolving_with(rate.to_resolve())
 }
 
 /// A buffered response shows as a late first event (the proxy waited for
@@ -186,7 +433,7 @@ fn buffering(report: &Report, interval: Duration, first_delay: Duration) -> Verd
     verdict.with_figure(millis(first), "ms", millis(late_limit))
 }
 
-fn timeout_check(report: &Report, timeout: Duration, reconnect: bool) -> Verdict {
+fn timeout_check(report: &Report, timeout: Duration, reconnect: bool, confidence: f64) -> Verdict {
     let tolerance = (timeout / 10).max(Duration::from_secs(1));
     let Some(cuts) = report.measured(Measure::Cutoff) else {
         return Verdict::new(
@@ -200,25 +447,54 @@ fn timeout_check(report: &Report, timeout: Duration, reconnect: bool) -> Verdict
         quantile(cuts, 0.5),
         quantile(cuts, 0.99),
     );
-    let within = |d: Duration| d + tolerance >= timeout && d <= timeout + tolerance;
-    let mut passed = within(p1) && within(p99);
+    // Every cut within tolerance of the timeout: the p1 and the p99 both,
+    // judged on their bounds (the p1's lower, the p99's upper).
+    let (early, late) = (timeout.saturating_sub(tolerance), timeout + tolerance);
+    let (p1_low, p1_high) = quantile_bounds(cuts, 0.01, confidence);
+    let (p99_low, p99_high) = quantile_bounds(cuts, 0.99, confidence);
+    let outside = p1_high.is_some_and(|d| d < early) || p99_low.is_some_and(|d| d > late);
+    let inside = p1_low.is_some_and(|d| d >= early) && p99_high.is_some_and(|d| d <= late);
+    let mut outcome = if outside {
+        Outcome::Fail
+    } else if inside {
+        Outcome::Pass
+    } else {
+        Outcome::Unresolved
+    };
     let mut detail = format!(
-        "{} cuts at p1 {} / p50 {} / p99 {} (expected {} +/- {})",
+        "{} cuts at p1 {} ({} bounds {}) / p50 {} / p99 {} (bounds {}); expected {} +/- {}",
         cuts.len(),
         ms(p1),
+        percent(confidence),
+        show_bounds(p1_low, p1_high),
         ms(p50),
         ms(p99),
+        show_bounds(p99_low, p99_high),
         ms(timeout),
         ms(tolerance)
     );
     if reconnect {
         let i = &report.integrity;
         let bad = i.lost + i.duplicated + i.out_of_order;
-        passed &= bad == 0;
+        if bad > 0 {
+            outcome = Outcome::Fail;
+        }
         detail.push_str(&format!(
             "; across {} reconnects: {} lost, {} duplicated",
             report.reconnects, i.lost, i.duplicated
         ));
     }
-    Verdict::new("timeout", passed, detail).with_figure(millis(p99), "ms", millis(timeout))
+    let needed = confidence::samples_for_upper_bound(0.99, confidence);
+    let hint = (cuts.len() < needed).then(|| more_samples(cuts.len(), needed));
+    Verdict::judged("timeout", outcome, detail)
+        .with_figure(millis(p99), "ms", millis(timeout))
+        .with_bounds(Bounds {
+            samples: cuts.len(),
+            low: p99_low.map(millis),
+            high: p99_high.map(millis),
+            confidence,
+        })
+        .resolving_with(hint.or_else(|| {
+            Some("the cuts' bounds straddle the tolerance: more cuts narrow them".to_owned())
+        }))
 }

@@ -39,10 +39,23 @@ pub struct RunConfig {
     /// A stretch measured on its own (offsets from the start): a capacity
     /// level's hold.
     pub window: Option<(Duration, Duration)>,
+    /// A level held until its window resolves: snapshots of the window
+    /// taken along the way, and the signal that ends the run early.
+    pub checkpoints: Option<Checkpoints>,
     /// goose's own options (its reports, logs, thresholds...), without
     /// host, users, ramp and run time, which goose gets from the fields
     /// above.
     goose: GooseConfiguration,
+}
+
+/// Snapshots of the measured window every `every` from its start (a
+/// capacity level held in steps), sent with how long the window has run;
+/// cancelling `stop` ends the run early (the level resolved).
+#[derive(Debug, Clone)]
+pub struct Checkpoints {
+    pub every: Duration,
+    pub snapshots: tokio::sync::mpsc::Sender<(Duration, crate::report::WindowStats)>,
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 /// A command line that does not make a run.
@@ -54,6 +67,21 @@ pub enum ConfigError {
     Invalid(&'static str, String),
     #[error("--arrival-rate starts its users from --max-in-flight; leave out --users")]
     ArrivalUsers,
+    #[error("{0}")]
+    Goodput(String),
+}
+
+/// `--goodput`'s objectives must be of the run's kind: LLM objectives
+/// with --api, stream objectives without.
+pub fn check_goodput(stream: &StreamArgs) -> Result<(), String> {
+    let Some(g) = &stream.goodput else {
+        return Ok(());
+    };
+    match (stream.llm.api.is_some(), g.is_llm()) {
+        (true, false) => Err("--goodput with --api judges requests: use ttft, tpot, e2e or itl (ttfb, gap and lifetime are for stream runs)".to_owned()),
+        (false, true) => Err("--goodput ttft, tpot, e2e and itl judge LLM requests: add --api, or use ttfb, gap or lifetime for streams".to_owned()),
+        _ => Ok(()),
+    }
 }
 
 /// Seconds in a goose time span ("30", "30s", "1m30s", "1h").
@@ -122,6 +150,7 @@ impl TryFrom<RunArgs> for RunConfig {
             *field = None;
         }
         goose.users = None;
+        check_goodput(&stream).map_err(ConfigError::Goodput)?;
         let window = stream
             .window_ms
             .map(|(from, to)| (Duration::from_millis(from), Duration::from_millis(to)));
@@ -133,6 +162,7 @@ impl TryFrom<RunArgs> for RunConfig {
             ramp,
             run_time,
             window,
+            checkpoints: None,
             goose,
         })
     }
@@ -167,8 +197,15 @@ impl RunConfig {
             ramp: Ramp::PerSecond(ramp_rate as f64),
             run_time: Some(run_time),
             window: Some(window),
+            checkpoints: None,
             goose,
         }
+    }
+
+    /// Takes window snapshots along the way, and stops when told.
+    pub fn with_checkpoints(mut self, checkpoints: Checkpoints) -> Self {
+        self.checkpoints = Some(checkpoints);
+        self
     }
 
     /// When the load phase ends: the ramp, then the run time (`None`
@@ -199,7 +236,9 @@ fn expectations_of(stream: &StreamArgs, checks: &CheckArgs) -> Expectations {
         concurrency: checks.expect_concurrency,
         timeout: checks.expect_timeout,
         max_ttfb_p99: checks.max_ttfb_p99,
+        max_gap_p99: checks.max_gap_p99,
         max_error_rate: checks.max_error_rate,
+        confidence: Some(checks.confidence),
         interval: stream.interval_ms.map(Duration::from_millis),
         first_delay: stream.first_delay_ms.map(Duration::from_millis),
         reconnect: stream.reconnect,

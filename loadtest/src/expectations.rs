@@ -26,7 +26,17 @@ pub struct Expectations {
         default
     )]
     pub max_ttfb_p99: Option<Duration>,
+    #[serde(
+        rename = "max_gap_p99_ms",
+        with = "crate::duration_ms::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_gap_p99: Option<Duration>,
     pub max_error_rate: Option<f64>,
+    /// `--confidence` of every bound (reports before it: 0.95).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
     /// The interval the server was asked to keep (buffering check).
     #[serde(
         rename = "interval_ms",
@@ -70,4 +80,11 @@ pub struct Expectations {
     pub max_tpot_p99: Option<Duration>,
     #[serde(default)]
     pub min_goodput: Option<f64>,
+}
+
+impl Expectations {
+    /// The confidence every bound is drawn at.
+    pub fn confidence(&self) -> f64 {
+        self.confidence.unwrap_or(crate::confidence::DEFAULT)
+    }
 }

@@ -31,3 +31,65 @@ pub fn quantile(h: &Histogram<u64>, q: f64) -> Duration {
         Duration::from_micros(h.value_at_quantile(q))
     }
 }
+
+/// The value of the `k`-th smallest sample (1-based), if there are `k`.
+pub fn value_at_rank(h: &Histogram<u64>, k: u64) -> Option<u64> {
+    if k == 0 || k > h.len() {
+        return None;
+    }
+    let mut seen = 0;
+    for v in h.iter_recorded() {
+        seen += v.count_at_value();
+        if seen >= k {
+            return Some(h.highest_equivalent(v.value_iterated_to()));
+        }
+    }
+    None
+}
+
+/// One-sided bounds on the `q`-quantile at `confidence`, from order
+/// statistics ([`crate::confidence::quantile_ranks`]); `None` where the
+/// samples are too few for that bound.
+pub fn quantile_bounds(
+    h: &Histogram<u64>,
+    q: f64,
+    confidence: f64,
+) -> (Option<Duration>, Option<Duration>) {
+    let (lower, upper) = crate::confidence::quantile_ranks(h.len(), q, confidence);
+    let at = |rank: Option<u64>| {
+        rank.and_then(|k| value_at_rank(h, k))
+            .map(Duration::from_micros)
+    };
+    (at(lower), at(upper))
+}
+
+/// The share of samples above `limit`.
+pub fn share_above(h: &Histogram<u64>, limit: Duration) -> f64 {
+    if h.is_empty() {
+        return 0.0;
+    }
+    let micros = u64::try_from(limit.as_micros()).unwrap_or(MAX_MICROS);
+    let at_or_below = h.count_between(0, micros.min(MAX_MICROS));
+    (h.len() - at_or_below.min(h.len())) as f64 / h.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_and_bounds_read_the_samples_themselves() {
+        let mut h = new_histogram();
+        for ms in 1..=1_000u64 {
+            record(&mut h, Duration::from_millis(ms));
+        }
+        assert_eq!(value_at_rank(&h, 1).map(|v| v / 1_000), Some(1));
+        assert_eq!(value_at_rank(&h, 1_000).map(|v| v / 1_000), Some(1_000));
+        assert_eq!(value_at_rank(&h, 1_001), None);
+        // n = 1,000, p99 at 95%: ranks 985 and 996.
+        let (low, high) = quantile_bounds(&h, 0.99, 0.95);
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis());
+        assert_eq!((ms(low), ms(high)), (Some(985), Some(996)));
+        assert!((share_above(&h, Duration::from_millis(900)) - 0.1).abs() < 0.002);
+    }
+}

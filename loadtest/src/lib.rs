@@ -26,6 +26,10 @@
 //! - [`histogram`]: the HDR histograms figures are kept in.
 //! - [`report`]: the mergeable stream report (JSON, Markdown, HTML).
 //! - [`checks`]: the run judged against what the user asked to prove.
+//! - [`confidence`]: how sure a verdict can be: order-statistic bounds on
+//!   percentiles, Wilson bounds on rates; PASS, FAIL or UNRESOLVED.
+//! - [`goodput`]: the share of streams (or LLM requests) meeting every
+//!   objective.
 //! - [`verdict`]: one check's result, shared by checks and reports.
 //!
 //! The capacity search:
@@ -42,10 +46,12 @@ pub mod checks;
 pub mod cli;
 pub(crate) mod client;
 pub mod collector;
+pub mod confidence;
 pub mod config;
 mod duration_ms;
 pub mod emulate;
 pub mod expectations;
+pub mod goodput;
 pub mod health;
 pub mod histogram;
 pub mod limits;

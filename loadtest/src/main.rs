@@ -1,5 +1,7 @@
 //! `trickle-load`: run a streaming load test, or merge reports.
-//! Exit code: 0 all checks passed, 1 a check failed, 2 usage or setup error.
+//! Exit code: 0 all checks passed, 1 a check failed, 2 usage or setup
+//! error, 4 no check failed but one could not be decided on its samples
+//! (UNRESOLVED).
 
 use std::process::ExitCode;
 
@@ -8,8 +10,13 @@ use trickle_load::cli::{Cli, Command};
 use trickle_load::report::Report;
 use trickle_load::{attack, checks};
 
-const FAILED: u8 = 1;
 const SETUP: u8 = 2;
+
+/// 0 when every check passed, 1 when one failed, else 4 (one unresolved).
+fn verdict_code(verdicts: &[trickle_load::verdict::Verdict]) -> ExitCode {
+    let overall = trickle_load::confidence::Outcome::overall(verdicts.iter().map(|v| v.outcome));
+    ExitCode::from(overall.exit_code())
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -132,11 +139,7 @@ fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {
     for verdict in &verdicts {
         println!("{}", verdict.line());
     }
-    if verdicts.iter().all(|v| v.passed) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(FAILED)
-    }
+    verdict_code(&verdicts)
 }
 
 fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
@@ -197,11 +200,7 @@ fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
         eprintln!("error: no stream was attempted");
         return ExitCode::from(SETUP);
     }
-    if verdicts.iter().all(|v| v.passed) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(FAILED)
-    }
+    verdict_code(&verdicts)
 }
 
 /// `--processes N`: the run split over child processes, their reports

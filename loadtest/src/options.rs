@@ -101,6 +101,15 @@ pub struct StreamArgs {
     /// cores it may use.
     #[arg(long, value_name = "DURATION", default_value = "25ms", value_parser = humantime::parse_duration)]
     pub max_client_lag: Duration,
+    /// Goodput objectives: a logical stream is good when it meets every
+    /// one: `ttfb:1s` (time to first event), `gap:5s` (its largest gap,
+    /// reconnects included), `lifetime:60s` (it lived this long unless it
+    /// completed). With --api a completed request is judged instead:
+    /// `ttft:500ms,tpot:50ms,e2e:10s,itl:200ms` (itl: its largest
+    /// inter-token gap). Judged: streams that ended, and those the run's
+    /// end cut that had already failed one.
+    #[arg(long, value_name = "NAME:DURATION,...", value_parser = crate::goodput::Goodput::parse)]
+    pub goodput: Option<crate::goodput::Goodput>,
     /// Resume cut streams: SSE with Last-Event-ID after the server's
     /// `retry:`, others with `last_event_id`.
     #[arg(long)]
@@ -165,7 +174,7 @@ pub struct StreamArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Checks (any failure: exit 1)")]
+#[command(next_help_heading = "Checks (any FAIL: exit 1; else any UNRESOLVED: exit 4)")]
 pub struct CheckArgs {
     /// No instance may hold more than N of our streams at once, and 429s
     /// may come only when every instance seen was at N.
@@ -179,9 +188,21 @@ pub struct CheckArgs {
     /// Largest acceptable p99 of the time to the first event.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub max_ttfb_p99: Option<Duration>,
+    /// Largest acceptable p99 of the gaps between events.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_gap_p99: Option<Duration>,
     /// Largest acceptable share of connections ending in error (0..1).
+    /// Judged on Wilson bounds; a limit of 0 is judged on the count (any
+    /// error fails).
     #[arg(long, value_name = "RATIO", value_parser = parse_ratio)]
     pub max_error_rate: Option<f64>,
+    /// Confidence of every bound a check is judged on: a percentile's
+    /// order-statistic bounds, a rate's Wilson bounds (each one-sided).
+    /// PASS when the bound on the bad side is within the limit, FAIL when
+    /// the bound on the good side is beyond it, else UNRESOLVED (exit 4).
+    #[arg(long, value_name = "LEVEL", default_value_t = crate::confidence::DEFAULT,
+          value_parser = parse_confidence)]
+    pub confidence: f64,
     /// LLM (--api): largest acceptable p99 of the time to first token.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "api")]
     pub max_ttft_p99: Option<Duration>,
@@ -191,8 +212,9 @@ pub struct CheckArgs {
     /// LLM (--api): largest acceptable p99 of the time per output token.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "api")]
     pub max_tpot_p99: Option<Duration>,
-    /// LLM (--api, --goodput): smallest acceptable share of completed
-    /// requests meeting every goodput bound (0..1).
+    /// Smallest acceptable share of the judged streams (with --api:
+    /// completed requests) meeting every --goodput objective (0..1),
+    /// judged on its Wilson bounds.
     #[arg(long, value_name = "FRACTION", value_parser = parse_ratio, requires = "goodput")]
     pub min_goodput: Option<f64>,
 }
@@ -229,6 +251,16 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("{raw:?}: expected a positive number per second")),
+    }
+}
+
+/// A confidence level strictly between 0.5 and 1.
+pub(crate) fn parse_confidence(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if (0.5..1.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{raw:?}: expected a confidence level from 0.5 up to (not including) 1, e.g. 0.95"
+        )),
     }
 }
 

@@ -96,6 +96,10 @@ pub struct Connection {
     pub headers: Option<Duration>,
     pub first_byte: Option<Duration>,
     pub first_event: Option<Duration>,
+    /// The largest gap between two of its events.
+    pub max_gap: Option<Duration>,
+    /// When its last event arrived.
+    pub last_event_at: Option<tokio::time::Instant>,
     pub events: u64,
     pub bytes: u64,
     pub instance: Option<String>,
@@ -128,6 +132,7 @@ impl Connection {
                 self.lifetime,
                 llm.output_tokens().0,
             )
+            .with_max_gap(self.max_gap)
         })
     }
 }

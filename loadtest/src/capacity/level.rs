@@ -1,15 +1,21 @@
 //! One level of the search: N concurrent streams held through a goose run,
-//! measured over its hold window, judged against the SLOs.
+//! measured over its hold window, judged against the SLOs on the bounds
+//! its samples allow. A level whose verdict is unresolved is held longer,
+//! in steps of `--hold`, up to `--max-hold`: the same run goes on (one
+//! process), or the level runs again and the windows add up
+//! (`--processes`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
-use super::slo::{self, Measured, Slo};
+use super::slo::{self, MeasureVerdict, Sample, Slo};
 use super::CapacityArgs;
 use crate::attack::{self, SetupError};
-use crate::config::RunConfig;
+use crate::confidence::Outcome;
+use crate::config::{Checkpoints, RunConfig};
 use crate::health::ClientFigures;
 use crate::histogram::quantile;
 use crate::report::WindowStats;
@@ -22,8 +28,18 @@ pub struct Level {
     /// Streams actually open: the median of samples every 100 ms in the
     /// window.
     pub held: u64,
+    /// Every SLO passed on its bounds, and the client kept up.
     pub pass: bool,
-    /// The SLOs it broke: `ttfb`, `gap`, `error_rate`.
+    /// `PASS`, `FAIL` or `UNRESOLVED`: what the SLOs' bounds allow.
+    pub verdict: Outcome,
+    /// The verdict is PASS or FAIL (an unresolved level is no bound of the
+    /// search).
+    pub resolved: bool,
+    /// How long the window was measured (holds added while unresolved).
+    pub held_for_s: f64,
+    /// Each SLO judged: its value, samples, bounds and verdict.
+    pub measures: BTreeMap<String, MeasureVerdict>,
+    /// The SLOs it failed: `ttfb`, `gap`, `error_rate`, `tpot`, `goodput`.
     pub failed: Vec<String>,
     pub ttfb_p50_ms: Option<f64>,
     pub ttfb_p99_ms: Option<f64>,
@@ -37,9 +53,16 @@ pub struct Level {
     /// window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpot_p99_ms: Option<f64>,
-    /// LLM runs with --goodput: the share of those meeting every bound.
+    /// With --goodput: the share of the judged streams (requests) meeting
+    /// every objective.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goodput: Option<f64>,
+    /// Events (stream runs) or output tokens (LLM runs) per second over
+    /// the window: `capacity.throughput_unit` says which.
+    pub throughput_per_s: f64,
+    /// LLM runs: completed requests per second over the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_s: Option<f64>,
     /// Streams (connections) started in the window.
     pub started: u64,
     /// Requests still waiting for their first event when the window
@@ -58,9 +81,10 @@ pub struct Level {
     pub memory_bytes: Option<u64>,
 }
 
-/// How long a level of `n` streams takes: ramp, warm-up, hold.
+/// How long a level of `n` streams takes at most: ramp, warm-up, the
+/// longest hold.
 pub fn duration(args: &CapacityArgs, n: u64) -> Duration {
-    ramp(args, n) + whole_seconds(args.warmup + args.hold)
+    ramp(args, n) + whole_seconds(args.warmup + args.max_hold())
 }
 
 fn ramp(args: &CapacityArgs, n: u64) -> Duration {
@@ -76,44 +100,120 @@ fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> Option<f64> {
     (!h.is_empty()).then(|| quantile(h, q).as_secs_f64() * 1e3)
 }
 
-/// Runs one level and judges it.
+/// Runs one level, held until it resolves or `--max-hold`, and judges it.
 pub async fn run(args: &CapacityArgs, n: u64, slo: &Slo) -> Result<Level, SetupError> {
     let from = ramp(args, n) + args.warmup;
-    let to = from + args.hold;
     let trust = crate::tls::Trust::new(args.stream.ca_file.as_deref(), args.stream.insecure)?;
     let memory = tokio::spawn(read_memory(
         metrics_url(args),
         trust,
-        to.saturating_sub(Duration::from_millis(300)),
+        (from + args.hold).saturating_sub(Duration::from_millis(300)),
     ));
-    let stats = if args.stream.processes > 1 {
-        let run_time = whole_seconds(args.warmup + args.hold);
-        let children = crate::processes::LevelChildren {
-            argv: &args.argv,
-            host: &args.host,
-            processes: u64::from(args.stream.processes),
-            ramp_rate: args.ramp_rate,
-            capacity_only: &super::capacity_only_flags(),
-        };
-        crate::processes::level(&children, n, run_time, (from, to)).await?
+    let judged = if args.stream.processes > 1 {
+        run_in_processes(args, n, slo, from).await?
     } else {
-        let config = RunConfig::level(
-            &args.host,
-            &args.stream,
-            n,
-            args.ramp_rate,
-            whole_seconds(args.warmup + args.hold),
-            (from, to),
-        );
-        let result = attack::run_measuring(config).await?;
-        result.window.unwrap_or_else(WindowStats::empty)
+        run_in_process(args, n, slo, from).await?
     };
     let memory_bytes = memory.await.ok().flatten();
-    Ok(judge(n, &stats, slo, memory_bytes))
+    Ok(Level {
+        memory_bytes,
+        ..judged
+    })
 }
 
-/// A level's figures and verdict from what its window measured.
-pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, memory_bytes: Option<u64>) -> Level {
+/// One process: the run lasts the longest hold, its window is snapshotted
+/// at every step of `--hold`, and the run is stopped at the first
+/// snapshot that resolves.
+async fn run_in_process(
+    args: &CapacityArgs,
+    n: u64,
+    slo: &Slo,
+    from: Duration,
+) -> Result<Level, SetupError> {
+    let max_hold = args.max_hold();
+    let (snapshots, mut received) = tokio::sync::mpsc::channel(1);
+    let stop = CancellationToken::new();
+    let config = RunConfig::level(
+        &args.host,
+        &args.stream,
+        n,
+        args.ramp_rate,
+        whole_seconds(args.warmup + max_hold),
+        (from, from + max_hold),
+    )
+    .with_checkpoints(Checkpoints {
+        every: args.hold,
+        snapshots,
+        stop: stop.clone(),
+    });
+    let attack = attack::run_measuring(config);
+    tokio::pin!(attack);
+    let mut resolved: Option<Level> = None;
+    loop {
+        tokio::select! {
+            result = &mut attack => {
+                let result = result?;
+                if let Some(level) = resolved {
+                    return Ok(level);
+                }
+                let stats = result.window.unwrap_or_else(WindowStats::empty);
+                return Ok(judge(n, &stats, slo, max_hold));
+            }
+            Some((held_for, stats)) = received.recv(), if resolved.is_none() => {
+                let level = judge(n, &stats, slo, held_for);
+                if level.resolved || level.client.saturated {
+                    stop.cancel();
+                    resolved = Some(level);
+                } else {
+                    eprintln!("{}", level.held_longer_line(args.hold));
+                }
+            }
+        }
+    }
+}
+
+/// `--processes`: each step of `--hold` is the level run again, its
+/// window added to the steps before.
+async fn run_in_processes(
+    args: &CapacityArgs,
+    n: u64,
+    slo: &Slo,
+    from: Duration,
+) -> Result<Level, SetupError> {
+    let steps = (args.max_hold().as_secs_f64() / args.hold.as_secs_f64())
+        .ceil()
+        .max(1.0) as u32;
+    let run_time = whole_seconds(args.warmup + args.hold);
+    let children = crate::processes::LevelChildren {
+        argv: &args.argv,
+        host: &args.host,
+        processes: u64::from(args.stream.processes),
+        ramp_rate: args.ramp_rate,
+        capacity_only: &super::capacity_only_flags(),
+    };
+    let mut total: Option<WindowStats> = None;
+    let mut step = 0;
+    loop {
+        step += 1;
+        let stats =
+            crate::processes::level(&children, n, run_time, (from, from + args.hold)).await?;
+        match &mut total {
+            Some(total) => total.merge(&stats)?,
+            None => total = Some(stats),
+        }
+        let stats = total.as_ref().map_or_else(WindowStats::empty, Clone::clone);
+        let level = judge(n, &stats, slo, args.hold * step);
+        if level.resolved || level.client.saturated || step >= steps {
+            return Ok(level);
+        }
+        eprintln!("{}", level.held_longer_line(args.hold));
+        tokio::time::sleep(args.settle).await;
+    }
+}
+
+/// A level's figures and verdict from what its window measured over
+/// `held_for`.
+pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, held_for: Duration) -> Level {
     let (ttfb, ttfb_from) = if stats.ttfb.is_empty() {
         (&stats.ttfb_run, "ramp")
     } else {
@@ -125,27 +225,46 @@ pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, memory_bytes: Option<u64>) 
     } else {
         errors as f64 / stats.started as f64
     };
-    let measured = Measured {
-        ttfb_p99: (!ttfb.is_empty()).then(|| quantile(ttfb, 0.99)),
-        gap_p99: (!stats.gap.is_empty()).then(|| quantile(&stats.gap, 0.99)),
-        error_rate,
-        tpot_p99: (!stats.tpot.is_empty()).then(|| quantile(&stats.tpot, 0.99)),
-        goodput: stats.goodput(),
-    };
-    let broken = slo.broken(&measured);
+    let measures = slo.judge(&Sample { ttfb, stats });
+    let verdict = slo::overall(&measures);
     let client = stats.client.clone().unwrap_or_default();
+    let seconds = held_for.as_secs_f64().max(1e-3);
+    let llm = !stats.tpot.is_empty() || stats.llm_completed > 0;
+    let throughput_per_s = if llm {
+        // Output tokens: the window's output chunks, at the tokens per
+        // chunk of the requests that completed in it.
+        let per_chunk = if stats.output_chunks > 0 {
+            stats.output_tokens as f64 / stats.output_chunks as f64
+        } else {
+            1.0
+        };
+        stats.events as f64 * per_chunk / seconds
+    } else {
+        stats.events as f64 / seconds
+    };
     Level {
         streams: n,
         held: stats.held_median(),
-        pass: broken.is_empty() && !client.saturated,
-        failed: broken.iter().map(|(name, _)| (*name).to_owned()).collect(),
+        pass: verdict == Outcome::Pass && !client.saturated,
+        verdict,
+        resolved: verdict != Outcome::Unresolved,
+        held_for_s: crate::report::summary::round_ms(held_for.as_secs_f64()),
+        failed: measures
+            .iter()
+            .filter(|(_, m)| m.verdict == Outcome::Fail)
+            .map(|(name, _)| name.clone())
+            .collect(),
+        measures,
         ttfb_p50_ms: ms(ttfb, 0.5),
         ttfb_p99_ms: ms(ttfb, 0.99),
         ttfb_from: ttfb_from.to_owned(),
         gap_p99_ms: ms(&stats.gap, 0.99),
         gap_max_ms: (!stats.gap.is_empty()).then(|| stats.gap.max() as f64 / 1e3),
         tpot_p99_ms: ms(&stats.tpot, 0.99),
-        goodput: stats.goodput(),
+        goodput: stats.goodput.fraction(),
+        throughput_per_s: crate::report::summary::round_ms(throughput_per_s),
+        requests_per_s: llm
+            .then(|| crate::report::summary::round_ms(stats.llm_completed as f64 / seconds)),
         started: stats.started,
         waiting: stats.waiting,
         error_rate,
@@ -156,21 +275,31 @@ pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, memory_bytes: Option<u64>) 
             .collect(),
         instance_peaks: stats.instance_peaks.clone(),
         client,
-        memory_bytes,
+        memory_bytes: None,
     }
 }
 
 impl Level {
     /// The SLO this level broke by most, if any.
-    pub fn worst_failure(&self, slo: &Slo) -> Option<&'static str> {
-        let measured = Measured {
-            ttfb_p99: self.ttfb_p99_ms.map(|v| Duration::from_secs_f64(v / 1e3)),
-            gap_p99: self.gap_p99_ms.map(|v| Duration::from_secs_f64(v / 1e3)),
-            error_rate: self.error_rate,
-            tpot_p99: self.tpot_p99_ms.map(|v| Duration::from_secs_f64(v / 1e3)),
-            goodput: self.goodput,
-        };
-        slo::worst(&slo.broken(&measured))
+    pub fn worst_failure(&self) -> Option<&str> {
+        slo::worst(&self.measures)
+    }
+
+    /// Said when an unresolved level is held longer.
+    fn held_longer_line(&self, hold: Duration) -> String {
+        let unresolved: Vec<String> = self
+            .measures
+            .iter()
+            .filter(|(_, m)| m.verdict == Outcome::Unresolved)
+            .map(|(name, m)| format!("{name} over {} samples", m.samples))
+            .collect();
+        format!(
+            "level of {} streams unresolved after {:.0} s ({}): holding {} longer",
+            self.streams,
+            self.held_for_s,
+            unresolved.join(", "),
+            humantime::format_duration(hold)
+        )
     }
 
     /// The progress line printed when the level ends.
@@ -190,22 +319,26 @@ impl Level {
             Some(why) => format!("CLIENT SATURATED ({why})"),
             None => "client ok".to_owned(),
         };
-        let verdict = if self.pass {
-            "PASS".to_owned()
-        } else if self.failed.is_empty() {
-            "INCONCLUSIVE".to_owned()
-        } else {
-            format!("FAIL ({})", self.failed.join(", "))
+        let verdict = match self.verdict {
+            Outcome::Pass if self.client.saturated => "INCONCLUSIVE".to_owned(),
+            Outcome::Pass => "PASS".to_owned(),
+            Outcome::Fail => format!("FAIL ({})", self.failed.join(", ")),
+            Outcome::Unresolved => "UNRESOLVED".to_owned(),
         };
+        let goodput = self
+            .goodput
+            .map_or_else(String::new, |g| format!(" | goodput {:.1}%", g * 100.0));
         format!(
-            "level {index}: {} streams asked, {} held, {} waiting | TTFB p99 {} | gap p99 {} | errors {:.2}% of {}{errors} | {client} | {verdict}",
+            "level {index}: {} streams asked, {} held, {} waiting, {:.0} s | TTFB p99 {} | gap p99 {}{goodput} | errors {:.2}% of {}{errors} | {:.1}/s | {client} | {verdict}",
             self.streams,
             self.held,
             self.waiting,
+            self.held_for_s,
             opt(self.ttfb_p99_ms),
             opt(self.gap_p99_ms),
             self.error_rate * 100.0,
             self.started,
+            self.throughput_per_s,
         )
     }
 }

@@ -10,6 +10,7 @@
 //! on which the client itself was saturated stops the search: its figures
 //! would be the client's, not the server's.
 
+pub mod knee;
 pub mod level;
 pub mod recommend;
 pub mod report;
@@ -32,6 +33,9 @@ pub const EXIT_FOUND: u8 = 0;
 pub const EXIT_START_FAILED: u8 = 1;
 pub const EXIT_SETUP: u8 = 2;
 pub const EXIT_INCONCLUSIVE: u8 = 3;
+/// The answer could not be resolved (levels left unresolved at
+/// `--max-hold`); 3 wins over it.
+pub const EXIT_UNRESOLVED: u8 = 4;
 
 /// The default `--max`.
 const DEFAULT_MAX: u64 = 20_000;
@@ -55,7 +59,7 @@ pub struct CapacityArgs {
     /// --api the gaps are between output chunks: --slo-itl-p99 and
     /// --max-itl-p99 name the same.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
-          visible_aliases = ["slo-itl-p99", "max-itl-p99"],
+          visible_aliases = ["slo-itl-p99", "max-itl-p99", "max-gap-p99"],
           help_heading = "SLOs (at least one)")]
     pub slo_gap_p99: Option<Duration>,
     /// SLO (--api): time per output token, p99, at most this (e.g. 50ms).
@@ -63,8 +67,11 @@ pub struct CapacityArgs {
           visible_alias = "max-tpot-p99", requires = "api",
           help_heading = "SLOs (at least one)")]
     pub slo_tpot_p99: Option<Duration>,
-    /// SLO (--api, --goodput): at least this share of the requests
-    /// completed in a level's window meet every goodput bound (0..1).
+    /// SLO (--goodput): at least this share of the streams judged in a
+    /// level's window (ended in it; with --api, requests started in it
+    /// that completed) meet every --goodput objective (0..1), judged on
+    /// its Wilson bounds. Alone, it drives the search as guidellm's
+    /// goodput search does.
     #[arg(long, value_name = "FRACTION", value_parser = parse_ratio,
           visible_alias = "min-goodput", requires = "goodput",
           help_heading = "SLOs (at least one)")]
@@ -92,10 +99,28 @@ pub struct CapacityArgs {
     #[arg(long, value_name = "PER_SECOND", default_value_t = 500,
           value_parser = clap::value_parser!(u64).range(1..), help_heading = "Search")]
     pub ramp_rate: u64,
-    /// The measured window of each level, after its ramp and warm-up.
+    /// The measured window of each level, after its ramp and warm-up; an
+    /// unresolved level is held longer in steps of this.
     #[arg(long, value_name = "DURATION", default_value = "30s",
           value_parser = humantime::parse_duration, help_heading = "Search")]
     pub hold: Duration,
+    /// The longest a level is held while its verdict is unresolved
+    /// (default 4x --hold); still unresolved then, it is no bound of the
+    /// search.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          help_heading = "Search")]
+    pub max_hold: Option<Duration>,
+    /// Confidence of the bounds every SLO is judged on (one-sided): a
+    /// level passes when the bound on the bad side meets the SLO.
+    #[arg(long, value_name = "LEVEL", default_value_t = crate::confidence::DEFAULT,
+          value_parser = crate::options::parse_confidence, help_heading = "Search")]
+    pub confidence: f64,
+    /// The knee: the first level after which the next level's relative
+    /// growth in throughput is under this share of its relative growth in
+    /// streams.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.1,
+          value_parser = parse_precision, help_heading = "Search")]
+    pub knee_gain: f64,
     /// Time after a level's ramp before its window opens (first
     /// reconnects, caches, JIT of the server).
     #[arg(long, value_name = "DURATION", default_value = "2s",
@@ -138,6 +163,13 @@ pub struct CapacityArgs {
     pub argv: Vec<String>,
 }
 
+impl CapacityArgs {
+    /// `--max-hold`, at least one `--hold`.
+    pub fn max_hold(&self) -> Duration {
+        self.max_hold.unwrap_or(self.hold * 4).max(self.hold)
+    }
+}
+
 fn parse_precision(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
@@ -157,6 +189,8 @@ pub enum CapacityError {
     Run(#[from] crate::attack::SetupError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error("{0}")]
+    Goodput(String),
 }
 
 /// The flags `capacity` has and a run has not (its SLOs, search and
@@ -192,10 +226,12 @@ pub fn capacity_only_flags() -> Vec<crate::processes::Flag> {
 /// Runs the search; the report says what was found and the exit code.
 pub async fn run(args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
     let slo = Slo::new(args.slo_ttfb_p99, args.slo_gap_p99, args.slo_error_rate)
-        .with_llm(args.slo_tpot_p99, args.slo_goodput);
+        .with_llm(args.slo_tpot_p99, args.slo_goodput)
+        .with_confidence(args.confidence);
     if slo.is_empty() {
         return Err(CapacityError::NoSlo);
     }
+    crate::config::check_goodput(&args.stream).map_err(CapacityError::Goodput)?;
     if args.stream.arrival_rate.is_some() {
         return Err(CapacityError::NotForCapacity("arrival-rate"));
     }
@@ -226,8 +262,14 @@ pub async fn run(args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
     let mut stopped = None;
     let mut client_limited = false;
     eprintln!(
-        "capacity search on {}: levels from {} to at most {max} streams, {:?} hold each, precision {}",
-        args.host, args.start, args.hold, args.precision
+        "capacity search on {}: levels from {} to at most {max} streams, {} hold each (up to {} while unresolved), precision {}, {}% confidence, driven by {}",
+        args.host,
+        args.start,
+        humantime::format_duration(args.hold),
+        humantime::format_duration(args.max_hold()),
+        args.precision,
+        args.confidence * 100.0,
+        slo.driven_by()
     );
     while let Some(n) = search.next() {
         let estimate = level::duration(&args, n) + args.settle;
@@ -246,7 +288,14 @@ pub async fn run(args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
         let result = level::run(&args, n, &slo).await?;
         eprintln!("{}", result.progress_line(levels.len() + 1));
         let saturated = result.client.saturated;
-        search.record(n, result.pass);
+        search.record(
+            n,
+            if saturated {
+                crate::confidence::Outcome::Unresolved
+            } else {
+                result.verdict
+            },
+        );
         levels.push(result);
         if saturated {
             client_limited = true;

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::knee::{self, Knee};
 use super::level::Level;
 use super::recommend::{recommend, Recommendation};
 use super::search::Search;
 use super::slo::Slo;
-use super::{CapacityArgs, EXIT_FOUND, EXIT_INCONCLUSIVE, EXIT_START_FAILED};
+use super::{CapacityArgs, EXIT_FOUND, EXIT_INCONCLUSIVE, EXIT_START_FAILED, EXIT_UNRESOLVED};
+use crate::confidence::Outcome;
 use crate::report::escape;
 use crate::report::ReportError;
 
@@ -30,7 +32,18 @@ pub struct SearchSettings {
     pub precision: f64,
     pub ramp_rate: u64,
     pub hold_s: f64,
+    /// The longest a level was held while unresolved.
+    #[serde(default)]
+    pub max_hold_s: f64,
     pub warmup_s: f64,
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    #[serde(default)]
+    pub knee_gain: f64,
+}
+
+fn default_confidence() -> f64 {
+    crate::confidence::DEFAULT
 }
 
 impl SearchSettings {
@@ -41,7 +54,10 @@ impl SearchSettings {
             precision: args.precision,
             ramp_rate: args.ramp_rate,
             hold_s: args.hold.as_secs_f64(),
+            max_hold_s: args.max_hold().as_secs_f64(),
             warmup_s: args.warmup.as_secs_f64(),
+            confidence: args.confidence,
+            knee_gain: args.knee_gain,
         }
     }
 }
@@ -58,10 +74,25 @@ pub struct Capacity {
     /// first level did). With `limited_by: "client"` it is only a lower
     /// bound: the highest level that passed before the client saturated.
     pub max_streams: Option<u64>,
-    /// `ttfb`, `gap`, `error_rate` (the SLO the lowest failing level broke
-    /// by most), `max` (never failed up to --max) or `client` (the client
-    /// was saturated: inconclusive).
+    /// `ttfb`, `gap`, `error_rate`, `tpot`, `goodput` (the SLO the lowest
+    /// failing level broke by most), `max` (never failed up to --max),
+    /// `client` (the client was saturated: inconclusive) or `unresolved`
+    /// (no level above the answer was resolved).
     pub limited_by: String,
+    /// What drove the search: `percentiles`, `goodput`, `percentiles and
+    /// goodput` or `error rate`; and the SLOs the lowest failing level
+    /// failed (what decided the answer).
+    pub driven_by: String,
+    pub decided_by: Vec<String>,
+    /// Levels left unresolved at --max-hold (no bound of the search).
+    pub unresolved_levels: Vec<u64>,
+    /// `events` (stream runs) or `output_tokens` (LLM runs): the unit of
+    /// `levels[].throughput_per_s` and the knee.
+    pub throughput_unit: String,
+    /// Where adding streams stopped adding throughput (see
+    /// [`knee`]); `null` with `knee_reason` when not within the levels.
+    pub knee: Option<Knee>,
+    pub knee_reason: Option<String>,
     pub slo: Slo,
     pub search: SearchSettings,
     /// In the order they ran.
@@ -73,7 +104,8 @@ pub struct Capacity {
     /// Why the search stopped before its precision, if it did.
     pub stopped_early: Option<String>,
     /// The process's exit code: 0 found, 1 not even --start met the SLOs,
-    /// 3 inconclusive (the client was the bottleneck).
+    /// 3 inconclusive (the client was the bottleneck), 4 the answer could
+    /// not be resolved (3 wins over 4).
     pub exit_code: u8,
 }
 
@@ -94,19 +126,40 @@ impl Capacity {
         let first_failure = search
             .first_failure()
             .and_then(|f| levels.iter().find(|l| l.streams == f));
+        let unresolved_answer = search.answer_unresolved();
         let limited_by = if client_limited {
             "client".to_owned()
         } else if let Some(level) = first_failure {
-            level.worst_failure(&slo).unwrap_or("client").to_owned()
+            level.worst_failure().unwrap_or("client").to_owned()
+        } else if unresolved_answer {
+            "unresolved".to_owned()
         } else {
             "max".to_owned()
         };
         let exit_code = if client_limited {
             EXIT_INCONCLUSIVE
+        } else if unresolved_answer {
+            EXIT_UNRESOLVED
         } else if answer.is_none() {
             EXIT_START_FAILED
         } else {
             EXIT_FOUND
+        };
+        let decided_by = first_failure.map_or_else(Vec::new, |l| l.failed.clone());
+        let unresolved_levels: Vec<u64> = levels
+            .iter()
+            .filter(|l| l.verdict == Outcome::Unresolved)
+            .map(|l| l.streams)
+            .collect();
+        let llm = args.stream.llm.api.is_some();
+        let points: Vec<(u64, f64)> = levels
+            .iter()
+            .filter(|l| !l.client.saturated)
+            .map(|l| (l.streams, l.throughput_per_s))
+            .collect();
+        let (knee, knee_reason) = match knee::find(&points, args.knee_gain) {
+            Ok(knee) => (Some(knee), None),
+            Err(why) => (None, Some(why)),
         };
         let instances: std::collections::BTreeSet<&String> = levels
             .iter()
@@ -141,6 +194,15 @@ impl Capacity {
             }
             None => None,
         };
+        let beside = search.unresolved_above_answer();
+        if !beside.is_empty() && note.is_none() {
+            let list: Vec<String> = beside.iter().map(u64::to_string).collect();
+            note = Some(format!(
+                "the answer rests next to unresolved levels ({} streams): their samples could not tell within --max-hold {:.0} s; a longer --max-hold (or --hold) may move the answer up",
+                list.join(", "),
+                search_settings.max_hold_s
+            ));
+        }
         if limited_by == "max" && note.is_none() {
             note = Some(format!(
                 "no level failed up to --max {}: the service holds at least that many; the client process's limit here is its open files",
@@ -156,6 +218,12 @@ impl Capacity {
             duration_s: took.as_secs_f64(),
             max_streams: answer,
             limited_by,
+            driven_by: slo.driven_by().to_owned(),
+            decided_by,
+            unresolved_levels,
+            throughput_unit: if llm { "output_tokens" } else { "events" }.to_owned(),
+            knee,
+            knee_reason,
             slo,
             search: search_settings,
             levels,
@@ -175,6 +243,12 @@ impl Capacity {
                     .map_or_else(|| "none".to_owned(), |n| n.to_string())
             ),
             (Some(n), "max") => format!("max streams within SLO: {n} (limited by --max)"),
+            (Some(n), "unresolved") => format!(
+                "max streams within SLO: at least {n}; the levels above it could not be resolved"
+            ),
+            (None, "unresolved") => {
+                "unresolved: no level passed or failed on its bounds".to_owned()
+            }
             (Some(n), slo) => format!("max streams within SLO: {n} (limited by {slo})"),
             (None, slo) => format!(
                 "not even {} streams met the SLOs (failed: {slo})",
@@ -228,11 +302,11 @@ impl CapacityReport {
         let _ = writeln!(out, "**{}**\n", c.answer_line());
         let _ = writeln!(
             out,
-            "| streams | held | TTFB p50 | TTFB p99 | gap p99 | gap max | error rate | errors | instance peaks | client | verdict |"
+            "| streams | held | hold (s) | TTFB p50 | TTFB p99 [bounds] | gap p99 [bounds] | gap max | goodput [bounds] | throughput/s | error rate | errors | instance peaks | client | verdict |"
         );
         let _ = writeln!(
             out,
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         );
         for l in &c.levels {
             let errors: Vec<String> = l.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
@@ -251,34 +325,49 @@ impl CapacityReport {
                     l.client.lag_p99_ms, l.client.cpu_cores
                 ),
             };
-            let verdict = if l.pass {
-                "PASS".to_owned()
-            } else if l.failed.is_empty() {
-                "INCONCLUSIVE (client saturated)".to_owned()
-            } else {
-                format!("FAIL {}", l.failed.join(", "))
-            };
+            let verdict = verdict_words(l);
             let _ =
                 writeln!(
                 out,
-                "| {} | {} | {} | {}{} | {} | {} | {:.2}% of {} | {} | {} | {client} | {verdict} |",
+                "| {} | {} | {:.0} | {} | {}{} | {} | {} | {} | {:.1} | {:.2}% of {} | {} | {} | {client} | {verdict} |",
                 l.streams,
                 if l.waiting > 0 {
                     format!("{} (+{} waiting)", l.held, l.waiting)
                 } else {
                     l.held.to_string()
                 },
+                l.held_for_s,
                 opt_ms(l.ttfb_p50_ms),
-                opt_ms(l.ttfb_p99_ms),
+                with_bounds(l, super::slo::TTFB, l.ttfb_p99_ms),
                 if l.ttfb_from == "ramp" { " (ramp)" } else { "" },
-                opt_ms(l.gap_p99_ms),
+                with_bounds(l, super::slo::GAP, l.gap_p99_ms),
                 opt_ms(l.gap_max_ms),
+                with_bounds(l, super::slo::GOODPUT, l.goodput),
+                l.throughput_per_s,
                 l.error_rate * 100.0,
                 l.started,
                 if errors.is_empty() { "-".to_owned() } else { errors.join(", ") },
                 peaks.join(", "),
             );
         }
+        let _ = writeln!(
+            out,
+            "\nBounds in brackets: one-sided {}% bounds from the samples (order statistics for a p99, Wilson for a share); `?`: too few samples for that bound. A level is PASS when every SLO's bound on the bad side meets it, FAIL when one's bound on the good side breaks it, else UNRESOLVED: held longer (up to {:.0} s), and if still unresolved, no bound of the search.",
+            c.search.confidence * 100.0,
+            c.search.max_hold_s
+        );
+        let _ = writeln!(
+            out,
+            "\nThroughput ({} per second over the window): {}. Search driven by {}{}.",
+            c.throughput_unit.replace('_', " "),
+            match (&c.knee, &c.knee_reason) {
+                (Some(k), _) => format!("the knee is at {} streams ({:.1}/s): the next level added less than {:.0}% of its relative growth in streams", k.streams, k.throughput_per_s, c.search.knee_gain * 100.0),
+                (None, Some(why)) => format!("no knee: {why}"),
+                (None, None) => "no knee".to_owned(),
+            },
+            c.driven_by,
+            if c.decided_by.is_empty() { String::new() } else { format!("; decided by {}", c.decided_by.join(", ")) }
+        );
         let _ = writeln!(out, "\nTimes in ms. TTFB is time to first event of the streams started in the hold window; \"(ramp)\" marks a level whose streams outlived the window, measured on its own ramp instead. Requests still waiting for a first event when the window closed (\"waiting\") count with the time they had waited.");
         if let Some(r) = &c.recommendation {
             let _ = writeln!(out, "\n## Recommended settings (one instance)\n");
@@ -339,32 +428,33 @@ impl CapacityReport {
             match c.exit_code {
                 EXIT_FOUND => "FOUND",
                 EXIT_INCONCLUSIVE => "INCONCLUSIVE",
+                EXIT_UNRESOLVED => "UNRESOLVED",
                 _ => "NOT FOUND",
             },
             escape(&c.answer_line()),
             c.exit_code
         );
-        html.push_str("<h2>Levels</h2><table class=\"levels\"><thead><tr><th>streams</th><th>held</th><th>TTFB p50 (ms)</th><th>TTFB p99 (ms)</th><th>gap p99 (ms)</th><th>TPOT p99 (ms)</th><th>goodput</th><th>error rate</th><th>client</th><th>verdict</th></tr></thead><tbody>");
+        html.push_str("<h2>Levels</h2><table class=\"levels\"><thead><tr><th>streams</th><th>held</th><th>hold (s)</th><th>TTFB p50 (ms)</th><th>TTFB p99 (ms) [bounds]</th><th>gap p99 (ms) [bounds]</th><th>TPOT p99 (ms) [bounds]</th><th>goodput [bounds]</th><th>throughput/s</th><th>error rate</th><th>client</th><th>verdict</th></tr></thead><tbody>");
         for l in &c.levels {
-            let verdict = if l.pass {
-                "PASS".to_owned()
-            } else if l.failed.is_empty() {
-                "INCONCLUSIVE (client saturated)".to_owned()
-            } else {
-                format!("FAIL: {}", l.failed.join(", "))
-            };
+            let verdict = verdict_words(l);
             let _ = write!(
                 html,
-                "<tr class=\"{}\" data-streams=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}% of {}</td><td>{}</td><td class=\"verdict\">{}</td></tr>",
-                if l.pass { "pass" } else { "fail" },
+                "<tr class=\"{}\" data-streams=\"{}\"><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}% of {}</td><td>{}</td><td class=\"verdict\">{}</td></tr>",
+                match l.verdict {
+                    Outcome::Pass if l.pass => "pass",
+                    Outcome::Unresolved => "unresolved",
+                    _ => "fail",
+                },
                 l.streams,
                 l.streams,
                 if l.waiting > 0 { format!("{} (+{} waiting)", l.held, l.waiting) } else { l.held.to_string() },
+                l.held_for_s,
                 opt_ms(l.ttfb_p50_ms),
-                opt_ms(l.ttfb_p99_ms),
-                opt_ms(l.gap_p99_ms),
-                opt_ms(l.tpot_p99_ms),
-                l.goodput.map_or("-".to_owned(), |g| format!("{:.1}%", g * 100.0)),
+                with_bounds(l, super::slo::TTFB, l.ttfb_p99_ms),
+                with_bounds(l, super::slo::GAP, l.gap_p99_ms),
+                with_bounds(l, super::slo::TPOT, l.tpot_p99_ms),
+                with_bounds(l, super::slo::GOODPUT, l.goodput),
+                l.throughput_per_s,
                 l.error_rate * 100.0,
                 l.started,
                 escape(&match &l.client.reason {
@@ -412,25 +502,92 @@ impl CapacityReport {
 }
 
 /// TTFB p99 and gap p99 (and TPOT p99 for LLM runs) against concurrency,
-/// drawn by the reports' chart module.
+/// with their bounds as error bars; and throughput against concurrency
+/// with the knee: drawn by the reports' chart module.
 fn chart(c: &Capacity) -> String {
-    use crate::report::charts::{capacity_chart, CapacitySeries};
+    use crate::report::charts::{capacity_chart, throughput_chart, CapacityPoint, CapacitySeries};
     let mut levels: Vec<&Level> = c.levels.iter().collect();
     levels.sort_by_key(|l| l.streams);
-    let series_of = |name, slo_ms, pick: fn(&Level) -> Option<f64>| CapacitySeries {
+    let series_of = |name, key: &str, slo_ms, pick: fn(&Level) -> Option<f64>| CapacitySeries {
         name,
         slo_ms,
         levels: levels
             .iter()
-            .filter_map(|l| pick(l).map(|v| (l.streams, v, l.pass)))
+            .filter_map(|l| {
+                let judged = l.measures.get(key);
+                pick(l).map(|v| CapacityPoint {
+                    streams: l.streams,
+                    p99_ms: v,
+                    low_ms: judged.and_then(|m| m.ci_low),
+                    high_ms: judged.and_then(|m| m.ci_high),
+                    passed: l.pass,
+                })
+            })
             .collect(),
     };
     let mut series = vec![
-        series_of("TTFB", c.slo.ttfb_p99_ms, |l| l.ttfb_p99_ms),
-        series_of("gap", c.slo.gap_p99_ms, |l| l.gap_p99_ms),
+        series_of("TTFB", super::slo::TTFB, c.slo.ttfb_p99_ms, |l| {
+            l.ttfb_p99_ms
+        }),
+        series_of("gap", super::slo::GAP, c.slo.gap_p99_ms, |l| l.gap_p99_ms),
     ];
     if levels.iter().any(|l| l.tpot_p99_ms.is_some()) {
-        series.push(series_of("TPOT", c.slo.tpot_p99_ms, |l| l.tpot_p99_ms));
+        series.push(series_of(
+            "TPOT",
+            super::slo::TPOT,
+            c.slo.tpot_p99_ms,
+            |l| l.tpot_p99_ms,
+        ));
     }
-    capacity_chart(&series, c.max_streams)
+    let mut out = capacity_chart(&series, c.max_streams);
+    let points: Vec<(u64, f64)> = levels
+        .iter()
+        .map(|l| (l.streams, l.throughput_per_s))
+        .collect();
+    let unit = format!("{} per second", c.throughput_unit.replace('_', " "));
+    out.push_str(&throughput_chart(&points, c.knee.map(|k| k.streams), &unit));
+    out
+}
+
+/// A level's verdict in words.
+fn verdict_words(l: &Level) -> String {
+    match l.verdict {
+        _ if l.client.saturated => "INCONCLUSIVE (client saturated)".to_owned(),
+        Outcome::Pass => "PASS".to_owned(),
+        Outcome::Fail => format!("FAIL {}", l.failed.join(", ")),
+        Outcome::Unresolved => {
+            let which: Vec<&str> = l
+                .measures
+                .iter()
+                .filter(|(_, m)| m.verdict == Outcome::Unresolved)
+                .map(|(k, _)| k.as_str())
+                .collect();
+            format!("UNRESOLVED {}", which.join(", "))
+        }
+    }
+}
+
+/// A judged measure with its bounds: `12.3 [10.1..15.2]` (ms) or
+/// `97.0% [95.1%..98.3%]`; `?` for a bound the samples could not give.
+fn with_bounds(l: &Level, key: &str, value: Option<f64>) -> String {
+    let share = key == super::slo::GOODPUT || key == super::slo::ERROR_RATE;
+    let show = |v: f64| {
+        if share {
+            format!("{:.1}%", v * 100.0)
+        } else {
+            format!("{v:.1}")
+        }
+    };
+    let Some(value) = value else {
+        return "-".to_owned();
+    };
+    match l.measures.get(key) {
+        Some(m) => format!(
+            "{} [{}..{}]",
+            show(value),
+            m.ci_low.map_or_else(|| "?".to_owned(), show),
+            m.ci_high.map_or_else(|| "?".to_owned(), show)
+        ),
+        None => show(value),
+    }
 }

@@ -1,7 +1,13 @@
 //! The search over concurrency levels, as pure bookkeeping: double from
 //! `--start` until a level fails or `--max` is reached, then bisect
 //! between the highest passing and the lowest failing level until they
-//! are within `--precision` of each other.
+//! are within `--precision` of each other. A level left unresolved (even
+//! after its longer holds) is no bound: the search goes on from the bounds
+//! it has, past it while doubling, around it while bisecting.
+
+use std::collections::BTreeSet;
+
+use crate::confidence::Outcome;
 
 /// Where the search stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +19,8 @@ pub struct Search {
     passed: Option<u64>,
     /// The lowest level that failed.
     failed: Option<u64>,
+    /// Levels that could not be resolved.
+    unresolved: BTreeSet<u64>,
 }
 
 impl Search {
@@ -23,34 +31,58 @@ impl Search {
             precision,
             passed: None,
             failed: None,
+            unresolved: BTreeSet::new(),
         }
+    }
+
+    /// The bracket `(passed, failed)` is as narrow as asked.
+    fn within_precision(&self, p: u64, f: u64) -> bool {
+        let gap = f.saturating_sub(p);
+        gap <= 1 || gap as f64 <= self.precision * p as f64
     }
 
     /// The level to run next; `None` when the search is over.
     pub fn next(&self) -> Option<u64> {
         match (self.passed, self.failed) {
-            (None, None) => Some(self.start),
-            // Not even the first level held.
+            // Not even the lowest level tried held.
             (None, Some(_)) => None,
-            (Some(p), None) if p >= self.max => None,
-            (Some(p), None) => Some(p.saturating_mul(2).min(self.max)),
-            (Some(p), Some(f)) => {
-                let gap = f.saturating_sub(p);
-                if gap <= 1 || gap as f64 <= self.precision * p as f64 {
-                    None
-                } else {
-                    Some(p + gap / 2)
+            (p, None) => {
+                // Doubling, from the highest passing level (or the start),
+                // past levels left unresolved.
+                let mut level = p.map_or(self.start, |p| p.saturating_mul(2).min(self.max));
+                if p.is_some_and(|p| p >= self.max) {
+                    return None;
                 }
+                while self.unresolved.contains(&level) {
+                    if level >= self.max {
+                        return None;
+                    }
+                    level = level.saturating_mul(2).min(self.max);
+                }
+                Some(level)
+            }
+            (Some(p), Some(f)) => {
+                if self.within_precision(p, f) {
+                    return None;
+                }
+                // The middle, or the untried level nearest it.
+                let mid = p + (f - p) / 2;
+                (0..f - p)
+                    .flat_map(|d| [mid.checked_sub(d), mid.checked_add(d)])
+                    .flatten()
+                    .find(|l| *l > p && *l < f && !self.unresolved.contains(l))
             }
         }
     }
 
     /// Records a level's verdict.
-    pub fn record(&mut self, level: u64, pass: bool) {
-        if pass {
-            self.passed = Some(self.passed.map_or(level, |p| p.max(level)));
-        } else {
-            self.failed = Some(self.failed.map_or(level, |f| f.min(level)));
+    pub fn record(&mut self, level: u64, outcome: Outcome) {
+        match outcome {
+            Outcome::Pass => self.passed = Some(self.passed.map_or(level, |p| p.max(level))),
+            Outcome::Fail => self.failed = Some(self.failed.map_or(level, |f| f.min(level))),
+            Outcome::Unresolved => {
+                self.unresolved.insert(level);
+            }
         }
     }
 
@@ -68,22 +100,65 @@ impl Search {
     pub fn reached_max(&self) -> bool {
         self.failed.is_none() && self.passed.is_some_and(|p| p >= self.max)
     }
+
+    /// Unresolved levels above the answer (below the first failure): the
+    /// answer rests next to them.
+    pub fn unresolved_above_answer(&self) -> Vec<u64> {
+        let from = self.passed.unwrap_or(0);
+        let to = self.failed.unwrap_or(u64::MAX);
+        self.unresolved
+            .iter()
+            .copied()
+            .filter(|l| *l > from && *l < to)
+            .collect()
+    }
+
+    /// The answer could not be resolved: no level passed or failed on its
+    /// bounds, or the bracket around the answer stayed wider than the
+    /// precision because the levels inside it were unresolved.
+    pub fn answer_unresolved(&self) -> bool {
+        match (self.passed, self.failed) {
+            (None, None) => !self.unresolved.is_empty(),
+            (Some(p), Some(f)) => !self.within_precision(p, f),
+            (Some(p), None) => p < self.max && !self.unresolved_above_answer().is_empty(),
+            (None, Some(_)) => false,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The levels a search runs against a service that holds `limit`.
-    fn levels(start: u64, max: u64, precision: f64, limit: u64) -> (Vec<u64>, Search) {
+    /// The levels a search runs against a service that holds `limit`,
+    /// with levels in `unresolved` left unresolved.
+    fn levels_with(
+        start: u64,
+        max: u64,
+        precision: f64,
+        limit: u64,
+        unresolved: &[u64],
+    ) -> (Vec<u64>, Search) {
         let mut search = Search::new(start, max, precision);
         let mut seen = Vec::new();
         while let Some(level) = search.next() {
             assert!(seen.len() < 100, "runaway search: {seen:?}");
+            assert!(!seen.contains(&level), "{level} twice: {seen:?}");
             seen.push(level);
-            search.record(level, level <= limit);
+            let outcome = if unresolved.contains(&level) {
+                Outcome::Unresolved
+            } else if level <= limit {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            };
+            search.record(level, outcome);
         }
         (seen, search)
+    }
+
+    fn levels(start: u64, max: u64, precision: f64, limit: u64) -> (Vec<u64>, Search) {
+        levels_with(start, max, precision, limit, &[])
     }
 
     #[test]
@@ -92,6 +167,7 @@ mod tests {
         assert_eq!(seen, [10, 20, 40, 80, 60, 50, 45, 42]);
         assert_eq!(search.answer(), Some(40));
         assert_eq!(search.first_failure(), Some(42));
+        assert!(!search.answer_unresolved());
     }
 
     #[test]
@@ -105,7 +181,7 @@ mod tests {
                     continue;
                 }
                 assert!(answer <= limit, "limit {limit}: {seen:?}");
-                let failed = search.first_failure().unwrap();
+                let failed = search.first_failure().unwrap_or(0);
                 assert!(
                     (failed - answer) as f64 <= (precision * answer as f64).max(1.0),
                     "limit {limit}, precision {precision}: {seen:?}"
@@ -130,5 +206,36 @@ mod tests {
         // A start above max is brought down to it.
         let (seen, _) = levels(500, 100, 0.1, 1_000);
         assert_eq!(seen, [100]);
+    }
+
+    #[test]
+    fn unresolved_levels_are_no_bound_and_the_search_goes_around_them() {
+        // 20 unresolved while doubling: on to 40, then bisect around it.
+        let (seen, search) = levels_with(10, 20_000, 0.1, 40, &[20]);
+        assert_eq!(seen, [10, 20, 40, 80, 60, 50, 45, 42]);
+        assert_eq!(search.answer(), Some(40));
+        assert!(search.unresolved_above_answer().is_empty());
+        // The bisection's middle unresolved: its neighbour is tried.
+        let (seen, search) = levels_with(10, 20_000, 0.1, 40, &[60, 50]);
+        assert_eq!(seen, [10, 20, 40, 80, 60, 59, 49, 44]);
+        assert_eq!(search.answer(), Some(40));
+        // The start unresolved: the search doubles past it.
+        let (seen, search) = levels_with(10, 20_000, 0.1, 40, &[10]);
+        assert_eq!(seen[..3], [10, 20, 40]);
+        assert_eq!(search.answer(), Some(40));
+        // Everything unresolved: no answer, and it says so.
+        let all: Vec<u64> = (1..=200).collect();
+        let (seen, search) = levels_with(10, 100, 0.1, 40, &all);
+        assert_eq!(seen, [10, 20, 40, 80, 100]);
+        assert_eq!(search.answer(), None);
+        assert!(search.answer_unresolved());
+        // Every level between the answer and the failure unresolved.
+        let (_, search) = levels_with(10, 20_000, 0.1, 40, &(41..80).collect::<Vec<_>>());
+        assert_eq!(
+            (search.answer(), search.first_failure()),
+            (Some(40), Some(80))
+        );
+        assert!(search.answer_unresolved());
+        assert_eq!(search.unresolved_above_answer().len(), 39);
     }
 }

@@ -1,8 +1,17 @@
-//! Service level objectives and how one level's figures are judged.
+//! Service level objectives and how one level's figures are judged: each
+//! SLO on the bounds its samples allow ([`crate::confidence`]), so a level
+//! is PASS, FAIL or UNRESOLVED.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+
+use crate::checks::Rate;
+use crate::confidence::Outcome;
+use crate::histogram::{quantile, quantile_bounds};
+use crate::report::WindowStats;
 
 /// The objectives a level must meet (at least one is set).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -19,30 +28,62 @@ pub struct Slo {
     /// LLM runs: time per output token, p99, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpot_p99_ms: Option<f64>,
-    /// LLM runs: the least share of completed requests meeting every
-    /// `--goodput` bound.
+    /// The least share of judged streams (LLM: completed requests)
+    /// meeting every `--goodput` objective.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goodput: Option<f64>,
+    /// The confidence every bound is drawn at (`--confidence`).
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
 }
 
-/// The names an SLO goes by in reports (`failed`, `limited_by`).
+fn default_confidence() -> f64 {
+    crate::confidence::DEFAULT
+}
+
+/// The names an SLO goes by in reports (`failed`, `limited_by`,
+/// `measures`).
 pub const TTFB: &str = "ttfb";
 pub const GAP: &str = "gap";
 pub const ERROR_RATE: &str = "error_rate";
 pub const TPOT: &str = "tpot";
 pub const GOODPUT: &str = "goodput";
 
-/// What a level measured that the SLOs look at.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Measured {
-    /// `None`: nothing measured (no first event, no gap).
-    pub ttfb_p99: Option<Duration>,
-    pub gap_p99: Option<Duration>,
-    pub error_rate: f64,
-    /// LLM runs: TPOT p99 of requests completed in the window.
-    pub tpot_p99: Option<Duration>,
-    /// LLM runs: share of those requests meeting the goodput bounds.
-    pub goodput: Option<f64>,
+/// One SLO's figure at one level: the value, its samples, its bounds at
+/// the SLO's confidence, and the verdict they allow. Latencies in
+/// milliseconds, shares as fractions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MeasureVerdict {
+    pub value: Option<f64>,
+    pub samples: u64,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub verdict: Outcome,
+    /// How far past its bound the value is (value / bound; for goodput
+    /// bound / value), to name the SLO a failing level broke by most.
+    #[serde(skip)]
+    pub over: f64,
+}
+
+/// What a level's window gives the SLOs to judge.
+pub struct Sample<'a> {
+    /// TTFB of the streams started in the window (or of the ramp).
+    pub ttfb: &'a Histogram<u64>,
+    pub stats: &'a WindowStats,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn ratio(value: f64, bound: f64) -> f64 {
+    if bound > 0.0 {
+        value / bound
+    } else if value > 0.0 {
+        f64::INFINITY
+    } else {
+        1.0
+    }
 }
 
 impl Slo {
@@ -51,20 +92,25 @@ impl Slo {
         gap_p99: Option<Duration>,
         error_rate: Option<f64>,
     ) -> Self {
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         Self {
             ttfb_p99_ms: ttfb_p99.map(ms),
             gap_p99_ms: gap_p99.map(ms),
             error_rate,
             tpot_p99_ms: None,
             goodput: None,
+            confidence: crate::confidence::DEFAULT,
         }
     }
 
-    /// With the LLM SLOs (TPOT p99, least goodput).
+    /// With the LLM SLOs (TPOT p99) and the least goodput.
     pub fn with_llm(mut self, tpot_p99: Option<Duration>, goodput: Option<f64>) -> Self {
-        self.tpot_p99_ms = tpot_p99.map(|d| d.as_secs_f64() * 1e3);
+        self.tpot_p99_ms = tpot_p99.map(ms);
         self.goodput = goodput;
+        self
+    }
+
+    pub fn with_confidence(mut self, confidence: f64) -> Self {
+        self.confidence = confidence;
         self
     }
 
@@ -76,142 +122,297 @@ impl Slo {
             && self.goodput.is_none()
     }
 
-    /// The SLOs `m` breaks, each with how far past its bound it is
-    /// (measured / bound; infinite for a zero bound broken). A level that
-    /// delivered no event at all breaks both latency SLOs; one whose
-    /// streams carry a single event has no gaps, which breaks nothing.
-    pub fn broken(&self, m: &Measured) -> Vec<(&'static str, f64)> {
-        let mut out = Vec::new();
-        let over = |value: f64, bound: f64| {
-            if bound > 0.0 {
-                value / bound
-            } else {
-                f64::INFINITY
+    /// Whether the percentiles, goodput, or both drive the search.
+    pub fn driven_by(&self) -> &'static str {
+        let percentiles =
+            self.ttfb_p99_ms.is_some() || self.gap_p99_ms.is_some() || self.tpot_p99_ms.is_some();
+        match (percentiles, self.goodput.is_some()) {
+            (true, true) => "percentiles and goodput",
+            (false, true) => "goodput",
+            (true, false) => "percentiles",
+            (false, false) => "error rate",
+        }
+    }
+
+    /// Each SLO set, judged on the window's samples. A level that
+    /// delivered no event at all fails every latency SLO and goodput; one
+    /// whose streams carry a single event has no gaps, which breaks
+    /// nothing; any other SLO without samples is unresolved.
+    pub fn judge(&self, s: &Sample<'_>) -> BTreeMap<String, MeasureVerdict> {
+        let c = self.confidence;
+        let delivered = !s.ttfb.is_empty();
+        let mut out = BTreeMap::new();
+        let percentile = |h: &Histogram<u64>, bound: f64, empty: Outcome| {
+            if h.is_empty() {
+                return MeasureVerdict {
+                    value: None,
+                    samples: 0,
+                    ci_low: None,
+                    ci_high: None,
+                    verdict: empty,
+                    over: if empty == Outcome::Fail {
+                        f64::INFINITY
+                    } else {
+                        0.0
+                    },
+                };
+            }
+            let value = ms(quantile(h, 0.99));
+            let (low, high) = quantile_bounds(h, 0.99, c);
+            let (low, high) = (low.map(ms), high.map(ms));
+            MeasureVerdict {
+                value: Some(value),
+                samples: h.len(),
+                ci_low: low,
+                ci_high: high,
+                verdict: Outcome::at_most(low, high, bound),
+                over: ratio(value, bound),
             }
         };
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let silent = if delivered {
+            Outcome::Unresolved
+        } else {
+            Outcome::Fail
+        };
         if let Some(bound) = self.ttfb_p99_ms {
-            match m.ttfb_p99.map(ms) {
-                Some(v) if v <= bound => {}
-                Some(v) => out.push((TTFB, over(v, bound))),
-                None => out.push((TTFB, f64::INFINITY)),
-            }
+            out.insert(TTFB.to_owned(), percentile(s.ttfb, bound, Outcome::Fail));
         }
         if let Some(bound) = self.gap_p99_ms {
-            match m.gap_p99.map(ms) {
-                Some(v) if v <= bound => {}
-                Some(v) => out.push((GAP, over(v, bound))),
-                None if m.ttfb_p99.is_none() => out.push((GAP, f64::INFINITY)),
-                None => {}
-            }
-        }
-        if let Some(bound) = self.error_rate {
-            if m.error_rate > bound {
-                out.push((ERROR_RATE, over(m.error_rate, bound)));
-            }
+            let empty = if delivered {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            };
+            out.insert(GAP.to_owned(), percentile(&s.stats.gap, bound, empty));
         }
         if let Some(bound) = self.tpot_p99_ms {
-            match m.tpot_p99.map(ms) {
-                Some(v) if v <= bound => {}
-                Some(v) => out.push((TPOT, over(v, bound))),
-                None => out.push((TPOT, f64::INFINITY)),
-            }
+            out.insert(TPOT.to_owned(), percentile(&s.stats.tpot, bound, silent));
+        }
+        if let Some(bound) = self.error_rate {
+            let errors: u64 = s.stats.errors.values().sum();
+            let rate = Rate {
+                k: errors,
+                n: s.stats.started,
+                limit: bound,
+                at_most: true,
+                confidence: c,
+            };
+            let b = rate.bounds();
+            let value = (s.stats.started > 0).then(|| errors as f64 / s.stats.started as f64);
+            // A zero bound is judged on the count, as the run's check is.
+            let verdict = if bound == 0.0 {
+                if errors == 0 {
+                    Outcome::Pass
+                } else {
+                    Outcome::Fail
+                }
+            } else if s.stats.started == 0 {
+                Outcome::Pass
+            } else {
+                rate.outcome()
+            };
+            out.insert(
+                ERROR_RATE.to_owned(),
+                MeasureVerdict {
+                    value,
+                    samples: s.stats.started,
+                    ci_low: b.low,
+                    ci_high: b.high,
+                    verdict,
+                    over: ratio(value.unwrap_or(0.0), bound),
+                },
+            );
         }
         if let Some(least) = self.goodput {
-            // Below the bound by how much: least / measured.
-            match m.goodput {
-                Some(g) if g >= least => {}
-                Some(g) if g > 0.0 => out.push((GOODPUT, least / g)),
-                _ => out.push((GOODPUT, f64::INFINITY)),
-            }
+            let tally = s.stats.goodput;
+            let rate = Rate {
+                k: tally.good,
+                n: tally.judged,
+                limit: least,
+                at_most: false,
+                confidence: c,
+            };
+            let b = rate.bounds();
+            let value = tally.fraction();
+            let verdict = if tally.judged == 0 {
+                silent
+            } else {
+                rate.outcome()
+            };
+            out.insert(
+                GOODPUT.to_owned(),
+                MeasureVerdict {
+                    value,
+                    samples: tally.judged,
+                    ci_low: b.low,
+                    ci_high: b.high,
+                    verdict,
+                    over: match value {
+                        Some(g) if g > 0.0 => least / g,
+                        _ => f64::INFINITY,
+                    },
+                },
+            );
         }
         out
     }
 }
 
-/// Of the SLOs a level broke, the one it broke by most.
-pub fn worst(broken: &[(&'static str, f64)]) -> Option<&'static str> {
-    broken
+/// The level's verdict from its SLOs': any FAIL fails it, else any
+/// UNRESOLVED leaves it unresolved.
+pub fn overall(measures: &BTreeMap<String, MeasureVerdict>) -> Outcome {
+    Outcome::overall(measures.values().map(|m| m.verdict))
+}
+
+/// Of the SLOs a level failed, the one it broke by most.
+pub fn worst(measures: &BTreeMap<String, MeasureVerdict>) -> Option<&str> {
+    measures
         .iter()
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(name, _)| *name)
+        .filter(|(_, m)| m.verdict == Outcome::Fail)
+        .max_by(|a, b| a.1.over.total_cmp(&b.1.over))
+        .map(|(name, _)| name.as_str())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::goodput::Tally;
+    use crate::histogram::{new_histogram, record};
 
-    fn ms(v: u64) -> Option<Duration> {
+    fn histogram(n: u64, each_ms: impl Fn(u64) -> u64) -> Histogram<u64> {
+        let mut h = new_histogram();
+        for i in 0..n {
+            record(&mut h, Duration::from_millis(each_ms(i)));
+        }
+        h
+    }
+
+    fn verdicts(slo: &Slo, ttfb: &Histogram<u64>, stats: &WindowStats) -> Vec<(String, Outcome)> {
+        slo.judge(&Sample { ttfb, stats })
+            .into_iter()
+            .map(|(k, m)| (k, m.verdict))
+            .collect()
+    }
+
+    fn ms_opt(v: u64) -> Option<Duration> {
         Some(Duration::from_millis(v))
     }
 
     #[test]
-    fn each_slo_is_judged_on_its_own_figure() {
-        let slo = Slo::new(ms(100), ms(1_100), Some(0.01));
-        let good = Measured {
-            ttfb_p99: ms(99),
-            gap_p99: ms(1_000),
-            error_rate: 0.01,
-            ..Measured::default()
-        };
-        assert!(slo.broken(&good).is_empty());
-
-        let slow = Measured {
-            ttfb_p99: ms(300),
-            ..good
-        };
-        assert_eq!(slo.broken(&slow), [(TTFB, 3.0)]);
-
-        let gappy_and_failing = Measured {
-            gap_p99: ms(2_200),
-            error_rate: 0.5,
-            ..good
-        };
-        let broken = slo.broken(&gappy_and_failing);
-        assert_eq!(broken.len(), 2);
-        assert_eq!(worst(&broken), Some(ERROR_RATE));
-
-        // Nothing measured breaks a latency SLO.
-        let silent = Measured {
-            ttfb_p99: None,
-            gap_p99: None,
-            error_rate: 0.0,
-            ..Measured::default()
-        };
-        assert_eq!(slo.broken(&silent).len(), 2);
+    fn percentiles_pass_fail_or_stay_unresolved_by_their_samples() {
+        let slo = Slo::new(ms_opt(100), None, None);
+        let stats = WindowStats::empty();
+        // 1,000 samples all at 50 ms: the p99's upper bound is 50 ms.
+        let fast = histogram(1_000, |_| 50);
+        assert_eq!(
+            verdicts(&slo, &fast, &stats),
+            [(TTFB.to_owned(), Outcome::Pass)]
+        );
+        // 56 samples at 50 ms: a "p99" of 56 samples is their maximum; no
+        // upper bound exists below 299 samples.
+        let few = histogram(56, |_| 50);
+        assert_eq!(
+            verdicts(&slo, &few, &stats),
+            [(TTFB.to_owned(), Outcome::Unresolved)]
+        );
+        // 56 samples, a third of them at 300 ms: surely over.
+        let slow = histogram(56, |i| if i % 3 == 0 { 300 } else { 50 });
+        assert_eq!(
+            verdicts(&slo, &slow, &stats),
+            [(TTFB.to_owned(), Outcome::Fail)]
+        );
+        // Nothing delivered: every latency SLO fails.
+        let both = Slo::new(ms_opt(100), ms_opt(1_000), None);
+        assert_eq!(
+            verdicts(&both, &new_histogram(), &stats),
+            [
+                (GAP.to_owned(), Outcome::Fail),
+                (TTFB.to_owned(), Outcome::Fail)
+            ]
+        );
+        // Events but no gaps (one event per stream): the gap SLO holds.
+        assert_eq!(
+            verdicts(&both, &fast, &stats),
+            [
+                (GAP.to_owned(), Outcome::Pass),
+                (TTFB.to_owned(), Outcome::Pass)
+            ]
+        );
     }
 
     #[test]
-    fn llm_slos_judge_tpot_and_goodput() {
-        let slo = Slo::new(None, None, None).with_llm(ms(50), Some(0.9));
-        assert!(!slo.is_empty());
-        let good = Measured {
-            tpot_p99: ms(40),
-            goodput: Some(0.95),
-            ..Measured::default()
+    fn rates_are_judged_on_wilson_bounds() {
+        let slo = Slo::new(None, None, Some(0.05)).with_llm(None, Some(0.9));
+        let fast = histogram(10, |_| 5);
+        let mut stats = WindowStats::empty();
+        stats.started = 1_000;
+        stats
+            .errors
+            .insert(crate::record::ConnectionEnd::HttpStatus, 10);
+        stats.goodput = Tally {
+            good: 990,
+            judged: 1_000,
         };
-        assert!(slo.broken(&good).is_empty());
-        let slow = Measured {
-            tpot_p99: ms(100),
-            goodput: Some(0.45),
-            ..Measured::default()
+        let v = slo.judge(&Sample {
+            ttfb: &fast,
+            stats: &stats,
+        });
+        assert_eq!(v[ERROR_RATE].verdict, Outcome::Pass);
+        assert_eq!(v[GOODPUT].verdict, Outcome::Pass);
+        // 20 judged, 18 good (90%): the bounds straddle 90%.
+        stats.goodput = Tally {
+            good: 18,
+            judged: 20,
         };
-        assert_eq!(slo.broken(&slow), [(TPOT, 2.0), (GOODPUT, 2.0)]);
-        assert_eq!(
-            slo.broken(&Measured::default()).len(),
-            2,
-            "nothing completed"
-        );
+        stats.started = 20;
+        stats.errors.clear();
+        let v = slo.judge(&Sample {
+            ttfb: &fast,
+            stats: &stats,
+        });
+        assert_eq!(v[GOODPUT].verdict, Outcome::Unresolved);
+        // 200 judged, 100 good: surely under 90%.
+        stats.goodput = Tally {
+            good: 100,
+            judged: 200,
+        };
+        stats.started = 200;
+        stats
+            .errors
+            .insert(crate::record::ConnectionEnd::Truncated, 100);
+        let v = slo.judge(&Sample {
+            ttfb: &fast,
+            stats: &stats,
+        });
+        assert_eq!(v[GOODPUT].verdict, Outcome::Fail);
+        assert_eq!(v[ERROR_RATE].verdict, Outcome::Fail);
+        assert_eq!(worst(&v), Some(ERROR_RATE), "50% errors is 10x its bound");
+        assert_eq!(overall(&v), Outcome::Fail);
     }
 
     #[test]
     fn unset_slos_judge_nothing() {
         let slo = Slo::new(None, None, Some(0.0));
-        assert!(slo.broken(&Measured::default()).is_empty());
-        let failing = Measured {
-            error_rate: 0.001,
-            ..Measured::default()
-        };
-        assert_eq!(worst(&slo.broken(&failing)), Some(ERROR_RATE));
+        let mut stats = WindowStats::empty();
+        let none = new_histogram();
+        assert_eq!(
+            verdicts(&slo, &none, &stats),
+            [(ERROR_RATE.to_owned(), Outcome::Pass)]
+        );
+        stats.started = 1_000;
+        stats
+            .errors
+            .insert(crate::record::ConnectionEnd::Truncated, 1);
+        assert_eq!(
+            verdicts(&slo, &none, &stats),
+            [(ERROR_RATE.to_owned(), Outcome::Fail)]
+        );
+        assert_eq!(slo.driven_by(), "error rate");
+        assert_eq!(
+            Slo::new(None, None, None)
+                .with_llm(None, Some(0.9))
+                .driven_by(),
+            "goodput"
+        );
     }
 }

@@ -161,6 +161,7 @@ impl Reader {
     /// attempt goes back to the stream.
     pub fn finish(mut self, end: ConnectionEnd) -> Finished {
         self.flush();
+        self.conn.last_event_at = self.last_event;
         self.conn.end = Some(end);
         self.conn.lifetime = self.started.elapsed();
         (self.conn, self.attempt)
@@ -186,6 +187,11 @@ impl Reader {
             }
         }
         let gap = self.last_event.map(|last| now - last);
+        if let Some(gap) = gap {
+            if self.conn.max_gap.is_none_or(|max| gap > max) {
+                self.conn.max_gap = Some(gap);
+            }
+        }
         self.last_event = Some(now);
         let in_window = self
             .window
@@ -373,10 +379,49 @@ pub(crate) async fn run_stream(
     if end == ConnectionEnd::Completed {
         attempt.ids.finish(shared.plan.expected_events);
     }
-    shared
-        .collector
-        .stream(lane, &attempt.ids.integrity, attempt.had_ids, reconnects);
+    let figures = stream_figures(started, &connections, end);
+    shared.collector.stream(
+        lane,
+        &attempt.ids.integrity,
+        attempt.had_ids,
+        reconnects,
+        &figures,
+    );
     StreamOutcome { end, connections }
+}
+
+/// What a logical stream did over its connections, for goodput: its
+/// first event, its largest gap (a reconnect's included: the user waited
+/// through it), its life and how it ended.
+fn stream_figures(
+    started: Instant,
+    connections: &[Connection],
+    end: ConnectionEnd,
+) -> crate::goodput::StreamFigures {
+    let mut ttfb = None;
+    let mut max_gap: Option<Duration> = None;
+    let mut previous_last: Option<Instant> = None;
+    for c in connections {
+        let first_at = c
+            .sent_at
+            .zip(c.first_event)
+            .map(|(sent, first)| sent + first);
+        if ttfb.is_none() {
+            ttfb = first_at.map(|at| at.saturating_duration_since(started));
+        }
+        let across = previous_last
+            .zip(first_at)
+            .map(|(last, first)| first.saturating_duration_since(last));
+        max_gap = [max_gap, c.max_gap, across].into_iter().flatten().max();
+        previous_last = c.last_event_at.or(previous_last);
+    }
+    crate::goodput::StreamFigures {
+        ttfb,
+        max_gap,
+        lifetime: started.elapsed(),
+        completed: end == ConnectionEnd::Completed,
+        cut_by_run: end == ConnectionEnd::ClientDeadline,
+    }
 }
 
 /// `--idle-timeout`, armed once per connection: a chunk only moves the

@@ -22,18 +22,20 @@ pub struct Aggregate {
 const LANES_PER_CORE: usize = 4;
 
 impl Aggregate {
-    pub fn new(
-        target: &str,
-        transport: &str,
-        started_unix: f64,
-        llm: Option<crate::llm::LlmReport>,
-    ) -> Self {
+    pub fn new(target: &str, transport: &str, started_unix: f64) -> Self {
+        Self::from_setup(&Report::new(target, transport, started_unix))
+    }
+
+    /// Shards that start as `setup` does (target, transport, start, LLM
+    /// and goodput set-up; its counts and histograms are not copied).
+    fn from_setup(setup: &Report) -> Self {
         // Each shard made afresh, not cloned: a new histogram's counts are
         // zeroed pages the kernel maps only when a bucket is touched, a
         // clone's are written (15 histograms of 184 KiB a shard).
         let fresh = || {
-            let mut report = Report::new(target, transport, started_unix);
-            report.llm = llm.clone();
+            let mut report = Report::new(&setup.target, &setup.transport, setup.started_unix);
+            report.llm = setup.llm.clone();
+            report.stream_goodput = setup.stream_goodput.clone();
             report
         };
         let lanes = std::thread::available_parallelism().map_or(1, |n| n.get()) * LANES_PER_CORE;
@@ -46,16 +48,38 @@ impl Aggregate {
 
     /// The same aggregate for an LLM run.
     pub fn with_llm(&self, llm: crate::llm::LlmReport) -> Self {
-        Self::new(
+        let mut setup = Report::new(
             &self.base.target,
             &self.base.transport,
             self.base.started_unix,
-            Some(llm),
-        )
+        );
+        setup.llm = Some(llm);
+        setup.stream_goodput = self.base.stream_goodput.clone();
+        Self::from_setup(&setup)
     }
 
-    pub fn goodput_bounds(&self) -> Option<crate::llm::Goodput> {
-        self.base.llm.as_ref().and_then(|l| l.goodput_bounds)
+    /// The same aggregate judging streams against goodput objectives.
+    pub fn with_stream_goodput(&self, objectives: crate::goodput::Goodput) -> Self {
+        let mut setup = Report::new(
+            &self.base.target,
+            &self.base.transport,
+            self.base.started_unix,
+        );
+        setup.llm = self.base.llm.clone();
+        setup.stream_goodput = Some(crate::report::StreamGoodput {
+            objectives,
+            tally: crate::goodput::Tally::default(),
+        });
+        Self::from_setup(&setup)
+    }
+
+    /// The goodput objectives, LLM or stream, if any.
+    pub fn goodput_objectives(&self) -> Option<crate::goodput::Goodput> {
+        self.base
+            .llm
+            .as_ref()
+            .and_then(|l| l.goodput_bounds)
+            .or_else(|| self.base.stream_goodput.as_ref().map(|g| g.objectives))
     }
 
     pub fn lane_of(&self, index: usize) -> usize {
@@ -97,6 +121,6 @@ impl Sink for Aggregate {
 
     fn stream(&self, lane: usize, s: &StreamEnd<'_>) {
         self.shard(lane)
-            .add_stream(s.integrity, s.had_ids, s.reconnects);
+            .add_stream(s.integrity, s.had_ids, s.reconnects, s.figures);
     }
 }

@@ -21,6 +21,8 @@ pub struct EventBatch {
     gaps: [u32; CAPACITY],
     /// Bit `i`: gap `i` arrived inside the measured window (capacity).
     in_window: u64,
+    /// Events that arrived inside the measured window.
+    window_events: u64,
     flush_at: Option<Instant>,
 }
 
@@ -31,6 +33,7 @@ impl Default for EventBatch {
             len: 0,
             gaps: [0; CAPACITY],
             in_window: 0,
+            window_events: 0,
             flush_at: None,
         }
     }
@@ -41,6 +44,7 @@ impl EventBatch {
     /// one (none for a connection's first); whether it is time to flush.
     pub fn push(&mut self, now: Instant, gap: Option<Duration>, in_window: bool) -> bool {
         self.events += 1;
+        self.window_events += u64::from(in_window);
         if let Some(gap) = gap {
             self.gaps[self.len] = u32::try_from(gap.as_micros()).unwrap_or(u32::MAX);
             self.in_window |= u64::from(in_window) << self.len;
@@ -52,6 +56,11 @@ impl EventBatch {
 
     pub fn events(&self) -> u64 {
         self.events
+    }
+
+    /// Events that arrived inside the measured window.
+    pub fn window_events(&self) -> u64 {
+        self.window_events
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,6 +86,7 @@ impl EventBatch {
         self.events = 0;
         self.len = 0;
         self.in_window = 0;
+        self.window_events = 0;
         self.flush_at = None;
     }
 }
@@ -101,6 +111,7 @@ mod tests {
         assert_eq!(batch.events(), CAPACITY as u64 + 1);
         assert_eq!(batch.gaps().count(), CAPACITY);
         assert_eq!(batch.window_gaps().count(), CAPACITY / 2);
+        assert_eq!(batch.window_events(), CAPACITY as u64 / 2);
         assert!(batch
             .window_gaps()
             .all(|g| g.as_millis() % 2 == 0 || g.as_millis() == 99));

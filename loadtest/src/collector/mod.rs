@@ -47,6 +47,8 @@ pub struct StreamEnd<'a> {
     pub integrity: &'a Integrity,
     pub had_ids: bool,
     pub reconnects: u64,
+    /// What it did, for goodput.
+    pub figures: &'a crate::goodput::StreamFigures,
 }
 
 /// One job done with what streams report. Every method has a default
@@ -95,12 +97,7 @@ impl Collector {
     pub fn new(target: &str, transport: &str) -> Self {
         Self {
             counters: Arc::default(),
-            aggregate: Arc::new(aggregate::Aggregate::new(
-                target,
-                transport,
-                unix_now(),
-                None,
-            )),
+            aggregate: Arc::new(aggregate::Aggregate::new(target, transport, unix_now())),
             instances: Arc::new(instances::Instances::new(None)),
             timeline: Arc::default(),
             errors: Arc::default(),
@@ -130,9 +127,15 @@ impl Collector {
         self
     }
 
+    /// A stream run judging goodput against these objectives.
+    pub fn with_stream_goodput(mut self, objectives: crate::goodput::Goodput) -> Self {
+        self.aggregate = Arc::new(self.aggregate.with_stream_goodput(objectives));
+        self
+    }
+
     /// Measures `[from, to)` on its own as well (see [`WindowStats`]).
     pub fn with_window(mut self, from: Instant, to: Instant) -> Self {
-        let bounds = self.aggregate.goodput_bounds();
+        let bounds = self.aggregate.goodput_objectives();
         self.window = Some(Arc::new(window::Window::new(from, to, bounds)));
         self
     }
@@ -197,11 +200,19 @@ impl Collector {
         self.sinks().for_each(|s| s.connection(lane, c));
     }
 
-    pub fn stream(&self, lane: usize, integrity: &Integrity, had_ids: bool, reconnects: u64) {
+    pub fn stream(
+        &self,
+        lane: usize,
+        integrity: &Integrity,
+        had_ids: bool,
+        reconnects: u64,
+        figures: &crate::goodput::StreamFigures,
+    ) {
         let end = StreamEnd {
             integrity,
             had_ids,
             reconnects,
+            figures,
         };
         self.sinks().for_each(|s| s.stream(lane, &end));
     }
@@ -237,6 +248,12 @@ impl Collector {
         if let Some(w) = &self.window {
             w.client(figures);
         }
+    }
+
+    /// The window as it stands at `at`, requests still waiting counted
+    /// with their wait so far (`None` without a window).
+    pub fn window_snapshot(&self, at: Instant) -> Option<WindowStats> {
+        self.window.as_ref().map(|w| w.snapshot(at))
     }
 
     /// What the window has measured so far (`None` without a window).

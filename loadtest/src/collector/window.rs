@@ -14,7 +14,7 @@ pub use crate::report::WindowStats;
 pub struct Window {
     from: Instant,
     to: Instant,
-    goodput: Option<crate::llm::Goodput>,
+    goodput: Option<crate::goodput::Goodput>,
     stats: Mutex<WindowStats>,
     /// Requests sent and still waiting for their first event, by send
     /// time: at the window's end each has waited at least that long.
@@ -22,7 +22,7 @@ pub struct Window {
 }
 
 impl Window {
-    pub fn new(from: Instant, to: Instant, goodput: Option<crate::llm::Goodput>) -> Self {
+    pub fn new(from: Instant, to: Instant, goodput: Option<crate::goodput::Goodput>) -> Self {
         Self {
             from,
             to,
@@ -81,13 +81,39 @@ impl Window {
     pub fn close(&self) {
         let waiting = std::mem::take(&mut *self.waiting());
         let mut stats = self.stats_lock();
-        for (sent, n) in waiting {
-            let waited = self.to.saturating_duration_since(sent);
+        self.count_waiting(&mut stats, &waiting, self.to);
+    }
+
+    /// The window as it stands at `at` (a checkpoint of a level held
+    /// longer): what it measured so far, with the requests still waiting
+    /// counted as [`close`](Self::close) counts them, as of `at`.
+    pub fn snapshot(&self, at: Instant) -> WindowStats {
+        let waiting = self.waiting().clone();
+        let mut stats = self.stats_lock().clone();
+        self.count_waiting(&mut stats, &waiting, at);
+        stats
+    }
+
+    /// Requests waiting at `at` count into TTFB with their wait so far;
+    /// with a `ttfb` goodput objective, one that has waited past it has
+    /// failed it already (judged, not good).
+    fn count_waiting(
+        &self,
+        stats: &mut WindowStats,
+        waiting: &BTreeMap<Instant, u64>,
+        at: Instant,
+    ) {
+        let objective = self.goodput.and_then(|g| g.ttfb_ms);
+        for (sent, n) in waiting.range(..at) {
+            let waited = at.saturating_duration_since(*sent);
             stats.waiting += n;
-            for _ in 0..n {
+            for _ in 0..*n {
                 record(&mut stats.ttfb_run, waited);
-                if self.covers(sent) {
+                if self.covers(*sent) {
                     record(&mut stats.ttfb, waited);
+                    if objective.is_some_and(|b| waited.as_secs_f64() * 1e3 > b) {
+                        stats.goodput.add(false);
+                    }
                 }
             }
         }
@@ -125,10 +151,10 @@ impl Sink for Window {
     }
 
     fn events(&self, _lane: usize, batch: &EventBatch) {
-        let mut gaps = batch.window_gaps().peekable();
-        if gaps.peek().is_some() {
+        if batch.window_events() > 0 {
             let mut stats = self.stats_lock();
-            for gap in gaps {
+            stats.events += batch.window_events();
+            for gap in batch.window_gaps() {
                 record(&mut stats.gap, gap);
             }
         }
@@ -144,14 +170,31 @@ impl Sink for Window {
             self.in_window(sent, |w| *w.errors.entry(end).or_default() += 1);
         }
         if let Some(figures) = c.request_figures() {
-            let good = self.goodput.is_none_or(|b| b.meets(&figures));
+            let good = self.goodput.map(|b| figures.meets(&b));
+            let chunks = c.llm.as_ref().map_or(0, |l| l.output_chunks);
             self.in_window(sent, |w| {
+                w.output_chunks += chunks;
                 w.llm_completed += 1;
-                w.llm_good += u64::from(good);
+                if let Some(good) = good {
+                    w.goodput.add(good);
+                }
+                w.output_tokens += figures.output_tokens;
                 if let Some(tpot) = figures.tpot {
                     record(&mut w.tpot, tpot);
                 }
             });
+        }
+    }
+
+    /// A logical stream that ended inside the window is judged against
+    /// stream objectives (one still open at the window's end is not: the
+    /// run's end cuts it after the window).
+    fn stream(&self, _lane: usize, s: &super::StreamEnd<'_>) {
+        let Some(objectives) = self.goodput.filter(|g| g.is_stream()) else {
+            return;
+        };
+        if let Some(good) = objectives.judge_stream(s.figures) {
+            self.in_window(Instant::now(), |w| w.goodput.add(good));
         }
     }
 }

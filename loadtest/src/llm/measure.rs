@@ -19,51 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Api, FirstToken};
 
-/// Goodput bounds: a completed request is good when it meets every one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Goodput {
-    pub ttft_ms: Option<f64>,
-    pub tpot_ms: Option<f64>,
-    pub e2e_ms: Option<f64>,
-}
-
-impl Goodput {
-    /// `ttft:500ms,tpot:50ms,e2e:10s` (any of the three, at least one).
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let mut bounds = Self::default();
-        for part in raw.split(',').filter(|p| !p.trim().is_empty()) {
-            let (name, value) = part
-                .split_once(':')
-                .ok_or_else(|| format!("{part:?}: expected NAME:DURATION (ttft, tpot, e2e)"))?;
-            let ms = Some(super::duration(value)?.as_secs_f64() * 1e3);
-            match name.trim() {
-                "ttft" => bounds.ttft_ms = ms,
-                "tpot" => bounds.tpot_ms = ms,
-                "e2e" => bounds.e2e_ms = ms,
-                other => return Err(format!("{other:?}: expected ttft, tpot or e2e")),
-            }
-        }
-        if bounds == Self::default() {
-            return Err(format!("{raw:?}: give at least one bound, e.g. ttft:500ms"));
-        }
-        Ok(bounds)
-    }
-
-    /// Whether a request with these figures meets every bound (a bound on
-    /// TPOT is met by a one-token answer, which has none).
-    pub fn meets(&self, figures: &RequestFigures) -> bool {
-        let within = |bound: Option<f64>, value: Option<Duration>| match (bound, value) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(ms), Some(v)) => v.as_secs_f64() * 1e3 <= ms,
-        };
-        within(self.ttft_ms, figures.ttft)
-            && (self.tpot_ms.is_none()
-                || figures.tpot.is_none()
-                || within(self.tpot_ms, figures.tpot))
-            && within(self.e2e_ms, Some(figures.e2e))
-    }
-}
+pub use crate::goodput::Goodput;
 
 /// What one connection of an LLM request saw beyond the stream figures.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -91,6 +47,9 @@ pub struct RequestFigures {
     pub tpot: Option<Duration>,
     pub e2e: Duration,
     pub output_tokens: u64,
+    /// The largest inter-token gap (ITL's worst), when there were two
+    /// output chunks.
+    pub max_gap: Option<Duration>,
 }
 
 impl RequestFigures {
@@ -106,7 +65,19 @@ impl RequestFigures {
             tpot,
             e2e,
             output_tokens,
+            max_gap: None,
         }
+    }
+
+    /// With the request's largest inter-token gap.
+    pub fn with_max_gap(mut self, max_gap: Option<Duration>) -> Self {
+        self.max_gap = max_gap;
+        self
+    }
+
+    /// Whether it meets every goodput objective.
+    pub fn meets(&self, goodput: &Goodput) -> bool {
+        goodput.meets_request(self.ttft, self.tpot, self.e2e, self.max_gap)
     }
 }
 
@@ -156,7 +127,7 @@ impl LlmReport {
         self.output_tokens += figures.output_tokens;
         self.output_chunks += llm.output_chunks;
         self.estimated_requests += u64::from(estimated);
-        let good = self.goodput_bounds.is_none_or(|b| b.meets(figures));
+        let good = self.goodput_bounds.is_none_or(|b| figures.meets(&b));
         self.good += u64::from(good);
     }
 
@@ -195,31 +166,6 @@ mod tests {
         assert_eq!(f.tpot, Some(ms(50)));
         assert_eq!(RequestFigures::of(Some(ms(100)), ms(100), 1).tpot, None);
         assert_eq!(RequestFigures::of(None, ms(100), 5).tpot, None);
-    }
-
-    #[test]
-    fn goodput_bounds_parse_and_judge() {
-        let g = Goodput::parse("ttft:500ms,tpot:50ms,e2e:10s").unwrap_or_default();
-        assert_eq!(
-            (g.ttft_ms, g.tpot_ms, g.e2e_ms),
-            (Some(500.0), Some(50.0), Some(10_000.0))
-        );
-        assert!(g.meets(&RequestFigures::of(Some(ms(400)), ms(900), 11)));
-        assert!(
-            !g.meets(&RequestFigures::of(Some(ms(600)), ms(900), 11)),
-            "ttft"
-        );
-        assert!(
-            !g.meets(&RequestFigures::of(Some(ms(100)), ms(1100), 11)),
-            "tpot 100 ms"
-        );
-        assert!(
-            !g.meets(&RequestFigures::of(None, ms(100), 0)),
-            "no first token"
-        );
-        for bad in ["", "ttft", "ttft:fast", "ttfb:1s"] {
-            assert!(Goodput::parse(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

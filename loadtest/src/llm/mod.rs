@@ -10,7 +10,6 @@ pub mod measure;
 pub mod request;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 
@@ -91,13 +90,4 @@ pub struct LlmArgs {
     /// (reasoning and tool-call deltas too).
     #[arg(long, value_enum, default_value = "content", requires = "api")]
     pub first_token: FirstToken,
-    /// Goodput bounds: a request is good when it completed and met every
-    /// bound, e.g. `ttft:500ms,tpot:50ms,e2e:10s`.
-    #[arg(long, requires = "api", value_parser = Goodput::parse)]
-    pub goodput: Option<Goodput>,
-}
-
-/// Parses `500ms`, `2s`, ... for the goodput bounds.
-fn duration(raw: &str) -> Result<Duration, String> {
-    humantime::parse_duration(raw.trim()).map_err(|e| format!("{raw:?}: {e}"))
 }

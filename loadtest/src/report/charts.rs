@@ -316,8 +316,17 @@ pub fn stream_charts(report: &Report) -> String {
 pub struct CapacitySeries {
     pub name: &'static str,
     pub slo_ms: Option<f64>,
-    /// (streams, p99 in ms, passed)
-    pub levels: Vec<(u64, f64, bool)>,
+    pub levels: Vec<CapacityPoint>,
+}
+
+/// One level's p99 with its bounds (`None`: too few samples for that
+/// bound; the bar then runs off the chart's edge).
+pub struct CapacityPoint {
+    pub streams: u64,
+    pub p99_ms: f64,
+    pub low_ms: Option<f64>,
+    pub high_ms: Option<f64>,
+    pub passed: bool,
 }
 
 /// p99 against concurrency (log milliseconds), the SLOs dashed, passing
@@ -325,11 +334,11 @@ pub struct CapacitySeries {
 pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String {
     figure(
         "capacity",
-        "p99 against concurrent streams (filled: passing level; hollow: failing; dashed: the SLOs)",
+        "p99 against concurrent streams, with its bounds as error bars (filled: passing level; hollow: failing or unresolved; dashed: the SLOs)",
         |svg| {
             let x_max = series
                 .iter()
-                .flat_map(|s| s.levels.iter().map(|l| l.0))
+                .flat_map(|s| s.levels.iter().map(|l| l.streams))
                 .chain(answer)
                 .max()
                 .unwrap_or(1)
@@ -337,7 +346,13 @@ pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String 
                 * 1.08;
             let values: Vec<f64> = series
                 .iter()
-                .flat_map(|s| s.levels.iter().map(|l| l.1).chain(s.slo_ms))
+                .flat_map(|s| {
+                    s.levels
+                        .iter()
+                        .flat_map(|l| [Some(l.p99_ms), l.low_ms, l.high_ms])
+                        .flatten()
+                        .chain(s.slo_ms)
+                })
                 .filter(|v| *v > 0.0)
                 .collect();
             let lo = values.iter().copied().fold(f64::MAX, f64::min);
@@ -366,8 +381,11 @@ pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String 
             for (i, s) in series.iter().enumerate() {
                 // TTFB blue, gap red, TPOT green: the earlier chart's colours.
                 let colour = [PALETTE[0], CUT, PALETTE[2]][i % 3];
-                let points: Vec<(f64, f64)> =
-                    s.levels.iter().map(|l| (l.0 as f64, l.1.max(lo))).collect();
+                let points: Vec<(f64, f64)> = s
+                    .levels
+                    .iter()
+                    .map(|l| (l.streams as f64, l.p99_ms.max(lo)))
+                    .collect();
                 chart
                     .draw_series(LineSeries::new(
                         points.iter().copied(),
@@ -380,12 +398,22 @@ pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String 
                     });
                 chart
                     .draw_series(s.levels.iter().map(|l| {
-                        let style = if l.2 {
+                        let style = if l.passed {
                             colour.filled()
                         } else {
                             colour.stroke_width(2)
                         };
-                        Circle::new((l.0 as f64, l.1.max(lo)), 5, style)
+                        Circle::new((l.streams as f64, l.p99_ms.max(lo)), 5, style)
+                    }))
+                    .map_err(|e| e.to_string())?;
+                // The bounds: from the lower to the upper (or off the top
+                // when there were too few samples for one).
+                chart
+                    .draw_series(s.levels.iter().map(|l| {
+                        let x = l.streams as f64;
+                        let low = l.low_ms.unwrap_or(lo).max(lo);
+                        let high = l.high_ms.unwrap_or(hi).min(hi);
+                        PathElement::new(vec![(x, low), (x, high)], colour.stroke_width(1))
                     }))
                     .map_err(|e| e.to_string())?;
                 if let Some(bound) = s.slo_ms {
@@ -415,6 +443,59 @@ pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String 
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 16, y)], green.stroke_width(2))
                     });
+            }
+            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+            root.present().map_err(|e| e.to_string())
+        },
+    )
+}
+
+/// Throughput against concurrency, the knee marked: where adding streams
+/// stopped adding throughput.
+pub fn throughput_chart(levels: &[(u64, f64)], knee: Option<u64>, unit: &str) -> String {
+    figure(
+        "throughput",
+        &format!("throughput ({unit}) against concurrent streams (the knee: where more streams stopped adding throughput)"),
+        |svg| {
+            let x_max = levels.iter().map(|l| l.0).max().unwrap_or(1).max(1) as f64 * 1.08;
+            let y_max = levels.iter().map(|l| l.1).fold(0.0f64, f64::max).max(1.0) * 1.15;
+            let root = SVGBackend::with_string(svg, (880, 300)).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            let mut chart = ChartBuilder::on(&root)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(64)
+                .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_desc("concurrent streams")
+                .y_desc(unit)
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            let colour = PALETTE[1];
+            let points: Vec<(f64, f64)> = levels.iter().map(|l| (l.0 as f64, l.1)).collect();
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label("throughput")
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+            chart
+                .draw_series(points.iter().map(|p| Circle::new(*p, 4, colour.filled())))
+                .map_err(|e| e.to_string())?;
+            if let Some(knee) = knee {
+                let grey = RGBColor(90, 90, 90);
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(knee as f64, 0.0), (knee as f64, y_max)],
+                        6,
+                        4,
+                        grey.stroke_width(1),
+                    ))
+                    .map_err(|e| e.to_string())?
+                    .label(format!("knee: {knee} streams"))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], grey.stroke_width(1)));
             }
             legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
             root.present().map_err(|e| e.to_string())

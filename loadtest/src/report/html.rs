@@ -18,7 +18,7 @@ table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #cbd5e0;padd
 th:first-child,td:first-child{text-align:left}thead th{background:#edf2f7}\
 .verdicts td:last-child,.verdicts th:last-child,.errors td:nth-child(2){text-align:left}\
 .verdict{font-weight:700}.pass .verdict{color:#276749}.fail .verdict{color:#c53030}\
-.fail{background:#fff5f5}.what{color:#4a5568}.exit{font-size:1.1em}\
+.fail{background:#fff5f5}.unresolved .verdict{color:#b7791f}.unresolved{background:#fffbeb}.what{color:#4a5568}.exit{font-size:1.1em}\
 figure.chart{margin:1em 0}figcaption{font-weight:600;margin-bottom:.3em}svg{max-width:100%;height:auto}\
 @media print{body{max-width:none}svg{max-width:100%}}";
 
@@ -33,6 +33,13 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     measure_table(&mut html, &summary);
     if let Some(llm) = &summary.llm {
         llm_table(&mut html, llm);
+    }
+    if let Some(g) = &summary.goodput {
+        let _ = write!(
+            html,
+            "<p class=\"goodput\">{}.</p>",
+            escape(&super::summary::goodput_line(g))
+        );
     }
     ends_tables(&mut html, report, &summary);
     html.push_str("<h2>Charts</h2>");
@@ -93,9 +100,11 @@ fn header(html: &mut String, report: &Report) {
     );
 }
 
-/// The checks first: each with PASS or FAIL in words, its figure and bound.
+/// The checks first: each with PASS, FAIL or UNRESOLVED in words, its
+/// figure, its bounds and its limit.
 fn verdict_table(html: &mut String, verdicts: &[Verdict]) {
-    let passed = verdicts.iter().all(|v| v.passed);
+    let passed = verdicts.iter().all(|v| v.passed());
+    let overall = crate::confidence::Outcome::overall(verdicts.iter().map(|v| v.outcome));
     let _ = write!(
         html,
         "<section id=\"verdicts\"><h2>Verdicts</h2><p class=\"exit\">{} &middot; exit code {}</p>",
@@ -104,16 +113,18 @@ fn verdict_table(html: &mut String, verdicts: &[Verdict]) {
         } else if passed {
             format!("All {} checks passed", verdicts.len())
         } else {
+            let count = |o| verdicts.iter().filter(|v| v.outcome == o).count();
             format!(
-                "{} of {} checks failed",
-                verdicts.iter().filter(|v| !v.passed).count(),
-                verdicts.len()
+                "{} of {} checks failed, {} unresolved",
+                count(crate::confidence::Outcome::Fail),
+                verdicts.len(),
+                count(crate::confidence::Outcome::Unresolved),
             )
         },
-        u8::from(!passed)
+        overall.exit_code()
     );
     if !verdicts.is_empty() {
-        html.push_str("<table class=\"verdicts\"><thead><tr><th>verdict</th><th>check</th><th>measured</th><th>bound</th><th>detail</th></tr></thead><tbody>");
+        html.push_str("<table class=\"verdicts\"><thead><tr><th>verdict</th><th>check</th><th>measured</th><th>bounds</th><th>limit</th><th>detail</th></tr></thead><tbody>");
         for v in verdicts {
             let (value, bound) = match v.figure {
                 Some(f) => (
@@ -124,16 +135,35 @@ fn verdict_table(html: &mut String, verdicts: &[Verdict]) {
                 ),
                 None => (String::new(), String::new()),
             };
+            let bounds = match v.figure {
+                Some(f) if f.confidence.is_some() => {
+                    let side = |b: Option<f64>| b.map_or_else(|| "?".to_owned(), figure);
+                    format!(
+                        "{}..{} {} ({}%, {} samples)",
+                        side(f.ci_low),
+                        side(f.ci_high),
+                        f.unit,
+                        figure(f.confidence.unwrap_or_default() * 100.0),
+                        f.samples.unwrap_or(0)
+                    )
+                }
+                _ => String::new(),
+            };
+            let detail = match &v.to_resolve {
+                Some(hint) => format!("{} (to resolve: {hint})", v.detail),
+                None => v.detail.clone(),
+            };
             let _ = write!(
                 html,
-                "<tr class=\"{}\" data-check=\"{}\"><td class=\"verdict\">{}</td><td>{}</td><td class=\"value\">{}</td><td class=\"bound\">{}</td><td>{}</td></tr>",
-                if v.passed { "pass" } else { "fail" },
+                "<tr class=\"{}\" data-check=\"{}\"><td class=\"verdict\">{}</td><td>{}</td><td class=\"value\">{}</td><td class=\"bounds\">{}</td><td class=\"bound\">{}</td><td>{}</td></tr>",
+                v.outcome.as_str().to_lowercase(),
                 escape(v.check),
-                if v.passed { "PASS" } else { "FAIL" },
+                v.outcome.as_str(),
                 escape(v.check),
                 escape(&value),
+                escape(&bounds),
                 escape(&bound),
-                escape(&v.detail)
+                escape(&detail)
             );
         }
         html.push_str("</tbody></table>");
@@ -182,22 +212,12 @@ fn llm_table(html: &mut String, llm: &super::summary::LlmSummary) {
     }
     let _ = write!(
         html,
-        "</tbody></table><p>{} requests/s, {} output tokens ({} per s in all, {} per s per stream), {} chunks per token{}.</p>",
+        "</tbody></table><p>{} requests/s, {} output tokens ({} per s in all, {} per s per stream), {} chunks per token.</p>",
         figure(llm.requests_per_s),
         llm.output_tokens,
         figure(llm.output_tokens_per_s),
         figure(llm.output_tokens_per_s_per_stream),
         figure(llm.chunks_per_token),
-        llm.goodput
-            .as_ref()
-            .map(|g| format!(
-                "; goodput {} of {} ({}%, {} per s)",
-                g.good,
-                g.requests,
-                figure(g.fraction * 100.0),
-                figure(g.per_s)
-            ))
-            .unwrap_or_default()
     );
 }
 
@@ -301,8 +321,28 @@ mod tests {
     fn the_html_shows_the_json_summarys_figures() {
         let r = report();
         let verdicts = [
-            Verdict::new("ttfb-p99", false, "slow".to_owned()).with_figure(3.5, "ms", 2.0),
+            Verdict::new("ttfb-p99", false, "slow".to_owned())
+                .with_figure(3.5, "ms", 2.0)
+                .with_bounds(crate::verdict::Bounds {
+                    samples: 400,
+                    low: Some(3.1),
+                    high: Some(4.25),
+                    confidence: 0.95,
+                }),
             Verdict::new("error-rate", true, "ok".to_owned()).with_figure(0.055, "ratio", 0.1),
+            Verdict::judged(
+                "gap-p99",
+                crate::confidence::Outcome::Unresolved,
+                "few".to_owned(),
+            )
+            .with_figure(5.0, "ms", 10.0)
+            .with_bounds(crate::verdict::Bounds {
+                samples: 56,
+                low: Some(4.0),
+                high: None,
+                confidence: 0.95,
+            })
+            .resolving_with(Some("about 243 more samples".to_owned())),
         ];
         let html = render(&r, &verdicts);
         let mut summarized = r.clone();
@@ -321,8 +361,31 @@ mod tests {
             assert_eq!(cells[1..], expected[..], "{name}");
         }
         let failed = cell_after(&html, "data-check=\"ttfb-p99\"");
-        assert_eq!(&failed[..4], ["FAIL", "ttfb-p99", "3.5 ms", "2 ms"]);
-        assert!(html.contains("1 of 2 checks failed &middot; exit code 1"));
+        assert_eq!(
+            &failed[..5],
+            [
+                "FAIL",
+                "ttfb-p99",
+                "3.5 ms",
+                "3.1..4.25 ms (95%, 400 samples)",
+                "2 ms"
+            ]
+        );
+        let unresolved = cell_after(&html, "data-check=\"gap-p99\"");
+        assert_eq!(
+            &unresolved[..4],
+            ["UNRESOLVED", "gap-p99", "5 ms", "4..? ms (95%, 56 samples)"]
+        );
+        assert!(unresolved[5].contains("to resolve: about 243 more samples"));
+        assert!(html.contains("1 of 3 checks failed, 1 unresolved &middot; exit code 1"));
+        assert_eq!(json["summary"]["verdict"], "FAIL");
+        assert_eq!(json["summary"]["checks"][2]["verdict"], "UNRESOLVED");
+        assert_eq!(
+            json["summary"]["checks"][2]["ci_high"],
+            serde_json::Value::Null
+        );
+        assert_eq!(json["summary"]["checks"][0]["ci_high"], 4.25);
+        assert_eq!(json["summary"]["checks"][0]["samples"], 400);
         let truncated = cell_after(&html, "data-end=\"truncated\"");
         assert_eq!(
             truncated[1],

@@ -45,6 +45,9 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     if let Some(llm) = &summary.llm {
         llm_section(&mut out, llm);
     }
+    if let Some(g) = &summary.goodput {
+        let _ = writeln!(out, "\n{}.", super::summary::goodput_line(g));
+    }
     if report.scheduled {
         let (c, r) = (&report.latency.corrected, &report.latency.raw);
         let _ = writeln!(
@@ -139,6 +142,12 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         for v in verdicts {
             let _ = writeln!(out, "- {}", v.line());
         }
+        let _ = writeln!(
+            out,
+            "\nVerdict: **{}** (exit code {}). Bounds are one-sided at the run's confidence (--confidence): a check passes when the bound on its bad side meets the limit, fails when the bound on its good side breaks it, and is UNRESOLVED otherwise.",
+            summary.verdict,
+            crate::confidence::Outcome::overall(verdicts.iter().map(|v| v.outcome)).exit_code()
+        );
     }
     out
 }
@@ -166,26 +175,6 @@ fn llm_section(out: &mut String, llm: &super::summary::LlmSummary) {
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
     for (_, label, m) in llm.measures() {
         measure_row(out, label, m);
-    }
-    if let Some(g) = &llm.goodput {
-        let bound = |name: &str, v: Option<f64>| v.map(|ms| format!("{name} <= {ms:.0} ms"));
-        let bounds: Vec<String> = [
-            bound("TTFT", g.bounds.ttft_ms),
-            bound("TPOT", g.bounds.tpot_ms),
-            bound("e2e", g.bounds.e2e_ms),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let _ = writeln!(
-            out,
-            "\nGoodput ({}): {} of {} completed requests ({:.1}%), {:.2}/s.",
-            bounds.join(", "),
-            g.good,
-            g.requests,
-            g.fraction * 100.0,
-            g.per_s
-        );
     }
     if !llm.finish_reasons.is_empty() {
         let reasons: Vec<String> = llm

@@ -110,6 +110,14 @@ pub struct RunInfo {
 /// Distinct failure messages a report keeps.
 pub const MAX_ERROR_SAMPLES: usize = 10;
 
+/// A stream run's goodput: its objectives and the streams judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamGoodput {
+    pub objectives: crate::goodput::Goodput,
+    #[serde(flatten)]
+    pub tally: crate::goodput::Tally,
+}
+
 /// A failure message and how many connections ended with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorSample {
@@ -271,6 +279,10 @@ pub struct Report {
     /// LLM totals (an `--api` run).
     #[serde(default)]
     pub llm: Option<crate::llm::LlmReport>,
+    /// Stream goodput (`--goodput ttfb:..,gap:..,lifetime:..` without
+    /// --api): the objectives and the streams judged and good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_goodput: Option<StreamGoodput>,
     /// What was asked of the run (for the reports' header).
     #[serde(default)]
     pub run: Option<RunInfo>,
@@ -312,6 +324,7 @@ impl Report {
             expectations: None,
             summary: summary::Summary::default(),
             llm: None,
+            stream_goodput: None,
             run: None,
             window: None,
             histograms: Histograms::default(),
@@ -433,8 +446,20 @@ impl Report {
         ErrorSample::add_to(&mut self.error_samples, end, message, count)
     }
 
-    /// Folds in the end of a logical stream.
-    pub fn add_stream(&mut self, integrity: &Integrity, had_ids: bool, reconnects: u64) {
+    /// Folds in the end of a logical stream (judged for goodput when the
+    /// run has stream objectives).
+    pub fn add_stream(
+        &mut self,
+        integrity: &Integrity,
+        had_ids: bool,
+        reconnects: u64,
+        figures: &crate::goodput::StreamFigures,
+    ) {
+        if let Some(g) = &mut self.stream_goodput {
+            if let Some(good) = g.objectives.judge_stream(figures) {
+                g.tally.add(good);
+            }
+        }
         self.streams += 1;
         self.reconnects += reconnects;
         if had_ids {
@@ -486,6 +511,11 @@ impl Report {
         match (&mut self.llm, &other.llm) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, Some(theirs)) => self.llm = Some(theirs.clone()),
+            _ => {}
+        }
+        match (&mut self.stream_goodput, &other.stream_goodput) {
+            (Some(mine), Some(theirs)) => mine.tally.merge(&theirs.tally),
+            (None, Some(theirs)) => self.stream_goodput = Some(theirs.clone()),
             _ => {}
         }
         Ok(())
@@ -788,6 +818,8 @@ mod tests {
                 headers: Some(Duration::from_micros(100 + i)),
                 first_byte: Some(Duration::from_micros(200 + i + offset)),
                 first_event: Some(Duration::from_millis(1 + i + offset)),
+                max_gap: None,
+                last_event_at: None,
                 events: 10,
                 bytes: 1000,
                 instance: Some(format!("i{}", i % 2)),
@@ -812,6 +844,13 @@ mod tests {
                 },
                 true,
                 0,
+                &crate::goodput::StreamFigures {
+                    ttfb: Some(Duration::from_millis(1 + i + offset)),
+                    max_gap: Some(Duration::from_millis(i)),
+                    lifetime: Duration::from_secs(1 + (i + offset) % 5),
+                    completed: i % 10 != 0,
+                    cut_by_run: false,
+                },
             );
         }
     }

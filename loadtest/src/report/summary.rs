@@ -41,25 +41,44 @@ pub struct MeasureSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckSummary {
     pub name: String,
-    /// `PASS` or `FAIL`.
+    /// `PASS`, `FAIL` or `UNRESOLVED` (the samples could not decide).
     pub verdict: String,
     /// The figure the check judged, in `unit`.
     pub value: Option<f64>,
     pub unit: Option<String>,
     /// The bound it was judged against, in `unit`.
     pub limit: Option<f64>,
+    /// The samples the figure was drawn from (null for a count).
+    #[serde(default)]
+    pub samples: Option<u64>,
+    /// One-sided bounds on the figure at `confidence`, in `unit` (null
+    /// when not defined: a count, or too few samples for that bound).
+    #[serde(default)]
+    pub ci_low: Option<f64>,
+    #[serde(default)]
+    pub ci_high: Option<f64>,
+    #[serde(default)]
+    pub confidence: Option<f64>,
     pub detail: String,
+    /// When unresolved: what would resolve it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_resolve: Option<String>,
 }
 
 impl From<&Verdict> for CheckSummary {
     fn from(v: &Verdict) -> Self {
         Self {
             name: v.check.to_owned(),
-            verdict: if v.passed { "PASS" } else { "FAIL" }.to_owned(),
+            verdict: v.outcome.as_str().to_owned(),
             value: v.figure.map(|f| f.value),
             unit: v.figure.map(|f| f.unit.to_owned()),
             limit: v.figure.and_then(|f| f.limit),
+            samples: v.figure.and_then(|f| f.samples),
+            ci_low: v.figure.and_then(|f| f.ci_low).map(round_ms),
+            ci_high: v.figure.and_then(|f| f.ci_high).map(round_ms),
+            confidence: v.figure.and_then(|f| f.confidence),
             detail: v.detail.clone(),
+            to_resolve: v.to_resolve.clone(),
         }
     }
 }
@@ -75,8 +94,17 @@ pub struct Summary {
     /// Streams whose events carried ids (integrity applies to those).
     pub streams_with_ids: u64,
     pub checks: Vec<CheckSummary>,
-    /// Every check passed (true when there was none).
+    /// Every check passed (true when there was none): `jq -e
+    /// .summary.passed` gates on it as before; an UNRESOLVED check makes
+    /// it false too.
     pub passed: bool,
+    /// `PASS` (every check passed), `FAIL` (one failed) or `UNRESOLVED`
+    /// (none failed, one could not be decided): the exit code's 0, 1, 4.
+    #[serde(default = "pass")]
+    pub verdict: String,
+    /// Goodput (`--goodput`), of streams or of LLM requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<GoodputSummary>,
     /// LLM runs (`--api`): `ttft`, `itl`, `tpot`, `e2e`, tokens, rates and
     /// goodput, flattened into the summary.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -102,15 +130,32 @@ pub struct LlmSummary {
     /// Output chunks per output token (1: a chunk per token).
     pub chunks_per_token: f64,
     pub finish_reasons: BTreeMap<String, u64>,
-    pub goodput: Option<GoodputSummary>,
 }
 
+fn pass() -> String {
+    "PASS".to_owned()
+}
+
+/// Goodput with its Wilson bounds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GoodputSummary {
-    pub bounds: crate::llm::Goodput,
+    /// The objectives (`--goodput`), in milliseconds.
+    pub bounds: crate::goodput::Goodput,
     pub good: u64,
-    pub requests: u64,
+    /// Streams (LLM: completed requests) judged.
+    #[serde(default)]
+    pub judged: u64,
+    /// LLM runs: completed requests (= judged; kept for earlier readers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
     pub fraction: f64,
+    /// One-sided Wilson bounds on the fraction at `confidence`.
+    #[serde(default)]
+    pub ci_low: Option<f64>,
+    #[serde(default)]
+    pub ci_high: Option<f64>,
+    #[serde(default)]
+    pub confidence: Option<f64>,
     pub per_s: f64,
 }
 
@@ -133,10 +178,50 @@ impl Summary {
             integrity: report.integrity.clone(),
             streams_with_ids: report.streams_with_ids,
             checks: verdicts.iter().map(CheckSummary::from).collect(),
-            passed: verdicts.iter().all(|v| v.passed),
+            passed: verdicts.iter().all(|v| v.passed()),
+            verdict: crate::confidence::Outcome::overall(verdicts.iter().map(|v| v.outcome))
+                .as_str()
+                .to_owned(),
+            goodput: goodput_summary(report),
             llm: report.llm.as_ref().map(|llm| llm_summary(report, llm)),
         }
     }
+}
+
+/// Goodput of either kind of run, with its Wilson bounds at the run's
+/// confidence.
+fn goodput_summary(report: &Report) -> Option<GoodputSummary> {
+    let (bounds, tally, requests) = match (&report.llm, &report.stream_goodput) {
+        (Some(llm), _) => {
+            let tally = crate::goodput::Tally {
+                good: llm.good,
+                judged: llm.requests,
+            };
+            (llm.goodput_bounds?, tally, Some(llm.requests))
+        }
+        (None, Some(g)) => (g.objectives, g.tally, None),
+        (None, None) => return None,
+    };
+    let confidence = report
+        .expectations
+        .as_ref()
+        .map_or(crate::confidence::DEFAULT, |e| e.confidence());
+    let wilson = crate::confidence::wilson(tally.good, tally.judged, confidence);
+    Some(GoodputSummary {
+        bounds,
+        good: tally.good,
+        judged: tally.judged,
+        requests,
+        fraction: round_ms(tally.fraction().unwrap_or(0.0)),
+        ci_low: wilson.map(|w| round_ms(w.0)),
+        ci_high: wilson.map(|w| round_ms(w.1)),
+        confidence: wilson.map(|_| confidence),
+        per_s: if report.duration_s > 0.0 {
+            round_ms(tally.good as f64 / report.duration_s)
+        } else {
+            0.0
+        },
+    })
 }
 
 impl Summary {
@@ -228,14 +313,50 @@ fn llm_summary(report: &Report, llm: &crate::llm::LlmReport) -> LlmSummary {
             0.0
         },
         finish_reasons: llm.finish_reasons.clone(),
-        goodput: llm.goodput_bounds.map(|bounds| GoodputSummary {
-            bounds,
-            good: llm.good,
-            requests: llm.requests,
-            fraction: round_ms(llm.goodput_fraction()),
-            per_s: per_s(llm.good),
-        }),
     }
+}
+
+/// Goodput as every format says it: the objectives, the count, the share
+/// and its bounds.
+pub fn goodput_line(g: &GoodputSummary) -> String {
+    let o = &g.bounds;
+    let bound =
+        |name: &str, v: Option<f64>| v.map(|ms| format!("{name} <= {} ms", show_ms(round_ms(ms))));
+    let objectives: Vec<String> = [
+        bound("TTFT", o.ttft_ms),
+        bound("TPOT", o.tpot_ms),
+        bound("e2e", o.e2e_ms),
+        bound("ITL max", o.itl_ms),
+        bound("TTFB", o.ttfb_ms),
+        bound("largest gap", o.gap_ms),
+        o.lifetime_ms
+            .map(|ms| format!("lifetime >= {} ms unless completed", show_ms(round_ms(ms)))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let what = if g.requests.is_some() {
+        "completed requests"
+    } else {
+        "judged streams"
+    };
+    let bounds = match (g.ci_low, g.ci_high, g.confidence) {
+        (Some(low), Some(high), Some(c)) => format!(
+            ", {}% bounds {:.1}%..{:.1}%",
+            (c * 1000.0).round() / 10.0,
+            low * 100.0,
+            high * 100.0
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "Goodput ({}): {} of {} {what} ({:.1}%{bounds}), {}/s",
+        objectives.join(", "),
+        g.good,
+        g.judged,
+        g.fraction * 100.0,
+        show_ms(g.per_s)
+    )
 }
 
 /// Milliseconds to the microsecond the histograms hold: the one rounding

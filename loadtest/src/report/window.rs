@@ -42,10 +42,23 @@ pub struct WindowStats {
     /// LLM runs: TPOT of requests started in the window that completed.
     #[serde(with = "super::one_required_histogram")]
     pub tpot: Histogram<u64>,
-    /// LLM runs: requests started in the window that completed, and those
-    /// that met every goodput bound.
+    /// LLM runs: requests started in the window that completed, and
+    /// their output tokens.
     pub llm_completed: u64,
-    pub llm_good: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// The output chunks of those requests (tokens per chunk).
+    #[serde(default)]
+    pub output_chunks: u64,
+    /// Events that arrived inside the window (the throughput of a stream
+    /// run).
+    #[serde(default)]
+    pub events: u64,
+    /// Goodput: LLM requests started in the window that completed, or
+    /// streams that ended in it (and requests still waiting at its end
+    /// past a `ttfb` objective), judged against `--goodput`.
+    #[serde(default)]
+    pub goodput: crate::goodput::Tally,
 }
 
 impl WindowStats {
@@ -63,13 +76,11 @@ impl WindowStats {
             client: None,
             tpot: new_histogram(),
             llm_completed: 0,
-            llm_good: 0,
+            output_tokens: 0,
+            output_chunks: 0,
+            events: 0,
+            goodput: crate::goodput::Tally::default(),
         }
-    }
-
-    /// The share of completed LLM requests that were good, if any completed.
-    pub fn goodput(&self) -> Option<f64> {
-        (self.llm_completed > 0).then(|| self.llm_good as f64 / self.llm_completed as f64)
     }
 
     /// Adds another process's window over the same stretch of the same
@@ -114,7 +125,10 @@ impl WindowStats {
             (mine, theirs) => mine.clone().or_else(|| theirs.clone()),
         };
         self.llm_completed += other.llm_completed;
-        self.llm_good += other.llm_good;
+        self.output_tokens += other.output_tokens;
+        self.output_chunks += other.output_chunks;
+        self.events += other.events;
+        self.goodput.merge(&other.goodput);
         Ok(())
     }
 

@@ -51,7 +51,12 @@ fn fresh(n: u64) -> Report {
             ..Connection::default()
         });
         r.record(Measure::Gap, Duration::from_micros(50_000 + i * 7));
-        r.add_stream(&Integrity::default(), true, 0);
+        r.add_stream(
+            &Integrity::default(),
+            true,
+            0,
+            &trickle_load::goodput::StreamFigures::default(),
+        );
     }
     r
 }

@@ -56,7 +56,7 @@ async fn the_figures_match_the_simulated_models_settings() {
     let e2e = p50_ms(report, Measure::E2e);
     assert!(e2e > ttft + 9.0 * 15.0, "e2e {e2e}");
     for check in ["goodput", "ttft-p99", "itl-p99", "tpot-p99"] {
-        assert!(verdict(&verdicts, check).passed, "{check}: {verdicts:#?}");
+        assert!(verdict(&verdicts, check).passed(), "{check}: {verdicts:#?}");
     }
     // The reports carry the LLM figures: Markdown table, HTML charts.
     let md = trickle_load::report::markdown::render(report, &verdicts);
@@ -103,7 +103,7 @@ async fn the_figures_match_the_simulated_models_settings() {
     let llm = result.report.llm.as_ref().unwrap();
     assert!(llm.requests > 0);
     assert_eq!(llm.good, 0);
-    assert!(!verdict(&verdicts, "goodput").passed);
+    assert!(!verdict(&verdicts, "goodput").passed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

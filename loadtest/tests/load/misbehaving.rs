@@ -59,9 +59,9 @@ async fn a_buffered_response_is_caught() {
             >= 2
     );
     let buffering = verdict(&verdicts, "buffering");
-    assert!(!buffering.passed, "{buffering:?}");
+    assert!(!buffering.passed(), "{buffering:?}");
     assert!(buffering.detail.contains("response buffered"));
-    assert!(verdict(&verdicts, "integrity").passed);
+    assert!(verdict(&verdicts, "integrity").passed());
 }
 
 /// Sends an event every 100 ms and cuts the connection at 1 s, without
@@ -96,7 +96,7 @@ async fn cuts_are_reported_as_truncation_and_checked_against_the_timeout() {
         .unwrap_or(0);
     assert!(truncated >= 2, "{:?}", result.report.ends);
     let timeout = verdict(&verdicts, "timeout");
-    assert!(timeout.passed, "{timeout:?}");
+    assert!(timeout.passed(), "{timeout:?}");
     assert!(result.report.error_rate() > 0.5);
 
     let (_, verdicts) = load(
@@ -104,13 +104,13 @@ async fn cuts_are_reported_as_truncation_and_checked_against_the_timeout() {
         &args("--users 2 --increase-rate 100 --run-time 3s --expect-timeout 5s"),
     )
     .await;
-    assert!(!verdict(&verdicts, "timeout").passed);
+    assert!(!verdict(&verdicts, "timeout").passed());
     let (_, verdicts) = load(
         &host,
         &args("--users 2 --increase-rate 100 --run-time 2s --max-error-rate 0.1"),
     )
     .await;
-    assert!(!verdict(&verdicts, "error-rate").passed);
+    assert!(!verdict(&verdicts, "error-rate").passed());
 }
 
 /// Skips id 2 and repeats id 3.
@@ -132,7 +132,7 @@ async fn lost_and_repeated_ids_fail_integrity() {
         i.lost + 1 >= result.report.streams && i.lost <= result.report.streams,
         "{i:?}"
     );
-    assert!(!verdict(&verdicts, "integrity").passed);
+    assert!(!verdict(&verdicts, "integrity").passed());
 }
 
 /// Answers 429 beyond two concurrent streams, on two "instances".
@@ -172,9 +172,9 @@ async fn concurrency_beyond_the_limit_is_caught() {
     let (result, verdicts) =
         load(&host, &[&base[..], &["--expect-concurrency", "2"]].concat()).await;
     assert!(result.report.statuses.get(&429).copied().unwrap_or(0) >= 2);
-    assert!(verdict(&verdicts, "concurrency").passed, "{verdicts:#?}");
+    assert!(verdict(&verdicts, "concurrency").passed(), "{verdicts:#?}");
     let (_, verdicts) = load(&host, &[&base[..], &["--expect-concurrency", "1"]].concat()).await;
-    assert!(!verdict(&verdicts, "concurrency").passed);
+    assert!(!verdict(&verdicts, "concurrency").passed());
 }
 
 /// Sends headers, then nothing at all.

@@ -99,14 +99,14 @@ async fn concurrency_rehearsal() {
         "{:?}",
         report.statuses
     );
-    assert!(verdict(&verdicts, "concurrency").passed, "{verdicts:#?}");
+    assert!(verdict(&verdicts, "concurrency").passed(), "{verdicts:#?}");
 
     let (_, verdicts) = load(
         &emu.host,
         &[&run[..], &["--expect-concurrency", "5"]].concat(),
     )
     .await;
-    assert!(!verdict(&verdicts, "concurrency").passed);
+    assert!(!verdict(&verdicts, "concurrency").passed());
 }
 
 /// A 2 s platform timeout over 4.8 s streams: with --reconnect every id
@@ -141,7 +141,7 @@ async fn timeout_rehearsal() {
         cut >= Duration::from_millis(1900) && cut <= Duration::from_millis(2300),
         "cut at {cut:?}"
     );
-    assert!(verdict(&verdicts, "timeout").passed, "{verdicts:#?}");
+    assert!(verdict(&verdicts, "timeout").passed(), "{verdicts:#?}");
 
     let (result, _) = load(
         &emu.host,

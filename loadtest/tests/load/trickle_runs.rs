@@ -67,8 +67,8 @@ async fn completes(transport: &str) {
         lifetime >= Duration::from_millis(330),
         "{transport}: 7 intervals, got {lifetime:?}"
     );
-    assert!(verdict(&verdicts, "integrity").passed);
-    assert!(verdict(&verdicts, "buffering").passed, "{verdicts:#?}");
+    assert!(verdict(&verdicts, "integrity").passed());
+    assert!(verdict(&verdicts, "buffering").passed(), "{verdicts:#?}");
     // The run ends on time: 2 s of load after a ramp of 50 ms.
     assert!(
         elapsed < Duration::from_secs(5),
@@ -143,7 +143,7 @@ async fn reconnecting_across_trickle_deadlines_loses_nothing() {
         report.integrity.lost + report.integrity.duplicated + report.integrity.out_of_order,
         0
     );
-    assert!(verdict(&verdicts, "integrity").passed);
+    assert!(verdict(&verdicts, "integrity").passed());
     assert!(result.metrics.requests.contains_key("STREAM resume"));
 }
 
@@ -158,11 +158,11 @@ async fn concurrency_check_against_trickle_limit() {
     let (result, verdicts) = load(&host, &with_check).await;
     assert!(result.report.statuses.get(&429).copied().unwrap_or(0) > 0);
     assert_eq!(result.report.instances.values().next().unwrap().peak, 4);
-    assert!(verdict(&verdicts, "concurrency").passed, "{verdicts:#?}");
+    assert!(verdict(&verdicts, "concurrency").passed(), "{verdicts:#?}");
 
     let host = spawn_trickle(&["--max-streams", "4", "--retry", "1s"]).await;
     let mut too_strict = args.to_vec();
     too_strict.extend(["--expect-concurrency", "3"]);
     let (_, verdicts) = load(&host, &too_strict).await;
-    assert!(!verdict(&verdicts, "concurrency").passed);
+    assert!(!verdict(&verdicts, "concurrency").passed());
 }
