@@ -40,16 +40,23 @@ try {
         exit: document.querySelector("#verdicts .exit")?.textContent ?? "",
         header: document.querySelector("header .what")?.textContent ?? "",
         levels: [...document.querySelectorAll("table.levels tr[data-streams]")].map((tr) => tr.querySelector(".verdict").textContent),
+        bounds: [...document.querySelectorAll("table.levels tr[data-streams]")].map((tr) => tr.children[5].textContent),
+        throughput: !!document.querySelector("figure#throughput svg"),
         chartTexts: [...document.querySelectorAll("svg text")].map((t) => t.textContent.trim()),
       }));
       await page.screenshot({ path: `${outDir}/report-${kind}.png`, fullPage: true });
       const problems = [...errors];
-      if (!["FOUND", "NOT FOUND", "INCONCLUSIVE"].includes(cap.answer)) problems.push(`answer "${cap.answer}"`);
+      if (!["FOUND", "NOT FOUND", "INCONCLUSIVE", "UNRESOLVED"].includes(cap.answer)) problems.push(`answer "${cap.answer}"`);
+      if (expect && cap.answer !== expect) problems.push(`expected the answer ${expect}, got "${cap.answer}"`);
       if (!/exit code \d/.test(cap.exit)) problems.push(`exit line "${cap.exit}"`);
       if (!cap.header.includes(" at ")) problems.push(`header "${cap.header}"`);
       if (cap.levels.length === 0) problems.push("no level rows");
-      for (const v of cap.levels) if (!/^(PASS|FAIL|INCONCLUSIVE)/.test(v)) problems.push(`level verdict "${v}"`);
+      for (const v of cap.levels) if (!/^(PASS|FAIL|INCONCLUSIVE|UNRESOLVED)/.test(v)) problems.push(`level verdict "${v}"`);
       if (cap.chartTexts.length < 4) problems.push(`chart has ${cap.chartTexts.length} labels`);
+      // Each level's judged p99 with its bounds beside it, and the
+      // throughput chart.
+      if (!cap.bounds.every((b) => /\[[0-9.?]+\.\.[0-9.?]+\]/.test(b))) problems.push(`level bounds ${JSON.stringify(cap.bounds)}`);
+      if (!cap.throughput) problems.push("no throughput chart");
       failures += problems.length ? 1 : 0;
       console.log(problems.length ? `FAIL ${kind}: ${problems.join("; ")}` : `PASS ${kind}: ${cap.levels.length} levels, ${cap.answer}`);
       await page.close();
@@ -61,6 +68,7 @@ try {
         verdict: tr.querySelector(".verdict").textContent,
         value: tr.querySelector(".value").textContent,
         bound: tr.querySelector(".bound").textContent,
+        bounds: tr.querySelector(".bounds").textContent,
       })),
       exit: document.querySelector("#verdicts .exit")?.textContent ?? "",
       header: document.querySelector("header .what")?.textContent ?? "",
@@ -78,12 +86,18 @@ try {
     if (!seen.header.includes("from")) problems.push(`header "${seen.header}"`);
     if (seen.verdicts.length === 0) problems.push("no verdict rows");
     for (const v of seen.verdicts) {
-      if (!["PASS", "FAIL"].includes(v.verdict)) problems.push(`verdict ${JSON.stringify(v)}`);
+      if (!["PASS", "FAIL", "UNRESOLVED"].includes(v.verdict)) problems.push(`verdict ${JSON.stringify(v)}`);
       if (!v.value) problems.push(`no figure for ${v.check}`);
+      // A percentile's bounds beside its figure (a count has none).
+      if (/-p99$/.test(v.check) && !/\.\..*samples\)/.test(v.bounds)) problems.push(`no bounds for ${v.check}: ${JSON.stringify(v)}`);
     }
-    const failed = seen.verdicts.some((v) => v.verdict === "FAIL");
-    if ((expect === "fail") !== failed) problems.push(`expected ${expect || "pass"}, verdicts ${JSON.stringify(seen.verdicts)}`);
-    if (!seen.exit.includes(`exit code ${expect === "fail" ? 1 : 0}`)) problems.push(`exit line "${seen.exit}"`);
+    // The run's verdict: any FAIL fails, else any UNRESOLVED, else PASS;
+    // the exit code says the same (1, 4, 0).
+    const overall = seen.verdicts.some((v) => v.verdict === "FAIL") ? "fail"
+      : seen.verdicts.some((v) => v.verdict === "UNRESOLVED") ? "unresolved" : "pass";
+    if ((expect || "pass") !== overall) problems.push(`expected ${expect || "pass"}, verdicts ${JSON.stringify(seen.verdicts)}`);
+    const code = { pass: 0, fail: 1, unresolved: 4 }[expect || "pass"];
+    if (!seen.exit.includes(`exit code ${code}`)) problems.push(`exit line "${seen.exit}"`);
     for (const m of ["headers", "first_byte", "first_event", "gap", "lifetime"]) {
       if (!seen.measures.includes(m)) problems.push(`no ${m} row`);
     }

@@ -198,7 +198,7 @@ async fn run_in_processes(
         let stats =
             crate::processes::level(&children, n, run_time, (from, from + args.hold)).await?;
         match &mut total {
-            Some(total) => total.merge(&stats)?,
+            Some(total) => total.extend(&stats)?,
             None => total = Some(stats),
         }
         let stats = total.as_ref().map_or_else(WindowStats::empty, Clone::clone);

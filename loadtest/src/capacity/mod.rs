@@ -78,7 +78,10 @@ pub struct CapacityArgs {
     pub slo_goodput: Option<f64>,
     /// SLO: share of the streams started in a level's window that ended in
     /// error (4xx/5xx, connect or protocol error, truncation, idle
-    /// timeout), at most this (0..1).
+    /// timeout), at most this (0..1), judged on its Wilson bounds over the
+    /// streams started in the window (or, when streams outlive it, the
+    /// streams it held, if more): a bound of 0.01 needs about 270
+    /// error-free streams to pass. A bound of 0 is judged on the count.
     #[arg(long, value_name = "FRACTION", value_parser = parse_ratio,
           help_heading = "SLOs (at least one)")]
     pub slo_error_rate: Option<f64>,

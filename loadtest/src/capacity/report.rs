@@ -236,6 +236,33 @@ impl Capacity {
 
     /// The one-line answer.
     pub fn answer_line(&self) -> String {
+        let lowest_failure = self
+            .levels
+            .iter()
+            .filter(|l| l.verdict == Outcome::Fail)
+            .map(|l| l.streams)
+            .min();
+        if self.exit_code == EXIT_UNRESOLVED {
+            let above = match lowest_failure {
+                Some(f) => format!(
+                    "the levels below {f} streams (which failed: {})",
+                    self.limited_by
+                ),
+                None => "the levels above it".to_owned(),
+            };
+            let unresolved: Vec<String> =
+                self.unresolved_levels.iter().map(u64::to_string).collect();
+            return match self.max_streams {
+                Some(n) => format!(
+                    "max streams within SLO: at least {n}; {above} could not be resolved (unresolved: {})",
+                    unresolved.join(", ")
+                ),
+                None => format!(
+                    "unresolved: no level passed on its bounds; {above} could not be resolved (unresolved: {}); hold longer (--hold, --max-hold)",
+                    unresolved.join(", ")
+                ),
+            };
+        }
         match (self.max_streams, self.limited_by.as_str()) {
             (_, "client") => format!(
                 "inconclusive: the client was saturated (highest passing level: {})",

@@ -121,7 +121,9 @@ impl Search {
             (None, None) => !self.unresolved.is_empty(),
             (Some(p), Some(f)) => !self.within_precision(p, f),
             (Some(p), None) => p < self.max && !self.unresolved_above_answer().is_empty(),
-            (None, Some(_)) => false,
+            // Nothing passed: unresolved when a level under the lowest
+            // failure could not be decided (it might have held).
+            (None, Some(f)) => self.unresolved.iter().any(|l| *l < f),
         }
     }
 }
@@ -228,6 +230,12 @@ mod tests {
         let (seen, search) = levels_with(10, 100, 0.1, 40, &all);
         assert_eq!(seen, [10, 20, 40, 80, 100]);
         assert_eq!(search.answer(), None);
+        assert!(search.answer_unresolved());
+        // The lowest levels unresolved, the next one failing: no answer,
+        // and not "nothing held" either.
+        let (seen, search) = levels_with(4, 100, 0.1, 10, &[4, 8]);
+        assert_eq!(seen, [4, 8, 16]);
+        assert_eq!((search.answer(), search.first_failure()), (None, Some(16)));
         assert!(search.answer_unresolved());
         // Every level between the answer and the failure unresolved.
         let (_, search) = levels_with(10, 20_000, 0.1, 40, &(41..80).collect::<Vec<_>>());

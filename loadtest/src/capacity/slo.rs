@@ -189,16 +189,20 @@ impl Slo {
             out.insert(TPOT.to_owned(), percentile(&s.stats.tpot, bound, silent));
         }
         if let Some(bound) = self.error_rate {
+            // The trials: the streams started in the window, or, when
+            // streams outlive it, the streams it held (each held through
+            // the window is a stream that did not fail in it).
             let errors: u64 = s.stats.errors.values().sum();
+            let trials = s.stats.started.max(s.stats.held_median()).max(errors);
             let rate = Rate {
                 k: errors,
-                n: s.stats.started,
+                n: trials,
                 limit: bound,
                 at_most: true,
                 confidence: c,
             };
             let b = rate.bounds();
-            let value = (s.stats.started > 0).then(|| errors as f64 / s.stats.started as f64);
+            let value = (trials > 0).then(|| errors as f64 / trials as f64);
             // A zero bound is judged on the count, as the run's check is.
             let verdict = if bound == 0.0 {
                 if errors == 0 {
@@ -206,8 +210,8 @@ impl Slo {
                 } else {
                     Outcome::Fail
                 }
-            } else if s.stats.started == 0 {
-                Outcome::Pass
+            } else if trials == 0 {
+                silent
             } else {
                 rate.outcome()
             };
@@ -215,7 +219,7 @@ impl Slo {
                 ERROR_RATE.to_owned(),
                 MeasureVerdict {
                     value,
-                    samples: s.stats.started,
+                    samples: trials,
                     ci_low: b.low,
                     ci_high: b.high,
                     verdict,

@@ -132,6 +132,34 @@ impl WindowStats {
         Ok(())
     }
 
+    /// Adds a later stretch of the same level (the same streams held
+    /// again, `capacity --processes` holding an unresolved level longer):
+    /// counts and histograms add up, the open-stream samples follow the
+    /// earlier ones, instance peaks take the higher, the client figures the
+    /// saturated ones (else the later).
+    pub fn extend(&mut self, later: &WindowStats) -> Result<(), crate::measure::MergeError> {
+        let held = self.held.clone();
+        let peaks = self.instance_peaks.clone();
+        let client = self.client.clone();
+        let mut later_counts = later.clone();
+        later_counts.held.clear();
+        later_counts.instance_peaks.clear();
+        later_counts.client = None;
+        self.merge(&later_counts)?;
+        self.held = held;
+        self.held.extend(&later.held);
+        self.instance_peaks = peaks;
+        for (instance, peak) in &later.instance_peaks {
+            let mine = self.instance_peaks.entry(instance.clone()).or_default();
+            *mine = (*mine).max(*peak);
+        }
+        self.client = match (client, &later.client) {
+            (Some(mine), _) if mine.saturated => Some(mine),
+            (mine, theirs) => theirs.clone().or(mine),
+        };
+        Ok(())
+    }
+
     /// The median of the open-stream samples: what the window held.
     pub fn held_median(&self) -> u64 {
         let mut held = self.held.clone();

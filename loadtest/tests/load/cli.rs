@@ -31,12 +31,8 @@ async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
             let mut args = vec![
                 "--host",
                 &host,
-                "--users",
-                "3",
                 "--increase-rate",
                 "100",
-                "--run-time",
-                "1s",
                 "--chunks",
                 "5",
                 "--interval-ms",
@@ -48,7 +44,41 @@ async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
             trickle_load(&args)
         })
     };
-    let passed = run(&a, &["--max-ttfb-p99", "5s"]).await.unwrap();
+    // A few dozen streams cannot bound a p99 (299 samples are needed):
+    // the check is UNRESOLVED, exit 4, and says how much more would do.
+    let few_path = dir.join("few.json");
+    let few = run(
+        &few_path,
+        &["--users", "3", "--run-time", "1s", "--max-ttfb-p99", "5s"],
+    )
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&few.stdout);
+    assert_eq!(few.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("UNRESOLVED ttfb-p99"), "{stdout}");
+    assert!(stdout.contains("to resolve: about"), "{stdout}");
+    let jfew: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&few_path).unwrap()).unwrap();
+    assert_eq!(jfew["summary"]["verdict"], "UNRESOLVED");
+    assert_eq!(jfew["summary"]["passed"], false);
+    let ttfb = jfew["summary"]["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "ttfb-p99"))
+        .unwrap();
+    assert_eq!(ttfb["ci_high"], serde_json::Value::Null);
+    assert!(
+        ttfb["samples"].as_u64().is_some_and(|n| n > 0 && n < 299),
+        "{ttfb}"
+    );
+    assert_eq!(ttfb["confidence"], 0.95);
+    assert!(ttfb["to_resolve"]
+        .as_str()
+        .is_some_and(|t| t.contains("more samples")));
+
+    // The same load run longer (20 users, 2 s: hundreds of streams)
+    // resolves.
+    let long = ["--users", "20", "--run-time", "2s", "--max-ttfb-p99", "5s"];
+    let passed = run(&a, &long).await.unwrap();
     assert_eq!(
         passed.status.code(),
         Some(0),
@@ -61,7 +91,12 @@ async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
         "{summary}"
     );
 
-    let failed = run(&b, &["--max-ttfb-p99", "1us"]).await.unwrap();
+    let failed = run(
+        &b,
+        &["--users", "3", "--run-time", "1s", "--max-ttfb-p99", "1us"],
+    )
+    .await
+    .unwrap();
     assert_eq!(failed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&failed.stdout).contains("FAIL ttfb-p99"));
 
@@ -141,6 +176,15 @@ async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
     assert_eq!(ttfb["unit"], "ms");
     assert_eq!(ttfb["limit"], 5000.0);
     assert_eq!(ttfb["value"].as_f64(), Some(p99));
+    assert!(ttfb["samples"].as_u64().is_some_and(|n| n >= 299), "{ttfb}");
+    let (low, high) = (
+        ttfb["ci_low"].as_f64().unwrap(),
+        ttfb["ci_high"].as_f64().unwrap(),
+    );
+    assert!(low <= p99 && p99 <= high && high <= max, "{ttfb}");
+    assert_eq!(ja["summary"]["verdict"], "PASS");
+    assert_eq!(ja["expectations"]["confidence"], 0.95);
+    assert_eq!(jb["summary"]["verdict"], "FAIL");
     assert_eq!(check(&ja, "integrity")["value"], 0.0);
     assert_eq!(check(&jb, "ttfb-p99")["verdict"], "FAIL");
     assert_eq!(jb["summary"]["passed"], false);
@@ -154,7 +198,7 @@ async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
 
     // Parts run with the same checks: the merged run is judged by them.
     let c = dir.join("c.json");
-    let again = run(&c, &["--max-ttfb-p99", "5s"]).await.unwrap();
+    let again = run(&c, &long).await.unwrap();
     assert_eq!(again.status.code(), Some(0));
     let judged = dir.join("judged.json");
     let out = Command::new(env!("CARGO_BIN_EXE_trickle-load"))

@@ -111,10 +111,12 @@ async fn two_processes_hold_the_users_asked_and_count_what_one_process_counts() 
     let out = tokio::task::spawn_blocking(move || (run_load(a), run_load(b)))
         .await
         .unwrap();
+    // About 45 first events cannot bound a p99 (299 are needed): both
+    // runs end UNRESOLVED, exit 4, the same verdict in one process or two.
     for o in [&out.0, &out.1] {
         assert_eq!(
             o.status.code(),
-            Some(0),
+            Some(4),
             "{}",
             String::from_utf8_lossy(&o.stderr)
         );
@@ -149,7 +151,7 @@ async fn two_processes_hold_the_users_asked_and_count_what_one_process_counts() 
     // first event of both processes).
     let stdout = String::from_utf8_lossy(&out.1.stdout);
     assert!(
-        stdout.contains("PASS ttfb-p99")
+        stdout.contains("UNRESOLVED ttfb-p99")
             && stdout.contains(&format!("over {first_events} connections")),
         "{stdout}"
     );

@@ -44,7 +44,8 @@ async fn the_html_reports_read_right_in_chromium() {
     assert_eq!(verdicts.len(), merged_verdicts.len());
     let merged_html = out.join("merged.html");
     merged.write(&merged_html, &merged_verdicts).unwrap();
-    // An LLM run that passes its checks.
+    // An LLM run whose p99 cannot be decided on a few dozen requests
+    // (UNRESOLVED, exit 4) while its goodput passes on its bounds.
     let llm_host = spawn_trickle(&["--llm-ttft", "20ms", "--llm-decode-rate", "200"]).await;
     let (llm, verdicts) = load(
         &llm_host,
@@ -54,9 +55,10 @@ async fn the_html_reports_read_right_in_chromium() {
     let llm_html = out.join("llm.html");
     llm.report.write(&llm_html, &verdicts).unwrap();
 
-    // A capacity search (two short levels).
+    // A capacity search (two short levels, held until their gap p99s
+    // resolve).
     let argv = format!(
-        "trickle-load capacity --host {host} --chunks 1000 --interval-ms 100 --start 2 --max 4 --hold 1s --warmup 0s --settle 0s --ramp-rate 100 --slo-gap-p99 1s --metrics-url none"
+        "trickle-load capacity --host {host} --chunks 1000 --interval-ms 100 --start 10 --max 20 --hold 1s --warmup 0s --settle 0s --ramp-rate 100 --slo-gap-p99 1s --metrics-url none"
     );
     let Some(trickle_load::cli::Command::Capacity(capacity)) =
         <trickle_load::cli::Cli as clap::Parser>::try_parse_from(argv.split_whitespace())
@@ -74,8 +76,8 @@ async fn the_html_reports_read_right_in_chromium() {
         .arg(&out)
         .arg(format!("stream={}:fail", stream_html.display()))
         .arg(format!("merged={}:fail", merged_html.display()))
-        .arg(format!("llm={}", llm_html.display()))
-        .arg(format!("capacity={}", capacity_html.display()))
+        .arg(format!("llm={}:unresolved", llm_html.display()))
+        .arg(format!("capacity={}:FOUND", capacity_html.display()))
         .env("CHROMIUM", &chromium)
         .output()
         .await
