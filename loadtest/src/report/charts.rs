@@ -57,6 +57,24 @@ type Series = Vec<(String, Vec<(f64, f64)>)>;
 
 /// A line chart over the run: x in seconds since its start.
 fn over_time(id: &str, title: &str, y_desc: &str, series: &Series) -> String {
+    line_chart(
+        id,
+        title,
+        ("time since the start (s)", y_desc),
+        series,
+        None,
+    )
+}
+
+/// Lines from zero on both axes (`descs`: the x and y labels), with a
+/// dashed vertical line at `marker`'s x, labelled, if given.
+fn line_chart(
+    id: &str,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    series: &Series,
+    marker: Option<(f64, String)>,
+) -> String {
     figure(id, title, |svg| {
         let x_max = series
             .iter()
@@ -77,7 +95,7 @@ fn over_time(id: &str, title: &str, y_desc: &str, series: &Series) -> String {
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
-            .x_desc("time since the start (s)")
+            .x_desc(x_desc)
             .y_desc(y_desc)
             .light_line_style(WHITE.mix(0.0))
             .draw()
@@ -93,6 +111,21 @@ fn over_time(id: &str, title: &str, y_desc: &str, series: &Series) -> String {
                 .label(label.clone())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
+        }
+        if let Some((x, label)) = marker {
+            let grey = RGBColor(90, 90, 90);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x, 0.0), (x, y_max)],
+                    6,
+                    4,
+                    grey.stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], grey.stroke_width(1))
                 });
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)?;
@@ -453,52 +486,12 @@ pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String 
 /// Throughput against concurrency, the knee marked: where adding streams
 /// stopped adding throughput.
 pub fn throughput_chart(levels: &[(u64, f64)], knee: Option<u64>, unit: &str) -> String {
-    figure(
+    let points = levels.iter().map(|l| (l.0 as f64, l.1)).collect();
+    line_chart(
         "throughput",
         &format!("throughput ({unit}) against concurrent streams (the knee: where more streams stopped adding throughput)"),
-        |svg| {
-            let x_max = levels.iter().map(|l| l.0).max().unwrap_or(1).max(1) as f64 * 1.08;
-            let y_max = levels.iter().map(|l| l.1).fold(0.0f64, f64::max).max(1.0) * 1.15;
-            let root = SVGBackend::with_string(svg, (880, 300)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| e.to_string())?;
-            let mut chart = ChartBuilder::on(&root)
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(64)
-                .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-                .map_err(|e| e.to_string())?;
-            chart
-                .configure_mesh()
-                .x_desc("concurrent streams")
-                .y_desc(unit)
-                .light_line_style(WHITE.mix(0.0))
-                .draw()
-                .map_err(|e| e.to_string())?;
-            let colour = PALETTE[1];
-            let points: Vec<(f64, f64)> = levels.iter().map(|l| (l.0 as f64, l.1)).collect();
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label("throughput")
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
-            chart
-                .draw_series(points.iter().map(|p| Circle::new(*p, 4, colour.filled())))
-                .map_err(|e| e.to_string())?;
-            if let Some(knee) = knee {
-                let grey = RGBColor(90, 90, 90);
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        [(knee as f64, 0.0), (knee as f64, y_max)],
-                        6,
-                        4,
-                        grey.stroke_width(1),
-                    ))
-                    .map_err(|e| e.to_string())?
-                    .label(format!("knee: {knee} streams"))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], grey.stroke_width(1)));
-            }
-            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-            root.present().map_err(|e| e.to_string())
-        },
+        ("concurrent streams", unit),
+        &vec![("throughput".to_owned(), points)],
+        knee.map(|k| (k as f64, format!("knee: {k} streams"))),
     )
 }

@@ -147,6 +147,16 @@ async fn the_emulators_concurrency_is_found_and_turned_into_settings() {
 /// holds the stream 100 ms and ends it (short streams: a level's window
 /// sees hundreds start, enough to bound a p99).
 async fn crowded_server() -> String {
+    one_event_server(
+        |ahead| Duration::from_millis(10 * ahead as u64),
+        Duration::from_millis(100),
+    )
+    .await
+}
+
+/// Sends one event after `delay(streams it already holds)`, holds the
+/// stream for `hold`, then ends it.
+async fn one_event_server(delay: fn(usize) -> Duration, hold: Duration) -> String {
     let open = Arc::new(AtomicUsize::new(0));
     serve(move |cfg| {
         let open = open.clone();
@@ -157,7 +167,7 @@ async fn crowded_server() -> String {
                 async move {
                     let ahead = open.fetch_add(1, Ordering::SeqCst);
                     let guard = OpenGuard(open);
-                    tokio::time::sleep(Duration::from_millis(10 * ahead as u64)).await;
+                    tokio::time::sleep(delay(ahead)).await;
                     let body = futures_util::stream::unfold(0u8, move |step| {
                         let _keep = &guard;
                         async move {
@@ -169,7 +179,7 @@ async fn crowded_server() -> String {
                                     1,
                                 )),
                                 1 => {
-                                    tokio::time::sleep(Duration::from_millis(100)).await;
+                                    tokio::time::sleep(hold).await;
                                     Some((Ok(Bytes::from_static(b"event: end\ndata: {}\n\n")), 2))
                                 }
                                 _ => None,
@@ -264,27 +274,42 @@ async fn eight_at_a_time() -> String {
                     let Ok(permit) = permits.acquire_owned().await else {
                         return HttpResponse::ServiceUnavailable().finish();
                     };
-                    let events = futures_util::stream::unfold(0u64, move |id| {
-                        let _held = &permit;
-                        async move {
-                            if id > 0 {
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                            }
-                            let event = format!("id: {id}\nevent: chunk\ndata: {{}}\n\n");
-                            Some((
-                                Ok::<_, std::convert::Infallible>(Bytes::from(event)),
-                                id + 1,
-                            ))
+                    endless_sse(permit, |id| async move {
+                        if id > 0 {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                         }
-                    });
-                    HttpResponse::Ok()
-                        .content_type("text/event-stream")
-                        .streaming(events)
+                    })
                 }
             }),
         );
     })
     .await
+}
+
+/// An SSE stream that never ends: event `id` after `wait(id)`; `keep`
+/// lives as long as the stream.
+fn endless_sse<K, F, Fut>(keep: K, wait: F) -> HttpResponse
+where
+    K: 'static,
+    F: Fn(u64) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let wait = std::rc::Rc::new(wait);
+    let events = futures_util::stream::unfold(0u64, move |id| {
+        let _keep = &keep;
+        let wait = wait.clone();
+        async move {
+            wait(id).await;
+            let event = format!("id: {id}\nevent: chunk\ndata: {{}}\n\n");
+            Some((
+                Ok::<_, std::convert::Infallible>(Bytes::from(event)),
+                id + 1,
+            ))
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(events)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,44 +442,10 @@ async fn a_search_over_two_processes_finds_the_same_limit() {
 /// The p99 of the noise alone is about 60 ms: within a 100 ms SLO up to
 /// about 25 streams.
 async fn noisy_server() -> String {
-    let open = Arc::new(AtomicUsize::new(0));
-    serve(move |cfg| {
-        let open = open.clone();
-        cfg.route(
-            "/sse",
-            web::get().to(move || {
-                let open = open.clone();
-                async move {
-                    let ahead = open.fetch_add(1, Ordering::SeqCst);
-                    let guard = OpenGuard(open);
-                    let crowd = 10 * ahead.saturating_sub(20) as u64;
-                    let noise = fastrand::u64(0..60);
-                    tokio::time::sleep(Duration::from_millis(noise + crowd)).await;
-                    let body = futures_util::stream::unfold(0u8, move |step| {
-                        let _keep = &guard;
-                        async move {
-                            match step {
-                                0 => Some((
-                                    Ok::<_, std::convert::Infallible>(Bytes::from_static(
-                                        b"id: 0\nevent: chunk\ndata: {}\n\n",
-                                    )),
-                                    1,
-                                )),
-                                1 => {
-                                    tokio::time::sleep(Duration::from_millis(50)).await;
-                                    Some((Ok(Bytes::from_static(b"event: end\ndata: {}\n\n")), 2))
-                                }
-                                _ => None,
-                            }
-                        }
-                    });
-                    HttpResponse::Ok()
-                        .content_type("text/event-stream")
-                        .streaming(body)
-                }
-            }),
-        );
-    })
+    one_event_server(
+        |ahead| Duration::from_millis(fastrand::u64(0..60) + 10 * ahead.saturating_sub(20) as u64),
+        Duration::from_millis(50),
+    )
     .await
 }
 
@@ -512,7 +503,7 @@ async fn fixed_total_server() -> String {
             web::get().to(move || {
                 let next_slot = next_slot.clone();
                 async move {
-                    let events = futures_util::stream::unfold(0u64, move |id| {
+                    endless_sse((), move |_| {
                         let next_slot = next_slot.clone();
                         async move {
                             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -523,16 +514,8 @@ async fn fixed_total_server() -> String {
                                 slot
                             };
                             tokio::time::sleep_until(slot).await;
-                            let event = format!("id: {id}\nevent: chunk\ndata: {{}}\n\n");
-                            Some((
-                                Ok::<_, std::convert::Infallible>(Bytes::from(event)),
-                                id + 1,
-                            ))
                         }
-                    });
-                    HttpResponse::Ok()
-                        .content_type("text/event-stream")
-                        .streaming(events)
+                    })
                 }
             }),
         );
