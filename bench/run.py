@@ -37,6 +37,12 @@ Scenarios:
             p99 <= 100 ms, gap p99 <= interval + 100 ms, errors <= 0.1%),
             what limited it, and the Cloud Run settings it implies. One
             client process (up to its open-files limit, ~19,900 streams).
+  goodput-search  trickle-load capacity and guidellm (--profile goodput,
+            pinned, in bench/.venv-guidellm, offline with a local tokenizer)
+            search the same simulated model (TPOT = 20 ms x (1 + 0.01 n)) for
+            the most streams with 95% of requests at TPOT <= 30 ms, probes
+            held 5 s and 2 s: answer, probes, unresolved probes, wall time,
+            client CPU.
   clients   the load generators: trickle-load and Locust (HttpUser, requests
             streaming) each hold N SSE streams (an event a second each, or
             --client-interval-ms) against trickle in one process: client CPU
@@ -159,6 +165,7 @@ def server_command(name, port, sink_port):
         "trickle": (trickle, {}),
         "trickle-off": (trickle + ["--metrics", "false"], {}),
         "trickle-llm": (trickle + LLM_MODEL, {}),
+        "trickle-goodput": (trickle + GOODPUT_MODEL, {}),
         "trickle-spans": (trickle, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
                                     "OTEL_BSP_MAX_QUEUE_SIZE": "65536", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096"}),
         "bare-actix": ([os.path.join(RELEASE, "examples", "bare_actix")], {"PORT": str(port)}),
@@ -491,10 +498,16 @@ SCENARIOS = {
     # The llm-clients scenario runs trickle's simulated model and compares
     # LLM load generators on it.
     "llm-clients": ("trickle-load,aiperf", "50,200"),
+    # The goodput searches of trickle-load and guidellm on one simulated
+    # model; the "counts" are the seconds each probe (level) is held.
+    "goodput-search": ("trickle-load,guidellm", "5,2"),
 }
 
 
 LLM_MODEL = ["--llm-ttft", "200ms", "--llm-decode-rate", "50", "--llm-tokens-per-chunk", "1"]
+# Decode slows with load: TPOT = 20 ms x (1 + 0.01 n), within 30 ms up to
+# n = 50 streams.
+GOODPUT_MODEL = ["--llm-ttft", "10ms", "--llm-decode-rate", "50", "--llm-slowdown", "0.01"]
 
 
 def llm(server, max_tokens=200, hold=10, measure_seconds=20):
@@ -550,6 +563,118 @@ def ensure_aiperf():
     return aiperf, tokenizer
 
 
+def watch(proc, limit_s=1200):
+    """Waits for proc, reading its whole process tree from /proc every
+    quarter second: wall seconds, CPU seconds (user + system, every process
+    seen), peak RSS in KiB (the tree's sum)."""
+    t0 = time.monotonic()
+    cpu_seen, peak_rss = {}, 0
+    while proc.poll() is None and time.monotonic() - t0 < limit_s:
+        rss_now = 0
+        for p in tree(proc.pid):
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                cpu_seen[p] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+                with open(f"/proc/{p}/status") as f:
+                    rss_now += next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+            except (OSError, StopIteration):
+                pass
+        peak_rss = max(peak_rss, rss_now)
+        time.sleep(0.25)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    return time.monotonic() - t0, sum(cpu_seen.values()), peak_rss
+
+
+GUIDELLM_VENV = os.path.join(BENCH, ".venv-guidellm")
+GUIDELLM_VERSION = "0.8.1"
+
+
+def ensure_guidellm():
+    """guidellm (from PyPI, pinned) in a virtualenv of its own (it brings
+    torch: about 6 GB), and the local tokenizer of trickle's simulated
+    model, so it runs offline."""
+    guidellm = os.path.join(GUIDELLM_VENV, "bin", "guidellm")
+    if not os.path.exists(guidellm):
+        print(f"setting up bench/.venv-guidellm (guidellm=={GUIDELLM_VERSION})", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", GUIDELLM_VENV], check=True)
+        subprocess.run([os.path.join(GUIDELLM_VENV, "bin", "pip"), "install", "-q",
+                        f"guidellm=={GUIDELLM_VERSION}"], check=True)
+    tokenizer = os.path.join(GUIDELLM_VENV, "trickle-tokenizer")
+    subprocess.run([os.path.join(GUIDELLM_VENV, "bin", "python"),
+                    os.path.join(BENCH, "clients", "wordlevel_tokenizer.py"), tokenizer], check=True)
+    return guidellm, tokenizer
+
+
+def goodput_search(server, client, probe_s, max_tokens=10, prompt_tokens=32):
+    """The same goodput search from trickle-load (`capacity --slo-goodput`)
+    and guidellm (`--profile kind=goodput`) on the same model: at least 95%
+    of requests with TPOT <= 30 ms, levels doubling from 4 streams then
+    bisected to 10%, each held probe_s seconds (trickle-load holds an
+    unresolved level longer, up to 4x; guidellm records it unresolved).
+    The answer, the probes, the unresolved ones, wall time, client CPU."""
+    tmp = tempfile.mkdtemp(prefix="trickle-goodput-")
+    out = os.path.join(tmp, "search.json")
+    env = dict(os.environ)
+    if client == "trickle-load":
+        command = [LOAD, "capacity", "--host", server.base, "--api", "openai-chat", "--model", "trickle-sim",
+                   "--max-tokens", str(max_tokens), "--prompt-tokens", str(prompt_tokens), "--start", "4",
+                   "--precision", "0.1", "--slo-goodput", "0.95", "--goodput", "tpot:30ms",
+                   "--hold", f"{probe_s}s", "--warmup", "0s", "--settle", "0s", "--ramp-rate", "1000",
+                   "--metrics-url", "none", "--report", out]
+    else:
+        guidellm, tokenizer = ensure_guidellm()
+        env["HF_HUB_OFFLINE"] = "1"
+        # validate_backend=false: guidellm's GET /health finds no route on
+        # trickle (issue 23).
+        command = [guidellm, "run", "--backend",
+                   f"kind=openai_http,target={server.base},model=trickle-sim,validate_backend=false",
+                   "--profile", "kind=goodput,initial_streams=4,target_attainment=0.95,tolerance=0.1",
+                   "--metrics", '{"kind":"generative","slo":{"tpot_ms":30}}',
+                   "--constraint", f"kind=max_duration,seconds={probe_s}",
+                   "--data", f"kind=synthetic_text,prompt_tokens={prompt_tokens},output_tokens={max_tokens}",
+                   "--tokenizer", f"kind=hf_auto,model={tokenizer}",
+                   "--output", f"kind=json,path={out}", "--disable-progress"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    wall, cpu, peak_rss = watch(proc)
+    result = {"client": client, "n": probe_s, "probe_s": probe_s, "model": " ".join(GOODPUT_MODEL),
+              "max_tokens": max_tokens, "prompt_tokens": prompt_tokens, "exit_code": proc.returncode,
+              "wall_s": round(wall, 2), "client_cpu_s": round(cpu, 2), "client_peak_rss_kib": peak_rss,
+              "command": " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(command))
+              .replace(server.base, "http://127.0.0.1:PORT").replace(tmp, "TMP")
+              .replace(GUIDELLM_VENV + "/", "bench/.venv-guidellm/")}
+    with open(out) as f:
+        report = json.load(f)
+    if client == "trickle-load":
+        c = report["capacity"]
+        levels = c["levels"]
+        result.update(answer=c["max_streams"], lowest_failing=min(
+            (l["streams"] for l in levels if l["verdict"] == "FAIL"), default=None),
+            probes=[{"streams": l["streams"], "verdict": l["verdict"], "held_s": l["held_for_s"],
+                     "attainment": l["goodput"], "samples": l["measures"]["goodput"]["samples"],
+                     "lower": l["measures"]["goodput"]["ci_low"], "upper": l["measures"]["goodput"]["ci_high"]}
+                    for l in levels],
+            unresolved=len(c["unresolved_levels"]),
+            extended=sum(1 for l in levels if l["held_for_s"] > probe_s + 0.5),
+            held_s=round(sum(l["held_for_s"] for l in levels), 1))
+    else:
+        search = report["conclusions"][0]
+        probes = search["probes"]
+        result.update(answer=search.get("best_passing_streams"), lowest_failing=search.get("lowest_failing_streams"),
+                      stop_reason=search.get("stop_reason"),
+                      probes=[{"streams": p["streams"],
+                               "verdict": ("PASS" if p["passed"] else "FAIL") if p["resolved"] else "UNRESOLVED",
+                               "held_s": probe_s, "attainment": p["attainment"],
+                               "samples": p["determined_requests"], "lower": p["attainment_lower"],
+                               "upper": p["attainment_upper"]} for p in probes],
+                      unresolved=sum(1 for p in probes if not p["resolved"]), extended=0,
+                      held_s=round(sum(b["duration"] for b in report["benchmarks"]), 1),
+                      guidellm_version=GUIDELLM_VERSION)
+    return result
+
+
 def llm_clients(server, client, n, max_tokens=100, prompt_tokens=64, per_user=4):
     """The same LLM load from trickle-load and from AIPerf against the same
     simulated model: n concurrent streams, about per_user requests each;
@@ -571,26 +696,10 @@ def llm_clients(server, client, n, max_tokens=100, prompt_tokens=64, per_user=4)
                    str(n * per_user), "--synthetic-input-tokens-mean", str(prompt_tokens),
                    "--output-tokens-mean", str(max_tokens), "--ui-type", "none", "--artifact-dir", out]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.monotonic()
-    cpu_seen, peak_rss = {}, 0
-    while proc.poll() is None and time.monotonic() - t0 < 600:
-        rss_now = 0
-        for p in tree(proc.pid):
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                cpu_seen[p] = (int(fields[11]) + int(fields[12])) / CLK_TCK
-                with open(f"/proc/{p}/status") as f:
-                    rss_now += next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-            except (OSError, StopIteration):
-                pass
-        peak_rss = max(peak_rss, rss_now)
-        time.sleep(0.25)
-    proc.wait()
-    wall = time.monotonic() - t0
+    wall, cpu, peak_rss = watch(proc)
     result = {"client": client, "n": n, "max_tokens": max_tokens, "prompt_tokens": prompt_tokens,
               "exit_code": proc.returncode, "wall_s": round(wall, 2),
-              "client_cpu_s": round(sum(cpu_seen.values()), 2), "client_peak_rss_kib": peak_rss,
+              "client_cpu_s": round(cpu, 2), "client_peak_rss_kib": peak_rss,
               "command": " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(command))}
     if client == "trickle-load":
         with open(out) as f:
@@ -610,7 +719,8 @@ def llm_clients(server, client, n, max_tokens=100, prompt_tokens=64, per_user=4)
 
 def run_one(scenario, name, n, args):
     """One measurement; returns its result (an error is a result too)."""
-    server = Server("trickle" if scenario == "clients" else "trickle-llm" if scenario == "llm-clients" else name)
+    server = Server("trickle" if scenario == "clients" else "trickle-llm" if scenario == "llm-clients"
+                    else "trickle-goodput" if scenario == "goodput-search" else name)
     try:
         if scenario == "capacity":
             return capacity(server, n, args.hold, args.interval_ms)
@@ -628,6 +738,8 @@ def run_one(scenario, name, n, args):
             return llm(server)
         if scenario == "llm-clients":
             return llm_clients(server, name, n)
+        if scenario == "goodput-search":
+            return goodput_search(server, name, n)
         return burst(server)
     except Exception as e:  # a server that falls over is a result too
         return {"n": n, "error": str(e)}
