@@ -234,6 +234,39 @@ async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A run in which not one stream received an event fails, whatever was
+/// asked (here: nothing), with the first reason it saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_received_nothing_fails_with_its_first_reason() {
+    let host = spawn_trickle(&[]).await;
+    let out = tokio::task::spawn_blocking(move || {
+        trickle_load(&[
+            "--host",
+            &host,
+            "--path",
+            "/no-such-route",
+            "--users",
+            "2",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "1s",
+        ])
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("FAIL delivered"))
+        .unwrap_or_else(|| panic!("no delivered verdict: {stdout}"));
+    assert!(
+        line.contains("not one event arrived") && line.contains("404"),
+        "{line}"
+    );
+}
+
 /// HTTP/1.0 close-delimited bodies complete; instant resets are connect
 /// errors; neither hangs the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
