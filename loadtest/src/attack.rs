@@ -146,8 +146,24 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     }
     let _ = watcher.await;
     let ended = tokio::time::Instant::now();
-    let metrics = metrics?;
+    // A failed --threshold is a failed check, not a set-up error: goose
+    // wrote its reports and hands the run's metrics back with the rules.
+    let (metrics, failed_thresholds) = match metrics {
+        Ok(metrics) => (metrics, Vec::new()),
+        Err(goose::GooseError::ThresholdsFailed { failed, metrics }) => (
+            *metrics.0,
+            failed
+                .into_iter()
+                .map(|r| crate::report::FailedThreshold {
+                    rule: r.rule,
+                    observed: r.observed,
+                })
+                .collect(),
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let mut report = collector.finish()?;
+    report.failed_thresholds = failed_thresholds;
     if let Some(schedule) = &shared.schedule {
         report.scheduled = true;
         report.dropped_starts = schedule.dropped_by(ended);

@@ -32,6 +32,16 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
     if let Some(nothing) = nothing_delivered(report) {
         verdicts.push(nothing);
     }
+    for t in &report.failed_thresholds {
+        verdicts.push(Verdict::new(
+            "threshold",
+            false,
+            format!(
+                "goose --threshold {:?} failed: observed {}",
+                t.rule, t.observed
+            ),
+        ));
+    }
 
     if report.streams_with_ids > 0 {
         let i = &report.integrity;

@@ -143,6 +143,10 @@ fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {
 }
 
 fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
+    if args.goose.version {
+        println!("{}", trickle_load::cli::version_line());
+        return ExitCode::SUCCESS;
+    }
     let reports = args.stream.stream_report.clone();
     let child = args.stream.child_progress;
     let runtime = match runtime(args.stream.threads) {

@@ -110,6 +110,13 @@ pub struct RunInfo {
 /// Distinct failure messages a report keeps.
 pub const MAX_ERROR_SAMPLES: usize = 10;
 
+/// A goose `--threshold` rule the run failed, and what goose observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedThreshold {
+    pub rule: String,
+    pub observed: String,
+}
+
 /// A stream run's goodput: its objectives and the streams judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamGoodput {
@@ -283,6 +290,9 @@ pub struct Report {
     /// --api): the objectives and the streams judged and good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_goodput: Option<StreamGoodput>,
+    /// goose `--threshold` rules that failed (each a failed check).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_thresholds: Vec<FailedThreshold>,
     /// What was asked of the run (for the reports' header).
     #[serde(default)]
     pub run: Option<RunInfo>,
@@ -325,6 +335,7 @@ impl Report {
             summary: summary::Summary::default(),
             llm: None,
             stream_goodput: None,
+            failed_thresholds: Vec::new(),
             run: None,
             window: None,
             histograms: Histograms::default(),
@@ -558,6 +569,8 @@ impl Report {
         for sample in &other.error_samples {
             self.add_error_sample(sample.end, &sample.message, sample.count);
         }
+        self.failed_thresholds
+            .extend(other.failed_thresholds.iter().cloned());
         if self.expectations != other.expectations {
             // Different checks cannot judge the merged run.
             self.expectations = None;

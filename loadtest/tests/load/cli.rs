@@ -234,6 +234,79 @@ async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--version` needs no host: trickle-load's version and goose's.
+#[test]
+fn version_prints_trickle_loads_own() {
+    let out = Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        said.trim(),
+        format!(
+            "trickle-load {} (goose {})",
+            env!("CARGO_PKG_VERSION"),
+            trickle_load::cli::GOOSE_VERSION
+        )
+    );
+}
+
+/// A goose --threshold that fails is a failed check: the reports are
+/// written, the verdict says which rule, the exit code is 1 (not 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_threshold_is_a_failed_check_with_its_reports() {
+    let host = spawn_trickle(&[]).await;
+    let dir = std::env::temp_dir().join(format!("trickle-threshold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, md) = (dir.join("run.json"), dir.join("run.md"));
+    let (j, m) = (json.display().to_string(), md.display().to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        trickle_load(&[
+            "--host",
+            &host,
+            "--users",
+            "2",
+            "--increase-rate",
+            "100",
+            "--run-time",
+            "2s",
+            "--chunks",
+            "3",
+            "--interval-ms",
+            "20",
+            "--threshold",
+            "p95<1us",
+            "--stream-report",
+            &j,
+            "--stream-report",
+            &m,
+        ])
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("FAIL threshold: goose --threshold \"p95<1us\" failed"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["summary"]["verdict"], "FAIL");
+    assert_eq!(report["failed_thresholds"][0]["rule"], "p95<1us");
+    assert!(std::fs::read_to_string(&md)
+        .unwrap()
+        .contains("FAIL threshold"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A run in which not one stream received an event fails, whatever was
 /// asked (here: nothing), with the first reason it saw.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
