@@ -249,8 +249,14 @@ fn the_cloud_run_service_keeps_streams_inside_the_platform_limits() {
         secs(&arg(args, "--shutdown-grace").unwrap()) < 10,
         "inside Cloud Run's 10 s SIGTERM grace"
     );
+    // trickle's limit as a variable (an update of it alone changes it;
+    // an argument would win over it).
+    assert_eq!(arg(args, "--max-streams"), None);
     assert_eq!(
-        arg(args, "--max-streams").unwrap().parse::<u64>().unwrap(),
+        env_var(trickle, "TRICKLE_MAX_STREAMS")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap(),
         concurrency
     );
     assert_eq!(trickle["startupProbe"]["httpGet"]["path"], "/readyz");
@@ -433,6 +439,176 @@ fn the_load_job_and_the_local_stack_are_consistent() {
     assert!(load_command
         .windows(2)
         .any(|w| w == ["--metrics-addr", "0.0.0.0:9100"]));
+}
+
+const MANIFESTS: [&str; 3] = [
+    "deploy/cloudrun/service.yaml",
+    "deploy/cloudrun/service-h2c.yaml",
+    "deploy/cloudrun/loadtest-job.yaml",
+];
+
+/// Sample values of every placeholder the manifests carry.
+const SAMPLE: [(&str, &str); 5] = [
+    ("PROJECT_ID", "my-project"),
+    ("REGION", "europe-west1"),
+    ("REPO", "trickle"),
+    ("BUCKET", "my-reports"),
+    ("SERVICE_URL", "https://trickle-abc123-ew.a.run.app"),
+];
+
+fn render(manifest: &str, env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(repo("deploy/render"))
+        .arg(repo(manifest))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// Every key of a YAML document, with its path, and every `env` entry's
+/// variable name: what rendering must not change.
+fn shape(v: &Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                let key = k.as_str().unwrap_or("?");
+                out.push(format!("{path}/{key}"));
+                if key == "name" && path.ends_with("/env[]") {
+                    out.push(format!("{path}/name={}", v.as_str().unwrap_or("?")));
+                }
+                shape(v, &format!("{path}/{key}"), out);
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                shape(item, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_manifest_renders_with_sample_values_and_nothing_else_changes() {
+    for manifest in MANIFESTS {
+        let out = render(manifest, &SAMPLE);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{manifest}: {stderr}");
+        let rendered = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !rendered.contains("${"),
+            "{manifest}: a placeholder is left"
+        );
+        let rendered: Value =
+            serde_norway::from_str(&rendered).unwrap_or_else(|e| panic!("{manifest}: {e}"));
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        shape(&yaml(manifest), "", &mut before);
+        shape(&rendered, "", &mut after);
+        assert_eq!(before, after, "{manifest}: keys or variable names changed");
+        assert!(
+            after
+                .iter()
+                .any(|k| k.ends_with("env[]/name=GOOGLE_CLOUD_PROJECT"))
+                || manifest.contains("job"),
+            "{manifest}: GOOGLE_CLOUD_PROJECT keeps its name"
+        );
+    }
+    let service = render("deploy/cloudrun/service.yaml", &SAMPLE);
+    let service: Value = serde_norway::from_str(&String::from_utf8_lossy(&service.stdout)).unwrap();
+    let trickle = container(&service, "trickle");
+    assert_eq!(
+        env_var(trickle, "GOOGLE_CLOUD_PROJECT").as_deref(),
+        Some("my-project")
+    );
+    assert_eq!(
+        trickle["image"].as_str(),
+        Some("europe-west1-docker.pkg.dev/my-project/trickle/trickle:latest")
+    );
+    // A placeholder left unset is refused, named, and nothing is written.
+    let missing = render("deploy/cloudrun/service.yaml", &SAMPLE[1..]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(missing.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("PROJECT_ID is not set"));
+}
+
+/// Every `README "Heading"` a deployment file points to is a heading of
+/// the README.
+#[test]
+fn every_pointer_from_the_deployment_files_leads_to_a_readme_heading() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let headings: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect();
+    let mut files: Vec<PathBuf> = MANIFESTS.iter().map(|m| repo(m)).collect();
+    files.extend(
+        [
+            "deploy/cloudrun/collector-config.yaml",
+            "deploy/compose.yaml",
+            "deploy/prometheus.yml",
+            "Dockerfile",
+        ]
+        .map(repo),
+    );
+    let mut followed = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Comments joined, a pointer may run over a line break.
+        let comments: String = text
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix('#'))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        for pointer in comments.split("README \"").skip(1) {
+            let heading = pointer.split('"').next().unwrap_or_default();
+            assert!(
+                headings.contains(&heading),
+                "{}: README has no heading {heading:?}",
+                file.display()
+            );
+            followed += 1;
+        }
+    }
+    assert!(followed >= 5, "only {followed} pointers found");
+}
+
+/// The local stack builds, for each service, the image stage that holds
+/// its binary, and that stage starts it.
+#[test]
+fn compose_builds_each_service_from_the_stage_of_its_binary() {
+    let mut stages: Vec<(String, String)> = Vec::new();
+    for step in instructions() {
+        if let Some(from) = step.strip_prefix("FROM ") {
+            let name = from.split(" AS ").nth(1).unwrap_or("").trim().to_owned();
+            stages.push((name, String::new()));
+        } else if let Some(entry) = step.strip_prefix("ENTRYPOINT ") {
+            if let Some(last) = stages.last_mut() {
+                last.1 = entry.to_owned();
+            }
+        }
+    }
+    let compose = yaml("deploy/compose.yaml");
+    for binary in ["trickle", "trickle-load"] {
+        let service = &compose["services"][binary];
+        let target = service["build"]["target"].as_str().unwrap_or_else(|| {
+            panic!("{binary}: no build target (the default stage is trickle's)")
+        });
+        let (_, entrypoint) = stages
+            .iter()
+            .find(|(name, _)| name == target)
+            .unwrap_or_else(|| panic!("{binary}: no stage {target} in the Dockerfile: {stages:?}"));
+        assert!(
+            entrypoint.contains(&format!("/usr/local/bin/{binary}\"")),
+            "{binary}: stage {target} starts {entrypoint}"
+        );
+        assert!(
+            service.get("entrypoint").is_none(),
+            "{binary}: the stage's entrypoint runs it"
+        );
+    }
 }
 
 /// The few fields of Cargo.toml this test reads, without a TOML parser.

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 pub const CLOUD_RUN_MAX_CONCURRENCY: u64 = 1_000;
 /// The share of each instance's concurrency Cloud Run's autoscaler aims at.
 pub const AUTOSCALER_TARGET: f64 = 0.6;
+/// The variable trickle reads `--max-streams` from: the shipped manifests
+/// set it, so an update of the variable alone changes it (an argument
+/// would win over the variable).
+pub const MAX_STREAMS_ENV: &str = "TRICKLE_MAX_STREAMS";
 
 /// The settings, with the working.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,8 +37,29 @@ pub struct Recommendation {
     /// The level the memory was read at: the smallest passing level that
     /// holds `container_concurrency` streams (the answer's when none).
     pub memory_at_streams: Option<u64>,
+    /// The search stopped at `--max` without a failure: the instance holds
+    /// at least the answer, and the headroom is a margin below a lower
+    /// bound, not below a measured limit.
+    #[serde(default)]
+    pub at_least: bool,
     /// The working, one line a step.
     pub arithmetic: Vec<String>,
+}
+
+impl Recommendation {
+    /// The one command that applies these settings and changes nothing
+    /// else: the concurrency, trickle's limit through its variable (the
+    /// manifests pass it so; `--args` would replace every argument), the
+    /// instances when a target was given.
+    pub fn gcloud(&self) -> String {
+        format!(
+            "gcloud run services update SERVICE --region REGION --concurrency {} --update-env-vars {MAX_STREAMS_ENV}={}{}",
+            self.container_concurrency,
+            self.max_streams,
+            self.max_instances
+                .map_or_else(String::new, |n| format!(" --max-instances {n}"))
+        )
+    }
 }
 
 /// The settings for an instance that holds `answer` streams within its
@@ -45,8 +70,14 @@ pub fn recommend(
     headroom: f64,
     target_streams: Option<u64>,
     memory: &[(u64, u64)],
+    at_least: bool,
 ) -> Recommendation {
     let mut arithmetic = Vec::new();
+    if at_least {
+        arithmetic.push(format!(
+            "no level failed up to --max: the instance holds at least {answer} streams; the headroom below keeps a margin under that lower bound (raise --max to find the limit itself)"
+        ));
+    }
     let with_headroom = ((answer as f64 * headroom).floor() as u64).max(1);
     arithmetic.push(format!(
         "containerConcurrency = floor({answer} x {headroom}) = {with_headroom}"
@@ -59,7 +90,7 @@ pub fn recommend(
         ));
     }
     arithmetic.push(format!(
-        "trickle --max-streams = containerConcurrency = {container_concurrency} (trickle answers 429 before the platform queues)"
+        "trickle --max-streams ({MAX_STREAMS_ENV}) = containerConcurrency = {container_concurrency} (trickle answers 429 before the platform queues)"
     ));
     let instances = target_streams.map(|target| {
         let per_instance = AUTOSCALER_TARGET * container_concurrency as f64;
@@ -93,6 +124,7 @@ pub fn recommend(
         max_instances: instances,
         memory_bytes: measured.map(|(_, bytes)| bytes),
         memory_at_streams: measured.map(|(streams, _)| streams),
+        at_least,
         arithmetic,
     }
 }
@@ -116,6 +148,7 @@ mod tests {
             0.8,
             Some(1_000),
             &[(40, 50 * 1_048_576), (20, 30 * 1_048_576)],
+            false,
         );
         assert_eq!(r.container_concurrency, 32);
         assert_eq!(r.max_streams, 32);
@@ -143,6 +176,7 @@ mod tests {
             0.8,
             None,
             &[(800, 20 << 20), (1_600, 34 << 20), (19_000, 330 << 20)],
+            false,
         );
         assert_eq!(r.container_concurrency, 1_000);
         assert!(r.capped);
@@ -152,7 +186,48 @@ mod tests {
         assert_eq!(r.memory_at_streams, Some(1_600));
         assert_eq!(r.memory_bytes, Some(34 << 20));
         // Tiny answers still allow one stream.
-        assert_eq!(recommend(1, 0.5, None, &[]).container_concurrency, 1);
+        assert_eq!(recommend(1, 0.5, None, &[], false).container_concurrency, 1);
+    }
+
+    /// The command changes only the concurrency, trickle's limit and the
+    /// instances, with a region; and the shipped manifests give trickle
+    /// its limit through the variable the command sets (an argument would
+    /// win over it, and `--args` would drop every other argument).
+    #[test]
+    fn the_command_and_the_shipped_manifests_agree() {
+        let r = recommend(100, 0.8, Some(1_000), &[], false);
+        let command = r.gcloud();
+        assert_eq!(
+            command,
+            "gcloud run services update SERVICE --region REGION --concurrency 80 --update-env-vars TRICKLE_MAX_STREAMS=80 --max-instances 21"
+        );
+        assert!(!command.contains("--args"));
+        for manifest in ["service.yaml", "service-h2c.yaml"] {
+            let path =
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/cloudrun/").to_owned() + manifest;
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                !text.contains("--max-streams"),
+                "{manifest} passes --max-streams as an argument"
+            );
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            let at = lines
+                .iter()
+                .position(|l| *l == format!("- name: {MAX_STREAMS_ENV}"))
+                .unwrap_or_else(|| panic!("{manifest} sets no {MAX_STREAMS_ENV}"));
+            let value = lines[at + 1]
+                .trim_start_matches("value:")
+                .trim()
+                .trim_matches('"');
+            let concurrency = lines
+                .iter()
+                .find_map(|l| l.strip_prefix("containerConcurrency:"))
+                .map(str::trim);
+            assert_eq!(Some(value), concurrency, "{manifest}");
+        }
+        // A search stopped by --max says its answer is a lower bound.
+        let bounded = recommend(200, 0.8, None, &[], true);
+        assert!(bounded.at_least && bounded.arithmetic[0].contains("at least 200"));
     }
 
     #[test]

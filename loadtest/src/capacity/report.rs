@@ -179,6 +179,7 @@ impl Capacity {
                     args.headroom,
                     args.target_streams,
                     &memory,
+                    limited_by == "max",
                 ))
             }
             Some(_) if client_limited => {
@@ -269,7 +270,9 @@ impl Capacity {
                 self.max_streams
                     .map_or_else(|| "none".to_owned(), |n| n.to_string())
             ),
-            (Some(n), "max") => format!("max streams within SLO: {n} (limited by --max)"),
+            (Some(n), "max") => format!(
+                "max streams within SLO: at least {n} (no level failed up to --max; raise it to find the limit)"
+            ),
             (Some(n), "unresolved") => format!(
                 "max streams within SLO: at least {n}; the levels above it could not be resolved"
             ),
@@ -401,14 +404,7 @@ impl CapacityReport {
             for line in &r.arithmetic {
                 let _ = writeln!(out, "- {line}");
             }
-            let _ = writeln!(
-                out,
-                "\n```sh\ngcloud run services update SERVICE --concurrency {}{} \\\n  --args=--max-streams={}\n```",
-                r.container_concurrency,
-                r.max_instances
-                    .map_or_else(String::new, |n| format!(" --max-instances {n}")),
-                r.max_streams
-            );
+            let _ = writeln!(out, "\n```sh\n{}\n```", r.gcloud());
         }
         if let Some(note) = &c.note {
             let _ = writeln!(out, "\nNote: {note}.");
@@ -498,13 +494,7 @@ impl CapacityReport {
             for line in &r.arithmetic {
                 let _ = write!(html, "<li>{}</li>", escape(line));
             }
-            let _ = write!(
-                html,
-                "</ul><pre>gcloud run services update SERVICE --concurrency {}{} \\\n  --args=--max-streams={}</pre>",
-                r.container_concurrency,
-                r.max_instances.map_or_else(String::new, |n| format!(" --max-instances {n}")),
-                r.max_streams
-            );
+            let _ = write!(html, "</ul><pre>{}</pre>", escape(&r.gcloud()));
         }
         if let Some(note) = &c.note {
             let _ = write!(html, "<p>Note: {}.</p>", escape(note));
