@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod http;
 pub mod raw;
+pub mod tcp;
 pub mod ws;
 
 use std::sync::Arc;

@@ -259,21 +259,12 @@ async fn open(
     let host = url.host_str().unwrap_or("127.0.0.1");
     let port = url.port_or_known_default().unwrap_or(80);
     let connect_error = |e: std::io::Error| Failure::Connect(format!("tcp connect error: {e}"));
-    let target = tokio::net::lookup_host((host, port))
+    let addrs = super::tcp::resolve(host, port, source)
         .await
-        .map_err(|e| Failure::Connect(format!("cannot resolve {host}: {e}")))?
-        .find(|a| source.is_none_or(|s| a.is_ipv4() == s.is_ipv4()))
-        .ok_or_else(|| Failure::Connect(format!("no address for {host}")))?;
-    let socket = if target.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()
-    } else {
-        tokio::net::TcpSocket::new_v6()
-    }
-    .map_err(connect_error)?;
-    if let Some(source) = source {
-        socket.bind((source, 0).into()).map_err(connect_error)?;
-    }
-    let mut stream = socket.connect(target).await.map_err(connect_error)?;
+        .map_err(|e| Failure::Connect(format!("cannot resolve {host}: {e}")))?;
+    let mut stream = super::tcp::connect(&addrs, source)
+        .await
+        .map_err(connect_error)?;
     let _ = stream.set_nodelay(true);
     reader.conn.connect = Some(started.elapsed());
     stream

@@ -63,21 +63,12 @@ async fn open(
     };
     let host = uri.host().unwrap_or("127.0.0.1").to_owned();
     let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-    let target = tokio::net::lookup_host((host.as_str(), port))
+    let addrs = super::tcp::resolve(&host, port, source)
         .await
-        .map_err(WsError::Io)?
-        .find(|a| source.is_none_or(|s| a.is_ipv4() == s.is_ipv4()))
-        .ok_or_else(|| WsError::Io(std::io::Error::other("no address for the host")))?;
-    let socket = if target.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()
-    } else {
-        tokio::net::TcpSocket::new_v6()
-    }
-    .map_err(WsError::Io)?;
-    if let Some(source) = source {
-        socket.bind((source, 0).into()).map_err(WsError::Io)?;
-    }
-    let stream = socket.connect(target).await.map_err(WsError::Io)?;
+        .map_err(WsError::Io)?;
+    let stream = super::tcp::connect(&addrs, source)
+        .await
+        .map_err(WsError::Io)?;
     let _ = stream.set_nodelay(true);
     *connected = Some(started.elapsed());
     let connector = match (secure, tls) {
