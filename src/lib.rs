@@ -5,6 +5,8 @@
 //! - [`shutdown`]: the termination signal, the grace period's budget and
 //!   the drain-then-stop sequence.
 //! - [`lifecycle`]: readiness, the drain signal, the open-stream limit.
+//! - [`open_files`]: the open-files limit raised at start, and said when it
+//!   cannot hold `--max-streams`.
 //! - [`state`]: what handlers share; how a request becomes an open stream.
 //! - [`stream`]: the paced event source, one encoder per transport, the
 //!   WebSocket session, and the guard that settles each stream's end.
@@ -18,6 +20,7 @@
 pub mod errors;
 pub mod lifecycle;
 pub mod llm;
+pub mod open_files;
 pub(crate) mod routes;
 pub mod settings;
 pub mod shutdown;

@@ -15,6 +15,9 @@ fn main() -> ExitCode {
         settings.k_service.is_some(),
         settings.gcp_project.clone(),
     );
+    if let Some(warning) = trickle::open_files::check(u64::from(settings.max_streams)) {
+        tracing::warn!("{warning}");
+    }
     // Built outside any async runtime: the OTLP exporters own their threads.
     let telemetry = match Telemetry::init(&settings.telemetry()) {
         Ok(telemetry) => telemetry,

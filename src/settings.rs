@@ -23,7 +23,9 @@ use trickle_telemetry::{ChunkSpans, TelemetryConfig};
 WebSocket (/ws) with ids that survive reconnects. Ends streams gracefully before the platform's \
 request timeout (--max-stream-duration) and on SIGTERM, caps open streams (--max-streams) and \
 speaks HTTP/1.1 and h2c on one port.\n\nEvery flag can also be set by the environment variable \
-shown with it; the flag wins."
+shown with it; the flag wins.\n\nLogs: RUST_LOG sets what is logged (default info; e.g. \
+RUST_LOG=debug, or trickle=debug,actix_web=warn), --log-format how (text, or JSON lines that \
+Cloud Logging links to traces)."
 )]
 pub struct Settings {
     /// TCP port to listen on (0 picks a free one).

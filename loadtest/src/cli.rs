@@ -6,6 +6,180 @@ use clap::{Parser, Subcommand};
 
 pub use crate::options::{Arrival, CheckArgs, ClientTransport, RunArgs, StreamArgs};
 
+/// goose's options for the load's shape: trickle-load's own first heading.
+const LOAD_SHAPE: [&str; 5] = [
+    "host",
+    "users",
+    "increase_rate",
+    "increase_time",
+    "run_time",
+];
+
+/// goose's options that do nothing for streams here (or undo what streams
+/// need): refused with what to use instead, and hidden from the help. An
+/// option accepted and silently ignored would be a defect.
+pub const NOT_FOR_STREAMS: [(&str, &str); 15] = [
+    ("decrease_rate", "every stream ends with the run; --run-time sets when"),
+    ("decrease_time", "every stream ends with the run; --run-time sets when"),
+    ("iterations", "streams need goose's metrics kept from the ramp-up, which --iterations refuses; use --run-time"),
+    ("test_plan", "the run is --users ramped at --increase-rate (or --increase-time) for --run-time"),
+    ("scenarios", "trickle-load runs one scenario, its streams"),
+    ("list", "trickle-load runs one scenario, its streams"),
+    ("scenarios_list", "trickle-load runs one scenario, its streams"),
+    ("throttle_requests", "streams are not paced by goose requests: use --stream-rate or --arrival-rate"),
+    ("no_metrics", "trickle-load's STREAM rows are goose metrics"),
+    ("co_mitigation", "streams on a schedule (--arrival-rate, --stream-rate) are timed from their planned start: that is the mitigation"),
+    ("no_autostart", "the run's clock starts when it starts"),
+    ("timeout", "a stream has no request timeout: use --idle-timeout or --stream-timeout"),
+    ("no_gzip", "trickle-load never asks for gzip"),
+    ("sticky_follow", "stream requests do not follow redirects"),
+    ("accept_invalid_certs", "use --insecure: it reaches every transport, WebSocket too"),
+];
+
+/// goose's options that are always on here: accepted, not shown.
+const ALWAYS_ON: [&str; 2] = ["no_reset_metrics", "no_print_metrics"];
+
+/// `capacity`'s stream options that do not apply to a search (each level
+/// holds N streams and reports into the capacity report): refused with
+/// why, and hidden from `capacity --help`.
+pub const NOT_FOR_CAPACITY: [(&str, &str); 7] = [
+    (
+        "arrival_rate",
+        "each level holds N concurrent streams (closed loop)",
+    ),
+    (
+        "arrival",
+        "each level holds N concurrent streams (closed loop)",
+    ),
+    (
+        "max_in_flight",
+        "each level holds N concurrent streams (closed loop)",
+    ),
+    (
+        "stream_rate",
+        "each level holds N concurrent streams (closed loop)",
+    ),
+    ("stream_report", "the search writes one report: --report"),
+    (
+        "metrics_addr",
+        "each level is a run of its own; serve live metrics from a plain run",
+    ),
+    (
+        "metrics_linger",
+        "each level is a run of its own; serve live metrics from a plain run",
+    ),
+];
+
+/// The help heading of goose's options that still act.
+pub const GOOSE_HEADING: &str = "goose (its own report, logs, dashboard, thresholds, controllers)";
+
+/// The command line as shown and parsed: trickle-load's options first
+/// (the load's shape, streams, LLM, checks), then goose's that act here
+/// under one heading; goose's that do nothing here hidden (and refused by
+/// [`parse_from`]); `capacity` without the run-only options.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let not_here: Vec<&str> = NOT_FOR_STREAMS.iter().map(|(id, _)| *id).collect();
+    let goose: Vec<String> = goose::config::GooseConfiguration::command()
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect();
+    // Headings show in the order their first option was declared: the
+    // options are laid out again, the load's shape first, trickle-load's
+    // own next, goose's that act last, each under its heading.
+    let base = Cli::command();
+    let rank = |a: &clap::Arg| {
+        let id = a.get_id().as_str();
+        if LOAD_SHAPE.contains(&id) {
+            0
+        } else if !goose.iter().any(|g| g == id) || id == "version" {
+            1
+        } else {
+            2
+        }
+    };
+    let mut args: Vec<clap::Arg> = base.get_arguments().cloned().collect();
+    args.sort_by_key(|a| rank(a));
+    let args = args.into_iter().map(|a| {
+        let id = a.get_id().to_string();
+        if LOAD_SHAPE.contains(&id.as_str()) {
+            a.help_heading("Target and load")
+        } else if not_here.contains(&id.as_str()) || ALWAYS_ON.contains(&id.as_str()) {
+            a.hide(true)
+        } else if rank(&a) == 2 {
+            a.help_heading(GOOSE_HEADING)
+        } else {
+            a
+        }
+    });
+    let mut cmd = clap::Command::new("trickle-load")
+        .args_conflicts_with_subcommands(true)
+        .args(args)
+        .subcommands(base.get_subcommands().cloned());
+    if let Some(about) = base.get_about() {
+        cmd = cmd.about(about.clone());
+    }
+    if let Some(long) = base.get_long_about() {
+        cmd = cmd.long_about(long.clone());
+    }
+    cmd.mut_subcommand("capacity", |c| {
+        c.mut_args(|a| {
+            if NOT_FOR_CAPACITY.iter().any(|(id, _)| a.get_id() == *id) {
+                a.hide(true)
+            } else {
+                a
+            }
+        })
+    })
+}
+
+/// Parses a command line, refusing the options that would do nothing
+/// here, each with what to use instead.
+pub fn parse_from<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::FromArgMatches as _;
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(argv)?;
+    let given = |m: &clap::ArgMatches, id: &str| {
+        m.try_contains_id(id).unwrap_or(false)
+            && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    };
+    let refuse = |cmd: &mut clap::Command, flag: String, why: &str| {
+        cmd.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!("{flag} does not apply to trickle-load: {why}"),
+        )
+    };
+    let long = |cmd: &clap::Command, id: &str| {
+        cmd.get_arguments()
+            .find(|a| a.get_id() == id)
+            .and_then(|a| a.get_long())
+            .map_or_else(|| id.to_owned(), |l| format!("--{l}"))
+    };
+    for (id, why) in NOT_FOR_STREAMS {
+        if given(&matches, id) {
+            let flag = long(&cmd, id);
+            return Err(refuse(&mut cmd, flag, why));
+        }
+    }
+    if let Some(("capacity", sub)) = matches.subcommand() {
+        for (id, why) in NOT_FOR_CAPACITY {
+            if given(sub, id) {
+                let mut capacity = cmd.find_subcommand("capacity").cloned().unwrap_or_default();
+                let flag = long(&capacity, id);
+                return Err(capacity.error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("{flag} does not apply to capacity: {why}"),
+                ));
+            }
+        }
+    }
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
 /// The goose release trickle-load is built on (checked against
 /// Cargo.lock by a test).
 pub const GOOSE_VERSION: &str = "0.19.0";
@@ -30,6 +204,9 @@ every gap between events, how each stream ended (completed, cut, reconnect hint,
 and, when events carry ids, what was lost, duplicated or reordered across reconnects.\n\n\
 Exit code: 0 when every check passed, 1 when a check failed (a goose --threshold too), 4 when none \
 failed but one could not be decided on its samples (UNRESOLVED), 2 on a usage or setup error.\n\n\
+Output: trickle-load's report on stdout, its progress and messages on stderr (RUST_LOG does not \
+apply to them). goose's console log is warnings only unless -v (its INFO lines) or -q; goose's own \
+log file is -G FILE with -g for more detail; its metrics tables print with --goose-metrics.\n\n\
 Example: trickle-load --host http://127.0.0.1:8080 --users 200 --increase-rate 50 --run-time 30s \
 --transport sse --chunks 100 --interval-ms 250 --stream-report report.html"
 )]
@@ -83,5 +260,126 @@ mod tests {
         assert_eq!(built.as_deref(), Some(GOOSE_VERSION));
         let cli = Cli::try_parse_from(["trickle-load", "--version"]).map(|c| c.run.goose.version);
         assert_eq!(cli.ok(), Some(true), "--version needs no --host");
+    }
+
+    fn help(args: &[&str]) -> String {
+        let mut argv = vec!["trickle-load"];
+        argv.extend_from_slice(args);
+        match parse_from(argv) {
+            Err(e) => e.to_string(),
+            Ok(_) => String::new(),
+        }
+    }
+
+    #[test]
+    fn help_shows_trickle_loads_options_first_and_goose_s_that_act_last() {
+        let text = help(&["-h"]);
+        let headings: Vec<&str> = text
+            .lines()
+            .filter(|l| l.ends_with(':') && !l.starts_with(' '))
+            .collect();
+        let at = |h: &str| {
+            headings
+                .iter()
+                .position(|x| x.starts_with(h))
+                .unwrap_or(usize::MAX)
+        };
+        assert!(at("Target and load") < at("Streams"), "{headings:?}");
+        assert!(at("Streams") < at("goose"), "{headings:?}");
+        assert_eq!(
+            headings.iter().filter(|h| h.starts_with("goose")).count(),
+            1,
+            "{headings:?}"
+        );
+        for shown in [
+            "--host",
+            "--users",
+            "--stream-report",
+            "--threshold",
+            "--report-file",
+            "--insecure",
+        ] {
+            assert!(text.contains(shown), "{shown} missing");
+        }
+        for hidden in [
+            "--timeout",
+            "--no-gzip",
+            "--accept-invalid-certs",
+            "--test-plan",
+            "--iterations",
+        ] {
+            assert!(!text.contains(&format!("{hidden} ")), "{hidden} shown");
+        }
+    }
+
+    #[test]
+    fn options_that_would_do_nothing_are_refused_with_what_to_use() {
+        for (args, says) in [
+            (
+                vec!["--host", "http://h", "--timeout", "5"],
+                "--idle-timeout",
+            ),
+            (
+                vec!["--host", "http://h", "--accept-invalid-certs"],
+                "--insecure",
+            ),
+            (
+                vec!["--host", "http://h", "--test-plan", "10,1m"],
+                "--run-time",
+            ),
+            (vec!["--host", "http://h", "--no-gzip"], "gzip"),
+            (
+                vec![
+                    "capacity",
+                    "--host",
+                    "http://h",
+                    "--slo-error-rate",
+                    "0.1",
+                    "--stream-report",
+                    "x.json",
+                ],
+                "--report",
+            ),
+            (
+                vec![
+                    "capacity",
+                    "--host",
+                    "http://h",
+                    "--slo-error-rate",
+                    "0.1",
+                    "--metrics-addr",
+                    "127.0.0.1:9",
+                ],
+                "live metrics",
+            ),
+        ] {
+            let said = help(&args);
+            assert!(
+                said.contains("does not apply") && said.contains(says),
+                "{args:?}: {said}"
+            );
+        }
+        let capacity = help(&["capacity", "--help"]);
+        for hidden in [
+            "--arrival-rate",
+            "--stream-report",
+            "--max-in-flight",
+            "--metrics-addr",
+        ] {
+            assert!(
+                !capacity.contains(&format!("{hidden} <")),
+                "{hidden} in capacity --help"
+            );
+        }
+        // What acts is accepted.
+        assert!(parse_from([
+            "trickle-load",
+            "--host",
+            "http://h",
+            "--no-reset-metrics",
+            "--threshold",
+            "p95<1s"
+        ])
+        .is_ok());
     }
 }

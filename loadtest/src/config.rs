@@ -99,10 +99,11 @@ impl TryFrom<RunArgs> for RunConfig {
 
     fn try_from(args: RunArgs) -> Result<Self, ConfigError> {
         let RunArgs {
-            stream,
+            mut stream,
             checks,
             mut goose,
         } = args;
+        stream.normalize();
         let host = goose
             .host
             .take()
@@ -150,6 +151,14 @@ impl TryFrom<RunArgs> for RunConfig {
             *field = None;
         }
         goose.users = None;
+        // trickle-load's report is the run's: goose's tables and INFO
+        // lines only when asked for (--goose-metrics, -v).
+        if !stream.goose_metrics {
+            goose.no_print_metrics = true;
+        }
+        if goose.verbose == 0 && goose.quiet == 0 {
+            goose.quiet = 1;
+        }
         check_goodput(&stream).map_err(ConfigError::Goodput)?;
         let window = stream
             .window_ms
@@ -180,8 +189,8 @@ impl RunConfig {
         run_time: Duration,
         window: (Duration, Duration),
     ) -> Self {
+        // A level's own progress lines, every --progress-secs (0: none).
         let mut stream = stream.clone();
-        stream.progress_secs = 0;
         stream.stream_report.clear();
         let mut goose = GooseConfiguration::default();
         goose.quiet = 1;
@@ -277,6 +286,26 @@ mod tests {
         let goose = c.goose();
         assert!(goose.no_reset_metrics);
         assert_eq!((goose.users, goose.run_time.as_deref()), (None, None));
+
+        // Durations as durations, beside the milliseconds trickle takes.
+        let d = config(
+            "trickle-load --host http://h --users 2 --interval 250ms --first-delay 2s --chunks 3",
+        )
+        .unwrap();
+        assert_eq!(d.expectations.interval, Some(Duration::from_millis(250)));
+        assert_eq!(d.expectations.first_delay, Some(Duration::from_secs(2)));
+        assert_eq!(
+            d.stream.path_and_query(),
+            "/sse?chunks=3&interval_ms=250&first_delay_ms=2000"
+        );
+        assert!(config("trickle-load --host http://h --interval 1s --interval-ms 5").is_err());
+        // goose's tables and INFO lines only when asked for.
+        let quiet = d.goose();
+        assert!(quiet.no_print_metrics && quiet.quiet == 1);
+        let loud = config("trickle-load --host http://h --users 2 --goose-metrics -v")
+            .unwrap()
+            .goose();
+        assert!(!loud.no_print_metrics && loud.quiet == 0);
 
         let c = config("trickle-load --host http://h --users 10 --increase-time 5s --run-time 10")
             .unwrap();

@@ -5,8 +5,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use trickle_load::cli::{Cli, Command};
+use trickle_load::cli::Command;
 use trickle_load::report::Report;
 use trickle_load::{attack, checks};
 
@@ -19,7 +18,7 @@ fn verdict_code(verdicts: &[trickle_load::verdict::Verdict]) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = trickle_load::cli::parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match cli.command {
         Some(Command::Merge { inputs, output }) => merge(&inputs, &output),
         Some(Command::Emulate(args)) => emulate(args),

@@ -52,12 +52,21 @@ pub struct StreamArgs {
     /// trickle stream parameter: events per stream (added to the query).
     #[arg(long)]
     pub chunks: Option<u64>,
-    /// trickle stream parameter: pause between events; also the interval
-    /// the buffering check expects.
-    #[arg(long)]
+    /// trickle stream parameter: pause between events (e.g. 250ms, 1s);
+    /// also the interval the buffering check expects.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          conflicts_with = "interval_ms")]
+    pub interval: Option<Duration>,
+    /// --interval in milliseconds (trickle's own parameter name).
+    #[arg(long, value_name = "MS")]
     pub interval_ms: Option<u64>,
-    /// trickle stream parameter: think time before the first event.
-    #[arg(long)]
+    /// trickle stream parameter: think time before the first event (e.g.
+    /// 2s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          conflicts_with = "first_delay_ms")]
+    pub first_delay: Option<Duration>,
+    /// --first-delay in milliseconds (trickle's own parameter name).
+    #[arg(long, value_name = "MS")]
     pub first_delay_ms: Option<u64>,
     /// trickle stream parameter: payload bytes per event.
     #[arg(long)]
@@ -145,6 +154,12 @@ pub struct StreamArgs {
     /// Seconds between progress lines on stderr (0: none).
     #[arg(long, default_value_t = 2)]
     pub progress_secs: u64,
+    /// Print goose's own metrics tables at the end as well (its rows per
+    /// request, `STREAM ...` among them); trickle-load's report is printed
+    /// either way. Without it goose prints no tables and logs warnings
+    /// only (-v for its INFO lines).
+    #[arg(long)]
+    pub goose_metrics: bool,
     /// Spread the users (and --arrival-rate, --stream-rate,
     /// --max-in-flight, --increase-rate) over N trickle-load processes on
     /// this machine, each with its own runtime and open-files limit; their
@@ -272,6 +287,18 @@ pub(crate) fn parse_ratio(raw: &str) -> Result<f64, String> {
 }
 
 impl StreamArgs {
+    /// `--interval` and `--first-delay` as the milliseconds trickle takes
+    /// (the `-ms` forms are the same options; one of each may be given).
+    pub fn normalize(&mut self) {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if let Some(d) = self.interval.take() {
+            self.interval_ms = Some(ms(d));
+        }
+        if let Some(d) = self.first_delay.take() {
+            self.first_delay_ms = Some(ms(d));
+        }
+    }
+
     /// The path with trickle's stream parameters appended (an `--api`
     /// run: the API's path, or `--path`, as given).
     pub fn path_and_query(&self) -> String {

@@ -104,6 +104,8 @@ pub struct LevelChildren<'a> {
     pub ramp_rate: u64,
     /// The flags only `capacity` has: not for the children.
     pub capacity_only: &'a [Flag],
+    /// Seconds between the level's summed progress lines (0: none).
+    pub progress_secs: u64,
 }
 
 /// Flags the parent splits, replaces or sets on every child: their long
@@ -351,7 +353,7 @@ pub async fn level(
             common.iter().cloned().chain(flags).collect()
         })
         .collect();
-    let report = spawn_and_merge(commands, 0, None).await?;
+    let report = spawn_and_merge(commands, search.progress_secs, None).await?;
     report.window.ok_or_else(|| ProcessesError::Child {
         index: 0,
         status: "exit 0".to_owned(),

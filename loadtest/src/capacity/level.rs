@@ -190,6 +190,7 @@ async fn run_in_processes(
         processes: u64::from(args.stream.processes),
         ramp_rate: args.ramp_rate,
         capacity_only: &super::capacity_only_flags(),
+        progress_secs: args.stream.progress_secs,
     };
     let mut total: Option<WindowStats> = None;
     let mut step = 0;

@@ -227,7 +227,8 @@ pub fn capacity_only_flags() -> Vec<crate::processes::Flag> {
 }
 
 /// Runs the search; the report says what was found and the exit code.
-pub async fn run(args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
+pub async fn run(mut args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
+    args.stream.normalize();
     let slo = Slo::new(args.slo_ttfb_p99, args.slo_gap_p99, args.slo_error_rate)
         .with_llm(args.slo_tpot_p99, args.slo_goodput)
         .with_confidence(args.confidence);
