@@ -137,7 +137,14 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         .checkpoints
         .as_ref()
         .map(|c| tokio::spawn(stop_when_told(c.stop.clone(), shared.run_over.clone())));
+    // goose prints "All N users launched." on stdout itself: not beside
+    // trickle-load's report unless goose's output was asked for (a child's
+    // stdout carries its progress: left alone).
+    let goose_quiet =
+        !stream.goose_metrics && !stream.child_progress && config.goose_verbosity() == 0;
+    let gag = goose_quiet.then(|| gag::Gag::stdout().ok()).flatten();
     let metrics = attack.execute().await;
+    drop(gag);
     shared.run_over.cancel();
     deadline.abort();
     sampler.abort();

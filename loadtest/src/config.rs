@@ -197,7 +197,6 @@ impl RunConfig {
         goose.no_print_metrics = true;
         // Levels run back to back: a controller would still hold its port.
         goose.no_telnet = true;
-        goose.no_websocket = true;
         Self {
             host: host.to_owned(),
             stream,
@@ -226,6 +225,11 @@ impl RunConfig {
             Ramp::Over(time) => time,
         };
         Some(ramp + run)
+    }
+
+    /// `-v` as given to goose (0: none).
+    pub fn goose_verbosity(&self) -> u8 {
+        self.goose.verbose
     }
 
     /// goose's configuration: its own options as given, and what goose

@@ -246,7 +246,6 @@ impl Split {
             "1".to_owned(),
             "--child-progress".to_owned(),
             "--no-telnet".to_owned(),
-            "--no-websocket".to_owned(),
         ];
         let per = |rate: f64| format!("{}", rate / n as f64);
         if let Some(rate) = self.increase_rate {
@@ -346,7 +345,6 @@ pub async fn level(
                 part(index).display().to_string(),
                 "--child-progress".to_owned(),
                 "--no-telnet".to_owned(),
-                "--no-websocket".to_owned(),
                 "--quiet".to_owned(),
                 "--no-print-metrics".to_owned(),
             ];
@@ -570,7 +568,7 @@ mod tests {
             flags,
             words(
                 "--users 2 --stream-report /tmp/p1.json --progress-secs 1 --child-progress \
-                 --no-telnet --no-websocket --increase-rate 50 --stream-rate 1.5 --metrics-addr 127.0.0.1:9101 \
+                 --no-telnet --increase-rate 50 --stream-rate 1.5 --metrics-addr 127.0.0.1:9101 \
                  --report-file g.p1.json"
             )
         );

@@ -253,6 +253,91 @@ fn version_prints_trickle_loads_own() {
     );
 }
 
+/// stdout carries trickle-load's report alone (goose's tables and its
+/// "users launched" line only when asked for); capacity's the capacity
+/// report, without goose's warnings on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_is_trickle_loads_report() {
+    let host = spawn_trickle(&[]).await;
+    let h = host.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+            .args([
+                "--host",
+                &h,
+                "--users",
+                "2",
+                "--increase-rate",
+                "100",
+                "--run-time",
+                "1s",
+            ])
+            .args([
+                "--chunks",
+                "3",
+                "--interval",
+                "20ms",
+                "--progress-secs",
+                "0",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.starts_with("# trickle-load report"), "{stdout}");
+    assert!(
+        !stdout.contains("users launched") && !stdout.contains("PER REQUEST"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!stderr.contains("[INFO]"), "{stderr}");
+    let capacity = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+            .args([
+                "capacity",
+                "--host",
+                &host,
+                "--chunks",
+                "20",
+                "--interval",
+                "100ms",
+            ])
+            .args([
+                "--start",
+                "4",
+                "--max",
+                "4",
+                "--hold",
+                "1s",
+                "--max-hold",
+                "1s",
+                "--warmup",
+                "0s",
+            ])
+            .args([
+                "--slo-gap-p99",
+                "1s",
+                "--metrics-url",
+                "none",
+                "--progress-secs",
+                "0",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&capacity.stdout);
+    assert!(stdout.starts_with("# trickle-load capacity"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&capacity.stderr);
+    assert!(
+        !stderr.contains("WARN") && !stderr.contains("--no-websocket"),
+        "{stderr}"
+    );
+}
+
 /// A goose --threshold that fails is a failed check: the reports are
 /// written, the verdict says which rule, the exit code is 1 (not 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
