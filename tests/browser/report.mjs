@@ -79,6 +79,15 @@ try {
         id: f.id,
         drawn: !!f.querySelector("svg"),
         texts: [...f.querySelectorAll("svg text")].map((t) => t.textContent.trim()),
+        // Tick labels: numbers (or percentiles) that share a baseline (the
+        // x axis) or a right edge (the y axis).
+        ticks: (() => {
+          const boxes = [...f.querySelectorAll("svg text")]
+            .filter((t) => /^-?[0-9][0-9.,]*%?$/.test(t.textContent.trim()))
+            .map((t) => { const b = t.getBBox(); return { bottom: Math.round(b.y + b.height), right: Math.round(b.x + b.width) }; });
+          const most = (key) => Math.max(0, ...Object.values(boxes.reduce((n, b) => ({ ...n, [b[key]]: (n[b[key]] || 0) + 1 }), {})));
+          return { x: most("bottom"), y: most("right") };
+        })(),
       })),
     }));
     await page.screenshot({ path: `${outDir}/report-${kind}.png`, fullPage: true });
@@ -103,13 +112,17 @@ try {
     }
     if (kind === "llm" && seen.llm.join() !== "ttft,itl,tpot,e2e") problems.push(`llm rows ${seen.llm}`);
     if (seen.ends === 0) problems.push("no ends table rows");
-    const wanted = kind === "llm" ? ["open", "events", "tokens", "ttft", "itl"] : ["open", "events", "starts-errors", "ttfb-over-time", "ttfb"];
+    const wanted = kind === "llm" ? ["open", "events", "tokens", "llm-percentiles"] : ["open", "events", "starts-errors", "ttfb-over-time", "percentiles"];
     for (const id of wanted) {
       const chart = seen.charts.find((c) => c.id === id);
       if (!chart || !chart.drawn) { problems.push(`chart ${id} missing`); continue; }
-      const axis = id === "ttfb" || id === "ttft" || id === "itl" ? "milliseconds (log scale)" : "time since the start (s)";
-      if (!chart.texts.includes(axis)) problems.push(`chart ${id} lacks its axis label "${axis}"`);
-      if (chart.texts.length < 6) problems.push(`chart ${id} has ${chart.texts.length} labels`);
+      const axes = /percentiles$/.test(id) ? ["percentile", "milliseconds (log scale)"] : ["time since the start (s)"];
+      for (const axis of axes) if (!chart.texts.includes(axis)) problems.push(`chart ${id} lacks its axis label "${axis}"`);
+      if (/percentiles$/.test(id) && !chart.texts.includes("99%")) problems.push(`chart ${id} has no 99% tick: ${chart.texts}`);
+    }
+    // Every chart drawn has labelled ticks on both axes.
+    for (const chart of seen.charts.filter((c) => c.drawn)) {
+      if (chart.ticks.x < 2 || chart.ticks.y < 2) problems.push(`chart ${chart.id} ticks x ${chart.ticks.x}, y ${chart.ticks.y}: ${chart.texts}`);
     }
     if (problems.length) {
       failures += 1;

@@ -160,13 +160,15 @@ fn distribution(
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d((lo..hi).log_scale(), 0.0..y_max)
+            .build_cartesian_2d(
+                (lo..hi).log_scale().with_key_points(log_key_points(lo, hi)),
+                0.0..y_max,
+            )
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc("milliseconds (log scale)")
             .y_desc("connections")
-            .x_labels(6)
             .x_label_formatter(&|v| label_ms(*v))
             .light_line_style(WHITE.mix(0.0))
             .draw()
@@ -212,6 +214,129 @@ fn log_buckets(h: &Histogram<u64>) -> Vec<(f64, u64)> {
     let first = all.iter().position(|(_, n)| *n > 0).unwrap_or(0);
     let last = all.iter().rposition(|(_, n)| *n > 0).map_or(0, |i| i + 1);
     all[first..last.max(first)].to_vec()
+}
+
+/// Labelled ticks for a log axis over `[lo, hi]`: the 1, 2 and 5 of each
+/// decade inside it (plotters' own pick leaves a range inside one decade
+/// without a label), and the ends when fewer than three fall inside.
+fn log_key_points(lo: f64, hi: f64) -> Vec<f64> {
+    let mut points = Vec::new();
+    let first = lo.max(1e-9).log10().floor() as i32;
+    let last = hi.max(1e-9).log10().ceil() as i32;
+    for decade in first..=last {
+        for m in [1.0, 2.0, 5.0] {
+            let v = m * 10f64.powi(decade);
+            if v >= lo && v <= hi {
+                points.push(v);
+            }
+        }
+    }
+    if points.len() < 3 {
+        points.push(lo);
+        points.push(hi);
+        points.sort_by(f64::total_cmp);
+        points.dedup();
+    }
+    points
+}
+
+/// x of a percentile on a "nines" axis, drawn on a log scale: 1 / (1 - q)
+/// (50% 2, 90% 10, 99% 100, 99.9% 1,000), so each nine takes the same
+/// width.
+fn nines(q: f64) -> f64 {
+    1.0 / (1.0 - q.min(1.0 - 1e-9))
+}
+
+/// The nines axis' labels.
+const NINES: [(f64, &str); 6] = [
+    (0.5, "50%"),
+    (0.9, "90%"),
+    (0.99, "99%"),
+    (0.999, "99.9%"),
+    (0.9999, "99.99%"),
+    (0.99999, "99.999%"),
+];
+
+/// Latency against percentile, the way load testers read a distribution
+/// (HdrHistogram's percentile plot): x on a "nines" axis from the median
+/// to the highest percentile the samples reach (1 - 1/n), y in
+/// milliseconds on a log scale; one line per measure. Ticks labelled on
+/// both axes.
+fn percentile_plot(id: &str, title: &str, series: &[(&str, &Histogram<u64>)]) -> String {
+    figure(id, title, |svg| {
+        let lines: Vec<(&str, Vec<(f64, f64)>)> = series
+            .iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(name, h)| {
+                let top = 1.0 - 1.0 / h.len().max(2) as f64;
+                let mut points: Vec<(f64, f64)> = h
+                    .iter_quantiles(4)
+                    .map(|v| (v.quantile_iterated_to(), v.value_iterated_to()))
+                    .filter(|(q, _)| *q >= 0.5 && *q <= top)
+                    .map(|(q, v)| (nines(q), h.highest_equivalent(v) as f64 / 1e3))
+                    .collect();
+                points.insert(0, (nines(0.5), quantile(h, 0.5).as_secs_f64() * 1e3));
+                points.push((nines(top), h.max() as f64 / 1e3));
+                points.dedup_by(|a, b| a.0 <= b.0);
+                (*name, points)
+            })
+            .collect();
+        let x_max = lines
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|p| p.0))
+            .fold(nines(0.9), f64::max);
+        let values: Vec<f64> = lines
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|p| p.1))
+            .collect();
+        let lo = values.iter().copied().fold(f64::MAX, f64::min).max(0.001) / 1.3;
+        let hi = values.iter().copied().fold(0.0f64, f64::max).max(lo * 2.0) * 1.3;
+        let x_ticks: Vec<f64> = NINES
+            .iter()
+            .map(|(q, _)| nines(*q))
+            .filter(|x| *x <= x_max + 1e-9)
+            .collect();
+        let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(
+                (nines(0.5)..x_max).log_scale().with_key_points(x_ticks),
+                (lo..hi).log_scale().with_key_points(log_key_points(lo, hi)),
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("percentile")
+            .y_desc("milliseconds (log scale)")
+            .x_label_formatter(&|x| {
+                NINES
+                    .iter()
+                    .find(|(q, _)| (nines(*q) / x - 1.0).abs() < 1e-6)
+                    .map_or_else(String::new, |(_, l)| (*l).to_owned())
+            })
+            .y_label_formatter(&|v| label_ms(*v))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, (name, points)) in lines.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+        root.present().map_err(|e| e.to_string())
+    })
 }
 
 /// Two significant digits or so: 0.42, 4.2, 42, 420.
@@ -308,30 +433,42 @@ pub fn stream_charts(report: &Report) -> String {
                 per_second(&|p| p.output_tokens as f64),
             )],
         ));
-        for (name, id, title) in [
-            (
-                Measure::Ttft,
-                "ttft",
-                "Time to first token (completed requests)",
-            ),
-            (
-                Measure::Gap,
-                "itl",
-                "Inter-token latency (every gap between output chunks)",
-            ),
-        ] {
-            if let Some(h) = report.measured(name) {
-                out.push_str(&distribution(id, title, h, None));
-            }
+        let measures = [
+            ("TTFT", Measure::Ttft),
+            ("ITL", Measure::Gap),
+            ("TPOT", Measure::Tpot),
+            ("end-to-end", Measure::E2e),
+        ];
+        let series: Vec<(&str, &Histogram<u64>)> = measures
+            .iter()
+            .filter_map(|(name, m)| report.measured(*m).map(|h| (*name, h)))
+            .collect();
+        if !series.is_empty() {
+            out.push_str(&percentile_plot(
+                "llm-percentiles",
+                "LLM latencies by percentile (TTFT and end-to-end of completed requests, ITL of every gap, TPOT per request)",
+                &series,
+            ));
         }
     } else {
-        for (name, id, title) in [
-            (Measure::FirstEvent, "ttfb", "Time to first event"),
-            (Measure::Gap, "gaps", "Gaps between events"),
-        ] {
-            if let Some(h) = report.measured(name) {
-                out.push_str(&distribution(id, title, h, None));
-            }
+        let series: Vec<(&str, &Histogram<u64>)> = [
+            ("time to first event", Measure::FirstEvent),
+            ("gap between events", Measure::Gap),
+        ]
+        .iter()
+        .filter_map(|(name, m)| report.measured(*m).map(|h| (*name, h)))
+        .collect();
+        if !series.is_empty() {
+            out.push_str(&percentile_plot(
+                "percentiles",
+                "Time to first event and gaps between events by percentile",
+                &series,
+            ));
+        }
+        // The shape of the gaps: a histogram shows bursts (a buffering
+        // proxy) as a second peak.
+        if let Some(h) = report.measured(Measure::Gap) {
+            out.push_str(&distribution("gaps", "Gaps between events", h, None));
         }
     }
     if let Some(h) = report.measured(Measure::Lifetime) {

@@ -81,9 +81,10 @@ fn header(html: &mut String, report: &Report) {
     let started = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(report.started_unix.max(0.0)),
     );
-    let _ = write!(
+    let _ =
+        write!(
         html,
-        "{what} from <b>{}</b>{} ({}), {load}, {:.1} s{}; {} load process(es); {}; started {started}.</p></header>",
+        "{what} from <b>{}</b>{} ({}), {load}, {:.1} s{}; {}; {}; started {started}.</p></header>",
         escape(&report.target),
         if run.path.is_empty() {
             String::new()
@@ -95,7 +96,7 @@ fn header(html: &mut String, report: &Report) {
         run.run_time_s
             .map(|s| format!(" (planned {s} s)"))
             .unwrap_or_default(),
-        report.processes,
+        super::summary::count(u64::from(report.processes), "load process", "load processes"),
         escape(&report.tool)
     );
 }
@@ -212,12 +213,12 @@ fn llm_table(html: &mut String, llm: &super::summary::LlmSummary) {
     }
     let _ = write!(
         html,
-        "</tbody></table><p>{} requests/s, {} output tokens ({} per s in all, {} per s per stream), {} chunks per token.</p>",
+        "</tbody></table><p>{} requests/s, {} output tokens ({} per s in all, {} per s per stream), {} per token.</p>",
         figure(llm.requests_per_s),
         llm.output_tokens,
         figure(llm.output_tokens_per_s),
         figure(llm.output_tokens_per_s_per_stream),
-        figure(llm.chunks_per_token),
+        super::markdown::chunks_per_token(llm.chunks_per_token),
     );
 }
 
@@ -397,7 +398,7 @@ mod tests {
             "events",
             "starts-errors",
             "ttfb-over-time",
-            "ttfb",
+            "percentiles",
             "gaps",
             "lifetimes",
         ] {

@@ -26,12 +26,12 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     let _ = writeln!(out, "# trickle-load report\n");
     let _ = writeln!(
         out,
-        "{} streams ({}) against {} for {:.1} s from {} load process(es): {} connections, {} reconnects, {} events, {} bytes.\n",
+        "{} streams ({}) against {} for {:.1} s from {}: {} connections, {} reconnects, {} events, {} bytes.\n",
         report.streams,
         report.transport,
         report.target,
         report.duration_s,
-        report.processes,
+        super::summary::count(u64::from(report.processes), "load process", "load processes"),
         report.connections,
         report.reconnects,
         report.events,
@@ -152,16 +152,22 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     out
 }
 
+/// `1 chunk`, `1.5 chunks`: output chunks per token, said as a count.
+pub(crate) fn chunks_per_token(ratio: f64) -> String {
+    let shown = (ratio * 100.0).round() / 100.0;
+    format!("{shown} {}", if shown == 1.0 { "chunk" } else { "chunks" })
+}
+
 /// The LLM figures of an `--api` run.
 fn llm_section(out: &mut String, llm: &super::summary::LlmSummary) {
     let _ = writeln!(
         out,
-        "\nLLM: {:.2} requests/s completed, {} output tokens ({:.1}/s in all, {:.1}/s per stream), {:.2} chunks per token{}.\n",
+        "\nLLM: {:.2} requests/s completed, {} output tokens ({:.1}/s in all, {:.1}/s per stream), {} per token{}.\n",
         llm.requests_per_s,
         llm.output_tokens,
         llm.output_tokens_per_s,
         llm.output_tokens_per_s_per_stream,
-        llm.chunks_per_token,
+        chunks_per_token(llm.chunks_per_token),
         if llm.output_tokens_estimated_requests > 0 {
             format!(
                 " ({} request(s) sent no usage: their tokens are counted chunks, an estimate)",

@@ -264,9 +264,19 @@ fn measure(report: &Report, m: Measure) -> MeasureSummary {
     }
 }
 
-/// How every format writes a summary figure in milliseconds: the rounded
-/// number itself (JSON writes the same number), with thousands apart.
+/// How Markdown and HTML write a figure in milliseconds: to the
+/// microsecond below 10 ms, a tenth below 100 ms, whole milliseconds above
+/// (`2,183`, not `2183.167`), thousands apart. JSON keeps the microsecond.
 pub fn show_ms(ms: f64) -> String {
+    // To a sensible precision: microseconds below 10 ms, a tenth below
+    // 100 ms, whole milliseconds above (the JSON keeps the microseconds).
+    let ms = if ms.abs() >= 100.0 {
+        ms.round()
+    } else if ms.abs() >= 10.0 {
+        (ms * 10.0).round() / 10.0
+    } else {
+        round_ms(ms)
+    };
     let text = format!("{ms}");
     let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
     let digits: Vec<char> = whole.chars().collect();
@@ -314,6 +324,11 @@ fn llm_summary(report: &Report, llm: &crate::llm::LlmReport) -> LlmSummary {
         },
         finish_reasons: llm.finish_reasons.clone(),
     }
+}
+
+/// `1 process`, `2 processes`: a count with its noun.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Goodput as every format says it: the objectives, the count, the share
@@ -372,9 +387,11 @@ mod tests {
     #[test]
     fn figures_show_as_written_with_thousands_apart() {
         assert_eq!(show_ms(1.234), "1.234");
-        assert_eq!(show_ms(5005.3), "5,005.3");
+        assert_eq!(show_ms(5005.3), "5,005");
+        assert_eq!(show_ms(2183.167), "2,183");
+        assert_eq!(show_ms(42.567), "42.6");
         assert_eq!(show_ms(12.0), "12");
-        assert_eq!(show_ms(1234567.5), "1,234,567.5");
+        assert_eq!(show_ms(1234567.5), "1,234,568");
         assert_eq!(show_ms(0.0), "0");
     }
 }

@@ -72,7 +72,12 @@ async fn the_figures_match_the_simulated_models_settings() {
     let html = std::env::temp_dir().join(format!("trickle-llm-{}.html", std::process::id()));
     report.write(&html, &verdicts).unwrap();
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("Time to first token") && page.contains("Inter-token latency"));
+    assert!(
+        page.contains("id=\"llm-percentiles\"")
+            && page.contains("\nTTFT\n")
+            && page.contains("\n99%\n"),
+        "the LLM percentile plot, its lines and nines"
+    );
     std::fs::remove_file(&html).ok();
     // The live GenAI client metrics say the same.
     let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
