@@ -385,7 +385,7 @@ def llm_clients_section(rows):
     if per_stream:
         out.append("\nMemory per stream, from the difference between the two loads: " + "; ".join(per_stream) + ".")
     out.append("\nBoth agree on the model's pace: the gaps and per-request TPOT sit at its 20 ms. Differences "
-               "come from the definitions (README: where tools differ) and from what the client adds: a TTFT above "
+               "come from the definitions (docs/load-testing.md: where tools differ) and from what the client adds: a TTFT above "
                "the model's 206.4 ms is the client's own delay in sending or reading.\n")
     out.append("```sh\nbench/run.py --scenario llm-clients\n```\n")
     return out

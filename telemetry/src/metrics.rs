@@ -12,7 +12,7 @@ use crate::labels::{Outcome, Transport};
 use crate::registrar::{self, Registrar};
 
 /// Metric names and label values: dashboards, alerts and the load tester
-/// depend on them, so a rename is a breaking change (the README lists them).
+/// depend on them, so a rename is a breaking change (docs/telemetry.md lists them).
 pub mod names {
     pub const STREAMS_ACTIVE: &str = "trickle_streams_active";
     pub const STREAMS_STARTED: &str = "trickle_streams_started_total";

@@ -532,16 +532,10 @@ fn every_manifest_renders_with_sample_values_and_nothing_else_changes() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("PROJECT_ID is not set"));
 }
 
-/// Every `README "Heading"` a deployment file points to is a heading of
-/// the README.
+/// Every `docs/PAGE.md "Heading"` a deployment file points to is a heading
+/// of that page.
 #[test]
-fn every_pointer_from_the_deployment_files_leads_to_a_readme_heading() {
-    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
-    let headings: Vec<&str> = readme
-        .lines()
-        .filter_map(|l| l.strip_prefix('#'))
-        .map(|l| l.trim_start_matches('#').trim())
-        .collect();
+fn every_pointer_from_the_deployment_files_leads_to_a_heading() {
     let mut files: Vec<PathBuf> = MANIFESTS.iter().map(|m| repo(m)).collect();
     files.extend(
         [
@@ -562,11 +556,27 @@ fn every_pointer_from_the_deployment_files_leads_to_a_readme_heading() {
             .map(str::trim)
             .collect::<Vec<_>>()
             .join(" ");
-        for pointer in comments.split("README \"").skip(1) {
-            let heading = pointer.split('"').next().unwrap_or_default();
+        assert!(
+            !comments.contains("README \""),
+            "{}: points into README",
+            file.display()
+        );
+        for (i, _) in comments.match_indices(".md \"") {
+            let page = comments[..i + 3]
+                .rsplit([' ', '('])
+                .next()
+                .unwrap_or_default();
+            let heading = comments[i + 5..].split('"').next().unwrap_or_default();
+            let doc = std::fs::read_to_string(repo(page))
+                .unwrap_or_else(|e| panic!("{}: {page}: {e}", file.display()));
+            let headings: Vec<&str> = doc
+                .lines()
+                .filter_map(|l| l.strip_prefix('#'))
+                .map(|l| l.trim_start_matches('#').trim())
+                .collect();
             assert!(
                 headings.contains(&heading),
-                "{}: README has no heading {heading:?}",
+                "{}: {page} has no heading {heading:?}",
                 file.display()
             );
             followed += 1;

@@ -5,6 +5,7 @@
 
 mod dashboards;
 mod deploy;
+mod docs;
 mod errors;
 mod exposition;
 mod h2c;

@@ -20,7 +20,7 @@ WORDS = [
 
 
 def text(n):
-    """What trickle's model says in n tokens (README: the simulated model)."""
+    """What trickle's model says in n tokens (docs/llm.md: the simulated model)."""
     return "".join(" " + WORDS[i % len(WORDS)] for i in range(n))
 
 

@@ -3,7 +3,7 @@
 //! figures LLM users compare by ([`measure`]): time to first token (TTFT),
 //! inter-token latency (ITL), time per output token (TPOT), end-to-end
 //! latency, output tokens and goodput, defined as vLLM's benchmark defines
-//! them (README "LLM endpoints").
+//! them (docs/load-testing.md "LLM endpoints").
 
 pub mod chunk;
 pub mod measure;
