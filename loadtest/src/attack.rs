@@ -294,9 +294,11 @@ fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
     } else {
         None
     };
+    let trace = crate::trace::plan(stream.trace_sample, stream.trace_header, &headers);
     Ok(Plan {
         client: http_client(&trust, None)?,
         raw,
+        trace,
         transport: stream.transport,
         method: if llm.is_some() {
             "POST".to_owned()

@@ -20,6 +20,8 @@
 //! - [`processes`]: `--processes N`, a run split over child processes.
 //! - [`health`]: the client checking itself (event-loop lag, CPU).
 //! - [`limits`]: the open-files limit, raised at start and checked.
+//! - [`trace`]: trace context on every stream (`traceparent`,
+//!   `X-Cloud-Trace-Context`), a trace per stream, a span per connection.
 //!
 //! Its results:
 //! - [`measure`]: the measures, as a type, and their histograms.
@@ -66,4 +68,5 @@ pub mod record;
 pub mod report;
 pub mod schedule;
 pub mod tls;
+pub mod trace;
 pub mod verdict;

@@ -123,6 +123,18 @@ pub struct StreamArgs {
     /// `retry:`, others with `last_event_id`.
     #[arg(long)]
     pub reconnect: bool,
+    /// Share of streams whose trace context says sampled (0..1): every
+    /// stream carries a trace id (a new one per stream, a new span per
+    /// connection); a server that follows the caller's decision
+    /// (parentbased samplers, trickle's manifest) traces the sampled ones,
+    /// each with its chunk spans. 1 for a local run against trickle.
+    #[arg(long, value_name = "RATIO", default_value_t = 0.01, value_parser = parse_ratio)]
+    pub trace_sample: f64,
+    /// Which trace headers go out: `w3c` (traceparent), `cloud`
+    /// (X-Cloud-Trace-Context) or `both`. A `--header traceparent: ...`
+    /// (or X-Cloud-Trace-Context) of yours wins: none is added then.
+    #[arg(long, value_enum, default_value = "w3c")]
+    pub trace_header: crate::trace::TraceHeader,
     /// Response header naming the serving instance.
     #[arg(long, default_value = "x-trickle-instance")]
     pub instance_header: String,

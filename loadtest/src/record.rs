@@ -118,6 +118,8 @@ pub struct Connection {
     pub error: Option<String>,
     /// What an LLM response carried (an `--api` run).
     pub llm: Option<crate::llm::measure::LlmConnection>,
+    /// The trace the connection's request carried.
+    pub trace: Option<crate::trace::StreamTrace>,
 }
 
 impl Connection {

@@ -76,6 +76,9 @@ impl Connector for HttpConnector<'_> {
         for (name, value) in &plan.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
+        for (name, value) in reader.attempt.trace_headers(plan) {
+            builder = builder.header(name, value);
+        }
         if sse {
             builder = builder.header("accept", "text/event-stream");
             if let Some(id) = reader.attempt.resume_after {

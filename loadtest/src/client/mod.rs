@@ -33,6 +33,8 @@ pub struct Plan {
     /// Plain `http://` without a proxy: trickle-load's own HTTP/1.1
     /// client reads the streams ([`raw`]).
     pub raw: Option<raw::Target>,
+    /// Trace context on every request (`None`: the user sends their own).
+    pub trace: Option<crate::trace::TracePlan>,
     pub transport: ClientTransport,
     pub method: String,
     pub path_and_query: String,
@@ -133,6 +135,7 @@ impl Reader {
         let started = Instant::now();
         let conn = Connection {
             sent_at: Some(started),
+            trace: attempt.trace,
             schedule_delay: attempt
                 .scheduled
                 .take()
@@ -296,6 +299,18 @@ pub struct Attempt {
     pub had_ids: bool,
     /// The stream's lane in the collector ([`Collector::lane_of`]).
     pub lane: usize,
+    /// The logical stream's trace (every connection of it joins it).
+    pub trace: Option<crate::trace::StreamTrace>,
+}
+
+impl Attempt {
+    /// This connection's trace headers: the stream's trace, a new span.
+    pub fn trace_headers(&self, plan: &Plan) -> Vec<(&'static str, String)> {
+        match (plan.trace, self.trace) {
+            (Some(tp), Some(trace)) => tp.headers(trace),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A finished connection, and the stream's attempt state back.
@@ -349,6 +364,7 @@ pub(crate) async fn run_stream(
         stop_at: shared.plan.stream_timeout.map(|t| started + t),
         scheduled,
         lane,
+        trace: shared.plan.trace.map(|t| t.new_stream()),
         ..Attempt::default()
     };
     let mut reconnects = 0u64;

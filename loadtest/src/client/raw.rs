@@ -123,7 +123,8 @@ impl Connector for RawConnector<'_> {
             Ok(url) => url,
             Err(e) => return reader.fail(ConnectionEnd::ConnectError, format!("{path:?}: {e}")),
         };
-        let request = request_bytes(plan, &url, sse, reader.attempt.resume_after);
+        let trace = reader.attempt.trace_headers(plan);
+        let request = request_bytes(plan, &url, sse, reader.attempt.resume_after, &trace);
         let opened = tokio::select! {
             opened = open(&url, self.source, &request, &plan.instance_header, &mut reader) => opened,
             () = client_deadline(shared, stop_at) => {
@@ -190,6 +191,7 @@ fn request_bytes(
     url: &reqwest::Url,
     sse: bool,
     resume_after: Option<u64>,
+    trace: &[(&'static str, String)],
 ) -> Vec<u8> {
     let mut target = url.path().to_owned();
     if let Some(query) = url.query() {
@@ -228,6 +230,9 @@ fn request_bytes(
         ));
     }
     for (name, value) in &plan.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    for (name, value) in trace {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     let body = match (&plan.llm, &plan.body) {

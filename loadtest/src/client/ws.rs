@@ -111,6 +111,11 @@ impl Connector for WsConnector {
                 request.headers_mut().insert(name, value);
             }
         }
+        for (name, value) in reader.attempt.trace_headers(plan) {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                request.headers_mut().insert(name, value);
+            }
+        }
         let connected = tokio::select! {
             c = open(request, self.source, self.tls.as_ref(), &mut reader.conn.connect) => c,
             () = client_deadline(shared, stop_at) => return reader.finish(ConnectionEnd::ClientDeadline),

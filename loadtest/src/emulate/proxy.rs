@@ -321,26 +321,54 @@ fn upstream_request(
 }
 
 /// `traceparent`, `X-Cloud-Trace-Context` and `X-Forwarded-For`, as Cloud
-/// Run's front end adds them (keeping an incoming trace id).
+/// Run's front end is reported to add them: an incoming trace (either
+/// header) keeps its trace id and its sampled flag under a new span id (a
+/// client's `--trace-sample 0` stays unsampled); a request without one
+/// gets a new trace, sampled.
 fn add_platform_headers(headers: &mut hyper::HeaderMap, peer: SocketAddr) {
-    let trace = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split('-').nth(1))
-        .filter(|t| t.len() == 32)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(1..)));
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let from_w3c = text("traceparent").and_then(|v| {
+        let parts: Vec<&str> = v.split('-').collect();
+        let ok = parts.len() == 4
+            && parts[1].len() == 32
+            && parts[1].chars().all(|c| c.is_ascii_hexdigit());
+        let sampled = u8::from_str_radix(parts.get(3)?, 16).ok()? & 1 == 1;
+        ok.then(|| (parts[1].to_owned(), sampled))
+    });
+    let from_cloud = || {
+        let v = text("x-cloud-trace-context")?;
+        let (trace, rest) = v.split_once('/')?;
+        let ok = trace.len() == 32 && trace.chars().all(|c| c.is_ascii_hexdigit());
+        let sampled = rest.split_once(";o=").is_some_and(|(_, o)| o.trim() == "1");
+        ok.then(|| (trace.to_owned(), sampled))
+    };
+    let (trace, sampled) = from_w3c.or_else(from_cloud).unwrap_or_else(|| {
+        (
+            format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(1..)),
+            true,
+        )
+    });
     let span = fastrand::u64(1..);
     let set = |headers: &mut hyper::HeaderMap, name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(HeaderName::from_static(name), value);
         }
     };
-    set(headers, "traceparent", format!("00-{trace}-{span:016x}-01"));
+    let flag = u8::from(sampled);
+    set(
+        headers,
+        "traceparent",
+        format!("00-{trace}-{span:016x}-{flag:02x}"),
+    );
     set(
         headers,
         "x-cloud-trace-context",
-        format!("{trace}/{span};o=1"),
+        format!("{trace}/{span};o={flag}"),
     );
     let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(chain) => format!("{chain}, {}", peer.ip()),
@@ -448,5 +476,30 @@ mod tests {
             "a new span"
         );
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
+
+        // An unsampled caller stays unsampled; a cloud header alone is
+        // kept too.
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+        );
+        add_platform_headers(&mut headers, peer);
+        assert!(headers["traceparent"].to_str().unwrap().ends_with("-00"));
+        assert!(headers["x-cloud-trace-context"]
+            .to_str()
+            .unwrap()
+            .ends_with(";o=0"));
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(
+            "x-cloud-trace-context",
+            HeaderValue::from_static("4bf92f3577b34da6a3ce929d0e0e4736/123;o=1"),
+        );
+        add_platform_headers(&mut headers, peer);
+        let tp = headers["traceparent"].to_str().unwrap();
+        assert!(
+            tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && tp.ends_with("-01"),
+            "{tp}"
+        );
     }
 }

@@ -848,6 +848,7 @@ mod tests {
                 schedule_delay: Some(Duration::from_millis(i % 7)),
                 error: None,
                 llm: None,
+                trace: None,
             };
             r.add_connection(&c);
             r.add_stream(

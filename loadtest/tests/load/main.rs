@@ -18,4 +18,5 @@ mod reports;
 #[path = "../../../tests/api/tls.rs"]
 mod test_tls;
 mod tls;
+mod tracing;
 mod trickle_runs;
