@@ -428,3 +428,90 @@ async fn an_llm_stream_span_carries_the_gen_ai_attributes() {
         .count();
     assert_eq!(chunks, 4, "a chunk span per token");
 }
+
+/// trickle-load's trace context reaches trickle: with a sampler that
+/// follows its caller, a `--trace-sample 1` run's streams are exported,
+/// each its own trace, each server span a child of the span trickle-load
+/// sent; a `--trace-sample 0` run's streams are not exported at all.
+#[tokio::test]
+async fn a_load_runs_trace_context_decides_and_joins_trickles_traces() {
+    let receiver = Receiver::http().await;
+    let bin = start(
+        &receiver,
+        &[],
+        &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")],
+    )
+    .await;
+    let load =
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_trickle")).with_file_name("trickle-load");
+    assert!(
+        load.exists(),
+        "{} missing: cargo build --workspace",
+        load.display()
+    );
+    let run = |sample: &str| {
+        let (load, base, sample) = (load.clone(), bin.base.clone(), sample.to_owned());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(load)
+                .args([
+                    "--host",
+                    &base,
+                    "--users",
+                    "3",
+                    "--increase-rate",
+                    "100",
+                    "--run-time",
+                    "1s",
+                ])
+                .args([
+                    "--chunks",
+                    "2",
+                    "--interval-ms",
+                    "0",
+                    "--progress-secs",
+                    "0",
+                ])
+                .args(["--trace-sample", &sample])
+                .output()
+                .unwrap()
+        })
+    };
+    let sampled = run("1").await.unwrap();
+    assert!(
+        sampled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sampled.stderr)
+    );
+    let spans = receiver
+        .wait_for(Duration::from_secs(5), |s| {
+            s.iter().filter(|s| s.name == "GET /sse").count() >= 3
+        })
+        .await;
+    let servers: Vec<&Span> = spans.iter().filter(|s| s.name == "GET /sse").collect();
+    assert!(servers.len() >= 3, "{} server spans", servers.len());
+    let mut traces: Vec<&str> = servers.iter().map(|s| s.trace_id.as_str()).collect();
+    traces.sort_unstable();
+    traces.dedup();
+    assert_eq!(traces.len(), servers.len(), "a trace per stream");
+    for s in &servers {
+        assert_eq!(
+            s.parent_span_id.len(),
+            16,
+            "the server span's parent is trickle-load's span: {s:?}"
+        );
+        assert_ne!(s.parent_span_id, "0000000000000000");
+    }
+    let before = servers.len();
+    let unsampled = run("0").await.unwrap();
+    assert!(unsampled.status.success());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let after = receiver
+        .spans()
+        .iter()
+        .filter(|s| s.name == "GET /sse")
+        .count();
+    assert_eq!(
+        after, before,
+        "--trace-sample 0: trickle exports nothing for those streams"
+    );
+}
