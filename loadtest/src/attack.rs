@@ -35,6 +35,8 @@ const ERROR_PAUSE: Duration = Duration::from_millis(100);
 pub enum SetupError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    StreamLog(std::io::Error),
     #[error("cannot read --body-file {path}: {source}")]
     BodyFile {
         path: String,
@@ -171,6 +173,9 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     };
     let mut report = collector.finish()?;
     report.failed_thresholds = failed_thresholds;
+    collector
+        .finish_stream_log()
+        .map_err(SetupError::StreamLog)?;
     if let Some(schedule) = &shared.schedule {
         report.scheduled = true;
         report.dropped_starts = schedule.dropped_by(ended);
@@ -354,6 +359,11 @@ async fn collector_for(
     if let Some((from, to)) = window {
         let now = tokio::time::Instant::now();
         collector = collector.with_window(now + from, now + to);
+    }
+    if let Some(path) = &stream.stream_log {
+        let log = crate::stream_log::StreamLog::create(path, stream.transport.as_str())
+            .map_err(SetupError::StreamLog)?;
+        collector = collector.with_stream_log(Arc::new(log));
     }
     if let Some(addr) = stream.metrics_addr {
         let mut live = crate::metrics::LoadMetrics::new(stream.transport.as_str())?;

@@ -27,6 +27,7 @@
 //! - [`measure`]: the measures, as a type, and their histograms.
 //! - [`histogram`]: the HDR histograms figures are kept in.
 //! - [`report`]: the mergeable stream report (JSON, Markdown, HTML).
+//! - [`stream_log`]: `--stream-log`, a JSON line per connection.
 //! - [`checks`]: the run judged against what the user asked to prove.
 //! - [`confidence`]: how sure a verdict can be: order-statistic bounds on
 //!   percentiles, Wilson bounds on rates; PASS, FAIL or UNRESOLVED.
@@ -67,6 +68,7 @@ pub(crate) mod progress;
 pub mod record;
 pub mod report;
 pub mod schedule;
+pub mod stream_log;
 pub mod tls;
 pub mod trace;
 pub mod verdict;

@@ -236,6 +236,7 @@ async fn run_split(
         metrics_addr: stream.metrics_addr,
         progress_secs: stream.progress_secs,
         length: config.length(),
+        stream_log: stream.stream_log.clone(),
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut report = trickle_load::processes::run(split, argv).await?;

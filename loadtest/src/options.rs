@@ -155,6 +155,12 @@ pub struct StreamArgs {
     /// `{task}` in the name becomes CLOUD_RUN_TASK_INDEX (0 elsewhere).
     #[arg(long, value_parser = crate::report::parse_report_path)]
     pub stream_report: Vec<PathBuf>,
+    /// Write one JSON line per connection here when it ends (`-`: stdout;
+    /// `.gz`: gzip): its trace id, status, instance, timings, events,
+    /// largest gap, end, and the LLM figures (fields: docs/load-testing.md
+    /// "Stream log"). Under --processes one file holds every process's.
+    #[arg(long, value_name = "FILE")]
+    pub stream_log: Option<PathBuf>,
     /// Serve live `trickle_load_*` Prometheus metrics at this address's
     /// /metrics during the run (for the trickle-load dashboard).
     #[arg(long)]

@@ -111,7 +111,7 @@ pub struct LevelChildren<'a> {
 /// Flags the parent splits, replaces or sets on every child: their long
 /// name, the short one, and how they take a value. (goose's telnet and
 /// WebSocket controllers are off in children: they would share a port.)
-const REWRITTEN: [(&str, Option<char>, Takes); 12] = [
+const REWRITTEN: [(&str, Option<char>, Takes); 13] = [
     ("--processes", None, Takes::Value),
     ("--users", Some('u'), Takes::Value),
     ("--increase-rate", Some('r'), Takes::Value),
@@ -122,6 +122,7 @@ const REWRITTEN: [(&str, Option<char>, Takes); 12] = [
     ("--metrics-addr", None, Takes::Value),
     ("--progress-secs", None, Takes::Value),
     ("--report-file", None, Takes::OptionalValue),
+    ("--stream-log", None, Takes::Value),
     ("--no-telnet", None, Takes::Nothing),
     ("--no-websocket", None, Takes::Nothing),
 ];
@@ -226,6 +227,8 @@ pub struct Split {
     pub progress_secs: u64,
     /// The run's planned length, for the progress line.
     pub length: Option<Duration>,
+    /// `--stream-log`: each child writes a part, the parent joins them.
+    pub stream_log: Option<PathBuf>,
 }
 
 impl Split {
@@ -262,6 +265,12 @@ impl Split {
             addr.set_port(addr.port().saturating_add(index as u16));
             flags.extend(["--metrics-addr".to_owned(), addr.to_string()]);
         }
+        if let Some(log) = &self.stream_log {
+            flags.extend([
+                "--stream-log".to_owned(),
+                log_part(log, index).display().to_string(),
+            ]);
+        }
         for file in report_files {
             let name = if file.is_empty() {
                 "goose-report.html"
@@ -283,6 +292,14 @@ pub async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesErr
         });
     }
     let (common, report_files) = strip(argv.get(1..).unwrap_or_default());
+    if let Some(log) = split.stream_log.as_deref().filter(|l| *l != Path::new("-")) {
+        // A bad path fails now, before any load.
+        std::fs::File::create(log).map_err(|e| ProcessesError::Child {
+            index: 0,
+            status: "not started".to_owned(),
+            last_words: format!("--stream-log {}: {e}", log.display()),
+        })?;
+    }
     if let Some(addr) = split.metrics_addr {
         eprintln!(
             "trickle-load: --processes {}: each child serves its own metrics, on {} to port {}",
@@ -297,7 +314,24 @@ pub async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesErr
             common.iter().cloned().chain(flags).collect()
         })
         .collect();
-    spawn_and_merge(commands, split.progress_secs, split.length).await
+    let report = spawn_and_merge(commands, split.progress_secs, split.length).await?;
+    if let Some(log) = &split.stream_log {
+        let parts: Vec<PathBuf> = (0..split.processes as usize)
+            .map(|i| log_part(log, i))
+            .collect();
+        crate::stream_log::join(log, &parts).map_err(|e| ProcessesError::Child {
+            index: 0,
+            status: "done".to_owned(),
+            last_words: format!("cannot join the stream log into {}: {e}", log.display()),
+        })?;
+    }
+    Ok(report)
+}
+
+/// Child `index`'s part of the stream log (gzip like the whole).
+fn log_part(log: &Path, index: usize) -> PathBuf {
+    let gz = log.extension().is_some_and(|e| e == "gz");
+    report_dir().join(format!("log-{index}.jsonl{}", if gz { ".gz" } else { "" }))
 }
 
 /// The temporary report of child `index`.
@@ -562,6 +596,7 @@ mod tests {
             metrics_addr: "127.0.0.1:9100".parse().ok(),
             progress_secs: 2,
             length: None,
+            stream_log: None,
         };
         let flags = split.child_flags(1, Path::new("/tmp/p1.json"), &["g.json".to_owned()]);
         assert_eq!(

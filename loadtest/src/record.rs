@@ -120,6 +120,8 @@ pub struct Connection {
     pub llm: Option<crate::llm::measure::LlmConnection>,
     /// The trace the connection's request carried.
     pub trace: Option<crate::trace::StreamTrace>,
+    /// Which connection of its stream: 0 the first, 1.. its reconnects.
+    pub connection: u32,
 }
 
 impl Connection {

@@ -136,6 +136,7 @@ impl Reader {
         let conn = Connection {
             sent_at: Some(started),
             trace: attempt.trace,
+            connection: attempt.connection,
             schedule_delay: attempt
                 .scheduled
                 .take()
@@ -301,6 +302,8 @@ pub struct Attempt {
     pub lane: usize,
     /// The logical stream's trace (every connection of it joins it).
     pub trace: Option<crate::trace::StreamTrace>,
+    /// This connection's number in its stream (0: the first).
+    pub connection: u32,
 }
 
 impl Attempt {
@@ -385,6 +388,7 @@ pub(crate) async fn run_stream(
             break end;
         }
         reconnects += 1;
+        attempt.connection = attempt.connection.saturating_add(1);
         attempt.cut_at = Some(Instant::now());
         attempt.resume_after = attempt.ids.last();
         let wait = client_deadline(shared, attempt.stop_at);

@@ -91,6 +91,8 @@ pub struct Collector {
     window: Option<Arc<window::Window>>,
     /// Live Prometheus metrics, when `--metrics-addr` is given.
     live: Option<live::Live>,
+    /// `--stream-log`, when given.
+    stream_log: Option<Arc<crate::stream_log::StreamLog>>,
 }
 
 impl Collector {
@@ -103,6 +105,7 @@ impl Collector {
             errors: Arc::default(),
             window: None,
             live: None,
+            stream_log: None,
         }
     }
 
@@ -119,6 +122,7 @@ impl Collector {
             .into_iter()
             .chain(self.window.as_deref().map(|w| w as &dyn Sink))
             .chain(self.live.as_ref().map(|l| l as &dyn Sink))
+            .chain(self.stream_log.as_deref().map(|l| l as &dyn Sink))
     }
 
     /// An LLM run: the report keeps the token figures.
@@ -144,6 +148,18 @@ impl Collector {
     pub fn with_concurrency_limit(mut self, limit: Option<u64>) -> Self {
         self.instances = Arc::new(instances::Instances::new(limit));
         self
+    }
+
+    /// Writes a line per connection to the stream log.
+    pub fn with_stream_log(mut self, log: Arc<crate::stream_log::StreamLog>) -> Self {
+        self.stream_log = Some(log);
+        self
+    }
+
+    /// Closes the stream log (if any) once every line is written: the
+    /// lines written.
+    pub fn finish_stream_log(&self) -> std::io::Result<Option<u64>> {
+        self.stream_log.as_ref().map(|l| l.finish()).transpose()
     }
 
     pub fn with_live_metrics(mut self, live: Arc<LoadMetrics>) -> Self {

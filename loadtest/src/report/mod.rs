@@ -849,6 +849,7 @@ mod tests {
                 error: None,
                 llm: None,
                 trace: None,
+                connection: 0,
             };
             r.add_connection(&c);
             r.add_stream(

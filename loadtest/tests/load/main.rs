@@ -13,6 +13,7 @@ mod misbehaving;
 mod processes;
 mod rehearsals;
 mod reports;
+mod stream_log;
 // The TLS test kit is the service tests' own (one copy of the CA and the
 // terminator for both crates).
 #[path = "../../../tests/api/tls.rs"]
