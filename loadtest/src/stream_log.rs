@@ -22,7 +22,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::collector::Sink;
 use crate::record::Connection;
 
 /// Lines queued for the writer at most (a stream waits beyond it rather
@@ -176,8 +175,9 @@ impl StreamLog {
     }
 }
 
-impl Sink for StreamLog {
-    fn connection(&self, _lane: usize, c: &Connection) {
+impl StreamLog {
+    /// Queues a finished connection's line (the collector calls it).
+    pub fn write(&self, c: &Connection) {
         let Ok(line) = serde_json::to_string(&Line::of(c, &self.transport)) else {
             return;
         };

@@ -92,7 +92,17 @@ pub struct Collector {
     /// Live Prometheus metrics, when `--metrics-addr` is given.
     live: Option<live::Live>,
     /// `--stream-log`, when given.
-    stream_log: Option<Arc<crate::stream_log::StreamLog>>,
+    stream_log: Option<StreamLogSink>,
+}
+
+/// The stream log as a sink: a line per finished connection.
+#[derive(Debug)]
+struct StreamLogSink(Arc<crate::stream_log::StreamLog>);
+
+impl Sink for StreamLogSink {
+    fn connection(&self, _lane: usize, c: &Connection) {
+        self.0.write(c);
+    }
 }
 
 impl Collector {
@@ -122,7 +132,7 @@ impl Collector {
             .into_iter()
             .chain(self.window.as_deref().map(|w| w as &dyn Sink))
             .chain(self.live.as_ref().map(|l| l as &dyn Sink))
-            .chain(self.stream_log.as_deref().map(|l| l as &dyn Sink))
+            .chain(self.stream_log.as_ref().map(|l| l as &dyn Sink))
     }
 
     /// An LLM run: the report keeps the token figures.
@@ -152,14 +162,14 @@ impl Collector {
 
     /// Writes a line per connection to the stream log.
     pub fn with_stream_log(mut self, log: Arc<crate::stream_log::StreamLog>) -> Self {
-        self.stream_log = Some(log);
+        self.stream_log = Some(StreamLogSink(log));
         self
     }
 
     /// Closes the stream log (if any) once every line is written: the
     /// lines written.
     pub fn finish_stream_log(&self) -> std::io::Result<Option<u64>> {
-        self.stream_log.as_ref().map(|l| l.finish()).transpose()
+        self.stream_log.as_ref().map(|l| l.0.finish()).transpose()
     }
 
     pub fn with_live_metrics(mut self, live: Arc<LoadMetrics>) -> Self {
