@@ -144,41 +144,40 @@ where
     use clap::FromArgMatches as _;
     let mut cmd = command();
     let matches = cmd.try_get_matches_from_mut(argv)?;
-    let given = |m: &clap::ArgMatches, id: &str| {
-        m.try_contains_id(id).unwrap_or(false)
-            && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-    };
-    let refuse = |cmd: &mut clap::Command, flag: String, why: &str| {
-        cmd.error(
-            clap::error::ErrorKind::ArgumentConflict,
-            format!("{flag} does not apply to trickle-load: {why}"),
-        )
-    };
-    let long = |cmd: &clap::Command, id: &str| {
-        cmd.get_arguments()
-            .find(|a| a.get_id() == id)
-            .and_then(|a| a.get_long())
-            .map_or_else(|| id.to_owned(), |l| format!("--{l}"))
-    };
-    for (id, why) in NOT_FOR_STREAMS {
-        if given(&matches, id) {
-            let flag = long(&cmd, id);
-            return Err(refuse(&mut cmd, flag, why));
-        }
+    if let Some(e) = refused(&mut cmd, &matches, &NOT_FOR_STREAMS, "trickle-load") {
+        return Err(e);
     }
     if let Some(("capacity", sub)) = matches.subcommand() {
-        for (id, why) in NOT_FOR_CAPACITY {
-            if given(sub, id) {
-                let mut capacity = cmd.find_subcommand("capacity").cloned().unwrap_or_default();
-                let flag = long(&capacity, id);
-                return Err(capacity.error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    format!("{flag} does not apply to capacity: {why}"),
-                ));
+        if let Some(mut capacity) = cmd.find_subcommand("capacity").cloned() {
+            if let Some(e) = refused(&mut capacity, sub, &NOT_FOR_CAPACITY, "capacity") {
+                return Err(e);
             }
         }
     }
     Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
+/// The first option of `refuse` given on the command line, as the error
+/// that says it does not apply to `what` and what to use instead.
+fn refused(
+    cmd: &mut clap::Command,
+    matches: &clap::ArgMatches,
+    refuse: &[(&str, &str)],
+    what: &str,
+) -> Option<clap::Error> {
+    let (id, why) = refuse.iter().find(|(id, _)| {
+        matches.try_contains_id(id).unwrap_or(false)
+            && matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    })?;
+    let flag = cmd
+        .get_arguments()
+        .find(|a| a.get_id() == *id)
+        .and_then(|a| a.get_long())
+        .map_or_else(|| (*id).to_owned(), |l| format!("--{l}"));
+    Some(cmd.error(
+        clap::error::ErrorKind::ArgumentConflict,
+        format!("{flag} does not apply to {what}: {why}"),
+    ))
 }
 
 /// The goose release trickle-load is built on (checked against

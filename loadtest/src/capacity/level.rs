@@ -157,10 +157,10 @@ async fn run_in_process(
                     return Ok(level);
                 }
                 let stats = result.window.unwrap_or_else(WindowStats::empty);
-                return Ok(judge(n, &stats, slo, max_hold));
+                return Ok(judge(n, &stats, slo, max_hold, args.stream.llm.api.is_some()));
             }
             Some((held_for, stats)) = received.recv(), if resolved.is_none() => {
-                let level = judge(n, &stats, slo, held_for);
+                let level = judge(n, &stats, slo, held_for, args.stream.llm.api.is_some());
                 if level.resolved || level.client.saturated {
                     stop.cancel();
                     resolved = Some(level);
@@ -203,7 +203,13 @@ async fn run_in_processes(
             None => total = Some(stats),
         }
         let stats = total.as_ref().map_or_else(WindowStats::empty, Clone::clone);
-        let level = judge(n, &stats, slo, args.hold * step);
+        let level = judge(
+            n,
+            &stats,
+            slo,
+            args.hold * step,
+            args.stream.llm.api.is_some(),
+        );
         if level.resolved || level.client.saturated || step >= steps {
             return Ok(level);
         }
@@ -214,7 +220,7 @@ async fn run_in_processes(
 
 /// A level's figures and verdict from what its window measured over
 /// `held_for`.
-pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, held_for: Duration) -> Level {
+pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, held_for: Duration, llm: bool) -> Level {
     let (ttfb, ttfb_from) = if stats.ttfb.is_empty() {
         (&stats.ttfb_run, "ramp")
     } else {
@@ -230,7 +236,6 @@ pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, held_for: Duration) -> Leve
     let verdict = slo::overall(&measures);
     let client = stats.client.clone().unwrap_or_default();
     let seconds = held_for.as_secs_f64().max(1e-3);
-    let llm = !stats.tpot.is_empty() || stats.llm_completed > 0;
     let throughput_per_s = if llm {
         // Output tokens: the window's output chunks, at the tokens per
         // chunk of the requests that completed in it.

@@ -52,6 +52,31 @@ fn legend<'a, 'b: 'a, CT: plotters::coord::CoordTranslate>(
         .map_err(|e| e.to_string())
 }
 
+/// Named lines in the palette's colours, each with its legend entry.
+fn draw_lines<'a, 'b, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    lines: impl Iterator<Item = (&'a str, &'a [(f64, f64)])>,
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (i, (name, points)) in lines.enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                colour.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+            });
+    }
+    Ok(())
+}
+
 /// Named series over the run's seconds: (label, [(second, value)]).
 type Series = Vec<(String, Vec<(f64, f64)>)>;
 
@@ -100,19 +125,12 @@ fn line_chart(
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(|e| e.to_string())?;
-        for (i, (label, points)) in series.iter().enumerate() {
-            let colour = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    colour.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
-        }
+        draw_lines(
+            &mut chart,
+            series
+                .iter()
+                .map(|(label, points)| (label.as_str(), points.as_slice())),
+        )?;
         if let Some((x, label)) = marker {
             let grey = RGBColor(90, 90, 90);
             chart
@@ -321,19 +339,12 @@ fn percentile_plot(id: &str, title: &str, series: &[(&str, &Histogram<u64>)]) ->
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(|e| e.to_string())?;
-        for (i, (name, points)) in lines.iter().enumerate() {
-            let colour = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    colour.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?
-                .label(*name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
-        }
+        draw_lines(
+            &mut chart,
+            lines
+                .iter()
+                .map(|(name, points)| (*name, points.as_slice())),
+        )?;
         legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(|e| e.to_string())
     })
