@@ -501,7 +501,24 @@ async fn a_load_runs_trace_context_decides_and_joins_trickles_traces() {
         );
         assert_ne!(s.parent_span_id, "0000000000000000");
     }
-    let before = servers.len();
+    // Every span of the sampled run in (the exporter sends in batches):
+    // the count holds still for half a second.
+    let count = || {
+        receiver
+            .spans()
+            .iter()
+            .filter(|s| s.name == "GET /sse")
+            .count()
+    };
+    let mut before = count();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = count();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let unsampled = run("0").await.unwrap();
     assert!(unsampled.status.success());
     tokio::time::sleep(Duration::from_millis(800)).await;
