@@ -191,6 +191,7 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         run_time_s: length.map(|l| l.as_secs()),
         api: stream.llm.api.map(|a| a.operation().to_owned()),
         model: stream.llm.model.clone(),
+        trace_project: stream.trace_project.clone(),
     });
     report.refresh_latency();
     if stream.metrics_addr.is_some() {
@@ -345,8 +346,9 @@ async fn collector_for(
     concurrency_limit: Option<u64>,
     window: Option<(Duration, Duration)>,
 ) -> Result<Arc<Collector>, SetupError> {
-    let mut collector =
-        Collector::new(host, stream.transport.as_str()).with_concurrency_limit(concurrency_limit);
+    let mut collector = Collector::new(host, stream.transport.as_str())
+        .with_concurrency_limit(concurrency_limit)
+        .with_worst(stream.worst);
     if let Some(api) = stream.llm.api {
         collector = collector.with_llm(crate::llm::LlmReport::new(
             api,

@@ -34,6 +34,7 @@
 //! - [`goodput`]: the share of streams (or LLM requests) meeting every
 //!   objective.
 //! - [`verdict`]: one check's result, shared by checks and reports.
+//! - [`worst`]: the worst streams per measure, with their trace ids.
 //!
 //! The capacity search:
 //! - [`capacity`]: the concurrency a service holds within its SLOs, and
@@ -72,3 +73,4 @@ pub mod stream_log;
 pub mod tls;
 pub mod trace;
 pub mod verdict;
+pub mod worst;

@@ -135,6 +135,18 @@ pub struct StreamArgs {
     /// (or X-Cloud-Trace-Context) of yours wins: none is added then.
     #[arg(long, value_enum, default_value = "w3c")]
     pub trace_header: crate::trace::TraceHeader,
+    /// The Google Cloud project whose Cloud Trace holds the server's
+    /// traces: the Markdown and HTML reports link each trace id of the
+    /// worst streams to its trace view there (without it they show the ids).
+    #[arg(long, value_name = "PROJECT", env = "GOOGLE_CLOUD_PROJECT")]
+    pub trace_project: Option<String>,
+    /// Streams the report names per measure (`worst.*` and
+    /// `worst_sampled.*` in the JSON: the slowest by time to headers,
+    /// first byte, first event, largest gap, lifetime; TTFT and ITL with
+    /// --api), each with its trace id.
+    #[arg(long, value_name = "N", default_value_t = crate::worst::DEFAULT_LIMIT,
+          value_parser = parse_worst)]
+    pub worst: usize,
     /// Response header naming the serving instance.
     #[arg(long, default_value = "x-trickle-instance")]
     pub instance_header: String,
@@ -297,7 +309,18 @@ pub(crate) fn parse_confidence(raw: &str) -> Result<f64, String> {
     }
 }
 
-pub(crate) fn parse_ratio(raw: &str) -> Result<f64, String> {
+pub(crate) fn parse_worst(raw: &str) -> Result<usize, String> {
+    let n: usize = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a whole number"))?;
+    if n > 1000 {
+        return Err(format!("{n}: at most 1000 streams per measure"));
+    }
+    Ok(n)
+}
+
+pub fn parse_ratio(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("{raw:?}: expected a ratio between 0 and 1")),

@@ -124,7 +124,28 @@ pub struct Connection {
     pub connection: u32,
 }
 
+/// A duration in milliseconds to the microsecond, as reports and the
+/// stream log write them.
+pub fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
 impl Connection {
+    /// When its request left, as a wall-clock time (now, less the time
+    /// since it was sent).
+    pub fn started_at(&self) -> std::time::SystemTime {
+        let age = self.sent_at.map_or(self.lifetime, |s| s.elapsed());
+        let now = std::time::SystemTime::now();
+        now.checked_sub(age).unwrap_or(now)
+    }
+
+    /// [`started_at`](Self::started_at) in Unix seconds, to the microsecond.
+    pub fn started_unix(&self) -> f64 {
+        self.started_at()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| (d.as_secs_f64() * 1e6).round() / 1e6)
+    }
+
     /// An LLM request's figures (TTFT, TPOT, end-to-end, output tokens),
     /// when it completed: the one place they are derived, for the report,
     /// the capacity window and goose's rows alike.

@@ -18,11 +18,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::record::Connection;
+use crate::record::{ms, Connection};
 
 /// Lines queued for the writer at most (a stream waits beyond it rather
 /// than a line being lost).
@@ -70,21 +69,12 @@ pub struct Line<'a> {
     pub finish_reason: Option<&'a str>,
 }
 
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
 impl<'a> Line<'a> {
     pub fn of(c: &'a Connection, transport: &'a str) -> Self {
-        let age = c.sent_at.map_or(c.lifetime, |s| s.elapsed());
-        let started = SystemTime::now()
-            .checked_sub(age)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0.0, |d| (d.as_secs_f64() * 1e6).round() / 1e6);
         let figures = c.request_figures();
         Self {
-            started_unix: started,
-            trace_id: c.trace.map(|t| format!("{:032x}", t.trace_id)),
+            started_unix: c.started_unix(),
+            trace_id: c.trace.map(|t| t.id_hex()),
             sampled: c.trace.map(|t| t.sampled),
             transport,
             connection: c.connection,

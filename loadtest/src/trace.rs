@@ -26,6 +26,13 @@ pub struct StreamTrace {
     pub sampled: bool,
 }
 
+impl StreamTrace {
+    /// The trace id as trace views show it: 32 lower-case hex digits.
+    pub fn id_hex(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+}
+
 /// How every stream of the run is traced.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TracePlan {

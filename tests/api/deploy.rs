@@ -377,6 +377,15 @@ fn the_load_job_and_the_local_stack_are_consistent() {
         trickle_load.display()
     );
     accepts_flags(&trickle_load, args);
+    // The reports link trace ids into the project's Cloud Trace
+    // (--trace-project's default comes from this variable).
+    let project = container["env"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"].as_str() == Some("GOOGLE_CLOUD_PROJECT"))
+        .and_then(|e| e["value"].as_str());
+    assert_eq!(project, Some("${PROJECT_ID}"));
 
     // The job fits the service: what it holds at once is within what the
     // service's instances hold, and it checks the service's concurrency.

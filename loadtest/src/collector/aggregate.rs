@@ -36,6 +36,7 @@ impl Aggregate {
             let mut report = Report::new(&setup.target, &setup.transport, setup.started_unix);
             report.llm = setup.llm.clone();
             report.stream_goodput = setup.stream_goodput.clone();
+            report.worst = crate::worst::Worst::new(setup.worst.limit);
             report
         };
         let lanes = std::thread::available_parallelism().map_or(1, |n| n.get()) * LANES_PER_CORE;
@@ -46,30 +47,40 @@ impl Aggregate {
         }
     }
 
-    /// The same aggregate for an LLM run.
-    pub fn with_llm(&self, llm: crate::llm::LlmReport) -> Self {
-        let mut setup = Report::new(
-            &self.base.target,
-            &self.base.transport,
-            self.base.started_unix,
-        );
-        setup.llm = Some(llm);
-        setup.stream_goodput = self.base.stream_goodput.clone();
-        Self::from_setup(&setup)
-    }
-
-    /// The same aggregate judging streams against goodput objectives.
-    pub fn with_stream_goodput(&self, objectives: crate::goodput::Goodput) -> Self {
+    /// The set-up shards start from, to be changed by one `with_*`.
+    fn setup(&self) -> Report {
         let mut setup = Report::new(
             &self.base.target,
             &self.base.transport,
             self.base.started_unix,
         );
         setup.llm = self.base.llm.clone();
+        setup.stream_goodput = self.base.stream_goodput.clone();
+        setup.worst = crate::worst::Worst::new(self.base.worst.limit);
+        setup
+    }
+
+    /// The same aggregate for an LLM run.
+    pub fn with_llm(&self, llm: crate::llm::LlmReport) -> Self {
+        let mut setup = self.setup();
+        setup.llm = Some(llm);
+        Self::from_setup(&setup)
+    }
+
+    /// The same aggregate judging streams against goodput objectives.
+    pub fn with_stream_goodput(&self, objectives: crate::goodput::Goodput) -> Self {
+        let mut setup = self.setup();
         setup.stream_goodput = Some(crate::report::StreamGoodput {
             objectives,
             tally: crate::goodput::Tally::default(),
         });
+        Self::from_setup(&setup)
+    }
+
+    /// The same aggregate keeping `limit` worst streams per measure.
+    pub fn with_worst(&self, limit: usize) -> Self {
+        let mut setup = self.setup();
+        setup.worst = crate::worst::Worst::new(limit);
         Self::from_setup(&setup)
     }
 

@@ -147,6 +147,12 @@ impl Collector {
         self
     }
 
+    /// Keeps the `limit` worst streams per measure (`--worst`).
+    pub fn with_worst(mut self, limit: usize) -> Self {
+        self.aggregate = Arc::new(self.aggregate.with_worst(limit));
+        self
+    }
+
     /// Measures `[from, to)` on its own as well (see [`WindowStats`]).
     pub fn with_window(mut self, from: Instant, to: Instant) -> Self {
         let bounds = self.aggregate.goodput_objectives();

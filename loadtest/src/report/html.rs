@@ -42,6 +42,7 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         );
     }
     ends_tables(&mut html, report, &summary);
+    super::worst::html(&mut html, report);
     html.push_str("<h2>Charts</h2>");
     html.push_str(&super::charts::stream_charts(report));
     html.push_str("</body></html>\n");

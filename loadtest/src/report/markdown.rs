@@ -137,6 +137,7 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
             let _ = writeln!(out, "| {id} | {} | {} |", s.peak, s.connections);
         }
     }
+    super::worst::markdown(&mut out, report);
     if !verdicts.is_empty() {
         let _ = writeln!(out, "\n## Checks\n");
         for v in verdicts {

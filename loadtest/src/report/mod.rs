@@ -7,6 +7,7 @@ pub(crate) mod html;
 pub mod markdown;
 pub mod summary;
 pub mod window;
+mod worst;
 
 pub use window::WindowStats;
 
@@ -105,6 +106,9 @@ pub struct RunInfo {
     /// LLM runs: the API and model.
     pub api: Option<String>,
     pub model: Option<String>,
+    /// `--trace-project`: the reports link trace ids to Cloud Trace there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_project: Option<String>,
 }
 
 /// Distinct failure messages a report keeps.
@@ -296,6 +300,10 @@ pub struct Report {
     /// What was asked of the run (for the reports' header).
     #[serde(default)]
     pub run: Option<RunInfo>,
+    /// The worst streams per measure with their trace ids, the same among
+    /// sampled streams, and failed connections' trace ids.
+    #[serde(flatten)]
+    pub worst: crate::worst::Worst,
     /// A capacity level's measured window, when a child process of
     /// `capacity --processes` measured one for its parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -338,6 +346,7 @@ impl Report {
             failed_thresholds: Vec::new(),
             run: None,
             window: None,
+            worst: crate::worst::Worst::default(),
             histograms: Histograms::default(),
         }
     }
@@ -388,6 +397,7 @@ impl Report {
     /// Folds in one finished connection.
     pub fn add_connection(&mut self, c: &Connection) {
         self.connections += 1;
+        self.worst.add(c);
         self.events += c.events;
         self.bytes += c.bytes;
         if let Some(end) = c.end {
@@ -501,6 +511,7 @@ impl Report {
     /// histogram cannot be added exactly.
     pub fn add_counts(&mut self, other: &Report) -> Result<(), MergeError> {
         self.histograms.merge(&other.histograms)?;
+        self.worst.merge(&other.worst);
         self.streams += other.streams;
         self.connections += other.connections;
         self.events += other.events;
