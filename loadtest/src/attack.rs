@@ -65,6 +65,8 @@ pub enum SetupError {
     TooManyStreams(#[from] crate::limits::TooManyStreams),
     #[error(transparent)]
     Processes(#[from] crate::processes::ProcessesError),
+    #[error("client spans: {0}")]
+    ClientSpans(#[from] trickle_telemetry::traces::TracesError),
 }
 
 /// What a finished run returns.
@@ -176,6 +178,7 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     collector
         .finish_stream_log()
         .map_err(SetupError::StreamLog)?;
+    collector.finish_client_spans().await;
     if let Some(schedule) = &shared.schedule {
         report.scheduled = true;
         report.dropped_starts = schedule.dropped_by(ended);
@@ -366,6 +369,27 @@ async fn collector_for(
         let log = crate::stream_log::StreamLog::create(path, stream.transport.as_str())
             .map_err(SetupError::StreamLog)?;
         collector = collector.with_stream_log(Arc::new(log));
+    }
+    let request = crate::client_spans::Request {
+        method: if stream.llm.api.is_some() {
+            "POST".to_owned()
+        } else {
+            stream.method.clone()
+        },
+        url: format!("{}{}", host.trim_end_matches('/'), stream.path_and_query()),
+        transport: stream.transport.as_str(),
+        operation: stream.llm.api.map(|a| a.operation()),
+        model: stream.llm.model.clone(),
+    };
+    if let Some(spans) =
+        crate::client_spans::ClientSpans::start(stream.otlp_endpoint.clone(), request).await?
+    {
+        let (endpoint, protocol) = spans.endpoint();
+        eprintln!(
+            "client spans of sampled streams (--trace-sample {}) to {endpoint} ({protocol})",
+            stream.trace_sample
+        );
+        collector = collector.with_client_spans(Arc::new(spans));
     }
     if let Some(addr) = stream.metrics_addr {
         let mut live = crate::metrics::LoadMetrics::new(stream.transport.as_str())?;

@@ -20,6 +20,7 @@
 //! - [`processes`]: `--processes N`, a run split over child processes.
 //! - [`health`]: the client checking itself (event-loop lag, CPU).
 //! - [`limits`]: the open-files limit, raised at start and checked.
+//! - [`client_spans`]: a client span per sampled connection over OTLP.
 //! - [`trace`]: trace context on every stream (`traceparent`,
 //!   `X-Cloud-Trace-Context`), a trace per stream, a span per connection.
 //!
@@ -49,6 +50,7 @@ pub mod capacity;
 pub mod checks;
 pub mod cli;
 pub(crate) mod client;
+pub mod client_spans;
 pub mod collector;
 pub mod confidence;
 pub mod config;

@@ -135,6 +135,14 @@ pub struct StreamArgs {
     /// (or X-Cloud-Trace-Context) of yours wins: none is added then.
     #[arg(long, value_enum, default_value = "w3c")]
     pub trace_header: crate::trace::TraceHeader,
+    /// Export a client span per connection of each sampled stream
+    /// (--trace-sample) to this OTLP endpoint (a base URL, as
+    /// OTEL_EXPORTER_OTLP_ENDPOINT; the standard OTEL_* variables set the
+    /// protocol, headers and TLS): the server's span is its child in the
+    /// same trace. Without it, OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_
+    /// ENDPOINT) turns them on; neither: no spans.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// The Google Cloud project whose Cloud Trace holds the server's
     /// traces: the Markdown and HTML reports link each trace id of the
     /// worst streams to its trace view there (without it they show the ids).

@@ -120,6 +120,9 @@ pub struct Connection {
     pub llm: Option<crate::llm::measure::LlmConnection>,
     /// The trace the connection's request carried.
     pub trace: Option<crate::trace::StreamTrace>,
+    /// The span id its request carried (the parent of the server's span;
+    /// with client spans, the client span's own id).
+    pub span_id: Option<u64>,
     /// Which connection of its stream: 0 the first, 1.. its reconnects.
     pub connection: u32,
 }

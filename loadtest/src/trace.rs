@@ -49,9 +49,8 @@ impl TracePlan {
         }
     }
 
-    /// The headers of one connection of `trace`, with a new span id.
-    pub fn headers(&self, trace: StreamTrace) -> Vec<(&'static str, String)> {
-        let span = fastrand::u64(1..);
+    /// The headers of one connection of `trace`, whose span is `span`.
+    pub fn headers(&self, trace: StreamTrace, span: u64) -> Vec<(&'static str, String)> {
         let mut out = Vec::with_capacity(2);
         if matches!(self.header, TraceHeader::W3c | TraceHeader::Both) {
             out.push(("traceparent", traceparent(trace, span)));
@@ -123,12 +122,20 @@ mod tests {
             sample: 1.0,
             header: TraceHeader::Both,
         };
-        let headers = both.headers(trace);
-        assert_eq!(headers.len(), 2);
-        // A new span per connection, the same trace.
-        let again = both.headers(trace);
-        assert_ne!(headers[0].1, again[0].1);
-        assert_eq!(headers[0].1[3..35], again[0].1[3..35]);
+        let headers = both.headers(trace, 0x00f0_67aa_0ba9_02b7);
+        assert_eq!(
+            headers,
+            [
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()
+                ),
+                (
+                    "x-cloud-trace-context",
+                    "4bf92f3577b34da6a3ce929d0e0e4736/67667974448284343;o=1".to_owned()
+                )
+            ]
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{WithHttpConfig as _, WithTonicConfig as _};
+use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
@@ -198,6 +198,182 @@ fn http_client_trusting(
     })
 }
 
+/// An OTLP exporter behind a bounded batch processor, configured by the
+/// `OTEL_*` variables: what [`Traces`] and [`FinishedSpans`] share.
+struct Pipeline {
+    processor: CountingProcessor<BatchSpanProcessor>,
+    runtime: Option<tokio::runtime::Runtime>,
+    endpoint: String,
+    protocol: &'static str,
+}
+
+impl Pipeline {
+    /// `endpoint` (a base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` is) wins
+    /// over the variables when given.
+    fn from_env(
+        env: &dyn Fn(&str) -> Option<String>,
+        endpoint: Option<&str>,
+        metrics: Option<&Metrics>,
+    ) -> Result<Option<Self>, TracesError> {
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if sdk_disabled(&var) || var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim() == "none") {
+            return Ok(None);
+        }
+        let given = endpoint
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty());
+        let Some(endpoint) = given.clone().or_else(|| {
+            var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        }) else {
+            return Ok(None);
+        };
+        let protocol = Protocol::from_env(&var)?;
+        let certificate = certificate(&var)?;
+        let https = endpoint.trim_start().starts_with("https://");
+
+        let (exporter, runtime) = if protocol == Protocol::Grpc {
+            use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("otlp-grpc")
+                .enable_all()
+                .build()
+                .map_err(TracesError::Runtime)?;
+            let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+            if let Some(given) = &given {
+                builder = builder.with_endpoint(given.clone());
+            }
+            if https {
+                // tonic trusts no root unless told to.
+                let tls = match &certificate {
+                    Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+                    None => ClientTlsConfig::new().with_native_roots(),
+                };
+                builder = builder.with_tls_config(tls);
+            }
+            let exporter = {
+                let _entered = runtime.enter();
+                builder.build()?
+            };
+            (exporter, Some(runtime))
+        } else {
+            let mut builder = opentelemetry_otlp::SpanExporter::builder().with_http();
+            if let Some(given) = &given {
+                // A base URL, as OTEL_EXPORTER_OTLP_ENDPOINT: the signal's
+                // path is added.
+                builder =
+                    builder.with_endpoint(format!("{}/v1/traces", given.trim_end_matches('/')));
+            }
+            if let Some(pem) = certificate {
+                builder =
+                    builder.with_http_client(http_client_trusting(pem, export_timeout(&var))?);
+            }
+            (builder.build()?, None)
+        };
+
+        let counters = SpanCounters::new(metrics);
+        let processor = CountingProcessor {
+            ended: counters.ended.clone(),
+            inner: BatchSpanProcessor::builder(CountingExporter {
+                inner: exporter,
+                counters,
+            })
+            .build(),
+        };
+        Ok(Some(Self {
+            processor,
+            runtime,
+            endpoint,
+            protocol: protocol.as_str(),
+        }))
+    }
+}
+
+/// Spans built whole elsewhere and exported through the same pipeline
+/// (exporter, protocol, TLS, `OTEL_*` handling, bounded batch queue): a
+/// load tester's client spans, made when a request ends with the ids its
+/// request already carried, which an SDK tracer cannot be told to use.
+pub struct FinishedSpans {
+    processor: CountingProcessor<BatchSpanProcessor>,
+    scope: opentelemetry::InstrumentationScope,
+    /// The gRPC exporter's runtime, stopped by [`shutdown`](Self::shutdown)
+    /// or at drop (in the background: safe inside an async runtime).
+    runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
+    pub endpoint: String,
+    pub protocol: &'static str,
+}
+
+impl fmt::Debug for FinishedSpans {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FinishedSpans")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .finish()
+    }
+}
+
+impl FinishedSpans {
+    /// The pipeline when `endpoint` (a base URL) is given or `env`
+    /// configures one (as for [`Telemetry::init`](crate::Telemetry::init));
+    /// its spans carry `resource` and the instrumentation scope `scope`
+    /// at `version`. Call it outside any async runtime.
+    pub fn from_env(
+        env: &dyn Fn(&str) -> Option<String>,
+        endpoint: Option<&str>,
+        resource: &Resource,
+        scope: &'static str,
+        version: &'static str,
+    ) -> Result<Option<Self>, TracesError> {
+        let Some(mut pipeline) = Pipeline::from_env(env, endpoint, None)? else {
+            return Ok(None);
+        };
+        pipeline.processor.set_resource(resource);
+        Ok(Some(Self {
+            processor: pipeline.processor,
+            scope: opentelemetry::InstrumentationScope::builder(scope)
+                .with_version(version)
+                .build(),
+            runtime: std::sync::Mutex::new(pipeline.runtime),
+            endpoint: pipeline.endpoint,
+            protocol: pipeline.protocol,
+        }))
+    }
+
+    /// Queues a finished span for export (dropped when the queue is full:
+    /// never a wait).
+    pub fn export(&self, mut span: SpanData) {
+        span.instrumentation_scope = self.scope.clone();
+        self.processor.on_end(span);
+    }
+
+    /// Flushes queued spans and stops, waiting at most `timeout` (it
+    /// blocks: call it off the async runtime's workers). Spans exported
+    /// afterwards are dropped.
+    pub fn shutdown(&self, timeout: Duration) {
+        if let Err(e) = self.processor.shutdown_with_timeout(timeout) {
+            tracing::warn!(error = %e, "span export did not finish at shutdown");
+        }
+        self.stop_runtime();
+    }
+
+    fn stop_runtime(&self) {
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(runtime) = runtime {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for FinishedSpans {
+    fn drop(&mut self) {
+        self.stop_runtime();
+    }
+}
+
 /// A running trace pipeline.
 pub struct Traces {
     provider: SdkTracerProvider,
@@ -230,70 +406,20 @@ impl Traces {
         resource: Resource,
         metrics: Option<&Metrics>,
     ) -> Result<Option<Self>, TracesError> {
-        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        if sdk_disabled(&var) || var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim() == "none") {
+        let Some(pipeline) = Pipeline::from_env(env, None, metrics)? else {
             return Ok(None);
-        }
-        let Some(endpoint) = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
-        else {
-            return Ok(None);
-        };
-        let protocol = Protocol::from_env(&var)?;
-        let certificate = certificate(&var)?;
-        let https = endpoint.trim_start().starts_with("https://");
-
-        let (exporter, runtime) = if protocol == Protocol::Grpc {
-            use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("otlp-grpc")
-                .enable_all()
-                .build()
-                .map_err(TracesError::Runtime)?;
-            let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
-            if https {
-                // tonic trusts no root unless told to.
-                let tls = match &certificate {
-                    Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
-                    None => ClientTlsConfig::new().with_native_roots(),
-                };
-                builder = builder.with_tls_config(tls);
-            }
-            let exporter = {
-                let _entered = runtime.enter();
-                builder.build()?
-            };
-            (exporter, Some(runtime))
-        } else {
-            let mut builder = opentelemetry_otlp::SpanExporter::builder().with_http();
-            if let Some(pem) = certificate {
-                builder =
-                    builder.with_http_client(http_client_trusting(pem, export_timeout(&var))?);
-            }
-            (builder.build()?, None)
-        };
-
-        let counters = SpanCounters::new(metrics);
-        let processor = CountingProcessor {
-            ended: counters.ended.clone(),
-            inner: BatchSpanProcessor::builder(CountingExporter {
-                inner: exporter,
-                counters,
-            })
-            .build(),
         };
         let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
+            .with_span_processor(pipeline.processor)
             .with_resource(resource)
             .build();
         let tracer = provider.tracer("trickle");
         Ok(Some(Self {
             provider,
             tracer,
-            runtime,
-            endpoint,
-            protocol: protocol.as_str(),
+            runtime: pipeline.runtime,
+            endpoint: pipeline.endpoint,
+            protocol: pipeline.protocol,
         }))
     }
 
@@ -352,11 +478,35 @@ pub fn resource(
             ));
         }
     }
+    resource_with(env, attributes)
+}
+
+/// The resource of a process that is not a trickle server (a load tester):
+/// `service.name` `service`, its version and instance, then
+/// `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` as for trickle.
+pub fn client_resource(
+    env: &dyn Fn(&str) -> Option<String>,
+    service: &str,
+    version: &str,
+    instance: &str,
+) -> Resource {
+    resource_with(
+        env,
+        vec![
+            KeyValue::new("service.name", service.to_owned()),
+            KeyValue::new("service.instance.id", instance.to_owned()),
+            KeyValue::new("service.version", version.to_owned()),
+        ],
+    )
+}
+
+/// The SDK's attributes, then `defaults`, then the user's variables.
+fn resource_with(env: &dyn Fn(&str) -> Option<String>, defaults: Vec<KeyValue>) -> Resource {
     let mut builder = Resource::builder_empty()
         .with_detectors(&[Box::new(
             opentelemetry_sdk::resource::TelemetryResourceDetector,
         )])
-        .with_attributes(attributes);
+        .with_attributes(defaults);
     if let Some(raw) = env("OTEL_RESOURCE_ATTRIBUTES") {
         match parse_resource_attributes(&raw) {
             Ok(user) => builder = builder.with_attributes(user),

@@ -431,8 +431,10 @@ async fn an_llm_stream_span_carries_the_gen_ai_attributes() {
 
 /// trickle-load's trace context reaches trickle: with a sampler that
 /// follows its caller, a `--trace-sample 1` run's streams are exported,
-/// each its own trace, each server span a child of the span trickle-load
-/// sent; a `--trace-sample 0` run's streams are not exported at all.
+/// each its own trace, each server span a child of the client span
+/// trickle-load exported (`--otlp-endpoint`) in the same trace; the
+/// report's worst streams name trace ids the receiver got from trickle; a
+/// `--trace-sample 0` run's streams are not exported at all.
 #[tokio::test]
 async fn a_load_runs_trace_context_decides_and_joins_trickles_traces() {
     let receiver = Receiver::http().await;
@@ -449,8 +451,10 @@ async fn a_load_runs_trace_context_decides_and_joins_trickles_traces() {
         "{} missing: cargo build --workspace",
         load.display()
     );
-    let run = |sample: &str| {
+    let report = std::env::temp_dir().join(format!("trickle-traces-{}.json", std::process::id()));
+    let run = |sample: &str, extra: Vec<String>| {
         let (load, base, sample) = (load.clone(), bin.base.clone(), sample.to_owned());
+        let protocol = receiver.protocol;
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(load)
                 .args([
@@ -472,44 +476,47 @@ async fn a_load_runs_trace_context_decides_and_joins_trickles_traces() {
                     "0",
                 ])
                 .args(["--trace-sample", &sample])
+                .args(extra)
+                .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+                .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+                .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .env_remove("OTEL_SERVICE_NAME")
                 .output()
                 .unwrap()
         })
     };
-    let sampled = run("1").await.unwrap();
+    let sampled = run(
+        "1",
+        vec![
+            "--otlp-endpoint".to_owned(),
+            receiver.endpoint.clone(),
+            "--stream-report".to_owned(),
+            report.display().to_string(),
+        ],
+    )
+    .await
+    .unwrap();
     assert!(
         sampled.status.success(),
         "{}",
         String::from_utf8_lossy(&sampled.stderr)
     );
-    let spans = receiver
+    let is_server = |s: &Span| s.name == "GET /sse";
+    let is_client = |s: &Span| s.service_name.as_deref() == Some("trickle-load");
+    // Every span of the sampled run in (the exporters send in batches):
+    // the counts hold still for half a second.
+    let count = || {
+        let spans = receiver.spans();
+        (
+            spans.iter().filter(|s| is_server(s)).count(),
+            spans.iter().filter(|s| is_client(s)).count(),
+        )
+    };
+    receiver
         .wait_for(Duration::from_secs(5), |s| {
-            s.iter().filter(|s| s.name == "GET /sse").count() >= 3
+            s.iter().filter(|s| is_server(s)).count() >= 3
         })
         .await;
-    let servers: Vec<&Span> = spans.iter().filter(|s| s.name == "GET /sse").collect();
-    assert!(servers.len() >= 3, "{} server spans", servers.len());
-    let mut traces: Vec<&str> = servers.iter().map(|s| s.trace_id.as_str()).collect();
-    traces.sort_unstable();
-    traces.dedup();
-    assert_eq!(traces.len(), servers.len(), "a trace per stream");
-    for s in &servers {
-        assert_eq!(
-            s.parent_span_id.len(),
-            16,
-            "the server span's parent is trickle-load's span: {s:?}"
-        );
-        assert_ne!(s.parent_span_id, "0000000000000000");
-    }
-    // Every span of the sampled run in (the exporter sends in batches):
-    // the count holds still for half a second.
-    let count = || {
-        receiver
-            .spans()
-            .iter()
-            .filter(|s| s.name == "GET /sse")
-            .count()
-    };
     let mut before = count();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -519,7 +526,81 @@ async fn a_load_runs_trace_context_decides_and_joins_trickles_traces() {
         }
         before = now;
     }
-    let unsampled = run("0").await.unwrap();
+    let spans = receiver.spans();
+    let servers: Vec<&Span> = spans.iter().filter(|s| is_server(s)).collect();
+    let clients: Vec<&Span> = spans.iter().filter(|s| is_client(s)).collect();
+    assert!(servers.len() >= 3, "{} server spans", servers.len());
+    let mut traces: Vec<&str> = servers.iter().map(|s| s.trace_id.as_str()).collect();
+    traces.sort_unstable();
+    traces.dedup();
+    assert_eq!(traces.len(), servers.len(), "a trace per stream");
+    // A client span per connection, each the parent of its server span.
+    assert_eq!(clients.len(), servers.len(), "a client span per connection");
+    for server in &servers {
+        let client = clients
+            .iter()
+            .find(|c| c.trace_id == server.trace_id && c.span_id == server.parent_span_id)
+            .unwrap_or_else(|| panic!("no client span is the parent of {server:?}"));
+        assert_eq!(client.kind, 3, "SpanKind::Client");
+        assert_eq!(client.name, "GET");
+        assert_eq!(
+            client.parent_span_id, "",
+            "the client span is the trace's root"
+        );
+        assert_eq!(client.str("http.request.method"), Some("GET"));
+        assert!(client
+            .str("url.full")
+            .is_some_and(|u| u.starts_with(&bin.base)));
+        // The client's view holds the server's: it starts first and ends last
+        // (one machine's clock; a millisecond of slack for rounding).
+        assert!(
+            client.start_ns <= server.start_ns + 1_000_000,
+            "{client:?} {server:?}"
+        );
+        assert!(
+            client.end_ns + 1_000_000 >= server.end_ns,
+            "{client:?} {server:?}"
+        );
+    }
+    // Completed connections say what they measured (the run's end may cut
+    // the last ones before their response).
+    let completed: Vec<&&Span> = clients
+        .iter()
+        .filter(|c| c.str("trickle.load.end") == Some("completed"))
+        .collect();
+    assert!(completed.len() >= 3, "{} completed", completed.len());
+    for client in completed {
+        assert_eq!(
+            client.int("http.response.status_code"),
+            Some(200),
+            "{client:?}"
+        );
+        assert_eq!(client.int("trickle.load.events"), Some(2), "{client:?}");
+        for event in ["first_byte", "first_event"] {
+            assert!(
+                client.events.iter().any(|e| e == event),
+                "{event}: {client:?}"
+            );
+        }
+    }
+    // The report's worst streams are trickle's traces, all sampled.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report);
+    for key in ["worst", "worst_sampled"] {
+        let worst = json[key]["first_event"].as_array().unwrap();
+        assert!(!worst.is_empty(), "{key}: {json}");
+        for entry in worst {
+            let id = entry["trace_id"].as_str().unwrap();
+            assert!(
+                traces.contains(&id),
+                "{key}: {id} is not one of trickle's traces"
+            );
+            assert_eq!(entry["sampled"], true);
+        }
+    }
+    let before = servers.len();
+    let unsampled = run("0", Vec::new()).await.unwrap();
     assert!(unsampled.status.success());
     tokio::time::sleep(Duration::from_millis(800)).await;
     let after = receiver

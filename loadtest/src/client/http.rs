@@ -76,7 +76,7 @@ impl Connector for HttpConnector<'_> {
         for (name, value) in &plan.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        for (name, value) in reader.attempt.trace_headers(plan) {
+        for (name, value) in reader.trace_headers() {
             builder = builder.header(name, value);
         }
         if sse {

@@ -131,11 +131,21 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// This connection's trace headers: the stream's trace, its own span.
+    pub fn trace_headers(&self) -> Vec<(&'static str, String)> {
+        match (self.shared.plan.trace, self.conn.trace, self.conn.span_id) {
+            (Some(plan), Some(trace), Some(span)) => plan.headers(trace, span),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn new(shared: &Arc<Shared>, mut attempt: Attempt) -> Self {
         let started = Instant::now();
         let conn = Connection {
             sent_at: Some(started),
             trace: attempt.trace,
+            // A span of its own in the stream's trace.
+            span_id: attempt.trace.map(|_| fastrand::u64(1..)),
             connection: attempt.connection,
             schedule_delay: attempt
                 .scheduled
@@ -304,16 +314,6 @@ pub struct Attempt {
     pub trace: Option<crate::trace::StreamTrace>,
     /// This connection's number in its stream (0: the first).
     pub connection: u32,
-}
-
-impl Attempt {
-    /// This connection's trace headers: the stream's trace, a new span.
-    pub fn trace_headers(&self, plan: &Plan) -> Vec<(&'static str, String)> {
-        match (plan.trace, self.trace) {
-            (Some(tp), Some(trace)) => tp.headers(trace),
-            _ => Vec::new(),
-        }
-    }
 }
 
 /// A finished connection, and the stream's attempt state back.

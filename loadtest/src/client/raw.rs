@@ -123,7 +123,7 @@ impl Connector for RawConnector<'_> {
             Ok(url) => url,
             Err(e) => return reader.fail(ConnectionEnd::ConnectError, format!("{path:?}: {e}")),
         };
-        let trace = reader.attempt.trace_headers(plan);
+        let trace = reader.trace_headers();
         let request = request_bytes(plan, &url, sse, reader.attempt.resume_after, &trace);
         let opened = tokio::select! {
             opened = open(&url, self.source, &request, &plan.instance_header, &mut reader) => opened,

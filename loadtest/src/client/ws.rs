@@ -111,7 +111,7 @@ impl Connector for WsConnector {
                 request.headers_mut().insert(name, value);
             }
         }
-        for (name, value) in reader.attempt.trace_headers(plan) {
+        for (name, value) in reader.trace_headers() {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 request.headers_mut().insert(name, value);
             }

@@ -93,6 +93,8 @@ pub struct Collector {
     live: Option<live::Live>,
     /// `--stream-log`, when given.
     stream_log: Option<StreamLogSink>,
+    /// Client spans, when an OTLP endpoint is set.
+    client_spans: Option<Arc<crate::client_spans::ClientSpans>>,
 }
 
 /// The stream log as a sink: a line per finished connection.
@@ -116,6 +118,7 @@ impl Collector {
             window: None,
             live: None,
             stream_log: None,
+            client_spans: None,
         }
     }
 
@@ -133,6 +136,7 @@ impl Collector {
             .chain(self.window.as_deref().map(|w| w as &dyn Sink))
             .chain(self.live.as_ref().map(|l| l as &dyn Sink))
             .chain(self.stream_log.as_ref().map(|l| l as &dyn Sink))
+            .chain(self.client_spans.as_deref().map(|c| c as &dyn Sink))
     }
 
     /// An LLM run: the report keeps the token figures.
@@ -176,6 +180,20 @@ impl Collector {
     /// lines written.
     pub fn finish_stream_log(&self) -> std::io::Result<Option<u64>> {
         self.stream_log.as_ref().map(|l| l.0.finish()).transpose()
+    }
+
+    /// Exports a client span per connection of a sampled stream.
+    pub fn with_client_spans(mut self, spans: Arc<crate::client_spans::ClientSpans>) -> Self {
+        self.client_spans = Some(spans);
+        self
+    }
+
+    /// Sends the client spans still queued (if any) and stops their
+    /// exporter.
+    pub async fn finish_client_spans(&self) {
+        if let Some(spans) = &self.client_spans {
+            spans.finish().await;
+        }
     }
 
     pub fn with_live_metrics(mut self, live: Arc<LoadMetrics>) -> Self {

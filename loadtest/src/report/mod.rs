@@ -858,6 +858,7 @@ mod tests {
                 sent_at: None,
                 schedule_delay: Some(Duration::from_millis(i % 7)),
                 error: None,
+                span_id: None,
                 llm: None,
                 trace: None,
                 connection: 0,
