@@ -140,8 +140,14 @@ def trickle():
     b.row("Rejections and HTTP")
     b.panel("Rejected streams", "Stream requests not admitted: capacity (429), draining (503), invalid (400).", "ops",
             [(rate("trickle_streams_rejected_total", J, "reason"), "{{reason}}")])
-    b.panel("HTTP responses by status", "Responses per second by route and status, counted when the whole response (body included) is done.",
-            "reqps", [(rate("trickle_http_requests_total", J, "route, status"), "{{route}} {{status}}")])
+    b.panel("HTTP responses by status", "Responses per second by route and status, counted when the whole response (body included) is done (OpenTelemetry's http.server.request.duration).",
+            "reqps", [(rate("http_server_request_duration_seconds_count", J, "http_route, http_response_status_code"),
+                       "{{http_route}} {{http_response_status_code}}")])
+    b.panel("HTTP requests in flight", "http.server.active_requests: requests whose response (body included) is not done yet; a stream counts for its whole life.",
+            "short", [(f"sum by (http_request_method) (http_server_active_requests{J})", "{{http_request_method}}")])
+    b.panel("HTTP response time by route", "http.server.request.duration p50 and p99 per route, body included: for a stream, its whole life (buckets to 3600 s).",
+            "s", [(quantile(0.5, "http_server_request_duration_seconds", J, "le, http_route"), "{{http_route}} p50"),
+                  (quantile(0.99, "http_server_request_duration_seconds", J, "le, http_route"), "{{http_route}} p99")])
     b.row("LLM (simulated model, OpenAI API)")
     b.panel("Time to first token", "gen_ai.server.time_to_first_token: from the request to the first output token, p50 and p99, by operation (chat, text_completion).",
             "s", [(quantile(0.5, "gen_ai_server_time_to_first_token_seconds", J, "le, gen_ai_operation_name"), "{{gen_ai_operation_name}} p50"),

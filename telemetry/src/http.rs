@@ -35,6 +35,10 @@ pub async fn track<B: MessageBody>(
     };
     let started = Instant::now();
     let method = method_label(req.method());
+    let scheme = scheme_label(req.connection_info().scheme());
+    let protocol_version = protocol_version_label(req.version());
+    // In flight from now until the response is done (or the handler failed).
+    let active = Active::new(metrics.http_active(method, scheme));
     let response = next.call(req).await?;
     let route = response
         .request()
@@ -47,8 +51,11 @@ pub async fn track<B: MessageBody>(
             metrics,
             method,
             route,
+            scheme,
+            protocol_version,
             status,
             started,
+            _active: active,
         }),
     }))
 }
@@ -70,19 +77,67 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
+/// `url_scheme`: `https` when the connection (or the proxy in front, by
+/// `Forwarded`/`X-Forwarded-Proto`) says so, else `http`: two values, so a
+/// client cannot make the label set grow.
+fn scheme_label(scheme: &str) -> &'static str {
+    if scheme.eq_ignore_ascii_case("https") {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// `network_protocol_version` as the conventions write it.
+fn protocol_version_label(version: actix_web::http::Version) -> &'static str {
+    use actix_web::http::Version;
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// One request in flight: counted in `http_server_active_requests` until
+/// dropped.
+struct Active(prometheus::IntGauge);
+
+impl Active {
+    fn new(gauge: prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 struct Finish {
     metrics: Arc<Metrics>,
     method: &'static str,
     route: String,
+    scheme: &'static str,
+    protocol_version: &'static str,
     status: u16,
     started: Instant,
+    /// Leaves the in-flight gauge when the response is done.
+    _active: Active,
 }
 
 impl Drop for Finish {
     fn drop(&mut self) {
         self.metrics.http_request(
-            self.method,
-            &self.route,
+            &crate::metrics::HttpLabels {
+                method: self.method,
+                route: &self.route,
+                scheme: self.scheme,
+                protocol_version: self.protocol_version,
+            },
             self.status,
             self.started.elapsed().as_secs_f64(),
         );

@@ -23,8 +23,15 @@ pub mod names {
     pub const STREAM_CHUNKS: &str = "trickle_stream_chunks_total";
     pub const STREAM_BYTES: &str = "trickle_stream_bytes_total";
     pub const STREAMS_REJECTED: &str = "trickle_streams_rejected_total";
+    /// Deprecated (kept for one release): [`HTTP_SERVER_REQUEST_DURATION`].
     pub const HTTP_REQUESTS: &str = "trickle_http_requests_total";
+    /// Deprecated (kept for one release): [`HTTP_SERVER_REQUEST_DURATION`].
     pub const HTTP_REQUEST_DURATION: &str = "trickle_http_request_duration_seconds";
+    /// OpenTelemetry's `http.server.request.duration` in its Prometheus
+    /// form: the whole response, body included.
+    pub const HTTP_SERVER_REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+    /// OpenTelemetry's `http.server.active_requests`.
+    pub const HTTP_SERVER_ACTIVE_REQUESTS: &str = "http_server_active_requests";
     pub const BUILD_INFO: &str = "trickle_build_info";
     pub const STREAMS_MAX: &str = "trickle_streams_max";
     pub const OTEL_SPANS_ENDED: &str = "trickle_otel_spans_ended_total";
@@ -47,6 +54,28 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 pub const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
+
+/// `http.server.request.duration`: the conventions' advised boundaries
+/// (which end at 10 s) extended to 30, 60, 120, 300, 900 and 3600 s, since
+/// a stream's response lasts minutes (Cloud Run allows up to an hour).
+pub const HTTP_SERVER_DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
+    120.0, 300.0, 900.0, 3600.0,
+];
+
+/// The labels of one HTTP exchange, bounded values only (see the HTTP
+/// middleware): the conventions' attributes with dots as underscores.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLabels<'a> {
+    /// `http_request_method`: a standard method or `_OTHER`.
+    pub method: &'a str,
+    /// `http_route`: the matched pattern or `unmatched`.
+    pub route: &'a str,
+    /// `url_scheme`: `http` or `https`.
+    pub scheme: &'a str,
+    /// `network_protocol_version`: `1.0`, `1.1`, `2`, `3`.
+    pub protocol_version: &'a str,
+}
 
 /// The metrics of one transport, resolved once.
 #[derive(Debug)]
@@ -86,6 +115,8 @@ pub struct Metrics {
     rejected: IntCounterVec,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    http_server_duration: HistogramVec,
+    http_server_active: prometheus::IntGaugeVec,
     pub otel_spans_ended: IntCounter,
     pub otel_spans_exported: IntCounter,
     pub otel_spans_failed: IntCounter,
@@ -194,14 +225,31 @@ impl Metrics {
         }
         let http_requests = r.counter_vec(
             names::HTTP_REQUESTS,
-            "HTTP requests, counted when the whole response (body included) is done.",
+            "Deprecated, removed in the next release: use http_server_request_duration_seconds_count. HTTP requests, counted when the whole response (body included) is done.",
             &["method", "route", "status"],
         )?;
         let http_duration = r.histogram_vec(
             names::HTTP_REQUEST_DURATION,
-            "Whole response time, body included: for a stream, its whole life.",
+            "Deprecated, removed in the next release: use http_server_request_duration_seconds. Whole response time, body included.",
             DURATION_BUCKETS,
             &["method", "route", "status"],
+        )?;
+        let http_server_duration = r.histogram_vec(
+            names::HTTP_SERVER_REQUEST_DURATION,
+            "OpenTelemetry http.server.request.duration: whole response time, body included (for a stream, its whole life); buckets extended past 10 s to 3600 s.",
+            HTTP_SERVER_DURATION_BUCKETS,
+            &[
+                "http_request_method",
+                "http_route",
+                "http_response_status_code",
+                "url_scheme",
+                "network_protocol_version",
+            ],
+        )?;
+        let http_server_active = r.gauge_vec(
+            names::HTTP_SERVER_ACTIVE_REQUESTS,
+            "OpenTelemetry http.server.active_requests: requests whose response (body included) is not done.",
+            &["http_request_method", "url_scheme"],
         )?;
         r.gauge_vec(
             names::BUILD_INFO,
@@ -236,6 +284,8 @@ impl Metrics {
             rejected,
             http_requests,
             http_duration,
+            http_server_duration,
+            http_server_active,
             otel_spans_ended,
             otel_spans_exported,
             otel_spans_failed,
@@ -254,14 +304,28 @@ impl Metrics {
         self.rejected.with_label_values(&[reason]).inc();
     }
 
-    /// Records one finished HTTP exchange. `method` and `route` must be
-    /// bounded values (see the HTTP middleware).
-    pub(crate) fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// The in-flight gauge of requests with these labels (the middleware
+    /// adds one when a request comes and takes it away when its response
+    /// is done).
+    pub(crate) fn http_active(&self, method: &str, scheme: &str) -> IntGauge {
+        self.http_server_active.with_label_values(&[method, scheme])
+    }
+
+    /// Records one finished HTTP exchange under the new names and the
+    /// deprecated ones.
+    pub(crate) fn http_request(&self, labels: &HttpLabels<'_>, status: u16, seconds: f64) {
         let status = status.to_string();
-        let labels = [method, route, status.as_str()];
-        self.http_requests.with_label_values(&labels).inc();
-        self.http_duration
-            .with_label_values(&labels)
+        let old = [labels.method, labels.route, status.as_str()];
+        self.http_requests.with_label_values(&old).inc();
+        self.http_duration.with_label_values(&old).observe(seconds);
+        self.http_server_duration
+            .with_label_values(&[
+                labels.method,
+                labels.route,
+                status.as_str(),
+                labels.scheme,
+                labels.protocol_version,
+            ])
             .observe(seconds);
     }
 

@@ -34,6 +34,38 @@ async fn sse_streams_over_h2c_and_http1_on_one_port() {
 
     let response = app.get("/sse?chunks=1").await;
     assert_eq!(response.version(), reqwest::Version::HTTP_11);
+    response.bytes().await.unwrap();
+
+    // http_server_request_duration_seconds tells the protocols apart.
+    let labels = |version| {
+        [
+            ("http_request_method", "GET"),
+            ("http_route", "/sse"),
+            ("http_response_status_code", "200"),
+            ("url_scheme", "http"),
+            ("network_protocol_version", version),
+        ]
+    };
+    let give_up = Instant::now() + std::time::Duration::from_secs(3);
+    let scrape = loop {
+        let scrape =
+            crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap());
+        let count = |v| scrape.get("http_server_request_duration_seconds_count", &labels(v));
+        if (count("2") == 1.0 && count("1.1") == 1.0) || Instant::now() > give_up {
+            break scrape;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    for version in ["2", "1.1"] {
+        assert_eq!(
+            scrape.get(
+                "http_server_request_duration_seconds_count",
+                &labels(version)
+            ),
+            1.0,
+            "{version}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -84,12 +84,44 @@ async fn a_completed_stream_adds_exactly_its_chunks_bytes_and_one_ttfb() {
     for outcome in ["client_gone", "deadline", "shutdown", "error"] {
         assert_eq!(ended(&after, "sse", outcome), 0.0, "{outcome}");
     }
+    // The deprecated names, kept for one release.
     let http = [("method", "GET"), ("route", "/sse"), ("status", "200")];
     assert_eq!(delta("trickle_http_requests_total", &http), 1.0);
     let whole = after.get("trickle_http_request_duration_seconds_sum", &http);
     assert!(
         whole >= 0.1,
         "the response duration covers the body: {whole}"
+    );
+    // OpenTelemetry's http.server.request.duration, body included.
+    let otel = [
+        ("http_request_method", "GET"),
+        ("http_route", "/sse"),
+        ("http_response_status_code", "200"),
+        ("url_scheme", "http"),
+        ("network_protocol_version", "1.1"),
+    ];
+    assert_eq!(
+        delta("http_server_request_duration_seconds_count", &otel),
+        1.0
+    );
+    let whole = delta("http_server_request_duration_seconds_sum", &otel);
+    assert!((0.1..5.0).contains(&whole), "{whole}");
+    // The advised boundaries, extended for streams to an hour.
+    for (le, at_least) in [("0.075", 0.0), ("10", 1.0), ("900", 1.0), ("3600", 1.0)] {
+        let mut labels = otel.to_vec();
+        labels.push(("le", le));
+        assert!(
+            delta("http_server_request_duration_seconds_bucket", &labels) >= at_least,
+            "le={le}"
+        );
+    }
+    // The stream is done: only this scrape is in flight.
+    assert_eq!(
+        after.get(
+            "http_server_active_requests",
+            &[("http_request_method", "GET"), ("url_scheme", "http")]
+        ),
+        1.0
     );
     assert_eq!(
         after.get(
@@ -114,12 +146,17 @@ async fn the_active_gauge_counts_open_streams() {
         now.get("trickle_streams_active", &[("transport", "ndjson")]),
         2.0
     );
+    // http.server.active_requests: the two streams and this scrape.
+    let get = [("http_request_method", "GET"), ("url_scheme", "http")];
+    assert_eq!(now.get("http_server_active_requests", &get), 3.0);
     drop((a, b));
     let now = scrape_until(&app, |s| {
         s.get("trickle_streams_active", &[("transport", "ndjson")]) == 0.0
+            && s.get("http_server_active_requests", &get) == 1.0
     })
     .await;
     assert_eq!(ended(&now, "ndjson", "client_gone"), 2.0);
+    assert_eq!(now.get("http_server_active_requests", &get), 1.0);
 }
 
 #[tokio::test]
@@ -248,6 +285,45 @@ async fn unmatched_routes_and_odd_methods_keep_labels_bounded() {
         ),
         1.0
     );
+    // The same under the OpenTelemetry names, a forged scheme bounded too.
+    app.client
+        .get(app.url("/no/such/path"))
+        .header("x-forwarded-proto", "gopher")
+        .send()
+        .await
+        .unwrap();
+    let now = scrape_until(&app, |s| {
+        s.get(
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_request_method", "GET"),
+                ("http_route", "unmatched"),
+                ("http_response_status_code", "404"),
+                ("url_scheme", "http"),
+                ("network_protocol_version", "1.1"),
+            ],
+        ) == 6.0
+    })
+    .await;
+    assert_eq!(
+        now.get(
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_request_method", "_OTHER"),
+                ("http_route", "/sse"),
+                ("http_response_status_code", "405"),
+                ("url_scheme", "http"),
+                ("network_protocol_version", "1.1"),
+            ]
+        ),
+        1.0
+    );
+    for (labels, _) in now.series("http_server_request_duration_seconds_count") {
+        assert!(
+            labels.contains(&("url_scheme".to_owned(), "http".to_owned())),
+            "{labels:?}"
+        );
+    }
 }
 
 #[tokio::test]
