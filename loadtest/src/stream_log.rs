@@ -16,23 +16,33 @@
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::record::{ms, Connection};
 
-/// Lines queued for the writer at most (a stream waits beyond it rather
-/// than a line being lost).
-const QUEUE: usize = 16_384;
+/// Bytes of lines waiting for the writer at most (a stream waits beyond
+/// it rather than a line being lost).
+const QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A trace id written as 32 hex digits, without a string of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceId(pub u128);
+
+impl Serialize for TraceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:032x}", self.0))
+    }
+}
 
 /// One connection, as a line.
 #[derive(Debug, Serialize)]
 pub struct Line<'a> {
     pub started_unix: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
+    pub trace_id: Option<TraceId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sampled: Option<bool>,
     pub transport: &'a str,
@@ -74,7 +84,7 @@ impl<'a> Line<'a> {
         let figures = c.request_figures();
         Self {
             started_unix: c.started_unix(),
-            trace_id: c.trace.map(|t| t.id_hex()),
+            trace_id: c.trace.map(|t| TraceId(t.trace_id)),
             sampled: c.trace.map(|t| t.sampled),
             transport,
             connection: c.connection,
@@ -99,12 +109,98 @@ impl<'a> Line<'a> {
     }
 }
 
-/// The log being written: the sink side (the queue) and its writer.
+/// The log being written: the lines not yet written, and its writer.
 #[derive(Debug)]
 pub struct StreamLog {
     transport: String,
-    queue: RwLock<Option<SyncSender<String>>>,
+    pending: Arc<Pending>,
     writer: Mutex<Option<std::thread::JoinHandle<io::Result<u64>>>>,
+}
+
+/// Lines formatted by the stream tasks, waiting for the writer: one
+/// buffer, handed over whole. The writer wakes when [`WAKE_AT`] bytes are
+/// waiting or every [`WAKE_EVERY`], never per line (a wake-up per line
+/// cost more than the line).
+#[derive(Debug, Default)]
+struct Pending {
+    state: Mutex<PendingState>,
+    /// The writer waits here for lines.
+    ready: Condvar,
+    /// A stream waits here while the buffer is full.
+    space: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct PendingState {
+    lines: Vec<u8>,
+    count: u64,
+    closed: bool,
+}
+
+/// Bytes waiting that wake the writer.
+const WAKE_AT: usize = 64 * 1024;
+/// The writer's longest sleep with lines waiting.
+const WAKE_EVERY: Duration = Duration::from_millis(200);
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, PendingState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends one line; waits while [`QUEUE_BYTES`] are already waiting.
+    fn push(&self, line: &Line<'_>) {
+        let mut state = self.lock();
+        while state.lines.len() >= QUEUE_BYTES && !state.closed {
+            state = self.space.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        if state.closed {
+            return;
+        }
+        let before = state.lines.len();
+        if serde_json::to_writer(&mut state.lines, line).is_err() {
+            state.lines.truncate(before);
+            return;
+        }
+        state.lines.push(b'\n');
+        state.count += 1;
+        if before < WAKE_AT && state.lines.len() >= WAKE_AT {
+            self.ready.notify_one();
+        }
+    }
+
+    /// The writer's side: the lines waiting (swapped with `spare`), or
+    /// `None` once closed and drained.
+    fn take(&self, spare: &mut Vec<u8>) -> Option<u64> {
+        let mut state = self.lock();
+        loop {
+            if state.lines.len() >= WAKE_AT || (state.closed && !state.lines.is_empty()) {
+                break;
+            }
+            if state.closed {
+                return None;
+            }
+            let (next, timeout) = self
+                .ready
+                .wait_timeout(state, WAKE_EVERY)
+                .unwrap_or_else(|e| e.into_inner());
+            state = next;
+            if timeout.timed_out() && !state.lines.is_empty() {
+                break;
+            }
+        }
+        spare.clear();
+        std::mem::swap(spare, &mut state.lines);
+        let count = std::mem::take(&mut state.count);
+        drop(state);
+        self.space.notify_all();
+        Some(count)
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+        self.space.notify_all();
+    }
 }
 
 /// Opens where the lines go: stdout for `-`, gzip for `.gz`.
@@ -127,34 +223,38 @@ fn open(path: &Path) -> io::Result<Box<dyn Write + Send>> {
 impl StreamLog {
     /// Opens `path` (failing at once on a bad one) and starts its writer.
     pub fn create(path: &Path, transport: &str) -> io::Result<Self> {
-        let out = open(path)?;
-        let (tx, rx) = sync_channel::<String>(QUEUE);
+        let mut out = open(path)?;
+        let pending = Arc::new(Pending::default());
+        let from = pending.clone();
         let writer = std::thread::Builder::new()
             .name("stream-log".to_owned())
             .spawn(move || {
-                let mut out = BufWriter::with_capacity(1 << 16, out);
                 let mut lines = 0;
-                for line in rx {
-                    out.write_all(line.as_bytes())?;
-                    out.write_all(b"\n")?;
-                    lines += 1;
+                let mut batch = Vec::new();
+                while let Some(count) = from.take(&mut batch) {
+                    if let Err(e) = out.write_all(&batch) {
+                        // Nothing more can be written: let the streams go.
+                        from.close();
+                        return Err(e);
+                    }
+                    lines += count;
                 }
                 out.flush()?;
                 // A gzip stream ends with its trailer when dropped.
-                drop(out.into_inner().map_err(|e| e.into_error())?);
+                drop(out);
                 Ok(lines)
             })?;
         Ok(Self {
             transport: transport.to_owned(),
-            queue: RwLock::new(Some(tx)),
+            pending,
             writer: Mutex::new(Some(writer)),
         })
     }
 
-    /// Closes the queue and waits for every line to be written: the lines
+    /// Closes the log and waits for every line to be written: the lines
     /// written.
     pub fn finish(&self) -> io::Result<u64> {
-        self.queue.write().unwrap_or_else(|e| e.into_inner()).take();
+        self.pending.close();
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         match writer {
             Some(w) => w
@@ -163,17 +263,10 @@ impl StreamLog {
             None => Ok(0),
         }
     }
-}
 
-impl StreamLog {
-    /// Queues a finished connection's line (the collector calls it).
+    /// Adds a finished connection's line (the collector calls it).
     pub fn write(&self, c: &Connection) {
-        let Ok(line) = serde_json::to_string(&Line::of(c, &self.transport)) else {
-            return;
-        };
-        if let Some(queue) = &*self.queue.read().unwrap_or_else(|e| e.into_inner()) {
-            let _ = queue.send(line);
-        }
+        self.pending.push(&Line::of(c, &self.transport));
     }
 }
 

@@ -613,3 +613,68 @@ async fn a_load_runs_trace_context_decides_and_joins_trickles_traces() {
         "--trace-sample 0: trickle exports nothing for those streams"
     );
 }
+
+/// A stream trickle cuts at its deadline and trickle-load resumes is one
+/// trace: every connection's server span in the stream's trace, each the
+/// child of its own connection's span, the resumed ones marked.
+#[tokio::test]
+async fn a_resumed_stream_is_one_trace_across_its_connections() {
+    let receiver = Receiver::http().await;
+    let bin = start(
+        &receiver,
+        &["--max-stream-duration", "300ms"],
+        &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")],
+    )
+    .await;
+    let load =
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_trickle")).with_file_name("trickle-load");
+    let base = bin.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(load)
+            .args(["--host", &base, "--users", "1", "--run-time", "2s"])
+            .args(["--chunks", "20", "--interval-ms", "50", "--reconnect"])
+            .args(["--trace-sample", "1", "--progress-secs", "0"])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.code().is_some_and(|c| c == 0 || c == 4),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let spans = receiver
+        .wait_for(Duration::from_secs(5), |s| {
+            s.iter().filter(|s| s.name == "GET /sse").count() >= 4
+        })
+        .await;
+    let servers: Vec<&Span> = spans.iter().filter(|s| s.name == "GET /sse").collect();
+    // The first stream: 20 events 50 ms apart (about 1 s) cut every 300 ms.
+    let first = servers
+        .iter()
+        .min_by_key(|s| s.start_ns)
+        .unwrap_or_else(|| panic!("no server span"));
+    let stream: Vec<&&Span> = servers
+        .iter()
+        .filter(|s| s.trace_id == first.trace_id)
+        .collect();
+    assert!(
+        stream.len() >= 3,
+        "a 1 s stream cut every 300 ms is several connections in one trace: {stream:?}"
+    );
+    let mut parents: Vec<&str> = stream.iter().map(|s| s.parent_span_id.as_str()).collect();
+    parents.sort_unstable();
+    parents.dedup();
+    assert_eq!(parents.len(), stream.len(), "a span id per connection");
+    let resumed = stream
+        .iter()
+        .filter(|s| s.int("trickle.resumed_from").is_some())
+        .count();
+    assert_eq!(
+        resumed,
+        stream.len() - 1,
+        "every connection after the first resumed"
+    );
+}
