@@ -42,7 +42,7 @@ const ALWAYS_ON: [&str; 2] = ["no_reset_metrics", "no_print_metrics"];
 /// `capacity`'s stream options that do not apply to a search (each level
 /// holds N streams and reports into the capacity report): refused with
 /// why, and hidden from `capacity --help`.
-pub const NOT_FOR_CAPACITY: [(&str, &str); 8] = [
+pub const NOT_FOR_CAPACITY: [(&str, &str); 10] = [
     (
         "arrival_rate",
         "each level holds N concurrent streams (closed loop)",
@@ -61,6 +61,14 @@ pub const NOT_FOR_CAPACITY: [(&str, &str); 8] = [
     ),
     ("stream_report", "the search writes one report: --report"),
     ("stream_log", "the search writes one report: --report"),
+    (
+        "worst",
+        "the capacity report names no streams; a plain run at the level does",
+    ),
+    (
+        "trace_project",
+        "the capacity report names no streams; a plain run at the level does",
+    ),
     (
         "metrics_addr",
         "each level is a run of its own; serve live metrics from a plain run",
