@@ -13,10 +13,11 @@ pub mod error;
 pub mod model;
 pub mod openai;
 pub mod request;
+pub mod tokenizer;
 
 pub use error::OpenAiError;
 pub use model::{ModelSettings, TokenPlan};
-pub use request::{Api, CompletionRequest};
+pub use request::{Api, CompletionRequest, TokenizeRequest};
 
 /// `gen_ai.provider.name` of the simulated model.
 pub const PROVIDER: &str = "trickle";

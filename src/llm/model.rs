@@ -69,6 +69,12 @@ pub struct ModelSettings {
     #[arg(long = "llm-max-tokens", env = "TRICKLE_LLM_MAX_TOKENS", default_value_t = 16_384,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_tokens: u64,
+    /// The model's context: prompt tokens + max_tokens beyond it is 400
+    /// with code context_length_exceeded (as vLLM's --max-model-len);
+    /// /tokenize reports it as max_model_len.
+    #[arg(long = "llm-max-model-len", env = "TRICKLE_LLM_MAX_MODEL_LEN", default_value_t = 131_072,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub max_model_len: u64,
 }
 
 fn positive(raw: &str) -> Result<f64, String> {
@@ -140,7 +146,7 @@ impl ModelSettings {
 }
 
 /// The words tokens are made of: common English, each a separate token.
-const WORDS: [&str; 32] = [
+pub(crate) const WORDS: [&str; 32] = [
     "the",
     "stream",
     "of",
@@ -208,6 +214,7 @@ mod tests {
             slowdown: 0.0,
             default_max_tokens: 16,
             max_tokens: 100,
+            max_model_len: 1000,
         }
     }
 

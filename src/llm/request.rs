@@ -161,6 +161,21 @@ impl CompletionRequest {
                 ),
             ));
         }
+        if prompt_tokens + max_tokens > model.max_model_len {
+            let (param, what) = match api {
+                Api::Chat => ("messages", "messages"),
+                Api::Completions => ("prompt", "prompt"),
+            };
+            return Err(OpenAiError::invalid(
+                Some(param),
+                Some("context_length_exceeded"),
+                format!(
+                    "This model's maximum context length is {} tokens. However, you requested {} tokens ({prompt_tokens} in the {what}, {max_tokens} in the completion). Please reduce the length of the {what} or completion.",
+                    model.max_model_len,
+                    prompt_tokens + max_tokens
+                ),
+            ));
+        }
         let stream = parsed.stream.unwrap_or(false);
         let include_usage = stream
             && parsed
@@ -175,6 +190,99 @@ impl CompletionRequest {
             stream,
             include_usage,
         })
+    }
+}
+
+/// A `POST /tokenize` body, in vLLM's two shapes: `{"prompt": "..."}`
+/// (completions) or `{"messages": [...]}` (chat); `model` optional (the
+/// served model when absent), `return_token_strs` for the pieces' text.
+#[derive(Debug, Deserialize)]
+struct TokenizeBody {
+    model: Option<String>,
+    prompt: Option<String>,
+    messages: Option<Vec<Message>>,
+    #[serde(default)]
+    return_token_strs: bool,
+}
+
+/// What `/tokenize` was asked: the texts whose tokens usage would bill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizeRequest {
+    pub texts: Vec<String>,
+    pub return_token_strs: bool,
+}
+
+impl TokenizeRequest {
+    pub fn parse(body: &[u8], model: &ModelSettings) -> Result<Self, OpenAiError> {
+        let parsed: TokenizeBody = serde_json::from_slice(body).map_err(|e| {
+            OpenAiError::invalid(
+                None,
+                None,
+                format!("We could not parse the JSON body of your request: {e}"),
+            )
+        })?;
+        check_model(parsed.model.as_deref(), model)?;
+        let texts = match (parsed.prompt, parsed.messages) {
+            (Some(prompt), None) => vec![prompt],
+            (None, Some(messages)) => messages.iter().flat_map(message_texts).collect(),
+            _ => {
+                return Err(OpenAiError::invalid(
+                    Some("prompt"),
+                    Some("invalid_value"),
+                    "Give either 'prompt' (a string) or 'messages' (a chat), not both.".to_owned(),
+                ))
+            }
+        };
+        Ok(Self {
+            texts,
+            return_token_strs: parsed.return_token_strs,
+        })
+    }
+}
+
+/// A `POST /detokenize` body: `{"tokens": [...]}`, `model` optional.
+#[derive(Debug, Deserialize)]
+struct DetokenizeBody {
+    model: Option<String>,
+    tokens: Option<Vec<u32>>,
+}
+
+/// The ids `/detokenize` was asked to map back.
+pub fn parse_detokenize(body: &[u8], model: &ModelSettings) -> Result<Vec<u32>, OpenAiError> {
+    let parsed: DetokenizeBody = serde_json::from_slice(body).map_err(|e| {
+        OpenAiError::invalid(
+            None,
+            None,
+            format!("We could not parse the JSON body of your request: {e}"),
+        )
+    })?;
+    check_model(parsed.model.as_deref(), model)?;
+    parsed.tokens.ok_or_else(|| {
+        OpenAiError::invalid(
+            Some("tokens"),
+            Some("missing_required_parameter"),
+            "Missing required parameter: 'tokens'.".to_owned(),
+        )
+    })
+}
+
+/// A named model must be served (vLLM's tokenizer routes take the served
+/// model when none is named).
+fn check_model(name: Option<&str>, model: &ModelSettings) -> Result<(), OpenAiError> {
+    match name {
+        Some(name) if !model.models.iter().any(|m| m == name) => {
+            Err(OpenAiError::model_not_found(name))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The texts of one message usage counts.
+fn message_texts(message: &Message) -> Vec<String> {
+    match &message.content {
+        None => Vec::new(),
+        Some(Content::Text(text)) => vec![text.clone()],
+        Some(Content::Parts(parts)) => parts.iter().filter_map(|p| p.text.clone()).collect(),
     }
 }
 
@@ -291,5 +399,62 @@ mod tests {
             ),
             Some((400, None))
         );
+    }
+
+    #[test]
+    fn prompt_and_answer_beyond_the_context_are_refused_as_vllm_does() {
+        // 131,072 by default: 131,000 characters of prompt (32,750 tokens)
+        // with 16,000 more fits; a 600,000-character prompt does not.
+        let chat = |chars: usize, max: u64| {
+            parse(
+                Api::Chat,
+                &format!(
+                    r#"{{"model":"trickle-sim","messages":[{{"role":"user","content":"{}"}}],"max_tokens":{max}}}"#,
+                    "x".repeat(chars)
+                ),
+            )
+        };
+        assert!(chat(131_000, 16_000).is_ok());
+        let error = chat(600_000, 16_000)
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(
+            (error.status, error.param, error.code),
+            (400, Some("messages"), Some("context_length_exceeded"))
+        );
+        assert!(
+            error.message.starts_with(
+                "This model's maximum context length is 131072 tokens. However, you requested 166000 tokens (150000 in the messages, 16000 in the completion)."
+            ),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn tokenize_and_detokenize_bodies_in_vllms_shapes() {
+        let m = model();
+        let chat = TokenizeRequest::parse(
+            br#"{"model":"trickle-sim","messages":[{"role":"user","content":"hello"},{"role":"assistant","content":[{"type":"text","text":"abc"}]}]}"#,
+            &m,
+        );
+        assert_eq!(
+            chat.map(|r| r.texts),
+            Ok(vec!["hello".to_owned(), "abc".to_owned()])
+        );
+        let prompt = TokenizeRequest::parse(br#"{"prompt":"hi","return_token_strs":true}"#, &m);
+        assert!(prompt.is_ok_and(|r| r.texts == ["hi"] && r.return_token_strs));
+        let status = |r: Result<TokenizeRequest, OpenAiError>| r.err().map(|e| e.status);
+        assert_eq!(
+            status(TokenizeRequest::parse(
+                br#"{"model":"nope","prompt":"x"}"#,
+                &m
+            )),
+            Some(404)
+        );
+        assert_eq!(status(TokenizeRequest::parse(br#"{}"#, &m)), Some(400));
+        assert_eq!(parse_detokenize(br#"{"tokens":[0,1]}"#, &m), Ok(vec![0, 1]));
+        assert!(parse_detokenize(br#"{"tokens":[-1]}"#, &m).is_err());
+        assert!(parse_detokenize(br#"{"model":"trickle-sim"}"#, &m).is_err());
     }
 }

@@ -16,16 +16,79 @@ use crate::stream::{body, EndReason, Step, Transport};
 /// Largest request body (a long prompt fits; more is 413).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
-pub async fn chat(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    complete(Api::Chat, &req, &body, &state).await
+pub async fn chat(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    match read_body(&req, body).await {
+        Ok(body) => complete(Api::Chat, &req, &body, &state).await,
+        Err(error) => error.response(),
+    }
 }
 
 pub async fn completions(
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    complete(Api::Completions, &req, &body, &state).await
+    match read_body(&req, body).await {
+        Ok(body) => complete(Api::Completions, &req, &body, &state).await,
+        Err(error) => error.response(),
+    }
+}
+
+/// A request body up to [`MAX_BODY`], or the error in OpenAI's shape:
+/// `413` beyond it (told by `Content-Length` before reading, or when the
+/// body outgrows it), `400` when the body breaks off.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::Bytes, OpenAiError> {
+    use futures_util::StreamExt as _;
+    let too_large = || {
+        let mut error = OpenAiError::invalid(
+            None,
+            Some("request_too_large"),
+            format!("The request body is larger than this server accepts ({MAX_BODY} bytes)."),
+        );
+        error.status = 413;
+        error
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            OpenAiError::invalid(
+                None,
+                None,
+                format!("The request body could not be read: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// An unknown route under `/v1/`: `404` in OpenAI's shape.
+pub async fn unknown_url(req: HttpRequest) -> HttpResponse {
+    let mut error = OpenAiError::invalid(
+        None,
+        None,
+        format!("Invalid URL ({} {})", req.method(), req.path()),
+    );
+    error.status = 404;
+    error.response()
 }
 
 /// The served models, as OpenAI lists them.

@@ -5,6 +5,7 @@ pub mod index;
 pub mod llm;
 pub mod metrics;
 pub mod streams;
+pub mod vllm;
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
@@ -28,12 +29,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_metrics: bool) {
                 .route(web::get().to(llm::models))
                 .default_service(web::to(method_not_allowed)),
         )
+        .service(post_only("/tokenize", vllm::tokenize))
+        .service(post_only("/detokenize", vllm::detokenize))
+        .service(get_only("/health", vllm::health))
+        .service(
+            web::resource("/ping")
+                .route(web::get().to(vllm::health))
+                .route(web::post().to(vllm::health))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(get_only("/version", vllm::version))
         .service(get_only("/healthz", health::healthz))
-        .service(get_only("/readyz", health::readyz));
+        .service(get_only("/readyz", health::readyz))
+        // Anything else under /v1/: OpenAI's 404 (after the routes above).
+        .service(web::scope("/v1").default_service(web::to(llm::unknown_url)));
 }
 
-/// An OpenAI-style resource: POST with a body up to [`llm::MAX_BODY`];
-/// other methods get OpenAI's error shape with `405`.
+/// An OpenAI-style resource: POST (its handler reads the body up to
+/// [`llm::MAX_BODY`] with [`llm::read_body`], 413 in OpenAI's shape
+/// beyond); other methods get OpenAI's error shape with `405`.
 fn post_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
@@ -41,7 +55,6 @@ where
     F::Output: actix_web::Responder + 'static,
 {
     web::resource(path)
-        .app_data(web::PayloadConfig::new(llm::MAX_BODY))
         .route(web::post().to(handler))
         .default_service(web::to(llm::post_only))
 }

@@ -288,6 +288,33 @@ async fn errors_come_in_openais_shape() {
     let get = app.get("/v1/chat/completions").await;
     assert_eq!(get.status(), 405);
     assert_eq!(get.headers()["allow"], "POST");
+    // The framework's own errors too: a body over the limit is 413, an
+    // unknown route under /v1/ is 404, both OpenAI error objects.
+    let huge = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 9 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    let huge: Value = huge.json().await.unwrap();
+    assert_eq!(huge["error"]["code"], "request_too_large");
+    error(413, None, huge);
+    let nowhere = app.get("/v1/embeddings").await;
+    assert_eq!(nowhere.status(), 404);
+    error(404, None, nowhere.json().await.unwrap());
+    let context = post(
+        &app,
+        "/v1/chat/completions",
+        json!({"model": "trickle-sim", "messages": [{"role": "user", "content": "x".repeat(600_000)}]}),
+    )
+    .await;
+    assert_eq!(context.status(), 400);
+    let context: Value = context.json().await.unwrap();
+    assert_eq!(context["error"]["code"], "context_length_exceeded");
+    error(400, Some("messages"), context);
 
     // The one slot taken: the next request gets 429 with Retry-After.
     let held = post(
@@ -421,4 +448,80 @@ async fn decoding_slows_with_the_streams_open() {
         ratio > 1.6 && ratio < 4.0,
         "alone {alone:?}, crowded {crowded:?}: x{ratio:.2} (2.5 expected)"
     );
+}
+
+/// vLLM's tokenizer routes agree with usage: `/tokenize`'s count is the
+/// prompt tokens a completion of the same prompt bills, the model's own
+/// output words map back through `/detokenize`, prompt pieces do not.
+#[tokio::test]
+async fn tokenize_counts_what_usage_bills_and_detokenize_maps_output_words_back() {
+    let app = spawn_app_with(&["--llm-decode-rate", "1000", "--llm-ttft", "0ms"]).await;
+    let messages = json!([
+        {"role": "system", "content": "You are a test."},
+        {"role": "user", "content": [{"type": "text", "text": "How many tokens is this, exactly?"}]}
+    ]);
+    let tokenized: Value = post(
+        &app,
+        "/tokenize",
+        json!({"model": "trickle-sim", "messages": messages}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let answer: Value = post(
+        &app,
+        "/v1/chat/completions",
+        json!({"model": "trickle-sim", "messages": messages, "max_tokens": 3}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        tokenized["count"], answer["usage"]["prompt_tokens"],
+        "{tokenized} {answer}"
+    );
+    assert_eq!(
+        tokenized["tokens"].as_array().map(Vec::len),
+        tokenized["count"].as_u64().map(|n| n as usize)
+    );
+    assert_eq!(tokenized["max_model_len"], 131_072);
+    assert!(tokenized["token_strs"].is_null());
+    let prompt: Value = post(
+        &app,
+        "/tokenize",
+        json!({"prompt": "abcdefg", "return_token_strs": true}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(prompt["token_strs"], json!(["abcd", "efg"]));
+
+    // The answer's words are ids 0-31: " the stream of" is 0, 1, 2.
+    let text: Value = post(&app, "/detokenize", json!({"tokens": [0, 1, 2]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(text["prompt"], answer["choices"][0]["message"]["content"]);
+    let piece = prompt["tokens"][0].clone();
+    let refused = post(&app, "/detokenize", json!({"tokens": [piece]})).await;
+    assert_eq!(refused.status(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["param"], "tokens");
+    let unknown = post(&app, "/tokenize", json!({"model": "nope", "prompt": "x"})).await;
+    assert_eq!(unknown.status(), 404);
+    // Not streams: nothing counted as one.
+    let version: Value = app.get("/version").await.json().await.unwrap();
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+    let metrics =
+        crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap());
+    let streams_started: f64 = metrics
+        .series("trickle_streams_started_total")
+        .iter()
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(streams_started, 1.0, "only the completion was a stream");
 }

@@ -12,9 +12,21 @@ async fn ready_until_draining_then_503_and_no_new_streams() {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["max_streams"], 10_000);
 
+    // vLLM's probes: 200 with an empty body while serving.
+    for probe in ["/health", "/ping"] {
+        let response = app.get(probe).await;
+        assert_eq!(response.status(), 200, "{probe}");
+        assert!(response.bytes().await.unwrap().is_empty(), "{probe}");
+    }
+    let post = app.client.post(app.url("/ping")).send().await.unwrap();
+    assert_eq!(post.status(), 200);
+
     app.lifecycle.begin_drain();
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
+    for probe in ["/health", "/ping"] {
+        assert_eq!(app.get(probe).await.status(), 503, "{probe} while draining");
+    }
     let refused = app.get("/sse").await;
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));

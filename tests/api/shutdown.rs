@@ -79,6 +79,25 @@ async fn sigterm_ends_every_stream_gracefully_and_exits_within_the_grace() {
 
     let t0 = Instant::now();
     bin.sigterm();
+    // vLLM's health probe says 503 once draining, before the listener
+    // closes (on the connection the client already holds).
+    let give_up = Instant::now() + Duration::from_secs(2);
+    loop {
+        let health = client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if health == 503 {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "/health still {health} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // Each typed client gets its graceful end.
     let sse_events = events(&timed_sse(sse, t0).await);
