@@ -25,6 +25,8 @@ pub struct AppState {
     pub telemetry: StreamTelemetry,
     /// The simulated LLM.
     pub model: Arc<crate::llm::ModelSettings>,
+    /// Its batch scheduler (running and waiting requests).
+    pub scheduler: Arc<crate::llm::scheduler::Scheduler>,
 }
 
 /// A stream request whose parameters are valid, with the time it arrived.
@@ -63,6 +65,10 @@ impl AppState {
             retry: settings.retry,
             telemetry,
             model: Arc::new(settings.llm.clone()),
+            scheduler: Arc::new(crate::llm::scheduler::Scheduler::new(
+                settings.llm.max_num_seqs,
+                settings.llm.max_waiting,
+            )),
         }
     }
 

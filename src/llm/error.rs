@@ -48,6 +48,21 @@ impl OpenAiError {
         }
     }
 
+    /// The scheduler's waiting queue is full: `429` as an overloaded
+    /// OpenAI-compatible server answers, with `Retry-After`.
+    pub fn queue_full(waiting: u64, retry_after: Duration) -> Self {
+        Self {
+            status: 429,
+            kind: "rate_limit_error",
+            param: None,
+            code: Some("rate_limit_exceeded"),
+            message: format!(
+                "The server is overloaded: {waiting} requests are already waiting (--llm-max-waiting). Try again later."
+            ),
+            retry_after: Some(retry_after),
+        }
+    }
+
     /// The service's own refusals (stream limit, draining) in OpenAI's shape.
     pub(crate) fn from_api(error: &ApiError) -> Self {
         let (status, kind, code, retry_after) = match error {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod model;
 pub mod openai;
 pub mod request;
+pub mod scheduler;
 pub mod tokenizer;
 
 pub use error::OpenAiError;

@@ -57,7 +57,9 @@ pub struct ModelSettings {
     )]
     pub reasoning_tokens: u64,
     /// Slowdown with load k: each stream decodes at
-    /// decode-rate / (1 + k x streams open in this process).
+    /// decode-rate / (1 + k x load): the streams open in this process, or
+    /// with --llm-max-num-seqs the requests running (waiting ones do not
+    /// slow the others).
     #[arg(long = "llm-slowdown", env = "TRICKLE_LLM_SLOWDOWN", default_value_t = 0.0,
           value_parser = non_negative)]
     pub slowdown: f64,
@@ -75,6 +77,21 @@ pub struct ModelSettings {
     #[arg(long = "llm-max-model-len", env = "TRICKLE_LLM_MAX_MODEL_LEN", default_value_t = 131_072,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_model_len: u64,
+    /// At most N requests run (prefill or decode) at once, as vLLM's
+    /// --max-num-seqs; the rest wait in arrival order, holding their
+    /// connection and stream slot, their time to first token including the
+    /// wait (default: no limit, no one waits).
+    #[arg(long = "llm-max-num-seqs", env = "TRICKLE_LLM_MAX_NUM_SEQS",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_num_seqs: Option<u32>,
+    /// With --llm-max-num-seqs: at most N requests wait; more get 429 in
+    /// OpenAI's shape with Retry-After (counted rejected, reason waiting).
+    #[arg(
+        long = "llm-max-waiting",
+        env = "TRICKLE_LLM_MAX_WAITING",
+        requires = "max_num_seqs"
+    )]
+    pub max_waiting: Option<u64>,
 }
 
 fn positive(raw: &str) -> Result<f64, String> {
@@ -215,6 +232,8 @@ mod tests {
             default_max_tokens: 16,
             max_tokens: 100,
             max_model_len: 1000,
+            max_num_seqs: None,
+            max_waiting: None,
         }
     }
 

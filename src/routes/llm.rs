@@ -134,13 +134,34 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         state
             .model
             .plan(request.prompt_tokens, request.max_tokens, api == Api::Chat);
+    // A place in the scheduler's queue first: a refusal here opens no
+    // stream.
+    let mut ticket = match state.scheduler.enqueue() {
+        Ok(ticket) => ticket,
+        Err(full) => {
+            state.reject(names::REJECT_WAITING);
+            return OpenAiError::queue_full(full.waiting, state.retry).response();
+        }
+    };
     let open = match state.admit(req, ValidRequest::planned(spec, started), Transport::Sse) {
         Ok(open) => open,
         Err(refusal) => return OpenAiError::from_api(&refusal).response(),
     };
-    let mut source = open
-        .source
-        .with_slowdown(state.model.slowdown, state.lifecycle.clone());
+    let slowdown = state.model.slowdown;
+    let source = if state.scheduler.limited() {
+        let scheduler = state.scheduler.clone();
+        open.source
+            .with_slowdown(slowdown, move || scheduler.running())
+    } else {
+        let lifecycle = state.lifecycle.clone();
+        open.source
+            .with_slowdown(slowdown, move || lifecycle.open_streams() as u64)
+    };
+    // The first token waits for a running place (at once without a limit).
+    let mut source = source.with_gate(Box::pin(async move {
+        ticket.run().await;
+        Box::new(ticket) as Box<dyn std::any::Any + Send>
+    }));
     let genai = GenAiRequest {
         operation: api.operation(),
         provider: PROVIDER,

@@ -36,16 +36,38 @@ pub struct EventSource {
     /// clock from here (one clock read per event instead of two).
     started: Instant,
     started_unix: f64,
-    /// Intervals stretch with the open streams (the simulated LLM's
-    /// slowdown with load).
+    /// Intervals stretch with the load (the simulated LLM's slowdown).
     slowdown: Option<Slowdown>,
+    /// What the stream waits for before its plan starts (the simulated
+    /// LLM's scheduler), and what it then holds until it ends.
+    gate: Option<Gate>,
+    held: Option<Box<dyn std::any::Any + Send>>,
 }
 
-/// Each interval times (1 + k x streams open).
-#[derive(Debug, Clone)]
+/// A wait before the first event; it yields what the stream holds until
+/// it ends (a running place).
+pub type GateFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Box<dyn std::any::Any + Send>> + Send>>;
+
+struct Gate(GateFuture);
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gate")
+    }
+}
+
+/// Each interval times (1 + k x the load).
+#[derive(Clone)]
 struct Slowdown {
     k: f64,
-    lifecycle: crate::lifecycle::Lifecycle,
+    load: std::sync::Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for Slowdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slowdown").field("k", &self.k).finish()
+    }
 }
 
 impl EventSource {
@@ -70,15 +92,29 @@ impl EventSource {
             started,
             started_unix: unix_now() - started.elapsed().as_secs_f64(),
             slowdown: None,
+            gate: None,
+            held: None,
         }
     }
 
-    /// Stretches every interval by (1 + `k` x the streams open in
-    /// `lifecycle`) at the time it is taken; `k` = 0 changes nothing.
-    pub fn with_slowdown(mut self, k: f64, lifecycle: crate::lifecycle::Lifecycle) -> Self {
+    /// Stretches every interval by (1 + `k` x `load()`) at the time it is
+    /// taken; `k` = 0 changes nothing.
+    pub fn with_slowdown(mut self, k: f64, load: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
         if k > 0.0 {
-            self.slowdown = Some(Slowdown { k, lifecycle });
+            self.slowdown = Some(Slowdown {
+                k,
+                load: std::sync::Arc::new(load),
+            });
         }
+        self
+    }
+
+    /// Waits for `gate` before the plan starts: the first event comes the
+    /// plan's first delay after the gate opened (heartbeats, the drain and
+    /// the deadline still apply while waiting); what the gate yields is
+    /// held until the source is dropped.
+    pub fn with_gate(mut self, gate: GateFuture) -> Self {
+        self.gate = Some(Gate(gate));
         self
     }
 
@@ -87,6 +123,25 @@ impl EventSource {
     pub async fn next(&mut self) -> Option<Step> {
         if self.finished {
             return None;
+        }
+        if let Some(gate) = self.gate.as_mut() {
+            let heartbeat_due = self.last_sent + self.heartbeat;
+            tokio::select! {
+                biased;
+                () = self.drain.cancelled() => return Some(self.finish(EndReason::Shutdown)),
+                () = sleep_until(self.deadline) => return Some(self.finish(EndReason::Deadline)),
+                held = gate.0.as_mut() => {
+                    self.held = Some(held);
+                    self.gate = None;
+                    // The plan starts when the gate opens: the first event's
+                    // time includes the wait.
+                    self.next_due = Instant::now() + self.spec.first_delay;
+                }
+                () = sleep_until(heartbeat_due) => {
+                    self.last_sent = Instant::now();
+                    return Some(Step::Heartbeat);
+                }
+            }
         }
         if self.next_id >= self.spec.chunks {
             return Some(self.finish(EndReason::Completed));
@@ -145,10 +200,7 @@ impl EventSource {
     fn jittered_interval(&self) -> Duration {
         let interval = match &self.slowdown {
             None => self.spec.interval,
-            Some(s) => self
-                .spec
-                .interval
-                .mul_f64(1.0 + s.k * s.lifecycle.open_streams() as f64),
+            Some(s) => self.spec.interval.mul_f64(1.0 + s.k * (s.load)() as f64),
         };
         let jitter = self.spec.jitter.as_millis() as u64;
         if jitter == 0 {

@@ -42,6 +42,8 @@ pub mod names {
     pub const REJECT_CAPACITY: &str = "capacity";
     pub const REJECT_DRAINING: &str = "draining";
     pub const REJECT_INVALID: &str = "invalid";
+    /// The simulated LLM's waiting queue was full (429).
+    pub const REJECT_WAITING: &str = "waiting";
 }
 
 /// Time to first chunk and gaps between chunks, in seconds.
@@ -213,13 +215,14 @@ impl Metrics {
         let streams = StreamFamilies::register(r)?;
         let rejected = r.counter_vec(
             names::STREAMS_REJECTED,
-            "Stream requests not admitted, by reason: capacity (429), draining (503), invalid (400).",
+            "Stream requests not admitted, by reason: capacity (429), draining (503), invalid (400), waiting (429: the simulated LLM's waiting queue was full).",
             &["reason"],
         )?;
         for reason in [
             names::REJECT_CAPACITY,
             names::REJECT_DRAINING,
             names::REJECT_INVALID,
+            names::REJECT_WAITING,
         ] {
             rejected.with_label_values(&[reason]);
         }

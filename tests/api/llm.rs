@@ -525,3 +525,78 @@ async fn tokenize_counts_what_usage_bills_and_detokenize_maps_output_words_back(
         .sum();
     assert_eq!(streams_started, 1.0, "only the completion was a stream");
 }
+
+/// `--llm-max-num-seqs 4`: of 8 requests at once, 4 run and 4 wait; a
+/// waiting request's first token comes about one whole answer later.
+/// `--llm-max-waiting 2`: 2 of the 8 are refused with 429 at once.
+#[tokio::test]
+async fn a_batch_scheduler_makes_requests_wait_and_a_full_queue_refuses() {
+    // An answer: first token at once, 9 more 50 ms apart (~450 ms).
+    let args = [
+        "--llm-max-num-seqs",
+        "4",
+        "--llm-ttft",
+        "0ms",
+        "--llm-decode-rate",
+        "20",
+    ];
+    let app = spawn_app_with(&args).await;
+    let body = json!({"model": "trickle-sim", "max_tokens": 10, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let answers = futures_util::future::join_all(
+        (0..8).map(|_| stream(&app, "/v1/chat/completions", body.clone())),
+    )
+    .await;
+    let mut ttft: Vec<Duration> = answers
+        .iter()
+        .map(|chunks| {
+            assert_eq!(content(chunks).len(), 10, "every answer whole");
+            content(chunks)[0].at
+        })
+        .collect();
+    ttft.sort();
+    let (ran, waited) = ttft.split_at(4);
+    assert!(
+        ran.iter().all(|t| *t < Duration::from_millis(250)),
+        "the first four run at once: {ttft:?}"
+    );
+    assert!(
+        waited
+            .iter()
+            .all(|t| *t > Duration::from_millis(350) && *t < Duration::from_millis(1500)),
+        "the next four wait about one answer (~450 ms): {ttft:?}"
+    );
+
+    let mut args = args.to_vec();
+    args.extend(["--llm-max-waiting", "2"]);
+    let app = spawn_app_with(&args).await;
+    let statuses = futures_util::future::join_all((0..8).map(|_| async {
+        let response = post(&app, "/v1/chat/completions", body.clone()).await;
+        let status = response.status().as_u16();
+        if status == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["error"]["code"], "rate_limit_exceeded");
+        } else {
+            response.bytes().await.unwrap();
+        }
+        status
+    }))
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        6,
+        "{statuses:?}"
+    );
+    let metrics =
+        crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap());
+    assert_eq!(
+        metrics.get("trickle_streams_rejected_total", &[("reason", "waiting")]),
+        2.0
+    );
+}
