@@ -27,6 +27,9 @@ pub struct AppState {
     pub model: Arc<crate::llm::ModelSettings>,
     /// Its batch scheduler (running and waiting requests).
     pub scheduler: Arc<crate::llm::scheduler::Scheduler>,
+    /// Requests the model has drawn for (the n-th request's random
+    /// choices under `--llm-seed`).
+    draws: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A stream request whose parameters are valid, with the time it arrived.
@@ -69,6 +72,25 @@ impl AppState {
                 settings.llm.max_num_seqs,
                 settings.llm.max_waiting,
             )),
+            draws: Arc::default(),
+        }
+    }
+
+    /// The random source of the model's next request: with `--llm-seed`,
+    /// the n-th request of the process draws the same every run.
+    pub fn request_rng(&self) -> fastrand::Rng {
+        let n = self
+            .draws
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.model.seed {
+            // SplitMix64 of (seed, n): neighbouring requests far apart.
+            Some(seed) => {
+                let mut z = seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                fastrand::Rng::with_seed(z ^ (z >> 31))
+            }
+            None => fastrand::Rng::new(),
         }
     }
 

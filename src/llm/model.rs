@@ -84,6 +84,19 @@ pub struct ModelSettings {
     #[arg(long = "llm-max-num-seqs", env = "TRICKLE_LLM_MAX_NUM_SEQS",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_num_seqs: Option<u32>,
+    /// How long answers are when the model stops on its own: `N` tokens,
+    /// or `LO-HI` drawn uniformly per request (seeded by --llm-seed). An
+    /// answer ends at that length with finish_reason `stop`, or at
+    /// max_tokens first with `length`; a request with `ignore_eos: true`
+    /// runs to max_tokens. Default: every answer runs to max_tokens.
+    #[arg(long = "llm-output-tokens", env = "TRICKLE_LLM_OUTPUT_TOKENS", value_name = "N|LO-HI",
+          value_parser = OutputTokens::parse)]
+    pub output_tokens: Option<OutputTokens>,
+    /// Seed of every random choice of the model (answer lengths, jitter,
+    /// injected failures): the n-th request of a process draws the same
+    /// every run. Default: a new seed each run.
+    #[arg(long = "llm-seed", env = "TRICKLE_LLM_SEED")]
+    pub seed: Option<u64>,
     /// With --llm-max-num-seqs: at most N requests wait; more get 429 in
     /// OpenAI's shape with Retry-After (counted rejected, reason waiting).
     #[arg(
@@ -92,6 +105,44 @@ pub struct ModelSettings {
         requires = "max_num_seqs"
     )]
     pub max_waiting: Option<u64>,
+}
+
+/// Answer lengths when the model stops on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputTokens {
+    Fixed(u64),
+    /// Uniform over `lo..=hi`.
+    Uniform(u64, u64),
+}
+
+impl OutputTokens {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let number = |v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("{raw:?}: expected N or LO-HI, whole numbers >= 1"))
+        };
+        match raw.split_once('-') {
+            None => Ok(Self::Fixed(number(raw)?)),
+            Some((lo, hi)) => {
+                let (lo, hi) = (number(lo)?, number(hi)?);
+                if lo > hi {
+                    return Err(format!("{raw:?}: LO must not be above HI"));
+                }
+                Ok(Self::Uniform(lo, hi))
+            }
+        }
+    }
+
+    /// One answer's natural length.
+    pub fn draw(self, rng: &mut fastrand::Rng) -> u64 {
+        match self {
+            Self::Fixed(n) => n,
+            Self::Uniform(lo, hi) => rng.u64(lo..=hi),
+        }
+    }
 }
 
 fn positive(raw: &str) -> Result<f64, String> {
@@ -116,6 +167,9 @@ pub struct TokenPlan {
     /// How many of them come first as reasoning.
     pub reasoning_tokens: u64,
     pub tokens_per_chunk: u64,
+    /// The model ends on its own (finish_reason `stop`); otherwise it runs
+    /// into max_tokens (`length`).
+    pub stops: bool,
 }
 
 impl TokenPlan {
@@ -133,20 +187,30 @@ impl TokenPlan {
 }
 
 impl ModelSettings {
-    /// The plan and the pacing of a request for `max_tokens` output tokens
-    /// after a prompt of `prompt_tokens`; `reasoning` when the API can carry
-    /// reasoning (chat; the legacy completions API has no field for it).
+    /// The plan and the pacing of a request for at most `max_tokens`
+    /// output tokens after a prompt of `prompt_tokens`; `reasoning` when
+    /// the API can carry reasoning (chat; the legacy completions API has no
+    /// field for it); `ignore_eos` runs it to `max_tokens` whatever
+    /// `--llm-output-tokens` says; `rng` draws the answer's length.
     pub fn plan(
         &self,
         prompt_tokens: u64,
         max_tokens: u64,
         reasoning: bool,
+        ignore_eos: bool,
+        rng: &mut fastrand::Rng,
     ) -> (TokenPlan, StreamSpec) {
+        let natural = match self.output_tokens {
+            Some(lengths) if !ignore_eos => Some(lengths.draw(rng)),
+            _ => None,
+        };
+        let output_tokens = natural.map_or(max_tokens, |n| n.min(max_tokens));
         let reasoning_tokens = if reasoning { self.reasoning_tokens } else { 0 };
         let plan = TokenPlan {
-            output_tokens: max_tokens,
-            reasoning_tokens: reasoning_tokens.min(max_tokens),
+            output_tokens,
+            reasoning_tokens: reasoning_tokens.min(output_tokens),
             tokens_per_chunk: u64::from(self.tokens_per_chunk),
+            stops: natural.is_some_and(|n| n < max_tokens),
         };
         let prefill = Duration::from_secs_f64(prompt_tokens as f64 / self.prefill_rate);
         let interval = Duration::from_secs_f64(plan.tokens_per_chunk as f64 / self.decode_rate);
@@ -234,12 +298,29 @@ mod tests {
             max_model_len: 1000,
             max_num_seqs: None,
             max_waiting: None,
+            output_tokens: None,
+            seed: None,
         }
+    }
+
+    fn plan_of(
+        s: &ModelSettings,
+        prompt: u64,
+        max: u64,
+        reasoning: bool,
+    ) -> (TokenPlan, StreamSpec) {
+        s.plan(
+            prompt,
+            max,
+            reasoning,
+            false,
+            &mut fastrand::Rng::with_seed(7),
+        )
     }
 
     #[test]
     fn the_plan_paces_chunks_of_tokens_after_prefill() {
-        let (plan, spec) = settings().plan(500, 10, true);
+        let (plan, spec) = plan_of(&settings(), 500, 10, true);
         assert_eq!(plan.chunks(), 4, "10 tokens in chunks of 3");
         assert_eq!(plan.range(0), 0..3);
         assert_eq!(plan.range(3), 9..10);
@@ -250,8 +331,40 @@ mod tests {
         assert_eq!(spec.interval, Duration::from_millis(60));
         assert_eq!(spec.chunks, 4);
         // Reasoning never exceeds the output.
-        assert_eq!(settings().plan(0, 2, true).0.reasoning_tokens, 2);
-        assert_eq!(settings().plan(0, 8, false).0.reasoning_tokens, 0);
+        assert_eq!(plan_of(&settings(), 0, 2, true).0.reasoning_tokens, 2);
+        assert_eq!(plan_of(&settings(), 0, 8, false).0.reasoning_tokens, 0);
+        // No length set: every answer runs into max_tokens.
+        assert!(!plan_of(&settings(), 0, 8, false).0.stops);
+    }
+
+    #[test]
+    fn answers_stop_on_their_own_or_at_max_tokens_and_ignore_eos_runs_on() {
+        let mut s = settings();
+        s.output_tokens = Some(OutputTokens::Fixed(6));
+        let short = plan_of(&s, 0, 10, false).0;
+        assert_eq!((short.output_tokens, short.stops), (6, true));
+        let cut = plan_of(&s, 0, 4, false).0;
+        assert_eq!((cut.output_tokens, cut.stops), (4, false));
+        let on = s
+            .plan(0, 10, false, true, &mut fastrand::Rng::with_seed(1))
+            .0;
+        assert_eq!((on.output_tokens, on.stops), (10, false));
+        // A range: drawn within it, the same for the same seed.
+        s.output_tokens = Some(OutputTokens::Uniform(3, 7));
+        let draws = |seed| {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            (0..50)
+                .map(|_| s.plan(0, 100, false, false, &mut rng).0.output_tokens)
+                .collect::<Vec<_>>()
+        };
+        assert!(draws(9).iter().all(|n| (3..=7).contains(n)));
+        assert_eq!(draws(9), draws(9));
+        assert_ne!(draws(9), draws(10));
+        assert_eq!(OutputTokens::parse("5"), Ok(OutputTokens::Fixed(5)));
+        assert_eq!(OutputTokens::parse("2-9"), Ok(OutputTokens::Uniform(2, 9)));
+        for bad in ["", "0", "9-2", "x", "1-"] {
+            assert!(OutputTokens::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! then one chunk per step of tokens (`delta.reasoning_content` for
 //! reasoning tokens, `delta.content` after), then a chunk with the
 //! `finish_reason`, the usage chunk when `stream_options.include_usage`
-//! asked for it, and `[DONE]`. `finish_reason` is `stop` when every token
-//! was sent; a stream ended early says why: `deadline` (its longest life,
+//! asked for it, and `[DONE]`. `finish_reason` is `stop` when the model
+//! ended the answer (`--llm-output-tokens`), `length` when it ran into
+//! max_tokens; a stream ended early says why: `deadline` (its longest life,
 //! before the platform's timeout) or `shutdown` (the instance is stopping).
+//! With `stream_options.continuous_usage_stats` every chunk carries the
+//! usage so far, as vLLM sends it.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -16,14 +19,17 @@ use serde_json::{json, Value};
 use super::model::{text, TokenPlan};
 use super::request::{Api, CompletionRequest};
 use crate::stream::body::Encode;
+use crate::stream::guard::FinishReasons;
 use crate::stream::{EndReason, Step};
 
-/// `finish_reason` for a stream that ended for `reason`.
-pub fn finish_reason(reason: EndReason) -> &'static str {
-    match reason {
-        EndReason::Completed => "stop",
-        EndReason::Deadline => "deadline",
-        EndReason::Shutdown => "shutdown",
+/// `finish_reason` for each way a response of `plan` ends: a whole answer
+/// `stop` when the model ended it, `length` when it ran into max_tokens;
+/// an early end says why.
+pub fn finish_reasons(plan: &TokenPlan) -> FinishReasons {
+    FinishReasons {
+        completed: if plan.stops { "stop" } else { "length" },
+        deadline: "deadline",
+        shutdown: "shutdown",
     }
 }
 
@@ -71,7 +77,9 @@ impl OpenAiFramer {
             "model": self.request.model,
             "choices": choices,
         });
-        if self.request.include_usage {
+        if self.request.continuous_usage {
+            chunk["usage"] = self.usage();
+        } else if self.request.include_usage {
             chunk["usage"] = Value::Null;
         }
         chunk
@@ -106,7 +114,7 @@ impl OpenAiFramer {
     pub fn complete(&self, reason: EndReason) -> Value {
         let reasoning = self.sent.min(self.plan.reasoning_tokens);
         let content = text(0..self.sent - reasoning);
-        let finish = finish_reason(reason);
+        let finish = finish_reasons(&self.plan).of(reason);
         let choice = match self.request.api {
             Api::Chat => {
                 let mut message = json!({ "role": "assistant", "content": content });
@@ -176,7 +184,7 @@ impl Encode for OpenAiFramer {
             }
             Step::Heartbeat => Some(Bytes::from_static(b": keep-alive\n\n")),
             Step::End { reason, .. } => {
-                let finish = finish_reason(*reason);
+                let finish = finish_reasons(&self.plan).of(*reason);
                 let mut out = Vec::new();
                 out.extend_from_slice(&data(&self.chunk(self.choice(json!({}), "", Some(finish)))));
                 if self.request.include_usage {
@@ -213,11 +221,14 @@ mod tests {
             max_tokens: 5,
             stream: true,
             include_usage,
+            continuous_usage: false,
+            ignore_eos: false,
         };
         let plan = TokenPlan {
             output_tokens: 5,
             reasoning_tokens: reasoning,
             tokens_per_chunk: 2,
+            stops: true,
         };
         OpenAiFramer::new(request, plan, 1)
     }
@@ -322,5 +333,34 @@ mod tests {
         let whole = f.complete(EndReason::Completed);
         assert_eq!(whole["object"], "text_completion");
         assert_eq!(whole["choices"][0]["text"], text(0..2));
+    }
+
+    #[test]
+    fn a_whole_answer_says_length_when_it_ran_into_max_tokens() {
+        let mut f = framer(Api::Completions, false, 0);
+        f.plan.stops = false;
+        assert_eq!(
+            f.complete(EndReason::Completed)["choices"][0]["finish_reason"],
+            "length"
+        );
+        assert_eq!(
+            f.complete(EndReason::Deadline)["choices"][0]["finish_reason"],
+            "deadline"
+        );
+    }
+
+    #[test]
+    fn continuous_usage_puts_the_usage_so_far_on_every_chunk() {
+        let mut f = framer(Api::Chat, true, 0);
+        f.request.continuous_usage = true;
+        let prelude = lines(&f.prelude().unwrap_or_default());
+        assert_eq!(prelude[0]["usage"]["completion_tokens"], 0);
+        let first = lines(&f.encode(&event(0)).unwrap_or_default());
+        assert_eq!(
+            first[0]["usage"],
+            json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5})
+        );
+        let second = lines(&f.encode(&event(1)).unwrap_or_default());
+        assert_eq!(second[0]["usage"]["completion_tokens"], 4);
     }
 }

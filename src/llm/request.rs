@@ -34,6 +34,12 @@ pub struct CompletionRequest {
     pub max_tokens: u64,
     pub stream: bool,
     pub include_usage: bool,
+    /// `stream_options.continuous_usage_stats` (with `include_usage`): the
+    /// usage so far on every chunk, as vLLM sends it.
+    pub continuous_usage: bool,
+    /// `ignore_eos` (vLLM's extension, sent by benchmarks): run to
+    /// max_tokens.
+    pub ignore_eos: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +53,8 @@ struct Body {
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     n: Option<u64>,
+    #[serde(default)]
+    ignore_eos: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +91,8 @@ enum Prompt {
 struct StreamOptions {
     #[serde(default)]
     include_usage: Option<bool>,
+    #[serde(default)]
+    continuous_usage_stats: Option<bool>,
 }
 
 impl CompletionRequest {
@@ -177,10 +187,11 @@ impl CompletionRequest {
             ));
         }
         let stream = parsed.stream.unwrap_or(false);
-        let include_usage = stream
-            && parsed
-                .stream_options
-                .and_then(|o| o.include_usage)
+        let options = parsed.stream_options.as_ref();
+        let include_usage = stream && options.and_then(|o| o.include_usage).unwrap_or(false);
+        let continuous_usage = include_usage
+            && options
+                .and_then(|o| o.continuous_usage_stats)
                 .unwrap_or(false);
         Ok(Self {
             api,
@@ -189,6 +200,8 @@ impl CompletionRequest {
             max_tokens,
             stream,
             include_usage,
+            continuous_usage,
+            ignore_eos: parsed.ignore_eos.unwrap_or(false),
         })
     }
 }
@@ -330,8 +343,16 @@ mod tests {
                 max_tokens: 5,
                 stream: true,
                 include_usage: true,
+                continuous_usage: false,
+                ignore_eos: false,
             })
         );
+        let vllm = parse(
+            Api::Chat,
+            r#"{"model":"trickle-sim","messages":[{"role":"user","content":"x"}],"stream":true,
+               "ignore_eos":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}"#,
+        );
+        assert!(vllm.is_ok_and(|r| r.ignore_eos && r.continuous_usage));
         let completion = parse(
             Api::Completions,
             r#"{"model":"trickle-sim","prompt":"abcde","max_completion_tokens":7}"#,

@@ -130,10 +130,14 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
             return error.response();
         }
     };
-    let (plan, spec) =
-        state
-            .model
-            .plan(request.prompt_tokens, request.max_tokens, api == Api::Chat);
+    let mut rng = state.request_rng();
+    let (plan, spec) = state.model.plan(
+        request.prompt_tokens,
+        request.max_tokens,
+        api == Api::Chat,
+        request.ignore_eos,
+        &mut rng,
+    );
     // A place in the scheduler's queue first: a refusal here opens no
     // stream.
     let mut ticket = match state.scheduler.enqueue() {
@@ -158,7 +162,7 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
             .with_slowdown(slowdown, move || lifecycle.open_streams() as u64)
     };
     // The first token waits for a running place (at once without a limit).
-    let mut source = source.with_gate(Box::pin(async move {
+    let mut source = source.with_rng(rng).with_gate(Box::pin(async move {
         ticket.run().await;
         Box::new(ticket) as Box<dyn std::any::Any + Send>
     }));
@@ -172,7 +176,7 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
     let count = TokenCount {
         total: plan.output_tokens,
         per_event: plan.tokens_per_chunk,
-        finish_reason: crate::llm::openai::finish_reason,
+        finish_reasons: crate::llm::openai::finish_reasons(&plan),
     };
     let mut guard =
         open.guard

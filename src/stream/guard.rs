@@ -31,8 +31,26 @@ pub struct TokenCount {
     pub total: u64,
     /// Tokens per event (the last may carry fewer).
     pub per_event: u64,
-    /// The API's `finish_reason` for a stream that ended for a reason.
-    pub finish_reason: fn(EndReason) -> &'static str,
+    /// The API's `finish_reason` for each way a stream ends.
+    pub finish_reasons: FinishReasons,
+}
+
+/// What an API says when a stream ended for each [`EndReason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinishReasons {
+    pub completed: &'static str,
+    pub deadline: &'static str,
+    pub shutdown: &'static str,
+}
+
+impl FinishReasons {
+    pub fn of(&self, end: EndReason) -> &'static str {
+        match end {
+            EndReason::Completed => self.completed,
+            EndReason::Deadline => self.deadline,
+            EndReason::Shutdown => self.shutdown,
+        }
+    }
 }
 
 /// An LLM response's figures, recorded when the stream ends.
@@ -137,7 +155,9 @@ impl Drop for StreamGuard {
             first_token: tally.first_token.map(|t| t - tally.started),
             duration: ended - tally.started,
             // A client that left first has no finish reason of ours.
-            finish_reason: tally.end.map_or("client_gone", tally.count.finish_reason),
+            finish_reason: tally
+                .end
+                .map_or("client_gone", |end| tally.count.finish_reasons.of(end)),
         };
         self.recorder
             .set_attributes(response.attributes(&tally.request));

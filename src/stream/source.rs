@@ -42,6 +42,8 @@ pub struct EventSource {
     /// LLM's scheduler), and what it then holds until it ends.
     gate: Option<Gate>,
     held: Option<Box<dyn std::any::Any + Send>>,
+    /// Where the jitter is drawn from (`None`: the thread's generator).
+    rng: Option<fastrand::Rng>,
 }
 
 /// A wait before the first event; it yields what the stream holds until
@@ -94,7 +96,14 @@ impl EventSource {
             slowdown: None,
             gate: None,
             held: None,
+            rng: None,
         }
+    }
+
+    /// Draws the jitter from `rng` (a seeded request's).
+    pub fn with_rng(mut self, rng: fastrand::Rng) -> Self {
+        self.rng = Some(rng);
+        self
     }
 
     /// Stretches every interval by (1 + `k` x `load()`) at the time it is
@@ -197,7 +206,7 @@ impl EventSource {
         event
     }
 
-    fn jittered_interval(&self) -> Duration {
+    fn jittered_interval(&mut self) -> Duration {
         let interval = match &self.slowdown {
             None => self.spec.interval,
             Some(s) => self.spec.interval.mul_f64(1.0 + s.k * (s.load)() as f64),
@@ -206,7 +215,10 @@ impl EventSource {
         if jitter == 0 {
             return interval;
         }
-        let offset = fastrand::u64(0..=2 * jitter);
+        let offset = match &mut self.rng {
+            Some(rng) => rng.u64(0..=2 * jitter),
+            None => fastrand::u64(0..=2 * jitter),
+        };
         (interval + Duration::from_millis(offset)).saturating_sub(Duration::from_millis(jitter))
     }
 }

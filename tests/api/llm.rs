@@ -87,7 +87,8 @@ async fn a_chat_stream_paces_tokens_and_ends_with_finish_usage_and_done() {
         "{decode:?}"
     );
     let n = chunks.len();
-    assert_eq!(chunks[n - 3].item["choices"][0]["finish_reason"], "stop");
+    // Every token up to max_tokens: the answer ran into it.
+    assert_eq!(chunks[n - 3].item["choices"][0]["finish_reason"], "length");
     assert_eq!(
         chunks[n - 2].item["usage"],
         json!({"prompt_tokens": 3, "completion_tokens": 10, "total_tokens": 13})
@@ -178,7 +179,7 @@ async fn completions_stream_text_and_answer_whole_when_not_streamed() {
     );
     assert_eq!(whole["object"], "chat.completion");
     assert_eq!(whole["choices"][0]["message"]["content"], text(0..6));
-    assert_eq!(whole["choices"][0]["finish_reason"], "stop");
+    assert_eq!(whole["choices"][0]["finish_reason"], "length");
     assert_eq!(whole["usage"]["completion_tokens"], 6);
     assert_eq!(whole["usage"]["prompt_tokens"], 1);
 }
@@ -599,4 +600,88 @@ async fn a_batch_scheduler_makes_requests_wait_and_a_full_queue_refuses() {
         metrics.get("trickle_streams_rejected_total", &[("reason", "waiting")]),
         2.0
     );
+}
+
+/// `--llm-output-tokens`: the model stops on its own (`stop`) or runs into
+/// max_tokens (`length`); `ignore_eos` runs to max_tokens; a range is drawn
+/// per request, the same under the same `--llm-seed`; vLLM's
+/// `continuous_usage_stats` puts the usage so far on every chunk.
+#[tokio::test]
+async fn answers_end_on_their_own_or_at_max_tokens_repeatably_under_a_seed() {
+    let fast = ["--llm-ttft", "0ms", "--llm-decode-rate", "2000"];
+    let app = spawn_app_with(&[&fast[..], &["--llm-output-tokens", "5"]].concat()).await;
+    let ask = |max: u64, extra: Value| {
+        let mut body = json!({"model": "trickle-sim", "max_tokens": max,
+                              "messages": [{"role": "user", "content": "hi"}]});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        body
+    };
+    let whole = |body: Value| async {
+        let answer: Value = post(&app, "/v1/chat/completions", body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        (
+            answer["choices"][0]["finish_reason"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+            answer["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+        )
+    };
+    assert_eq!(whole(ask(20, json!({}))).await, ("stop".to_owned(), 5));
+    assert_eq!(whole(ask(3, json!({}))).await, ("length".to_owned(), 3));
+    assert_eq!(
+        whole(ask(20, json!({"ignore_eos": true}))).await,
+        ("length".to_owned(), 20)
+    );
+    // Usage on every chunk, counting up.
+    let chunks = stream(
+        &app,
+        "/v1/chat/completions",
+        ask(
+            20,
+            json!({"stream": true, "stream_options": {"include_usage": true, "continuous_usage_stats": true}}),
+        ),
+    )
+    .await;
+    let counts: Vec<u64> = content(&chunks)
+        .iter()
+        .map(|c| c.item["usage"]["completion_tokens"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(counts, [1, 2, 3, 4, 5]);
+
+    // A range under a seed: the same lengths, request by request.
+    let lengths = |seed: &'static str| async move {
+        let app = spawn_app_with(
+            &[
+                &fast[..],
+                &["--llm-output-tokens", "2-40", "--llm-seed", seed],
+            ]
+            .concat(),
+        )
+        .await;
+        let mut lengths = Vec::new();
+        for _ in 0..8 {
+            let answer: Value = post(
+                &app,
+                "/v1/chat/completions",
+                json!({"model": "trickle-sim",
+                    "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+            lengths.push(answer["usage"]["completion_tokens"].as_u64().unwrap_or(0));
+        }
+        lengths
+    };
+    let first = lengths("7").await;
+    assert!(first.iter().all(|n| (2..=40).contains(n)), "{first:?}");
+    assert_eq!(first, lengths("7").await, "the same seed, the same lengths");
+    assert_ne!(first, lengths("8").await, "another seed, other lengths");
 }

@@ -420,7 +420,7 @@ async fn an_llm_stream_span_carries_the_gen_ai_attributes() {
     assert_eq!(span.int("gen_ai.request.max_tokens"), Some(4));
     assert_eq!(span.int("gen_ai.usage.input_tokens"), Some(2));
     assert_eq!(span.int("gen_ai.usage.output_tokens"), Some(4));
-    assert_eq!(span.strings("gen_ai.response.finish_reasons"), ["stop"]);
+    assert_eq!(span.strings("gen_ai.response.finish_reasons"), ["length"]);
     assert_eq!(span.str("trickle.outcome"), Some("completed"));
     let chunks = spans
         .iter()

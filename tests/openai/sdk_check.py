@@ -56,7 +56,7 @@ def main():
     check(roles == ["assistant"], f"chat stream: the role once ({roles})")
     check(thoughts == text(reasoning), f"chat stream: reasoning {thoughts!r}")
     check(content == text(8 - reasoning), f"chat stream: content {content!r}")
-    check(finish == "stop", f"chat stream: finish_reason {finish!r}")
+    check(finish == "length", f"chat stream: finish_reason {finish!r} (ran into max_tokens)")
     check(usage is not None and usage.completion_tokens == 8 and usage.prompt_tokens == 5
           and usage.total_tokens == 13, f"chat stream: usage {usage}")
 
@@ -64,7 +64,7 @@ def main():
     chunks = list(client.chat.completions.create(
         model="trickle-sim", messages=messages, max_tokens=3, stream=True))
     check(all(c.usage is None for c in chunks), "chat stream without include_usage: no usage")
-    check(chunks[-1].choices[0].finish_reason == "stop", "chat stream without usage: finish")
+    check(chunks[-1].choices[0].finish_reason == "length", "chat stream without usage: finish")
 
     # Completions, streamed, with and without usage.
     said, usage = "", None
@@ -87,7 +87,7 @@ def main():
     whole = client.chat.completions.create(model="trickle-sim", messages=messages, max_tokens=4)
     check(whole.choices[0].message.content == text(4 - min(reasoning, 4)),
           f"chat: content {whole.choices[0].message.content!r}")
-    check(whole.choices[0].finish_reason == "stop", "chat: finish_reason")
+    check(whole.choices[0].finish_reason == "length", "chat: finish_reason")
     check(whole.usage.completion_tokens == 4, f"chat: usage {whole.usage}")
     whole = client.completions.create(model="trickle-sim", prompt="abcd", max_tokens=3)
     check(whole.choices[0].text == text(3), f"completions: text {whole.choices[0].text!r}")

@@ -48,7 +48,7 @@ async fn the_figures_match_the_simulated_models_settings() {
         "exactly max_tokens each"
     );
     assert_eq!(llm.estimated_requests, 0, "tokens from usage");
-    assert_eq!(llm.finish_reasons.get("stop"), Some(&llm.requests));
+    assert_eq!(llm.finish_reasons.get("length"), Some(&llm.requests));
     let ttft = p50_ms(report, Measure::Ttft);
     assert!((140.0..400.0).contains(&ttft), "ttft {ttft}");
     let itl = p50_ms(report, Measure::Gap);
