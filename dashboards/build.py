@@ -157,6 +157,19 @@ def trickle():
                   (quantile(0.99, "gen_ai_server_time_per_output_token_seconds", J, "le, gen_ai_operation_name"), "{{gen_ai_operation_name}} p99")], width=8)
     b.panel("Tokens per second", "Output and input tokens per second over every request (gen_ai_server_token_usage by token type).",
             "short", [(rate("gen_ai_server_token_usage_sum", J, "gen_ai_token_type"), "{{gen_ai_token_type}} tokens/s")], width=8)
+    b.row("vLLM (the simulated model under vLLM's metric names)")
+    b.panel("Requests running and waiting", "vllm:num_requests_running and vllm:num_requests_waiting: requests in the batch and queued behind it (--llm-max-num-seqs).",
+            "short", [(f"sum(vllm:num_requests_running{J})", "running"),
+                      (f"sum(vllm:num_requests_waiting{J})", "waiting")], width=6)
+    b.panel("Queue time", "vllm:request_queue_time_seconds: arrival to scheduled, p50 and p99.",
+            "s", [(quantile(0.5, "vllm:request_queue_time_seconds", J), "p50"),
+                  (quantile(0.99, "vllm:request_queue_time_seconds", J), "p99")], width=6)
+    b.panel("Time to first token (vLLM)", "vllm:time_to_first_token_seconds, p50 and p99.",
+            "s", [(quantile(0.5, "vllm:time_to_first_token_seconds", J), "p50"),
+                  (quantile(0.99, "vllm:time_to_first_token_seconds", J), "p99")], width=6)
+    b.panel("Inter-token latency", "vllm:time_per_output_token_seconds: each output step's time since the request's previous one (vLLM's way), p50 and p99.",
+            "s", [(quantile(0.5, "vllm:time_per_output_token_seconds", J), "p50"),
+                  (quantile(0.99, "vllm:time_per_output_token_seconds", J), "p99")], width=6)
     b.row("Process")
     b.panel("CPU", "CPU time per second of each process (1 = one core).", "percentunit",
             [(rate("process_cpu_seconds_total", J, "instance"), "{{instance}}")])

@@ -140,6 +140,7 @@ impl Settings {
             service: self.k_service.clone(),
             revision: self.k_revision.clone(),
             configuration: self.k_configuration.clone(),
+            llm_metrics: self.llm.metric_families(),
         }
     }
 }

@@ -58,6 +58,18 @@ impl AppState {
         instance: Arc<str>,
         telemetry: StreamTelemetry,
     ) -> Self {
+        let scheduler = Arc::new(
+            crate::llm::scheduler::Scheduler::new(
+                settings.llm.max_num_seqs,
+                settings.llm.max_waiting,
+            )
+            .with_gauges(
+                telemetry
+                    .metrics()
+                    .and_then(|m| m.vllm.as_ref())
+                    .map(|v| v.scheduler_gauges(settings.llm.served_model())),
+            ),
+        );
         Self {
             lifecycle,
             pacing: Pacing {
@@ -68,10 +80,7 @@ impl AppState {
             retry: settings.retry,
             telemetry,
             model: Arc::new(settings.llm.clone()),
-            scheduler: Arc::new(crate::llm::scheduler::Scheduler::new(
-                settings.llm.max_num_seqs,
-                settings.llm.max_waiting,
-            )),
+            scheduler,
             draws: Arc::default(),
         }
     }

@@ -97,6 +97,17 @@ pub struct ModelSettings {
     /// every run. Default: a new seed each run.
     #[arg(long = "llm-seed", env = "TRICKLE_LLM_SEED")]
     pub seed: Option<u64>,
+    /// Which LLM metrics /metrics carries: the OpenTelemetry GenAI server
+    /// metrics (gen_ai_server_*), vLLM's (vllm:*, for dashboards and
+    /// autoscalers written against vLLM), or both.
+    #[arg(
+        id = "llm_metrics",
+        long = "llm-metrics",
+        env = "TRICKLE_LLM_METRICS",
+        value_enum,
+        default_value = "both"
+    )]
+    pub metrics: LlmMetricNames,
     /// With --llm-max-num-seqs: at most N requests wait; more get 429 in
     /// OpenAI's shape with Retry-After (counted rejected, reason waiting).
     #[arg(
@@ -105,6 +116,29 @@ pub struct ModelSettings {
         requires = "max_num_seqs"
     )]
     pub max_waiting: Option<u64>,
+}
+
+/// `--llm-metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LlmMetricNames {
+    Genai,
+    Vllm,
+    Both,
+}
+
+impl ModelSettings {
+    /// The metric families the registry keeps.
+    pub fn metric_families(&self) -> trickle_telemetry::metrics::LlmMetrics {
+        trickle_telemetry::metrics::LlmMetrics {
+            genai: self.metrics != LlmMetricNames::Vllm,
+            vllm: (self.metrics != LlmMetricNames::Genai).then_some(self.max_model_len),
+        }
+    }
+
+    /// The model named in vLLM's gauges (vLLM serves one): the first.
+    pub fn served_model(&self) -> &str {
+        self.models.first().map_or("", String::as_str)
+    }
 }
 
 /// Answer lengths when the model stops on its own.
@@ -300,6 +334,7 @@ mod tests {
             max_waiting: None,
             output_tokens: None,
             seed: None,
+            metrics: LlmMetricNames::Both,
         }
     }
 

@@ -23,6 +23,9 @@ pub struct Scheduler {
     max_waiting: Option<u64>,
     waiting: AtomicU64,
     running: AtomicU64,
+    /// vLLM's `num_requests_running` and `num_requests_waiting`, moved
+    /// with the counts.
+    gauges: Option<(prometheus::IntGauge, prometheus::IntGauge)>,
 }
 
 /// The waiting queue was full.
@@ -40,6 +43,40 @@ impl Scheduler {
             max_waiting,
             waiting: AtomicU64::new(0),
             running: AtomicU64::new(0),
+            gauges: None,
+        }
+    }
+
+    /// Moves vLLM's running and waiting gauges with the counts.
+    pub fn with_gauges(
+        mut self,
+        gauges: Option<(prometheus::IntGauge, prometheus::IntGauge)>,
+    ) -> Self {
+        self.gauges = gauges;
+        self
+    }
+
+    fn add_waiting(&self, delta: i64) -> u64 {
+        if let Some((_, waiting)) = &self.gauges {
+            waiting.add(delta);
+        }
+        if delta >= 0 {
+            self.waiting.fetch_add(delta as u64, Ordering::Relaxed)
+        } else {
+            self.waiting
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed)
+        }
+    }
+
+    fn add_running(&self, delta: i64) {
+        if let Some((running, _)) = &self.gauges {
+            running.add(delta);
+        }
+        if delta >= 0 {
+            self.running.fetch_add(delta as u64, Ordering::Relaxed);
+        } else {
+            self.running
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
         }
     }
 
@@ -72,9 +109,9 @@ impl Scheduler {
                     state: TicketState::Admitted(Some(permit)),
                 });
             }
-            let waiting = self.waiting.fetch_add(1, Ordering::Relaxed);
+            let waiting = self.add_waiting(1);
             if self.max_waiting.is_some_and(|max| waiting >= max) {
-                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.add_waiting(-1);
                 return Err(QueueFull { waiting });
             }
             return Ok(Ticket {
@@ -127,7 +164,7 @@ impl Ticket {
                     Some(places) => places.acquire_owned().await.ok(),
                     None => None,
                 };
-                self.scheduler.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.scheduler.add_waiting(-1);
                 permit
             }
             running @ TicketState::Running { .. } => {
@@ -136,7 +173,7 @@ impl Ticket {
             }
             TicketState::Done => return Duration::ZERO,
         };
-        self.scheduler.running.fetch_add(1, Ordering::Relaxed);
+        self.scheduler.add_running(1);
         self.state = TicketState::Running { _place: permit };
         self.arrived.elapsed()
     }
@@ -146,10 +183,10 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         match self.state {
             TicketState::Waiting => {
-                self.scheduler.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.scheduler.add_waiting(-1);
             }
             TicketState::Running { .. } => {
-                self.scheduler.running.fetch_sub(1, Ordering::Relaxed);
+                self.scheduler.add_running(-1);
             }
             TicketState::Admitted(_) | TicketState::Done => {}
         }

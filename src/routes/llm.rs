@@ -161,11 +161,11 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         open.source
             .with_slowdown(slowdown, move || lifecycle.open_streams() as u64)
     };
-    // The first token waits for a running place (at once without a limit).
-    let mut source = source.with_rng(rng).with_gate(Box::pin(async move {
-        ticket.run().await;
-        Box::new(ticket) as Box<dyn std::any::Any + Send>
-    }));
+    let count = TokenCount {
+        total: plan.output_tokens,
+        per_event: plan.tokens_per_chunk,
+        finish_reasons: crate::llm::openai::finish_reasons(&plan),
+    };
     let genai = GenAiRequest {
         operation: api.operation(),
         provider: PROVIDER,
@@ -173,14 +173,18 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         max_tokens: request.max_tokens,
         input_tokens: request.prompt_tokens,
     };
-    let count = TokenCount {
-        total: plan.output_tokens,
-        per_event: plan.tokens_per_chunk,
-        finish_reasons: crate::llm::openai::finish_reasons(&plan),
-    };
     let mut guard =
         open.guard
             .with_genai(genai, count, started, state.telemetry.metrics().cloned());
+    let running_since = guard.running_since();
+    // The first token waits for a running place (at once without a limit).
+    let mut source = source.with_rng(rng).with_gate(Box::pin(async move {
+        ticket.run().await;
+        if let Some(since) = running_since {
+            let _ = since.set(Instant::now());
+        }
+        Box::new(ticket) as Box<dyn std::any::Any + Send>
+    }));
     let created = crate::stream::event::unix_now() as u64;
     let stream = request.stream;
     let mut framer = OpenAiFramer::new(request, plan, created);

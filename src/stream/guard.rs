@@ -64,6 +64,10 @@ struct GenAiTally {
     first_token: Option<Instant>,
     last_token: Option<Instant>,
     end: Option<EndReason>,
+    /// vLLM's per-step metrics of this request's model, when kept.
+    vllm_steps: Option<trickle_telemetry::vllm::VllmSteps>,
+    /// When the request was scheduled to run (set by the scheduler's gate).
+    running_since: Arc<std::sync::OnceLock<Instant>>,
 }
 
 impl StreamGuard {
@@ -86,6 +90,10 @@ impl StreamGuard {
         metrics: Option<Arc<Metrics>>,
     ) -> Self {
         self.recorder.set_attributes(request.attributes());
+        let vllm_steps = metrics
+            .as_ref()
+            .and_then(|m| m.vllm.as_ref())
+            .map(|v| v.steps(&request.model));
         self.genai = Some(GenAiTally {
             request,
             count,
@@ -95,8 +103,16 @@ impl StreamGuard {
             first_token: None,
             last_token: None,
             end: None,
+            vllm_steps,
+            running_since: Arc::default(),
         });
         self
+    }
+
+    /// Where the scheduler notes when the request began to run (`None`
+    /// for a stream that is not an LLM response).
+    pub(crate) fn running_since(&self) -> Option<Arc<std::sync::OnceLock<Instant>>> {
+        self.genai.as_ref().map(|t| t.running_since.clone())
     }
 
     /// Counts what a step produced (tokens, the end), whether or not it
@@ -106,7 +122,16 @@ impl StreamGuard {
         match step {
             Step::Event(event) => {
                 let now = Instant::now();
-                tally.tokens = ((event.id + 1) * tally.count.per_event).min(tally.count.total);
+                let tokens = ((event.id + 1) * tally.count.per_event).min(tally.count.total);
+                if let Some(steps) = &tally.vllm_steps {
+                    // vLLM records each step's time since the request's
+                    // previous one (none for the first).
+                    steps.step(
+                        tokens.saturating_sub(tally.tokens),
+                        tally.last_token.map(|last| now - last),
+                    );
+                }
+                tally.tokens = tokens;
                 tally.first_token.get_or_insert(now);
                 tally.last_token = Some(now);
             }
@@ -161,9 +186,32 @@ impl Drop for StreamGuard {
         };
         self.recorder
             .set_attributes(response.attributes(&tally.request));
-        if let Some(metrics) = &tally.metrics {
-            let successful = tally.end == Some(EndReason::Completed);
-            metrics.genai.record(&tally.request, &response, successful);
+        let Some(metrics) = &tally.metrics else {
+            return;
+        };
+        let successful = tally.end == Some(EndReason::Completed);
+        if let Some(genai) = &metrics.genai {
+            genai.record(&tally.request, &response, successful);
+        }
+        if let Some(vllm) = &metrics.vllm {
+            let end = Instant::now();
+            let running = tally.running_since.get().copied();
+            vllm.record(&trickle_telemetry::vllm::VllmRequest {
+                model: &tally.request.model,
+                prompt_tokens: tally.request.input_tokens,
+                generation_tokens: tally.tokens,
+                // Ended early (deadline, shutdown, the client gone): abort.
+                finished_reason: if successful {
+                    response.finish_reason
+                } else {
+                    "abort"
+                },
+                e2e: end - tally.started,
+                queued: running.map_or(end - tally.started, |r| r - tally.started),
+                prefill: running.zip(tally.first_token).map(|(r, f)| f - r),
+                decode: tally.first_token.zip(tally.last_token).map(|(f, l)| l - f),
+                ttft: response.first_token,
+            });
         }
     }
 }

@@ -85,6 +85,7 @@ pub mod propagation;
 pub mod registrar;
 pub mod semconv;
 pub mod traces;
+pub mod vllm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +112,8 @@ pub struct TelemetryConfig {
     pub revision: Option<String>,
     /// Cloud Run's `K_CONFIGURATION`: a resource attribute.
     pub configuration: Option<String>,
+    /// Which LLM metric families to keep.
+    pub llm_metrics: crate::metrics::LlmMetrics,
 }
 
 impl Default for TelemetryConfig {
@@ -122,6 +125,7 @@ impl Default for TelemetryConfig {
             service: None,
             revision: None,
             configuration: None,
+            llm_metrics: crate::metrics::LlmMetrics::default(),
         }
     }
 }
@@ -158,7 +162,11 @@ impl Telemetry {
     ) -> Result<Self, TelemetryError> {
         let instance: Arc<str> = instance_id(config.revision.as_deref()).into();
         let metrics = if config.metrics {
-            Some(Arc::new(Metrics::new(&config.version, &instance)?))
+            Some(Arc::new(Metrics::with_llm(
+                &config.version,
+                &instance,
+                &config.llm_metrics,
+            )?))
         } else {
             None
         };

@@ -124,8 +124,30 @@ pub struct Metrics {
     pub otel_spans_failed: IntCounter,
     /// The configured open-stream limit (`--max-streams`), for dashboards.
     pub streams_max: IntGauge,
-    /// LLM requests (`gen_ai_server_*`).
-    pub genai: crate::genai::GenAiMetrics,
+    /// LLM requests (`gen_ai_server_*`), unless turned off.
+    pub genai: Option<crate::genai::GenAiMetrics>,
+    /// LLM requests under vLLM's names (`vllm:*`), when asked for.
+    pub vllm: Option<crate::vllm::VllmMetrics>,
+}
+
+/// Which LLM metric families a registry keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlmMetrics {
+    /// The OpenTelemetry GenAI server metrics (`gen_ai_server_*`).
+    pub genai: bool,
+    /// vLLM's (`vllm:*`), with the context length that bounds their
+    /// token-count buckets.
+    pub vllm: Option<u64>,
+}
+
+impl Default for LlmMetrics {
+    /// GenAI only.
+    fn default() -> Self {
+        Self {
+            genai: true,
+            vllm: None,
+        }
+    }
 }
 
 /// The per-stream metric families, before they are split per transport.
@@ -210,6 +232,15 @@ impl Metrics {
     /// label in Prometheus and Managed Prometheus, and would be renamed
     /// `exported_instance`).
     pub fn new(version: &str, instance: &str) -> Result<Self, prometheus::Error> {
+        Self::with_llm(version, instance, &LlmMetrics::default())
+    }
+
+    /// [`new`](Self::new) with the LLM metric families `llm` names.
+    pub fn with_llm(
+        version: &str,
+        instance: &str,
+        llm: &LlmMetrics,
+    ) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let r = Registrar::new(&registry);
         let streams = StreamFamilies::register(r)?;
@@ -277,7 +308,14 @@ impl Metrics {
             names::OTEL_SPANS_FAILED,
             "Spans in export batches that failed (the collector refused, timed out or was unreachable).",
         )?;
-        let genai = crate::genai::GenAiMetrics::register(r)?;
+        let genai = llm
+            .genai
+            .then(|| crate::genai::GenAiMetrics::register(r))
+            .transpose()?;
+        let vllm = llm
+            .vllm
+            .map(|max_model_len| crate::vllm::VllmMetrics::register(r, max_model_len))
+            .transpose()?;
         #[cfg(target_os = "linux")]
         r.collect(prometheus::process_collector::ProcessCollector::for_self())?;
 
@@ -294,6 +332,7 @@ impl Metrics {
             otel_spans_failed,
             streams_max,
             genai,
+            vllm,
         })
     }
 

@@ -85,9 +85,12 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut i = 0;
     while i < bytes.len() {
         let start_ok = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
-        if start_ok && (expr[i..].starts_with("trickle_") || expr[i..].starts_with("process_")) {
+        let named = ["trickle_", "process_", "gen_ai_server_", "http_server_", "vllm:"]
+            .iter()
+            .any(|prefix| expr[i..].starts_with(prefix));
+        if start_ok && named {
             let end = expr[i..]
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
                 .map_or(expr.len(), |e| i + e);
             names.insert(expr[i..end].to_owned());
             i = end;
@@ -252,9 +255,17 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
 
     // Every metric a dashboard names exists in a live exposition.
     let exposed = format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         client
             .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        client
+            .get(format!("{}/metrics", llm.base))
             .send()
             .await
             .unwrap()

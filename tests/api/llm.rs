@@ -544,10 +544,18 @@ async fn a_batch_scheduler_makes_requests_wait_and_a_full_queue_refuses() {
     let app = spawn_app_with(&args).await;
     let body = json!({"model": "trickle-sim", "max_tokens": 10, "stream": true,
                       "messages": [{"role": "user", "content": "hi"}]});
-    let answers = futures_util::future::join_all(
+    let requests = futures_util::future::join_all(
         (0..8).map(|_| stream(&app, "/v1/chat/completions", body.clone())),
-    )
-    .await;
+    );
+    // While they run: vLLM's gauges say 4 running, 4 waiting.
+    let watch = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap())
+    };
+    let (answers, during) = tokio::join!(requests, watch);
+    let engine = [("model_name", "trickle-sim"), ("engine", "0")];
+    assert_eq!(during.get("vllm:num_requests_running", &engine), 4.0);
+    assert_eq!(during.get("vllm:num_requests_waiting", &engine), 4.0);
     let mut ttft: Vec<Duration> = answers
         .iter()
         .map(|chunks| {
@@ -567,6 +575,25 @@ async fn a_batch_scheduler_makes_requests_wait_and_a_full_queue_refuses() {
             .all(|t| *t > Duration::from_millis(350) && *t < Duration::from_millis(1500)),
         "the next four wait about one answer (~450 ms): {ttft:?}"
     );
+    // vLLM's queue time: four ~0, four ~one answer (its buckets: 0.3,
+    // 0.5, 0.8, 1.0, ...).
+    let after = crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap());
+    let queued = |le: &str| {
+        after.get(
+            "vllm:request_queue_time_seconds_bucket",
+            &[("model_name", "trickle-sim"), ("engine", "0"), ("le", le)],
+        )
+    };
+    assert_eq!(
+        after.get("vllm:request_queue_time_seconds_count", &engine),
+        8.0
+    );
+    assert_eq!(queued("0.3"), 4.0, "four did not wait");
+    assert_eq!(queued("1.5"), 8.0, "four waited about one answer");
+    let sum = after.get("vllm:request_queue_time_seconds_sum", &engine);
+    assert!((1.4..6.0).contains(&sum), "4 x ~0.45 s: {sum}");
+    assert_eq!(after.get("vllm:num_requests_running", &engine), 0.0);
+    assert_eq!(after.get("vllm:num_requests_waiting", &engine), 0.0);
 
     let mut args = args.to_vec();
     args.extend(["--llm-max-waiting", "2"]);
@@ -684,4 +711,123 @@ async fn answers_end_on_their_own_or_at_max_tokens_repeatably_under_a_seed() {
     assert!(first.iter().all(|n| (2..=40).contains(n)), "{first:?}");
     assert_eq!(first, lengths("7").await, "the same seed, the same lengths");
     assert_ne!(first, lengths("8").await, "another seed, other lengths");
+}
+
+/// vLLM's metrics under vLLM's names, labels and buckets (transcribed here
+/// from vllm-project/vllm `vllm/v1/metrics/loggers.py` at 005a810bc40f, on
+/// their own, so a slip in the code's constants shows), and
+/// `--llm-metrics` choosing the families.
+#[tokio::test]
+async fn vllms_metrics_carry_vllms_names_labels_and_buckets() {
+    let app = spawn_app_with(&["--llm-ttft", "0ms", "--llm-decode-rate", "1000"]).await;
+    post(
+        &app,
+        "/v1/chat/completions",
+        json!({"model": "trickle-sim", "max_tokens": 5, "messages": [{"role": "user", "content": "abcdefgh"}]}),
+    )
+    .await
+    .bytes()
+    .await
+    .unwrap();
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let scrape = crate::exposition::Scrape::parse(&text);
+    let engine = [("model_name", "trickle-sim"), ("engine", "0")];
+    for gauge in ["vllm:num_requests_running", "vllm:num_requests_waiting"] {
+        assert!(scrape.has(gauge), "{gauge}");
+    }
+    assert_eq!(scrape.get("vllm:prompt_tokens_total", &engine), 2.0);
+    assert_eq!(scrape.get("vllm:generation_tokens_total", &engine), 5.0);
+    assert_eq!(
+        scrape.get(
+            "vllm:request_success_total",
+            &[
+                ("model_name", "trickle-sim"),
+                ("engine", "0"),
+                ("finished_reason", "length")
+            ]
+        ),
+        1.0
+    );
+    // One observation per step after the first.
+    assert_eq!(
+        scrape.get("vllm:time_per_output_token_seconds_count", &engine),
+        4.0
+    );
+    let les = |name: &str| -> Vec<String> {
+        let mut les: Vec<(f64, String)> = scrape
+            .series(&format!("{name}_bucket"))
+            .into_iter()
+            .filter_map(|(labels, _)| {
+                labels
+                    .into_iter()
+                    .find(|(k, _)| k == "le")
+                    .map(|(_, v)| (v.parse().unwrap_or(f64::INFINITY), v))
+            })
+            .collect();
+        les.sort_by(|a, b| a.0.total_cmp(&b.0));
+        les.into_iter().map(|(_, v)| v).collect()
+    };
+    let expect = |values: &[&str]| -> Vec<String> {
+        values
+            .iter()
+            .map(|v| (*v).to_owned())
+            .chain(["+Inf".to_owned()])
+            .collect()
+    };
+    assert_eq!(
+        les("vllm:time_to_first_token_seconds"),
+        expect(&[
+            "0.001", "0.005", "0.01", "0.02", "0.04", "0.06", "0.08", "0.1", "0.25", "0.5", "0.75",
+            "1", "2.5", "5", "7.5", "10", "20", "40", "80", "160", "640", "2560"
+        ])
+    );
+    assert_eq!(
+        les("vllm:time_per_output_token_seconds"),
+        expect(&[
+            "0.01", "0.025", "0.05", "0.075", "0.1", "0.15", "0.2", "0.3", "0.4", "0.5", "0.75",
+            "1", "2.5", "5", "7.5", "10", "20", "40", "80"
+        ])
+    );
+    let latency = expect(&[
+        "0.3", "0.5", "0.8", "1", "1.5", "2", "2.5", "5", "10", "15", "20", "30", "40", "50", "60",
+        "120", "240", "480", "960", "1920", "7680",
+    ]);
+    for name in [
+        "vllm:e2e_request_latency_seconds",
+        "vllm:request_queue_time_seconds",
+        "vllm:request_inference_time_seconds",
+        "vllm:request_prefill_time_seconds",
+        "vllm:request_decode_time_seconds",
+    ] {
+        assert_eq!(les(name), latency, "{name}");
+    }
+    // build_1_2_5_buckets(max_model_len = 131072): 1, 2, 5 ... 100000.
+    let tokens = les("vllm:request_prompt_tokens");
+    assert_eq!(tokens.first().map(String::as_str), Some("1"));
+    assert_eq!(tokens[tokens.len() - 2], "100000");
+    assert!(
+        scrape.has("gen_ai_server_time_to_first_token_seconds_bucket"),
+        "both by default"
+    );
+
+    for (families, has, has_not) in [
+        ("genai", "gen_ai_server_", "vllm:"),
+        ("vllm", "vllm:", "gen_ai_server_"),
+    ] {
+        let app = spawn_app_with(&["--llm-metrics", families, "--llm-ttft", "0ms"]).await;
+        post(
+            &app,
+            "/v1/completions",
+            json!({"model": "trickle-sim", "max_tokens": 1, "prompt": "x"}),
+        )
+        .await
+        .bytes()
+        .await
+        .unwrap();
+        let text = app.get("/metrics").await.text().await.unwrap();
+        assert!(
+            text.contains(has) && !text.contains(has_not),
+            "--llm-metrics {families}"
+        );
+    }
 }
