@@ -29,7 +29,6 @@ use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use trickle_telemetry::traces::{FinishedSpans, TracesError};
 
-use crate::collector::Sink;
 use crate::record::Connection;
 
 /// What every span of the run says of its requests.
@@ -252,8 +251,10 @@ impl ClientSpans {
     }
 }
 
-impl Sink for ClientSpans {
-    fn connection(&self, _lane: usize, c: &Connection) {
+impl ClientSpans {
+    /// Exports the span of a finished connection, if its stream was
+    /// sampled (the collector calls it).
+    pub fn connection(&self, c: &Connection) {
         if let Some(span) = self.spans.span(c) {
             self.export.export(span);
         }

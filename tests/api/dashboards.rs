@@ -85,9 +85,15 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut i = 0;
     while i < bytes.len() {
         let start_ok = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
-        let named = ["trickle_", "process_", "gen_ai_server_", "http_server_", "vllm:"]
-            .iter()
-            .any(|prefix| expr[i..].starts_with(prefix));
+        let named = [
+            "trickle_",
+            "process_",
+            "gen_ai_server_",
+            "http_server_",
+            "vllm:",
+        ]
+        .iter()
+        .any(|prefix| expr[i..].starts_with(prefix));
         if start_ok && named {
             let end = expr[i..]
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))

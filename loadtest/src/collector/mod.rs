@@ -94,7 +94,18 @@ pub struct Collector {
     /// `--stream-log`, when given.
     stream_log: Option<StreamLogSink>,
     /// Client spans, when an OTLP endpoint is set.
-    client_spans: Option<Arc<crate::client_spans::ClientSpans>>,
+    client_spans: Option<ClientSpansSink>,
+}
+
+/// Client spans as a sink: a span per finished connection of a sampled
+/// stream.
+#[derive(Debug)]
+struct ClientSpansSink(Arc<crate::client_spans::ClientSpans>);
+
+impl Sink for ClientSpansSink {
+    fn connection(&self, _lane: usize, c: &Connection) {
+        self.0.connection(c);
+    }
 }
 
 /// The stream log as a sink: a line per finished connection.
@@ -136,7 +147,7 @@ impl Collector {
             .chain(self.window.as_deref().map(|w| w as &dyn Sink))
             .chain(self.live.as_ref().map(|l| l as &dyn Sink))
             .chain(self.stream_log.as_ref().map(|l| l as &dyn Sink))
-            .chain(self.client_spans.as_deref().map(|c| c as &dyn Sink))
+            .chain(self.client_spans.as_ref().map(|c| c as &dyn Sink))
     }
 
     /// An LLM run: the report keeps the token figures.
@@ -184,7 +195,7 @@ impl Collector {
 
     /// Exports a client span per connection of a sampled stream.
     pub fn with_client_spans(mut self, spans: Arc<crate::client_spans::ClientSpans>) -> Self {
-        self.client_spans = Some(spans);
+        self.client_spans = Some(ClientSpansSink(spans));
         self
     }
 
@@ -192,7 +203,7 @@ impl Collector {
     /// exporter.
     pub async fn finish_client_spans(&self) {
         if let Some(spans) = &self.client_spans {
-            spans.finish().await;
+            spans.0.finish().await;
         }
     }
 
