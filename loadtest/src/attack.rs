@@ -667,6 +667,7 @@ mod tests {
             lifetime: ms(600),
             end: Some(ConnectionEnd::Completed),
             llm: Some(LlmConnection {
+                error_code: None,
                 output_chunks: 11,
                 usage: None,
                 finish_reason: Some("length".to_owned()),

@@ -71,7 +71,8 @@ pub struct StreamArgs {
     /// trickle stream parameter: payload bytes per event.
     #[arg(long)]
     pub size: Option<usize>,
-    /// A connection with nothing received for this long is given up.
+    /// A connection with nothing received for this long (no response
+    /// headers yet, or no byte of its body) is given up (idle_timeout).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
     /// Longest life of one logical stream (reconnects included); default:

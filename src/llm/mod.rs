@@ -10,6 +10,7 @@
 //! guard settles its telemetry, GenAI figures included, when it ends.
 
 pub mod error;
+pub mod failure;
 pub mod model;
 pub mod openai;
 pub mod request;

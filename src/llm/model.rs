@@ -108,6 +108,24 @@ pub struct ModelSettings {
         default_value = "both"
     )]
     pub metrics: LlmMetricNames,
+    /// Share of requests that fail on purpose (0..1), as one of
+    /// --llm-failure-types chosen at random (seeded by --llm-seed), each
+    /// in OpenAI's error shape, status and code.
+    #[arg(long = "llm-failure-rate", env = "TRICKLE_LLM_FAILURE_RATE", default_value_t = 0.0,
+          value_parser = fraction)]
+    pub failure_rate: f64,
+    /// Which failures --llm-failure-rate injects: rate_limit (429),
+    /// server_error (500), context_length (400), invalid_request (400),
+    /// model_not_found (404), timeout (no answer until the client gives
+    /// up), mid_stream (some tokens, then an error object, no [DONE]).
+    #[arg(
+        long = "llm-failure-types",
+        env = "TRICKLE_LLM_FAILURE_TYPES",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "rate_limit,server_error,context_length,invalid_request,model_not_found,timeout,mid_stream"
+    )]
+    pub failure_types: Vec<super::failure::Failure>,
     /// With --llm-max-num-seqs: at most N requests wait; more get 429 in
     /// OpenAI's shape with Retry-After (counted rejected, reason waiting).
     #[arg(
@@ -183,6 +201,13 @@ fn positive(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("{raw:?}: expected a positive number")),
+    }
+}
+
+fn fraction(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{raw:?}: expected a share between 0 and 1")),
     }
 }
 
@@ -335,6 +360,8 @@ mod tests {
             output_tokens: None,
             seed: None,
             metrics: LlmMetricNames::Both,
+            failure_rate: 0.0,
+            failure_types: crate::llm::failure::Failure::ALL.to_vec(),
         }
     }
 

@@ -30,6 +30,7 @@ pub fn finish_reasons(plan: &TokenPlan) -> FinishReasons {
         completed: if plan.stops { "stop" } else { "length" },
         deadline: "deadline",
         shutdown: "shutdown",
+        failed: "error",
     }
 }
 
@@ -183,6 +184,19 @@ impl Encode for OpenAiFramer {
                 Some(Bytes::from(out))
             }
             Step::Heartbeat => Some(Bytes::from_static(b": keep-alive\n\n")),
+            Step::End {
+                reason: EndReason::Failed,
+                ..
+            } => {
+                // An injected failure: the error object, then the end of
+                // the body, without [DONE] (as servers that fail mid-stream
+                // do).
+                Some(Bytes::from(data(
+                    &super::failure::Failure::MidStream
+                        .error(&self.request)
+                        .body(),
+                )))
+            }
             Step::End { reason, .. } => {
                 let finish = finish_reasons(&self.plan).of(*reason);
                 let mut out = Vec::new();

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use trickle_telemetry::genai::GenAiRequest;
 use trickle_telemetry::metrics::names;
 
+use crate::llm::failure::Failure;
 use crate::llm::openai::OpenAiFramer;
 use crate::llm::{Api, CompletionRequest, OpenAiError, PROVIDER};
 use crate::state::{AppState, ValidRequest};
@@ -138,6 +139,21 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         request.ignore_eos,
         &mut rng,
     );
+    // An injected failure answered before any stream starts.
+    let failure = Failure::draw(
+        state.model.failure_rate,
+        &state.model.failure_types,
+        &mut rng,
+    );
+    if let Some(failure) = failure {
+        if let Some(metrics) = state.telemetry.metrics() {
+            metrics.injected_failures(failure.as_str()).inc();
+        }
+        if failure.before_stream() {
+            state.reject(names::REJECT_INJECTED);
+            return failure.error(&request).response();
+        }
+    }
     // A place in the scheduler's queue first: a refusal here opens no
     // stream.
     let mut ticket = match state.scheduler.enqueue() {
@@ -151,6 +167,9 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         Ok(open) => open,
         Err(refusal) => return OpenAiError::from_api(&refusal).response(),
     };
+    if failure == Some(Failure::Timeout) {
+        return never_answer(open.guard, &request, state).await;
+    }
     let slowdown = state.model.slowdown;
     let source = if state.scheduler.limited() {
         let scheduler = state.scheduler.clone();
@@ -177,6 +196,12 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         open.guard
             .with_genai(genai, count, started, state.telemetry.metrics().cloned());
     let running_since = guard.running_since();
+    let source = if failure == Some(Failure::MidStream) {
+        // Some tokens, then the error object.
+        source.with_failure_after((plan.chunks() / 2).max(1))
+    } else {
+        source
+    };
     // The first token waits for a running place (at once without a limit).
     let mut source = source.with_rng(rng).with_gate(Box::pin(async move {
         ticket.run().await;
@@ -187,6 +212,7 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
     }));
     let created = crate::stream::event::unix_now() as u64;
     let stream = request.stream;
+    let framer_request = request.clone();
     let mut framer = OpenAiFramer::new(request, plan, created);
     if stream {
         return HttpResponse::Ok()
@@ -205,5 +231,32 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         }
     }
     guard.settle(end.into());
+    if end == EndReason::Failed {
+        return Failure::MidStream.error(&framer_request).response();
+    }
     HttpResponse::Ok().json(framer.complete(end))
+}
+
+/// An injected `timeout`: the stream's slot is held and nothing is
+/// answered until the client gives up (the guard, dropped with this
+/// future, ends the stream as `client_gone`), the instance drains (503) or
+/// the stream's longest life passes (504).
+async fn never_answer(
+    mut guard: crate::stream::guard::StreamGuard,
+    request: &CompletionRequest,
+    state: &AppState,
+) -> HttpResponse {
+    tokio::select! {
+        () = state.lifecycle.drain().cancelled() => {
+            guard.settle(trickle_telemetry::Outcome::Shutdown);
+            OpenAiError::from_api(&crate::errors::ApiError::Draining {
+                retry_after: state.retry,
+            })
+            .response()
+        }
+        () = tokio::time::sleep(state.pacing.max_duration) => {
+            guard.settle(trickle_telemetry::Outcome::Deadline);
+            Failure::Timeout.error(request).response()
+        }
+    }
 }

@@ -13,6 +13,9 @@ pub enum EndReason {
     Deadline,
     /// The process is draining.
     Shutdown,
+    /// The source failed on purpose (the simulated LLM's injected
+    /// mid-stream error).
+    Failed,
 }
 
 impl EndReason {
@@ -21,6 +24,7 @@ impl EndReason {
             Self::Completed => "completed",
             Self::Deadline => "deadline",
             Self::Shutdown => "shutdown",
+            Self::Failed => "error",
         }
     }
 
@@ -36,6 +40,7 @@ impl From<EndReason> for Outcome {
             EndReason::Completed => Self::Completed,
             EndReason::Deadline => Self::Deadline,
             EndReason::Shutdown => Self::Shutdown,
+            EndReason::Failed => Self::Error,
         }
     }
 }

@@ -41,6 +41,7 @@ pub struct FinishReasons {
     pub completed: &'static str,
     pub deadline: &'static str,
     pub shutdown: &'static str,
+    pub failed: &'static str,
 }
 
 impl FinishReasons {
@@ -49,6 +50,7 @@ impl FinishReasons {
             EndReason::Completed => self.completed,
             EndReason::Deadline => self.deadline,
             EndReason::Shutdown => self.shutdown,
+            EndReason::Failed => self.failed,
         }
     }
 }

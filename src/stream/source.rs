@@ -44,6 +44,8 @@ pub struct EventSource {
     held: Option<Box<dyn std::any::Any + Send>>,
     /// Where the jitter is drawn from (`None`: the thread's generator).
     rng: Option<fastrand::Rng>,
+    /// Ends with [`EndReason::Failed`] once this many events were sent.
+    fail_after: Option<u64>,
 }
 
 /// A wait before the first event; it yields what the stream holds until
@@ -97,7 +99,15 @@ impl EventSource {
             gate: None,
             held: None,
             rng: None,
+            fail_after: None,
         }
+    }
+
+    /// Fails (ends with [`EndReason::Failed`]) after `events` events: the
+    /// simulated LLM's injected mid-stream error.
+    pub fn with_failure_after(mut self, events: u64) -> Self {
+        self.fail_after = Some(events);
+        self
     }
 
     /// Draws the jitter from `rng` (a seeded request's).
@@ -151,6 +161,12 @@ impl EventSource {
                     return Some(Step::Heartbeat);
                 }
             }
+        }
+        if self
+            .fail_after
+            .is_some_and(|n| self.next_id >= self.spec.first_id() + n)
+        {
+            return Some(self.finish(EndReason::Failed));
         }
         if self.next_id >= self.spec.chunks {
             return Some(self.finish(EndReason::Completed));

@@ -44,6 +44,10 @@ pub mod names {
     pub const REJECT_INVALID: &str = "invalid";
     /// The simulated LLM's waiting queue was full (429).
     pub const REJECT_WAITING: &str = "waiting";
+    /// The simulated LLM answered an injected failure before any stream.
+    pub const REJECT_INJECTED: &str = "injected";
+    /// The simulated LLM's injected failures, by `type`.
+    pub const LLM_INJECTED_FAILURES: &str = "trickle_llm_injected_failures_total";
 }
 
 /// Time to first chunk and gaps between chunks, in seconds.
@@ -119,6 +123,7 @@ pub struct Metrics {
     http_duration: HistogramVec,
     http_server_duration: HistogramVec,
     http_server_active: prometheus::IntGaugeVec,
+    llm_injected_failures: IntCounterVec,
     pub otel_spans_ended: IntCounter,
     pub otel_spans_exported: IntCounter,
     pub otel_spans_failed: IntCounter,
@@ -246,7 +251,7 @@ impl Metrics {
         let streams = StreamFamilies::register(r)?;
         let rejected = r.counter_vec(
             names::STREAMS_REJECTED,
-            "Stream requests not admitted, by reason: capacity (429), draining (503), invalid (400), waiting (429: the simulated LLM's waiting queue was full).",
+            "Stream requests not admitted, by reason: capacity (429), draining (503), invalid (400), waiting (429: the simulated LLM's waiting queue was full), injected (a failure --llm-failure-rate injected before the stream).",
             &["reason"],
         )?;
         for reason in [
@@ -254,6 +259,7 @@ impl Metrics {
             names::REJECT_DRAINING,
             names::REJECT_INVALID,
             names::REJECT_WAITING,
+            names::REJECT_INJECTED,
         ] {
             rejected.with_label_values(&[reason]);
         }
@@ -284,6 +290,11 @@ impl Metrics {
             names::HTTP_SERVER_ACTIVE_REQUESTS,
             "OpenTelemetry http.server.active_requests: requests whose response (body included) is not done.",
             &["http_request_method", "url_scheme"],
+        )?;
+        let llm_injected_failures = r.counter_vec(
+            names::LLM_INJECTED_FAILURES,
+            "Failures the simulated LLM injected (--llm-failure-rate), by type.",
+            &["type"],
         )?;
         r.gauge_vec(
             names::BUILD_INFO,
@@ -327,6 +338,7 @@ impl Metrics {
             http_duration,
             http_server_duration,
             http_server_active,
+            llm_injected_failures,
             otel_spans_ended,
             otel_spans_exported,
             otel_spans_failed,
@@ -344,6 +356,12 @@ impl Metrics {
     /// `names::REJECT_*` values.
     pub fn rejected(&self, reason: &'static str) {
         self.rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// The counter of injected failures of `kind` (created at zero when
+    /// first asked for).
+    pub fn injected_failures(&self, kind: &str) -> IntCounter {
+        self.llm_injected_failures.with_label_values(&[kind])
     }
 
     /// The in-flight gauge of requests with these labels (the middleware

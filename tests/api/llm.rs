@@ -831,3 +831,105 @@ async fn vllms_metrics_carry_vllms_names_labels_and_buckets() {
         );
     }
 }
+
+/// Failures on demand, each where the telemetry says it lands: answered
+/// before a stream (`rejected{reason="injected"}`), mid-stream (an error
+/// object, no `[DONE]`, outcome `error`), or never (the client gives up:
+/// outcome `client_gone`); all in `trickle_llm_injected_failures_total`.
+#[tokio::test]
+async fn injected_failures_answer_as_servers_fail_and_land_in_their_outcomes() {
+    let body = json!({"model": "trickle-sim", "max_tokens": 8, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let fail = |kind: &'static str| async move {
+        spawn_app_with(&[
+            "--llm-failure-rate",
+            "1",
+            "--llm-failure-types",
+            kind,
+            "--llm-ttft",
+            "0ms",
+            "--llm-decode-rate",
+            "1000",
+        ])
+        .await
+    };
+    let scrape = |app: &TestApp| {
+        let url = app.url("/metrics");
+        async move {
+            crate::exposition::Scrape::parse(
+                &reqwest::get(url).await.unwrap().text().await.unwrap(),
+            )
+        }
+    };
+
+    let app = fail("rate_limit").await;
+    let refused = post(&app, "/v1/chat/completions", body.clone()).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "rate_limit_exceeded");
+    let metrics = scrape(&app).await;
+    assert_eq!(
+        metrics.get("trickle_streams_rejected_total", &[("reason", "injected")]),
+        1.0
+    );
+    assert_eq!(
+        metrics.get(
+            "trickle_llm_injected_failures_total",
+            &[("type", "rate_limit")]
+        ),
+        1.0
+    );
+
+    let app = fail("mid_stream").await;
+    let chunks = stream(&app, "/v1/chat/completions", body.clone()).await;
+    assert_eq!(content(&chunks).len(), 4, "half the tokens, then the error");
+    let last = &chunks.last().unwrap().item;
+    assert_eq!(last["error"]["code"], "stream_interrupted", "{last}");
+    assert!(chunks.iter().all(|c| c.item != "[DONE]"), "no [DONE]");
+    let metrics = scrape(&app).await;
+    assert_eq!(
+        metrics.get(
+            "trickle_streams_ended_total",
+            &[("transport", "sse"), ("outcome", "error")]
+        ),
+        1.0
+    );
+
+    let app = fail("timeout").await;
+    let gave_up = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .json(&body)
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()), "no answer at all");
+    let started = Instant::now();
+    let metrics = loop {
+        let metrics = scrape(&app).await;
+        let gone = metrics.get(
+            "trickle_streams_ended_total",
+            &[("transport", "sse"), ("outcome", "client_gone")],
+        );
+        if gone == 1.0 || started.elapsed() > Duration::from_secs(3) {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        metrics.get(
+            "trickle_streams_ended_total",
+            &[("transport", "sse"), ("outcome", "client_gone")]
+        ),
+        1.0,
+        "the stream ends when the client gives up"
+    );
+    assert_eq!(
+        metrics.get(
+            "trickle_llm_injected_failures_total",
+            &[("type", "timeout")]
+        ),
+        1.0
+    );
+}

@@ -97,6 +97,9 @@ impl Connector for HttpConnector<'_> {
         let goose_response = tokio::select! {
             response = self.user.request(request) => response,
             () = client_deadline(shared, stop_at) => return reader.finish(ConnectionEnd::ClientDeadline),
+            () = tokio::time::sleep(plan.idle_timeout) => {
+                return reader.fail(ConnectionEnd::IdleTimeout, no_answer(plan.idle_timeout));
+            }
         };
         let response = match goose_response.map(|r| r.response) {
             Ok(Ok(response)) => response,
@@ -118,7 +121,13 @@ impl Connector for HttpConnector<'_> {
             reader.conn.retry = retry_after(response.headers());
             if plan.llm.is_some() {
                 // OpenAI-compatible APIs say why in an error object.
-                let why = error_message(response).await;
+                let body = error_body(response).await;
+                reader
+                    .conn
+                    .llm
+                    .get_or_insert_with(Default::default)
+                    .error_code = crate::llm::chunk::body_error_code(&body);
+                let why = describe_error_body(&body);
                 return reader.fail(ConnectionEnd::HttpStatus, format!("HTTP {status}: {why}"));
             }
             return reader.finish(ConnectionEnd::HttpStatus);
@@ -136,7 +145,17 @@ impl Connector for HttpConnector<'_> {
 
 /// The message of an error response's body (OpenAI's `error.message`, or
 /// the start of the text), read with a bound on size and time.
-async fn error_message(response: reqwest::Response) -> String {
+/// Why a request that got no response headers within `--idle-timeout`
+/// was given up.
+pub(crate) fn no_answer(idle: Duration) -> String {
+    format!(
+        "no response headers within --idle-timeout ({})",
+        humantime::format_duration(idle)
+    )
+}
+
+/// The first 4 KiB of an error response's body (at most 2 s spent).
+async fn error_body(response: reqwest::Response) -> Vec<u8> {
     const LIMIT: usize = 4096;
     let mut body = Vec::new();
     let mut response = response;
@@ -150,7 +169,7 @@ async fn error_message(response: reqwest::Response) -> String {
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), read).await;
     body.truncate(LIMIT);
-    describe_error_body(&body)
+    body
 }
 
 /// What an error body says: OpenAI's `error.message`, or its text.

@@ -257,6 +257,10 @@ impl Reader {
         }
         if let Some(message) = &chunk.error {
             self.conn.error = Some(format!("error object mid-stream: {message}"));
+            self.conn
+                .llm
+                .get_or_insert_with(Default::default)
+                .error_code = chunk.error_code.clone();
             return Some(ConnectionEnd::StreamError);
         }
         let mode = self.shared.plan.llm.as_ref()?.first_token;

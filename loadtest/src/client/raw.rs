@@ -130,6 +130,10 @@ impl Connector for RawConnector<'_> {
             () = client_deadline(shared, stop_at) => {
                 return reader.finish(ConnectionEnd::ClientDeadline);
             }
+            () = tokio::time::sleep(plan.idle_timeout) => {
+                let why = super::http::no_answer(plan.idle_timeout);
+                return reader.fail(ConnectionEnd::IdleTimeout, why);
+            }
         };
         let headers_took = reader.started.elapsed();
         let (socket, head, rest) = match opened {
@@ -167,6 +171,11 @@ impl Connector for RawConnector<'_> {
             if plan.llm.is_some() {
                 // OpenAI-compatible APIs say why in an error object.
                 let body = error_body(socket, rest, head.framing).await;
+                reader
+                    .conn
+                    .llm
+                    .get_or_insert_with(Default::default)
+                    .error_code = crate::llm::chunk::body_error_code(&body);
                 let why = super::http::describe_error_body(&body);
                 return reader.fail(
                     ConnectionEnd::HttpStatus,

@@ -18,8 +18,30 @@ pub struct LlmChunk {
     pub usage: Option<(u64, u64)>,
     /// An `error` object sent mid-stream: its message.
     pub error: Option<String>,
+    /// Its `code` (a string, or a number as text), when it has one.
+    pub error_code: Option<String>,
     /// The payload was not JSON.
     pub invalid: bool,
+}
+
+/// An OpenAI error object's `code` (vLLM sends a number), else its
+/// `type`.
+pub fn error_code(error: &Value) -> Option<String> {
+    match error.get("code") {
+        Some(Value::String(code)) if !code.is_empty() => Some(code.clone()),
+        Some(Value::Number(code)) => Some(code.to_string()),
+        _ => error
+            .get("type")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned),
+    }
+}
+
+/// The `error` object's code of an error response's body, if it is one.
+pub fn body_error_code(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    error_code(value.get("error")?)
 }
 
 impl LlmChunk {
@@ -38,6 +60,7 @@ impl LlmChunk {
                 .map_or_else(|| error.to_string(), str::to_owned);
             return Self {
                 error: Some(message),
+                error_code: error_code(error),
                 ..Self::default()
             };
         }

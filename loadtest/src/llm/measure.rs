@@ -24,6 +24,9 @@ pub use crate::goodput::Goodput;
 /// What one connection of an LLM request saw beyond the stream figures.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LlmConnection {
+    /// The OpenAI error `code` the server failed it with (in the error
+    /// response, or the error object mid-stream).
+    pub error_code: Option<String>,
     pub output_chunks: u64,
     /// `usage` (completion, prompt tokens), when the server sent it.
     pub usage: Option<(u64, u64)>,
@@ -96,6 +99,11 @@ pub struct LlmReport {
     pub estimated_requests: u64,
     pub output_chunks: u64,
     pub finish_reasons: BTreeMap<String, u64>,
+    /// Failed requests by the server's OpenAI error `code` (its `type`
+    /// when it has none), else `http_STATUS`, else how the connection
+    /// ended (`idle_timeout`, `connect_error`...).
+    #[serde(default)]
+    pub errors_by_code: BTreeMap<String, u64>,
 }
 
 impl LlmReport {
@@ -110,7 +118,13 @@ impl LlmReport {
             estimated_requests: 0,
             output_chunks: 0,
             finish_reasons: BTreeMap::new(),
+            errors_by_code: BTreeMap::new(),
         }
+    }
+
+    /// Counts a failed request under its kind (see `errors_by_code`).
+    pub fn add_error(&mut self, kind: String) {
+        *self.errors_by_code.entry(kind).or_default() += 1;
     }
 
     /// Folds in a finished connection: its finish reason, and when it
@@ -139,6 +153,9 @@ impl LlmReport {
         self.output_chunks += other.output_chunks;
         for (reason, n) in &other.finish_reasons {
             *self.finish_reasons.entry(reason.clone()).or_default() += n;
+        }
+        for (code, n) in &other.errors_by_code {
+            *self.errors_by_code.entry(code.clone()).or_default() += n;
         }
     }
 
@@ -176,11 +193,13 @@ mod tests {
             Goodput::parse("ttft:200ms").ok(),
         );
         let with_usage = LlmConnection {
+            error_code: None,
             output_chunks: 4,
             usage: Some((8, 3)),
             finish_reason: Some("stop".to_owned()),
         };
         let without = LlmConnection {
+            error_code: None,
             output_chunks: 5,
             usage: None,
             finish_reason: Some("length".to_owned()),

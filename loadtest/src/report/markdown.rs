@@ -45,6 +45,18 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     if let Some(llm) = &summary.llm {
         llm_section(&mut out, llm);
     }
+    if let Some(llm) = report.llm.as_ref().filter(|l| !l.errors_by_code.is_empty()) {
+        let codes: Vec<String> = llm
+            .errors_by_code
+            .iter()
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nFailed requests by error code: {}.",
+            codes.join(", ")
+        );
+    }
     if let Some(g) = &summary.goodput {
         let _ = writeln!(out, "\n{}.", super::summary::goodput_line(g));
     }

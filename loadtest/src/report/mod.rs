@@ -445,6 +445,15 @@ impl Report {
                 .or_default()
                 .connections += 1;
         }
+        if let (Some(report), Some(end)) = (&mut self.llm, c.end) {
+            if end.is_error() {
+                let code = c.llm.as_ref().and_then(|l| l.error_code.clone());
+                report.add_error(code.unwrap_or_else(|| match c.status {
+                    Some(status) if status >= 300 => format!("http_{status}"),
+                    _ => end.as_str().to_owned(),
+                }));
+            }
+        }
         if let (Some(report), Some(llm)) = (&mut self.llm, &c.llm) {
             let figures = c.request_figures();
             report.add(llm, figures.as_ref());

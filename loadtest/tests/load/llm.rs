@@ -316,3 +316,68 @@ fn flags_that_do_not_apply_to_llm_requests_are_refused() {
         "--min-goodput needs --goodput"
     );
 }
+
+/// Every kind of failure trickle injects (`--llm-failure-rate 1`) is
+/// classified by trickle-load under its status and OpenAI error code, and
+/// the counts by kind match trickle's own count of what it injected (up to
+/// the requests the run's end cut, which end as client_deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_failures_are_counted_by_code_as_they_were_injected() {
+    let host = spawn_trickle(&[
+        "--llm-failure-rate",
+        "1",
+        "--llm-seed",
+        "5",
+        "--llm-ttft",
+        "0ms",
+        "--llm-decode-rate",
+        "1000",
+    ])
+    .await;
+    let run = "--api openai-chat --model trickle-sim --users 20 --increase-rate 200 --run-time 3s --max-tokens 6 --idle-timeout 400ms";
+    let (result, _) = load(&host, &args(run)).await;
+    let report = &result.report;
+    let codes = &report.llm.as_ref().unwrap().errors_by_code;
+    let text = reqwest::get(format!("{host}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let injected = |kind: &str| -> u64 {
+        let series = format!("trickle_llm_injected_failures_total{{type=\"{kind}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    let cut = ends(report, ConnectionEnd::ClientDeadline);
+    for (kind, code) in [
+        ("rate_limit", "rate_limit_exceeded"),
+        ("server_error", "server_error"),
+        ("context_length", "context_length_exceeded"),
+        ("invalid_request", "invalid_value"),
+        ("model_not_found", "model_not_found"),
+        ("timeout", "idle_timeout"),
+        ("mid_stream", "stream_interrupted"),
+    ] {
+        let seen = codes.get(code).copied().unwrap_or(0);
+        let made = injected(kind);
+        assert!(seen > 0, "{kind}: none seen ({codes:?})");
+        assert!(
+            seen <= made && made <= seen + cut,
+            "{kind}: trickle injected {made}, trickle-load saw {seen} as {code} ({cut} cut by the run's end)"
+        );
+    }
+    assert_eq!(
+        codes.values().sum::<u64>() + cut,
+        report.connections,
+        "every request failed as injected: {codes:?}"
+    );
+    // The JSON report carries them under llm.errors_by_code.
+    let json: serde_json::Value = serde_json::from_str(&report.to_json(&[]).unwrap()).unwrap();
+    assert_eq!(
+        json["llm"]["errors_by_code"]["model_not_found"],
+        codes["model_not_found"]
+    );
+}
