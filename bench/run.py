@@ -501,6 +501,9 @@ SCENARIOS = {
     # The goodput searches of trickle-load and guidellm on one simulated
     # model; the "counts" are the seconds each probe (level) is held.
     "goodput-search": ("trickle-load,guidellm", "5,2"),
+    # guidellm against trickle as a user runs it: its default backend
+    # validation (GET /health) on; the "count" is the requests it sends.
+    "guidellm-check": ("guidellm", "5"),
 }
 
 
@@ -627,10 +630,9 @@ def goodput_search(server, client, probe_s, max_tokens=10, prompt_tokens=32):
     else:
         guidellm, tokenizer = ensure_guidellm()
         env["HF_HUB_OFFLINE"] = "1"
-        # validate_backend=false: guidellm's GET /health finds no route on
-        # trickle (issue 23).
+        # guidellm's default backend validation (GET /health) on.
         command = [guidellm, "run", "--backend",
-                   f"kind=openai_http,target={server.base},model=trickle-sim,validate_backend=false",
+                   f"kind=openai_http,target={server.base},model=trickle-sim",
                    "--profile", "kind=goodput,initial_streams=4,target_attainment=0.95,tolerance=0.1",
                    "--metrics", '{"kind":"generative","slo":{"tpot_ms":30}}',
                    "--constraint", f"kind=max_duration,seconds={probe_s}",
@@ -673,6 +675,35 @@ def goodput_search(server, client, probe_s, max_tokens=10, prompt_tokens=32):
                       held_s=round(sum(b["duration"] for b in report["benchmarks"]), 1),
                       guidellm_version=GUIDELLM_VERSION)
     return result
+
+
+def guidellm_check(server, requests):
+    """guidellm as a user runs it against trickle, backend validation on
+    (its GET /health before any request): `requests` synchronous requests,
+    every one successful, or an error."""
+    guidellm, tokenizer = ensure_guidellm()
+    tmp = tempfile.mkdtemp(prefix="trickle-guidellm-")
+    out = os.path.join(tmp, "out.json")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    command = [guidellm, "run", "--backend", f"kind=openai_http,target={server.base},model=trickle-sim",
+               "--profile", "kind=synchronous", "--constraint", f"kind=max_requests,count={requests}",
+               "--data", "kind=synthetic_text,prompt_tokens=32,output_tokens=10",
+               "--tokenizer", f"kind=hf_auto,model={tokenizer}",
+               "--output", f"kind=json,path={out}", "--disable-progress"]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    if proc.returncode != 0 or not os.path.exists(out):
+        raise RuntimeError(f"guidellm exited {proc.returncode}: {(proc.stdout + proc.stderr)[-800:]}")
+    with open(out) as f:
+        done = json.load(f)["benchmarks"][0]["requests"]
+    count = lambda v: len(v) if isinstance(v, list) else (v or 0)  # noqa: E731 (lists of request stats)
+    successful, errored = count(done.get("successful")), count(done.get("errored"))
+    if successful != requests or errored:
+        raise RuntimeError(f"guidellm: {successful} successful, {errored} errored of {requests}")
+    return {"client": "guidellm", "n": requests, "successful": successful, "errored": errored,
+            "guidellm_version": GUIDELLM_VERSION, "validate_backend": True,
+            "command": " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(command))
+            .replace(server.base, "http://127.0.0.1:PORT").replace(tmp, "TMP")
+            .replace(GUIDELLM_VENV + "/", "bench/.venv-guidellm/")}
 
 
 def llm_clients(server, client, n, max_tokens=100, prompt_tokens=64, per_user=4):
@@ -720,7 +751,7 @@ def llm_clients(server, client, n, max_tokens=100, prompt_tokens=64, per_user=4)
 def run_one(scenario, name, n, args):
     """One measurement; returns its result (an error is a result too)."""
     server = Server("trickle" if scenario == "clients" else "trickle-llm" if scenario == "llm-clients"
-                    else "trickle-goodput" if scenario == "goodput-search" else name)
+                    else "trickle-goodput" if scenario in ("goodput-search", "guidellm-check") else name)
     try:
         if scenario == "capacity":
             return capacity(server, n, args.hold, args.interval_ms)
@@ -740,6 +771,8 @@ def run_one(scenario, name, n, args):
             return llm_clients(server, name, n)
         if scenario == "goodput-search":
             return goodput_search(server, name, n)
+        if scenario == "guidellm-check":
+            return guidellm_check(server, n)
         return burst(server)
     except Exception as e:  # a server that falls over is a result too
         return {"n": n, "error": str(e)}
