@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use super::error::OpenAiError;
-use super::request::{Api, CompletionRequest};
+use super::request::CompletionRequest;
 
 /// The kinds of failure that can be injected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,10 +75,7 @@ impl Failure {
     /// The error it answers (the mid-stream one is the object the stream
     /// carries; `timeout` answers none, this is what it would say).
     pub fn error(self, request: &CompletionRequest) -> OpenAiError {
-        let prompt = match request.api {
-            Api::Chat => "messages",
-            Api::Completions => "prompt",
-        };
+        let prompt = request.api.prompt_param();
         let server = |code: &'static str, message: &str| OpenAiError {
             status: 500,
             kind: "server_error",
@@ -133,6 +130,7 @@ impl Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::request::Api;
 
     #[test]
     fn the_rate_and_the_kinds_decide_and_a_seed_repeats_them() {

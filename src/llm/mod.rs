@@ -14,6 +14,7 @@ pub mod failure;
 pub mod model;
 pub mod openai;
 pub mod request;
+pub mod responses;
 pub mod scheduler;
 pub mod tokenizer;
 

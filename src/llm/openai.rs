@@ -47,8 +47,9 @@ pub struct OpenAiFramer {
 
 impl OpenAiFramer {
     pub fn new(request: CompletionRequest, plan: TokenPlan, created: u64) -> Self {
+        // (The Responses API has its own framer: `super::responses`.)
         let prefix = match request.api {
-            Api::Chat => "chatcmpl",
+            Api::Chat | Api::Responses => "chatcmpl",
             Api::Completions => "cmpl",
         };
         Self {
@@ -68,7 +69,7 @@ impl OpenAiFramer {
     /// asked for, as OpenAI sends it).
     fn chunk(&self, choices: Value) -> Value {
         let object = match self.request.api {
-            Api::Chat => "chat.completion.chunk",
+            Api::Chat | Api::Responses => "chat.completion.chunk",
             Api::Completions => "text_completion",
         };
         let mut chunk = json!({
@@ -88,7 +89,7 @@ impl OpenAiFramer {
 
     fn choice(&self, delta: Value, text: &str, finish: Option<&str>) -> Value {
         match self.request.api {
-            Api::Chat => {
+            Api::Chat | Api::Responses => {
                 json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }])
             }
             Api::Completions => {
@@ -117,7 +118,7 @@ impl OpenAiFramer {
         let content = text(0..self.sent - reasoning);
         let finish = finish_reasons(&self.plan).of(reason);
         let choice = match self.request.api {
-            Api::Chat => {
+            Api::Chat | Api::Responses => {
                 let mut message = json!({ "role": "assistant", "content": content });
                 if reasoning > 0 {
                     message["reasoning_content"] = Value::String(text(0..reasoning));
@@ -129,7 +130,7 @@ impl OpenAiFramer {
             }
         };
         let object = match self.request.api {
-            Api::Chat => "chat.completion",
+            Api::Chat | Api::Responses => "chat.completion",
             Api::Completions => "text_completion",
         };
         json!({
@@ -152,7 +153,7 @@ impl OpenAiFramer {
 impl Encode for OpenAiFramer {
     /// What opens a chat stream: the assistant's role, no content yet.
     fn prelude(&self) -> Option<Bytes> {
-        (self.request.api == Api::Chat).then(|| {
+        (self.request.api != Api::Completions).then(|| {
             Bytes::from(data(&self.chunk(self.choice(
                 json!({"role": "assistant", "content": ""}),
                 "",

@@ -13,15 +13,32 @@ use super::model::{approximate_tokens, ModelSettings};
 pub enum Api {
     Chat,
     Completions,
+    /// `POST /v1/responses`.
+    Responses,
 }
 
 impl Api {
     /// `gen_ai.operation.name`.
     pub fn operation(self) -> &'static str {
         match self {
-            Self::Chat => "chat",
+            Self::Chat | Self::Responses => "chat",
             Self::Completions => "text_completion",
         }
+    }
+
+    /// The request field that holds the prompt.
+    pub fn prompt_param(self) -> &'static str {
+        match self {
+            Self::Chat => "messages",
+            Self::Completions => "prompt",
+            Self::Responses => "input",
+        }
+    }
+
+    /// Whether its answers can carry reasoning (the legacy completions API
+    /// has no field for it).
+    pub fn reasons(self) -> bool {
+        self != Self::Completions
     }
 }
 
@@ -47,8 +64,13 @@ struct Body {
     model: Option<String>,
     messages: Option<Vec<Message>>,
     prompt: Option<Prompt>,
+    /// The Responses API's prompt: a string or a list of messages.
+    input: Option<Input>,
+    /// The Responses API's system text (counted in the prompt).
+    instructions: Option<String>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
+    max_output_tokens: Option<u64>,
     #[serde(default)]
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
@@ -85,6 +107,13 @@ enum Prompt {
     Texts(Vec<String>),
     Tokens(Vec<u64>),
     TokenLists(Vec<Vec<u64>>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Input {
+    Text(String),
+    Messages(Vec<Message>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +163,20 @@ impl CompletionRequest {
                 }
                 messages.iter().map(message_tokens).sum()
             }
+            Api::Responses => {
+                let input = match parsed.input {
+                    Some(Input::Text(text)) => approximate_tokens(&text),
+                    Some(Input::Messages(messages)) => messages.iter().map(message_tokens).sum(),
+                    None => {
+                        return Err(OpenAiError::invalid(
+                            Some("input"),
+                            Some("missing_required_parameter"),
+                            "Missing required parameter: 'input'.".to_owned(),
+                        ))
+                    }
+                };
+                input + parsed.instructions.as_deref().map_or(0, approximate_tokens)
+            }
             Api::Completions => match parsed.prompt {
                 None => {
                     return Err(OpenAiError::invalid(
@@ -155,10 +198,16 @@ impl CompletionRequest {
                 "This server generates one choice per request: n must be 1.".to_owned(),
             ));
         }
-        let (param, asked) = match (parsed.max_completion_tokens, parsed.max_tokens) {
-            (Some(n), _) => ("max_completion_tokens", Some(n)),
-            (None, Some(n)) => ("max_tokens", Some(n)),
-            (None, None) => ("max_tokens", None),
+        let (param, asked) = match (
+            api,
+            parsed.max_completion_tokens,
+            parsed.max_tokens,
+            parsed.max_output_tokens,
+        ) {
+            (Api::Responses, _, _, n) => ("max_output_tokens", n),
+            (_, Some(n), _, _) => ("max_completion_tokens", Some(n)),
+            (_, None, Some(n), _) => ("max_tokens", Some(n)),
+            (_, None, None, _) => ("max_tokens", None),
         };
         let max_tokens = asked.unwrap_or(model.default_max_tokens);
         if max_tokens == 0 || max_tokens > model.max_tokens {
@@ -172,10 +221,8 @@ impl CompletionRequest {
             ));
         }
         if prompt_tokens + max_tokens > model.max_model_len {
-            let (param, what) = match api {
-                Api::Chat => ("messages", "messages"),
-                Api::Completions => ("prompt", "prompt"),
-            };
+            let param = api.prompt_param();
+            let what = param;
             return Err(OpenAiError::invalid(
                 Some(param),
                 Some("context_length_exceeded"),

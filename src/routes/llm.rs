@@ -9,6 +9,7 @@ use trickle_telemetry::metrics::names;
 
 use crate::llm::failure::Failure;
 use crate::llm::openai::OpenAiFramer;
+use crate::llm::responses::ResponsesFramer;
 use crate::llm::{Api, CompletionRequest, OpenAiError, PROVIDER};
 use crate::state::{AppState, ValidRequest};
 use crate::stream::guard::TokenCount;
@@ -24,6 +25,17 @@ pub async fn chat(
 ) -> HttpResponse {
     match read_body(&req, body).await {
         Ok(body) => complete(Api::Chat, &req, &body, &state).await,
+        Err(error) => error.response(),
+    }
+}
+
+pub async fn responses(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    match read_body(&req, body).await {
+        Ok(body) => complete(Api::Responses, &req, &body, &state).await,
         Err(error) => error.response(),
     }
 }
@@ -135,7 +147,7 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
     let (plan, spec) = state.model.plan(
         request.prompt_tokens,
         request.max_tokens,
-        api == Api::Chat,
+        api.reasons(),
         request.ignore_eos,
         &mut rng,
     );
@@ -192,9 +204,9 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         max_tokens: request.max_tokens,
         input_tokens: request.prompt_tokens,
     };
-    let mut guard =
-        open.guard
-            .with_genai(genai, count, started, state.telemetry.metrics().cloned());
+    let guard = open
+        .guard
+        .with_genai(genai, count, started, state.telemetry.metrics().cloned());
     let running_since = guard.running_since();
     let source = if failure == Some(Failure::MidStream) {
         // Some tokens, then the error object.
@@ -203,7 +215,7 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         source
     };
     // The first token waits for a running place (at once without a limit).
-    let mut source = source.with_rng(rng).with_gate(Box::pin(async move {
+    let source = source.with_rng(rng).with_gate(Box::pin(async move {
         ticket.run().await;
         if let Some(since) = running_since {
             let _ = since.set(Instant::now());
@@ -211,17 +223,54 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         Box::new(ticket) as Box<dyn std::any::Any + Send>
     }));
     let created = crate::stream::event::unix_now() as u64;
-    let stream = request.stream;
-    let framer_request = request.clone();
-    let mut framer = OpenAiFramer::new(request, plan, created);
-    if stream {
+    if api == Api::Responses {
+        let framer = ResponsesFramer::new(request.clone(), plan, created);
+        return answer(&request, source, framer, guard).await;
+    }
+    let framer = OpenAiFramer::new(request.clone(), plan, created);
+    answer(&request, source, framer, guard).await
+}
+
+/// A framer of one API's answers: streamed through [`body::body`], or
+/// whole at the end.
+trait Answer: crate::stream::body::Encode + 'static {
+    fn step(&mut self, step: &Step);
+    fn whole(&mut self, end: EndReason) -> serde_json::Value;
+}
+
+impl Answer for OpenAiFramer {
+    fn step(&mut self, step: &Step) {
+        OpenAiFramer::step(self, step);
+    }
+    fn whole(&mut self, end: EndReason) -> serde_json::Value {
+        self.complete(end)
+    }
+}
+
+impl Answer for ResponsesFramer {
+    fn step(&mut self, step: &Step) {
+        ResponsesFramer::step(self, step);
+    }
+    fn whole(&mut self, end: EndReason) -> serde_json::Value {
+        self.complete(end)
+    }
+}
+
+/// Streams the answer, or (not streamed) produces the same tokens at the
+/// same pace and answers at the end.
+async fn answer(
+    request: &CompletionRequest,
+    mut source: crate::stream::EventSource,
+    mut framer: impl Answer,
+    mut guard: crate::stream::guard::StreamGuard,
+) -> HttpResponse {
+    if request.stream {
         return HttpResponse::Ok()
             .content_type("text/event-stream")
             .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
             .insert_header(("x-accel-buffering", "no"))
             .streaming(body::body(source, framer, guard));
     }
-    // Not streamed: the same tokens at the same pace, answered at the end.
     let mut end = EndReason::Completed;
     while let Some(step) = source.next().await {
         framer.step(&step);
@@ -232,9 +281,9 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
     }
     guard.settle(end.into());
     if end == EndReason::Failed {
-        return Failure::MidStream.error(&framer_request).response();
+        return Failure::MidStream.error(request).response();
     }
-    HttpResponse::Ok().json(framer.complete(end))
+    HttpResponse::Ok().json(framer.whole(end))
 }
 
 /// An injected `timeout`: the stream's slot is held and nothing is

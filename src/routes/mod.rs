@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_metrics: bool) {
         .service(get_only("/ws", streams::ws))
         .service(post_only("/v1/chat/completions", llm::chat))
         .service(post_only("/v1/completions", llm::completions))
+        .service(post_only("/v1/responses", llm::responses))
         .service(
             web::resource("/v1/models")
                 .route(web::get().to(llm::models))

@@ -1,7 +1,8 @@
 //! The official OpenAI Python SDK streams from trickle's simulated model
 //! (`tests/openai/sdk_check.py`, run in the virtualenv `scripts/test`
 //! makes): chat and completions, with and without usage, not streamed,
-//! and bad requests as the SDK's typed errors.
+//! bad requests as the SDK's typed errors, and the Responses API streamed
+//! (every event type, ending completed) and not.
 
 use crate::helpers::spawn_binary;
 
@@ -28,9 +29,31 @@ async fn the_official_openai_sdk_streams_from_the_simulated_model() {
         &[],
     )
     .await;
+    // The Responses API's answers end completed when the model stops on
+    // its own before max_output_tokens.
+    let output_tokens = "6";
+    let responses = spawn_binary(
+        &[
+            "--llm-ttft",
+            "20ms",
+            "--llm-decode-rate",
+            "500",
+            "--llm-reasoning-tokens",
+            reasoning,
+            "--llm-output-tokens",
+            output_tokens,
+        ],
+        &[],
+    )
+    .await;
     let out = tokio::process::Command::new(&python)
         .arg(root.join("tests/openai/sdk_check.py"))
-        .args([server.base.as_str(), reasoning])
+        .args([
+            server.base.as_str(),
+            reasoning,
+            responses.base.as_str(),
+            output_tokens,
+        ])
         .output()
         .await
         .expect("the virtualenv's python runs");
@@ -40,7 +63,7 @@ async fn the_official_openai_sdk_streams_from_the_simulated_model() {
     // Every check ran (a script that stopped early cannot pass).
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
-        19,
+        25,
         "{stdout}"
     );
 }

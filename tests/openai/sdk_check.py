@@ -1,9 +1,11 @@
 """The official OpenAI Python SDK against trickle's simulated model.
 
 Run by tests/api/openai_sdk.rs (trickle started with known settings):
-    python sdk_check.py BASE_URL REASONING_TOKENS
+    python sdk_check.py BASE_URL REASONING_TOKENS RESPONSES_BASE_URL OUTPUT_TOKENS
 Streams chat and completions with and without usage, asks without
-streaming, and checks that bad requests raise the SDK's typed errors.
+streaming, checks that bad requests raise the SDK's typed errors, and
+streams and asks the Responses API (the second server stops answers on its
+own after OUTPUT_TOKENS tokens, so they end completed).
 Exits non-zero with the failed check on stderr.
 """
 
@@ -29,6 +31,42 @@ def check(condition, what):
         print(f"FAILED: {what}", file=sys.stderr)
         sys.exit(1)
     print(f"ok: {what}")
+
+
+def responses(base, reasoning, output_tokens):
+    """The Responses API: every event type of a streamed answer, in order,
+    ending completed with the usage; one response object without stream."""
+    client = OpenAI(base_url=f"{base}/v1", api_key="not-needed", max_retries=0, timeout=30)
+    kinds, text_deltas, reasoning_deltas, final = [], "", "", None
+    for event in client.responses.create(model="trickle-sim", input="Say a few tokens.",
+                                         max_output_tokens=50, stream=True):
+        kinds.append(event.type)
+        if event.type == "response.output_text.delta":
+            text_deltas += event.delta
+        elif event.type == "response.reasoning_text.delta":
+            reasoning_deltas += event.delta
+        elif event.type == "response.completed":
+            final = event.response
+    expected = ["response.created", "response.in_progress", "response.output_item.added",
+                "response.reasoning_text.delta", "response.reasoning_text.done", "response.output_item.done",
+                "response.output_item.added", "response.content_part.added", "response.output_text.delta",
+                "response.output_text.done", "response.content_part.done", "response.output_item.done",
+                "response.completed"]
+    check(sorted(set(kinds)) == sorted(set(expected)), f"responses stream: every event type ({sorted(set(kinds))})")
+    check(kinds[0] == "response.created" and kinds[-1] == "response.completed",
+          f"responses stream: created first, completed last ({kinds[0]}, {kinds[-1]})")
+    answer = output_tokens - reasoning
+    check(text_deltas == text(answer), f"responses stream: the text {text_deltas!r}")
+    check(reasoning_deltas == text(reasoning), f"responses stream: the reasoning {reasoning_deltas!r}")
+    check(final is not None and final.status == "completed" and final.usage.output_tokens == output_tokens
+          and final.usage.output_tokens_details.reasoning_tokens == reasoning
+          and final.output_text == text(answer), f"responses stream: completed with usage ({final})")
+    whole = client.responses.create(model="trickle-sim",
+                                    input=[{"role": "user", "content": "Say a few tokens."}],
+                                    max_output_tokens=50)
+    check(whole.status == "completed" and whole.output_text == text(answer)
+          and whole.usage.output_tokens == output_tokens and whole.usage.input_tokens == 5,
+          f"responses: one object with the text and usage ({whole.output_text!r}, {whole.usage})")
 
 
 def main():
@@ -114,6 +152,8 @@ def main():
         check(False, "too many tokens must fail")
     except openai.BadRequestError as e:
         check(e.status_code == 400, "max_tokens beyond the limit: BadRequestError 400")
+
+    responses(sys.argv[3], reasoning, int(sys.argv[4]))
 
 
 if __name__ == "__main__":
