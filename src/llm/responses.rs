@@ -151,7 +151,7 @@ impl ResponsesFramer {
             ("failed", Some(reason)) => {
                 response["usage"] = self.usage();
                 response["error"] = json!({
-                    "code": if reason == EndReason::Failed { "server_error" } else { reason.as_str() },
+                    "code": if reason == EndReason::Failed { "stream_interrupted" } else { reason.as_str() },
                     "message": match reason {
                         EndReason::Deadline => "The stream reached its longest life (--max-stream-duration) before the answer ended.",
                         EndReason::Shutdown => "The server is shutting down.",

@@ -275,7 +275,8 @@ impl Reader {
             llm.output_chunks += 1;
             self.event(now);
         }
-        None
+        // The Responses API ends with its final event (no [DONE]).
+        chunk.end.then_some(ConnectionEnd::Completed)
     }
 
     /// How a clean end of body counts.

@@ -22,6 +22,9 @@ pub struct LlmChunk {
     pub error_code: Option<String>,
     /// The payload was not JSON.
     pub invalid: bool,
+    /// The Responses API's final event (`response.completed`,
+    /// `response.incomplete`): the answer is whole.
+    pub end: bool,
 }
 
 /// An OpenAI error object's `code` (vLLM sends a number), else its
@@ -64,6 +67,11 @@ impl LlmChunk {
                 ..Self::default()
             };
         }
+        if let Some(kind) = value.get("type").and_then(Value::as_str) {
+            if kind == "error" || kind.starts_with("response.") {
+                return Self::responses_event(kind, &value);
+            }
+        }
         let mut chunk = Self::default();
         let nonempty = |v: Option<&Value>| v.and_then(Value::as_str).is_some_and(|s| !s.is_empty());
         for choice in value
@@ -94,6 +102,59 @@ impl LlmChunk {
         chunk
     }
 
+    /// One event of the Responses API's stream (`type` is `kind`).
+    fn responses_event(kind: &str, value: &Value) -> Self {
+        let delta = || {
+            value
+                .get("delta")
+                .and_then(Value::as_str)
+                .is_some_and(|d| !d.is_empty())
+        };
+        let mut chunk = Self::default();
+        match kind {
+            "response.output_text.delta" => chunk.content = delta(),
+            "response.reasoning_text.delta" | "response.reasoning_summary_text.delta" => {
+                chunk.reasoning = delta();
+            }
+            "response.function_call_arguments.delta" => chunk.tool_call = delta(),
+            "response.completed" | "response.incomplete" => {
+                let response = value.get("response");
+                chunk.end = true;
+                chunk.finish_reason = response
+                    .and_then(|r| r.get("status"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                if let Some(usage) = response
+                    .and_then(|r| r.get("usage"))
+                    .filter(|u| !u.is_null())
+                {
+                    let field = |name: &str| usage.get(name).and_then(Value::as_u64);
+                    if let Some(output) = field("output_tokens") {
+                        chunk.usage = Some((output, field("input_tokens").unwrap_or(0)));
+                    }
+                }
+            }
+            "response.failed" | "error" => {
+                // response.failed carries response.error; an error event
+                // its code and message at the top.
+                let error = value
+                    .get("response")
+                    .and_then(|r| r.get("error"))
+                    .filter(|e| !e.is_null())
+                    .unwrap_or(value);
+                chunk.error = Some(
+                    error
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map_or_else(|| error.to_string(), str::to_owned),
+                );
+                chunk.error_code = error_code(error);
+            }
+            _ => {}
+        }
+        chunk
+    }
+
     /// Whether the chunk carries output as `mode` counts it.
     pub fn is_output(&self, mode: FirstToken) -> bool {
         match mode {
@@ -106,6 +167,40 @@ impl LlmChunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responses_events_say_what_they_carry_and_the_final_one_ends() {
+        let created = LlmChunk::parse(
+            r#"{"type":"response.created","sequence_number":0,"response":{"status":"in_progress","error":null}}"#,
+        );
+        assert!(!created.is_output(FirstToken::Any) && !created.end && created.error.is_none());
+        let text =
+            LlmChunk::parse(r#"{"type":"response.output_text.delta","delta":" hi","item_id":"m"}"#);
+        assert!(text.is_output(FirstToken::Content));
+        let thought = LlmChunk::parse(r#"{"type":"response.reasoning_text.delta","delta":"hm"}"#);
+        assert!(!thought.is_output(FirstToken::Content) && thought.is_output(FirstToken::Any));
+        let done = LlmChunk::parse(
+            r#"{"type":"response.completed","response":{"status":"completed","usage":{"input_tokens":5,"output_tokens":9}}}"#,
+        );
+        assert!(done.end);
+        assert_eq!(done.usage, Some((9, 5)));
+        assert_eq!(done.finish_reason.as_deref(), Some("completed"));
+        let cut = LlmChunk::parse(
+            r#"{"type":"response.incomplete","response":{"status":"incomplete","usage":{"input_tokens":1,"output_tokens":3}}}"#,
+        );
+        assert!(cut.end && cut.finish_reason.as_deref() == Some("incomplete"));
+        let failed = LlmChunk::parse(
+            r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"boom"}}}"#,
+        );
+        assert_eq!(
+            (failed.error.as_deref(), failed.error_code.as_deref()),
+            (Some("boom"), Some("server_error"))
+        );
+        let error = LlmChunk::parse(
+            r#"{"type":"error","code":"rate_limit_exceeded","message":"slow down"}"#,
+        );
+        assert_eq!(error.error_code.as_deref(), Some("rate_limit_exceeded"));
+    }
 
     #[test]
     fn chunks_say_what_they_carry() {

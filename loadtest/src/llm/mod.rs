@@ -25,13 +25,16 @@ pub enum Api {
     OpenaiChat,
     /// `POST /v1/completions` with `prompt`.
     OpenaiCompletions,
+    /// `POST /v1/responses` with `input` (the Responses API's typed event
+    /// stream, ended by `response.completed` or `response.incomplete`).
+    OpenaiResponses,
 }
 
 impl Api {
     /// `gen_ai.operation.name`.
     pub fn operation(self) -> &'static str {
         match self {
-            Self::OpenaiChat => "chat",
+            Self::OpenaiChat | Self::OpenaiResponses => "chat",
             Self::OpenaiCompletions => "text_completion",
         }
     }
@@ -40,6 +43,7 @@ impl Api {
         match self {
             Self::OpenaiChat => "/v1/chat/completions",
             Self::OpenaiCompletions => "/v1/completions",
+            Self::OpenaiResponses => "/v1/responses",
         }
     }
 }

@@ -40,10 +40,11 @@ pub struct Bodies {
 impl Bodies {
     pub fn new(api: Api, args: &LlmArgs) -> Result<Self, DatasetError> {
         let bodies = match &args.dataset {
-            Some(path) => dataset(path, args)?,
+            Some(path) => dataset(api, path, args)?,
             None => {
                 let model = args.model.clone().ok_or(DatasetError::NoModel)?;
                 vec![finish(
+                    api,
                     synthetic(api, args.prompt_tokens),
                     &model,
                     args.max_tokens,
@@ -87,6 +88,7 @@ fn synthetic(api: Api, prompt_tokens: u64) -> Map<String, Value> {
     let body = match api {
         Api::OpenaiChat => json!({ "messages": [{ "role": "user", "content": text }] }),
         Api::OpenaiCompletions => json!({ "prompt": text }),
+        Api::OpenaiResponses => json!({ "input": text }),
     };
     match body {
         Value::Object(map) => map,
@@ -94,14 +96,21 @@ fn synthetic(api: Api, prompt_tokens: u64) -> Map<String, Value> {
     }
 }
 
-/// Streaming with usage, the model and max_tokens unless the body says.
-fn finish(mut body: Map<String, Value>, model: &str, max_tokens: u64) -> Bytes {
+/// Streaming with usage, the model and max_tokens unless the body says
+/// (the Responses API: `max_output_tokens`, its final event carries the
+/// usage).
+fn finish(api: Api, mut body: Map<String, Value>, model: &str, max_tokens: u64) -> Bytes {
     body.entry("model").or_insert_with(|| json!(model));
+    body.insert("stream".to_owned(), json!(true));
+    if api == Api::OpenaiResponses {
+        body.entry("max_output_tokens")
+            .or_insert_with(|| json!(max_tokens));
+        return Bytes::from(Value::Object(body).to_string());
+    }
     if !body.contains_key("max_completion_tokens") {
         body.entry("max_tokens")
             .or_insert_with(|| json!(max_tokens));
     }
-    body.insert("stream".to_owned(), json!(true));
     body.insert(
         "stream_options".to_owned(),
         json!({ "include_usage": true }),
@@ -109,7 +118,7 @@ fn finish(mut body: Map<String, Value>, model: &str, max_tokens: u64) -> Bytes {
     Bytes::from(Value::Object(body).to_string())
 }
 
-fn dataset(path: &Path, args: &LlmArgs) -> Result<Vec<Bytes>, DatasetError> {
+fn dataset(api: Api, path: &Path, args: &LlmArgs) -> Result<Vec<Bytes>, DatasetError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Read {
         path: name.clone(),
@@ -131,7 +140,7 @@ fn dataset(path: &Path, args: &LlmArgs) -> Result<Vec<Bytes>, DatasetError> {
             (Some(model), None) => model.clone(),
             (None, None) => return Err(DatasetError::NoModel),
         };
-        bodies.push(finish(body, &model, args.max_tokens));
+        bodies.push(finish(api, body, &model, args.max_tokens));
     }
     if bodies.is_empty() {
         return Err(DatasetError::Empty(name));
@@ -187,6 +196,15 @@ mod tests {
             Bodies::new(Api::OpenaiChat, &args("--api openai-chat")),
             Err(DatasetError::NoModel)
         ));
+        let responses = Bodies::new(
+            Api::OpenaiResponses,
+            &args("--api openai-responses --model m --max-tokens 7"),
+        );
+        let body = json_of(responses.as_ref().map(Bodies::next).unwrap_or_default());
+        assert!(body["input"].is_string());
+        assert_eq!(body["max_output_tokens"], 7);
+        assert_eq!(body["stream"], true);
+        assert!(body.get("stream_options").is_none() && body.get("max_tokens").is_none());
     }
 
     #[test]

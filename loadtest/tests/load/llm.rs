@@ -381,3 +381,41 @@ async fn injected_failures_are_counted_by_code_as_they_were_injected() {
         codes["model_not_found"]
     );
 }
+
+/// `--api openai-responses` measures the Responses API's typed event
+/// stream as chat is measured: TTFT from the first text delta, the gaps
+/// between deltas, output tokens from `response.completed`'s usage, the
+/// final event ending the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_responses_api_is_measured_as_chat_is() {
+    // TTFT 100 ms, 100 tokens/s, answers of 6 tokens (completed).
+    let host = spawn_trickle(&[
+        "--llm-ttft",
+        "100ms",
+        "--llm-decode-rate",
+        "100",
+        "--llm-output-tokens",
+        "6",
+    ])
+    .await;
+    let (result, _) = load(
+        &host,
+        &args("--api openai-responses --model trickle-sim --users 5 --increase-rate 100 --run-time 2s --max-tokens 20"),
+    )
+    .await;
+    let report = &result.report;
+    let llm = report.llm.as_ref().unwrap();
+    assert!(llm.requests >= 10, "{:?}", report.ends);
+    assert_eq!(
+        llm.output_tokens,
+        llm.requests * 6,
+        "from response.completed's usage"
+    );
+    assert_eq!(llm.estimated_requests, 0);
+    assert_eq!(llm.finish_reasons.get("completed"), Some(&llm.requests));
+    assert_eq!(ends(report, ConnectionEnd::Completed), llm.requests);
+    let ttft = p50_ms(report, Measure::Ttft);
+    assert!((90.0..300.0).contains(&ttft), "ttft {ttft}");
+    let itl = p50_ms(report, Measure::Gap);
+    assert!((5.0..40.0).contains(&itl), "itl {itl}");
+}
