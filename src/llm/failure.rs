@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use super::error::OpenAiError;
-use super::request::CompletionRequest;
 
 /// The kinds of failure that can be injected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,10 +71,11 @@ impl Failure {
         kinds.get(rng.usize(..kinds.len())).copied()
     }
 
-    /// The error it answers (the mid-stream one is the object the stream
-    /// carries; `timeout` answers none, this is what it would say).
-    pub fn error(self, request: &CompletionRequest) -> OpenAiError {
-        let prompt = request.api.prompt_param();
+    /// The error it answers to a request for `model` whose prompt is in
+    /// `prompt` (the parameter) and that asked for `tokens` in all (the
+    /// mid-stream one is the object the stream carries; `timeout` answers
+    /// none, this is what it would say).
+    pub fn error(self, model: &str, prompt: &'static str, tokens: u64) -> OpenAiError {
         let server = |code: &'static str, message: &str| OpenAiError {
             status: 500,
             kind: "server_error",
@@ -101,8 +101,7 @@ impl Failure {
                 Some(prompt),
                 Some("context_length_exceeded"),
                 format!(
-                    "This model's maximum context length is {} tokens. However, you requested more (injected by --llm-failure-rate).",
-                    request.max_tokens + request.prompt_tokens
+                    "This model's maximum context length is below the {tokens} tokens you requested (injected by --llm-failure-rate)."
                 ),
             ),
             Self::InvalidRequest => OpenAiError::invalid(
@@ -110,7 +109,7 @@ impl Failure {
                 Some("invalid_value"),
                 "Invalid 'temperature' (injected by --llm-failure-rate).".to_owned(),
             ),
-            Self::ModelNotFound => OpenAiError::model_not_found(&request.model),
+            Self::ModelNotFound => OpenAiError::model_not_found(model),
             Self::Timeout => OpenAiError {
                 status: 504,
                 kind: "server_error",
@@ -130,7 +129,6 @@ impl Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::request::Api;
 
     #[test]
     fn the_rate_and_the_kinds_decide_and_a_seed_repeats_them() {
@@ -156,20 +154,10 @@ mod tests {
 
     #[test]
     fn each_kind_answers_in_openais_shape_and_status() {
-        let request = CompletionRequest {
-            api: Api::Chat,
-            model: "m".to_owned(),
-            prompt_tokens: 1,
-            max_tokens: 2,
-            stream: true,
-            include_usage: false,
-            continuous_usage: false,
-            ignore_eos: false,
-        };
         let got: Vec<(u16, Option<&str>)> = Failure::ALL
             .iter()
             .map(|f| {
-                let e = f.error(&request);
+                let e = f.error("m", "messages", 3);
                 (e.status, e.code)
             })
             .collect();
@@ -185,7 +173,14 @@ mod tests {
                 (500, Some("stream_interrupted")),
             ]
         );
-        assert!(Failure::RateLimit.error(&request).retry_after.is_some());
+        assert!(Failure::RateLimit
+            .error("m", "messages", 3)
+            .retry_after
+            .is_some());
+        assert_eq!(
+            Failure::ContextLength.error("m", "input", 3).param,
+            Some("input")
+        );
         assert!(Failure::ALL.iter().filter(|f| f.before_stream()).count() == 5);
     }
 }

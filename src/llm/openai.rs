@@ -193,8 +193,9 @@ impl Encode for OpenAiFramer {
                 // the body, without [DONE] (as servers that fail mid-stream
                 // do).
                 Some(Bytes::from(data(
-                    &super::failure::Failure::MidStream
-                        .error(&self.request)
+                    &self
+                        .request
+                        .failure(super::failure::Failure::MidStream)
                         .body(),
                 )))
             }

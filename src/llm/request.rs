@@ -125,6 +125,15 @@ struct StreamOptions {
 }
 
 impl CompletionRequest {
+    /// What an injected `failure` answers to this request.
+    pub fn failure(&self, failure: super::failure::Failure) -> OpenAiError {
+        failure.error(
+            &self.model,
+            self.api.prompt_param(),
+            self.prompt_tokens + self.max_tokens,
+        )
+    }
+
     /// Parses and checks a request body against the served models and limits.
     pub fn parse(api: Api, body: &[u8], model: &ModelSettings) -> Result<Self, OpenAiError> {
         let parsed: Body = serde_json::from_slice(body).map_err(|e| {

@@ -163,7 +163,7 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         }
         if failure.before_stream() {
             state.reject(names::REJECT_INJECTED);
-            return failure.error(&request).response();
+            return request.failure(failure).response();
         }
     }
     // A place in the scheduler's queue first: a refusal here opens no
@@ -281,7 +281,7 @@ async fn answer(
     }
     guard.settle(end.into());
     if end == EndReason::Failed {
-        return Failure::MidStream.error(request).response();
+        return request.failure(Failure::MidStream).response();
     }
     HttpResponse::Ok().json(framer.whole(end))
 }
@@ -305,7 +305,7 @@ async fn never_answer(
         }
         () = tokio::time::sleep(state.pacing.max_duration) => {
             guard.settle(trickle_telemetry::Outcome::Deadline);
-            Failure::Timeout.error(request).response()
+            request.failure(Failure::Timeout).response()
         }
     }
 }
