@@ -136,13 +136,7 @@ impl CompletionRequest {
 
     /// Parses and checks a request body against the served models and limits.
     pub fn parse(api: Api, body: &[u8], model: &ModelSettings) -> Result<Self, OpenAiError> {
-        let parsed: Body = serde_json::from_slice(body).map_err(|e| {
-            OpenAiError::invalid(
-                None,
-                None,
-                format!("We could not parse the JSON body of your request: {e}"),
-            )
-        })?;
+        let parsed: Body = json_body(body)?;
         let name = parsed.model.ok_or_else(|| {
             OpenAiError::invalid(
                 Some("model"),
@@ -281,15 +275,20 @@ pub struct TokenizeRequest {
     pub return_token_strs: bool,
 }
 
+/// A JSON body, or OpenAI's 400 for one that is not.
+fn json_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, OpenAiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        OpenAiError::invalid(
+            None,
+            None,
+            format!("We could not parse the JSON body of your request: {e}"),
+        )
+    })
+}
+
 impl TokenizeRequest {
     pub fn parse(body: &[u8], model: &ModelSettings) -> Result<Self, OpenAiError> {
-        let parsed: TokenizeBody = serde_json::from_slice(body).map_err(|e| {
-            OpenAiError::invalid(
-                None,
-                None,
-                format!("We could not parse the JSON body of your request: {e}"),
-            )
-        })?;
+        let parsed: TokenizeBody = json_body(body)?;
         check_model(parsed.model.as_deref(), model)?;
         let texts = match (parsed.prompt, parsed.messages) {
             (Some(prompt), None) => vec![prompt],
@@ -318,13 +317,7 @@ struct DetokenizeBody {
 
 /// The ids `/detokenize` was asked to map back.
 pub fn parse_detokenize(body: &[u8], model: &ModelSettings) -> Result<Vec<u32>, OpenAiError> {
-    let parsed: DetokenizeBody = serde_json::from_slice(body).map_err(|e| {
-        OpenAiError::invalid(
-            None,
-            None,
-            format!("We could not parse the JSON body of your request: {e}"),
-        )
-    })?;
+    let parsed: DetokenizeBody = json_body(body)?;
     check_model(parsed.model.as_deref(), model)?;
     parsed.tokens.ok_or_else(|| {
         OpenAiError::invalid(

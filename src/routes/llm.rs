@@ -23,10 +23,7 @@ pub async fn chat(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    match read_body(&req, body).await {
-        Ok(body) => complete(Api::Chat, &req, &body, &state).await,
-        Err(error) => error.response(),
-    }
+    serve(Api::Chat, req, body, state).await
 }
 
 pub async fn responses(
@@ -34,10 +31,7 @@ pub async fn responses(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    match read_body(&req, body).await {
-        Ok(body) => complete(Api::Responses, &req, &body, &state).await,
-        Err(error) => error.response(),
-    }
+    serve(Api::Responses, req, body, state).await
 }
 
 pub async fn completions(
@@ -45,8 +39,19 @@ pub async fn completions(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    serve(Api::Completions, req, body, state).await
+}
+
+/// One API's request: its body read (413 beyond [`MAX_BODY`]), then
+/// answered.
+async fn serve(
+    api: Api,
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     match read_body(&req, body).await {
-        Ok(body) => complete(Api::Completions, &req, &body, &state).await,
+        Ok(body) => complete(api, &req, &body, &state).await,
         Err(error) => error.response(),
     }
 }

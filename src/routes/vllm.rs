@@ -22,6 +22,15 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// A body read with its limit, then parsed.
+async fn read<T>(
+    req: &HttpRequest,
+    body: web::Payload,
+    parse: impl FnOnce(&[u8]) -> Result<T, OpenAiError>,
+) -> Result<T, OpenAiError> {
+    parse(&super::llm::read_body(req, body).await?)
+}
+
 /// `GET /version`: `{"version": ...}`, trickle's.
 pub async fn version() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "version": env!("CARGO_PKG_VERSION") }))
@@ -34,11 +43,7 @@ pub async fn tokenize(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let body = match super::llm::read_body(&req, body).await {
-        Ok(body) => body,
-        Err(error) => return error.response(),
-    };
-    let request = match TokenizeRequest::parse(&body, &state.model) {
+    let request = match read(&req, body, |b| TokenizeRequest::parse(b, &state.model)).await {
         Ok(request) => request,
         Err(error) => return error.response(),
     };
@@ -67,11 +72,7 @@ pub async fn detokenize(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let body = match super::llm::read_body(&req, body).await {
-        Ok(body) => body,
-        Err(error) => return error.response(),
-    };
-    let ids = match parse_detokenize(&body, &state.model) {
+    let ids = match read(&req, body, |b| parse_detokenize(b, &state.model)).await {
         Ok(ids) => ids,
         Err(error) => return error.response(),
     };
