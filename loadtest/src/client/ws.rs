@@ -119,6 +119,10 @@ impl Connector for WsConnector {
         let connected = tokio::select! {
             c = open(request, self.source, self.tls.as_ref(), &mut reader.conn.connect) => c,
             () = client_deadline(shared, stop_at) => return reader.finish(ConnectionEnd::ClientDeadline),
+            () = tokio::time::sleep(plan.idle_timeout) => {
+                let why = super::http::no_answer(plan.idle_timeout);
+                return reader.fail(ConnectionEnd::IdleTimeout, why);
+            }
         };
         let (mut socket, response) = match connected {
             Ok(ok) => ok,

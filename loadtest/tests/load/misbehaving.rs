@@ -370,3 +370,41 @@ async fn a_redirected_stream_is_an_http_status_that_names_the_target() {
         sample.message
     );
 }
+
+/// A server that accepts and never answers (no status line, no headers):
+/// each transport gives the request up after --idle-timeout, as
+/// idle_timeout, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_the_request_times_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket); // read nothing, answer nothing
+        }
+    });
+    for transport in ["sse", "ws"] {
+        let (result, _) = load(
+            &host,
+            &args(&format!(
+                "--transport {transport} --users 2 --increase-rate 100 --run-time 2s --idle-timeout 300ms"
+            )),
+        )
+        .await;
+        let report = &result.report;
+        let timeouts = report
+            .ends
+            .get(&ConnectionEnd::IdleTimeout)
+            .copied()
+            .unwrap_or(0);
+        assert!(timeouts >= 4, "{transport}: {:?}", report.ends);
+        assert!(
+            report.error_samples.iter().any(|e| e
+                .message
+                .contains("no response headers within --idle-timeout")),
+            "{transport}: {:?}",
+            report.error_samples
+        );
+    }
+}
