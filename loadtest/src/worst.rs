@@ -83,16 +83,21 @@ impl WorstMeasure {
         }
     }
 
-    /// The connection's value for this measure, if it has one.
-    fn of(self, c: &Connection) -> Option<Duration> {
+    /// The connection's value for this measure, if it has one (`figures`:
+    /// its LLM request's, derived once per connection).
+    fn of(
+        self,
+        c: &Connection,
+        figures: Option<&crate::llm::measure::RequestFigures>,
+    ) -> Option<Duration> {
         match self {
             Self::Headers => c.headers,
             Self::FirstByte => c.first_byte,
             Self::FirstEvent => c.first_event,
             Self::Gap => c.max_gap,
             Self::Lifetime => (c.end == Some(ConnectionEnd::Completed)).then_some(c.lifetime),
-            Self::Ttft => c.request_figures().and_then(|f| f.ttft),
-            Self::Itl => c.request_figures().and_then(|f| f.max_gap),
+            Self::Ttft => figures.and_then(|f| f.ttft),
+            Self::Itl => figures.and_then(|f| f.max_gap),
         }
     }
 }
@@ -209,8 +214,11 @@ impl Worst {
     /// Folds in one finished connection.
     pub fn add(&mut self, c: &Connection) {
         let sampled = c.trace.is_some_and(|t| t.sampled);
+        let figures = c.request_figures();
         for m in WorstMeasure::ALL {
-            let Some(value) = m.of(c) else { continue };
+            let Some(value) = m.of(c, figures.as_ref()) else {
+                continue;
+            };
             let value_ms = crate::record::ms(value);
             let to_all = self.all.admits(m, value_ms, self.limit);
             let to_sampled = sampled && self.sampled.admits(m, value_ms, self.limit);

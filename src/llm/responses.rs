@@ -25,7 +25,7 @@ use crate::stream::body::Encode;
 use crate::stream::{EndReason, Step};
 
 /// Frames one Responses API answer.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ResponsesFramer {
     request: CompletionRequest,
     plan: TokenPlan,
@@ -50,7 +50,8 @@ impl ResponsesFramer {
             request,
             plan,
             created,
-            sequence: 0,
+            // 0 and 1 are the prelude's (created, in_progress).
+            sequence: 2,
             sent: 0,
             message_open: false,
         }
@@ -174,17 +175,10 @@ impl ResponsesFramer {
     }
 
     /// One SSE event of type `kind` with the next sequence number.
-    fn event(&mut self, out: &mut Vec<u8>, kind: &str, mut payload: Value) {
-        payload["type"] = Value::String(kind.to_owned());
-        payload["sequence_number"] = Value::from(self.sequence);
+    fn event(&mut self, out: &mut Vec<u8>, kind: &str, payload: Value) {
+        write_event(out, kind, payload, self.sequence);
         self.sequence += 1;
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\ndata: ");
-        let _ = serde_json::to_writer(&mut *out, &payload);
-        out.extend_from_slice(b"\n\n");
     }
-
     fn open_message(&mut self, out: &mut Vec<u8>) {
         self.message_open = true;
         let index = self.output_index();
@@ -233,26 +227,40 @@ impl ResponsesFramer {
     }
 }
 
+/// `event: KIND` and its `data:` (the payload with its `type` and
+/// `sequence_number`).
+fn write_event(out: &mut Vec<u8>, kind: &str, mut payload: Value, sequence: u64) {
+    payload["type"] = Value::String(kind.to_owned());
+    payload["sequence_number"] = Value::from(sequence);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    let _ = serde_json::to_writer(&mut *out, &payload);
+    out.extend_from_slice(b"\n\n");
+}
+
 impl Encode for ResponsesFramer {
+    /// `response.created` and `response.in_progress`, numbered 0 and 1.
     fn prelude(&self) -> Option<Bytes> {
-        let mut framer = self.clone();
         let mut out = Vec::new();
-        let created = framer.response("in_progress", None);
-        framer.event(&mut out, "response.created", json!({ "response": created }));
-        let progress = framer.response("in_progress", None);
-        framer.event(
+        let response = self.response("in_progress", None);
+        write_event(
+            &mut out,
+            "response.created",
+            json!({ "response": response }),
+            0,
+        );
+        let response = self.response("in_progress", None);
+        write_event(
             &mut out,
             "response.in_progress",
-            json!({ "response": progress }),
+            json!({ "response": response }),
+            1,
         );
         Some(Bytes::from(out))
     }
 
     fn encode(&mut self, step: &Step) -> Option<Bytes> {
-        if self.sequence == 0 {
-            // The prelude's two events were sent from a copy.
-            self.sequence = 2;
-        }
         let mut out = Vec::new();
         match step {
             Step::Event(event) => {

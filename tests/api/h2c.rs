@@ -48,8 +48,7 @@ async fn sse_streams_over_h2c_and_http1_on_one_port() {
     };
     let give_up = Instant::now() + std::time::Duration::from_secs(3);
     let scrape = loop {
-        let scrape =
-            crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap());
+        let scrape = app.scrape().await;
         let count = |v| scrape.get("http_server_request_duration_seconds_count", &labels(v));
         if (count("2") == 1.0 && count("1.1") == 1.0) || Instant::now() > give_up {
             break scrape;

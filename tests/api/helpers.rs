@@ -70,6 +70,12 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
 }
 
 impl TestApp {
+    /// The app's `/metrics`, parsed.
+    pub async fn scrape(&self) -> crate::exposition::Scrape {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        crate::exposition::Scrape::parse(&text)
+    }
+
     pub fn url(&self, path_and_query: &str) -> String {
         format!("{}{}", self.base, path_and_query)
     }

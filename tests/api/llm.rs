@@ -355,7 +355,7 @@ async fn gen_ai_metrics_after_known_requests() {
     assert_eq!(content(&chunks).len(), 5);
     // The stream's guard settles the metrics when the body is dropped.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let scrape = crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap());
+    let scrape = app.scrape().await;
     let labels = [
         ("gen_ai_operation_name", "chat"),
         ("gen_ai_provider_name", "trickle"),
@@ -517,8 +517,7 @@ async fn tokenize_counts_what_usage_bills_and_detokenize_maps_output_words_back(
     // Not streams: nothing counted as one.
     let version: Value = app.get("/version").await.json().await.unwrap();
     assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
-    let metrics =
-        crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap());
+    let metrics = app.scrape().await;
     let streams_started: f64 = metrics
         .series("trickle_streams_started_total")
         .iter()
@@ -550,7 +549,7 @@ async fn a_batch_scheduler_makes_requests_wait_and_a_full_queue_refuses() {
     // While they run: vLLM's gauges say 4 running, 4 waiting.
     let watch = async {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap())
+        app.scrape().await
     };
     let (answers, during) = tokio::join!(requests, watch);
     let engine = [("model_name", "trickle-sim"), ("engine", "0")];
@@ -577,7 +576,7 @@ async fn a_batch_scheduler_makes_requests_wait_and_a_full_queue_refuses() {
     );
     // vLLM's queue time: four ~0, four ~one answer (its buckets: 0.3,
     // 0.5, 0.8, 1.0, ...).
-    let after = crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap());
+    let after = app.scrape().await;
     let queued = |le: &str| {
         after.get(
             "vllm:request_queue_time_seconds_bucket",
@@ -621,8 +620,7 @@ async fn a_batch_scheduler_makes_requests_wait_and_a_full_queue_refuses() {
         6,
         "{statuses:?}"
     );
-    let metrics =
-        crate::exposition::Scrape::parse(&app.get("/metrics").await.text().await.unwrap());
+    let metrics = app.scrape().await;
     assert_eq!(
         metrics.get("trickle_streams_rejected_total", &[("reason", "waiting")]),
         2.0
@@ -853,22 +851,13 @@ async fn injected_failures_answer_as_servers_fail_and_land_in_their_outcomes() {
         ])
         .await
     };
-    let scrape = |app: &TestApp| {
-        let url = app.url("/metrics");
-        async move {
-            crate::exposition::Scrape::parse(
-                &reqwest::get(url).await.unwrap().text().await.unwrap(),
-            )
-        }
-    };
-
     let app = fail("rate_limit").await;
     let refused = post(&app, "/v1/chat/completions", body.clone()).await;
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().contains_key("retry-after"));
     let error: Value = refused.json().await.unwrap();
     assert_eq!(error["error"]["code"], "rate_limit_exceeded");
-    let metrics = scrape(&app).await;
+    let metrics = app.scrape().await;
     assert_eq!(
         metrics.get("trickle_streams_rejected_total", &[("reason", "injected")]),
         1.0
@@ -887,7 +876,7 @@ async fn injected_failures_answer_as_servers_fail_and_land_in_their_outcomes() {
     let last = &chunks.last().unwrap().item;
     assert_eq!(last["error"]["code"], "stream_interrupted", "{last}");
     assert!(chunks.iter().all(|c| c.item != "[DONE]"), "no [DONE]");
-    let metrics = scrape(&app).await;
+    let metrics = app.scrape().await;
     assert_eq!(
         metrics.get(
             "trickle_streams_ended_total",
@@ -907,7 +896,7 @@ async fn injected_failures_answer_as_servers_fail_and_land_in_their_outcomes() {
     assert!(gave_up.is_err_and(|e| e.is_timeout()), "no answer at all");
     let started = Instant::now();
     let metrics = loop {
-        let metrics = scrape(&app).await;
+        let metrics = app.scrape().await;
         let gone = metrics.get(
             "trickle_streams_ended_total",
             &[("transport", "sse"), ("outcome", "client_gone")],
