@@ -103,6 +103,7 @@ pub struct ModelSettings {
     #[arg(
         id = "llm_metrics",
         long = "llm-metrics",
+        value_name = "FAMILIES",
         env = "TRICKLE_LLM_METRICS",
         value_enum,
         default_value = "both"
