@@ -167,9 +167,9 @@ def trickle():
     b.panel("Time to first token (vLLM)", "vllm:time_to_first_token_seconds, p50 and p99.",
             "s", [(quantile(0.5, "vllm:time_to_first_token_seconds", J), "p50"),
                   (quantile(0.99, "vllm:time_to_first_token_seconds", J), "p99")], width=6)
-    b.panel("Inter-token latency", "vllm:time_per_output_token_seconds: each output step's time since the request's previous one (vLLM's way), p50 and p99.",
-            "s", [(quantile(0.5, "vllm:time_per_output_token_seconds", J), "p50"),
-                  (quantile(0.99, "vllm:time_per_output_token_seconds", J), "p99")], width=6)
+    b.panel("Inter-token latency", "vllm:inter_token_latency_seconds (vLLM 0.11 on; 0.10 names it vllm:time_per_output_token_seconds, which trickle also exposes): each output step's time since the request's previous one, p50 and p99.",
+            "s", [(quantile(0.5, "vllm:inter_token_latency_seconds", J), "p50"),
+                  (quantile(0.99, "vllm:inter_token_latency_seconds", J), "p99")], width=6)
     b.row("Process")
     b.panel("CPU", "CPU time per second of each process (1 = one core).", "percentunit",
             [(rate("process_cpu_seconds_total", J, "instance"), "{{instance}}")])

@@ -2,13 +2,18 @@
 //! in for vLLM: the names, labels (`model_name`, `engine`) and bucket
 //! boundaries of vLLM's V1 engine as `vllm/v1/metrics/loggers.py`
 //! (`PrometheusStatLogger`) declares them at vllm-project/vllm commit
-//! 005a810bc40faa25b8870fbc8559c3462581eee3 (the 0.10 series, whose
-//! per-token histogram is `vllm:time_per_output_token_seconds`, renamed
-//! `vllm:inter_token_latency_seconds` in later releases), recorded the way
-//! that engine records them:
+//! 005a810bc40faa25b8870fbc8559c3462581eee3 (the 0.10 series), plus the two
+//! per-token names later releases use, so dashboards written against either
+//! find their series:
 //!
-//! - `vllm:time_per_output_token_seconds`: one observation per output step
-//!   after the first, the time since the request's previous step;
+//! - `vllm:inter_token_latency_seconds` (0.11 on) and
+//!   `vllm:time_per_output_token_seconds` (0.10's name; 0.11 emits both with
+//!   the same observations, 0.12 hides the old one, 0.13 drops it): one
+//!   observation per output step after the first, the time since the
+//!   request's previous step;
+//! - `vllm:request_time_per_output_token_seconds` (0.12 on): per finished
+//!   request, its decode time over its output tokens after the first (0
+//!   with fewer than two);
 //! - `vllm:request_queue_time_seconds`: arrival to scheduled (WAITING);
 //!   `..._prefill_time_seconds`: scheduled to first token;
 //!   `..._decode_time_seconds`: first token to last;
@@ -17,6 +22,11 @@
 //! - `vllm:request_success_total{finished_reason}`: `stop`, `length`, or
 //!   `abort` for a request that ended early (deadline, shutdown, the client
 //!   gone).
+//!
+//! The later names, their buckets (the per-token list) and how they are
+//! recorded are read from `vllm/v1/metrics/loggers.py` of ROCm/vllm at
+//! 13a8c9894ae58c68e8f7d4a69226aefc7a5528ff, AMD's fork that tracks
+//! upstream (upstream's newer tree was too large to fetch here).
 //!
 //! Names carry colons, as vLLM's do: valid in Prometheus' data model, but
 //! `promtool check metrics` rejects them (it wants colons for recording
@@ -31,6 +41,9 @@ use crate::registrar::Registrar;
 /// The vLLM release the names, labels and buckets come from.
 pub const SOURCE: &str =
     "vllm-project/vllm vllm/v1/metrics/loggers.py at 005a810bc40faa25b8870fbc8559c3462581eee3";
+/// Where the names added after that release come from.
+pub const LATER_SOURCE: &str =
+    "ROCm/vllm vllm/v1/metrics/loggers.py at 13a8c9894ae58c68e8f7d4a69226aefc7a5528ff";
 
 /// Metric names, as vLLM exposes them.
 pub mod names {
@@ -43,6 +56,8 @@ pub mod names {
     pub const REQUEST_GENERATION_TOKENS: &str = "vllm:request_generation_tokens";
     pub const TIME_TO_FIRST_TOKEN: &str = "vllm:time_to_first_token_seconds";
     pub const TIME_PER_OUTPUT_TOKEN: &str = "vllm:time_per_output_token_seconds";
+    pub const INTER_TOKEN_LATENCY: &str = "vllm:inter_token_latency_seconds";
+    pub const REQUEST_TIME_PER_OUTPUT_TOKEN: &str = "vllm:request_time_per_output_token_seconds";
     pub const E2E_REQUEST_LATENCY: &str = "vllm:e2e_request_latency_seconds";
     pub const REQUEST_QUEUE_TIME: &str = "vllm:request_queue_time_seconds";
     pub const REQUEST_INFERENCE_TIME: &str = "vllm:request_inference_time_seconds";
@@ -55,7 +70,9 @@ pub const TTFT_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
     20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
 ];
-/// `vllm:time_per_output_token_seconds` boundaries.
+/// The per-token histograms' boundaries (`vllm:time_per_output_token_seconds`,
+/// `vllm:inter_token_latency_seconds`,
+/// `vllm:request_time_per_output_token_seconds`).
 pub const TPOT_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
     40.0, 80.0,
@@ -101,6 +118,8 @@ pub struct VllmMetrics {
     request_generation_tokens: HistogramVec,
     ttft: HistogramVec,
     tpot: HistogramVec,
+    itl: HistogramVec,
+    request_tpot: HistogramVec,
     e2e: HistogramVec,
     queue: HistogramVec,
     inference: HistogramVec,
@@ -185,7 +204,19 @@ impl VllmMetrics {
             )?,
             tpot: r.histogram_vec(
                 names::TIME_PER_OUTPUT_TOKEN,
-                "Histogram of time per output token in seconds.",
+                "Histogram of time per output token in seconds.DEPRECATED: Use vllm:inter_token_latency_seconds instead.",
+                TPOT_BUCKETS,
+                &LABELS,
+            )?,
+            itl: r.histogram_vec(
+                names::INTER_TOKEN_LATENCY,
+                "Histogram of inter-token latency in seconds.",
+                TPOT_BUCKETS,
+                &LABELS,
+            )?,
+            request_tpot: r.histogram_vec(
+                names::REQUEST_TIME_PER_OUTPUT_TOKEN,
+                "Histogram of time_per_output_token_seconds per request.",
                 TPOT_BUCKETS,
                 &LABELS,
             )?,
@@ -222,10 +253,11 @@ impl VllmMetrics {
     }
 
     /// The per-step children of `model`, resolved once per request: the
-    /// per-token histogram and the generation-token counter.
+    /// per-token histograms and the generation-token counter.
     pub fn steps(&self, model: &str) -> VllmSteps {
         VllmSteps {
             tpot: self.tpot.with_label_values(&[model, ENGINE]),
+            itl: self.itl.with_label_values(&[model, ENGINE]),
             generation_tokens: self.generation_tokens.with_label_values(&[model, ENGINE]),
         }
     }
@@ -267,6 +299,12 @@ impl VllmMetrics {
         self.inference
             .with_label_values(&labels)
             .observe((prefill + decode).as_secs_f64());
+        self.request_tpot
+            .with_label_values(&labels)
+            .observe(mean_time_per_output_token(
+                decode,
+                request.generation_tokens,
+            ));
     }
 }
 
@@ -274,6 +312,7 @@ impl VllmMetrics {
 #[derive(Debug, Clone)]
 pub struct VllmSteps {
     tpot: prometheus::Histogram,
+    itl: prometheus::Histogram,
     generation_tokens: IntCounter,
 }
 
@@ -283,8 +322,19 @@ impl VllmSteps {
     pub fn step(&self, tokens: u64, since: Option<Duration>) {
         self.generation_tokens.inc_by(tokens);
         if let Some(gap) = since {
-            self.tpot.observe(gap.as_secs_f64());
+            let seconds = gap.as_secs_f64();
+            self.itl.observe(seconds);
+            self.tpot.observe(seconds);
         }
+    }
+}
+
+/// vLLM's per-request mean: the decode time over the output tokens after
+/// the first (the first comes from prefill); 0 with fewer than two.
+fn mean_time_per_output_token(decode: Duration, generation_tokens: u64) -> f64 {
+    match generation_tokens.checked_sub(1) {
+        Some(after_first) if after_first > 0 => decode.as_secs_f64() / after_first as f64,
+        _ => 0.0,
     }
 }
 
@@ -297,5 +347,16 @@ mod tests {
         assert_eq!(buckets_1_2_5(100), [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]);
         assert_eq!(buckets_1_2_5(131_072).last(), Some(&100_000.0));
         assert_eq!(buckets_1_2_5(1), [1.0]);
+    }
+
+    #[test]
+    fn the_per_request_mean_leaves_the_first_token_out() {
+        let decode = Duration::from_millis(400);
+        for (tokens, mean) in [(0, 0.0), (1, 0.0), (2, 0.4), (5, 0.1)] {
+            assert!(
+                (mean_time_per_output_token(decode, tokens) - mean).abs() < 1e-12,
+                "{tokens} tokens"
+            );
+        }
     }
 }

@@ -712,8 +712,9 @@ async fn answers_end_on_their_own_or_at_max_tokens_repeatably_under_a_seed() {
 }
 
 /// vLLM's metrics under vLLM's names, labels and buckets (transcribed here
-/// from vllm-project/vllm `vllm/v1/metrics/loggers.py` at 005a810bc40f, on
-/// their own, so a slip in the code's constants shows), and
+/// from vllm-project/vllm `vllm/v1/metrics/loggers.py` at 005a810bc40f and,
+/// for the later per-token names, ROCm/vllm's at 13a8c9894ae5, on their
+/// own, so a slip in the code's constants shows), and
 /// `--llm-metrics` choosing the families.
 #[tokio::test]
 async fn vllms_metrics_carry_vllms_names_labels_and_buckets() {
@@ -746,10 +747,31 @@ async fn vllms_metrics_carry_vllms_names_labels_and_buckets() {
         ),
         1.0
     );
-    // One observation per step after the first.
+    // One observation per step after the first, under both names (vLLM
+    // 0.11 emits both with the same observations).
     assert_eq!(
         scrape.get("vllm:time_per_output_token_seconds_count", &engine),
         4.0
+    );
+    assert_eq!(
+        scrape.get("vllm:inter_token_latency_seconds_count", &engine),
+        4.0
+    );
+    assert_eq!(
+        scrape.get("vllm:inter_token_latency_seconds_sum", &engine),
+        scrape.get("vllm:time_per_output_token_seconds_sum", &engine)
+    );
+    // Per request: its decode time over the 4 tokens after the first.
+    assert_eq!(
+        scrape.get("vllm:request_time_per_output_token_seconds_count", &engine),
+        1.0
+    );
+    let decode = scrape.get("vllm:request_decode_time_seconds_sum", &engine);
+    let per_token = scrape.get("vllm:request_time_per_output_token_seconds_sum", &engine);
+    assert!(decode > 0.0, "{decode}");
+    assert!(
+        (per_token * 4.0 - decode).abs() < 1e-9,
+        "{per_token} {decode}"
     );
     let les = |name: &str| -> Vec<String> {
         let mut les: Vec<(f64, String)> = scrape
@@ -779,13 +801,17 @@ async fn vllms_metrics_carry_vllms_names_labels_and_buckets() {
             "1", "2.5", "5", "7.5", "10", "20", "40", "80", "160", "640", "2560"
         ])
     );
-    assert_eq!(
-        les("vllm:time_per_output_token_seconds"),
-        expect(&[
-            "0.01", "0.025", "0.05", "0.075", "0.1", "0.15", "0.2", "0.3", "0.4", "0.5", "0.75",
-            "1", "2.5", "5", "7.5", "10", "20", "40", "80"
-        ])
-    );
+    let per_token = expect(&[
+        "0.01", "0.025", "0.05", "0.075", "0.1", "0.15", "0.2", "0.3", "0.4", "0.5", "0.75", "1",
+        "2.5", "5", "7.5", "10", "20", "40", "80",
+    ]);
+    for name in [
+        "vllm:time_per_output_token_seconds",
+        "vllm:inter_token_latency_seconds",
+        "vllm:request_time_per_output_token_seconds",
+    ] {
+        assert_eq!(les(name), per_token, "{name}");
+    }
     let latency = expect(&[
         "0.3", "0.5", "0.8", "1", "1.5", "2", "2.5", "5", "10", "15", "20", "30", "40", "50", "60",
         "120", "240", "480", "960", "1920", "7680",
