@@ -17,6 +17,15 @@
 //! `gen_ai.usage.output_tokens`, `gen_ai.usage.input_tokens`,
 //! `gen_ai.response.finish_reasons`). Events `first_byte` and
 //! `first_event` mark those moments.
+//!
+//! With `--reconnect`, a stream's connections are children of one more
+//! span, `stream` (`SpanKind::Internal`), exported when the stream ends:
+//! it lasts from the stream's start to its end, so the trace shows the
+//! reconnects' waits between the connections, and carries the stream's
+//! figures over all its connections (`trickle.load.connections` made,
+//! `trickle.load.end`,
+//! `trickle.load.first_event_ms`, `trickle.load.max_gap_ms`, the gap
+//! across a reconnect included).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -29,7 +38,9 @@ use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use trickle_telemetry::traces::{FinishedSpans, TracesError};
 
-use crate::record::Connection;
+use crate::goodput::StreamFigures;
+use crate::record::{Connection, ConnectionEnd};
+use crate::trace::StreamTrace;
 
 /// What every span of the run says of its requests.
 #[derive(Debug, Clone)]
@@ -48,6 +59,17 @@ pub struct Request {
 pub struct ClientSpans {
     export: Arc<FinishedSpans>,
     spans: SpanMaker,
+}
+
+/// A finished logical stream, as its span tells it.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSummary<'a> {
+    pub trace: Option<StreamTrace>,
+    /// The connections it made.
+    pub connections: u64,
+    /// How its last connection ended.
+    pub end: ConnectionEnd,
+    pub figures: &'a StreamFigures,
 }
 
 /// Makes a connection's span (what the spans say, apart from where they
@@ -101,13 +123,13 @@ impl SpanMaker {
                 i64::from(status),
             ));
         }
-        let end_reason = c.end.unwrap_or(crate::record::ConnectionEnd::Truncated);
+        let end_reason = c.end.unwrap_or(ConnectionEnd::Truncated);
         attributes.push(KeyValue::new("trickle.load.end", end_reason.as_str()));
         let failed = end_reason.is_error();
         if failed {
             // The status code for a refused response, else how it failed.
             let kind = match (end_reason, c.status) {
-                (crate::record::ConnectionEnd::HttpStatus, Some(status)) => status.to_string(),
+                (ConnectionEnd::HttpStatus, Some(status)) => status.to_string(),
                 _ => end_reason.as_str().to_owned(),
             };
             attributes.push(KeyValue::new("error.type", kind));
@@ -179,7 +201,9 @@ impl SpanMaker {
                 false,
                 TraceState::NONE,
             ),
-            parent_span_id: SpanId::INVALID,
+            parent_span_id: trace
+                .stream_span
+                .map_or(SpanId::INVALID, |s| SpanId::from_bytes(s.to_be_bytes())),
             parent_span_is_remote: false,
             span_kind: SpanKind::Client,
             name: Cow::Owned(self.request.method.clone()),
@@ -191,6 +215,66 @@ impl SpanMaker {
             links: SpanLinks::default(),
             status: if failed {
                 Status::error(end_reason.as_str())
+            } else {
+                Status::Unset
+            },
+            instrumentation_scope: opentelemetry::InstrumentationScope::default(),
+        })
+    }
+}
+
+impl SpanMaker {
+    /// The span of a finished logical stream that has one (`--reconnect`),
+    /// if it was sampled; it ended now.
+    pub fn stream_span(&self, s: &StreamSummary<'_>) -> Option<SpanData> {
+        let trace = s.trace?;
+        let span_id = trace.stream_span?;
+        if !trace.sampled {
+            return None;
+        }
+        let end = std::time::SystemTime::now();
+        let start = end.checked_sub(s.figures.lifetime).unwrap_or(end);
+        let mut attributes = vec![
+            KeyValue::new("url.full", self.request.url.clone()),
+            KeyValue::new("trickle.transport", self.request.transport),
+            KeyValue::new(
+                "trickle.load.connections",
+                i64::try_from(s.connections).unwrap_or(i64::MAX),
+            ),
+            KeyValue::new("trickle.load.end", s.end.as_str()),
+        ];
+        for (key, value) in [
+            ("trickle.load.first_event_ms", s.figures.ttfb),
+            ("trickle.load.max_gap_ms", s.figures.max_gap),
+        ] {
+            if let Some(v) = value {
+                attributes.push(KeyValue::new(key, crate::record::ms(v)));
+            }
+        }
+        let failed = s.end.is_error();
+        if failed {
+            attributes.push(KeyValue::new("error.type", s.end.as_str()));
+        }
+        Some(SpanData {
+            span_context: SpanContext::new(
+                TraceId::from_bytes(trace.trace_id.to_be_bytes()),
+                SpanId::from_bytes(span_id.to_be_bytes()),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::NONE,
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: Cow::Borrowed("stream"),
+            start_time: start,
+            end_time: end,
+            attributes,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: if failed {
+                Status::error(s.end.as_str())
             } else {
                 Status::Unset
             },
@@ -259,6 +343,14 @@ impl ClientSpans {
             self.export.export(span);
         }
     }
+
+    /// Exports the span of a finished stream that has one (the collector
+    /// calls it).
+    pub fn stream(&self, s: &StreamSummary<'_>) {
+        if let Some(span) = self.spans.stream_span(s) {
+            self.export.export(span);
+        }
+    }
 }
 
 /// The host and port of `url` (`http://h:p/...`), the scheme's default
@@ -287,8 +379,6 @@ fn host_and_port(url: &str) -> (String, Option<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ConnectionEnd;
-    use crate::trace::StreamTrace;
 
     #[test]
     fn host_and_port_of_urls() {
@@ -315,6 +405,7 @@ mod tests {
             trace: Some(StreamTrace {
                 trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
                 sampled,
+                stream_span: None,
             }),
             span_id: Some(0x00f0_67aa_0ba9_02b7),
             ..Connection::default()
@@ -408,5 +499,96 @@ mod tests {
         );
         assert!(attribute(&span, "error.type").is_none());
         assert_eq!(span.status, Status::Unset);
+    }
+
+    #[test]
+    fn a_resumed_streams_span_parents_its_connections_and_spans_its_life() {
+        let stream_span = 0x0102_0304_0506_0708;
+        let mut c = connection(true);
+        if let Some(trace) = &mut c.trace {
+            trace.stream_span = Some(stream_span);
+        }
+        let child = maker().span(&c).unwrap_or_else(|| panic!("no span"));
+        assert_eq!(child.parent_span_id.to_string(), "0102030405060708");
+        assert_eq!(
+            child.span_context.span_id().to_string(),
+            "00f067aa0ba902b7",
+            "the connection keeps the span id its request carried"
+        );
+
+        let figures = StreamFigures {
+            ttfb: Some(Duration::from_millis(5)),
+            max_gap: Some(Duration::from_millis(300)),
+            lifetime: Duration::from_millis(1200),
+            completed: true,
+            cut_by_run: false,
+        };
+        let summary = StreamSummary {
+            trace: c.trace,
+            connections: 3,
+            end: ConnectionEnd::Completed,
+            figures: &figures,
+        };
+        let span = maker()
+            .stream_span(&summary)
+            .unwrap_or_else(|| panic!("no stream span"));
+        assert_eq!(span.name, "stream");
+        assert_eq!(span.span_kind, SpanKind::Internal);
+        assert_eq!(
+            span.parent_span_id,
+            SpanId::INVALID,
+            "the stream is the root"
+        );
+        assert_eq!(span.span_context.span_id().to_string(), "0102030405060708");
+        assert_eq!(
+            span.span_context.trace_id(),
+            child.span_context.trace_id(),
+            "one trace"
+        );
+        assert_eq!(
+            span.end_time.duration_since(span.start_time).ok(),
+            Some(Duration::from_millis(1200))
+        );
+        for (key, value) in [
+            ("trickle.load.connections", Value::I64(3)),
+            ("trickle.load.end", Value::from("completed")),
+            ("trickle.load.first_event_ms", Value::F64(5.0)),
+            ("trickle.load.max_gap_ms", Value::F64(300.0)),
+        ] {
+            assert_eq!(attribute(&span, key), Some(&value), "{key}");
+        }
+        assert_eq!(span.status, Status::Unset);
+
+        let failed = StreamSummary {
+            end: ConnectionEnd::IdleTimeout,
+            ..summary
+        };
+        let span = maker()
+            .stream_span(&failed)
+            .unwrap_or_else(|| panic!("no stream span"));
+        assert!(matches!(span.status, Status::Error { .. }));
+        assert_eq!(
+            attribute(&span, "error.type"),
+            Some(&Value::from("idle_timeout"))
+        );
+
+        // No span for an unsampled stream, nor for one without a stream
+        // span (no --reconnect).
+        let unsampled = StreamSummary {
+            trace: c.trace.map(|t| StreamTrace {
+                sampled: false,
+                ..t
+            }),
+            ..summary
+        };
+        assert!(maker().stream_span(&unsampled).is_none());
+        let single = StreamSummary {
+            trace: c.trace.map(|t| StreamTrace {
+                stream_span: None,
+                ..t
+            }),
+            ..summary
+        };
+        assert!(maker().stream_span(&single).is_none());
     }
 }

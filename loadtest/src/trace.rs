@@ -24,6 +24,10 @@ pub enum TraceHeader {
 pub struct StreamTrace {
     pub trace_id: u128,
     pub sampled: bool,
+    /// With `--reconnect`: the span id of the client's span of the whole
+    /// stream, the parent of its connections' spans (no request carries
+    /// it; each carries its connection's own span id).
+    pub stream_span: Option<u64>,
 }
 
 impl StreamTrace {
@@ -46,6 +50,7 @@ impl TracePlan {
         StreamTrace {
             trace_id: fastrand::u128(1..),
             sampled: self.sample > 0.0 && fastrand::f64() < self.sample,
+            stream_span: None,
         }
     }
 
@@ -103,6 +108,7 @@ mod tests {
         let trace = StreamTrace {
             trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
             sampled: true,
+            stream_span: None,
         };
         assert_eq!(
             traceparent(trace, 0x00f0_67aa_0ba9_02b7),

@@ -276,6 +276,7 @@ mod tests {
             trace: Some(StreamTrace {
                 trace_id: id,
                 sampled,
+                stream_span: None,
             }),
             ..Connection::default()
         }

@@ -629,12 +629,17 @@ async fn a_resumed_stream_is_one_trace_across_its_connections() {
     let load =
         std::path::PathBuf::from(env!("CARGO_BIN_EXE_trickle")).with_file_name("trickle-load");
     let base = bin.base.clone();
+    let (endpoint, protocol) = (receiver.endpoint.clone(), receiver.protocol);
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(load)
             .args(["--host", &base, "--users", "1", "--run-time", "2s"])
             .args(["--chunks", "20", "--interval-ms", "50", "--reconnect"])
             .args(["--trace-sample", "1", "--progress-secs", "0"])
+            .args(["--otlp-endpoint", &endpoint])
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_SERVICE_NAME")
             .output()
             .unwrap()
     })
@@ -677,4 +682,73 @@ async fn a_resumed_stream_is_one_trace_across_its_connections() {
         stream.len() - 1,
         "every connection after the first resumed"
     );
+
+    // trickle-load's side of the same trace: a `stream` span over the whole
+    // stream, the parent of a client span per connection, each the parent
+    // of one of trickle's server spans. Wait for the stream span and for as
+    // many connection spans of each side as it counts (batched exports).
+    let trace_id = first.trace_id.clone();
+    let counts = move |spans: &[Span]| {
+        let in_trace = spans.iter().filter(|s| s.trace_id == trace_id);
+        let connections = in_trace
+            .clone()
+            .find(|s| s.name == "stream")
+            .and_then(|s| s.int("trickle.load.connections"));
+        let servers = in_trace.clone().filter(|s| s.name == "GET /sse").count();
+        let clients = in_trace.filter(|s| s.kind == 3).count();
+        (connections, servers, clients)
+    };
+    let spans = receiver
+        .wait_for(Duration::from_secs(5), |spans| {
+            let (connections, servers, clients) = counts(spans);
+            connections
+                .is_some_and(|n| usize::try_from(n).is_ok_and(|n| n == servers && n == clients))
+        })
+        .await;
+    let in_trace = |s: &&Span| s.trace_id == first.trace_id;
+    let roots: Vec<&Span> = spans
+        .iter()
+        .filter(in_trace)
+        .filter(|s| s.name == "stream")
+        .collect();
+    assert_eq!(roots.len(), 1, "one stream span: {roots:?}");
+    let root = roots[0];
+    assert_eq!(root.service_name.as_deref(), Some("trickle-load"));
+    assert_eq!(root.kind, 1, "SpanKind::Internal");
+    assert_eq!(
+        root.parent_span_id, "",
+        "the stream span is the trace's root"
+    );
+    let stream: Vec<&Span> = spans
+        .iter()
+        .filter(in_trace)
+        .filter(|s| s.name == "GET /sse")
+        .collect();
+    let clients: Vec<&Span> = spans
+        .iter()
+        .filter(in_trace)
+        .filter(|s| s.kind == 3)
+        .collect();
+    assert_eq!(
+        root.int("trickle.load.connections"),
+        i64::try_from(stream.len()).ok(),
+        "the stream span counts the connections trickle served"
+    );
+    assert_eq!(clients.len(), stream.len(), "a client span per connection");
+    for client in &clients {
+        assert_eq!(client.parent_span_id, root.span_id, "{client:?}");
+        assert!(
+            root.start_ns <= client.start_ns + 1_000_000
+                && client.end_ns <= root.end_ns + 1_000_000,
+            "the stream span holds its connections: {root:?} {client:?}"
+        );
+        assert!(
+            stream.iter().any(|s| s.parent_span_id == client.span_id),
+            "each connection's client span is the parent of a server span: {client:?}"
+        );
+    }
+    // The waits between connections are inside the stream span, outside
+    // every connection's.
+    let connected: u64 = clients.iter().map(|c| c.end_ns - c.start_ns).sum();
+    assert!(connected < root.end_ns - root.start_ns, "{root:?}");
 }

@@ -372,7 +372,13 @@ pub(crate) async fn run_stream(
         stop_at: shared.plan.stream_timeout.map(|t| started + t),
         scheduled,
         lane,
-        trace: shared.plan.trace.map(|t| t.new_stream()),
+        trace: shared.plan.trace.map(|t| {
+            let mut trace = t.new_stream();
+            if shared.plan.reconnect {
+                trace.stream_span = Some(fastrand::u64(1..));
+            }
+            trace
+        }),
         ..Attempt::default()
     };
     let mut reconnects = 0u64;
@@ -408,10 +414,15 @@ pub(crate) async fn run_stream(
     let figures = stream_figures(started, &connections, end);
     shared.collector.stream(
         lane,
-        &attempt.ids.integrity,
-        attempt.had_ids,
-        reconnects,
-        &figures,
+        &crate::collector::StreamEnd {
+            integrity: &attempt.ids.integrity,
+            had_ids: attempt.had_ids,
+            reconnects,
+            figures: &figures,
+            connections: connections.iter().filter(|c| c.sent_at.is_some()).count() as u64,
+            trace: attempt.trace,
+            end,
+        },
     );
     StreamOutcome { end, connections }
 }

@@ -49,6 +49,13 @@ pub struct StreamEnd<'a> {
     pub reconnects: u64,
     /// What it did, for goodput.
     pub figures: &'a crate::goodput::StreamFigures,
+    /// The requests it sent (a reconnect the run's end stopped before its
+    /// request left is in `reconnects`, not here).
+    pub connections: u64,
+    /// Its trace, when the run traces streams.
+    pub trace: Option<crate::trace::StreamTrace>,
+    /// How its last connection ended.
+    pub end: crate::record::ConnectionEnd,
 }
 
 /// One job done with what streams report. Every method has a default
@@ -105,6 +112,14 @@ struct ClientSpansSink(Arc<crate::client_spans::ClientSpans>);
 impl Sink for ClientSpansSink {
     fn connection(&self, _lane: usize, c: &Connection) {
         self.0.connection(c);
+    }
+    fn stream(&self, _lane: usize, s: &StreamEnd<'_>) {
+        self.0.stream(&crate::client_spans::StreamSummary {
+            trace: s.trace,
+            connections: s.connections,
+            end: s.end,
+            figures: s.figures,
+        });
     }
 }
 
@@ -261,21 +276,8 @@ impl Collector {
         self.sinks().for_each(|s| s.connection(lane, c));
     }
 
-    pub fn stream(
-        &self,
-        lane: usize,
-        integrity: &Integrity,
-        had_ids: bool,
-        reconnects: u64,
-        figures: &crate::goodput::StreamFigures,
-    ) {
-        let end = StreamEnd {
-            integrity,
-            had_ids,
-            reconnects,
-            figures,
-        };
-        self.sinks().for_each(|s| s.stream(lane, &end));
+    pub fn stream(&self, lane: usize, end: &StreamEnd<'_>) {
+        self.sinks().for_each(|s| s.stream(lane, end));
     }
 
     /// Records this second's point of the timeline.

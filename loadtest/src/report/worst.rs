@@ -189,6 +189,7 @@ mod tests {
                 trace: Some(StreamTrace {
                     trace_id: id,
                     sampled: id == 0xabc,
+                    stream_span: None,
                 }),
                 ..Connection::default()
             });
