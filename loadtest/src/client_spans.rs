@@ -574,21 +574,22 @@ mod tests {
 
         // No span for an unsampled stream, nor for one without a stream
         // span (no --reconnect).
-        let unsampled = StreamSummary {
-            trace: c.trace.map(|t| StreamTrace {
+        let t = c.trace.unwrap_or_else(|| panic!("no trace"));
+        for trace in [
+            StreamTrace {
                 sampled: false,
                 ..t
-            }),
-            ..summary
-        };
-        assert!(maker().stream_span(&unsampled).is_none());
-        let single = StreamSummary {
-            trace: c.trace.map(|t| StreamTrace {
+            },
+            StreamTrace {
                 stream_span: None,
                 ..t
-            }),
-            ..summary
-        };
-        assert!(maker().stream_span(&single).is_none());
+            },
+        ] {
+            let summary = StreamSummary {
+                trace: Some(trace),
+                ..summary
+            };
+            assert!(maker().stream_span(&summary).is_none(), "{trace:?}");
+        }
     }
 }
