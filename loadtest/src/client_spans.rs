@@ -194,13 +194,7 @@ impl SpanMaker {
             }
         }
         Some(SpanData {
-            span_context: SpanContext::new(
-                TraceId::from_bytes(trace.trace_id.to_be_bytes()),
-                SpanId::from_bytes(span_id.to_be_bytes()),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::NONE,
-            ),
+            span_context: sampled_context(trace, span_id),
             parent_span_id: trace
                 .stream_span
                 .map_or(SpanId::INVALID, |s| SpanId::from_bytes(s.to_be_bytes())),
@@ -256,13 +250,7 @@ impl SpanMaker {
             attributes.push(KeyValue::new("error.type", s.end.as_str()));
         }
         Some(SpanData {
-            span_context: SpanContext::new(
-                TraceId::from_bytes(trace.trace_id.to_be_bytes()),
-                SpanId::from_bytes(span_id.to_be_bytes()),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::NONE,
-            ),
+            span_context: sampled_context(trace, span_id),
             parent_span_id: SpanId::INVALID,
             parent_span_is_remote: false,
             span_kind: SpanKind::Internal,
@@ -351,6 +339,17 @@ impl ClientSpans {
             self.export.export(span);
         }
     }
+}
+
+/// The context of a span of a sampled stream's trace, `span_id` its own.
+fn sampled_context(trace: StreamTrace, span_id: u64) -> SpanContext {
+    SpanContext::new(
+        TraceId::from_bytes(trace.trace_id.to_be_bytes()),
+        SpanId::from_bytes(span_id.to_be_bytes()),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::NONE,
+    )
 }
 
 /// The host and port of `url` (`http://h:p/...`), the scheme's default
