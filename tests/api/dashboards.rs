@@ -260,33 +260,16 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     llm_requests.await.unwrap();
 
     // Every metric a dashboard names exists in a live exposition.
-    let exposed = format!(
-        "{}\n{}\n{}",
-        client
-            .get(format!("{}/metrics", server.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        client
-            .get(format!("{}/metrics", llm.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        client
-            .get(format!("http://127.0.0.1:{load_port}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    );
+    let mut exposed = String::new();
+    for url in [
+        format!("{}/metrics", server.base),
+        format!("{}/metrics", llm.base),
+        format!("http://127.0.0.1:{load_port}/metrics"),
+    ] {
+        let text = client.get(url).send().await.unwrap().text().await.unwrap();
+        exposed.push_str(&text);
+        exposed.push('\n');
+    }
     let live: BTreeSet<&str> = exposed
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())

@@ -24,6 +24,26 @@ async fn start(receiver: &Receiver, args: &[&str], extra_env: &[(&str, &str)]) -
 }
 
 /// Runs one stream to its end; returns how long the client saw it last.
+/// trickle-load (built beside trickle), its spans going to `receiver`'s
+/// protocol quickly, free of the caller's OTLP environment; the endpoint
+/// itself is an argument of the runs that export.
+fn trickle_load(receiver: &Receiver) -> std::process::Command {
+    let load =
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_trickle")).with_file_name("trickle-load");
+    assert!(
+        load.exists(),
+        "{} missing: cargo build --workspace",
+        load.display()
+    );
+    let mut command = std::process::Command::new(load);
+    command
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_SERVICE_NAME");
+    command
+}
+
 async fn stream(bin: &Binary, path: &str, headers: &[(&str, &str)]) -> Duration {
     let mut request = reqwest::Client::new().get(format!("{}{path}", bin.base));
     for (name, value) in headers {
@@ -444,45 +464,33 @@ async fn a_load_runs_trace_context_decides_and_joins_trickles_traces() {
         &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")],
     )
     .await;
-    let load =
-        std::path::PathBuf::from(env!("CARGO_BIN_EXE_trickle")).with_file_name("trickle-load");
-    assert!(
-        load.exists(),
-        "{} missing: cargo build --workspace",
-        load.display()
-    );
     let report = std::env::temp_dir().join(format!("trickle-traces-{}.json", std::process::id()));
     let run = |sample: &str, extra: Vec<String>| {
-        let (load, base, sample) = (load.clone(), bin.base.clone(), sample.to_owned());
-        let protocol = receiver.protocol;
+        let mut load = trickle_load(&receiver);
+        let (base, sample) = (bin.base.clone(), sample.to_owned());
         tokio::task::spawn_blocking(move || {
-            std::process::Command::new(load)
-                .args([
-                    "--host",
-                    &base,
-                    "--users",
-                    "3",
-                    "--increase-rate",
-                    "100",
-                    "--run-time",
-                    "1s",
-                ])
-                .args([
-                    "--chunks",
-                    "2",
-                    "--interval-ms",
-                    "0",
-                    "--progress-secs",
-                    "0",
-                ])
-                .args(["--trace-sample", &sample])
-                .args(extra)
-                .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-                .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-                .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-                .env_remove("OTEL_SERVICE_NAME")
-                .output()
-                .unwrap()
+            load.args([
+                "--host",
+                &base,
+                "--users",
+                "3",
+                "--increase-rate",
+                "100",
+                "--run-time",
+                "1s",
+            ])
+            .args([
+                "--chunks",
+                "2",
+                "--interval-ms",
+                "0",
+                "--progress-secs",
+                "0",
+            ])
+            .args(["--trace-sample", &sample])
+            .args(extra)
+            .output()
+            .unwrap()
         })
     };
     let sampled = run(
@@ -626,20 +634,13 @@ async fn a_resumed_stream_is_one_trace_across_its_connections() {
         &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")],
     )
     .await;
-    let load =
-        std::path::PathBuf::from(env!("CARGO_BIN_EXE_trickle")).with_file_name("trickle-load");
-    let base = bin.base.clone();
-    let (endpoint, protocol) = (receiver.endpoint.clone(), receiver.protocol);
+    let mut load = trickle_load(&receiver);
+    let (base, endpoint) = (bin.base.clone(), receiver.endpoint.clone());
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(load)
-            .args(["--host", &base, "--users", "1", "--run-time", "2s"])
+        load.args(["--host", &base, "--users", "1", "--run-time", "2s"])
             .args(["--chunks", "20", "--interval-ms", "50", "--reconnect"])
             .args(["--trace-sample", "1", "--progress-secs", "0"])
             .args(["--otlp-endpoint", &endpoint])
-            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("OTEL_SERVICE_NAME")
             .output()
             .unwrap()
     })
