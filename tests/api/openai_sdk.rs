@@ -17,32 +17,20 @@ async fn the_official_openai_sdk_streams_from_the_simulated_model() {
         python.display()
     );
     let reasoning = "2";
-    let server = spawn_binary(
-        &[
-            "--llm-ttft",
-            "20ms",
-            "--llm-decode-rate",
-            "500",
-            "--llm-reasoning-tokens",
-            reasoning,
-        ],
-        &[],
-    )
-    .await;
+    let model = [
+        "--llm-ttft",
+        "20ms",
+        "--llm-decode-rate",
+        "500",
+        "--llm-reasoning-tokens",
+        reasoning,
+    ];
+    let server = spawn_binary(&model, &[]).await;
     // The Responses API's answers end completed when the model stops on
     // its own before max_output_tokens.
     let output_tokens = "6";
     let responses = spawn_binary(
-        &[
-            "--llm-ttft",
-            "20ms",
-            "--llm-decode-rate",
-            "500",
-            "--llm-reasoning-tokens",
-            reasoning,
-            "--llm-output-tokens",
-            output_tokens,
-        ],
+        &[&model[..], &["--llm-output-tokens", output_tokens]].concat(),
         &[],
     )
     .await;
