@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::confidence::{self, Outcome};
 use crate::histogram::{quantile_bounds, share_above};
+use crate::judge::{self, Empty, Samples};
 use crate::measure::Measure;
 use crate::report::{quantile, Report};
 use crate::verdict::{Bounds, Verdict};
@@ -91,44 +92,64 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
         verdicts.push(timeout_check(report, timeout, expect.reconnect, confidence));
     }
 
+    // TTFB and TTFT judge the same samples (an LLM run's first event is
+    // its first token): every connection's first event, and the censored
+    // ones that never got one.
+    let delivered = report.events > 0 || report.connections == 0;
+    let latency_empty = if delivered {
+        Empty::Unknown
+    } else {
+        Empty::NothingDelivered
+    };
+    let gaps_empty = if report.events > 0 {
+        Empty::SingleEvents
+    } else {
+        latency_empty
+    };
+    let first_events = Samples::of(report.histogram(Measure::FirstEvent), latency_empty).censored(
+        report.measured(Measure::FirstEventCensored),
+        report.measured(Measure::FirstEventWaiting),
+    );
+    let gaps = Samples::of(report.histogram(Measure::Gap), gaps_empty);
+    let tpot = Samples::of(report.histogram(Measure::Tpot), latency_empty);
     let percentiles = [
         (
             "ttfb-p99",
-            Measure::FirstEvent,
+            &first_events,
             "first-event TTFB",
             expect.max_ttfb_p99,
             "connections",
         ),
         (
             "gap-p99",
-            Measure::Gap,
+            &gaps,
             "gap between events",
             expect.max_gap_p99,
             "gaps",
         ),
         (
             "ttft-p99",
-            Measure::Ttft,
+            &first_events,
             "time to first token",
             expect.max_ttft_p99,
             "requests",
         ),
         (
             "itl-p99",
-            Measure::Gap,
+            &gaps,
             "inter-token latency",
             expect.max_itl_p99,
             "gaps",
         ),
         (
             "tpot-p99",
-            Measure::Tpot,
+            &tpot,
             "time per output token",
             expect.max_tpot_p99,
             "requests",
         ),
     ];
-    for (check, measure, what, limit, over) in percentiles {
+    for (check, samples, what, limit, over) in percentiles {
         let Some(limit) = limit else { continue };
         let p = Percentile {
             check,
@@ -138,7 +159,7 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
             limit,
             confidence,
         };
-        verdicts.push(p.judge(report.measured(measure)));
+        verdicts.push(p.judge(samples));
     }
 
     if let Some(limit) = expect.min_goodput {
@@ -180,7 +201,8 @@ fn nothing_delivered(report: &Report) -> Option<Verdict> {
     ))
 }
 
-/// A percentile check: the figure, its bounds, the outcome.
+/// A percentile check: the figure, its bounds, the outcome, judged by
+/// [`crate::judge`].
 pub(crate) struct Percentile {
     pub check: &'static str,
     pub what: &'static str,
@@ -192,46 +214,59 @@ pub(crate) struct Percentile {
 }
 
 impl Percentile {
-    pub(crate) fn judge(&self, h: Option<&Histogram<u64>>) -> Verdict {
-        let n = h.map_or(0, |h| h.len());
-        let value = h.map(|h| quantile(h, self.q)).unwrap_or_default();
-        let (low, high) = h
-            .map(|h| quantile_bounds(h, self.q, self.confidence))
-            .unwrap_or_default();
+    pub(crate) fn judge(&self, samples: &Samples<'_>) -> Verdict {
+        let j = judge::quantile_objective(self.q, self.limit, samples, self.confidence);
         let limit_ms = millis(self.limit);
-        let outcome = Outcome::at_most(low.map(millis), high.map(millis), limit_ms);
         let name = format!("p{}", (self.q * 100.0).round());
-        let detail = if n == 0 {
-            format!(
-                "{} {name}: nothing measured (limit {})",
+        let show = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1} ms"));
+        let detail = match (j.empty, j.value) {
+            (Some(_), _) | (None, None) => format!(
+                "{} {name}: {} (limit {})",
                 self.what,
+                j.empty.unwrap_or(Empty::Unknown).reason(),
                 ms(self.limit)
-            )
-        } else {
-            format!(
-                "{} {name} {} ({} bounds {}; limit {}) over {n} {}",
-                self.what,
-                ms(value),
-                percent(self.confidence),
-                show_bounds(low, high),
-                ms(self.limit),
-                self.over,
-            )
+            ),
+            (None, Some(value)) => {
+                let censored = if j.censored > 0 {
+                    format!(
+                        ", {} of them without one yet, counted at their age (at least)",
+                        j.censored
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} {name} {}{value:.1} ms ({} bounds {}..{}; limit {}) over {} {}{censored}",
+                    self.what,
+                    if j.censored > 0 { ">= " } else { "" },
+                    percent(self.confidence),
+                    show(j.low),
+                    show(j.high),
+                    ms(self.limit),
+                    j.samples,
+                    self.over,
+                )
+            }
         };
-        let hint = h.map_or_else(
-            || Some("nothing was measured: run longer or with more streams".to_owned()),
-            |h| percentile_to_resolve(h, self.q, self.limit, self.confidence),
-        );
-        Verdict::judged(self.check, outcome, detail)
-            .with_figure(millis(value), "ms", limit_ms)
+        let hint = if j.samples == 0 {
+            Some("nothing was measured: run longer or with more streams".to_owned())
+        } else {
+            percentile_to_resolve(samples.observed, self.q, self.limit, self.confidence)
+        };
+        Verdict::judged(self.check, j.outcome, detail)
+            .with_figure(round3(j.value.unwrap_or_default()), "ms", limit_ms)
             .with_bounds(Bounds {
-                samples: n,
-                low: low.map(millis),
-                high: high.map(millis),
+                samples: j.samples,
+                low: j.low.map(round3),
+                high: j.high.map(round3),
                 confidence: self.confidence,
             })
             .resolving_with(hint)
     }
+}
+
+fn round3(ms: f64) -> f64 {
+    (ms * 1e3).round() / 1e3
 }
 
 fn percent(confidence: f64) -> String {
@@ -278,8 +313,8 @@ pub(crate) fn more_samples(have: u64, needed: u64) -> String {
     )
 }
 
-/// A rate judged on its Wilson bounds: at most `limit` (errors) when
-/// `at_most`, else at least `limit` (goodput).
+/// A rate judged on its Wilson bounds by [`crate::judge`]: at most
+/// `limit` (errors) when `at_most`, else at least `limit` (goodput).
 pub(crate) struct Rate {
     pub k: u64,
     pub n: u64,
@@ -289,24 +324,29 @@ pub(crate) struct Rate {
 }
 
 impl Rate {
+    pub(crate) fn judgement(&self) -> judge::Judgement {
+        judge::share_objective(
+            self.k,
+            self.n,
+            self.limit,
+            self.at_most,
+            Empty::Unknown,
+            self.confidence,
+        )
+    }
+
     pub(crate) fn bounds(&self) -> Bounds {
-        let (low, high) = confidence::wilson(self.k, self.n, self.confidence)
-            .map_or((None, None), |(l, h)| (Some(l), Some(h)));
+        let j = self.judgement();
         Bounds {
             samples: self.n,
-            low,
-            high,
+            low: j.low,
+            high: j.high,
             confidence: self.confidence,
         }
     }
 
     pub(crate) fn outcome(&self) -> Outcome {
-        let b = self.bounds();
-        if self.at_most {
-            Outcome::at_most(b.low, b.high, self.limit)
-        } else {
-            Outcome::at_least(b.low, b.high, self.limit)
-        }
+        self.judgement().outcome
     }
 
     pub(crate) fn to_resolve(&self) -> Option<String> {
@@ -384,15 +424,7 @@ fn error_rate_check(report: &Report, limit: f64, confidence: f64) -> Verdict {
     let bounds = rate.bounds();
     // A limit of zero is a statement about this run's count: any error
     // fails it, none passes it (no sample can bound a rate to exactly 0).
-    let outcome = if limit == 0.0 {
-        if errors == 0 {
-            Outcome::Pass
-        } else {
-            Outcome::Fail
-        }
-    } else {
-        rate.outcome()
-    };
+    let outcome = rate.outcome();
     Verdict::judged(
         "error-rate",
         outcome,

@@ -159,6 +159,13 @@ impl TryFrom<RunArgs> for RunConfig {
         if goose.verbose == 0 && goose.quiet == 0 {
             goose.quiet = 1;
         }
+        // goose's telnet controller listens on a fixed port: two runs on
+        // one machine would collide (`Address already in use`). On only
+        // when its address or port is given (its WebSocket controller is
+        // already off unless --websocket).
+        if goose.telnet_host.is_none() && goose.telnet_port.is_none() {
+            goose.no_telnet = true;
+        }
         check_goodput(&stream).map_err(ConfigError::Goodput)?;
         let window = stream
             .window_ms

@@ -34,6 +34,8 @@
 //!   percentiles, Wilson bounds on rates; PASS, FAIL or UNRESOLVED.
 //! - [`goodput`]: the share of streams (or LLM requests) meeting every
 //!   objective.
+//! - [`judge`]: the one judge of every percentile and share (run checks,
+//!   capacity SLOs), censored samples included.
 //! - [`verdict`]: one check's result, shared by checks and reports.
 //! - [`worst`]: the worst streams per measure, with their trace ids.
 //!
@@ -60,6 +62,7 @@ pub mod expectations;
 pub mod goodput;
 pub mod health;
 pub mod histogram;
+pub mod judge;
 pub mod limits;
 pub mod llm;
 pub mod measure;

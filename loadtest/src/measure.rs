@@ -41,6 +41,22 @@ pub enum Measure {
     Tpot,
     E2e,
     OutputTokens,
+    /// Connections cut before their end (`truncated`): their age, and how
+    /// long nothing had arrived when the cut came.
+    CutAge,
+    CutIdle,
+    /// Each event's delivery delay: received minus the time the server
+    /// stamped on it (`ts`, `--event-time`). Negative delays (a client
+    /// clock behind the server's) go to `DeliveryEarly` as magnitudes, so
+    /// the two together hold the signed distribution.
+    Delivery,
+    DeliveryEarly,
+    /// Censored samples ([`crate::judge`]): connections (LLM runs:
+    /// requests) that ended without a first event (token), at their age,
+    /// and those the run's end cut while still waiting for one, at their
+    /// wait: a first event known to be later than that.
+    FirstEventCensored,
+    FirstEventWaiting,
 }
 
 /// How a measure's values read.
@@ -53,7 +69,7 @@ pub enum Unit {
 }
 
 impl Measure {
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 21;
     pub const ALL: [Measure; Self::COUNT] = [
         Self::Connect,
         Self::Headers,
@@ -70,6 +86,12 @@ impl Measure {
         Self::Tpot,
         Self::E2e,
         Self::OutputTokens,
+        Self::CutAge,
+        Self::CutIdle,
+        Self::Delivery,
+        Self::DeliveryEarly,
+        Self::FirstEventCensored,
+        Self::FirstEventWaiting,
     ];
 
     /// Its key in JSON reports.
@@ -90,6 +112,12 @@ impl Measure {
             Self::Tpot => "tpot",
             Self::E2e => "e2e",
             Self::OutputTokens => "output_tokens",
+            Self::CutAge => "cut_age",
+            Self::CutIdle => "cut_idle",
+            Self::Delivery => "delivery",
+            Self::DeliveryEarly => "delivery_early",
+            Self::FirstEventCensored => "first_event_censored",
+            Self::FirstEventWaiting => "first_event_waiting",
         }
     }
 
@@ -111,6 +139,12 @@ impl Measure {
             Self::Tpot => "TPOT, time per output token",
             Self::E2e => "end-to-end latency",
             Self::OutputTokens => "output tokens per request",
+            Self::CutAge => "age at a cut",
+            Self::CutIdle => "idle time at a cut",
+            Self::Delivery => "delivery delay (received - server's stamp)",
+            Self::DeliveryEarly => "received before the server's stamp (clock offset)",
+            Self::FirstEventCensored => "age of connections ended without a first event",
+            Self::FirstEventWaiting => "wait of connections cut by the run before a first event",
         }
     }
 
@@ -253,6 +287,12 @@ mod tests {
                 "tpot",
                 "e2e",
                 "output_tokens",
+                "cut_age",
+                "cut_idle",
+                "delivery",
+                "delivery_early",
+                "first_event_censored",
+                "first_event_waiting",
             ]
         );
         for m in Measure::ALL {

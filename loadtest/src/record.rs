@@ -100,6 +100,10 @@ pub struct Connection {
     pub max_gap: Option<Duration>,
     /// When its last event arrived.
     pub last_event_at: Option<tokio::time::Instant>,
+    /// How long nothing had arrived (no byte, not even a heartbeat) when
+    /// it ended: a cut that comes at a fixed idle time is an idle timeout
+    /// on the way, one at a fixed age a request timeout.
+    pub idle_at_end: Option<Duration>,
     pub events: u64,
     pub bytes: u64,
     pub instance: Option<String>,

@@ -221,18 +221,29 @@ async fn run_in_processes(
 /// A level's figures and verdict from what its window measured over
 /// `held_for`.
 pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, held_for: Duration, llm: bool) -> Level {
-    let (ttfb, ttfb_from) = if stats.ttfb.is_empty() {
-        (&stats.ttfb_run, "ramp")
+    let window_ttfb =
+        !stats.ttfb.is_empty() || !stats.ttfb_censored.is_empty() || !stats.ttfb_waiting.is_empty();
+    let (sample, ttfb_from) = if window_ttfb {
+        (Sample::of(stats), "window")
     } else {
-        (&stats.ttfb, "window")
+        (
+            Sample {
+                ttfb: &stats.ttfb_run,
+                ttfb_censored: None,
+                ttfb_waiting: None,
+                stats,
+            },
+            "ramp",
+        )
     };
+    let ttfb = sample.ttfb;
     let errors: u64 = stats.errors.values().sum();
     let error_rate = if stats.started == 0 {
         0.0
     } else {
         errors as f64 / stats.started as f64
     };
-    let measures = slo.judge(&Sample { ttfb, stats });
+    let measures = slo.judge(&sample);
     let verdict = slo::overall(&measures);
     let client = stats.client.clone().unwrap_or_default();
     let seconds = held_for.as_secs_f64().max(1e-3);

@@ -8,9 +8,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::checks::Rate;
 use crate::confidence::Outcome;
-use crate::histogram::{quantile, quantile_bounds};
+use crate::judge::{self, Empty, Samples};
 use crate::report::WindowStats;
 
 /// The objectives a level must meet (at least one is set).
@@ -69,21 +68,27 @@ pub struct MeasureVerdict {
 pub struct Sample<'a> {
     /// TTFB of the streams started in the window (or of the ramp).
     pub ttfb: &'a Histogram<u64>,
+    /// Streams started in the window that ended without a first event
+    /// (at their age), and those still waiting at its end (at their wait).
+    pub ttfb_censored: Option<&'a Histogram<u64>>,
+    pub ttfb_waiting: Option<&'a Histogram<u64>>,
     pub stats: &'a WindowStats,
+}
+
+impl<'a> Sample<'a> {
+    /// The window's TTFB (censored samples included) and the rest.
+    pub fn of(stats: &'a WindowStats) -> Self {
+        Self {
+            ttfb: &stats.ttfb,
+            ttfb_censored: Some(&stats.ttfb_censored),
+            ttfb_waiting: Some(&stats.ttfb_waiting),
+            stats,
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn ratio(value: f64, bound: f64) -> f64 {
-    if bound > 0.0 {
-        value / bound
-    } else if value > 0.0 {
-        f64::INFINITY
-    } else {
-        1.0
-    }
 }
 
 impl Slo {
@@ -134,59 +139,45 @@ impl Slo {
         }
     }
 
-    /// Each SLO set, judged on the window's samples. A level that
-    /// delivered no event at all fails every latency SLO and goodput; one
-    /// whose streams carry a single event has no gaps, which breaks
-    /// nothing; any other SLO without samples is unresolved.
+    /// Each SLO set, judged on the window's samples by [`crate::judge`],
+    /// with the rules a run's checks follow: first events of streams that
+    /// ended or still waited without one are censored samples; a level
+    /// that delivered no event at all fails every latency SLO and
+    /// goodput; one whose streams carry a single event has no gaps, which
+    /// breaks nothing; any other SLO without samples is unresolved.
     pub fn judge(&self, s: &Sample<'_>) -> BTreeMap<String, MeasureVerdict> {
         let c = self.confidence;
-        let delivered = !s.ttfb.is_empty();
-        let mut out = BTreeMap::new();
-        let percentile = |h: &Histogram<u64>, bound: f64, empty: Outcome| {
-            if h.is_empty() {
-                return MeasureVerdict {
-                    value: None,
-                    samples: 0,
-                    ci_low: None,
-                    ci_high: None,
-                    verdict: empty,
-                    over: if empty == Outcome::Fail {
-                        f64::INFINITY
-                    } else {
-                        0.0
-                    },
-                };
-            }
-            let value = ms(quantile(h, 0.99));
-            let (low, high) = quantile_bounds(h, 0.99, c);
-            let (low, high) = (low.map(ms), high.map(ms));
-            MeasureVerdict {
-                value: Some(value),
-                samples: h.len(),
-                ci_low: low,
-                ci_high: high,
-                verdict: Outcome::at_most(low, high, bound),
-                over: ratio(value, bound),
-            }
-        };
+        let delivered = !s.ttfb.is_empty() || s.stats.events > 0;
         let silent = if delivered {
-            Outcome::Unresolved
+            Empty::Unknown
         } else {
-            Outcome::Fail
+            Empty::NothingDelivered
+        };
+        let mut out = BTreeMap::new();
+        let percentile = |samples: Samples<'_>, bound_ms: f64| {
+            let limit = Duration::from_secs_f64(bound_ms.max(0.0) / 1e3);
+            MeasureVerdict::from(judge::quantile_objective(0.99, limit, &samples, c))
         };
         if let Some(bound) = self.ttfb_p99_ms {
-            out.insert(TTFB.to_owned(), percentile(s.ttfb, bound, Outcome::Fail));
+            let samples = Samples::of(s.ttfb, silent).censored(s.ttfb_censored, s.ttfb_waiting);
+            out.insert(TTFB.to_owned(), percentile(samples, bound));
         }
         if let Some(bound) = self.gap_p99_ms {
             let empty = if delivered {
-                Outcome::Pass
+                Empty::SingleEvents
             } else {
-                Outcome::Fail
+                Empty::NothingDelivered
             };
-            out.insert(GAP.to_owned(), percentile(&s.stats.gap, bound, empty));
+            out.insert(
+                GAP.to_owned(),
+                percentile(Samples::of(&s.stats.gap, empty), bound),
+            );
         }
         if let Some(bound) = self.tpot_p99_ms {
-            out.insert(TPOT.to_owned(), percentile(&s.stats.tpot, bound, silent));
+            out.insert(
+                TPOT.to_owned(),
+                percentile(Samples::of(&s.stats.tpot, silent), bound),
+            );
         }
         if let Some(bound) = self.error_rate {
             // The trials: the streams started in the window, or, when
@@ -194,71 +185,31 @@ impl Slo {
             // the window is a stream that did not fail in it).
             let errors: u64 = s.stats.errors.values().sum();
             let trials = s.stats.started.max(s.stats.held_median()).max(errors);
-            let rate = Rate {
-                k: errors,
-                n: trials,
-                limit: bound,
-                at_most: true,
-                confidence: c,
-            };
-            let b = rate.bounds();
-            let value = (trials > 0).then(|| errors as f64 / trials as f64);
-            // A zero bound is judged on the count, as the run's check is.
-            let verdict = if bound == 0.0 {
-                if errors == 0 {
-                    Outcome::Pass
-                } else {
-                    Outcome::Fail
-                }
-            } else if trials == 0 {
-                silent
-            } else {
-                rate.outcome()
-            };
-            out.insert(
-                ERROR_RATE.to_owned(),
-                MeasureVerdict {
-                    value,
-                    samples: trials,
-                    ci_low: b.low,
-                    ci_high: b.high,
-                    verdict,
-                    over: ratio(value.unwrap_or(0.0), bound),
-                },
-            );
+            let mut j = judge::share_objective(errors, trials, bound, true, silent, c);
+            if trials == 0 {
+                j.value = None;
+            }
+            out.insert(ERROR_RATE.to_owned(), MeasureVerdict::from(j));
         }
         if let Some(least) = self.goodput {
             let tally = s.stats.goodput;
-            let rate = Rate {
-                k: tally.good,
-                n: tally.judged,
-                limit: least,
-                at_most: false,
-                confidence: c,
-            };
-            let b = rate.bounds();
-            let value = tally.fraction();
-            let verdict = if tally.judged == 0 {
-                silent
-            } else {
-                rate.outcome()
-            };
-            out.insert(
-                GOODPUT.to_owned(),
-                MeasureVerdict {
-                    value,
-                    samples: tally.judged,
-                    ci_low: b.low,
-                    ci_high: b.high,
-                    verdict,
-                    over: match value {
-                        Some(g) if g > 0.0 => least / g,
-                        _ => f64::INFINITY,
-                    },
-                },
-            );
+            let j = judge::share_objective(tally.good, tally.judged, least, false, silent, c);
+            out.insert(GOODPUT.to_owned(), MeasureVerdict::from(j));
         }
         out
+    }
+}
+
+impl From<judge::Judgement> for MeasureVerdict {
+    fn from(j: judge::Judgement) -> Self {
+        Self {
+            value: j.value,
+            samples: j.samples,
+            ci_low: j.low,
+            ci_high: j.high,
+            verdict: j.outcome,
+            over: j.over,
+        }
     }
 }
 
@@ -292,10 +243,28 @@ mod tests {
     }
 
     fn verdicts(slo: &Slo, ttfb: &Histogram<u64>, stats: &WindowStats) -> Vec<(String, Outcome)> {
-        slo.judge(&Sample { ttfb, stats })
-            .into_iter()
-            .map(|(k, m)| (k, m.verdict))
-            .collect()
+        slo.judge(&Sample {
+            ttfb,
+            ttfb_censored: None,
+            ttfb_waiting: None,
+            stats,
+        })
+        .into_iter()
+        .map(|(k, m)| (k, m.verdict))
+        .collect()
+    }
+
+    fn verdicts_of(
+        slo: &Slo,
+        ttfb: &Histogram<u64>,
+        stats: &WindowStats,
+    ) -> BTreeMap<String, MeasureVerdict> {
+        slo.judge(&Sample {
+            ttfb,
+            ttfb_censored: None,
+            ttfb_waiting: None,
+            stats,
+        })
     }
 
     fn ms_opt(v: u64) -> Option<Duration> {
@@ -357,10 +326,7 @@ mod tests {
             good: 990,
             judged: 1_000,
         };
-        let v = slo.judge(&Sample {
-            ttfb: &fast,
-            stats: &stats,
-        });
+        let v = verdicts_of(&slo, &fast, &stats);
         assert_eq!(v[ERROR_RATE].verdict, Outcome::Pass);
         assert_eq!(v[GOODPUT].verdict, Outcome::Pass);
         // 20 judged, 18 good (90%): the bounds straddle 90%.
@@ -370,10 +336,7 @@ mod tests {
         };
         stats.started = 20;
         stats.errors.clear();
-        let v = slo.judge(&Sample {
-            ttfb: &fast,
-            stats: &stats,
-        });
+        let v = verdicts_of(&slo, &fast, &stats);
         assert_eq!(v[GOODPUT].verdict, Outcome::Unresolved);
         // 200 judged, 100 good: surely under 90%.
         stats.goodput = Tally {
@@ -384,10 +347,7 @@ mod tests {
         stats
             .errors
             .insert(crate::record::ConnectionEnd::Truncated, 100);
-        let v = slo.judge(&Sample {
-            ttfb: &fast,
-            stats: &stats,
-        });
+        let v = verdicts_of(&slo, &fast, &stats);
         assert_eq!(v[GOODPUT].verdict, Outcome::Fail);
         assert_eq!(v[ERROR_RATE].verdict, Outcome::Fail);
         assert_eq!(worst(&v), Some(ERROR_RATE), "50% errors is 10x its bound");

@@ -206,10 +206,7 @@ async fn read_body(
             Ok(Some(bytes)) => {
                 let now = Instant::now();
                 idle.touch(now);
-                if reader.conn.first_byte.is_none() {
-                    reader.conn.first_byte = Some(now - reader.started);
-                }
-                reader.conn.bytes += bytes.len() as u64;
+                reader.received(now, bytes.len());
                 if decoder.feed(&bytes, &mut items).is_err() {
                     return ConnectionEnd::ProtocolError;
                 }

@@ -123,6 +123,8 @@ pub struct Reader {
     pub conn: Connection,
     pub started: Instant,
     pub last_event: Option<Instant>,
+    /// When the last byte of the body arrived.
+    last_byte: Option<Instant>,
     pub end_seen: Option<ConnectionEnd>,
     /// Events since the last flush to the collector.
     batch: EventBatch,
@@ -161,6 +163,7 @@ impl Reader {
             conn,
             started,
             last_event: None,
+            last_byte: None,
             end_seen: None,
             batch: EventBatch::default(),
         }
@@ -176,10 +179,25 @@ impl Reader {
     /// attempt goes back to the stream.
     pub fn finish(mut self, end: ConnectionEnd) -> Finished {
         self.flush();
+        let now = Instant::now();
+        let active = self
+            .last_byte
+            .or_else(|| self.conn.headers.map(|h| self.started + h))
+            .unwrap_or(self.started);
+        self.conn.idle_at_end = Some(now.saturating_duration_since(active));
         self.conn.last_event_at = self.last_event;
         self.conn.end = Some(end);
-        self.conn.lifetime = self.started.elapsed();
+        self.conn.lifetime = now - self.started;
         (self.conn, self.attempt)
+    }
+
+    /// `len` bytes of the body arrived at `now`.
+    pub fn received(&mut self, now: Instant, len: usize) {
+        if self.conn.first_byte.is_none() {
+            self.conn.first_byte = Some(now - self.started);
+        }
+        self.conn.bytes += len as u64;
+        self.last_byte = Some(now);
     }
 
     /// Hands the batched events to the collector.

@@ -516,10 +516,7 @@ impl Body {
             if payload.is_empty() {
                 return true;
             }
-            if reader.conn.first_byte.is_none() {
-                reader.conn.first_byte = Some(now - reader.started);
-            }
-            reader.conn.bytes += payload.len() as u64;
+            reader.received(now, payload.len());
             if decoder.feed(payload, items).is_err() {
                 outcome = Some(Step::Broken(None));
                 return false;

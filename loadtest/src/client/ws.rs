@@ -162,11 +162,11 @@ impl Connector for WsConnector {
             idle.touch(now);
             match message {
                 Some(Ok(Message::Text(text))) => {
-                    note_byte(&mut reader, now, text.len());
+                    reader.received(now, text.len());
                     items.push(decoder.frame(&text));
                 }
                 Some(Ok(Message::Binary(bytes))) => {
-                    note_byte(&mut reader, now, bytes.len());
+                    reader.received(now, bytes.len());
                     items.push(Seen::Event { id: None });
                 }
                 Some(Ok(Message::Close(frame))) => {
@@ -186,11 +186,4 @@ impl Connector for WsConnector {
         shared.collector.closed(instance.as_deref());
         reader.finish(end)
     }
-}
-
-fn note_byte(reader: &mut Reader, now: Instant, len: usize) {
-    if reader.conn.first_byte.is_none() {
-        reader.conn.first_byte = Some(now - reader.started);
-    }
-    reader.conn.bytes += len as u64;
 }

@@ -110,7 +110,7 @@ impl Window {
             for _ in 0..*n {
                 record(&mut stats.ttfb_run, waited);
                 if self.covers(*sent) {
-                    record(&mut stats.ttfb, waited);
+                    record(&mut stats.ttfb_waiting, waited);
                     if objective.is_some_and(|b| waited.as_secs_f64() * 1e3 > b) {
                         stats.goodput.add(false);
                     }
@@ -166,6 +166,12 @@ impl Sink for Window {
             self.done_waiting(sent);
         }
         let Some(sent) = c.sent_at else { return };
+        if crate::report::censored_first_event(c)
+            == Some(crate::measure::Measure::FirstEventCensored)
+            && sent < self.to
+        {
+            self.in_window(sent, |w| record(&mut w.ttfb_censored, c.lifetime));
+        }
         if let Some(end) = c.end.filter(|e| e.is_error()) {
             self.in_window(sent, |w| *w.errors.entry(end).or_default() += 1);
         }
@@ -228,9 +234,13 @@ mod tests {
         let w = c.window_stats().unwrap();
         assert_eq!(w.started, 2);
         assert_eq!(w.waiting, 2);
-        // In the window: 10 ms and 9 s (still waiting at its end).
-        assert_eq!(w.ttfb.len(), 2);
-        assert!(w.ttfb.max() >= 8_990_000, "{}", w.ttfb.max());
+        // In the window: 10 ms, and 9 s still waiting at its end.
+        assert_eq!((w.ttfb.len(), w.ttfb_waiting.len()), (1, 1));
+        assert!(
+            w.ttfb_waiting.max() >= 8_990_000,
+            "{}",
+            w.ttfb_waiting.max()
+        );
         // Over the whole level the ramp's 11 s wait counts too.
         assert_eq!(w.ttfb_run.len(), 3);
         assert!(w.ttfb_run.max() >= 10_990_000);

@@ -111,6 +111,36 @@ pub struct RunInfo {
     pub trace_project: Option<String>,
 }
 
+/// Where a connection without a first event counts as a censored sample
+/// ([`crate::judge`]): one the run's end cut while it waited is
+/// `first_event_waiting`; one that was answered (or given up unanswered
+/// after `--idle-timeout`) and ended without an event is
+/// `first_event_censored`. Refused or unconnected requests are the error
+/// rate's, and a stream that completed with no event had none to send.
+pub fn censored_first_event(c: &Connection) -> Option<Measure> {
+    if c.first_event.is_some() {
+        return None;
+    }
+    let end = c.end?;
+    let answered = c.status.is_some_and(|s| (200..300).contains(&s));
+    match end {
+        ConnectionEnd::ClientDeadline if answered || c.status.is_none() => {
+            c.sent_at.map(|_| Measure::FirstEventWaiting)
+        }
+        ConnectionEnd::IdleTimeout if c.status.is_none() => Some(Measure::FirstEventCensored),
+        ConnectionEnd::Truncated
+        | ConnectionEnd::IdleTimeout
+        | ConnectionEnd::StreamError
+        | ConnectionEnd::ProtocolError
+        | ConnectionEnd::ReconnectHint
+            if answered =>
+        {
+            Some(Measure::FirstEventCensored)
+        }
+        _ => None,
+    }
+}
+
 /// Distinct failure messages a report keeps.
 pub const MAX_ERROR_SAMPLES: usize = 10;
 
@@ -430,8 +460,17 @@ impl Report {
                 }
             }
         }
+        if let Some(censored) = censored_first_event(c) {
+            self.record(censored, c.lifetime);
+        }
         if c.status.is_some_and(|s| s < 300) {
             self.record(Measure::Lifetime, c.lifetime);
+            if c.end == Some(ConnectionEnd::Truncated) {
+                self.record(Measure::CutAge, c.lifetime);
+                if let Some(idle) = c.idle_at_end {
+                    self.record(Measure::CutIdle, idle);
+                }
+            }
             if matches!(
                 c.end,
                 Some(ConnectionEnd::Truncated | ConnectionEnd::ReconnectHint)
@@ -871,6 +910,7 @@ mod tests {
                 llm: None,
                 trace: None,
                 connection: 0,
+                ..Connection::default()
             };
             r.add_connection(&c);
             r.add_stream(

@@ -70,12 +70,12 @@ impl From<&Verdict> for CheckSummary {
         Self {
             name: v.check.to_owned(),
             verdict: v.outcome.as_str().to_owned(),
-            value: v.figure.map(|f| f.value),
+            value: v.figure.map(|f| figure(f.value)),
             unit: v.figure.map(|f| f.unit.to_owned()),
             limit: v.figure.and_then(|f| f.limit),
             samples: v.figure.and_then(|f| f.samples),
-            ci_low: v.figure.and_then(|f| f.ci_low).map(round_ms),
-            ci_high: v.figure.and_then(|f| f.ci_high).map(round_ms),
+            ci_low: v.figure.and_then(|f| f.ci_low).map(figure),
+            ci_high: v.figure.and_then(|f| f.ci_high).map(figure),
             confidence: v.figure.and_then(|f| f.confidence),
             detail: v.detail.clone(),
             to_resolve: v.to_resolve.clone(),
@@ -212,9 +212,9 @@ fn goodput_summary(report: &Report) -> Option<GoodputSummary> {
         good: tally.good,
         judged: tally.judged,
         requests,
-        fraction: round_ms(tally.fraction().unwrap_or(0.0)),
-        ci_low: wilson.map(|w| round_ms(w.0)),
-        ci_high: wilson.map(|w| round_ms(w.1)),
+        fraction: significant(tally.fraction().unwrap_or(0.0)),
+        ci_low: wilson.map(|w| significant(w.0)),
+        ci_high: wilson.map(|w| significant(w.1)),
         confidence: wilson.map(|_| confidence),
         per_s: if report.duration_s > 0.0 {
             round_ms(tally.good as f64 / report.duration_s)
@@ -375,14 +375,49 @@ pub fn goodput_line(g: &GoodputSummary) -> String {
 }
 
 /// Milliseconds to the microsecond the histograms hold: the one rounding
-/// rule of every figure in every format.
+/// rule of every duration in every format.
 pub fn round_ms(ms: f64) -> f64 {
     (ms * 1e3).round() / 1e3
 }
 
+/// Digits a share or ratio keeps in JSON: significant ones, so a bound of
+/// 0.05% is 0.000549 and not 0.001 or 0.0.
+pub const SIGNIFICANT: i32 = 4;
+
+/// `v` to [`SIGNIFICANT`] significant digits.
+pub fn significant(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let scale = 10f64.powi(SIGNIFICANT - 1 - magnitude);
+    (v * scale).round() / scale
+}
+
+/// A check's figure in JSON: durations (and counts) to the microsecond,
+/// shares below 1 to their significant digits.
+fn figure(v: f64) -> f64 {
+    if v.abs() < 1.0 {
+        significant(v)
+    } else {
+        round_ms(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::show_ms;
+    use super::{show_ms, significant};
+
+    #[test]
+    fn shares_keep_their_significant_digits() {
+        // 0 errors in 5,457 connections: the Wilson bound is ~0.05%.
+        let (_, high) = crate::confidence::wilson(0, 5457, 0.95).unwrap_or_default();
+        let kept = significant(high);
+        assert!(kept > 0.0004 && kept < 0.0006, "{kept}");
+        assert_eq!(significant(0.000_549_123), 0.000_549_1);
+        assert_eq!(significant(0.0), 0.0);
+        assert_eq!(significant(0.987_654_3), 0.987_7);
+    }
 
     #[test]
     fn figures_show_as_written_with_thousands_apart() {

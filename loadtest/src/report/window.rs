@@ -17,14 +17,21 @@ pub struct WindowStats {
     /// Connections whose request left inside the window.
     pub started: u64,
     /// Requests still waiting for their first event when the window
-    /// closed; their wait so far is in the TTFB figures (a lower bound:
-    /// a user who gets nothing has waited at least that long).
+    /// closed; their wait so far is in `ttfb_waiting` (and `ttfb_run`):
+    /// a user who gets nothing has waited at least that long.
     pub waiting: u64,
     /// Those of them that ended in error, by how.
     pub errors: BTreeMap<ConnectionEnd, u64>,
     /// Time to first event of connections started inside the window.
     #[serde(with = "super::one_required_histogram")]
     pub ttfb: Histogram<u64>,
+    /// Censored first events of connections started inside the window
+    /// ([`crate::judge`]): those that ended without one, at their age...
+    #[serde(default = "new_histogram", with = "super::one_required_histogram")]
+    pub ttfb_censored: Histogram<u64>,
+    /// ...and those still waiting when the window closed, at their wait.
+    #[serde(default = "new_histogram", with = "super::one_required_histogram")]
+    pub ttfb_waiting: Histogram<u64>,
     /// Time to first event of every connection of the run up to the
     /// window's end (the ramp included): what TTFB can be judged on when
     /// no stream started inside the window.
@@ -69,6 +76,8 @@ impl WindowStats {
             waiting: 0,
             errors: BTreeMap::new(),
             ttfb: new_histogram(),
+            ttfb_censored: new_histogram(),
+            ttfb_waiting: new_histogram(),
             ttfb_run: new_histogram(),
             gap: new_histogram(),
             held: Vec::new(),
@@ -92,20 +101,31 @@ impl WindowStats {
         use crate::measure::add_exactly;
         let mut hs = [
             self.ttfb.clone(),
+            self.ttfb_censored.clone(),
+            self.ttfb_waiting.clone(),
             self.ttfb_run.clone(),
             self.gap.clone(),
             self.tpot.clone(),
         ];
         for (mine, (theirs, what)) in hs.iter_mut().zip([
             (&other.ttfb, "window ttfb"),
+            (&other.ttfb_censored, "window ttfb_censored"),
+            (&other.ttfb_waiting, "window ttfb_waiting"),
             (&other.ttfb_run, "window ttfb_run"),
             (&other.gap, "window gap"),
             (&other.tpot, "window tpot"),
         ]) {
             add_exactly(mine, theirs, what)?;
         }
-        let [ttfb, ttfb_run, gap, tpot] = hs;
-        (self.ttfb, self.ttfb_run, self.gap, self.tpot) = (ttfb, ttfb_run, gap, tpot);
+        let [ttfb, ttfb_censored, ttfb_waiting, ttfb_run, gap, tpot] = hs;
+        (
+            self.ttfb,
+            self.ttfb_censored,
+            self.ttfb_waiting,
+            self.ttfb_run,
+            self.gap,
+            self.tpot,
+        ) = (ttfb, ttfb_censored, ttfb_waiting, ttfb_run, gap, tpot);
         self.started += other.started;
         self.waiting += other.waiting;
         for (end, n) in &other.errors {
