@@ -47,12 +47,32 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
     if report.streams_with_ids > 0 {
         let i = &report.integrity;
         let bad = i.lost + i.duplicated + i.out_of_order;
+        let tails = if i.lost_tail > 0 {
+            let cuts = crate::judge::cuts::classify(
+                report.histogram(Measure::CutAge),
+                report.histogram(Measure::CutIdle),
+            )
+            .map(|c| format!("; {}", c.explanation))
+            .unwrap_or_default();
+            format!(
+                " ({} of them never arrived: {} streams ended short of their length{}{cuts})",
+                i.lost_tail,
+                i.short_streams,
+                if expect.reconnect {
+                    " and the resume did not recover them"
+                } else {
+                    ""
+                },
+            )
+        } else {
+            String::new()
+        };
         verdicts.push(
             Verdict::new(
                 "integrity",
                 bad == 0,
                 format!(
-                    "{} lost, {} duplicated, {} out of order over {} streams with ids",
+                    "{} lost{tails}, {} duplicated, {} out of order over {} streams with ids",
                     i.lost, i.duplicated, i.out_of_order, report.streams_with_ids
                 ),
             )

@@ -175,9 +175,19 @@ impl Connection {
 /// recognise late arrivals; beyond that a late id counts as a duplicate.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Integrity {
+    /// Ids never received: gaps in the sequence, and the tails of streams
+    /// that ended short of their known length.
     pub lost: u64,
     pub duplicated: u64,
     pub out_of_order: u64,
+    /// Of `lost`, the tails: events a stream of known length (trickle's
+    /// `chunks`) never delivered because it ended short (cut, idle, broken)
+    /// and no reconnect recovered them.
+    #[serde(default)]
+    pub lost_tail: u64,
+    /// Streams that lost a tail.
+    #[serde(default)]
+    pub short_streams: u64,
 }
 
 impl Integrity {
@@ -185,6 +195,8 @@ impl Integrity {
         self.lost += other.lost;
         self.duplicated += other.duplicated;
         self.out_of_order += other.out_of_order;
+        self.lost_tail += other.lost_tail;
+        self.short_streams += other.short_streams;
     }
 }
 
@@ -234,11 +246,15 @@ impl IdTracker {
         self.next.and_then(|n| n.checked_sub(1))
     }
 
-    /// Ids expected but never seen by the end of the stream (`total` ids).
+    /// Ids expected but never seen by the end of the stream (`total` ids,
+    /// from 0 when none arrived): its lost tail.
     pub fn finish(&mut self, total: Option<u64>) {
-        if let (Some(total), Some(next)) = (total, self.next) {
+        if let Some(total) = total {
+            let next = self.next.unwrap_or(0);
             if next < total {
                 self.integrity.lost += total - next;
+                self.integrity.lost_tail += total - next;
+                self.integrity.short_streams += 1;
             }
         }
     }
@@ -278,5 +294,16 @@ mod tests {
         assert_eq!(tracker.last(), Some(4));
         tracker.finish(Some(8));
         assert_eq!(tracker.integrity.lost, 3);
+        assert_eq!(
+            (tracker.integrity.lost_tail, tracker.integrity.short_streams),
+            (3, 1)
+        );
+        // A stream cut before its first event lost all of it.
+        let mut nothing = IdTracker::default();
+        nothing.finish(Some(4));
+        assert_eq!(
+            (nothing.integrity.lost, nothing.integrity.lost_tail),
+            (4, 4)
+        );
     }
 }

@@ -426,8 +426,13 @@ pub(crate) async fn run_stream(
             () = wait => break ConnectionEnd::ClientDeadline,
         }
     };
-    if end == ConnectionEnd::Completed {
+    // Missing ids are counted where ids tell them: streams whose events
+    // carried ids, and streams of known length that delivered nothing.
+    let delivered_nothing = connections.iter().all(|c| c.events == 0);
+    let counted = attempt.had_ids || delivered_nothing;
+    if counted && (end == ConnectionEnd::Completed || lost_its_tail(end, &connections)) {
         attempt.ids.finish(shared.plan.expected_events);
+        attempt.had_ids |= shared.plan.expected_events.is_some();
     }
     let figures = stream_figures(started, &connections, end);
     shared.collector.stream(
@@ -443,6 +448,23 @@ pub(crate) async fn run_stream(
         },
     );
     StreamOutcome { end, connections }
+}
+
+/// Whether a stream that ended with `end` lost the events it did not
+/// deliver: it was answered (so it had started) and ended short without
+/// the client choosing it (its deadline) or the server asking it to come
+/// back (a reconnect hint a client without --reconnect declined).
+/// Refused and unconnected streams are the error rate's.
+fn lost_its_tail(end: ConnectionEnd, connections: &[Connection]) -> bool {
+    let answered = connections.iter().any(|c| {
+        c.status
+            .is_some_and(|s| (200..300).contains(&s) || s == 101)
+    });
+    answered
+        && !matches!(
+            end,
+            ConnectionEnd::Completed | ConnectionEnd::ClientDeadline | ConnectionEnd::ReconnectHint
+        )
 }
 
 /// What a logical stream did over its connections, for goodput: its

@@ -136,9 +136,12 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         let i = &report.integrity;
         let _ = writeln!(
             out,
-            "\nIntegrity over {} streams with ids: {} lost, {} duplicated, {} out of order.",
-            report.streams_with_ids, i.lost, i.duplicated, i.out_of_order
+            "\nIntegrity over {} streams with ids: {} lost ({} of them the tails of {} streams that ended short), {} duplicated, {} out of order.",
+            report.streams_with_ids, i.lost, i.lost_tail, i.short_streams, i.duplicated, i.out_of_order
         );
+    }
+    if let Some(cuts) = &summary.cuts {
+        let _ = writeln!(out, "\n{}", cuts.line());
     }
     if !report.instances.is_empty() {
         let _ = writeln!(

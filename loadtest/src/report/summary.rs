@@ -105,6 +105,10 @@ pub struct Summary {
     /// Goodput (`--goodput`), of streams or of LLM requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goodput: Option<GoodputSummary>,
+    /// Connections cut before their end, and what cut them (an idle or a
+    /// request timeout): absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuts: Option<crate::judge::cuts::Cuts>,
     /// LLM runs (`--api`): `ttft`, `itl`, `tpot`, `e2e`, tokens, rates and
     /// goodput, flattened into the summary.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -183,6 +187,10 @@ impl Summary {
                 .as_str()
                 .to_owned(),
             goodput: goodput_summary(report),
+            cuts: crate::judge::cuts::classify(
+                report.histogram(Measure::CutAge),
+                report.histogram(Measure::CutIdle),
+            ),
             llm: report.llm.as_ref().map(|llm| llm_summary(report, llm)),
         }
     }

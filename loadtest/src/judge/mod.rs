@@ -20,6 +20,8 @@
 //! objective; streams of one event each have no gaps, which breaks
 //! nothing.
 
+pub mod cuts;
+
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
