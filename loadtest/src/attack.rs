@@ -323,6 +323,7 @@ fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
         instance_header: stream.instance_header.to_ascii_lowercase(),
         no_end_marker: stream.no_end_marker,
         expected_events: stream.chunks,
+        event_time: stream.event_time_plan(),
         source_addresses: stream.source_addresses,
         trust,
         ws_tls,

@@ -80,12 +80,8 @@ pub fn evaluate(report: &Report, expect: &Expectations) -> Vec<Verdict> {
         );
     }
 
-    if let Some(interval) = expect.interval.filter(|i| *i >= Duration::from_millis(20)) {
-        verdicts.push(buffering(
-            report,
-            interval,
-            expect.first_delay.unwrap_or_default(),
-        ));
+    if let Some(verdict) = buffering(report, expect, confidence) {
+        verdicts.push(verdict);
     }
 
     if let Some(limit) = expect.concurrency {
@@ -466,33 +462,125 @@ fn error_rate_check(report: &Report, limit: f64, confidence: f64) -> Verdict {
     .resolving_with(rate.to_resolve())
 }
 
-/// A buffered response shows as a late first event (the proxy waited for
-/// more) or as bursts: many gaps far shorter than the declared interval.
-fn buffering(report: &Report, interval: Duration, first_delay: Duration) -> Verdict {
-    let first = report
-        .measured(Measure::FirstEvent)
-        .map(|h| quantile(h, 0.5))
-        .unwrap_or_default();
-    let late_limit = first_delay + (interval * 5).max(Duration::from_secs(1));
-    let late = first > late_limit;
-    let gaps = report.measured(Measure::Gap);
-    let (short, total) = gaps.map_or((0, 0), |h| {
-        let quarter = (interval.as_micros() as u64 / 4).max(1);
-        (h.count_between(0, quarter), h.len())
-    });
-    let bursty = total >= 10 && short * 2 > total;
-    let detail = format!(
-        "first event p50 {} (would be late past {}); {short} of {total} gaps under a quarter of the {} interval",
-        ms(first),
-        ms(late_limit),
-        ms(interval)
+/// Buffering, judged from what reached the client: events held on the way
+/// (their median delivery delay, or its excess over the run's smallest
+/// where the clocks may differ, on its bounds: [`crate::judge::delivery`]),
+/// a late first event (a proxy waiting for more), or bursts (many gaps far
+/// shorter than the declared interval). With neither send times nor
+/// enough gaps it cannot say, and is UNRESOLVED.
+fn buffering(report: &Report, expect: &Expectations, confidence: f64) -> Option<Verdict> {
+    let interval = expect.interval.filter(|i| *i >= Duration::from_millis(20));
+    let limit = expect.max_held();
+    let held = report.delays().judge_held(
+        limit,
+        crate::judge::delivery::is_local(&report.target),
+        confidence,
     );
-    let verdict = if late || bursty {
-        Verdict::new("buffering", false, format!("response buffered: {detail}"))
-    } else {
-        Verdict::new("buffering", true, detail)
+    if interval.is_none() && held.is_none() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let mut failed = Vec::new();
+    if let Some(interval) = interval {
+        let first_delay = expect.first_delay.unwrap_or_default();
+        let first = report
+            .measured(Measure::FirstEvent)
+            .map(|h| quantile(h, 0.5))
+            .unwrap_or_default();
+        let late_limit = first_delay + (interval * 5).max(Duration::from_secs(1));
+        let (short, total) = report.measured(Measure::Gap).map_or((0, 0), |h| {
+            let quarter = (interval.as_micros() as u64 / 4).max(1);
+            (h.count_between(0, quarter), h.len())
+        });
+        parts.push(format!(
+            "first event p50 {} (late past {}); {short} of {total} gaps under a quarter of the {} interval",
+            ms(first),
+            ms(late_limit),
+            ms(interval)
+        ));
+        if first > late_limit {
+            failed.push("the first event came late");
+        }
+        if total >= 10 && short * 2 > total {
+            failed.push("events came in bursts");
+        }
+    }
+    let Some((basis, j)) = held else {
+        // Only gaps and the first event to go by.
+        let gaps = report.measured(Measure::Gap).map_or(0, |h| h.len());
+        let outcome = if !failed.is_empty() {
+            Outcome::Fail
+        } else if gaps >= 10 {
+            Outcome::Pass
+        } else {
+            Outcome::Unresolved
+        };
+        let detail = format!(
+            "{}{}; no event carried its send time (--event-time)",
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!("response buffered: {}: ", failed.join(", "))
+            },
+            parts.join("; ")
+        );
+        return Some(
+            Verdict::judged("buffering", outcome, detail).resolving_with(Some(
+                "too few gaps to see bursts, and no send times to see held events: run longer, or serve events with a time field (--event-time)".to_owned(),
+            )),
+        );
     };
-    verdict.with_figure(millis(first), "ms", millis(late_limit))
+    let value = j.value.unwrap_or_default();
+    let which = match basis {
+        crate::judge::delivery::Basis::Delivery => "delivery delay (received - sent, one clock)",
+        crate::judge::delivery::Basis::DeliveryExcess => {
+            "delivery excess over the smallest delay (the clocks may differ)"
+        }
+    };
+    let side = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1} ms"));
+    let held_line = format!(
+        "{which} p50 {value:.1} ms ({} bounds {}..{}; limit {}) over {} events",
+        percent(confidence),
+        side(j.low),
+        side(j.high),
+        ms(limit),
+        j.samples
+    );
+    let mut outcome = j.outcome;
+    if outcome == Outcome::Fail {
+        failed.push("events were held on the way");
+    }
+    if !failed.is_empty() {
+        outcome = Outcome::Fail;
+    }
+    let cause = if j.outcome == Outcome::Fail {
+        format!(
+            ": the server stamped them on time and the path held each about {value:.0} ms (a proxy sending with MSG_MORE, buffering or compressing)"
+        )
+    } else if !failed.is_empty() {
+        ": the events left the server late by its own stamps (the path delivered them as they came)"
+            .to_owned()
+    } else {
+        String::new()
+    };
+    let mut detail = format!("{held_line}; {}", parts.join("; "));
+    if parts.is_empty() {
+        detail = held_line;
+    }
+    if !failed.is_empty() {
+        detail = format!("response buffered, {}{cause}: {detail}", failed.join(", "));
+    }
+    Some(
+        Verdict::judged("buffering", outcome, detail)
+            .with_figure(round3(value), "ms", millis(limit))
+            .with_bounds(Bounds {
+                samples: j.samples,
+                low: j.low.map(round3),
+                high: j.high.map(round3),
+                confidence,
+            })
+            .resolving_with(Some(more_samples(j.samples, 5.max(j.samples + 1)))),
+    )
 }
 
 fn timeout_check(report: &Report, timeout: Duration, reconnect: bool, confidence: f64) -> Verdict {

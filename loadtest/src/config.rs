@@ -265,6 +265,7 @@ fn expectations_of(stream: &StreamArgs, checks: &CheckArgs) -> Expectations {
         max_ttft_p99: checks.max_ttft_p99,
         max_itl_p99: checks.max_itl_p99,
         max_tpot_p99: checks.max_tpot_p99,
+        max_held: Some(checks.max_held),
         min_goodput: checks.min_goodput,
     }
 }

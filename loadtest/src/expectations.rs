@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+/// `--max-held`'s default.
+pub const DEFAULT_MAX_HELD: Duration = Duration::from_millis(50);
+
 /// What the user asked the run to prove. Kept in the JSON report, so
 /// `merge` judges the merged run by the same checks.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -80,11 +83,25 @@ pub struct Expectations {
     pub max_tpot_p99: Option<Duration>,
     #[serde(default)]
     pub min_goodput: Option<f64>,
+    /// The largest median delivery delay (events held on the way) the
+    /// buffering check accepts (`--max-held`; reports before it: 50 ms).
+    #[serde(
+        rename = "max_held_ms",
+        with = "crate::duration_ms::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_held: Option<Duration>,
 }
 
 impl Expectations {
     /// The confidence every bound is drawn at.
     pub fn confidence(&self) -> f64 {
         self.confidence.unwrap_or(crate::confidence::DEFAULT)
+    }
+
+    /// The largest median delivery delay the buffering check accepts.
+    pub fn max_held(&self) -> Duration {
+        self.max_held.unwrap_or(DEFAULT_MAX_HELD)
     }
 }

@@ -159,6 +159,16 @@ pub struct StreamArgs {
     /// Response header naming the serving instance.
     #[arg(long, default_value = "x-trickle-instance")]
     pub instance_header: String,
+    /// The JSON field of each event that holds when the server sent it
+    /// (trickle's `ts`; trickle's text lines are read too): each event's
+    /// delivery delay (received minus sent) shows what was held on the
+    /// way. `none`: not read. LLM API runs (--api) do not read it.
+    #[arg(long, value_name = "FIELD", default_value = "ts")]
+    pub event_time: String,
+    /// The unit of --event-time's field: seconds since the Unix epoch
+    /// (`s`, trickle's), or `ms`, `us`, `ns`.
+    #[arg(long, value_name = "UNIT", default_value = "s", value_parser = ["s", "ms", "us", "ns"])]
+    pub event_time_unit: String,
     /// Treat a clean end of body without an end marker as completed (for
     /// servers that send none); by default it counts as truncated, except
     /// for text streams.
@@ -271,6 +281,12 @@ pub struct CheckArgs {
     /// judged on its Wilson bounds.
     #[arg(long, value_name = "FRACTION", value_parser = parse_ratio, requires = "goodput")]
     pub min_goodput: Option<f64>,
+    /// Events held on the way: the buffering check fails when the median
+    /// delivery delay (received minus the server's stamp, --event-time)
+    /// is above this; with clocks that are not shared (a remote target)
+    /// the median excess over the run's smallest delay is judged instead.
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub max_held: Duration,
 }
 
 /// `Name: value`, both checked by the `http` crate's parsers (any token
@@ -337,6 +353,24 @@ pub fn parse_ratio(raw: &str) -> Result<f64, String> {
 }
 
 impl StreamArgs {
+    /// Where events say when they were sent (`--event-time`), if read.
+    pub fn event_time_plan(&self) -> Option<crate::client::decode::EventTime> {
+        let field = self.event_time.trim();
+        if field.is_empty() || field == "none" || self.llm.api.is_some() {
+            return None;
+        }
+        let micros_per_unit = match self.event_time_unit.as_str() {
+            "ms" => 1e3,
+            "us" => 1.0,
+            "ns" => 1e-3,
+            _ => 1e6,
+        };
+        Some(crate::client::decode::EventTime::new(
+            field,
+            micros_per_unit,
+        ))
+    }
+
     /// `--interval` and `--first-delay` as the milliseconds trickle takes
     /// (the `-ms` forms are the same options; one of each may be given).
     pub fn normalize(&mut self) {

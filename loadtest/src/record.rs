@@ -98,6 +98,10 @@ pub struct Connection {
     pub first_event: Option<Duration>,
     /// The largest gap between two of its events.
     pub max_gap: Option<Duration>,
+    /// The largest delivery delay of its events (received minus the time
+    /// the server stamped on them), in microseconds; negative when the
+    /// client's clock is behind the server's.
+    pub max_delivery_us: Option<i64>,
     /// When its last event arrived.
     pub last_event_at: Option<tokio::time::Instant>,
     /// How long nothing had arrived (no byte, not even a heartbeat) when

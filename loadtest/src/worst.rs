@@ -44,10 +44,13 @@ pub enum WorstMeasure {
     Ttft,
     /// The request's largest inter-token gap (`--api`).
     Itl,
+    /// The connection's largest delivery delay (received minus the
+    /// server's stamp).
+    Delivery,
 }
 
 impl WorstMeasure {
-    pub const ALL: [WorstMeasure; 7] = [
+    pub const ALL: [WorstMeasure; 8] = [
         Self::Headers,
         Self::FirstByte,
         Self::FirstEvent,
@@ -55,6 +58,7 @@ impl WorstMeasure {
         Self::Lifetime,
         Self::Ttft,
         Self::Itl,
+        Self::Delivery,
     ];
 
     /// The JSON key.
@@ -67,6 +71,7 @@ impl WorstMeasure {
             Self::Lifetime => "lifetime",
             Self::Ttft => "ttft",
             Self::Itl => "itl",
+            Self::Delivery => "delivery",
         }
     }
 
@@ -80,6 +85,7 @@ impl WorstMeasure {
             Self::Lifetime => "lifetime (completed)",
             Self::Ttft => "TTFT",
             Self::Itl => "largest inter-token gap",
+            Self::Delivery => "largest delivery delay",
         }
     }
 
@@ -98,6 +104,10 @@ impl WorstMeasure {
             Self::Lifetime => (c.end == Some(ConnectionEnd::Completed)).then_some(c.lifetime),
             Self::Ttft => figures.and_then(|f| f.ttft),
             Self::Itl => figures.and_then(|f| f.max_gap),
+            Self::Delivery => c
+                .max_delivery_us
+                .and_then(|us| u64::try_from(us).ok())
+                .map(Duration::from_micros),
         }
     }
 }

@@ -47,6 +47,9 @@ impl ClientTransport {
 pub enum Seen {
     Event {
         id: Option<u64>,
+        /// When the server sent it, as the event says ([`EventTime`]), in
+        /// Unix microseconds.
+        sent_us: Option<i64>,
     },
     Heartbeat,
     End,
@@ -63,6 +66,65 @@ pub enum DecodeError {
     LineTooLong(usize),
 }
 
+/// Where an event says when the server sent it: a number in its JSON
+/// (trickle's `ts`, in seconds; `--event-time FIELD` and
+/// `--event-time-unit` for another server's), or trickle's text line
+/// (`Data chunk N at SECONDS`) for the default field. Found by a plain
+/// search for `"FIELD":` and one number parsed: nothing is allocated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventTime {
+    /// `"FIELD":`, as searched for.
+    key: std::sync::Arc<str>,
+    /// Microseconds per unit of the field.
+    micros_per_unit: f64,
+    /// The field is trickle's own `ts` (also read from text lines).
+    trickle: bool,
+}
+
+impl EventTime {
+    /// trickle's `ts`, in seconds.
+    pub fn trickle() -> Self {
+        Self::new("ts", 1e6)
+    }
+
+    /// A JSON field holding the send time in units of `micros_per_unit`
+    /// microseconds since the Unix epoch.
+    pub fn new(field: &str, micros_per_unit: f64) -> Self {
+        Self {
+            key: format!("\"{field}\":").into(),
+            micros_per_unit,
+            trickle: field == "ts" && micros_per_unit == 1e6,
+        }
+    }
+
+    /// The send time a JSON text carries, in Unix microseconds.
+    pub fn in_json(&self, text: &str) -> Option<i64> {
+        let at = text.find(&*self.key)? + self.key.len();
+        let rest = text[at..].trim_start();
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
+            .unwrap_or(rest.len());
+        self.micros(rest[..end].parse::<f64>().ok()?)
+    }
+
+    /// The send time of trickle's text line `Data chunk N at SECONDS`.
+    fn in_text(&self, line: &str) -> Option<i64> {
+        if !self.trickle {
+            return None;
+        }
+        let (_, rest) = line.split_once(" at ")?;
+        let seconds = rest.split(' ').next()?.parse::<f64>().ok()?;
+        self.micros(seconds)
+    }
+
+    fn micros(&self, value: f64) -> Option<i64> {
+        let us = value * self.micros_per_unit;
+        // Plausible Unix times only (1970..2300): anything else is not a
+        // send time, and must not poison the delivery figures.
+        (us.is_finite() && us > 0.0 && us < 1e16).then_some(us as i64)
+    }
+}
+
 /// Longest line or event accepted before the stream counts as broken.
 pub const MAX_LINE: usize = 1 << 20;
 
@@ -76,6 +138,8 @@ pub struct Decoder {
     max_line: usize,
     /// Read SSE data as an LLM API's chunks.
     llm: bool,
+    /// Where events say when they were sent (`None`: not read).
+    event_time: Option<EventTime>,
 }
 
 impl Decoder {
@@ -91,7 +155,14 @@ impl Decoder {
             line: Vec::new(),
             max_line,
             llm: false,
+            event_time: None,
         }
+    }
+
+    /// Reads each event's send time from where `event_time` says.
+    pub fn with_event_time(mut self, event_time: Option<EventTime>) -> Self {
+        self.event_time = event_time;
+        self
     }
 
     /// A decoder of an LLM API's SSE stream: each `data:` payload is read
@@ -115,6 +186,7 @@ impl Decoder {
     fn feed_sse(&mut self, bytes: &[u8], out: &mut Vec<Seen>) -> Result<(), DecodeError> {
         // Borrowed items: nothing is allocated per event.
         let (llm, previous_id) = (self.llm, &mut self.previous_sse_id);
+        let event_time = self.event_time.as_ref();
         self.sse
             .feed_with(bytes, |item| {
                 out.push(match item {
@@ -141,6 +213,7 @@ impl Decoder {
                             last_event_id.clone_into(previous_id);
                             Seen::Event {
                                 id: fresh_id.or_else(|| json_id(data)),
+                                sent_us: event_time.and_then(|t| t.in_json(data)),
                             }
                         }
                     }
@@ -176,27 +249,37 @@ impl Decoder {
                 if text.trim().is_empty() {
                     Seen::Heartbeat
                 } else {
-                    Seen::Event { id: text_id(&text) }
+                    Seen::Event {
+                        id: text_id(&text),
+                        sent_us: self
+                            .event_time
+                            .as_ref()
+                            .and_then(|t| t.in_text(&text).or_else(|| t.in_json(&text))),
+                    }
                 }
             }
-            _ => message(&text),
+            _ => message(&text, self.event_time.as_ref()),
         }
     }
 
     /// One WebSocket text frame.
     pub fn frame(&self, text: &str) -> Seen {
-        message(text)
+        message(text, self.event_time.as_ref())
     }
 }
 
 /// A JSON message (NDJSON line, WebSocket frame): trickle's `type` field
 /// tells markers from chunks; anything else is an event.
-fn message(text: &str) -> Seen {
+fn message(text: &str, event_time: Option<&EventTime>) -> Seen {
+    let sent_us = || event_time.and_then(|t| t.in_json(text));
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return if text.trim() == "[DONE]" {
             Seen::End
         } else {
-            Seen::Event { id: None }
+            Seen::Event {
+                id: None,
+                sent_us: sent_us(),
+            }
         };
     };
     match value.get("type").and_then(Value::as_str) {
@@ -205,6 +288,7 @@ fn message(text: &str) -> Seen {
         Some("heartbeat") => Seen::Heartbeat,
         _ => Seen::Event {
             id: value.get("id").and_then(Value::as_u64),
+            sent_us: sent_us(),
         },
     }
 }
@@ -242,9 +326,15 @@ mod tests {
             decode(ClientTransport::Sse, &[&body[..20], &body[20..]]),
             [
                 Seen::Retry(Duration::from_secs(1)),
-                Seen::Event { id: Some(0) },
+                Seen::Event {
+                    id: Some(0),
+                    sent_us: None
+                },
                 Seen::Heartbeat,
-                Seen::Event { id: Some(1) },
+                Seen::Event {
+                    id: Some(1),
+                    sent_us: None
+                },
                 Seen::End
             ]
         );
@@ -258,13 +348,65 @@ mod tests {
     }
 
     #[test]
+    fn send_times_are_read_from_trickles_ts_or_a_named_field() {
+        let ts = EventTime::trickle();
+        let mut sse = Decoder::new(ClientTransport::Sse).with_event_time(Some(ts.clone()));
+        let mut out = Vec::new();
+        let body = b"id: 3\nevent: chunk\ndata: {\"type\":\"chunk\",\"id\":3,\"ts\":1764297600.123456,\"instance\":\"i\"}\n\n";
+        sse.feed(body, &mut out).unwrap();
+        assert_eq!(
+            out,
+            [Seen::Event {
+                id: Some(3),
+                sent_us: Some(1_764_297_600_123_456)
+            }]
+        );
+        let mut text = Decoder::new(ClientTransport::Text).with_event_time(Some(ts.clone()));
+        out.clear();
+        text.feed(b"Data chunk 7 at 1764297600.5 ABC\n", &mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            [Seen::Event {
+                id: Some(7),
+                sent_us: Some(1_764_297_600_500_000)
+            }]
+        );
+        let ms = EventTime::new("sent_at", 1e3);
+        assert_eq!(
+            ms.in_json(r#"{"sent_at": 1764297600123, "ts": 5}"#),
+            Some(1_764_297_600_123_000)
+        );
+        for no_time in [r#"{"ts":"soon"}"#, r#"{"ts":-1}"#, r#"{"tsx":5}"#, "{}"] {
+            assert_eq!(ts.in_json(no_time), None, "{no_time}");
+        }
+        // Without an event time nothing is read.
+        assert_eq!(
+            decode(
+                ClientTransport::Ndjson,
+                &[b"{\"id\":1,\"ts\":1764297600.0}\n"]
+            ),
+            [Seen::Event {
+                id: Some(1),
+                sent_us: None
+            }]
+        );
+    }
+
+    #[test]
     fn llm_style_sse_without_ids() {
         let body = b"data: {\"choices\":[]}\n\ndata: {\"choices\":[]}\n\ndata: [DONE]\n\n";
         assert_eq!(
             decode(ClientTransport::Sse, &[body]),
             [
-                Seen::Event { id: None },
-                Seen::Event { id: None },
+                Seen::Event {
+                    id: None,
+                    sent_us: None
+                },
+                Seen::Event {
+                    id: None,
+                    sent_us: None
+                },
                 Seen::End
             ]
         );
@@ -280,14 +422,27 @@ mod tests {
                     b"beat\"}\n{\"type\":\"end\"}\n"
                 ]
             ),
-            [Seen::Event { id: Some(3) }, Seen::Heartbeat, Seen::End]
+            [
+                Seen::Event {
+                    id: Some(3),
+                    sent_us: None
+                },
+                Seen::Heartbeat,
+                Seen::End
+            ]
         );
         assert_eq!(
             decode(ClientTransport::Text, &[b"Data chunk 7 at 1.5\n\nhello\n"]),
             [
-                Seen::Event { id: Some(7) },
+                Seen::Event {
+                    id: Some(7),
+                    sent_us: None
+                },
                 Seen::Heartbeat,
-                Seen::Event { id: None }
+                Seen::Event {
+                    id: None,
+                    sent_us: None
+                }
             ]
         );
         let mut decoder = Decoder::with_max_line(ClientTransport::Ndjson, 16);

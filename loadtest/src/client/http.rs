@@ -189,7 +189,7 @@ async fn read_body(
     let mut decoder = if shared.plan.llm.is_some() {
         Decoder::llm()
     } else {
-        Decoder::new(shared.plan.transport)
+        Decoder::new(shared.plan.transport).with_event_time(shared.plan.event_time.clone())
     };
     let mut items = Vec::new();
     let deadline = client_deadline(&shared, stop_at);

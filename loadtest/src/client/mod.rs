@@ -47,6 +47,8 @@ pub struct Plan {
     pub no_end_marker: bool,
     /// Events a whole stream should carry (trickle's `chunks`), when known.
     pub expected_events: Option<u64>,
+    /// Where events say when the server sent them (delivery delay).
+    pub event_time: Option<decode::EventTime>,
     /// Loopback source addresses to spread users over (1: the default).
     pub source_addresses: u8,
     /// Which TLS servers to trust (`--ca-file`, `--insecure`).
@@ -128,6 +130,9 @@ pub struct Reader {
     pub end_seen: Option<ConnectionEnd>,
     /// Events since the last flush to the collector.
     batch: EventBatch,
+    /// The wall clock at `started`, in Unix microseconds: an event's
+    /// arrival as wall time without a clock read per event.
+    wall_at_start_us: i64,
     /// The measured window (a capacity level), to mark its gaps.
     window: Option<(Instant, Instant)>,
 }
@@ -166,6 +171,7 @@ impl Reader {
             last_byte: None,
             end_seen: None,
             batch: EventBatch::default(),
+            wall_at_start_us: unix_micros_now(),
         }
     }
 
@@ -209,7 +215,7 @@ impl Reader {
     /// One event received at `now` (the read that carried it): the hot
     /// path. A gap, a slot in the batch; the first event of a connection
     /// and a due batch are the only moments anything is shared.
-    fn event(&mut self, now: Instant) {
+    fn event(&mut self, now: Instant, sent_us: Option<i64>) {
         self.conn.events += 1;
         if self.conn.first_event.is_none() {
             self.conn.first_event = Some(now - self.started);
@@ -229,7 +235,16 @@ impl Reader {
         let in_window = self
             .window
             .is_some_and(|(from, to)| now >= from && now < to);
-        if self.batch.push(now, gap, in_window) {
+        let delay_us = sent_us.map(|sent| {
+            let since_start = i64::try_from((now - self.started).as_micros()).unwrap_or(i64::MAX);
+            self.wall_at_start_us.saturating_add(since_start) - sent
+        });
+        if let Some(delay) = delay_us {
+            if self.conn.max_delivery_us.is_none_or(|max| delay > max) {
+                self.conn.max_delivery_us = Some(delay);
+            }
+        }
+        if self.batch.push(now, gap, delay_us, in_window) {
             self.flush();
         }
     }
@@ -239,8 +254,8 @@ impl Reader {
     pub fn seen(&mut self, items: &mut Vec<Seen>, now: Instant) -> Option<ConnectionEnd> {
         for item in items.drain(..) {
             match item {
-                Seen::Event { id } => {
-                    self.event(now);
+                Seen::Event { id, sent_us } => {
+                    self.event(now, sent_us);
                     if let Some(id) = id {
                         self.attempt.had_ids = true;
                         self.attempt.ids.observe(id);
@@ -291,7 +306,7 @@ impl Reader {
         }
         if chunk.is_output(mode) {
             llm.output_chunks += 1;
-            self.event(now);
+            self.event(now, None);
         }
         // The Responses API ends with its final event (no [DONE]).
         chunk.end.then_some(ConnectionEnd::Completed)
@@ -309,6 +324,13 @@ impl Reader {
             ConnectionEnd::Truncated
         }
     }
+}
+
+/// The wall clock in Unix microseconds (0 before 1970).
+fn unix_micros_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// The outcome of one logical stream, for goose's transaction result.

@@ -565,7 +565,7 @@ async fn read_body(
         decoder: if shared.plan.llm.is_some() {
             Decoder::llm()
         } else {
-            Decoder::new(shared.plan.transport)
+            Decoder::new(shared.plan.transport).with_event_time(shared.plan.event_time.clone())
         },
         items: Vec::new(),
     };

@@ -146,7 +146,7 @@ impl Connector for WsConnector {
         let instance = reader.conn.instance.clone();
         shared.collector.opened(instance.as_deref());
 
-        let decoder = Decoder::new(plan.transport);
+        let decoder = Decoder::new(plan.transport).with_event_time(plan.event_time.clone());
         let mut items = Vec::new();
         let deadline = client_deadline(shared, stop_at);
         tokio::pin!(deadline);
@@ -167,7 +167,10 @@ impl Connector for WsConnector {
                 }
                 Some(Ok(Message::Binary(bytes))) => {
                     reader.received(now, bytes.len());
-                    items.push(Seen::Event { id: None });
+                    items.push(Seen::Event {
+                        id: None,
+                        sent_us: None,
+                    });
                 }
                 Some(Ok(Message::Close(frame))) => {
                     break match (reader.end_seen, frame.map(|f| f.code)) {

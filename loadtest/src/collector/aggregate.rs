@@ -120,6 +120,14 @@ impl Sink for Aggregate {
         for gap in batch.gaps() {
             shard.record(Measure::Gap, gap);
         }
+        for delay in batch.delays() {
+            let (measure, us) = if *delay >= 0 {
+                (Measure::Delivery, *delay)
+            } else {
+                (Measure::DeliveryEarly, delay.saturating_abs())
+            };
+            shard.record(measure, Duration::from_micros(u64::from(us.unsigned_abs())));
+        }
     }
 
     fn resumed(&self, lane: usize, after: Duration) {

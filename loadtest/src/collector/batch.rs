@@ -19,6 +19,10 @@ pub struct EventBatch {
     len: usize,
     /// Gaps in microseconds (clamped to `u32`: 71 minutes).
     gaps: [u32; CAPACITY],
+    /// Delivery delays in microseconds (clamped to `i32`: 35 minutes
+    /// either way) of the events that carried their send time.
+    delays: [i32; CAPACITY],
+    delays_len: usize,
     /// Bit `i`: gap `i` arrived inside the measured window (capacity).
     in_window: u64,
     /// Events that arrived inside the measured window.
@@ -32,6 +36,8 @@ impl Default for EventBatch {
             events: 0,
             len: 0,
             gaps: [0; CAPACITY],
+            delays: [0; CAPACITY],
+            delays_len: 0,
             in_window: 0,
             window_events: 0,
             flush_at: None,
@@ -41,9 +47,21 @@ impl Default for EventBatch {
 
 impl EventBatch {
     /// Counts an event received at `now`, with its gap after the previous
-    /// one (none for a connection's first); whether it is time to flush.
-    pub fn push(&mut self, now: Instant, gap: Option<Duration>, in_window: bool) -> bool {
+    /// one (none for a connection's first) and its delivery delay (when it
+    /// carried its send time); whether it is time to flush.
+    pub fn push(
+        &mut self,
+        now: Instant,
+        gap: Option<Duration>,
+        delay_us: Option<i64>,
+        in_window: bool,
+    ) -> bool {
         self.events += 1;
+        if let Some(delay) = delay_us {
+            self.delays[self.delays_len] =
+                i32::try_from(delay).unwrap_or(if delay < 0 { i32::MIN } else { i32::MAX });
+            self.delays_len += 1;
+        }
         self.window_events += u64::from(in_window);
         if let Some(gap) = gap {
             self.gaps[self.len] = u32::try_from(gap.as_micros()).unwrap_or(u32::MAX);
@@ -51,7 +69,12 @@ impl EventBatch {
             self.len += 1;
         }
         let due = *self.flush_at.get_or_insert(now + FLUSH_EVERY);
-        self.len == CAPACITY || now >= due
+        self.len == CAPACITY || self.delays_len == CAPACITY || now >= due
+    }
+
+    /// The delivery delays, in microseconds.
+    pub fn delays(&self) -> &[i32] {
+        &self.delays[..self.delays_len]
     }
 
     pub fn events(&self) -> u64 {
@@ -85,6 +108,7 @@ impl EventBatch {
     pub fn clear(&mut self) {
         self.events = 0;
         self.len = 0;
+        self.delays_len = 0;
         self.in_window = 0;
         self.window_events = 0;
         self.flush_at = None;
@@ -99,13 +123,16 @@ mod tests {
     fn flushes_when_full_or_due_and_keeps_the_window_marks() {
         let t0 = Instant::now();
         let mut batch = EventBatch::default();
-        assert!(!batch.push(t0, None, false), "first event: not due yet");
+        assert!(
+            !batch.push(t0, None, None, false),
+            "first event: not due yet"
+        );
         for i in 1..CAPACITY {
-            let due = batch.push(t0, Some(Duration::from_millis(i as u64)), i % 2 == 0);
+            let due = batch.push(t0, Some(Duration::from_millis(i as u64)), None, i % 2 == 0);
             assert!(!due, "{i}");
         }
         assert!(
-            batch.push(t0, Some(Duration::from_millis(99)), true),
+            batch.push(t0, Some(Duration::from_millis(99)), None, true),
             "full"
         );
         assert_eq!(batch.events(), CAPACITY as u64 + 1);
@@ -117,9 +144,14 @@ mod tests {
             .all(|g| g.as_millis() % 2 == 0 || g.as_millis() == 99));
         batch.clear();
         assert!(batch.is_empty());
-        assert!(!batch.push(t0, None, false));
+        assert!(!batch.push(t0, None, None, false));
         assert!(
-            batch.push(t0 + FLUSH_EVERY, Some(Duration::from_millis(1)), false),
+            batch.push(
+                t0 + FLUSH_EVERY,
+                Some(Duration::from_millis(1)),
+                None,
+                false
+            ),
             "due"
         );
     }

@@ -21,6 +21,7 @@
 //! nothing.
 
 pub mod cuts;
+pub mod delivery;
 
 use std::time::Duration;
 

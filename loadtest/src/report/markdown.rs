@@ -134,11 +134,22 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     }
     if report.streams_with_ids > 0 {
         let i = &report.integrity;
+        let tails = if i.lost_tail > 0 {
+            format!(
+                " ({} of them the tails of {} streams that ended short)",
+                i.lost_tail, i.short_streams
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "\nIntegrity over {} streams with ids: {} lost ({} of them the tails of {} streams that ended short), {} duplicated, {} out of order.",
-            report.streams_with_ids, i.lost, i.lost_tail, i.short_streams, i.duplicated, i.out_of_order
+            "\nIntegrity over {} streams with ids: {} lost{tails}, {} duplicated, {} out of order.",
+            report.streams_with_ids, i.lost, i.duplicated, i.out_of_order
         );
+    }
+    if let Some(d) = &summary.delivery {
+        let _ = writeln!(out, "\n{}", super::summary::delivery_line(d));
     }
     if let Some(cuts) = &summary.cuts {
         let _ = writeln!(out, "\n{}", cuts.line());

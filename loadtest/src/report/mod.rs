@@ -411,6 +411,14 @@ impl Report {
         };
     }
 
+    /// The delivery delays (signed: two histograms).
+    pub fn delays(&self) -> crate::judge::delivery::Delays<'_> {
+        crate::judge::delivery::Delays {
+            late: self.histogram(Measure::Delivery),
+            early: self.histogram(Measure::DeliveryEarly),
+        }
+    }
+
     pub fn histogram(&self, m: Measure) -> &Histogram<u64> {
         self.histograms.get(m)
     }

@@ -109,6 +109,10 @@ pub struct Summary {
     /// request timeout): absent when none was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cuts: Option<crate::judge::cuts::Cuts>,
+    /// Delivery delay of the events that carried their send time, and
+    /// its excess over the run's smallest: absent when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<crate::judge::delivery::DeliverySummary>,
     /// LLM runs (`--api`): `ttft`, `itl`, `tpot`, `e2e`, tokens, rates and
     /// goodput, flattened into the summary.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -187,6 +191,9 @@ impl Summary {
                 .as_str()
                 .to_owned(),
             goodput: goodput_summary(report),
+            delivery: report
+                .delays()
+                .summary_of(crate::judge::delivery::is_local(&report.target)),
             cuts: crate::judge::cuts::classify(
                 report.histogram(Measure::CutAge),
                 report.histogram(Measure::CutIdle),
@@ -332,6 +339,27 @@ fn llm_summary(report: &Report, llm: &crate::llm::LlmReport) -> LlmSummary {
         },
         finish_reasons: llm.finish_reasons.clone(),
     }
+}
+
+/// The delivery figures as every format says them.
+pub fn delivery_line(d: &crate::judge::delivery::DeliverySummary) -> String {
+    let (a, x) = (&d.delivery, &d.delivery_excess);
+    format!(
+        "Delivery (received - the server's stamp) of {} events: p50 {} / p90 {} / p99 {} / max {} ms (min {}); excess over the smallest: p50 {} / p99 {} ms. {}",
+        d.count,
+        show_ms(a.p50_ms),
+        show_ms(a.p90_ms),
+        show_ms(a.p99_ms),
+        show_ms(a.max_ms),
+        show_ms(a.min_ms),
+        show_ms(x.p50_ms),
+        show_ms(x.p99_ms),
+        if d.clock_shared {
+            "Client and server share a clock (a local target): the delay is judged."
+        } else {
+            "The clocks may differ (a remote target, or events received before their stamp): the excess is judged."
+        }
+    )
 }
 
 /// `1 process`, `2 processes`: a count with its noun.
