@@ -95,8 +95,8 @@ mod tests {
         c.first_event(0, &answered);
         let mut batch = EventBatch::default();
         let now = tokio::time::Instant::now();
-        batch.push(now, None, false);
-        batch.push(now, Some(Duration::from_millis(20)), false);
+        batch.push(now, None, None, false);
+        batch.push(now, Some(Duration::from_millis(20)), None, false);
         c.events(0, &batch);
         c.connection(
             0,
