@@ -324,6 +324,7 @@ fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
         no_end_marker: stream.no_end_marker,
         expected_events: stream.chunks,
         event_time: stream.event_time_plan(),
+        accept_encoding: stream.compressed.clone(),
         source_addresses: stream.source_addresses,
         trust,
         ws_tls,

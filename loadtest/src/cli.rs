@@ -31,7 +31,7 @@ pub const NOT_FOR_STREAMS: [(&str, &str); 15] = [
     ("co_mitigation", "streams on a schedule (--arrival-rate, --stream-rate) are timed from their planned start: that is the mitigation"),
     ("no_autostart", "the run's clock starts when it starts"),
     ("timeout", "a stream has no request timeout: use --idle-timeout or --stream-timeout"),
-    ("no_gzip", "trickle-load never asks for gzip"),
+    ("no_gzip", "trickle-load asks for compressed bodies only with --compressed (and decodes them)"),
     ("sticky_follow", "stream requests do not follow redirects"),
     ("accept_invalid_certs", "use --insecure: it reaches every transport, WebSocket too"),
 ];

@@ -159,6 +159,15 @@ pub struct StreamArgs {
     /// Response header naming the serving instance.
     #[arg(long, default_value = "x-trickle-instance")]
     pub instance_header: String,
+    /// Ask for compressed bodies as browsers do (curl's name) and decode
+    /// them, per connection, as they stream: `--compressed` sends
+    /// `Accept-Encoding: gzip, deflate`; `--compressed=gzip` a list of
+    /// your own. Without it none is asked for, and a body compressed all
+    /// the same is still decoded (or its encoding named). br and zstd are
+    /// not decoded yet.
+    #[arg(long, value_name = "LIST", num_args = 0..=1, require_equals = true,
+          default_missing_value = "gzip,deflate", value_parser = parse_encodings)]
+    pub compressed: Option<String>,
     /// The JSON field of each event that holds when the server sent it
     /// (trickle's `ts`; trickle's text lines are read too): each event's
     /// delivery delay (received minus sent) shows what was held on the
@@ -287,6 +296,11 @@ pub struct CheckArgs {
     /// the median excess over the run's smallest delay is judged instead.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = humantime::parse_duration)]
     pub max_held: Duration,
+}
+
+/// `--compressed=LIST` as the `Accept-Encoding` it sends.
+fn parse_encodings(raw: &str) -> Result<String, String> {
+    crate::client::encoding::parse_list(raw).map(|list| list.join(", "))
 }
 
 /// `Name: value`, both checked by the `http` crate's parsers (any token

@@ -133,6 +133,8 @@ pub struct Connection {
     pub span_id: Option<u64>,
     /// Which connection of its stream: 0 the first, 1.. its reconnects.
     pub connection: u32,
+    /// Its body's `Content-Encoding` (`identity` without one).
+    pub encoding: Option<String>,
 }
 
 /// A duration in milliseconds to the microsecond, as reports and the

@@ -79,6 +79,18 @@ impl Connector for HttpConnector<'_> {
         for (name, value) in reader.trace_headers() {
             builder = builder.header(name, value);
         }
+        let given = |name: &str| {
+            plan.headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        };
+        if let Some(accept) = plan
+            .accept_encoding
+            .as_deref()
+            .filter(|_| !given("accept-encoding"))
+        {
+            builder = builder.header("accept-encoding", accept);
+        }
         if sse {
             builder = builder.header("accept", "text/event-stream");
             if let Some(id) = reader.attempt.resume_after {
@@ -133,10 +145,21 @@ impl Connector for HttpConnector<'_> {
             return reader.finish(ConnectionEnd::HttpStatus);
         }
 
+        let coding = super::encoding::Coding::of(
+            response
+                .headers()
+                .get("content-encoding")
+                .and_then(|v| v.to_str().ok()),
+        );
+        reader.conn.encoding = Some(coding.name().to_owned());
+        let content = match super::encoding::BodyDecoder::new(&coding) {
+            Ok(content) => content,
+            Err(why) => return reader.fail(ConnectionEnd::ProtocolError, why),
+        };
         let instance = reader.conn.instance.clone();
         let lane = reader.attempt.lane;
         read_in_own_task(shared, instance, lane, status, async move {
-            let end = read_body(&mut reader, response, stop_at).await;
+            let end = read_body(&mut reader, response, content, stop_at).await;
             reader.finish(end)
         })
         .await
@@ -183,6 +206,7 @@ pub(crate) fn describe_error_body(body: &[u8]) -> String {
 async fn read_body(
     reader: &mut Reader,
     mut response: reqwest::Response,
+    mut content: super::encoding::BodyDecoder,
     stop_at: Option<Instant>,
 ) -> ConnectionEnd {
     let shared = reader.shared.clone();
@@ -207,11 +231,19 @@ async fn read_body(
                 let now = Instant::now();
                 idle.touch(now);
                 reader.received(now, bytes.len());
-                if decoder.feed(&bytes, &mut items).is_err() {
-                    return ConnectionEnd::ProtocolError;
-                }
-                if let Some(end) = reader.seen(&mut items, now) {
-                    return end;
+                let step = content.decode(&bytes, |plain| {
+                    if decoder.feed(plain, &mut items).is_err() {
+                        return Some(ConnectionEnd::ProtocolError);
+                    }
+                    reader.seen(&mut items, now)
+                });
+                match step {
+                    Ok(Some(end)) => return end,
+                    Ok(None) => {}
+                    Err(why) => {
+                        reader.conn.error = Some(why);
+                        return ConnectionEnd::ProtocolError;
+                    }
                 }
             }
             Ok(None) => return reader.clean_eof(),

@@ -2,6 +2,7 @@
 //! come back after a cut or a reconnect hint, resuming after the last id.
 
 pub mod decode;
+pub mod encoding;
 pub mod http;
 pub mod raw;
 pub mod tcp;
@@ -49,6 +50,8 @@ pub struct Plan {
     pub expected_events: Option<u64>,
     /// Where events say when the server sent them (delivery delay).
     pub event_time: Option<decode::EventTime>,
+    /// `--compressed`: the `Accept-Encoding` every request sends.
+    pub accept_encoding: Option<String>,
     /// Loopback source addresses to spread users over (1: the default).
     pub source_addresses: u8,
     /// Which TLS servers to trust (`--ca-file`, `--insecure`).

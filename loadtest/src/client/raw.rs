@@ -101,6 +101,7 @@ struct Head {
     retry_after: Option<Duration>,
     location: Option<String>,
     framing: Framing,
+    coding: super::encoding::Coding,
 }
 
 /// How the body ends.
@@ -185,9 +186,14 @@ impl Connector for RawConnector<'_> {
             return reader.finish(ConnectionEnd::HttpStatus);
         }
 
+        reader.conn.encoding = Some(head.coding.name().to_owned());
+        let content = match super::encoding::BodyDecoder::new(&head.coding) {
+            Ok(content) => content,
+            Err(why) => return reader.fail(ConnectionEnd::ProtocolError, why),
+        };
         let lane = reader.attempt.lane;
         read_in_own_task(shared, head.instance, lane, head.status, async move {
-            let end = read_body(&mut reader, socket, rest, head.framing, stop_at).await;
+            let end = read_body(&mut reader, socket, rest, head.framing, content, stop_at).await;
             reader.finish(end)
         })
         .await
@@ -230,6 +236,13 @@ fn request_bytes(
         if let Some(id) = resume_after {
             head.push_str(&format!("last-event-id: {id}\r\n"));
         }
+    }
+    if let Some(accept) = plan
+        .accept_encoding
+        .as_deref()
+        .filter(|_| !given("accept-encoding"))
+    {
+        head.push_str(&format!("accept-encoding: {accept}\r\n"));
     }
     if !given("user-agent") {
         head.push_str(concat!(
@@ -330,6 +343,7 @@ fn parse_head(buf: &[u8], instance_header: &str) -> Result<Option<(Head, usize)>
         retry_after: None,
         location: None,
         framing: Framing::Close,
+        coding: super::encoding::Coding::Identity,
     };
     let mut chunked = false;
     let mut length = None;
@@ -345,6 +359,8 @@ fn parse_head(buf: &[u8], instance_header: &str) -> Result<Option<(Head, usize)>
             );
         } else if name.eq_ignore_ascii_case("retry-after") {
             head.retry_after = text(header.value).parse().ok().map(Duration::from_secs);
+        } else if name.eq_ignore_ascii_case("content-encoding") {
+            head.coding = super::encoding::Coding::of(std::str::from_utf8(header.value).ok());
         } else if name.eq_ignore_ascii_case("location") {
             head.location = Some(text(header.value));
         } else if name.eq_ignore_ascii_case(instance_header) {
@@ -492,9 +508,11 @@ impl Unframe {
     }
 }
 
-/// A body being read: its framing, the decoder of its events.
+/// A body being read: its framing, its content coding, the decoder of its
+/// events.
 struct Body {
     unframe: Unframe,
+    content: super::encoding::BodyDecoder,
     decoder: Decoder,
     items: Vec<super::decode::Seen>,
 }
@@ -511,21 +529,29 @@ impl Body {
     /// Folds in bytes read at `now`.
     fn take(&mut self, reader: &mut Reader, bytes: &[u8], now: Instant) -> Step {
         let mut outcome = None;
-        let (decoder, items) = (&mut self.decoder, &mut self.items);
+        let (content, decoder, items) = (&mut self.content, &mut self.decoder, &mut self.items);
         let fed = self.unframe.feed(bytes, &mut |payload: &[u8]| {
             if payload.is_empty() {
                 return true;
             }
             reader.received(now, payload.len());
-            if decoder.feed(payload, items).is_err() {
-                outcome = Some(Step::Broken(None));
-                return false;
+            let decoded = content.decode(payload, |plain| {
+                if decoder.feed(plain, items).is_err() {
+                    return Some(Step::Broken(None));
+                }
+                reader.seen(items, now).map(Step::Ended)
+            });
+            match decoded {
+                Ok(None) => true,
+                Ok(Some(step)) => {
+                    outcome = Some(step);
+                    false
+                }
+                Err(why) => {
+                    outcome = Some(Step::Broken(Some(why)));
+                    false
+                }
             }
-            if let Some(end) = reader.seen(items, now) {
-                outcome = Some(Step::Ended(end));
-                return false;
-            }
-            true
         });
         match (fed, outcome) {
             (_, Some(step)) => step,
@@ -557,11 +583,13 @@ async fn read_body(
     mut socket: TcpStream,
     rest: Vec<u8>,
     framing: Framing,
+    content: super::encoding::BodyDecoder,
     stop_at: Option<Instant>,
 ) -> ConnectionEnd {
     let shared = reader.shared.clone();
     let mut body = Body {
         unframe: Unframe::new(framing),
+        content,
         decoder: if shared.plan.llm.is_some() {
             Decoder::llm()
         } else {

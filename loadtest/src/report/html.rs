@@ -242,6 +242,13 @@ fn ends_tables(html: &mut String, report: &Report, summary: &super::summary::Sum
         "</tbody></table><table class=\"integrity\"><thead><tr><th>integrity ({} streams with ids)</th><th>ids</th></tr></thead><tbody><tr><td>lost</td><td>{}</td></tr><tr><td>duplicated</td><td>{}</td></tr><tr><td>out of order</td><td>{}</td></tr></tbody></table>",
         summary.streams_with_ids, i.lost, i.duplicated, i.out_of_order
     );
+    if !summary.encodings.is_empty() {
+        let _ = write!(
+            html,
+            "<p class=\"encodings\">{}</p>",
+            escape(&super::summary::encodings_line(&summary.encodings))
+        );
+    }
     if let Some(d) = &summary.delivery {
         let _ = write!(
             html,

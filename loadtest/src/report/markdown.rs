@@ -148,6 +148,13 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
             report.streams_with_ids, i.lost, i.duplicated, i.out_of_order
         );
     }
+    if !summary.encodings.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            super::summary::encodings_line(&summary.encodings)
+        );
+    }
     if let Some(d) = &summary.delivery {
         let _ = writeln!(out, "\n{}", super::summary::delivery_line(d));
     }

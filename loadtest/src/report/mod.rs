@@ -277,6 +277,10 @@ pub struct Report {
     /// Connections by how they ended (in JSON: `summary.ends`).
     #[serde(default, skip_serializing)]
     pub ends: BTreeMap<ConnectionEnd, u64>,
+    /// Connections by their body's Content-Encoding (`identity` without
+    /// one; in JSON: `summary.encodings`).
+    #[serde(default, skip_serializing)]
+    pub encodings: BTreeMap<String, u64>,
     /// Connections by HTTP status (101 for WebSocket upgrades).
     pub statuses: BTreeMap<u16, u64>,
     /// In JSON: `summary.integrity`.
@@ -358,6 +362,7 @@ impl Report {
             bytes: 0,
             reconnects: 0,
             ends: BTreeMap::new(),
+            encodings: BTreeMap::new(),
             statuses: BTreeMap::new(),
             integrity: Integrity::default(),
             streams_with_ids: 0,
@@ -443,6 +448,13 @@ impl Report {
         }
         if let Some(status) = c.status {
             *self.statuses.entry(status).or_default() += 1;
+        }
+        if let Some(encoding) = &c.encoding {
+            if let Some(n) = self.encodings.get_mut(encoding) {
+                *n += 1;
+            } else {
+                self.encodings.insert(encoding.clone(), 1);
+            }
         }
         // From the planned start: the send's lateness added (none for
         // unscheduled streams and for reconnects).
@@ -581,6 +593,9 @@ impl Report {
         for (k, v) in &other.statuses {
             *self.statuses.entry(*k).or_default() += v;
         }
+        for (k, v) in &other.encodings {
+            *self.encodings.entry(k.clone()).or_default() += v;
+        }
         for (instance, stats) in &other.instances {
             let mine = self.instances.entry(instance.clone()).or_default();
             mine.connections += stats.connections;
@@ -683,6 +698,7 @@ impl Report {
                     }
                 }
                 report.integrity = report.summary.integrity.clone();
+                report.encodings = report.summary.encodings.clone();
                 report.streams_with_ids = report.summary.streams_with_ids;
                 report.scheduled = report.latency.scheduled;
                 report.dropped_starts = report.latency.dropped_starts;

@@ -105,6 +105,9 @@ pub struct Summary {
     /// Goodput (`--goodput`), of streams or of LLM requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goodput: Option<GoodputSummary>,
+    /// Connections by their body's Content-Encoding (`identity`: none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub encodings: BTreeMap<String, u64>,
     /// Connections cut before their end, and what cut them (an idle or a
     /// request timeout): absent when none was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +194,7 @@ impl Summary {
                 .as_str()
                 .to_owned(),
             goodput: goodput_summary(report),
+            encodings: report.encodings.clone(),
             delivery: report
                 .delays()
                 .summary_of(crate::judge::delivery::is_local(&report.target)),
@@ -339,6 +343,15 @@ fn llm_summary(report: &Report, llm: &crate::llm::LlmReport) -> LlmSummary {
         },
         finish_reasons: llm.finish_reasons.clone(),
     }
+}
+
+/// The encodings bodies came in, as every format says them.
+pub fn encodings_line(encodings: &BTreeMap<String, u64>) -> String {
+    let list: Vec<String> = encodings
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    format!("Content-Encoding of the bodies: {}.", list.join(", "))
 }
 
 /// The delivery figures as every format says them.
