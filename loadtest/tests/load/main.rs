@@ -8,6 +8,7 @@ mod cli;
 mod formats;
 mod helpers;
 mod honest_latency;
+mod intermediaries;
 mod llm;
 mod misbehaving;
 mod processes;
