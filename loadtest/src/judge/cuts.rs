@@ -10,7 +10,10 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::report::summary::{round_ms, show_ms};
+/// Milliseconds to the microsecond (the report's rounding).
+fn round_ms(ms: f64) -> f64 {
+    (ms * 1e3).round() / 1e3
+}
 
 /// What the cuts' figures say cut them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,20 +133,6 @@ pub fn classify(age: &Histogram<u64>, idle: &Histogram<u64>) -> Option<Cuts> {
         idle: i,
         explanation,
     })
-}
-
-impl Cuts {
-    /// One line for people, with the figures.
-    pub fn line(&self) -> String {
-        format!(
-            "Cuts: {} (ages {}..{} ms, idle {}..{} ms).",
-            self.explanation,
-            show_ms(self.age.min_ms),
-            show_ms(self.age.max_ms),
-            show_ms(self.idle.min_ms),
-            show_ms(self.idle.max_ms)
-        )
-    }
 }
 
 #[cfg(test)]

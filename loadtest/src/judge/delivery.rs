@@ -24,7 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::histogram::{new_histogram, value_at_rank, MAX_MICROS};
 use crate::judge::{self, Empty, Judgement, Samples};
-use crate::report::summary::round_ms;
+
+/// Milliseconds to the microsecond (the report's rounding).
+fn round_ms(ms: f64) -> f64 {
+    (ms * 1e3).round() / 1e3
+}
 
 /// Which figure judged the hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -257,7 +257,11 @@ fn ends_tables(html: &mut String, report: &Report, summary: &super::summary::Sum
         );
     }
     if let Some(cuts) = &summary.cuts {
-        let _ = write!(html, "<p class=\"cuts\">{}</p>", escape(&cuts.line()));
+        let _ = write!(
+            html,
+            "<p class=\"cuts\">{}</p>",
+            escape(&super::summary::cuts_line(cuts))
+        );
     }
     html.push_str("<table class=\"instances\"><thead><tr><th>instance</th><th>peak open streams</th><th>connections</th></tr></thead><tbody>");
     for (instance, stats) in &report.instances {

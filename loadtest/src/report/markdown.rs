@@ -159,7 +159,7 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         let _ = writeln!(out, "\n{}", super::summary::delivery_line(d));
     }
     if let Some(cuts) = &summary.cuts {
-        let _ = writeln!(out, "\n{}", cuts.line());
+        let _ = writeln!(out, "\n{}", super::summary::cuts_line(cuts));
     }
     if !report.instances.is_empty() {
         let _ = writeln!(

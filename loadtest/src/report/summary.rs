@@ -345,6 +345,18 @@ fn llm_summary(report: &Report, llm: &crate::llm::LlmReport) -> LlmSummary {
     }
 }
 
+/// The cuts as every format says them, with their figures.
+pub fn cuts_line(c: &crate::judge::cuts::Cuts) -> String {
+    format!(
+        "Cuts: {} (ages {}..{} ms, idle {}..{} ms).",
+        c.explanation,
+        show_ms(c.age.min_ms),
+        show_ms(c.age.max_ms),
+        show_ms(c.idle.min_ms),
+        show_ms(c.idle.max_ms)
+    )
+}
+
 /// The encodings bodies came in, as every format says them.
 pub fn encodings_line(encodings: &BTreeMap<String, u64>) -> String {
     let list: Vec<String> = encodings
