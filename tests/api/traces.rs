@@ -560,15 +560,20 @@ async fn a_load_runs_trace_context_decides_and_joins_trickles_traces() {
             .str("url.full")
             .is_some_and(|u| u.starts_with(&bin.base)));
         // The client's view holds the server's: it starts first and ends last
-        // (one machine's clock; a millisecond of slack for rounding).
+        // (one machine's clock; a millisecond of slack for rounding). A
+        // connection the run's end cut may close before its request even
+        // reached trickle, which then serves it to nobody: only its start is
+        // ordered.
         assert!(
             client.start_ns <= server.start_ns + 1_000_000,
             "{client:?} {server:?}"
         );
-        assert!(
-            client.end_ns + 1_000_000 >= server.end_ns,
-            "{client:?} {server:?}"
-        );
+        if client.str("trickle.load.end") != Some("client_deadline") {
+            assert!(
+                client.end_ns + 1_000_000 >= server.end_ns,
+                "{client:?} {server:?}"
+            );
+        }
     }
     // Completed connections say what they measured (the run's end may cut
     // the last ones before their response).
