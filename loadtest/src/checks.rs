@@ -351,18 +351,16 @@ impl Rate {
         )
     }
 
-    pub(crate) fn bounds(&self) -> Bounds {
+    /// The outcome and the bounds it was judged on, from one judgement.
+    pub(crate) fn judged(&self) -> (Outcome, Bounds) {
         let j = self.judgement();
-        Bounds {
+        let bounds = Bounds {
             samples: self.n,
             low: j.low,
             high: j.high,
             confidence: self.confidence,
-        }
-    }
-
-    pub(crate) fn outcome(&self) -> Outcome {
-        self.judgement().outcome
+        };
+        (j.outcome, bounds)
     }
 
     pub(crate) fn to_resolve(&self) -> Option<String> {
@@ -409,11 +407,11 @@ fn goodput_check(report: &Report, limit: f64, confidence: f64) -> Verdict {
         at_most: false,
         confidence,
     };
-    let bounds = rate.bounds();
+    let (outcome, bounds) = rate.judged();
     let fraction = tally.fraction().unwrap_or(0.0);
     Verdict::judged(
         "goodput",
-        rate.outcome(),
+        outcome,
         format!(
             "{} of {} {what} met every objective ({:.1}%, {}; at least {:.1}%)",
             tally.good,
@@ -437,10 +435,9 @@ fn error_rate_check(report: &Report, limit: f64, confidence: f64) -> Verdict {
         at_most: true,
         confidence,
     };
-    let bounds = rate.bounds();
     // A limit of zero is a statement about this run's count: any error
     // fails it, none passes it (no sample can bound a rate to exactly 0).
-    let outcome = rate.outcome();
+    let (outcome, bounds) = rate.judged();
     Verdict::judged(
         "error-rate",
         outcome,
@@ -647,4 +644,32 @@ fn timeout_check(report: &Report, timeout: Duration, reconnect: bool, confidence
         .resolving_with(hint.or_else(|| {
             Some("the cuts' bounds straddle the tolerance: more cuts narrow them".to_owned())
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_005_percent_bound_survives_the_json() {
+        // 0 errors in 5,457 connections: the upper bound on the error rate
+        // is about 0.05%, and the JSON keeps it (it used to say 0.0).
+        let mut report = Report::new("http://127.0.0.1:8080", "sse", 0.0);
+        report.connections = 5457;
+        report
+            .ends
+            .insert(crate::record::ConnectionEnd::Completed, 5457);
+        let verdict = error_rate_check(&report, 0.001, 0.95);
+        assert!(
+            verdict.detail.contains("0.00%..0.05%"),
+            "{}",
+            verdict.detail
+        );
+        let json = serde_json::to_value(crate::report::summary::CheckSummary::from(&verdict))
+            .unwrap_or_default();
+        let high = json["ci_high"].as_f64().unwrap_or_default();
+        assert!((0.000_49..0.000_50).contains(&high), "{json}");
+        assert_eq!(json["ci_low"], 0.0);
+        assert_eq!(json["samples"], 5457);
+    }
 }

@@ -17,6 +17,12 @@ pub fn new_histogram() -> Histogram<u64> {
         .expect("valid constant histogram bounds")
 }
 
+/// Milliseconds to the microsecond, the histograms' resolution: how every
+/// figure of a report is rounded.
+pub fn round_ms(ms: f64) -> f64 {
+    (ms * 1e3).round() / 1e3
+}
+
 /// Records `d` in microseconds, clamped to what the histogram holds.
 pub fn record(h: &mut Histogram<u64>, d: Duration) {
     let micros = u64::try_from(d.as_micros()).unwrap_or(MAX_MICROS);

@@ -8,7 +8,8 @@
 //! - [`client`]: one logical stream with reconnects; connectors: its own
 //!   HTTP/1.1 reader for `http://`, goose's reqwest for `https://` and
 //!   proxies (SSE, NDJSON, text), WebSocket; [`client::decode`] turns
-//!   bytes into events, heartbeats and end markers.
+//!   bytes into events, heartbeats and end markers; [`encoding`] decodes
+//!   compressed bodies (gzip, deflate, br, zstd).
 //! - [`record`]: one connection's story; id integrity across reconnects.
 //! - [`collector`]: where each connection's record goes: sinks for the
 //!   run's aggregate (in lanes), progress counters, instances, timeline,
@@ -79,3 +80,7 @@ pub mod tls;
 pub mod trace;
 pub mod verdict;
 pub mod worst;
+
+/// The body decoders of `--compressed` (their memory is measured by
+/// `examples/decoder_memory.rs`).
+pub use client::encoding;

@@ -161,12 +161,13 @@ pub struct StreamArgs {
     pub instance_header: String,
     /// Ask for compressed bodies as browsers do (curl's name) and decode
     /// them, per connection, as they stream: `--compressed` sends
-    /// `Accept-Encoding: gzip, deflate`; `--compressed=gzip` a list of
-    /// your own. Without it none is asked for, and a body compressed all
-    /// the same is still decoded (or its encoding named). br and zstd are
-    /// not decoded yet.
+    /// `Accept-Encoding: gzip, deflate, br, zstd`; `--compressed=gzip` a
+    /// list of your own. Without it none is asked for, and a body
+    /// compressed all the same is still decoded (or its encoding named).
+    /// Memory per stream is the encoding's window: 32 KiB for gzip and
+    /// deflate, up to 16 MiB for br, up to 8 MiB for zstd (RFC 9659).
     #[arg(long, value_name = "LIST", num_args = 0..=1, require_equals = true,
-          default_missing_value = "gzip,deflate", value_parser = parse_encodings)]
+          default_missing_value = "gzip,deflate,br,zstd", value_parser = parse_encodings)]
     pub compressed: Option<String>,
     /// The JSON field of each event that holds when the server sent it
     /// (trickle's `ts`; trickle's text lines are read too): each event's

@@ -10,10 +10,7 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-/// Milliseconds to the microsecond (the report's rounding).
-fn round_ms(ms: f64) -> f64 {
-    (ms * 1e3).round() / 1e3
-}
+use crate::histogram::round_ms;
 
 /// What the cuts' figures say cut them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

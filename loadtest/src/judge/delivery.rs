@@ -22,13 +22,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::{new_histogram, value_at_rank, MAX_MICROS};
+use crate::histogram::{new_histogram, round_ms, value_at_rank, MAX_MICROS};
 use crate::judge::{self, Empty, Judgement, Samples};
-
-/// Milliseconds to the microsecond (the report's rounding).
-fn round_ms(ms: f64) -> f64 {
-    (ms * 1e3).round() / 1e3
-}
 
 /// Which figure judged the hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -481,6 +481,16 @@ pub fn stream_charts(report: &Report) -> String {
         if let Some(h) = report.measured(Measure::Gap) {
             out.push_str(&distribution("gaps", "Gaps between events", h, None));
         }
+        // Held on the way: a path that holds events shows as delays far
+        // above the rest (HAProxy's defaults: every event about 200 ms).
+        if let Some(h) = report.measured(Measure::Delivery) {
+            out.push_str(&distribution(
+                "delivery",
+                "Delivery delay of each event (received - the server's stamp)",
+                h,
+                None,
+            ));
+        }
     }
     if let Some(h) = report.measured(Measure::Lifetime) {
         out.push_str(&distribution(

@@ -316,6 +316,7 @@ mod tests {
                 ..Connection::default()
             });
             r.record(Measure::Gap, Duration::from_micros(10_000 + i * 3));
+            r.record(Measure::Delivery, Duration::from_micros(200 + i * 1_000));
         }
         for t in 0..5 {
             r.timeline.push(super::super::TimelinePoint {
@@ -422,6 +423,7 @@ mod tests {
             "ttfb-over-time",
             "percentiles",
             "gaps",
+            "delivery",
             "lifetimes",
         ] {
             assert!(html.contains(&format!("id=\"{id}\"")), "chart {id}");

@@ -435,11 +435,7 @@ pub fn goodput_line(g: &GoodputSummary) -> String {
     )
 }
 
-/// Milliseconds to the microsecond the histograms hold: the one rounding
-/// rule of every duration in every format.
-pub fn round_ms(ms: f64) -> f64 {
-    (ms * 1e3).round() / 1e3
-}
+pub use crate::histogram::round_ms;
 
 /// Digits a share or ratio keeps in JSON: significant ones, so a bound of
 /// 0.05% is 0.000549 and not 0.001 or 0.0.
