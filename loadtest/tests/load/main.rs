@@ -5,6 +5,7 @@
 
 mod capacity;
 mod cli;
+mod compression;
 mod formats;
 mod helpers;
 mod honest_latency;
