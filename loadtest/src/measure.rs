@@ -202,29 +202,45 @@ pub fn add_exactly(
     mine.add(theirs).map_err(|_| refuse())
 }
 
-/// One histogram per measure.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Histograms([Histogram<u64>; Measure::COUNT]);
+/// One histogram per measure, made when its measure is first recorded:
+/// a histogram spans an hour at 3 digits (about 190 KiB), and a run keeps
+/// one set per lane, so measures a run never takes (the LLM ones in an SSE
+/// run, cuts in a clean one) cost nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Histograms([Option<Box<Histogram<u64>>>; Measure::COUNT]);
 
-impl Default for Histograms {
-    fn default() -> Self {
-        Self(std::array::from_fn(|_| new_histogram()))
+/// What an unrecorded measure reads as.
+fn empty() -> &'static Histogram<u64> {
+    static EMPTY: std::sync::OnceLock<Histogram<u64>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(new_histogram)
+}
+
+impl PartialEq for Histograms {
+    fn eq(&self, other: &Self) -> bool {
+        Measure::ALL.iter().all(|m| self.get(*m) == other.get(*m))
     }
 }
 
 impl Histograms {
     pub fn get(&self, m: Measure) -> &Histogram<u64> {
-        &self.0[m.index()]
+        match &self.0[m.index()] {
+            Some(h) => h,
+            None => empty(),
+        }
+    }
+
+    fn get_mut(&mut self, m: Measure) -> &mut Histogram<u64> {
+        self.0[m.index()].get_or_insert_with(|| Box::new(new_histogram()))
     }
 
     /// Records a duration (microseconds, clamped to what a histogram holds).
     pub fn record(&mut self, m: Measure, d: Duration) {
-        record(&mut self.0[m.index()], d);
+        record(self.get_mut(m), d);
     }
 
     /// Records a count (a [`Unit::Count`] measure).
     pub fn record_count(&mut self, m: Measure, n: u64) {
-        let _ = self.0[m.index()].record(n.clamp(1, MAX_MICROS));
+        let _ = self.get_mut(m).record(n.clamp(1, MAX_MICROS));
     }
 
     /// Adds every histogram of `other`, exactly, or changes nothing and
@@ -232,7 +248,7 @@ impl Histograms {
     pub fn merge(&mut self, other: &Self) -> Result<(), MergeError> {
         for m in Measure::ALL {
             let theirs = other.get(m);
-            let mine = &self.0[m.index()];
+            let mine = self.get(m);
             if theirs.low() != mine.low()
                 || theirs.high() != mine.high()
                 || theirs.sigfig() != mine.sigfig()
@@ -247,7 +263,10 @@ impl Histograms {
             }
         }
         for m in Measure::ALL {
-            add_exactly(&mut self.0[m.index()], other.get(m), m.key())?;
+            let theirs = other.get(m);
+            if !theirs.is_empty() {
+                add_exactly(self.get_mut(m), theirs, m.key())?;
+            }
         }
         Ok(())
     }
@@ -258,7 +277,7 @@ impl Histograms {
 
     /// Sets one histogram as read from a report.
     pub(crate) fn set(&mut self, m: Measure, h: Histogram<u64>) {
-        self.0[m.index()] = h;
+        self.0[m.index()] = Some(Box::new(h));
     }
 }
 

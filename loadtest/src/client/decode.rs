@@ -100,11 +100,7 @@ impl EventTime {
     /// The send time a JSON text carries, in Unix microseconds.
     pub fn in_json(&self, text: &str) -> Option<i64> {
         let at = text.find(&*self.key)? + self.key.len();
-        let rest = text[at..].trim_start();
-        let end = rest
-            .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
-            .unwrap_or(rest.len());
-        self.micros(rest[..end].parse::<f64>().ok()?)
+        self.number(text[at..].trim_start().as_bytes())
     }
 
     /// The send time of trickle's text line `Data chunk N at SECONDS`.
@@ -113,16 +109,72 @@ impl EventTime {
             return None;
         }
         let (_, rest) = line.split_once(" at ")?;
-        let seconds = rest.split(' ').next()?.parse::<f64>().ok()?;
-        self.micros(seconds)
+        self.number(rest.as_bytes())
     }
 
+    /// The unsigned decimal number `bytes` start with, in microseconds.
+    /// The per-event path: digits are read straight into integers (a send
+    /// time is `SECONDS.FRACTION` or an integer count of a unit); only an
+    /// exponent goes through a float parse.
+    fn number(&self, bytes: &[u8]) -> Option<i64> {
+        const POW10: [f64; 10] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+        let digit = |i: usize| {
+            bytes
+                .get(i)
+                .filter(|b| b.is_ascii_digit())
+                .map(|b| b - b'0')
+        };
+        let (mut whole, mut i) = (0u64, 0usize);
+        while let Some(d) = digit(i) {
+            whole = whole.checked_mul(10)?.checked_add(u64::from(d))?;
+            i += 1;
+        }
+        if i == 0 {
+            return None;
+        }
+        let (mut fraction, mut places) = (0u64, 0usize);
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            while let Some(d) = digit(i) {
+                // Nine places are a nanosecond; more are noise.
+                if places < 9 {
+                    fraction = fraction * 10 + u64::from(d);
+                    places += 1;
+                }
+                i += 1;
+            }
+        }
+        if matches!(bytes.get(i), Some(b'e' | b'E')) {
+            let end = bytes[i + 1..]
+                .iter()
+                .position(|b| !(b.is_ascii_digit() || matches!(b, b'-' | b'+')))
+                .map_or(bytes.len(), |n| i + 1 + n);
+            let text = std::str::from_utf8(&bytes[..end]).ok()?;
+            return self.micros(text.parse::<f64>().ok()?);
+        }
+        let per_unit = self.micros_per_unit;
+        if per_unit >= 1.0 && per_unit <= 1e6 && per_unit.fract() == 0.0 {
+            // Seconds, milliseconds, microseconds: exact in integers.
+            let per_unit = per_unit as u64;
+            let us = whole
+                .checked_mul(per_unit)?
+                .checked_add(fraction * per_unit / 10u64.pow(u32::try_from(places).unwrap_or(0)))?;
+            return i64::try_from(us).ok().filter(|us| plausible(*us as f64));
+        }
+        self.micros(whole as f64 + fraction as f64 / POW10[places])
+    }
+
+    /// `value` units in microseconds, when a plausible send time.
     fn micros(&self, value: f64) -> Option<i64> {
         let us = value * self.micros_per_unit;
-        // Plausible Unix times only (1970..2300): anything else is not a
-        // send time, and must not poison the delivery figures.
-        (us.is_finite() && us > 0.0 && us < 1e16).then_some(us as i64)
+        plausible(us).then_some(us as i64)
     }
+}
+
+/// Plausible Unix times only (1970..2300): anything else is not a send
+/// time, and must not poison the delivery figures.
+fn plausible(us: f64) -> bool {
+    us.is_finite() && us > 0.0 && us < 1e16
 }
 
 /// Longest line or event accepted before the stream counts as broken.
@@ -377,8 +429,54 @@ mod tests {
             ms.in_json(r#"{"sent_at": 1764297600123, "ts": 5}"#),
             Some(1_764_297_600_123_000)
         );
-        for no_time in [r#"{"ts":"soon"}"#, r#"{"ts":-1}"#, r#"{"tsx":5}"#, "{}"] {
+        for no_time in [
+            r#"{"ts":"soon"}"#,
+            r#"{"ts":-1}"#,
+            r#"{"tsx":5}"#,
+            "{}",
+            r#"{"ts":}"#,
+            r#"{"ts":99999999999999999999999}"#,
+            r#"{"ts":1e300}"#,
+            r#"{"ts":0}"#,
+        ] {
             assert_eq!(ts.in_json(no_time), None, "{no_time}");
+        }
+        // Every unit, digits straight or with an exponent, and a space.
+        let cases = [
+            (
+                EventTime::trickle(),
+                r#"{"ts": 1764297600}"#,
+                1_764_297_600_000_000,
+            ),
+            (
+                EventTime::trickle(),
+                r#"{"ts":1764297600.000001,"x":1}"#,
+                1_764_297_600_000_001,
+            ),
+            (
+                EventTime::trickle(),
+                r#"{"ts":1764297600.1234567891}"#,
+                1_764_297_600_123_456,
+            ),
+            (
+                EventTime::trickle(),
+                r#"{"ts":1.7642976001e9}"#,
+                1_764_297_600_100_000,
+            ),
+            (
+                EventTime::new("t", 1.0),
+                r#"{"t":1764297600123456}"#,
+                1_764_297_600_123_456,
+            ),
+            (
+                EventTime::new("t", 1e-3),
+                r#"{"t":1764297600123456789}"#,
+                1_764_297_600_123_456,
+            ),
+        ];
+        for (time, text, us) in cases {
+            let got = time.in_json(text).unwrap_or_default();
+            assert!((got - us).abs() <= 1, "{text}: {got} != {us}");
         }
         // Without an event time nothing is read.
         assert_eq!(
