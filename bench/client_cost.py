@@ -9,6 +9,7 @@ stream. Loopback only, against one trickle (release build).
     bench/client_cost.py                       # every profile below
     bench/client_cost.py --profile paced-500 --rounds 3
     bench/client_cost.py --load-bin /tmp/old/trickle-load   # another build
+    bench/client_cost.py --profile paced-500 --rounds 5 --before-bin /tmp/old/trickle-load
 
 Profiles:
   paced-500    500 streams x a 64-byte event every 20 ms (25,000 events/s):
@@ -17,6 +18,11 @@ Profiles:
   idle-10000   10,000 streams x an event every 5 s, one process each.
   memory       trickle-load's RSS holding 9,500 idle SSE streams (an event
                every 5 s) above its RSS holding 100, per stream.
+  memory-gzip  trickle-load holding 1,000 SSE streams (a 64-byte event a
+               second) through nginx compressing them (gzip on
+               text/event-stream, proxy_buffering off): its RSS with
+               --compressed=gzip above its RSS asking for nothing, per
+               stream (the gzip decoder's cost). Needs nginx (nginx-light).
 
 For each client the CPU is its process's user+system time over the hold
 window (after the ramp), from /proc; the events are what trickle counted
@@ -30,9 +36,11 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -96,19 +104,37 @@ def measure(client, load_bin, streams, interval_ms, size, hold):
         server.stop()
 
 
-def cost(profile, load_bin, rounds):
+def cost(profile, load_bin, rounds, before_bin=None):
+    """The floor and trickle-load (and with before_bin, that build too),
+    interleaved round by round."""
     streams, interval_ms, size, hold = PROFILES[profile]
     runs = {"floor": [], "trickle-load": []}
+    bins = {"trickle-load": load_bin}
+    if before_bin:
+        runs["before"] = []
+        bins["before"] = before_bin
     for r in range(rounds):
-        for client in ("floor", "trickle-load"):
-            result = measure(client, load_bin, streams, interval_ms, size, hold)
+        for client in runs:
+            result = measure(client, bins.get(client, load_bin), streams, interval_ms, size, hold)
             print(f"{profile} round {r + 1} {client}: {json.dumps(result)}", file=sys.stderr, flush=True)
             runs[client].append(result)
     med = {c: statistics.median(x["us_per_event"] for x in rs if x["us_per_event"]) for c, rs in runs.items()}
-    return {"profile": profile, "streams": streams, "interval_ms": interval_ms, "size": size, "hold_s": hold,
-            "rounds": rounds, "runs": runs, "floor_us_per_event": med["floor"],
-            "trickle_load_us_per_event": med["trickle-load"],
-            "ratio": round(med["trickle-load"] / med["floor"], 2)}
+    # Each round's ratio to that round's floor: the floor moves 10-20%
+    # between rounds on a shared machine, and a round's clients share it.
+    round_ratios = {c: [round(x["us_per_event"] / f["us_per_event"], 3)
+                        for x, f in zip(rs, runs["floor"]) if x["us_per_event"] and f["us_per_event"]]
+                    for c, rs in runs.items() if c != "floor"}
+    result = {"profile": profile, "streams": streams, "interval_ms": interval_ms, "size": size, "hold_s": hold,
+              "rounds": rounds, "runs": runs, "floor_us_per_event": med["floor"],
+              "trickle_load_us_per_event": med["trickle-load"],
+              "ratio": round(med["trickle-load"] / med["floor"], 2),
+              "round_ratios": round_ratios,
+              "median_round_ratio": round(statistics.median(round_ratios["trickle-load"]), 2)}
+    if before_bin:
+        result["before_us_per_event"] = med["before"]
+        result["before_ratio"] = round(med["before"] / med["floor"], 2)
+        result["before_median_round_ratio"] = round(statistics.median(round_ratios["before"]), 2)
+    return result
 
 
 def memory(load_bin, hold=10):
@@ -122,11 +148,79 @@ def memory(load_bin, hold=10):
     return {"profile": "memory", "runs": held, "kib_per_stream": round(per_stream, 2)}
 
 
+NGINX_GZIP = """worker_processes 1; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
+worker_rlimit_nofile 8192;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};
+  uwsgi_temp_path {dir}; scgi_temp_path {dir};
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://127.0.0.1:{upstream};
+      proxy_http_version 1.1; proxy_buffering off;
+      gzip on; gzip_types text/event-stream; gzip_min_length 0;
+    }}
+  }}
+}}
+"""
+
+
+def memory_gzip(load_bin, streams=1_000, hold=10):
+    """RSS per stream of --compressed=gzip through a gzipping nginx."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        sys.exit("error: nginx missing: apt-get install nginx-light")
+    runs = {}
+    for mode in ("identity", "gzip"):
+        server = bench.Server("trickle")
+        tmp = tempfile.mkdtemp(prefix="trickle-bench-nginx-")
+        port = bench.free_port()
+        with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+            f.write(NGINX_GZIP.format(dir=tmp, port=port, upstream=server.port))
+        proxy = subprocess.Popen([nginx, "-c", os.path.join(tmp, "nginx.conf"), "-p", tmp],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        report = os.path.join(tmp, "report.json")
+        try:
+            time.sleep(0.5)
+            seconds = int(streams / 1000 + 3 + hold + 3)
+            args = client_command("trickle-load", load_bin, f"http://127.0.0.1:{port}", port,
+                                  streams, 1_000, 64, seconds)
+            args += ["--stream-report", report]
+            if mode == "gzip":
+                args.append("--compressed=gzip")
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(streams / 1000 + 3)
+            held = bench.metric(server.base, "trickle_streams_active")
+            rss = 0
+            w0 = time.monotonic()
+            while time.monotonic() - w0 < hold:
+                time.sleep(1)
+                rss = max(rss, bench.usage(proc.pid)[1])
+            proc.wait(timeout=seconds + 60)
+            with open(report) as f:
+                encodings = json.load(f).get("summary", {}).get("encodings", {})
+            runs[mode] = {"held": held, "rss_kib": rss, "encodings": encodings}
+            print(f"memory-gzip {mode}: {json.dumps(runs[mode])}", file=sys.stderr, flush=True)
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+            server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+    if runs["gzip"]["encodings"].get("gzip", 0) < streams:
+        sys.exit(f"error: the streams were not gzipped: {runs['gzip']['encodings']}")
+    per_stream = (runs["gzip"]["rss_kib"] - runs["identity"]["rss_kib"]) / streams
+    return {"profile": "memory-gzip", "streams": streams, "runs": runs,
+            "gzip_kib_per_stream": round(per_stream, 2)}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", choices=[*PROFILES, "memory", "all"], default="all")
+    p.add_argument("--profile", choices=[*PROFILES, "memory", "memory-gzip", "all"], default="all")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--load-bin", default=bench.LOAD, help="the trickle-load binary to measure")
+    p.add_argument("--before-bin", help="another build, measured in the same rounds (e.g. the previous commit's)")
     p.add_argument("--tag", default="", help="suffix of the result files (e.g. before)")
     p.add_argument("--code-commit", help="the commit --load-bin was built from (default: this checkout's)")
     p.add_argument("--load-args", default="", help="extra trickle-load flags, e.g. '--threads 2'")
@@ -143,9 +237,14 @@ def main():
             "load_args": args.load_args,
             "cpus": os.cpu_count(),
             "kernel": platform.release(), "load_bin": args.load_bin, "command": " ".join(sys.argv)}
-    profiles = [*PROFILES, "memory"] if args.profile == "all" else [args.profile]
+    profiles = [*PROFILES, "memory", "memory-gzip"] if args.profile == "all" else [args.profile]
     for profile in profiles:
-        result = memory(args.load_bin) if profile == "memory" else cost(profile, args.load_bin, args.rounds)
+        if profile == "memory":
+            result = memory(args.load_bin)
+        elif profile == "memory-gzip":
+            result = memory_gzip(args.load_bin)
+        else:
+            result = cost(profile, args.load_bin, args.rounds, args.before_bin)
         result.update(meta)
         suffix = f"-{args.tag}" if args.tag else ""
         with open(os.path.join(bench.RESULTS, f"client-cost-{profile}{suffix}.json"), "w") as f:

@@ -153,7 +153,7 @@ impl EventTime {
             return self.micros(text.parse::<f64>().ok()?);
         }
         let per_unit = self.micros_per_unit;
-        if per_unit >= 1.0 && per_unit <= 1e6 && per_unit.fract() == 0.0 {
+        if (1.0..=1e6).contains(&per_unit) && per_unit.fract() == 0.0 {
             // Seconds, milliseconds, microseconds: exact in integers.
             let per_unit = per_unit as u64;
             let us = whole

@@ -4,17 +4,21 @@
 //! did not ask for is decoded all the same when it can be, and named
 //! precisely when it cannot (never "0 events, truncated").
 //!
-//! Memory per stream is the decoder's window, and each is bounded: gzip
-//! and deflate 32 KiB (the format's), br at most 16 MiB (the format's;
-//! large-window brotli is refused), zstd at most 8 MiB (RFC 9659's limit
-//! for HTTP, which browsers enforce: a frame that asks for more ends the
-//! connection with that reason). Decoded bytes go to one small buffer per
-//! connection, emptied after every read. What each costs in practice is
-//! measured by `loadtest/examples/decoder_memory.rs` (BENCHMARKS.md 4d).
+//! Memory per stream is the decoder's state and window, and each is
+//! bounded: gzip and deflate 32 KiB of window (the format's), br at most
+//! 16 MiB (the format's; large-window brotli is refused), zstd at most
+//! 8 MiB (RFC 9659's limit for HTTP, which browsers enforce: a frame that
+//! asks for more ends the connection with that reason). Nothing else is
+//! kept per stream: each read decodes into one 8 KiB buffer on the stack,
+//! handed on piece by piece, so a body that expands a thousandfold costs
+//! no more. What each costs in practice is measured by
+//! `loadtest/examples/decoder_memory.rs` (BENCHMARKS.md 4d).
 
-use std::io::Write;
+mod gzip;
 
-use flate2::write::{GzDecoder, ZlibDecoder};
+use brotli_decompressor::{BrotliDecompressStream, BrotliResult, BrotliState, StandardAlloc};
+use flate2::{Decompress, FlushDecompress};
+use zstd::stream::raw::Operation;
 
 /// The encodings `--compressed` asks for, in `Accept-Encoding`'s words
 /// and a browser's order.
@@ -23,8 +27,8 @@ pub const SUPPORTED: [&str; 4] = ["gzip", "deflate", "br", "zstd"];
 /// The largest zstd window a stream may ask for: 8 MiB, RFC 9659 §3.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 
-/// The size of the buffer the br and zstd decoders write through.
-const OUTPUT_BUFFER: usize = 4096;
+/// What one read decodes into at a time (on the stack).
+const OUTPUT_BUFFER: usize = 8 * 1024;
 
 /// A body's content coding, from its `Content-Encoding`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,39 +71,92 @@ impl Coding {
     }
 }
 
-/// A streaming decoder that writes what it decodes into a buffer it owns.
-trait Inflate: Write + Send {
-    fn output(&mut self) -> &mut Vec<u8>;
+/// What one decoding step used and made.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Step {
+    /// Input bytes consumed.
+    read: usize,
+    /// Output bytes written.
+    written: usize,
 }
 
-impl Inflate for GzDecoder<Vec<u8>> {
-    fn output(&mut self) -> &mut Vec<u8> {
-        self.get_mut()
+/// A streaming decoder, driven one step at a time.
+enum Inflater {
+    Gzip(Box<gzip::Gzip>),
+    /// `deflate` as HTTP means it (zlib), or the raw deflate some servers
+    /// send under that name (decided from the first two bytes, as
+    /// browsers do). `None` until they arrive.
+    Deflate(Option<Box<Decompress>>),
+    Brotli(Box<BrotliState<StandardAlloc, StandardAlloc, StandardAlloc>>),
+    Zstd(Box<zstd::stream::raw::Decoder<'static>>),
+}
+
+impl Inflater {
+    fn step(&mut self, input: &[u8], output: &mut [u8]) -> Result<Step, String> {
+        match self {
+            Self::Gzip(g) => g.step(input, output),
+            Self::Deflate(inflate) => {
+                let inflate = match inflate {
+                    Some(inflate) => inflate,
+                    None if input.is_empty() => return Ok(Step::default()),
+                    None => inflate.insert(Box::new(Decompress::new(is_zlib(input)))),
+                };
+                let (in0, out0) = (inflate.total_in(), inflate.total_out());
+                inflate
+                    .decompress(input, output, FlushDecompress::None)
+                    .map_err(|e| e.to_string())?;
+                Ok(Step {
+                    read: usize::try_from(inflate.total_in() - in0).unwrap_or(0),
+                    written: usize::try_from(inflate.total_out() - out0).unwrap_or(0),
+                })
+            }
+            Self::Brotli(state) => {
+                let (mut available_in, mut read) = (input.len(), 0);
+                let (mut available_out, mut written, mut total) = (output.len(), 0, 0);
+                let result = BrotliDecompressStream(
+                    &mut available_in,
+                    &mut read,
+                    input,
+                    &mut available_out,
+                    &mut written,
+                    output,
+                    &mut total,
+                    state,
+                );
+                match result {
+                    BrotliResult::ResultFailure => Err("corrupt brotli data".to_owned()),
+                    _ => Ok(Step { read, written }),
+                }
+            }
+            Self::Zstd(decoder) => {
+                let status = decoder
+                    .run_on_buffers(input, output)
+                    .map_err(|e| e.to_string())?;
+                Ok(Step {
+                    read: status.bytes_read,
+                    written: status.bytes_written,
+                })
+            }
+        }
     }
 }
 
-impl Inflate for ZlibDecoder<Vec<u8>> {
-    fn output(&mut self) -> &mut Vec<u8> {
-        self.get_mut()
-    }
-}
-
-impl Inflate for brotli_decompressor::DecompressorWriter<Vec<u8>> {
-    fn output(&mut self) -> &mut Vec<u8> {
-        self.get_mut()
-    }
-}
-
-impl Inflate for zstd::stream::write::Decoder<'static, Vec<u8>> {
-    fn output(&mut self) -> &mut Vec<u8> {
-        self.get_mut()
+/// A zlib stream's first two bytes (RFC 1950: deflate, a window of at
+/// most 32 KiB, a header check that divides by 31); one byte alone is
+/// judged on the first.
+fn is_zlib(input: &[u8]) -> bool {
+    let cmf = input.first().copied().unwrap_or(0);
+    let method_ok = cmf & 0x0f == 8 && cmf >> 4 <= 7;
+    match input.get(1) {
+        Some(&flg) => method_ok && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0,
+        None => method_ok,
     }
 }
 
 /// Decodes one connection's body as it arrives.
 pub struct BodyDecoder {
     /// `None`: identity, the bytes pass through.
-    inflate: Option<Box<dyn Inflate>>,
+    inflater: Option<Inflater>,
     coding: Coding,
 }
 
@@ -112,26 +169,24 @@ impl std::fmt::Debug for BodyDecoder {
 impl BodyDecoder {
     /// A decoder for `coding`, or why the body cannot be read.
     pub fn new(coding: &Coding) -> Result<Self, String> {
-        let inflate: Option<Box<dyn Inflate>> = match coding {
+        let inflater = match coding {
             Coding::Identity => None,
-            Coding::Gzip => Some(Box::new(GzDecoder::new(Vec::new()))),
-            Coding::Deflate => Some(Box::new(ZlibDecoder::new(Vec::new()))),
-            Coding::Brotli => Some(Box::new(brotli_decompressor::DecompressorWriter::new(
-                Vec::new(),
-                OUTPUT_BUFFER,
-            ))),
+            Coding::Gzip => Some(Inflater::Gzip(Box::new(gzip::Gzip::new()))),
+            Coding::Deflate => Some(Inflater::Deflate(None)),
+            Coding::Brotli => Some(Inflater::Brotli(Box::new(BrotliState::new(
+                StandardAlloc::default(),
+                StandardAlloc::default(),
+                StandardAlloc::default(),
+            )))),
             Coding::Zstd => {
-                let writer = zstd::stream::zio::Writer::new_with_capacity(
-                    Vec::new(),
-                    zstd::stream::raw::Decoder::new()
-                        .map_err(|e| format!("no zstd decoder: {e}"))?,
-                    OUTPUT_BUFFER,
-                );
-                let mut decoder = zstd::stream::write::Decoder::with_writer(writer);
+                let no_decoder = |e: std::io::Error| format!("no zstd decoder: {e}");
+                let mut decoder = zstd::stream::raw::Decoder::new().map_err(no_decoder)?;
                 decoder
-                    .window_log_max(ZSTD_WINDOW_LOG_MAX)
-                    .map_err(|e| format!("no zstd decoder: {e}"))?;
-                Some(Box::new(decoder))
+                    .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+                        ZSTD_WINDOW_LOG_MAX,
+                    ))
+                    .map_err(no_decoder)?;
+                Some(Inflater::Zstd(Box::new(decoder)))
             }
             Coding::Other(name) => {
                 return Err(format!(
@@ -141,20 +196,23 @@ impl BodyDecoder {
             }
         };
         Ok(Self {
-            inflate,
+            inflater,
             coding: coding.clone(),
         })
     }
 
-    /// Decodes `bytes`, handing what they decode to (possibly nothing)
-    /// to `out`.
-    pub fn decode<R>(&mut self, bytes: &[u8], out: impl FnOnce(&[u8]) -> R) -> Result<R, String> {
-        let Some(inflate) = self.inflate.as_mut() else {
+    /// Decodes `bytes`, handing what they decode to `out` piece by piece
+    /// (none when they decode to nothing), until `out` returns something.
+    pub fn decode<R>(
+        &mut self,
+        bytes: &[u8],
+        mut out: impl FnMut(&[u8]) -> Option<R>,
+    ) -> Result<Option<R>, String> {
+        let Some(inflater) = self.inflater.as_mut() else {
             return Ok(out(bytes));
         };
         let coding = &self.coding;
-        let broken = |e: std::io::Error| {
-            let e = e.to_string();
+        let broken = |e: String| {
             if *coding == Coding::Zstd && e.contains("too much memory") {
                 format!(
                     "the zstd body asks for a window above {} MiB, more than HTTP allows (RFC 9659) and browsers accept: {e}",
@@ -164,12 +222,28 @@ impl BodyDecoder {
                 format!("the {} body is broken: {e}", coding.name())
             }
         };
-        inflate.write_all(bytes).map_err(broken)?;
-        inflate.flush().map_err(broken)?;
-        let output = inflate.output();
-        let r = out(output);
-        output.clear();
-        Ok(r)
+        let mut buffer = [0u8; OUTPUT_BUFFER];
+        let mut input = bytes;
+        loop {
+            let step = inflater.step(input, &mut buffer).map_err(broken)?;
+            input = &input[step.read.min(input.len())..];
+            if step.written > 0 {
+                if let Some(r) = out(&buffer[..step.written]) {
+                    return Ok(Some(r));
+                }
+            }
+            // A step that filled the buffer may have more to give.
+            if input.is_empty() && step.written < buffer.len() {
+                return Ok(None);
+            }
+            if step.read == 0 && step.written == 0 {
+                // No progress: the data ended, and these bytes follow it.
+                return Err(broken(format!(
+                    "{} bytes follow the end of its data",
+                    input.len()
+                )));
+            }
+        }
     }
 }
 
@@ -200,6 +274,8 @@ pub fn parse_list(raw: &str) -> Result<Vec<String>, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     /// Writes `data` to `e`, flushing at each of `flushes` and at its end,
@@ -293,7 +369,11 @@ mod tests {
                 let mut d = BodyDecoder::new(&coding).unwrap();
                 let mut got = Vec::new();
                 for piece in wire.chunks(split) {
-                    d.decode(piece, |b| got.extend_from_slice(b)).unwrap();
+                    d.decode(piece, |b| {
+                        got.extend_from_slice(b);
+                        None::<()>
+                    })
+                    .unwrap();
                 }
                 assert_eq!(got, body, "{coding:?} in pieces of {split}");
             }
@@ -314,8 +394,11 @@ mod tests {
             // What each flush sent decodes to its event, whole.
             for (i, to) in sent.into_iter().enumerate() {
                 got.clear();
-                d.decode(&whole[from..to], |b| got.extend_from_slice(b))
-                    .unwrap();
+                d.decode(&whole[from..to], |b| {
+                    got.extend_from_slice(b);
+                    None::<()>
+                })
+                .unwrap();
                 assert_eq!(&got[..], &event[..], "{coding:?}: event {i}");
                 from = to;
             }
@@ -338,7 +421,7 @@ mod tests {
         for coding in [Coding::Gzip, Coding::Deflate, Coding::Brotli, Coding::Zstd] {
             let mut d = BodyDecoder::new(&coding).unwrap();
             let why = d
-                .decode(b"definitely not compressed at all", |_| ())
+                .decode(b"definitely not compressed at all", |_| None::<()>)
                 .unwrap_err();
             assert!(
                 why.contains(&format!("the {} body is broken", coding.name())),
@@ -371,7 +454,7 @@ mod tests {
         };
         let wire = zstd_stream(24);
         let mut d = BodyDecoder::new(&Coding::Zstd).unwrap();
-        let why = d.decode(&wire, |_| ()).unwrap_err();
+        let why = d.decode(&wire, |_| None::<()>).unwrap_err();
         assert!(
             why.contains("above 8 MiB") && why.contains("RFC 9659"),
             "{why}"
@@ -380,7 +463,84 @@ mod tests {
         let wire = zstd_stream(23);
         let mut d = BodyDecoder::new(&Coding::Zstd).unwrap();
         let mut got = 0;
-        d.decode(&wire, |b| got += b.len()).unwrap();
+        d.decode(&wire, |b| {
+            got += b.len();
+            None::<()>
+        })
+        .unwrap();
         assert_eq!(got, 64);
+    }
+
+    /// Every piece a read decodes to, by size.
+    fn pieces(d: &mut BodyDecoder, wire: &[u8]) -> Result<Vec<usize>, String> {
+        let mut sizes = Vec::new();
+        d.decode(wire, |b| {
+            sizes.push(b.len());
+            None::<()>
+        })?;
+        Ok(sizes)
+    }
+
+    #[test]
+    fn a_body_that_expands_a_thousandfold_comes_in_bounded_pieces() {
+        // 16 MiB of one byte: a few KiB on the wire in every coding.
+        let body = vec![b'a'; 16 << 20];
+        for coding in [Coding::Gzip, Coding::Deflate, Coding::Brotli, Coding::Zstd] {
+            let wire = compress(&coding, &body, &[]);
+            assert!(wire.len() < 64 * 1024, "{coding:?}: {}", wire.len());
+            let mut d = BodyDecoder::new(&coding).unwrap();
+            let sizes = pieces(&mut d, &wire).unwrap();
+            assert_eq!(sizes.iter().sum::<usize>(), body.len(), "{coding:?}");
+            assert!(
+                sizes.iter().all(|&n| n <= OUTPUT_BUFFER),
+                "{coding:?}: a piece of {:?}",
+                sizes.iter().max()
+            );
+        }
+        // Handing on stops at the first answer.
+        let wire = compress(&Coding::Gzip, &body, &[]);
+        let mut d = BodyDecoder::new(&Coding::Gzip).unwrap();
+        let mut calls = 0;
+        let stopped = d.decode(&wire, |_| {
+            calls += 1;
+            (calls == 3).then_some("stop")
+        });
+        assert_eq!((stopped, calls), (Ok(Some("stop")), 3));
+    }
+
+    #[test]
+    fn what_servers_send_under_these_names_is_read_and_what_breaks_is_named() {
+        let body = b"data: {\"id\":1}\n\n".repeat(50);
+        // Raw deflate under `deflate` (some servers), as browsers accept.
+        let mut raw =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        raw.write_all(&body).unwrap();
+        let raw = raw.finish().unwrap();
+        let mut d = BodyDecoder::new(&Coding::Deflate).unwrap();
+        assert_eq!(
+            pieces(&mut d, &raw).unwrap().iter().sum::<usize>(),
+            body.len()
+        );
+        // Two gzip members, one after the other (RFC 1952 2.2).
+        let mut two = compress(&Coding::Gzip, &body, &[]);
+        two.extend(compress(&Coding::Gzip, &body, &[]));
+        let mut d = BodyDecoder::new(&Coding::Gzip).unwrap();
+        assert_eq!(
+            pieces(&mut d, &two).unwrap().iter().sum::<usize>(),
+            2 * body.len()
+        );
+        // A gzip trailer that does not match what was decoded.
+        let mut bad = compress(&Coding::Gzip, &body, &[]);
+        let n = bad.len();
+        bad[n - 8] ^= 0xff;
+        let mut d = BodyDecoder::new(&Coding::Gzip).unwrap();
+        let why = pieces(&mut d, &bad).unwrap_err();
+        assert!(why.contains("trailer") && why.contains("CRC"), "{why}");
+        // Bytes after a br stream's end.
+        let mut after = compress(&Coding::Brotli, &body, &[]);
+        after.extend_from_slice(b"junk");
+        let mut d = BodyDecoder::new(&Coding::Brotli).unwrap();
+        let why = pieces(&mut d, &after).unwrap_err();
+        assert!(why.contains("4 bytes follow the end"), "{why}");
     }
 }
