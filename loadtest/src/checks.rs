@@ -391,11 +391,8 @@ fn show_share(b: &Bounds) -> String {
 fn goodput_check(report: &Report, limit: f64, confidence: f64) -> Verdict {
     let (tally, what) = match (&report.llm, &report.stream_goodput) {
         (Some(llm), _) => (
-            crate::goodput::Tally {
-                good: llm.good,
-                judged: llm.requests,
-            },
-            "completed requests",
+            llm.goodput_tally(),
+            "judged requests (completed, or failed)",
         ),
         (None, Some(g)) => (g.tally, "judged streams"),
         (None, None) => (crate::goodput::Tally::default(), "streams"),

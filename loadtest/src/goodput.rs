@@ -131,6 +131,30 @@ impl Goodput {
             && within(self.e2e_ms, Some(e2e))
     }
 
+    /// An LLM request that did not complete: `Some(false)` when it ended
+    /// on its own (an error, a cut, an idle timeout: no complete answer
+    /// came), or when the run's end cut it after it had already broken an
+    /// objective (no first token within `ttft`, older than `e2e`, a gap
+    /// past `itl`); `None` (not judged) when the run's end cut it still
+    /// within every one. Without LLM objectives nothing is judged.
+    pub fn judge_unfinished_request(
+        &self,
+        ttft: Option<Duration>,
+        age: Duration,
+        max_gap: Option<Duration>,
+        cut_by_run: bool,
+    ) -> Option<bool> {
+        if !self.is_llm() {
+            return None;
+        }
+        let over = |bound: Option<f64>, d: Duration| bound.is_some_and(|b| ms(d) > b);
+        let failed = !cut_by_run
+            || over(self.ttft_ms, ttft.unwrap_or(age))
+            || over(self.e2e_ms, age)
+            || max_gap.is_some_and(|g| over(self.itl_ms, g));
+        failed.then_some(false)
+    }
+
     /// A stream's verdict: `Some(good)` when it is judged, `None` when the
     /// run's end cut it while it still met every objective.
     pub fn judge_stream(&self, s: &StreamFigures) -> Option<bool> {
@@ -232,6 +256,37 @@ mod tests {
     }
 
     /// (objectives, figures, verdict): the streams the run judges.
+    #[test]
+    fn requests_that_did_not_complete_count_against_goodput() {
+        let g = Goodput::parse("ttft:500ms,e2e:10s,itl:200ms").unwrap_or_default();
+        // (first token, age, largest gap, cut by the run's end) -> verdict
+        let cases = [
+            // Failed on their own: judged, not good, whatever their figures.
+            ((Some(ms(100)), ms(2_000), None, false), Some(false)),
+            ((None, ms(300), None, false), Some(false)),
+            // The run's end cut them: judged only once they broke one.
+            ((Some(ms(100)), ms(2_000), Some(ms(50)), true), None),
+            ((None, ms(400), None, true), None),
+            ((None, ms(600), None, true), Some(false)),
+            ((Some(ms(700)), ms(900), None, true), Some(false)),
+            ((Some(ms(100)), ms(11_000), None, true), Some(false)),
+            ((Some(ms(100)), ms(2_000), Some(ms(250)), true), Some(false)),
+        ];
+        for ((ttft, age, gap, cut), want) in cases {
+            assert_eq!(
+                g.judge_unfinished_request(ttft, age, gap, cut),
+                want,
+                "{ttft:?} {age:?} {gap:?} cut by run: {cut}"
+            );
+        }
+        // Stream objectives (or none) judge no request.
+        let streams = Goodput::parse("ttfb:1s").unwrap_or_default();
+        assert_eq!(
+            streams.judge_unfinished_request(None, ms(300), None, false),
+            None
+        );
+    }
+
     #[test]
     fn streams_are_judged_when_they_end_or_have_already_failed() {
         let g = Goodput::parse("ttfb:1s,gap:5s,lifetime:60s").unwrap_or_default();

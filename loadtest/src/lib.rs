@@ -82,5 +82,6 @@ pub mod verdict;
 pub mod worst;
 
 /// The body decoders of `--compressed` (their memory is measured by
-/// `examples/decoder_memory.rs`).
-pub use client::encoding;
+/// `examples/decoder_memory.rs`) and the event decoder (its cost per
+/// event by `examples/per_event_cost.rs`).
+pub use client::{decode, encoding};

@@ -162,6 +162,20 @@ impl Connection {
     /// An LLM request's figures (TTFT, TPOT, end-to-end, output tokens),
     /// when it completed: the one place they are derived, for the report,
     /// the capacity window and goose's rows alike.
+    /// An LLM request that ended without completing, judged against the
+    /// goodput objectives ([`crate::goodput::Goodput::judge_unfinished_request`]).
+    /// (An LLM run's request; refused before its stream began, it has no
+    /// LLM figures at all, and counts the same.)
+    pub fn judge_unfinished(&self, goodput: &crate::goodput::Goodput) -> Option<bool> {
+        let end = self.end.filter(|e| *e != ConnectionEnd::Completed)?;
+        goodput.judge_unfinished_request(
+            self.first_event,
+            self.lifetime,
+            self.max_gap,
+            end == ConnectionEnd::ClientDeadline,
+        )
+    }
+
     pub fn request_figures(&self) -> Option<crate::llm::measure::RequestFigures> {
         let llm = self.llm.as_ref()?;
         (self.end == Some(ConnectionEnd::Completed)).then(|| {

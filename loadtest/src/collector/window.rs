@@ -103,7 +103,8 @@ impl Window {
         waiting: &BTreeMap<Instant, u64>,
         at: Instant,
     ) {
-        let objective = self.goodput.and_then(|g| g.ttfb_ms);
+        // A first event (token) awaited past its objective has failed it.
+        let objective = self.goodput.and_then(|g| g.ttfb_ms.or(g.ttft_ms));
         for (sent, n) in waiting.range(..at) {
             let waited = at.saturating_duration_since(*sent);
             stats.waiting += n;
@@ -174,6 +175,9 @@ impl Sink for Window {
         }
         if let Some(end) = c.end.filter(|e| e.is_error()) {
             self.in_window(sent, |w| *w.errors.entry(end).or_default() += 1);
+        }
+        if let Some(good) = self.goodput.and_then(|g| c.judge_unfinished(&g)) {
+            self.in_window(sent, |w| w.goodput.add(good));
         }
         if let Some(figures) = c.request_figures() {
             let good = self.goodput.map(|b| figures.meets(&b));

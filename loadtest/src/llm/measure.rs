@@ -94,6 +94,11 @@ pub struct LlmReport {
     pub requests: u64,
     /// Completed requests that met every goodput bound.
     pub good: u64,
+    /// Requests that did not complete, judged for goodput (not good): those
+    /// that failed, and those the run's end cut after they had broken an
+    /// objective ([`crate::goodput::Goodput::judge_unfinished_request`]).
+    #[serde(default)]
+    pub unfinished_judged: u64,
     pub output_tokens: u64,
     /// Completed requests whose tokens were counted from chunks (no usage).
     pub estimated_requests: u64,
@@ -114,6 +119,7 @@ impl LlmReport {
             goodput_bounds,
             requests: 0,
             good: 0,
+            unfinished_judged: 0,
             output_tokens: 0,
             estimated_requests: 0,
             output_chunks: 0,
@@ -148,6 +154,7 @@ impl LlmReport {
     pub fn merge(&mut self, other: &Self) {
         self.requests += other.requests;
         self.good += other.good;
+        self.unfinished_judged += other.unfinished_judged;
         self.output_tokens += other.output_tokens;
         self.estimated_requests += other.estimated_requests;
         self.output_chunks += other.output_chunks;
@@ -159,13 +166,18 @@ impl LlmReport {
         }
     }
 
-    /// Share of completed requests that were good (1 with no request).
-    pub fn goodput_fraction(&self) -> f64 {
-        if self.requests == 0 {
-            0.0
-        } else {
-            self.good as f64 / self.requests as f64
+    /// The requests judged for goodput (completed ones, and those that
+    /// did not complete but are judged) and the good ones.
+    pub fn goodput_tally(&self) -> crate::goodput::Tally {
+        crate::goodput::Tally {
+            good: self.good,
+            judged: self.requests + self.unfinished_judged,
         }
+    }
+
+    /// Share of judged requests that were good (0 with none).
+    pub fn goodput_fraction(&self) -> f64 {
+        self.goodput_tally().fraction().unwrap_or(0.0)
     }
 }
 

@@ -513,6 +513,16 @@ impl Report {
                 }));
             }
         }
+        if let Some(report) = &mut self.llm {
+            // Judged whether or not its stream began (a 429 has none).
+            if let Some(good) = report
+                .goodput_bounds
+                .and_then(|bounds| c.judge_unfinished(&bounds))
+            {
+                report.unfinished_judged += 1;
+                report.good += u64::from(good);
+            }
+        }
         if let (Some(report), Some(llm)) = (&mut self.llm, &c.llm) {
             let figures = c.request_figures();
             report.add(llm, figures.as_ref());

@@ -153,10 +153,11 @@ pub struct GoodputSummary {
     /// The objectives (`--goodput`), in milliseconds.
     pub bounds: crate::goodput::Goodput,
     pub good: u64,
-    /// Streams (LLM: completed requests) judged.
+    /// Streams (LLM: requests, completed or failed) judged.
     #[serde(default)]
     pub judged: u64,
-    /// LLM runs: completed requests (= judged; kept for earlier readers).
+    /// LLM runs: completed requests (of `judged`; the rest did not
+    /// complete, and none of them was good).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<u64>,
     pub fraction: f64,
@@ -211,13 +212,7 @@ impl Summary {
 /// confidence.
 fn goodput_summary(report: &Report) -> Option<GoodputSummary> {
     let (bounds, tally, requests) = match (&report.llm, &report.stream_goodput) {
-        (Some(llm), _) => {
-            let tally = crate::goodput::Tally {
-                good: llm.good,
-                judged: llm.requests,
-            };
-            (llm.goodput_bounds?, tally, Some(llm.requests))
-        }
+        (Some(llm), _) => (llm.goodput_bounds?, llm.goodput_tally(), Some(llm.requests)),
         (None, Some(g)) => (g.objectives, g.tally, None),
         (None, None) => return None,
     };

@@ -10,6 +10,7 @@ use actix_web::HttpResponse;
 use futures_util::stream;
 use trickle_load::record::ConnectionEnd;
 use trickle_load::report::Report;
+use trickle_load::verdict::Outcome;
 
 use crate::helpers::{args, load, serve, spawn_trickle, verdict};
 
@@ -334,8 +335,8 @@ async fn injected_failures_are_counted_by_code_as_they_were_injected() {
         "1000",
     ])
     .await;
-    let run = "--api openai-chat --model trickle-sim --users 20 --increase-rate 200 --run-time 3s --max-tokens 6 --idle-timeout 400ms";
-    let (result, _) = load(&host, &args(run)).await;
+    let run = "--api openai-chat --model trickle-sim --users 20 --increase-rate 200 --run-time 3s --max-tokens 6 --idle-timeout 400ms --goodput ttft:5s --min-goodput 0.5";
+    let (result, verdicts) = load(&host, &args(run)).await;
     let report = &result.report;
     let codes = &report.llm.as_ref().unwrap().errors_by_code;
     let text = reqwest::get(format!("{host}/metrics"))
@@ -373,6 +374,20 @@ async fn injected_failures_are_counted_by_code_as_they_were_injected() {
         codes.values().sum::<u64>() + cut,
         report.connections,
         "every request failed as injected: {codes:?}"
+    );
+    // Failed requests count against goodput: judged, none good (those the
+    // run's end cut within ttft are not judged).
+    let llm = report.llm.as_ref().unwrap();
+    assert_eq!(llm.requests, 0);
+    assert_eq!(llm.unfinished_judged, codes.values().sum::<u64>());
+    let goodput = verdict(&verdicts, "goodput");
+    assert_eq!(goodput.outcome, Outcome::Fail, "{}", goodput.line());
+    assert!(
+        goodput
+            .detail
+            .starts_with(&format!("0 of {} judged requests", llm.unfinished_judged)),
+        "{}",
+        goodput.line()
     );
     // The JSON report carries them under llm.errors_by_code.
     let json: serde_json::Value = serde_json::from_str(&report.to_json(&[]).unwrap()).unwrap();
