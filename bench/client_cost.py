@@ -9,7 +9,7 @@ stream. Loopback only, against one trickle (release build).
     bench/client_cost.py                       # every profile below
     bench/client_cost.py --profile paced-500 --rounds 3
     bench/client_cost.py --load-bin /tmp/old/trickle-load   # another build
-    bench/client_cost.py --profile paced-500 --rounds 5 --before-bin /tmp/old/trickle-load
+    bench/client_cost.py --profile paced-500 --rounds 5 --also before=/tmp/old/trickle-load
 
 Profiles:
   paced-500    500 streams x a 64-byte event every 20 ms (25,000 events/s):
@@ -104,15 +104,16 @@ def measure(client, load_bin, streams, interval_ms, size, hold):
         server.stop()
 
 
-def cost(profile, load_bin, rounds, before_bin=None):
-    """The floor and trickle-load (and with before_bin, that build too),
-    interleaved round by round."""
+def cost(profile, load_bin, rounds, others=()):
+    """The floor and trickle-load (and each NAME=BIN of others: other
+    builds), interleaved round by round."""
     streams, interval_ms, size, hold = PROFILES[profile]
     runs = {"floor": [], "trickle-load": []}
     bins = {"trickle-load": load_bin}
-    if before_bin:
-        runs["before"] = []
-        bins["before"] = before_bin
+    for other in others:
+        name, _, path = other.partition("=")
+        runs[name] = []
+        bins[name] = path
     for r in range(rounds):
         for client in runs:
             result = measure(client, bins.get(client, load_bin), streams, interval_ms, size, hold)
@@ -130,10 +131,10 @@ def cost(profile, load_bin, rounds, before_bin=None):
               "ratio": round(med["trickle-load"] / med["floor"], 2),
               "round_ratios": round_ratios,
               "median_round_ratio": round(statistics.median(round_ratios["trickle-load"]), 2)}
-    if before_bin:
-        result["before_us_per_event"] = med["before"]
-        result["before_ratio"] = round(med["before"] / med["floor"], 2)
-        result["before_median_round_ratio"] = round(statistics.median(round_ratios["before"]), 2)
+    result["others"] = {name: {"us_per_event": med[name], "ratio": round(med[name] / med["floor"], 2),
+                               "median_round_ratio": round(statistics.median(round_ratios[name]), 2),
+                               "bin": bins[name]}
+                        for name in runs if name not in ("floor", "trickle-load")}
     return result
 
 
@@ -220,7 +221,8 @@ def main():
     p.add_argument("--profile", choices=[*PROFILES, "memory", "memory-gzip", "all"], default="all")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--load-bin", default=bench.LOAD, help="the trickle-load binary to measure")
-    p.add_argument("--before-bin", help="another build, measured in the same rounds (e.g. the previous commit's)")
+    p.add_argument("--also", action="append", default=[], metavar="NAME=BIN",
+                   help="another build measured in the same rounds, e.g. before=/tmp/old/trickle-load (repeatable)")
     p.add_argument("--tag", default="", help="suffix of the result files (e.g. before)")
     p.add_argument("--code-commit", help="the commit --load-bin was built from (default: this checkout's)")
     p.add_argument("--load-args", default="", help="extra trickle-load flags, e.g. '--threads 2'")
@@ -244,7 +246,7 @@ def main():
         elif profile == "memory-gzip":
             result = memory_gzip(args.load_bin)
         else:
-            result = cost(profile, args.load_bin, args.rounds, args.before_bin)
+            result = cost(profile, args.load_bin, args.rounds, args.also)
         result.update(meta)
         suffix = f"-{args.tag}" if args.tag else ""
         with open(os.path.join(bench.RESULTS, f"client-cost-{profile}{suffix}.json"), "w") as f:
