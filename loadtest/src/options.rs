@@ -172,7 +172,9 @@ pub struct StreamArgs {
     /// The JSON field of each event that holds when the server sent it
     /// (trickle's `ts`; trickle's text lines are read too): each event's
     /// delivery delay (received minus sent) shows what was held on the
-    /// way. `none`: not read. LLM API runs (--api) do not read it.
+    /// way. `none`: not read. LLM API runs (--api) do not read it. A
+    /// value that is not a Unix time after 2001 (a clock since boot, say)
+    /// is ignored.
     #[arg(long, value_name = "FIELD", default_value = "ts")]
     pub event_time: String,
     /// The unit of --event-time's field: seconds since the Unix epoch

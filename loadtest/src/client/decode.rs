@@ -182,10 +182,11 @@ impl EventTime {
     }
 }
 
-/// Plausible Unix times only (1970..2300): anything else is not a send
-/// time, and must not poison the delivery figures.
+/// Plausible Unix times only (2001..2286, microseconds 1e15..1e16): a
+/// clock since boot, a tiny or negative number is not a send time, and
+/// must not poison the delivery figures.
 fn plausible(us: f64) -> bool {
-    us.is_finite() && us > 0.0 && us < 1e16
+    (1e15..1e16).contains(&us)
 }
 
 /// Longest line or event accepted before the stream counts as broken.
@@ -559,5 +560,26 @@ mod tests {
         assert!(decoder.feed(&[b'x'; 17], &mut out).is_err());
         let mut decoder = Decoder::with_max_line(ClientTransport::Sse, 16);
         assert!(decoder.feed(&[b'x'; 17], &mut out).is_err());
+    }
+
+    #[test]
+    fn arbitrary_text_after_the_field_never_panics_and_reads_only_plausible_times() {
+        fastrand::seed(31);
+        let alphabet = b"0123456789.eE+- \",:}x";
+        for unit in [1e6, 1e3, 1.0, 1e-3, 60e6] {
+            let time = EventTime::new("ts", unit);
+            for _ in 0..5_000 {
+                let tail: String = (0..fastrand::usize(0..30))
+                    .map(|_| char::from(alphabet[fastrand::usize(..alphabet.len())]))
+                    .collect();
+                let text = format!("{{\"id\":1,\"ts\":{tail}");
+                if let Some(us) = time.in_json(&text) {
+                    assert!(
+                        (1_000_000_000_000_000..10_000_000_000_000_000).contains(&us),
+                        "{text}: {us}"
+                    );
+                }
+            }
+        }
     }
 }

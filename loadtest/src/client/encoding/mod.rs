@@ -543,4 +543,47 @@ mod tests {
         let why = pieces(&mut d, &after).unwrap_err();
         assert!(why.contains("4 bytes follow the end"), "{why}");
     }
+
+    #[test]
+    fn arbitrary_bytes_in_arbitrary_splits_never_panic() {
+        // Garbage, and valid streams with bytes flipped, fed in random
+        // pieces: every call ends Ok or Err, and no piece is larger than
+        // the buffer.
+        fastrand::seed(28);
+        let body = b"id: 0\ndata: {\"id\":0,\"ts\":1764297600.5}\n\n".repeat(40);
+        for coding in [Coding::Gzip, Coding::Deflate, Coding::Brotli, Coding::Zstd] {
+            let valid = compress(&coding, &body, &[100, 900]);
+            for case in 0..300 {
+                let mut wire = if case % 3 == 0 {
+                    (0..fastrand::usize(0..600))
+                        .map(|_| fastrand::u8(..))
+                        .collect()
+                } else {
+                    valid.clone()
+                };
+                for _ in 0..fastrand::usize(0..4) {
+                    if !wire.is_empty() {
+                        let at = fastrand::usize(..wire.len());
+                        wire[at] ^= 1 << fastrand::u8(..8);
+                    }
+                }
+                if case % 5 == 0 {
+                    wire.truncate(fastrand::usize(..=wire.len()));
+                }
+                let mut d = BodyDecoder::new(&coding).unwrap();
+                let mut rest = &wire[..];
+                while !rest.is_empty() {
+                    let (piece, after) = rest.split_at(fastrand::usize(1..=rest.len()));
+                    rest = after;
+                    let fed = d.decode(piece, |b| {
+                        assert!(b.len() <= OUTPUT_BUFFER);
+                        None::<()>
+                    });
+                    if fed.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
 }
