@@ -247,6 +247,11 @@ pub enum Command {
         /// Where to write the merged report (.json, .md or .html).
         #[arg(short, long, value_parser = crate::report::parse_report_path)]
         output: PathBuf,
+        /// Merge reports of different runs (another target, transport or
+        /// request) all the same; the merged report lists what it mixes
+        /// (`mixes`). Without it such a merge is refused.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -63,6 +63,8 @@ pub struct Checkpoints {
 pub enum ConfigError {
     #[error("--host is required (e.g. --host http://127.0.0.1:8080)")]
     NoHost,
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
     #[error("invalid {0} {1:?}")]
     Invalid(&'static str, String),
     #[error("--arrival-rate starts its users from --max-in-flight; leave out --users")]
@@ -109,6 +111,7 @@ impl TryFrom<RunArgs> for RunConfig {
             .take()
             .filter(|h| !h.is_empty())
             .ok_or(ConfigError::NoHost)?;
+        let host = crate::target::parse(&host)?;
         let ramp_time = span("--increase-time", goose.increase_time.as_deref())?;
         let ramp_rate = match goose.increase_rate.as_deref() {
             None => None,

@@ -4,6 +4,7 @@
 //! - [`cli`]: the command line (a run, `capacity`, `emulate`, `merge`).
 //! - [`options`]: a run's options: goose's, the stream's, the checks.
 //! - [`config`]: a run validated once into typed figures ([`config::RunConfig`]).
+//! - [`target`]: `--host` checked before any load (a URL, not a header).
 //! - [`attack`]: goose wiring, the run deadline, custom rows.
 //! - [`client`]: one logical stream with reconnects; connectors: its own
 //!   HTTP/1.1 reader for `http://`, goose's reqwest for `https://` and
@@ -76,6 +77,7 @@ pub mod record;
 pub mod report;
 pub mod schedule;
 pub mod stream_log;
+pub mod target;
 pub mod tls;
 pub mod trace;
 pub mod verdict;

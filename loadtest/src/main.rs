@@ -20,7 +20,11 @@ fn verdict_code(verdicts: &[trickle_load::verdict::Verdict]) -> ExitCode {
 fn main() -> ExitCode {
     let cli = trickle_load::cli::parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match cli.command {
-        Some(Command::Merge { inputs, output }) => merge(&inputs, &output),
+        Some(Command::Merge {
+            inputs,
+            output,
+            force,
+        }) => merge(&inputs, &output, force),
         Some(Command::Emulate(args)) => emulate(args),
         Some(Command::Capacity(mut args)) => {
             // --processes builds its children's command lines from it.
@@ -65,7 +69,15 @@ fn emulate(args: trickle_load::emulate::EmulateArgs) -> ExitCode {
     }
 }
 
-fn capacity(args: trickle_load::capacity::CapacityArgs) -> ExitCode {
+fn capacity(mut args: trickle_load::capacity::CapacityArgs) -> ExitCode {
+    // Before any load, and without echoing a header typed as the host.
+    match trickle_load::target::parse(&args.host) {
+        Ok(host) => args.host = host,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(SETUP);
+        }
+    }
     let reports = args.report.clone();
     let runtime = match runtime(args.stream.threads) {
         Ok(rt) => rt,
@@ -91,7 +103,7 @@ fn capacity(args: trickle_load::capacity::CapacityArgs) -> ExitCode {
     ExitCode::from(report.capacity.exit_code)
 }
 
-fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {
+fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path, force: bool) -> ExitCode {
     let mut merged: Option<Report> = None;
     for path in inputs {
         let report = match Report::read(path) {
@@ -103,6 +115,22 @@ fn merge(inputs: &[std::path::PathBuf], output: &std::path::Path) -> ExitCode {
         };
         match &mut merged {
             Some(m) => {
+                let differences = m.differences(&report);
+                if !differences.is_empty() {
+                    if !force {
+                        eprintln!(
+                            "error: cannot merge {}: it measured another run ({}); --force merges them all the same and the report says what it mixes",
+                            path.display(),
+                            differences.join(", ")
+                        );
+                        return ExitCode::from(SETUP);
+                    }
+                    for d in differences {
+                        if !m.mixes.contains(&d) {
+                            m.mixes.push(d);
+                        }
+                    }
+                }
                 if let Err(e) = m.merge(&report) {
                     eprintln!("error: cannot merge {}: {e}", path.display());
                     return ExitCode::from(SETUP);

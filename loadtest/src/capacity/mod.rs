@@ -43,6 +43,7 @@ const DEFAULT_MAX: u64 = 20_000;
 #[derive(Debug, Clone, Args)]
 pub struct CapacityArgs {
     /// The service to measure, e.g. http://127.0.0.1:8080.
+    /// Checked before any load ([`crate::target`]).
     #[arg(long, short = 'H')]
     pub host: String,
     #[command(flatten)]

@@ -64,6 +64,12 @@ impl EmulatorMetrics {
         self.inflight.with_label_values(&[instance]).set(n as i64);
     }
 
+    /// Drops a gone instance's series (retired or dead: it has no
+    /// requests in flight, and no future).
+    pub fn forget(&self, instance: &str) {
+        let _ = self.inflight.remove_label_values(&[instance]);
+    }
+
     pub fn render(&self) -> String {
         registrar::render(&self.registry)
     }

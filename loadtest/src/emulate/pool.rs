@@ -49,6 +49,9 @@ pub struct Instance {
     idle_since: Mutex<Instant>,
     child: Mutex<Option<Child>>,
     dead: AtomicBool,
+    /// Out of the pool (retired or dead): its metric series is gone, and
+    /// a request ending late does not bring it back.
+    gone: AtomicBool,
 }
 
 impl Instance {
@@ -110,8 +113,27 @@ impl Drop for Lease {
         if left == 0 {
             *lock(&self.instance.idle_since) = Instant::now();
         }
-        self.pool.metrics.inflight(&self.instance.label(), left);
+        if !self.instance.gone.load(Ordering::Acquire) {
+            self.pool.metrics.inflight(&self.instance.label(), left);
+        }
         self.pool.changed.notify_waiters();
+    }
+}
+
+/// One request's place in the queue, counted while it lives.
+struct Queued<'a>(&'a Pool);
+
+impl<'a> Queued<'a> {
+    fn join(pool: &'a Pool) -> Self {
+        pool.queue_depth(pool.waiting.fetch_add(1, Ordering::AcqRel) + 1);
+        Self(pool)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        let pool = self.0;
+        pool.queue_depth(pool.waiting.fetch_sub(1, Ordering::AcqRel) - 1);
     }
 }
 
@@ -171,13 +193,27 @@ impl Pool {
         self.metrics.queue_depth.set(now as i64);
     }
 
+    /// Requests waiting for a slot now (what the scaler starts instances
+    /// for).
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// An instance leaves the pool: its series goes with it.
+    fn forget(&self, instance: &Instance) {
+        instance.gone.store(true, Ordering::Release);
+        self.metrics.forget(&instance.label());
+    }
+
     /// A slot on some instance, waiting in the queue until `give_up`.
     pub async fn acquire(self: &Arc<Self>, give_up: Instant) -> Option<Lease> {
         if let Some(lease) = self.try_acquire() {
             return Some(lease);
         }
-        self.queue_depth(self.waiting.fetch_add(1, Ordering::AcqRel) + 1);
-        let result = loop {
+        // Counted while it waits, however the wait ends: a slot, the
+        // give-up time, or the caller leaving (this future dropped).
+        let _queued = Queued::join(self);
+        loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -188,9 +224,7 @@ impl Pool {
                 () = &mut notified => {}
                 () = tokio::time::sleep_until(give_up) => break None,
             }
-        };
-        self.queue_depth(self.waiting.fetch_sub(1, Ordering::AcqRel) - 1);
-        result
+        }
     }
 
     /// Keeps the pool at the size the load wants; runs until `stop`.
@@ -204,8 +238,7 @@ impl Pool {
             self.reap();
             let instances = self.snapshot();
             let views: Vec<InstanceView> = instances.iter().map(|i| i.view()).collect();
-            let queued = self.waiting.load(Ordering::Acquire);
-            match policy::decide(&views, queued, &self.config.rules) {
+            match policy::decide(&views, self.queued(), &self.config.rules) {
                 ScaleDecision::Start => {
                     let failures = self.failures.load(Ordering::Acquire);
                     tokio::time::sleep(policy::start_backoff(failures)).await;
@@ -232,6 +265,7 @@ impl Pool {
             match instance.exit_status() {
                 Some(status) => {
                     instance.dead.store(true, Ordering::Release);
+                    self.forget(instance);
                     gone.push((instance.label(), status, instance.inflight()));
                     false
                 }
@@ -275,6 +309,7 @@ impl Pool {
             idle_since: Mutex::new(Instant::now()),
             child: Mutex::new(Some(child)),
             dead: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
         });
         lock(&self.instances).push(instance.clone());
         say(&format!("starting {} on port {port}", instance.label()));
@@ -345,7 +380,7 @@ impl Pool {
                 }
             }
             lock(&self.instances).retain(|i| !Arc::ptr_eq(i, &instance));
-            self.metrics.inflight(&instance.label(), 0);
+            self.forget(&instance);
         });
     }
 
@@ -389,5 +424,103 @@ impl Pool {
         while !self.snapshot().is_empty() && Instant::now() < give_up {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> Arc<Pool> {
+        let metrics = match EmulatorMetrics::new() {
+            Ok(m) => Arc::new(m),
+            Err(e) => panic!("metrics: {e}"),
+        };
+        Pool::new(
+            PoolConfig {
+                launch: Launch {
+                    program: "true".to_owned(),
+                    args: Vec::new(),
+                    service: "test".to_owned(),
+                },
+                rules: ScalingRules {
+                    concurrency: 1,
+                    min_instances: 0,
+                    max_instances: 3,
+                    idle_ttl: Duration::from_secs(60),
+                },
+                grace: Duration::from_secs(1),
+                cold_start_delay: Duration::ZERO,
+            },
+            metrics,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_queue_returns_to_zero_however_its_waits_end() {
+        let pool = pool();
+        // No instance yet: four requests queue. Two of their clients
+        // leave (the futures dropped), two give up at their time.
+        let wait = |until: Instant| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.acquire(until).await.is_some() })
+        };
+        let far = Instant::now() + Duration::from_secs(60);
+        let soon = Instant::now() + Duration::from_millis(100);
+        let leaving = [wait(far), wait(far)];
+        let giving_up = [wait(soon), wait(soon)];
+        while pool.queued() < 4 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(pool.metrics.queue_depth.get(), 4);
+        // Four waiting: the scaler starts an instance.
+        assert_eq!(
+            policy::decide(&[], pool.queued(), &pool.config.rules),
+            ScaleDecision::Start
+        );
+        for task in &leaving {
+            task.abort();
+        }
+        for task in giving_up {
+            assert_eq!(task.await.ok(), Some(false), "gave up without a slot");
+        }
+        for task in leaving {
+            assert!(task.await.is_err(), "aborted");
+        }
+        assert_eq!(pool.queued(), 0);
+        assert_eq!(pool.metrics.queue_depth.get(), 0);
+        // Nothing waits any more: the scaler has nothing to start for.
+        assert_eq!(
+            policy::decide(&[], pool.queued(), &pool.config.rules),
+            ScaleDecision::Hold
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gone_instance_leaves_no_series_even_when_a_request_ends_late() {
+        let pool = pool();
+        let instance = Arc::new(Instance {
+            number: 7,
+            addr: SocketAddr::from(([127, 0, 0, 1], 9)),
+            phase: Mutex::new(Phase::Ready),
+            inflight: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+            child: Mutex::new(None),
+            dead: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
+        });
+        lock(&pool.instances).push(instance.clone());
+        let lease = pool.try_acquire();
+        assert!(lease.is_some());
+        assert!(pool
+            .metrics
+            .render()
+            .contains("emulator_instance_inflight{instance=\"instance-7\"} 1"));
+        // Retired with the request still open, which ends afterwards.
+        lock(&pool.instances).clear();
+        pool.forget(&instance);
+        drop(lease);
+        let text = pool.metrics.render();
+        assert!(!text.contains("instance-7"), "{text}");
     }
 }

@@ -85,7 +85,7 @@ fn header(html: &mut String, report: &Report) {
     let _ =
         write!(
         html,
-        "{what} from <b>{}</b>{} ({}), {load}, {:.1} s{}; {}; {}; started {started}.</p></header>",
+        "{what} from <b>{}</b>{} ({}), {load}, {:.1} s{}; {}; {}; started {started}.</p>{}</header>",
         escape(&report.target),
         if run.path.is_empty() {
             String::new()
@@ -98,7 +98,15 @@ fn header(html: &mut String, report: &Report) {
             .map(|s| format!(" (planned {s} s)"))
             .unwrap_or_default(),
         super::summary::count(u64::from(report.processes), "load process", "load processes"),
-        escape(&report.tool)
+        escape(&report.tool),
+        if report.mixes.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<p class=\"mixes\"><b>Mixed runs</b> (merged with --force): {}.</p>",
+                escape(&report.mixes.join("; "))
+            )
+        }
     );
 }
 

@@ -37,6 +37,13 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         report.events,
         report.bytes
     );
+    if !report.mixes.is_empty() {
+        let _ = writeln!(
+            out,
+            "**Mixed runs** (merged with --force): {}.\n",
+            report.mixes.join("; ")
+        );
+    }
     let _ = writeln!(out, "| measure (ms) | count | p50 | p90 | p99 | max |");
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
     for (m, figures) in summary.measured() {

@@ -338,6 +338,10 @@ pub struct Report {
     /// sampled streams, and failed connections' trace ids.
     #[serde(flatten)]
     pub worst: crate::worst::Worst,
+    /// What a `merge --force` mixed: the ways its parts' runs differed
+    /// (target, transport, request); empty for one run's parts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mixes: Vec<String>,
     /// A capacity level's measured window, when a child process of
     /// `capacity --processes` measured one for its parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -382,6 +386,7 @@ impl Report {
             run: None,
             window: None,
             worst: crate::worst::Worst::default(),
+            mixes: Vec::new(),
             histograms: Histograms::default(),
         }
     }
@@ -626,6 +631,36 @@ impl Report {
 
     /// Merges another process's report into this one, exactly; refuses
     /// (and changes nothing) when their histograms cannot be added.
+    /// How `other` measured a different run than this one: its target,
+    /// transport, method, path (the stream's parameters are its query),
+    /// API or model; empty when the two are parts of one run.
+    pub fn differences(&self, other: &Report) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut differ = |what: &str, mine: &str, theirs: &str| {
+            if mine != theirs {
+                out.push(format!("{what} {mine:?} / {theirs:?}"));
+            }
+        };
+        differ("target", &self.target, &other.target);
+        differ("transport", &self.transport, &other.transport);
+        if let (Some(mine), Some(theirs)) = (&self.run, &other.run) {
+            differ("method", &mine.method, &theirs.method);
+            differ("path", &mine.path, &theirs.path);
+            let none = String::new();
+            differ(
+                "api",
+                mine.api.as_ref().unwrap_or(&none),
+                theirs.api.as_ref().unwrap_or(&none),
+            );
+            differ(
+                "model",
+                mine.model.as_ref().unwrap_or(&none),
+                theirs.model.as_ref().unwrap_or(&none),
+            );
+        }
+        out
+    }
+
     pub fn merge(&mut self, other: &Report) -> Result<(), MergeError> {
         // Everything that can refuse first, on copies.
         let mut timeline: BTreeMap<u64, TimelinePoint> = BTreeMap::new();
@@ -649,6 +684,11 @@ impl Report {
         self.started_unix = self.started_unix.min(other.started_unix);
         self.duration_s = end - self.started_unix;
         self.processes += other.processes;
+        for mix in &other.mixes {
+            if !self.mixes.contains(mix) {
+                self.mixes.push(mix.clone());
+            }
+        }
         if let Some(theirs) = other.premature_refusals {
             *self.premature_refusals.get_or_insert(0) += theirs;
         }

@@ -235,6 +235,53 @@ async fn exit_codes_say_pass_fail_or_setup_error_and_reports_merge() {
 }
 
 /// `--version` needs no host: trickle-load's version and goose's.
+/// A target that is not a URL starts no load, in a run or a search, and
+/// a header typed where the host goes is named as one, its value never
+/// echoed nor written.
+#[test]
+fn a_target_that_is_not_a_url_is_refused_before_any_load() {
+    let report = std::env::temp_dir().join(format!("trickle-badhost-{}.json", std::process::id()));
+    let r = report.display().to_string();
+    for (args, expected) in [
+        (
+            vec!["-H", "Authorization: Bearer s3cret", "--stream-report", &r],
+            "did you mean --header?",
+        ),
+        (
+            vec!["--host", "localhost:28417"],
+            "did you mean --host http://localhost:28417?",
+        ),
+        (vec!["--host", "ftp://h"], "not one trickle-load speaks"),
+        (
+            vec![
+                "capacity",
+                "-H",
+                "Authorization: Bearer s3cret",
+                "--report",
+                &r,
+            ],
+            "did you mean --header?",
+        ),
+        (
+            vec!["capacity", "--host", "localhost:28417"],
+            "has no scheme",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+            .args(&args)
+            .output()
+            .expect("the trickle-load binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("s3cret"),
+            "{args:?} echoed the value: {stderr}"
+        );
+        assert!(!report.exists(), "{args:?} wrote a report");
+    }
+}
+
 #[test]
 fn version_prints_trickle_loads_own() {
     let out = Command::new(env!("CARGO_BIN_EXE_trickle-load"))

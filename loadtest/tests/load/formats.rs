@@ -324,3 +324,57 @@ fn json_markdown_and_html_show_the_same_measures_and_figures() {
     });
     assert_eq!(html_rows, expected, "HTML");
 }
+
+#[test]
+fn reports_of_different_runs_merge_only_when_forced_and_then_say_so() {
+    let dir = temp_dir("mixed");
+    let here = dir.join("here.json");
+    std::fs::write(&here, fresh(5).to_json(&[]).unwrap()).unwrap();
+    let mut elsewhere = fresh(5);
+    elsewhere.target = "http://127.0.0.1:19090".to_owned();
+    elsewhere.transport = "ndjson".to_owned();
+    let there = dir.join("there.json");
+    std::fs::write(&there, elsewhere.to_json(&[]).unwrap()).unwrap();
+    let merged = dir.join("merged.json");
+    let _ = std::fs::remove_file(&merged);
+    let out = trickle_load(&[
+        "merge",
+        here.to_str().unwrap(),
+        there.to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("another run")
+            && stderr.contains("target \"http://127.0.0.1:18080\" / \"http://127.0.0.1:19090\"")
+            && stderr.contains("transport \"sse\" / \"ndjson\"")
+            && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert!(!merged.exists(), "nothing written");
+    // Forced: merged, and the report says what it mixes (JSON, Markdown).
+    let md = dir.join("merged.md");
+    for output in [&merged, &md] {
+        let out = trickle_load(&[
+            "merge",
+            here.to_str().unwrap(),
+            there.to_str().unwrap(),
+            "--force",
+            "-o",
+            output.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let report = Report::read(&merged).unwrap();
+    assert_eq!(report.connections, 10);
+    assert_eq!(report.mixes.len(), 2, "{:?}", report.mixes);
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.contains("**Mixed runs**"), "{text}");
+}
