@@ -98,6 +98,9 @@ pub struct Shared {
     pub run_over: CancellationToken,
     /// Planned start times (`--arrival-rate`, `--stream-rate`).
     pub schedule: Option<Schedule>,
+    /// Streams users started again after a failed one (each after a
+    /// pause that grows while they keep failing).
+    pub retries: std::sync::atomic::AtomicU64,
 }
 
 /// The run ended before a stream could start.

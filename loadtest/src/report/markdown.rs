@@ -37,6 +37,13 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         report.events,
         report.bytes
     );
+    if report.retries > 0 {
+        let _ = writeln!(
+            out,
+            "Users started {} again after a failed one, each after a pause (100 ms doubling with each failure in a row, up to 10 s, or the server's Retry-After).\n",
+            super::summary::count(report.retries, "stream", "streams")
+        );
+    }
     if !report.mixes.is_empty() {
         let _ = writeln!(
             out,

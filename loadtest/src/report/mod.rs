@@ -274,6 +274,10 @@ pub struct Report {
     pub events: u64,
     pub bytes: u64,
     pub reconnects: u64,
+    /// Streams users started again after a failed one, each after a
+    /// backing-off pause (or the server's Retry-After).
+    #[serde(default)]
+    pub retries: u64,
     /// Connections by how they ended (in JSON: `summary.ends`).
     #[serde(default, skip_serializing)]
     pub ends: BTreeMap<ConnectionEnd, u64>,
@@ -365,6 +369,7 @@ impl Report {
             events: 0,
             bytes: 0,
             reconnects: 0,
+            retries: 0,
             ends: BTreeMap::new(),
             encodings: BTreeMap::new(),
             statuses: BTreeMap::new(),
@@ -600,6 +605,7 @@ impl Report {
         self.events += other.events;
         self.bytes += other.bytes;
         self.reconnects += other.reconnects;
+        self.retries += other.retries;
         self.streams_with_ids += other.streams_with_ids;
         self.integrity.add(&other.integrity);
         for (k, v) in &other.ends {

@@ -408,3 +408,36 @@ async fn a_server_that_never_answers_the_request_times_out() {
         );
     }
 }
+
+async fn broken() -> HttpResponse {
+    HttpResponse::InternalServerError().body("down")
+}
+
+/// Users whose streams keep failing back off (100 ms doubling per
+/// failure), and the report counts their retries: a fixed 100 ms pause
+/// was about 30 attempts per user in 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_whose_streams_keep_failing_back_off_and_are_counted() {
+    let host = serve(|cfg| {
+        cfg.route("/sse", web::get().to(broken));
+    })
+    .await;
+    let (result, _) = load(&host, &args("--users 2 --increase-rate 100 --run-time 3s")).await;
+    let report = &result.report;
+    assert_eq!(report.statuses.keys().collect::<Vec<_>>(), [&500]);
+    // At most 7 attempts each in 3 s even at the shortest jitter
+    // (50 + 100 + 200 + 400 + 800 + 1,600 ms of pauses).
+    assert!(
+        (4..=14).contains(&report.connections),
+        "{} connections",
+        report.connections
+    );
+    assert!(
+        report.retries >= 2 && report.retries <= report.connections,
+        "{} retries of {} connections",
+        report.retries,
+        report.connections
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json(&[]).unwrap()).unwrap();
+    assert_eq!(json["retries"], report.retries);
+}
