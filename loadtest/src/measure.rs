@@ -202,12 +202,36 @@ pub fn add_exactly(
     mine.add(theirs).map_err(|_| refuse())
 }
 
-/// One histogram per measure, made when its measure is first recorded:
-/// a histogram spans an hour at 3 digits (about 190 KiB), and a run keeps
-/// one set per lane, so measures a run never takes (the LLM ones in an SSE
-/// run, cuts in a clean one) cost nothing.
-#[derive(Debug, Clone, Default)]
+/// One histogram per measure. A histogram spans an hour at 3 digits
+/// (about 190 KiB) and a run keeps one set per lane, so only the measures
+/// every stream run takes are made up front; the others (the LLM ones in
+/// an SSE run, cuts in a clean one, ...) when first recorded, which is
+/// rare and early. (All made lazily, the first events of a run paid for
+/// dozens of them on the event loop: in a debug build, enough to stall it
+/// 30 ms and flag the client as saturated.)
+#[derive(Debug, Clone)]
 pub struct Histograms([Option<Box<Histogram<u64>>>; Measure::COUNT]);
+
+/// The measures every stream run records: made with the set.
+const UP_FRONT: [Measure; 7] = [
+    Measure::Connect,
+    Measure::Headers,
+    Measure::FirstByte,
+    Measure::FirstEvent,
+    Measure::Gap,
+    Measure::Lifetime,
+    Measure::Delivery,
+];
+
+impl Default for Histograms {
+    fn default() -> Self {
+        let mut set = Self(std::array::from_fn(|_| None));
+        for m in UP_FRONT {
+            set.0[m.index()] = Some(Box::new(new_histogram()));
+        }
+        set
+    }
+}
 
 /// What an unrecorded measure reads as.
 fn empty() -> &'static Histogram<u64> {

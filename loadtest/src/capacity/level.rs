@@ -79,6 +79,11 @@ pub struct Level {
     pub client: ClientFigures,
     /// The target's resident memory near the window's end, if it said.
     pub memory_bytes: Option<u64>,
+    /// Unresolved: about how long a hold would decide it, from the rate
+    /// its samples came (absent when it is decided, or when no count of
+    /// samples can be told).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_to_decide_s: Option<f64>,
 }
 
 /// How long a level of `n` streams takes at most: ramp, warm-up, the
@@ -161,7 +166,13 @@ async fn run_in_process(
             }
             Some((held_for, stats)) = received.recv(), if resolved.is_none() => {
                 let level = judge(n, &stats, slo, held_for, args.stream.llm.api.is_some());
-                if level.resolved || level.client.saturated {
+                let hopeless = level
+                    .hold_to_decide_s
+                    .is_some_and(|s| s > max_hold.as_secs_f64());
+                if level.resolved || level.client.saturated || hopeless {
+                    if hopeless && !level.resolved {
+                        eprintln!("{}", level.hopeless_line(max_hold));
+                    }
                     stop.cancel();
                     resolved = Some(level);
                 } else {
@@ -211,6 +222,13 @@ async fn run_in_processes(
             args.stream.llm.api.is_some(),
         );
         if level.resolved || level.client.saturated || step >= steps {
+            return Ok(level);
+        }
+        if level
+            .hold_to_decide_s
+            .is_some_and(|s| s > args.max_hold().as_secs_f64())
+        {
+            eprintln!("{}", level.hopeless_line(args.max_hold()));
             return Ok(level);
         }
         eprintln!("{}", level.held_longer_line(args.hold));
@@ -293,13 +311,71 @@ pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, held_for: Duration, llm: bo
         instance_peaks: stats.instance_peaks.clone(),
         client,
         memory_bytes: None,
+        hold_to_decide_s: None,
     }
+    .with_hold_to_decide(slo)
 }
 
 impl Level {
     /// The SLO this level broke by most, if any.
     pub fn worst_failure(&self) -> Option<&str> {
         slo::worst(&self.measures)
+    }
+
+    fn with_hold_to_decide(mut self, slo: &Slo) -> Self {
+        self.hold_to_decide_s = self.hold_to_decide(slo).map(|d| d.as_secs_f64());
+        self
+    }
+
+    /// The hold this level would need to decide, from the rate its
+    /// samples came: each unresolved SLO's samples needed (a p99 needs
+    /// `samples_for_upper_bound` for any upper bound; a share, what its
+    /// distance from the limit asks) over those it got in `held_for_s`.
+    /// `None` when nothing is unresolved, or a count cannot be told (a
+    /// share on its limit; a p99 whose bounds straddle it).
+    pub fn hold_to_decide(&self, slo: &Slo) -> Option<Duration> {
+        let mut longest: Option<f64> = None;
+        for (name, m) in &self.measures {
+            if m.verdict != Outcome::Unresolved {
+                continue;
+            }
+            let needed = match name.as_str() {
+                slo::TTFB | slo::GAP | slo::TPOT if m.ci_high.is_none() => {
+                    crate::confidence::samples_for_upper_bound(0.99, slo.confidence)
+                }
+                slo::ERROR_RATE => crate::confidence::samples_to_resolve(
+                    m.value.unwrap_or(0.0),
+                    slo.error_rate?,
+                    slo.confidence,
+                )?,
+                slo::GOODPUT => crate::confidence::samples_to_resolve(
+                    m.value.unwrap_or(0.0),
+                    slo.goodput?,
+                    slo.confidence,
+                )?,
+                _ => return None,
+            };
+            if m.samples == 0 || self.held_for_s <= 0.0 {
+                return None;
+            }
+            let seconds = self.held_for_s * needed.max(m.samples) as f64 / m.samples as f64;
+            longest = Some(longest.map_or(seconds, |l| l.max(seconds)));
+        }
+        longest
+            .filter(|s| s.is_finite())
+            .map(|s| Duration::from_secs_f64(s.ceil()))
+    }
+
+    /// Said when a level would need more than `--max-hold` to decide.
+    fn hopeless_line(&self, max_hold: Duration) -> String {
+        format!(
+            "level of {} streams unresolved after {:.0} s: about {:.0} s would decide it, more than --max-hold {}; moving on (--max-hold {:.0}s would decide it)",
+            self.streams,
+            self.held_for_s,
+            self.hold_to_decide_s.unwrap_or(0.0),
+            humantime::format_duration(max_hold),
+            self.hold_to_decide_s.unwrap_or(0.0)
+        )
     }
 
     /// Said when an unresolved level is held longer.
@@ -310,8 +386,12 @@ impl Level {
             .filter(|(_, m)| m.verdict == Outcome::Unresolved)
             .map(|(name, m)| format!("{name} over {} samples", m.samples))
             .collect();
+        let estimate = self
+            .hold_to_decide_s
+            .map(|s| format!("; about {s:.0} s would decide it"))
+            .unwrap_or_default();
         format!(
-            "level of {} streams unresolved after {:.0} s ({}): holding {} longer",
+            "level of {} streams unresolved after {:.0} s ({}{estimate}): holding {} longer",
             self.streams,
             self.held_for_s,
             unresolved.join(", "),

@@ -42,6 +42,10 @@ pub struct Recommendation {
     /// bound, not below a measured limit.
     #[serde(default)]
     pub at_least: bool,
+    /// Made for the lower end of an answer that is a range, unresolved:
+    /// to be confirmed by a search that decides it.
+    #[serde(default)]
+    pub provisional: bool,
     /// The working, one line a step.
     pub arithmetic: Vec<String>,
 }
@@ -125,6 +129,7 @@ pub fn recommend(
         memory_bytes: measured.map(|(_, bytes)| bytes),
         memory_at_streams: measured.map(|(streams, _)| streams),
         at_least,
+        provisional: false,
         arithmetic,
     }
 }

@@ -62,6 +62,25 @@ impl SearchSettings {
     }
 }
 
+/// An answer that is not one number: what passed, what could not be
+/// decided above it, and what failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerRange {
+    /// The highest level that passed (`null`: none did).
+    pub at_least: Option<u64>,
+    /// The highest level above it (and below the failure) that could not
+    /// be decided: the answer may be as high.
+    pub undecided: Option<u64>,
+    /// About how long a hold would decide `undecided`, from the rate its
+    /// samples came (`--max-hold` that long).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_to_decide_s: Option<f64>,
+    /// The lowest level that failed (`null`: none failed).
+    pub below: Option<u64>,
+    /// What it failed on.
+    pub below_failed: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Capacity {
     pub tool: String,
@@ -86,6 +105,10 @@ pub struct Capacity {
     pub decided_by: Vec<String>,
     /// Levels left unresolved at --max-hold (no bound of the search).
     pub unresolved_levels: Vec<u64>,
+    /// When the answer is not one number: between the highest level that
+    /// passed or could not be decided and the lowest that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<AnswerRange>,
     /// `events` (stream runs) or `output_tokens` (LLM runs): the unit of
     /// `levels[].throughput_per_s` and the knee.
     pub throughput_unit: String,
@@ -151,6 +174,21 @@ impl Capacity {
             .filter(|l| l.verdict == Outcome::Unresolved)
             .map(|l| l.streams)
             .collect();
+        let range = unresolved_answer.then(|| {
+            let (low, high) = search.range();
+            let undecided = low
+                .filter(|(_, verdict)| *verdict == Outcome::Unresolved)
+                .map(|(level, _)| level);
+            AnswerRange {
+                at_least: answer,
+                undecided,
+                hold_to_decide_s: undecided
+                    .and_then(|u| levels.iter().find(|l| l.streams == u))
+                    .and_then(|l| l.hold_to_decide_s),
+                below: high,
+                below_failed: first_failure.map_or_else(Vec::new, |l| l.failed.clone()),
+            }
+        });
         let llm = args.stream.llm.api.is_some();
         let points: Vec<(u64, f64)> = levels
             .iter()
@@ -193,7 +231,17 @@ impl Capacity {
                 ));
                 None
             }
-            None => None,
+            // No level passed, but one could not be decided: a
+            // recommendation for it, marked provisional.
+            None => match range.as_ref().and_then(|r| r.undecided) {
+                Some(undecided) if one_instance && !client_limited => {
+                    let mut provisional =
+                        recommend(undecided, args.headroom, args.target_streams, &[], false);
+                    provisional.provisional = true;
+                    Some(provisional)
+                }
+                _ => None,
+            },
         };
         let beside = search.unresolved_above_answer();
         if !beside.is_empty() && note.is_none() {
@@ -222,6 +270,7 @@ impl Capacity {
             driven_by: slo.driven_by().to_owned(),
             decided_by,
             unresolved_levels,
+            range,
             throughput_unit: if llm { "output_tokens" } else { "events" }.to_owned(),
             knee,
             knee_reason,
@@ -243,6 +292,32 @@ impl Capacity {
             .filter(|l| l.verdict == Outcome::Fail)
             .map(|l| l.streams)
             .min();
+        if let (EXIT_UNRESOLVED, Some(r)) = (self.exit_code, &self.range) {
+            let mut parts = Vec::new();
+            if let Some(n) = r.at_least {
+                parts.push(format!("at least {n}"));
+            }
+            if let Some(u) = r.undecided {
+                parts.push(match r.hold_to_decide_s {
+                    Some(s) => format!(
+                        "{u} could not be decided (a hold of about {s:.0} s would: --max-hold {s:.0}s)"
+                    ),
+                    None => format!("{u} could not be decided"),
+                });
+            }
+            if let Some(f) = r.below {
+                parts.push(format!(
+                    "below {f} (fails on {})",
+                    r.below_failed.join(", ")
+                ));
+            }
+            let head = if r.at_least.is_some() {
+                "max streams within SLO:"
+            } else {
+                "unresolved:"
+            };
+            return format!("{head} {}", parts.join("; "));
+        }
         if self.exit_code == EXIT_UNRESOLVED {
             let above = match lowest_failure {
                 Some(f) => format!(
@@ -400,7 +475,15 @@ impl CapacityReport {
         );
         let _ = writeln!(out, "\nTimes in ms. TTFB is time to first event of the streams started in the hold window; \"(ramp)\" marks a level whose streams outlived the window, measured on its own ramp instead. Requests still waiting for a first event when the window closed (\"waiting\") count with the time they had waited.");
         if let Some(r) = &c.recommendation {
-            let _ = writeln!(out, "\n## Recommended settings (one instance)\n");
+            let _ = writeln!(
+                out,
+                "\n## Recommended settings (one instance){}\n",
+                if r.provisional {
+                    ", provisional: for the answer's lower end, which could not be decided"
+                } else {
+                    ""
+                }
+            );
             for line in &r.arithmetic {
                 let _ = writeln!(out, "- {line}");
             }
@@ -490,7 +573,11 @@ impl CapacityReport {
         html.push_str("</tbody></table><h2>Chart</h2>");
         html.push_str(&chart(c));
         if let Some(r) = &c.recommendation {
-            html.push_str("<h2>Recommended settings (one instance)</h2><ul>");
+            html.push_str(if r.provisional {
+                "<h2>Recommended settings (one instance), provisional: for the answer's lower end, which could not be decided</h2><ul>"
+            } else {
+                "<h2>Recommended settings (one instance)</h2><ul>"
+            });
             for line in &r.arithmetic {
                 let _ = write!(html, "<li>{}</li>", escape(line));
             }

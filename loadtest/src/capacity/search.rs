@@ -3,7 +3,11 @@
 //! between the highest passing and the lowest failing level until they
 //! are within `--precision` of each other. A level left unresolved (even
 //! after its longer holds) is no bound: the search goes on from the bounds
-//! it has, past it while doubling, around it while bisecting.
+//! it has, past it while doubling, around it while bisecting. When no
+//! level passed below the first failure, the highest unresolved one there
+//! is the bracket's lower end, so the levels between it and the failure
+//! are still tried (a higher level gathers its samples faster and may
+//! decide), and the answer is a range when nothing decides it.
 
 use std::collections::BTreeSet;
 
@@ -44,8 +48,13 @@ impl Search {
     /// The level to run next; `None` when the search is over.
     pub fn next(&self) -> Option<u64> {
         match (self.passed, self.failed) {
-            // Not even the lowest level tried held.
-            (None, Some(_)) => None,
+            // Nothing passed below the first failure: bisect up from the
+            // highest level left unresolved there, if any (none: not even
+            // the lowest level tried held).
+            (None, Some(f)) => {
+                let low = self.unresolved.range(..f).next_back().copied()?;
+                self.between(low, f)
+            }
             (p, None) => {
                 // Doubling, from the highest passing level (or the start),
                 // past levels left unresolved.
@@ -61,18 +70,36 @@ impl Search {
                 }
                 Some(level)
             }
-            (Some(p), Some(f)) => {
-                if self.within_precision(p, f) {
-                    return None;
-                }
-                // The middle, or the untried level nearest it.
-                let mid = p + (f - p) / 2;
-                (0..f - p)
-                    .flat_map(|d| [mid.checked_sub(d), mid.checked_add(d)])
-                    .flatten()
-                    .find(|l| *l > p && *l < f && !self.unresolved.contains(l))
-            }
+            (Some(p), Some(f)) => self.between(p, f),
         }
+    }
+
+    /// The middle of `(low, high)`, or the untried level nearest it;
+    /// `None` once they are within the precision.
+    fn between(&self, low: u64, high: u64) -> Option<u64> {
+        if self.within_precision(low, high) {
+            return None;
+        }
+        let mid = low + (high - low) / 2;
+        (0..high - low)
+            .flat_map(|d| [mid.checked_sub(d), mid.checked_add(d)])
+            .flatten()
+            .find(|l| *l > low && *l < high && !self.unresolved.contains(l))
+    }
+
+    /// The answer's range when it is not one number: its lower end (the
+    /// highest level that passed or could not be decided below the first
+    /// failure, with its verdict) and the first failure.
+    pub fn range(&self) -> (Option<(u64, Outcome)>, Option<u64>) {
+        let ceiling = self.failed.unwrap_or(u64::MAX);
+        let unresolved = self.unresolved.range(..ceiling).next_back().copied();
+        let low = match (self.passed, unresolved) {
+            (Some(p), Some(u)) if u > p => Some((u, Outcome::Unresolved)),
+            (Some(p), _) => Some((p, Outcome::Pass)),
+            (None, Some(u)) => Some((u, Outcome::Unresolved)),
+            (None, None) => None,
+        };
+        (low, self.failed)
     }
 
     /// Records a level's verdict.
@@ -231,12 +258,15 @@ mod tests {
         assert_eq!(seen, [10, 20, 40, 80, 100]);
         assert_eq!(search.answer(), None);
         assert!(search.answer_unresolved());
-        // The lowest levels unresolved, the next one failing: no answer,
-        // and not "nothing held" either.
+        // The lowest levels unresolved, the next one failing: the levels
+        // between the highest unresolved one and the failure are tried.
         let (seen, search) = levels_with(4, 100, 0.1, 10, &[4, 8]);
-        assert_eq!(seen, [4, 8, 16]);
-        assert_eq!((search.answer(), search.first_failure()), (None, Some(16)));
-        assert!(search.answer_unresolved());
+        assert_eq!(seen, [4, 8, 16, 12, 10, 11]);
+        assert_eq!(
+            (search.answer(), search.first_failure()),
+            (Some(10), Some(11))
+        );
+        assert!(!search.answer_unresolved());
         // Every level between the answer and the failure unresolved.
         let (_, search) = levels_with(10, 20_000, 0.1, 40, &(41..80).collect::<Vec<_>>());
         assert_eq!(
@@ -245,5 +275,25 @@ mod tests {
         );
         assert!(search.answer_unresolved());
         assert_eq!(search.unresolved_above_answer().len(), 39);
+    }
+
+    #[test]
+    fn a_limit_above_unresolved_levels_is_found_and_a_range_stated_when_not() {
+        // The case a newcomer met: 10 and 20 unresolved (too few samples),
+        // 40 failing on errors; 30 was never tried. Now it is.
+        let (seen, search) = levels_with(10, 100, 0.1, 30, &[10, 20]);
+        assert_eq!(seen, [10, 20, 40, 30, 35, 32]);
+        assert_eq!(search.answer(), Some(30));
+        assert!(!search.answer_unresolved());
+        assert_eq!(search.range(), (Some((30, Outcome::Pass)), Some(32)));
+        // 30 undecided too: a range, with each end's verdict.
+        let (seen, search) = levels_with(10, 100, 0.1, 30, &[10, 20, 30]);
+        assert_eq!(seen, [10, 20, 40, 30, 35, 32]);
+        assert_eq!(search.answer(), None);
+        assert!(search.answer_unresolved());
+        assert_eq!(search.range(), (Some((30, Outcome::Unresolved)), Some(32)));
+        // Nothing held and nothing undecided: no range.
+        let (_, search) = levels(10, 100, 0.1, 5);
+        assert_eq!(search.range(), (None, Some(10)));
     }
 }
