@@ -15,7 +15,9 @@ use crate::stream::StreamSpec;
 
 /// The simulated model's flags.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Simulated LLM (POST /v1/chat/completions, /v1/completions)")]
+#[command(
+    next_help_heading = "Simulated LLM (POST /v1/chat/completions, /v1/completions, /v1/responses)"
+)]
 pub struct ModelSettings {
     /// Model names served (`GET /v1/models`); a request for another gets 404.
     #[arg(

@@ -41,7 +41,7 @@ pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
          GET /healthz  liveness\n\
          GET /readyz   readiness (503 while draining)\n\
          GET /metrics  Prometheus metrics\n\
-         POST /v1/chat/completions, /v1/completions; GET /v1/models  a simulated LLM (OpenAI's API)\n\
+         POST /v1/chat/completions, /v1/completions, /v1/responses; GET /v1/models  a simulated LLM (OpenAI's API)\n\
          GET /health, /ping, /version; POST /tokenize, /detokenize  what vLLM serves beside it\n\n\
          Stream parameters: chunks, interval_ms, first_delay_ms, size, jitter_ms, last_event_id\n\
          Try: curl -N 'http://HOST/sse?chunks=5&interval_ms=200', or open this address in a browser.\n",

@@ -46,7 +46,25 @@ async fn the_index_lists_the_endpoints() {
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    for route in ["/stream", "/ndjson", "/sse", "/ws", "/healthz", "/readyz"] {
+    // Every route trickle serves (src/routes/mod.rs).
+    for route in [
+        "/stream",
+        "/ndjson",
+        "/sse",
+        "/ws",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/responses",
+        "/v1/models",
+        "/health",
+        "/ping",
+        "/version",
+        "/tokenize",
+        "/detokenize",
+    ] {
         assert!(text.contains(route), "{route} missing");
     }
 }

@@ -363,6 +363,21 @@ impl Capacity {
     }
 }
 
+/// The holds the levels really had: one figure when they were all the
+/// same, else their range (unresolved levels are held longer).
+fn holds(levels: &[Level], hold_s: f64) -> String {
+    let held = levels.iter().map(|l| l.held_for_s);
+    let (low, high) = held.fold((f64::MAX, 0.0f64), |(lo, hi), h| (lo.min(h), hi.max(h)));
+    if levels.is_empty() || (high - low).abs() < 0.5 {
+        format!(
+            "{:.0} s hold each",
+            if levels.is_empty() { hold_s } else { high }
+        )
+    } else {
+        format!("holds of {low:.0}-{high:.0} s (longer while unresolved)")
+    }
+}
+
 /// The SLOs, as a reader says them.
 fn slo_list(slo: &Slo) -> Vec<String> {
     [
@@ -394,14 +409,14 @@ impl CapacityReport {
         let _ = writeln!(out, "# trickle-load capacity\n");
         let _ = writeln!(
             out,
-            "{} {} at {} ({}): {} levels in {:.0} s, {:.0} s hold each.\n",
+            "{} {} at {} ({}): {} levels in {:.0} s, {}.\n",
             c.transport,
             c.path,
             c.target,
             c.tool,
             c.levels.len(),
             c.duration_s,
-            c.search.hold_s
+            holds(&c.levels, c.search.hold_s)
         );
         let _ = writeln!(out, "SLO: {}.\n", slo_list(&c.slo).join(", "));
         let _ = writeln!(out, "**{}**\n", c.answer_line());
@@ -513,7 +528,7 @@ impl CapacityReport {
         );
         let _ = write!(
             html,
-            "<header><h1>trickle-load capacity</h1><p class=\"what\"><b>{}</b> <code>{}</code> at <b>{}</b>: {} levels in {:.0} s (start {}, ramp {}/s, warm-up {:.0} s, hold {:.0} s each, precision {:.0}%); {}; started {started}.</p><p class=\"what\">SLOs: {}.</p></header>",
+            "<header><h1>trickle-load capacity</h1><p class=\"what\"><b>{}</b> <code>{}</code> at <b>{}</b>: {} levels in {:.0} s (start {}, ramp {}/s, warm-up {:.0} s, {}, precision {:.0}%); {}; started {started}.</p><p class=\"what\">SLOs: {}.</p></header>",
             escape(&c.transport),
             escape(&c.path),
             escape(&c.target),
@@ -522,7 +537,7 @@ impl CapacityReport {
             c.search.start,
             c.search.ramp_rate,
             c.search.warmup_s,
-            c.search.hold_s,
+            holds(&c.levels, c.search.hold_s),
             c.search.precision * 100.0,
             escape(&c.tool),
             escape(&slo_list(&c.slo).join(", "))

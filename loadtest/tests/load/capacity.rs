@@ -484,6 +484,13 @@ async fn unresolved_levels_are_held_longer_and_answer_as_a_long_hold_does() {
         first.held_for_s > 2.5,
         "held longer than one --hold: {first:?}"
     );
+    // The header says the holds the levels had, not one --hold each.
+    let md = short.markdown();
+    assert!(
+        md.contains("holds of 2-") && md.contains("(longer while unresolved)"),
+        "{}",
+        md.lines().nth(2).unwrap_or_default()
+    );
     // A long fixed hold (6 s, never extended) answers the same, within the
     // precision asked.
     let long = search_held(
