@@ -143,14 +143,21 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     });
     let attack = goose_attack(&config, shared.clone())?;
 
+    let started = tokio::time::Instant::now();
+    let states: crate::until_decided::States = Default::default();
     let watcher = tokio::spawn(progress::watch(
-        collector.clone(),
-        health.clone(),
-        shared.run_over.clone(),
-        tokio::time::Instant::now(),
-        length,
-        stream.progress_secs,
-        stream.child_progress,
+        progress::Watch {
+            collector: collector.clone(),
+            health: health.clone(),
+            run_over: shared.run_over.clone(),
+            started,
+            length,
+            every_secs: stream.progress_secs,
+            child: stream.child_progress,
+            search: config.search_clock.clone(),
+            until_decided: config.until_decided.is_some(),
+        },
+        states.clone(),
     ));
     let deadline = tokio::spawn(end_run(length, shared.run_over.clone()));
     let sampler = tokio::spawn(measure_window(
@@ -158,10 +165,23 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         health.clone(),
         config.checkpoints.clone(),
     ));
-    let stopper = config
+    // A capacity level that decided, or a run whose checks did, ends early.
+    let stop = config
         .checkpoints
         .as_ref()
-        .map(|c| tokio::spawn(stop_when_told(c.stop.clone(), shared.run_over.clone())));
+        .map_or_else(CancellationToken::new, |c| c.stop.clone());
+    let stopper = tokio::spawn(stop_when_told(stop.clone(), shared.run_over.clone()));
+    let decider = config.until_decided.map(|_| {
+        tokio::spawn(crate::until_decided::watch(
+            collector.clone(),
+            expectations.clone(),
+            started,
+            config.ramp_length(),
+            states,
+            stop,
+            shared.run_over.clone(),
+        ))
+    });
     // goose prints "All N users launched." on stdout itself: not beside
     // trickle-load's report unless goose's output was asked for (a child's
     // stdout carries its progress: left alone).
@@ -173,9 +193,11 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     shared.run_over.cancel();
     deadline.abort();
     sampler.abort();
-    if let Some(stopper) = stopper {
-        stopper.abort();
-    }
+    stopper.abort();
+    let decided_after = match decider {
+        Some(decider) => decider.await.ok().flatten(),
+        None => None,
+    };
     let _ = watcher.await;
     let ended = tokio::time::Instant::now();
     // A failed --threshold is a failed check, not a set-up error: goose
@@ -217,6 +239,11 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         api: stream.llm.api.map(|a| a.operation().to_owned()),
         model: stream.llm.model.clone(),
         trace_project: stream.trace_project.clone(),
+        until_decided: config.until_decided.map(|u| crate::report::Decided {
+            max_run_time_s: u.max.as_secs(),
+            decided_after_s: decided_after
+                .map(|d| crate::report::summary::round_ms(d.as_secs_f64())),
+        }),
     });
     report.refresh_latency();
     if stream.metrics_addr.is_some() {
@@ -232,7 +259,8 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
 
 /// Inside the collector's window (if any): the open streams every 100 ms,
 /// and the client's health from the window's start to its end; with
-/// checkpoints, a snapshot of the window every `every`.
+/// checkpoints, a snapshot of the window each time it has run as long as
+/// they ask.
 async fn measure_window(
     collector: Arc<Collector>,
     health: Arc<HealthProbe>,
@@ -244,14 +272,16 @@ async fn measure_window(
     tokio::time::sleep_until(from).await;
     health.reset();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut next_checkpoint = checkpoints.as_ref().map(|c| from + c.every);
+    // The offset of the last snapshot sent: one per offset asked for.
+    let mut taken: Option<Duration> = None;
     while tokio::time::Instant::now() < to {
         tick.tick().await;
         collector.sample_window();
         let now = tokio::time::Instant::now();
-        if let (Some(c), Some(at)) = (&checkpoints, next_checkpoint) {
-            if now >= at && at < to {
-                next_checkpoint = Some(at + c.every);
+        if let Some(c) = &checkpoints {
+            let next = *c.next.borrow();
+            if taken != Some(next) && now >= from + next && from + next < to {
+                taken = Some(next);
                 if let Some(mut snapshot) = collector.window_snapshot(now) {
                     snapshot.client = Some(health.figures());
                     // The level judges it; a full channel means it is
@@ -265,11 +295,12 @@ async fn measure_window(
     collector.window_client(health.figures());
 }
 
-/// Ends the run early when a capacity level says it has resolved: goose
-/// stops its users (its killswitch), the open streams end as the run's.
+/// Ends the run early when a capacity level says it has resolved, or a
+/// run's checks are decided: goose stops its users (its killswitch), the
+/// open streams end as the run's.
 async fn stop_when_told(stop: CancellationToken, run_over: CancellationToken) {
     stop.cancelled().await;
-    goose::trigger_killswitch("the capacity level resolved");
+    goose::trigger_killswitch("decided");
     run_over.cancel();
 }
 

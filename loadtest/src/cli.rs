@@ -79,6 +79,82 @@ pub const NOT_FOR_CAPACITY: [(&str, &str); 10] = [
     ),
 ];
 
+/// trickle-load's options shown under a heading of their own, after the
+/// checks: where the results go, traces, the processes a run spreads over.
+const OUTPUT: [&str; 8] = [
+    "report",
+    "stream_report",
+    "stream_log",
+    "worst",
+    "metrics_addr",
+    "metrics_linger",
+    "progress_secs",
+    "goose_metrics",
+];
+const TRACING: [&str; 5] = [
+    "trace_sample",
+    "trace_header",
+    "otlp_endpoint",
+    "trace_project",
+    "instance_header",
+];
+const PROCESSES: [&str; 3] = ["processes", "threads", "source_addresses"];
+
+/// Where an option of trickle-load's own is shown: its heading (`None`:
+/// the one it was declared under) and the rank of that heading.
+fn heading_of(a: &clap::Arg) -> (Option<&'static str>, u8) {
+    let id = a.get_id().as_str();
+    if LOAD_SHAPE.contains(&id) {
+        return (Some("Target and load"), 0);
+    }
+    if OUTPUT.contains(&id) {
+        return (Some("Output"), 5);
+    }
+    if TRACING.contains(&id) {
+        return (Some("Tracing"), 6);
+    }
+    if PROCESSES.contains(&id) {
+        return (Some("Processes"), 7);
+    }
+    if id == "version" {
+        return (None, 8);
+    }
+    let declared = a.get_help_heading().unwrap_or_default();
+    let rank = if declared.starts_with("LLM") {
+        2
+    } else if declared.starts_with("SLO") || declared.starts_with("Checks") {
+        3
+    } else if declared.starts_with("Search") || declared.starts_with("Recommendation") {
+        4
+    } else {
+        1
+    };
+    (None, rank)
+}
+
+/// Lays a command's options out again by purpose: the load's shape,
+/// streams, LLM, checks (or SLOs and the search), Output, Tracing,
+/// Processes, and goose's last (clap shows headings in the order their
+/// first option comes).
+fn regroup(
+    args: impl Iterator<Item = clap::Arg>,
+    is_goose: impl Fn(&clap::Arg) -> bool,
+) -> Vec<clap::Arg> {
+    let mut args: Vec<(u8, clap::Arg)> = args
+        .map(|a| {
+            if is_goose(&a) {
+                return (9, a.help_heading(GOOSE_HEADING));
+            }
+            match heading_of(&a) {
+                (Some(heading), rank) => (rank, a.help_heading(heading)),
+                (None, rank) => (rank, a),
+            }
+        })
+        .collect();
+    args.sort_by_key(|(rank, _)| *rank);
+    args.into_iter().map(|(_, a)| a).collect()
+}
+
 /// The help heading of goose's options that still act.
 pub const GOOSE_HEADING: &str = "goose (its own report, logs, dashboard, thresholds, controllers)";
 
@@ -93,30 +169,19 @@ pub fn command() -> clap::Command {
         .get_arguments()
         .map(|a| a.get_id().to_string())
         .collect();
-    // Headings show in the order their first option was declared: the
-    // options are laid out again, the load's shape first, trickle-load's
-    // own next, goose's that act last, each under its heading.
     let base = Cli::command();
-    let rank = |a: &clap::Arg| {
+    let args = regroup(base.get_arguments().cloned(), |a| {
         let id = a.get_id().as_str();
-        if LOAD_SHAPE.contains(&id) {
-            0
-        } else if !goose.iter().any(|g| g == id) || id == "version" {
-            1
-        } else {
-            2
-        }
-    };
-    let mut args: Vec<clap::Arg> = base.get_arguments().cloned().collect();
-    args.sort_by_key(|a| rank(a));
-    let args = args.into_iter().map(|a| {
+        !LOAD_SHAPE.contains(&id) && id != "version" && goose.iter().any(|g| g == id)
+    })
+    .into_iter()
+    .map(|a| {
         let id = a.get_id().to_string();
-        if LOAD_SHAPE.contains(&id.as_str()) {
-            a.help_heading("Target and load")
-        } else if not_here.contains(&id.as_str()) || ALWAYS_ON.contains(&id.as_str()) {
+        if not_here.contains(&id.as_str()) || ALWAYS_ON.contains(&id.as_str()) {
             a.hide(true)
-        } else if rank(&a) == 2 {
-            a.help_heading(GOOSE_HEADING)
+        } else if id == "run_time" {
+            a.help("Run this long after all users start, or `auto`: until the checks are decided")
+                .long_help("How long to keep every user running once all have started (30s, 20m, 1h30m); without it, until Ctrl-C. `auto`: until every check judged on samples (a percentile, the error rate, goodput) is PASS or FAIL, at most --max-run-time (10m); the progress line shows each check's samples against those it needs (`ttfb-p99 212/299 samples`), and the report says when they were decided. Every stream ends with the run.")
         } else {
             a
         }
@@ -132,13 +197,34 @@ pub fn command() -> clap::Command {
         cmd = cmd.long_about(long.clone());
     }
     cmd.mut_subcommand("capacity", |c| {
-        c.mut_args(|a| {
-            if NOT_FOR_CAPACITY.iter().any(|(id, _)| a.get_id() == *id) {
-                a.hide(true)
-            } else {
-                a
-            }
-        })
+        let args: Vec<clap::Arg> = regroup(c.get_arguments().cloned(), |_| false)
+            .into_iter()
+            .map(|a| {
+                if NOT_FOR_CAPACITY.iter().any(|(id, _)| a.get_id() == *id) {
+                    a.hide(true)
+                } else if a.get_id() == "processes" {
+                    a.help("Spread each level's streams over N trickle-load processes on this machine, each with its own runtime and open-files limit; their windows merge exactly into the level's figures. For more cores, or more streams than one process may open.")
+                } else {
+                    a
+                }
+            })
+            .collect();
+        let mut fresh = clap::Command::new("capacity")
+            .args(args)
+            .groups(c.get_groups().cloned());
+        if let Some(about) = c.get_about() {
+            fresh = fresh.about(about.clone());
+        }
+        if let Some(long) = c.get_long_about() {
+            fresh = fresh.long_about(long.clone());
+        }
+        if let Some(after) = c.get_after_help() {
+            fresh = fresh.after_help(after.clone());
+        }
+        if let Some(after) = c.get_after_long_help() {
+            fresh = fresh.after_long_help(after.clone());
+        }
+        fresh
     })
 }
 

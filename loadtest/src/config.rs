@@ -34,28 +34,45 @@ pub struct RunConfig {
     /// `--max-in-flight` under `--arrival-rate`).
     pub users: u64,
     pub ramp: Ramp,
-    /// The load phase after the ramp (`--run-time`); `None`: until Ctrl-C.
+    /// The load phase after the ramp (`--run-time`; with `auto`,
+    /// `--max-run-time`); `None`: until Ctrl-C.
     pub run_time: Option<Duration>,
+    /// `--run-time auto`: the run ends once its checks are decided.
+    pub until_decided: Option<crate::until_decided::UntilDecided>,
     /// A stretch measured on its own (offsets from the start): a capacity
     /// level's hold.
     pub window: Option<(Duration, Duration)>,
     /// A level held until its window resolves: snapshots of the window
     /// taken along the way, and the signal that ends the run early.
     pub checkpoints: Option<Checkpoints>,
+    /// A capacity level: its progress lines name the level and count the
+    /// whole search's time, not the level's.
+    pub search_clock: Option<SearchClock>,
     /// goose's own options (its reports, logs, thresholds...), without
     /// host, users, ramp and run time, which goose gets from the fields
     /// above.
     goose: GooseConfiguration,
 }
 
-/// Snapshots of the measured window every `every` from its start (a
-/// capacity level held in steps), sent with how long the window has run;
-/// cancelling `stop` ends the run early (the level resolved).
+/// Snapshots of the measured window (a capacity level held until it
+/// decides), sent with how long the window has run: one when the window
+/// has run `next` (the level moves it on after judging each); cancelling
+/// `stop` ends the run early (the level decided).
 #[derive(Debug, Clone)]
 pub struct Checkpoints {
-    pub every: Duration,
+    pub next: tokio::sync::watch::Receiver<Duration>,
     pub snapshots: tokio::sync::mpsc::Sender<(Duration, crate::report::WindowStats)>,
     pub stop: tokio_util::sync::CancellationToken,
+}
+
+/// Where a capacity level stands in its search, for its progress lines.
+#[derive(Debug, Clone)]
+pub struct SearchClock {
+    /// `level 4: 30 streams`.
+    pub label: String,
+    /// When the search started, and its `--max-time`.
+    pub started: tokio::time::Instant,
+    pub budget: Duration,
 }
 
 /// A command line that does not make a run.
@@ -71,6 +88,12 @@ pub enum ConfigError {
     ArrivalUsers,
     #[error("{0}")]
     Goodput(String),
+    #[error("--run-time auto runs until its checks are decided: give one judged on samples (--max-ttfb-p99, --max-gap-p99, --max-error-rate, --min-goodput, or with --api --max-ttft-p99, --max-itl-p99, --max-tpot-p99)")]
+    NothingToDecide,
+    #[error("--max-run-time is the cap of --run-time auto; with a fixed --run-time leave it out")]
+    MaxRunTimeWithoutAuto,
+    #[error("--run-time auto with --processes: not supported yet (each process would decide alone); give a fixed --run-time")]
+    AutoAcrossProcesses,
 }
 
 /// `--goodput`'s objectives must be of the run's kind: LLM objectives
@@ -145,7 +168,21 @@ impl TryFrom<RunArgs> for RunConfig {
             // goose's own default: one user a second.
             (None, None) => Ramp::PerSecond(1.0),
         };
-        let run_time = span("--run-time", goose.run_time.as_deref())?.filter(|t| !t.is_zero());
+        let auto = goose
+            .run_time
+            .as_deref()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("auto"));
+        let until_decided = match (auto, checks.max_run_time) {
+            (false, Some(_)) => return Err(ConfigError::MaxRunTimeWithoutAuto),
+            (false, None) => None,
+            (true, max) => Some(crate::until_decided::UntilDecided {
+                max: max.unwrap_or(crate::until_decided::DEFAULT_MAX),
+            }),
+        };
+        let run_time = match until_decided {
+            Some(u) => Some(u.max),
+            None => span("--run-time", goose.run_time.as_deref())?.filter(|t| !t.is_zero()),
+        };
         for field in [
             &mut goose.increase_time,
             &mut goose.increase_rate,
@@ -173,15 +210,26 @@ impl TryFrom<RunArgs> for RunConfig {
         let window = stream
             .window_ms
             .map(|(from, to)| (Duration::from_millis(from), Duration::from_millis(to)));
+        let expectations = expectations_of(&stream, &checks);
+        if until_decided.is_some() {
+            if !expectations.has_sampled_check() {
+                return Err(ConfigError::NothingToDecide);
+            }
+            if stream.processes > 1 {
+                return Err(ConfigError::AutoAcrossProcesses);
+            }
+        }
         Ok(Self {
             host,
-            expectations: expectations_of(&stream, &checks),
+            expectations,
             stream,
             users,
             ramp,
             run_time,
+            until_decided,
             window,
             checkpoints: None,
+            search_clock: None,
             goose,
         })
     }
@@ -214,10 +262,18 @@ impl RunConfig {
             users: n,
             ramp: Ramp::PerSecond(ramp_rate as f64),
             run_time: Some(run_time),
+            until_decided: None,
             window: Some(window),
             checkpoints: None,
+            search_clock: None,
             goose,
         }
+    }
+
+    /// Progress lines that place the level in its search.
+    pub fn with_search_clock(mut self, clock: SearchClock) -> Self {
+        self.search_clock = Some(clock);
+        self
     }
 
     /// Takes window snapshots along the way, and stops when told.
@@ -226,15 +282,18 @@ impl RunConfig {
         self
     }
 
+    /// How long the ramp takes to start every user.
+    pub fn ramp_length(&self) -> Duration {
+        match self.ramp {
+            Ramp::PerSecond(rate) => Duration::from_secs_f64(self.users as f64 / rate),
+            Ramp::Over(time) => time,
+        }
+    }
+
     /// When the load phase ends: the ramp, then the run time (`None`
     /// without a run time).
     pub fn length(&self) -> Option<Duration> {
-        let run = self.run_time?;
-        let ramp = match self.ramp {
-            Ramp::PerSecond(rate) => Duration::from_secs_f64(self.users as f64 / rate),
-            Ramp::Over(time) => time,
-        };
-        Some(ramp + run)
+        Some(self.ramp_length() + self.run_time?)
     }
 
     /// `-v` as given to goose (0: none).

@@ -100,6 +100,18 @@ impl Expectations {
         self.confidence.unwrap_or(crate::confidence::DEFAULT)
     }
 
+    /// A check judged on samples was asked for (a percentile, the error
+    /// rate, goodput): one a run can go on until it is decided.
+    pub fn has_sampled_check(&self) -> bool {
+        self.max_ttfb_p99.is_some()
+            || self.max_gap_p99.is_some()
+            || self.max_error_rate.is_some()
+            || self.max_ttft_p99.is_some()
+            || self.max_itl_p99.is_some()
+            || self.max_tpot_p99.is_some()
+            || self.min_goodput.is_some()
+    }
+
     /// The largest median delivery delay the buffering check accepts.
     pub fn max_held(&self) -> Duration {
         self.max_held.unwrap_or(DEFAULT_MAX_HELD)

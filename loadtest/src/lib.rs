@@ -80,6 +80,7 @@ pub mod stream_log;
 pub mod target;
 pub mod tls;
 pub mod trace;
+pub mod until_decided;
 pub mod verdict;
 pub mod worst;
 

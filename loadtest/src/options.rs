@@ -299,6 +299,10 @@ pub struct CheckArgs {
     /// the median excess over the run's smallest delay is judged instead.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = humantime::parse_duration)]
     pub max_held: Duration,
+    /// With --run-time auto (the run goes on until every check judged on
+    /// samples is PASS or FAIL), the longest it goes on (default 10m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_run_time: Option<Duration>,
 }
 
 /// `--compressed=LIST` as the `Accept-Encoding` it sends.

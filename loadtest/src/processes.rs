@@ -542,8 +542,8 @@ async fn print_progress(
             format!(" ({:.0} s left)", (l.as_secs_f64() - elapsed).max(0.0))
         });
         eprintln!(
-            "[{elapsed:6.1} s{remaining}] {n} processes: open streams {:>6} | events/s {:>9.0} | connections {:>7} | errors {:>5}",
-            sum.open, rate, sum.connections, sum.errors
+            "[{elapsed:6.1} s{remaining}] {n} processes: open streams {:>6} | ended {:>7} | errors {:>5} | events/s {:>9.0}",
+            sum.open, sum.connections, sum.errors, rate
         );
     }
 }

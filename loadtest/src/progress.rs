@@ -18,17 +18,39 @@ pub struct ChildProgress {
     pub errors: u64,
 }
 
+/// What the progress line watches.
+pub struct Watch {
+    pub collector: Arc<Collector>,
+    pub health: Arc<HealthProbe>,
+    pub run_over: CancellationToken,
+    pub started: Instant,
+    /// The planned length (`None`: until stopped).
+    pub length: Option<Duration>,
+    /// A line every this many seconds (0: none).
+    pub every_secs: u64,
+    /// A child of `--processes`: its counters as JSON for the parent.
+    pub child: bool,
+    /// A capacity level: the line names it and the search's time.
+    pub search: Option<crate::config::SearchClock>,
+    /// `--run-time auto`: the length is a cap, not a plan.
+    pub until_decided: bool,
+}
+
 /// Samples the timeline every second; every `every_secs` prints a line,
-/// saying so when the client itself is saturated.
-pub async fn watch(
-    collector: Arc<Collector>,
-    health: Arc<HealthProbe>,
-    run_over: CancellationToken,
-    started: Instant,
-    length: Option<Duration>,
-    every_secs: u64,
-    child: bool,
-) {
+/// saying so when the client itself is saturated, with the checks' states
+/// of a run that goes on until they are decided.
+pub async fn watch(w: Watch, states: crate::until_decided::States) {
+    let Watch {
+        collector,
+        health,
+        run_over,
+        started,
+        length,
+        every_secs,
+        child,
+        search,
+        until_decided,
+    } = w;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_events = 0u64;
     let mut last_print = Instant::now();
@@ -62,19 +84,44 @@ pub async fn watch(
         last_events = events;
         last_print = Instant::now();
         let elapsed = started.elapsed().as_secs_f64();
-        let remaining = length.map_or_else(String::new, |l| {
-            format!(" ({:.0} s left)", (l.as_secs_f64() - elapsed).max(0.0))
-        });
+        let head = match &search {
+            // A capacity level: the search's time, not the level's (a
+            // level held until it decides has no length to count down).
+            Some(clock) => {
+                let spent = clock.started.elapsed();
+                format!(
+                    "{}, {elapsed:.0} s | search {} of --max-time {}",
+                    clock.label,
+                    humantime::format_duration(Duration::from_secs(spent.as_secs())),
+                    humantime::format_duration(clock.budget)
+                )
+            }
+            None => format!(
+                "{elapsed:6.1} s{}",
+                length.map_or_else(String::new, |l| {
+                    format!(
+                        " ({}{:.0} s left)",
+                        if until_decided { "at most " } else { "" },
+                        (l.as_secs_f64() - elapsed).max(0.0)
+                    )
+                })
+            ),
+        };
         let client = health.figures();
         let saturated = client.reason.map_or_else(String::new, |why| {
             format!(" | CLIENT SATURATED ({why}): figures are the client's, not the server's")
         });
+        let checks = states
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .map_or_else(String::new, |s| format!(" | {s}"));
         eprintln!(
-            "[{elapsed:6.1} s{remaining}] open streams {:>6} | events/s {:>9.0} | connections {:>7} | errors {:>5}{saturated}",
+            "[{head}] open streams {:>6} | ended {:>7} | errors {:>5} | events/s {:>9.0}{checks}{saturated}",
             collector.counters.open(),
-            rate,
             collector.counters.connections(),
             collector.counters.errors(),
+            rate,
         );
     }
 }

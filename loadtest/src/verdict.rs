@@ -13,6 +13,9 @@ pub struct Verdict {
     pub figure: Option<Figure>,
     /// When unresolved: what would resolve it (more samples, a longer run).
     pub to_resolve: Option<String>,
+    /// When unresolved: the samples in all that would decide it, when a
+    /// count can be told (a run plans its length on it).
+    pub needed: Option<u64>,
 }
 
 /// A check's deciding figure and its bound, in one unit, with the bounds
@@ -55,6 +58,7 @@ impl Verdict {
             detail,
             figure: None,
             to_resolve: None,
+            needed: None,
         }
     }
 
@@ -93,6 +97,20 @@ impl Verdict {
             self.to_resolve = hint;
         }
         self
+    }
+
+    /// The samples in all that would decide it (kept only while
+    /// unresolved).
+    pub(crate) fn needing(mut self, samples: Option<u64>) -> Self {
+        if self.outcome == Outcome::Unresolved {
+            self.needed = samples;
+        }
+        self
+    }
+
+    /// The samples it was judged on, when it was judged on samples.
+    pub fn samples(&self) -> Option<u64> {
+        self.figure.and_then(|f| f.samples)
     }
 
     pub fn line(&self) -> String {

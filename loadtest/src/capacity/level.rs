@@ -1,9 +1,12 @@
 //! One level of the search: N concurrent streams held through a goose run,
 //! measured over its hold window, judged against the SLOs on the bounds
-//! its samples allow. A level whose verdict is unresolved is held longer,
-//! in steps of `--hold`, up to `--max-hold`: the same run goes on (one
-//! process), or the level runs again and the windows add up
-//! (`--processes`).
+//! its samples allow. A level the answer rests on ([`Hold::UntilDecided`])
+//! is held until its verdict is decided: after each look at its window the
+//! next look is planned at the hold its samples ask for (the rate they
+//! came at, against the samples the undecided SLOs need), and the level
+//! ends at once when that is more than its cap (`--max-hold`, or what is
+//! left of `--max-time`). The same run goes on (one process), or the level
+//! runs again and the windows add up (`--processes`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::search::Hold;
 use super::slo::{self, MeasureVerdict, Sample, Slo};
 use super::CapacityArgs;
 use crate::attack::{self, SetupError};
@@ -84,12 +88,79 @@ pub struct Level {
     /// samples can be told).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_to_decide_s: Option<f64>,
+    /// What ended the hold: `decided`, `brief` (one --hold while the
+    /// search was doubling; it moved on), `max_hold` (--max-hold),
+    /// `max_time` (what was left of --max-time), `client` (the client
+    /// saturated).
+    #[serde(default)]
+    pub hold_ended_by: HoldEnd,
 }
 
-/// How long a level of `n` streams takes at most: ramp, warm-up, the
-/// longest hold.
+/// What ended a level's hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldEnd {
+    #[default]
+    Decided,
+    Brief,
+    MaxHold,
+    MaxTime,
+    Client,
+}
+
+impl HoldEnd {
+    /// Why an unresolved level stopped being held, in words.
+    pub fn words(self) -> &'static str {
+        match self {
+            HoldEnd::Decided => "decided",
+            HoldEnd::Brief => "held one --hold on the way up",
+            HoldEnd::MaxHold => "--max-hold ended it",
+            HoldEnd::MaxTime => "what was left of --max-time ended it",
+            HoldEnd::Client => "the client saturated",
+        }
+    }
+}
+
+/// How long one level may be held, and what limits it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HoldPlan {
+    pub hold: Hold,
+    /// The longest hold: `--hold` for a brief level; else `--max-hold`
+    /// or what is left of `--max-time`, whichever is less.
+    pub cap: Duration,
+    /// What the cap is, if the level reaches it undecided.
+    pub capped_by: HoldEnd,
+}
+
+impl HoldPlan {
+    /// The plan for a level of `n` streams with `left` of the search's
+    /// time budget; `None` when not even one `--hold` fits in it.
+    pub fn new(args: &CapacityArgs, n: u64, hold: Hold, left: Duration) -> Option<Self> {
+        let spare = left.checked_sub(ramp(args, n) + whole_seconds(args.warmup) + args.settle)?;
+        if spare < args.hold {
+            return None;
+        }
+        // Whole seconds, as goose runs them.
+        let budget = Duration::from_secs(spare.as_secs());
+        let (cap, capped_by) = match (hold, args.max_hold) {
+            (Hold::Brief, _) => (args.hold, HoldEnd::Brief),
+            (Hold::UntilDecided, Some(max)) if max.max(args.hold) <= budget => {
+                (max.max(args.hold), HoldEnd::MaxHold)
+            }
+            (Hold::UntilDecided, _) => (budget.max(args.hold), HoldEnd::MaxTime),
+        };
+        Some(Self {
+            hold,
+            cap,
+            capped_by,
+        })
+    }
+}
+
+/// How long a level of `n` streams held one `--hold` takes: ramp,
+/// warm-up, the hold and the settle after it.
 pub fn duration(args: &CapacityArgs, n: u64) -> Duration {
-    ramp(args, n) + whole_seconds(args.warmup + args.max_hold())
+    ramp(args, n) + whole_seconds(args.warmup + args.hold) + args.settle
 }
 
 fn ramp(args: &CapacityArgs, n: u64) -> Duration {
@@ -105,8 +176,14 @@ fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> Option<f64> {
     (!h.is_empty()).then(|| quantile(h, q).as_secs_f64() * 1e3)
 }
 
-/// Runs one level, held until it resolves or `--max-hold`, and judges it.
-pub async fn run(args: &CapacityArgs, n: u64, slo: &Slo) -> Result<Level, SetupError> {
+/// Runs one level, held as `plan` says, and judges it.
+pub async fn run(
+    args: &CapacityArgs,
+    n: u64,
+    slo: &Slo,
+    plan: HoldPlan,
+    clock: crate::config::SearchClock,
+) -> Result<Level, SetupError> {
     let from = ramp(args, n) + args.warmup;
     let trust = crate::tls::Trust::new(args.stream.ca_file.as_deref(), args.stream.insecure)?;
     let memory = tokio::spawn(read_memory(
@@ -115,9 +192,9 @@ pub async fn run(args: &CapacityArgs, n: u64, slo: &Slo) -> Result<Level, SetupE
         (from + args.hold).saturating_sub(Duration::from_millis(300)),
     ));
     let judged = if args.stream.processes > 1 {
-        run_in_processes(args, n, slo, from).await?
+        run_in_processes(args, n, slo, from, plan).await?
     } else {
-        run_in_process(args, n, slo, from).await?
+        run_in_process(args, n, slo, from, plan, clock).await?
     };
     let memory_bytes = memory.await.ok().flatten();
     Ok(Level {
@@ -126,75 +203,87 @@ pub async fn run(args: &CapacityArgs, n: u64, slo: &Slo) -> Result<Level, SetupE
     })
 }
 
-/// One process: the run lasts the longest hold, its window is snapshotted
-/// at every step of `--hold`, and the run is stopped at the first
-/// snapshot that resolves.
+/// One process: the run lasts the longest hold, its window is looked at
+/// when the level's samples should decide it, and the run is stopped at
+/// the first look that decides (or shows the cap cannot).
 async fn run_in_process(
     args: &CapacityArgs,
     n: u64,
     slo: &Slo,
     from: Duration,
+    plan: HoldPlan,
+    clock: crate::config::SearchClock,
 ) -> Result<Level, SetupError> {
-    let max_hold = args.max_hold();
     let (snapshots, mut received) = tokio::sync::mpsc::channel(1);
+    let (next_look, looks) = tokio::sync::watch::channel(args.hold);
     let stop = CancellationToken::new();
     let config = RunConfig::level(
         &args.host,
         &args.stream,
         n,
         args.ramp_rate,
-        whole_seconds(args.warmup + max_hold),
-        (from, from + max_hold),
+        whole_seconds(args.warmup + plan.cap),
+        (from, from + plan.cap),
     )
+    .with_search_clock(clock)
     .with_checkpoints(Checkpoints {
-        every: args.hold,
+        next: looks,
         snapshots,
         stop: stop.clone(),
     });
+    let llm = args.stream.llm.api.is_some();
     let attack = attack::run_measuring(config);
     tokio::pin!(attack);
-    let mut resolved: Option<Level> = None;
+    let mut ended: Option<Level> = None;
     loop {
         tokio::select! {
             result = &mut attack => {
                 let result = result?;
-                if let Some(level) = resolved {
+                if let Some(level) = ended {
                     return Ok(level);
                 }
                 let stats = result.window.unwrap_or_else(WindowStats::empty);
-                return Ok(judge(n, &stats, slo, max_hold, args.stream.llm.api.is_some()));
+                return Ok(judge(n, &stats, slo, plan.cap, llm).ended(plan.capped_by));
             }
-            Some((held_for, stats)) = received.recv(), if resolved.is_none() => {
-                let level = judge(n, &stats, slo, held_for, args.stream.llm.api.is_some());
-                let hopeless = level
-                    .hold_to_decide_s
-                    .is_some_and(|s| s > max_hold.as_secs_f64());
-                if level.resolved || level.client.saturated || hopeless {
-                    if hopeless && !level.resolved {
-                        eprintln!("{}", level.hopeless_line(max_hold));
+            Some((held_for, stats)) = received.recv(), if ended.is_none() => {
+                let level = judge(n, &stats, slo, held_for, llm);
+                match level.next_look(&plan, args.hold) {
+                    Look::Stop(end) => {
+                        if end != HoldEnd::Decided && end != HoldEnd::Client {
+                            eprintln!("{}", level.cannot_decide_line(&plan));
+                        }
+                        stop.cancel();
+                        ended = Some(level.ended(end));
                     }
-                    stop.cancel();
-                    resolved = Some(level);
-                } else {
-                    eprintln!("{}", level.held_longer_line(args.hold));
+                    Look::At(at) => {
+                        eprintln!("{}", level.held_longer_line(at));
+                        let _ = next_look.send(at);
+                    }
                 }
             }
         }
     }
 }
 
-/// `--processes`: each step of `--hold` is the level run again, its
-/// window added to the steps before.
+/// What to do after a look at a level's window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Look {
+    /// End the level now, for this reason.
+    Stop(HoldEnd),
+    /// Look again when the window has run this long.
+    At(Duration),
+}
+
+/// `--processes`: each step is the level run again, its window added to
+/// the steps before; a step lasts `--hold`, or what the samples say is
+/// still needed.
 async fn run_in_processes(
     args: &CapacityArgs,
     n: u64,
     slo: &Slo,
     from: Duration,
+    plan: HoldPlan,
 ) -> Result<Level, SetupError> {
-    let steps = (args.max_hold().as_secs_f64() / args.hold.as_secs_f64())
-        .ceil()
-        .max(1.0) as u32;
-    let run_time = whole_seconds(args.warmup + args.hold);
     let children = crate::processes::LevelChildren {
         argv: &args.argv,
         host: &args.host,
@@ -203,36 +292,33 @@ async fn run_in_processes(
         capacity_only: &super::capacity_only_flags(),
         progress_secs: args.stream.progress_secs,
     };
+    let llm = args.stream.llm.api.is_some();
     let mut total: Option<WindowStats> = None;
-    let mut step = 0;
+    let mut held = Duration::ZERO;
+    let mut step = args.hold.min(plan.cap);
     loop {
-        step += 1;
-        let stats =
-            crate::processes::level(&children, n, run_time, (from, from + args.hold)).await?;
+        let run_time = whole_seconds(args.warmup + step);
+        let stats = crate::processes::level(&children, n, run_time, (from, from + step)).await?;
+        held += step;
         match &mut total {
             Some(total) => total.extend(&stats)?,
             None => total = Some(stats),
         }
         let stats = total.as_ref().map_or_else(WindowStats::empty, Clone::clone);
-        let level = judge(
-            n,
-            &stats,
-            slo,
-            args.hold * step,
-            args.stream.llm.api.is_some(),
-        );
-        if level.resolved || level.client.saturated || step >= steps {
-            return Ok(level);
+        let level = judge(n, &stats, slo, held, llm);
+        match level.next_look(&plan, args.hold) {
+            Look::Stop(end) => {
+                if end != HoldEnd::Decided && end != HoldEnd::Client {
+                    eprintln!("{}", level.cannot_decide_line(&plan));
+                }
+                return Ok(level.ended(end));
+            }
+            Look::At(at) => {
+                eprintln!("{}", level.held_longer_line(at));
+                step = whole_seconds(at.saturating_sub(held)).max(Duration::from_secs(1));
+                tokio::time::sleep(args.settle).await;
+            }
         }
-        if level
-            .hold_to_decide_s
-            .is_some_and(|s| s > args.max_hold().as_secs_f64())
-        {
-            eprintln!("{}", level.hopeless_line(args.max_hold()));
-            return Ok(level);
-        }
-        eprintln!("{}", level.held_longer_line(args.hold));
-        tokio::time::sleep(args.settle).await;
     }
 }
 
@@ -242,7 +328,7 @@ pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, held_for: Duration, llm: bo
     let window_ttfb =
         !stats.ttfb.is_empty() || !stats.ttfb_censored.is_empty() || !stats.ttfb_waiting.is_empty();
     let (sample, ttfb_from) = if window_ttfb {
-        (Sample::of(stats), "window")
+        (Sample::of(stats).asking(n), "window")
     } else {
         (
             Sample {
@@ -250,6 +336,7 @@ pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, held_for: Duration, llm: bo
                 ttfb_censored: None,
                 ttfb_waiting: None,
                 stats,
+                asked: n,
             },
             "ramp",
         )
@@ -312,6 +399,7 @@ pub fn judge(n: u64, stats: &WindowStats, slo: &Slo, held_for: Duration, llm: bo
         client,
         memory_bytes: None,
         hold_to_decide_s: None,
+        hold_ended_by: HoldEnd::Decided,
     }
     .with_hold_to_decide(slo)
 }
@@ -366,20 +454,90 @@ impl Level {
             .map(|s| Duration::from_secs_f64(s.ceil()))
     }
 
-    /// Said when a level would need more than `--max-hold` to decide.
-    fn hopeless_line(&self, max_hold: Duration) -> String {
+    /// Marks what ended the hold (`decided` once it is, whatever ended
+    /// the run).
+    fn ended(mut self, end: HoldEnd) -> Self {
+        self.hold_ended_by = if self.client.saturated {
+            HoldEnd::Client
+        } else if self.resolved {
+            HoldEnd::Decided
+        } else {
+            end
+        };
+        self
+    }
+
+    /// After a look at the window, held `held_for_s`: end the level, or
+    /// look again when its samples should decide it (a step of `hold`
+    /// when they cannot say), never past the cap.
+    fn next_look(&self, plan: &HoldPlan, hold: Duration) -> Look {
+        if self.client.saturated {
+            return Look::Stop(HoldEnd::Client);
+        }
+        if self.resolved {
+            return Look::Stop(HoldEnd::Decided);
+        }
+        let held = Duration::from_secs_f64(self.held_for_s);
+        if plan.hold == Hold::Brief || held >= plan.cap {
+            return Look::Stop(plan.capped_by);
+        }
+        let at = match self.hold_to_decide_s {
+            Some(need) if need > plan.cap.as_secs_f64() => return Look::Stop(plan.capped_by),
+            // A little past the estimate: the rate samples come at varies.
+            Some(need) => Duration::from_secs_f64((need * 1.05).ceil()),
+            None => held + hold,
+        };
+        Look::At(at.max(held + Duration::from_secs(1)).min(plan.cap))
+    }
+
+    /// Said when a level ends undecided: how long a hold would decide it,
+    /// or what else would.
+    pub fn cannot_decide_line(&self, plan: &HoldPlan) -> String {
+        let cap = match plan.capped_by {
+            HoldEnd::MaxHold => format!("--max-hold {}", humantime::format_duration(plan.cap)),
+            HoldEnd::Brief => "one --hold while the search doubles; it comes back if the answer rests on this level".to_owned(),
+            _ => format!(
+                "the {} left of --max-time",
+                humantime::format_duration(plan.cap)
+            ),
+        };
+        let allow = match (plan.capped_by, self.hold_to_decide_s) {
+            (HoldEnd::MaxHold, Some(s)) => format!(" (--max-hold {s:.0}s would allow it)"),
+            (HoldEnd::MaxTime, Some(_)) => " (a longer --max-time would allow it)".to_owned(),
+            _ => String::new(),
+        };
         format!(
-            "level of {} streams unresolved after {:.0} s: about {:.0} s would decide it, more than --max-hold {}; moving on (--max-hold {:.0}s would decide it)",
+            "level of {} streams unresolved after {:.0} s ({}): {}{allow}; moving on",
             self.streams,
             self.held_for_s,
-            self.hold_to_decide_s.unwrap_or(0.0),
-            humantime::format_duration(max_hold),
-            self.hold_to_decide_s.unwrap_or(0.0)
+            cap,
+            self.what_would_decide()
         )
     }
 
+    /// What would decide this level: the hold its samples ask for, or
+    /// more samples per second.
+    pub fn what_would_decide(&self) -> String {
+        let undecided: Vec<String> = self
+            .measures
+            .iter()
+            .filter(|(_, m)| m.verdict == Outcome::Unresolved)
+            .map(|(name, m)| format!("{name} over {} samples", m.samples))
+            .collect();
+        match self.hold_to_decide_s {
+            Some(s) => format!(
+                "{}: a hold of about {s:.0} s would decide it, or more samples a second (shorter streams start more often)",
+                undecided.join(", ")
+            ),
+            None => format!(
+                "{}: its bounds straddle the SLO; a longer hold narrows them",
+                undecided.join(", ")
+            ),
+        }
+    }
+
     /// Said when an unresolved level is held longer.
-    fn held_longer_line(&self, hold: Duration) -> String {
+    fn held_longer_line(&self, until: Duration) -> String {
         let unresolved: Vec<String> = self
             .measures
             .iter()
@@ -391,11 +549,11 @@ impl Level {
             .map(|s| format!("; about {s:.0} s would decide it"))
             .unwrap_or_default();
         format!(
-            "level of {} streams unresolved after {:.0} s ({}{estimate}): holding {} longer",
+            "level of {} streams unresolved after {:.0} s ({}{estimate}): holding it to {} s",
             self.streams,
             self.held_for_s,
             unresolved.join(", "),
-            humantime::format_duration(hold)
+            until.as_secs()
         )
     }
 

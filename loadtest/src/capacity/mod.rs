@@ -103,14 +103,16 @@ pub struct CapacityArgs {
     #[arg(long, value_name = "PER_SECOND", default_value_t = 500,
           value_parser = clap::value_parser!(u64).range(1..), help_heading = "Search")]
     pub ramp_rate: u64,
-    /// The measured window of each level, after its ramp and warm-up; an
-    /// unresolved level is held longer in steps of this.
+    /// The measured window of each level, after its ramp and warm-up. A
+    /// level the answer rests on is held longer while unresolved, until
+    /// its samples decide it (the hold they need is computed from the
+    /// rate they come at); one tried on the way up is held this long.
     #[arg(long, value_name = "DURATION", default_value = "30s",
           value_parser = humantime::parse_duration, help_heading = "Search")]
     pub hold: Duration,
-    /// The longest a level is held while its verdict is unresolved
-    /// (default 4x --hold); still unresolved then, it is no bound of the
-    /// search.
+    /// The longest one level is held while unresolved (default: what is
+    /// left of --max-time); still unresolved then, it is no bound of the
+    /// search and the report says --max-hold ended it.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
           help_heading = "Search")]
     pub max_hold: Option<Duration>,
@@ -134,8 +136,8 @@ pub struct CapacityArgs {
     #[arg(long, value_name = "DURATION", default_value = "2s",
           value_parser = humantime::parse_duration, help_heading = "Search")]
     pub settle: Duration,
-    /// The whole search stays within this; a level that would pass it is
-    /// not started and the answer so far is reported.
+    /// The whole search stays within this (its time budget); a level that
+    /// would pass it is not started and the answer so far is reported.
     #[arg(long, value_name = "DURATION", default_value = "30m",
           value_parser = humantime::parse_duration, help_heading = "Search")]
     pub max_time: Duration,
@@ -168,10 +170,19 @@ pub struct CapacityArgs {
 }
 
 impl CapacityArgs {
-    /// `--max-hold`, at least one `--hold`.
+    /// The longest one level may be held: `--max-hold` (at least one
+    /// `--hold`), else the whole `--max-time`.
     pub fn max_hold(&self) -> Duration {
-        self.max_hold.unwrap_or(self.hold * 4).max(self.hold)
+        self.max_hold.unwrap_or(self.max_time).max(self.hold)
     }
+}
+
+/// The most levels a search from `start` to `max` runs when each decides
+/// at once: doubling to `max`, then bisecting to `precision`.
+fn most_levels(start: u64, max: u64, precision: f64) -> u32 {
+    let doubling = (max as f64 / start.max(1) as f64).log2().ceil().max(0.0) as u32 + 1;
+    let bisecting = (1.0 / precision).log2().ceil().max(0.0) as u32 + 1;
+    doubling + bisecting
 }
 
 fn parse_precision(raw: &str) -> Result<f64, String> {
@@ -266,33 +277,59 @@ pub async fn run(mut args: CapacityArgs) -> Result<CapacityReport, CapacityError
     let mut levels: Vec<level::Level> = Vec::new();
     let mut stopped = None;
     let mut client_limited = false;
+    let per_level = level::duration(&args, args.start);
+    let most = most_levels(args.start, max, args.precision);
     eprintln!(
-        "capacity search on {}: levels from {} to at most {max} streams, {} hold each (up to {} while unresolved), precision {}, {}% confidence, driven by {}",
+        "capacity search on {}: levels from {} to at most {max} streams, precision {}, {}% confidence, driven by {}; each held {} (a level the answer rests on: until it decides, {}); a level takes about {:.0} s with its ramp, warm-up and settle, a search up to {most} levels about {}, within --max-time {}",
         args.host,
         args.start,
-        humantime::format_duration(args.hold),
-        humantime::format_duration(args.max_hold()),
         args.precision,
         args.confidence * 100.0,
-        slo.driven_by()
+        slo.driven_by(),
+        humantime::format_duration(args.hold),
+        match args.max_hold {
+            Some(cap) => format!("at most --max-hold {}", humantime::format_duration(cap)),
+            None => "within the budget".to_owned(),
+        },
+        per_level.as_secs_f64(),
+        humantime::format_duration(Duration::from_secs(
+            per_level.as_secs() * u64::from(most)
+        )),
+        humantime::format_duration(args.max_time),
     );
-    while let Some(n) = search.next() {
-        let estimate = level::duration(&args, n) + args.settle;
-        if started.elapsed() + estimate > args.max_time {
+    while let Some(step) = search.next() {
+        let n = step.level;
+        let left = args.max_time.saturating_sub(started.elapsed());
+        let Some(plan) = level::HoldPlan::new(&args, n, step.hold, left) else {
             stopped = Some(format!(
                 "the next level ({n} streams, about {:.0} s) would pass --max-time {}",
-                estimate.as_secs_f64(),
+                level::duration(&args, n).as_secs_f64(),
                 humantime::format_duration(args.max_time)
             ));
             eprintln!("stopping: {}", stopped.as_deref().unwrap_or_default());
             break;
-        }
+        };
         if !levels.is_empty() {
             tokio::time::sleep(args.settle).await;
         }
-        let result = level::run(&args, n, &slo).await?;
+        let clock = crate::config::SearchClock {
+            label: format!("level {}: {n} streams", levels.len() + 1),
+            started,
+            budget: args.max_time,
+        };
+        let result = level::run(&args, n, &slo, plan, clock).await?;
         eprintln!("{}", result.progress_line(levels.len() + 1));
         let saturated = result.client.saturated;
+        // Brief and undecided: might a hold within what is left decide it?
+        let could_decide = step.hold == search::Hold::Brief && {
+            let left = args.max_time.saturating_sub(started.elapsed());
+            let cap = level::HoldPlan::new(&args, n, search::Hold::UntilDecided, left)
+                .map_or(0.0, |p| p.cap.as_secs_f64());
+            result.hold_to_decide_s.is_none_or(|need| need <= cap)
+        };
+        if step.hold == search::Hold::Brief && !result.resolved && !saturated {
+            eprintln!("{}", result.cannot_decide_line(&plan));
+        }
         search.record(
             n,
             if saturated {
@@ -300,6 +337,7 @@ pub async fn run(mut args: CapacityArgs) -> Result<CapacityReport, CapacityError
             } else {
                 result.verdict
             },
+            could_decide && !saturated,
         );
         levels.push(result);
         if saturated {

@@ -32,9 +32,13 @@ pub struct SearchSettings {
     pub precision: f64,
     pub ramp_rate: u64,
     pub hold_s: f64,
-    /// The longest a level was held while unresolved.
+    /// The longest one level could be held while unresolved: --max-hold,
+    /// or (without it) --max-time, the search's whole budget.
     #[serde(default)]
     pub max_hold_s: f64,
+    /// The search's time budget (--max-time).
+    #[serde(default)]
+    pub max_time_s: f64,
     pub warmup_s: f64,
     #[serde(default = "default_confidence")]
     pub confidence: f64,
@@ -55,6 +59,7 @@ impl SearchSettings {
             ramp_rate: args.ramp_rate,
             hold_s: args.hold.as_secs_f64(),
             max_hold_s: args.max_hold().as_secs_f64(),
+            max_time_s: args.max_time.as_secs_f64(),
             warmup_s: args.warmup.as_secs_f64(),
             confidence: args.confidence,
             knee_gain: args.knee_gain,
@@ -247,9 +252,14 @@ impl Capacity {
         if !beside.is_empty() && note.is_none() {
             let list: Vec<String> = beside.iter().map(u64::to_string).collect();
             note = Some(format!(
-                "the answer rests next to unresolved levels ({} streams): their samples could not tell within --max-hold {:.0} s; a longer --max-hold (or --hold) may move the answer up",
+                "the answer rests next to unresolved levels ({} streams): {}",
                 list.join(", "),
-                search_settings.max_hold_s
+                beside
+                    .iter()
+                    .filter_map(|u| levels.iter().rev().find(|l| l.streams == *u))
+                    .map(|l| format!("{}: {}", l.streams, l.what_would_decide()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ));
         }
         if limited_by == "max" && note.is_none() {
@@ -472,7 +482,7 @@ impl CapacityReport {
         }
         let _ = writeln!(
             out,
-            "\nBounds in brackets: one-sided {}% bounds from the samples (order statistics for a p99, Wilson for a share); `?`: too few samples for that bound. A level is PASS when every SLO's bound on the bad side meets it, FAIL when one's bound on the good side breaks it, else UNRESOLVED: held longer (up to {:.0} s), and if still unresolved, no bound of the search.",
+            "\nBounds in brackets: one-sided {}% bounds from the samples (order statistics for a p99, Wilson for a share); `?`: too few samples for that bound. A level is PASS when every SLO's bound on the bad side meets it, FAIL when one's bound on the good side breaks it, else UNRESOLVED: a level the answer rests on is held until its samples decide it (up to {:.0} s), and if still unresolved, is no bound of the search; a level on the way up is held one hold and passed by.",
             c.search.confidence * 100.0,
             c.search.max_hold_s
         );
@@ -681,7 +691,11 @@ fn verdict_words(l: &Level) -> String {
                 .filter(|(_, m)| m.verdict == Outcome::Unresolved)
                 .map(|(k, _)| k.as_str())
                 .collect();
-            format!("UNRESOLVED {}", which.join(", "))
+            format!(
+                "UNRESOLVED {} ({})",
+                which.join(", "),
+                l.hold_ended_by.words()
+            )
         }
     }
 }

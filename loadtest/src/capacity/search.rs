@@ -8,10 +8,37 @@
 //! is the bracket's lower end, so the levels between it and the failure
 //! are still tried (a higher level gathers its samples faster and may
 //! decide), and the answer is a range when nothing decides it.
+//!
+//! Only what bounds the answer is held until it decides: a level tried
+//! while doubling is held one `--hold` ([`Hold::Brief`]), and the search
+//! moves on if it is still unresolved (the next level gathers samples
+//! faster, and its verdict may make this one's moot); levels inside the
+//! bracket are held until they decide ([`Hold::UntilDecided`]). A level
+//! left unresolved after a brief hold is come back to, held until it
+//! decides, only when the answer rests on it: when it is the lower end of
+//! the range the search would otherwise end with.
 
 use std::collections::BTreeSet;
 
 use crate::confidence::Outcome;
+
+/// How long the search asks a level to be held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// One `--hold`: the level is a step on the way up, and if it cannot
+    /// decide in that time the search moves on.
+    Brief,
+    /// Until its verdict is decided (within the level's cap): the answer
+    /// rests on it.
+    UntilDecided,
+}
+
+/// The next level to run, and how long to hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub level: u64,
+    pub hold: Hold,
+}
 
 /// Where the search stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +52,9 @@ pub struct Search {
     failed: Option<u64>,
     /// Levels that could not be resolved.
     unresolved: BTreeSet<u64>,
+    /// Of those, the ones held only briefly that a longer hold may
+    /// decide: come back to when the answer rests on them.
+    brief: BTreeSet<u64>,
 }
 
 impl Search {
@@ -36,6 +66,7 @@ impl Search {
             passed: None,
             failed: None,
             unresolved: BTreeSet::new(),
+            brief: BTreeSet::new(),
         }
     }
 
@@ -45,8 +76,30 @@ impl Search {
         gap <= 1 || gap as f64 <= self.precision * p as f64
     }
 
-    /// The level to run next; `None` when the search is over.
-    pub fn next(&self) -> Option<u64> {
+    /// The level to run next and how long to hold it; `None` when the
+    /// search is over.
+    pub fn next(&self) -> Option<Step> {
+        if let Some(level) = self.advance() {
+            let hold = if self.failed.is_none() {
+                Hold::Brief
+            } else {
+                Hold::UntilDecided
+            };
+            return Some(Step { level, hold });
+        }
+        // Nothing left to try: come back to the lower end of the range if
+        // it was only held briefly.
+        match self.range().0 {
+            Some((level, Outcome::Unresolved)) if self.brief.contains(&level) => Some(Step {
+                level,
+                hold: Hold::UntilDecided,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The next untried level, doubling or bisecting.
+    fn advance(&self) -> Option<u64> {
         match (self.passed, self.failed) {
             // Nothing passed below the first failure: bisect up from the
             // highest level left unresolved there, if any (none: not even
@@ -102,13 +155,20 @@ impl Search {
         (low, self.failed)
     }
 
-    /// Records a level's verdict.
-    pub fn record(&mut self, level: u64, outcome: Outcome) {
+    /// Records a level's verdict. `could_decide`: it is unresolved after a
+    /// brief hold, and a longer one (within the search's budget) may
+    /// decide it.
+    pub fn record(&mut self, level: u64, outcome: Outcome, could_decide: bool) {
+        self.brief.remove(&level);
+        self.unresolved.remove(&level);
         match outcome {
             Outcome::Pass => self.passed = Some(self.passed.map_or(level, |p| p.max(level))),
             Outcome::Fail => self.failed = Some(self.failed.map_or(level, |f| f.min(level))),
             Outcome::Unresolved => {
                 self.unresolved.insert(level);
+                if could_decide {
+                    self.brief.insert(level);
+                }
             }
         }
     }
@@ -170,7 +230,8 @@ mod tests {
     ) -> (Vec<u64>, Search) {
         let mut search = Search::new(start, max, precision);
         let mut seen = Vec::new();
-        while let Some(level) = search.next() {
+        while let Some(step) = search.next() {
+            let level = step.level;
             assert!(seen.len() < 100, "runaway search: {seen:?}");
             assert!(!seen.contains(&level), "{level} twice: {seen:?}");
             seen.push(level);
@@ -181,7 +242,8 @@ mod tests {
             } else {
                 Outcome::Fail
             };
-            search.record(level, outcome);
+            // Levels here stay unresolved however long they are held.
+            search.record(level, outcome, false);
         }
         (seen, search)
     }
@@ -295,5 +357,102 @@ mod tests {
         // Nothing held and nothing undecided: no range.
         let (_, search) = levels(10, 100, 0.1, 5);
         assert_eq!(search.range(), (None, Some(10)));
+    }
+
+    /// A service holding `limit`, whose levels decide only when held long
+    /// enough: those in `slow` are unresolved after a brief hold and
+    /// decide when held until they do. Returns the steps taken.
+    fn steps_with_slow_levels(
+        start: u64,
+        max: u64,
+        limit: u64,
+        slow: &[u64],
+    ) -> (Vec<Step>, Search) {
+        let mut search = Search::new(start, max, 0.1);
+        let mut steps = Vec::new();
+        while let Some(step) = search.next() {
+            assert!(steps.len() < 100, "runaway search: {steps:?}");
+            steps.push(step);
+            let decided = step.hold == Hold::UntilDecided || !slow.contains(&step.level);
+            let outcome = match (decided, step.level <= limit) {
+                (false, _) => Outcome::Unresolved,
+                (true, true) => Outcome::Pass,
+                (true, false) => Outcome::Fail,
+            };
+            search.record(step.level, outcome, true);
+        }
+        (steps, search)
+    }
+
+    fn brief(level: u64) -> Step {
+        Step {
+            level,
+            hold: Hold::Brief,
+        }
+    }
+
+    fn until_decided(level: u64) -> Step {
+        Step {
+            level,
+            hold: Hold::UntilDecided,
+        }
+    }
+
+    #[test]
+    fn only_the_levels_the_answer_rests_on_are_held_until_they_decide() {
+        // The newcomer's case: 10 and 20 slow to decide, 40 fails. Both
+        // are passed by briefly; 30 (inside the bracket) is held until it
+        // decides and passes, so 10 and 20 are never come back to.
+        let (steps, search) = steps_with_slow_levels(10, 100, 30, &[10, 20]);
+        assert_eq!(
+            steps,
+            [
+                brief(10),
+                brief(20),
+                brief(40),
+                until_decided(30),
+                until_decided(35),
+                until_decided(32)
+            ]
+        );
+        assert_eq!(search.answer(), Some(30));
+        assert!(!search.answer_unresolved());
+        // Every level slow, the limit at 20: 40 fails at once (errors
+        // need no long hold), then 30 fails once held; the answer rests
+        // on 20, which is come back to and held until it decides.
+        let (steps, search) = steps_with_slow_levels(10, 100, 20, &[10, 20, 30]);
+        assert_eq!(
+            steps,
+            [
+                brief(10),
+                brief(20),
+                brief(40),
+                until_decided(30),
+                until_decided(25),
+                until_decided(22),
+                until_decided(20),
+            ]
+        );
+        assert_eq!(
+            (search.answer(), search.first_failure()),
+            (Some(20), Some(22))
+        );
+        // Slow levels up to --max and no failure: --max is come back to.
+        let (steps, search) = steps_with_slow_levels(10, 40, 1_000, &[10, 20, 40]);
+        assert_eq!(steps, [brief(10), brief(20), brief(40), until_decided(40)]);
+        assert!(search.reached_max());
+        // A level that no hold within the budget decides is not come back
+        // to: the answer is a range.
+        let mut search = Search::new(10, 100, 0.1);
+        search.record(10, Outcome::Unresolved, false);
+        search.record(20, Outcome::Fail, false);
+        assert_eq!(search.next().map(|s| s.level), Some(15));
+        search.record(15, Outcome::Fail, false);
+        assert_eq!(search.next().map(|s| s.level), Some(12));
+        search.record(12, Outcome::Fail, false);
+        assert_eq!(search.next().map(|s| s.level), Some(11));
+        search.record(11, Outcome::Fail, false);
+        assert_eq!(search.next(), None);
+        assert_eq!(search.range(), (Some((10, Outcome::Unresolved)), Some(11)));
     }
 }

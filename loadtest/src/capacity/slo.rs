@@ -73,6 +73,8 @@ pub struct Sample<'a> {
     pub ttfb_censored: Option<&'a Histogram<u64>>,
     pub ttfb_waiting: Option<&'a Histogram<u64>>,
     pub stats: &'a WindowStats,
+    /// The streams the level asked for (0: not known).
+    pub asked: u64,
 }
 
 impl<'a> Sample<'a> {
@@ -83,7 +85,14 @@ impl<'a> Sample<'a> {
             ttfb_censored: Some(&stats.ttfb_censored),
             ttfb_waiting: Some(&stats.ttfb_waiting),
             stats,
+            asked: 0,
         }
+    }
+
+    /// For a level of `n` streams.
+    pub fn asking(mut self, n: u64) -> Self {
+        self.asked = n;
+        self
     }
 }
 
@@ -189,7 +198,11 @@ impl Slo {
             if trials == 0 {
                 j.value = None;
             }
-            out.insert(ERROR_RATE.to_owned(), MeasureVerdict::from(j));
+            let mut verdict = MeasureVerdict::from(j);
+            if let Some(locked_out) = locked_out(s, errors, bound) {
+                verdict = locked_out;
+            }
+            out.insert(ERROR_RATE.to_owned(), verdict);
         }
         if let Some(least) = self.goodput {
             let tally = s.stats.goodput;
@@ -198,6 +211,33 @@ impl Slo {
         }
         out
     }
+}
+
+/// Users the service never served. A level of N streams whose window
+/// had errors and held fewer than N for nine tenths of it (its open
+/// streams' p90 below N) left those users without a stream; their
+/// retries back off, so the errors they add are few, and the error rate
+/// over the streams started would understate them. When the share of
+/// users left out is past the bound, the error-rate SLO fails on it, a
+/// count over the window like a zero bound.
+fn locked_out(s: &Sample<'_>, errors: u64, bound: f64) -> Option<MeasureVerdict> {
+    if errors == 0 || s.asked == 0 {
+        return None;
+    }
+    let missing = s.asked.saturating_sub(s.stats.held_quantile(0.9));
+    let share = missing as f64 / s.asked as f64;
+    (missing > 0 && share > bound).then(|| MeasureVerdict {
+        value: Some(share),
+        samples: s.asked,
+        ci_low: Some(share),
+        ci_high: Some(share),
+        verdict: Outcome::Fail,
+        over: if bound > 0.0 {
+            share / bound
+        } else {
+            f64::INFINITY
+        },
+    })
 }
 
 impl From<judge::Judgement> for MeasureVerdict {
@@ -248,6 +288,7 @@ mod tests {
             ttfb_censored: None,
             ttfb_waiting: None,
             stats,
+            asked: 0,
         })
         .into_iter()
         .map(|(k, m)| (k, m.verdict))
@@ -264,6 +305,7 @@ mod tests {
             ttfb_censored: None,
             ttfb_waiting: None,
             stats,
+            asked: 0,
         })
     }
 
@@ -378,5 +420,46 @@ mod tests {
                 .driven_by(),
             "goodput"
         );
+    }
+
+    #[test]
+    fn users_the_service_never_served_fail_the_error_rate() {
+        // 32 streams asked of a service that holds 30: the two left out
+        // back off between refusals, so only 60 of 1,260 streams started
+        // failed (4.8%, under a 5% bound) while 2 of 32 users (6.25%)
+        // never had a stream.
+        let slo = Slo::new(None, None, Some(0.05));
+        let mut stats = WindowStats::empty();
+        stats.started = 1_260;
+        stats
+            .errors
+            .insert(crate::record::ConnectionEnd::HttpStatus, 60);
+        stats.held = vec![30; 300];
+        let ttfb = new_histogram();
+        let judge_with = |stats: &WindowStats, asked: u64| {
+            slo.judge(&Sample {
+                ttfb: &ttfb,
+                ttfb_censored: None,
+                ttfb_waiting: None,
+                stats,
+                asked,
+            })[ERROR_RATE]
+        };
+        let judge = |asked: u64| judge_with(&stats, asked);
+        let locked_out = judge(32);
+        assert_eq!(locked_out.verdict, Outcome::Fail);
+        assert_eq!(locked_out.value, Some(0.0625));
+        // One of 31 left out (3.2%) is within the bound: the rate over the
+        // streams started judges, and 4.8% of 1,260 cannot decide yet.
+        let one_out = judge(31);
+        assert_eq!(one_out.verdict, Outcome::Unresolved);
+        assert!(one_out
+            .value
+            .is_some_and(|v| (v - 60.0 / 1_260.0).abs() < 1e-9));
+        // Without errors, streams missing are not the service's refusals
+        // (slow reconnects): nothing is judged on them.
+        let mut clean = stats.clone();
+        clean.errors.clear();
+        assert_eq!(judge_with(&clean, 32).verdict, Outcome::Pass);
     }
 }

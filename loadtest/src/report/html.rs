@@ -106,7 +106,9 @@ fn header(html: &mut String, report: &Report) {
                 "<p class=\"mixes\"><b>Mixed runs</b> (merged with --force): {}.</p>",
                 escape(&report.mixes.join("; "))
             )
-        }
+        } + &super::summary::decided_line(report)
+            .map(|l| format!("<p class=\"decided\">{}.</p>", escape(&l)))
+            .unwrap_or_default()
     );
 }
 

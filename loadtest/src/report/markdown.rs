@@ -37,6 +37,9 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         report.events,
         report.bytes
     );
+    if let Some(line) = super::summary::decided_line(report) {
+        let _ = writeln!(out, "{line}.\n");
+    }
     if report.retries > 0 {
         let _ = writeln!(
             out,

@@ -109,6 +109,19 @@ pub struct RunInfo {
     /// `--trace-project`: the reports link trace ids to Cloud Trace there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_project: Option<String>,
+    /// `--run-time auto`: how long it took to decide the checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_decided: Option<Decided>,
+}
+
+/// What a run that went on until its checks were decided found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decided {
+    /// `--max-run-time`, in seconds.
+    pub max_run_time_s: u64,
+    /// Seconds from the run's start to the look at which every check
+    /// judged on samples was decided (`null`: not by `--max-run-time`).
+    pub decided_after_s: Option<f64>,
 }
 
 /// Where a connection without a first event counts as a censored sample

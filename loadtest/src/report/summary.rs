@@ -456,6 +456,22 @@ fn figure(v: f64) -> f64 {
     }
 }
 
+/// What a run with `--run-time auto` says of itself: when its checks were
+/// decided, or that they were not by `--max-run-time`.
+pub fn decided_line(report: &Report) -> Option<String> {
+    let d = report.run.as_ref()?.until_decided.as_ref()?;
+    Some(match d.decided_after_s {
+        Some(s) => format!(
+            "Run until its checks were decided (--run-time auto): decided {s:.1} s after the start (at most {} s)",
+            d.max_run_time_s
+        ),
+        None => format!(
+            "Run until its checks were decided (--run-time auto): not decided within --max-run-time {} s; each unresolved check says what would decide it",
+            d.max_run_time_s
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::{show_ms, significant};

@@ -182,8 +182,14 @@ impl WindowStats {
 
     /// The median of the open-stream samples: what the window held.
     pub fn held_median(&self) -> u64 {
+        self.held_quantile(0.5)
+    }
+
+    /// The open-stream samples' `q` quantile (0 without samples).
+    pub fn held_quantile(&self, q: f64) -> u64 {
         let mut held = self.held.clone();
         held.sort_unstable();
-        held.get(held.len() / 2).copied().unwrap_or(0)
+        let rank = ((held.len() as f64 * q) as usize).min(held.len().saturating_sub(1));
+        held.get(rank).copied().unwrap_or(0)
     }
 }

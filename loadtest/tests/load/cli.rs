@@ -535,3 +535,98 @@ async fn raw_servers_close_delimited_and_reset() {
         "{ends:?}"
     );
 }
+
+/// The headings `--help` shows, in order.
+fn headings(help: &str) -> Vec<String> {
+    help.lines()
+        .filter(|l| !l.starts_with(' ') && l.ends_with(':') && !l.is_empty())
+        .map(|l| l.trim_end_matches(':').to_owned())
+        .collect()
+}
+
+/// The options listed under `heading` in `--help`.
+fn options_under(help: &str, heading: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| *l != format!("{heading}:"))
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .filter_map(|l| {
+            let l = l.trim_start();
+            l.starts_with('-').then(|| {
+                l.split([',', ' ', '['])
+                    .find(|w| w.starts_with("--"))
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn help_is_grouped_by_purpose_with_gooses_options_last() {
+    let out = Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+        .arg("--help")
+        .output()
+        .expect("the trickle-load binary runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let found = headings(&help);
+    let order = [
+        "Target and load",
+        "Streams",
+        "LLM endpoints (OpenAI-compatible)",
+        "Checks (any FAIL: exit 1; else any UNRESOLVED: exit 4)",
+        "Output",
+        "Tracing",
+        "Processes",
+        "Information",
+        trickle_load::cli::GOOSE_HEADING,
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|h| {
+            found
+                .iter()
+                .position(|f| f == h)
+                .unwrap_or_else(|| panic!("no {h:?} heading in {found:?}"))
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{found:?}");
+    let output = options_under(&help, "Output");
+    for flag in [
+        "--stream-report",
+        "--stream-log",
+        "--metrics-addr",
+        "--progress-secs",
+    ] {
+        assert!(
+            output.iter().any(|o| o == flag),
+            "{flag} not under Output: {output:?}"
+        );
+    }
+    assert_eq!(
+        options_under(&help, "Tracing")[..2],
+        ["--trace-sample", "--trace-header"]
+    );
+    assert!(options_under(&help, "Processes").contains(&"--processes".to_owned()));
+    assert!(help.contains("`auto`"), "--run-time auto is documented");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+        .args(["capacity", "--help"])
+        .output()
+        .expect("the trickle-load binary runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        options_under(&help, "Output").contains(&"--report".to_owned()),
+        "{help}"
+    );
+    assert!(
+        !options_under(&help, "LLM endpoints (OpenAI-compatible)").contains(&"--report".to_owned())
+    );
+    let processes = help
+        .split("--processes <N>")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_default();
+    assert!(processes.contains("each level"), "{processes}");
+    assert!(!processes.contains("--arrival-rate"), "{processes}");
+}

@@ -166,3 +166,53 @@ async fn concurrency_check_against_trickle_limit() {
     let (_, verdicts) = load(&host, &too_strict).await;
     assert!(!verdict(&verdicts, "concurrency").passed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_until_decided_stops_once_its_checks_are_and_says_when() {
+    let host = spawn_trickle(&[]).await;
+    // Short streams from 20 users: the 299 first events a p99 bound needs
+    // come within seconds, far inside --max-run-time.
+    let (result, verdicts) = load(
+        &host,
+        &args("--users 20 --increase-rate 200 --run-time auto --max-run-time 60s --chunks 2 --interval-ms 20 --max-ttfb-p99 500ms"),
+    )
+    .await;
+    let ttfb = verdict(&verdicts, "ttfb-p99");
+    assert!(ttfb.passed(), "{ttfb:?}");
+    assert!(ttfb.samples().is_some_and(|n| n >= 299), "{ttfb:?}");
+    let run = result.report.run.clone().unwrap_or_default();
+    let decided = run
+        .until_decided
+        .clone()
+        .unwrap_or_else(|| panic!("{run:?}"));
+    assert_eq!(decided.max_run_time_s, 60);
+    let after = decided.decided_after_s.unwrap_or(f64::MAX);
+    assert!(after < 30.0, "decided after {after} s");
+    assert!(
+        result.report.duration_s < after + 5.0,
+        "the run went on {} s after deciding at {after} s",
+        result.report.duration_s
+    );
+
+    // One user on slow streams: a handful of samples by the cap. The run
+    // ends there, undecided, and says what would decide it.
+    let (result, verdicts) = load(
+        &host,
+        &args("--users 1 --increase-rate 100 --run-time auto --max-run-time 3s --chunks 5 --interval-ms 200 --max-ttfb-p99 500ms"),
+    )
+    .await;
+    let ttfb = verdict(&verdicts, "ttfb-p99");
+    assert_eq!(
+        ttfb.outcome,
+        trickle_load::confidence::Outcome::Unresolved,
+        "{ttfb:?}"
+    );
+    assert_eq!(ttfb.needed, Some(299), "{ttfb:?}");
+    let decided = result.report.run.and_then(|r| r.until_decided);
+    assert_eq!(decided.and_then(|d| d.decided_after_s), None);
+    assert!(
+        result.report.duration_s < 8.0,
+        "{}",
+        result.report.duration_s
+    );
+}
