@@ -171,6 +171,16 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         .as_ref()
         .map_or_else(CancellationToken::new, |c| c.stop.clone());
     let stopper = tokio::spawn(stop_when_told(stop.clone(), shared.run_over.clone()));
+    // A child of a parent that decides: its report so far, and the
+    // parent's word to stop.
+    let child = stream.child_snapshot.clone().map(|path| {
+        tokio::spawn(crate::until_decided::serve_parent(
+            collector.clone(),
+            path,
+            stop.clone(),
+            shared.run_over.clone(),
+        ))
+    });
     let decider = config.until_decided.map(|_| {
         tokio::spawn(crate::until_decided::watch(
             collector.clone(),
@@ -194,6 +204,9 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     deadline.abort();
     sampler.abort();
     stopper.abort();
+    if let Some(child) = child {
+        child.abort();
+    }
     let decided_after = match decider {
         Some(decider) => decider.await.ok().flatten(),
         None => None,

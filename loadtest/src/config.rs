@@ -92,8 +92,6 @@ pub enum ConfigError {
     NothingToDecide,
     #[error("--max-run-time is the cap of --run-time auto; with a fixed --run-time leave it out")]
     MaxRunTimeWithoutAuto,
-    #[error("--run-time auto with --processes: not supported yet (each process would decide alone); give a fixed --run-time")]
-    AutoAcrossProcesses,
 }
 
 /// `--goodput`'s objectives must be of the run's kind: LLM objectives
@@ -211,13 +209,8 @@ impl TryFrom<RunArgs> for RunConfig {
             .window_ms
             .map(|(from, to)| (Duration::from_millis(from), Duration::from_millis(to)));
         let expectations = expectations_of(&stream, &checks);
-        if until_decided.is_some() {
-            if !expectations.has_sampled_check() {
-                return Err(ConfigError::NothingToDecide);
-            }
-            if stream.processes > 1 {
-                return Err(ConfigError::AutoAcrossProcesses);
-            }
+        if until_decided.is_some() && !expectations.has_sampled_check() {
+            return Err(ConfigError::NothingToDecide);
         }
         Ok(Self {
             host,
@@ -343,6 +336,26 @@ mod tests {
         let cli = Cli::try_parse_from(line.split_whitespace())
             .map_err(|e| ConfigError::Invalid("command line", e.to_string()))?;
         RunConfig::try_from(cli.run)
+    }
+
+    #[test]
+    fn a_run_until_decided_is_capped_and_needs_a_check_judged_on_samples() {
+        let c = config("trickle-load --host http://h --users 10 --run-time auto --max-gap-p99 1s")
+            .unwrap();
+        let cap = crate::until_decided::DEFAULT_MAX;
+        assert_eq!(c.until_decided.map(|u| u.max), Some(cap));
+        assert_eq!(c.run_time, Some(cap));
+        let c = config("trickle-load --host http://h --users 10 -t AUTO --max-run-time 2m --max-error-rate 0.01")
+            .unwrap();
+        assert_eq!(c.run_time, Some(Duration::from_secs(120)));
+        assert_eq!(
+            config("trickle-load --host http://h --run-time auto --expect-concurrency 5").err(),
+            Some(ConfigError::NothingToDecide)
+        );
+        assert_eq!(
+            config("trickle-load --host http://h --run-time 30s --max-run-time 2m").err(),
+            Some(ConfigError::MaxRunTimeWithoutAuto)
+        );
     }
 
     #[test]

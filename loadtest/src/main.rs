@@ -265,6 +265,14 @@ async fn run_split(
         progress_secs: stream.progress_secs,
         length: config.length(),
         stream_log: stream.stream_log.clone(),
+        run_time: config.run_time,
+        until_decided: config
+            .until_decided
+            .map(|until| trickle_load::processes::Decide {
+                until,
+                expectations: config.expectations.clone(),
+                ramp: config.ramp_length(),
+            }),
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut report = trickle_load::processes::run(split, argv).await?;

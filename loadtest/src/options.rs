@@ -240,6 +240,11 @@ pub struct StreamArgs {
     /// progress as JSON lines on stdout for the parent to sum.
     #[arg(long, hide = true)]
     pub child_progress: bool,
+    /// Set by a parent running `--run-time auto` over processes: write the
+    /// report so far here every 2 s, for the parent to judge; the child
+    /// ends its run when the parent writes `stop` on its stdin.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub child_snapshot: Option<std::path::PathBuf>,
     /// Set by `capacity --processes` on its children: measure this window
     /// (milliseconds from the run's start, `FROM,TO`) and keep it in the
     /// JSON report for the parent.

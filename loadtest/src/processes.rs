@@ -13,6 +13,10 @@
 //!   the checks once and writes the `--stream-report` files;
 //! - the client self-check: the merged figures sum the children's CPU
 //!   against the machine's cores ([`crate::health::ClientFigures::combine`]);
+//! - `--run-time auto`: each child writes its report so far every 2 s
+//!   (the hidden `--child-snapshot`); the parent merges them, judges the
+//!   checks as one process does ([`crate::until_decided`]) and writes
+//!   `stop` on every child's stdin once they are decided;
 //! - `--metrics-addr HOST:PORT`: child `i` serves on PORT + i, said at start;
 //! - goose's `--report-file NAME.EXT`: child `i` writes `NAME.p{i}.EXT`.
 //!
@@ -111,8 +115,10 @@ pub struct LevelChildren<'a> {
 /// Flags the parent splits, replaces or sets on every child: their long
 /// name, the short one, and how they take a value. (goose's telnet and
 /// WebSocket controllers are off in children: they would share a port.)
-const REWRITTEN: [(&str, Option<char>, Takes); 13] = [
+const REWRITTEN: [(&str, Option<char>, Takes); 15] = [
     ("--processes", None, Takes::Value),
+    ("--run-time", Some('t'), Takes::Value),
+    ("--max-run-time", None, Takes::Value),
     ("--users", Some('u'), Takes::Value),
     ("--increase-rate", Some('r'), Takes::Value),
     ("--max-in-flight", None, Takes::Value),
@@ -229,6 +235,20 @@ pub struct Split {
     pub length: Option<Duration>,
     /// `--stream-log`: each child writes a part, the parent joins them.
     pub stream_log: Option<PathBuf>,
+    /// The load phase after the ramp: each child's `--run-time` (under
+    /// `--run-time auto`, the cap: the parent stops them when decided).
+    pub run_time: Option<Duration>,
+    /// `--run-time auto`: the parent judges the children's snapshots.
+    pub until_decided: Option<Decide>,
+}
+
+/// What the parent of a `--run-time auto` run decides on.
+#[derive(Debug, Clone)]
+pub struct Decide {
+    pub until: crate::until_decided::UntilDecided,
+    pub expectations: crate::checks::Expectations,
+    /// How long the children's ramp takes.
+    pub ramp: Duration,
 }
 
 impl Split {
@@ -264,6 +284,15 @@ impl Split {
             let mut addr = addr;
             addr.set_port(addr.port().saturating_add(index as u16));
             flags.extend(["--metrics-addr".to_owned(), addr.to_string()]);
+        }
+        if let Some(run_time) = self.run_time {
+            flags.extend(["--run-time".to_owned(), format!("{}s", run_time.as_secs())]);
+        }
+        if self.until_decided.is_some() {
+            flags.extend([
+                "--child-snapshot".to_owned(),
+                snapshot(index).display().to_string(),
+            ]);
         }
         if let Some(log) = &self.stream_log {
             flags.extend([
@@ -314,7 +343,16 @@ pub async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesErr
             common.iter().cloned().chain(flags).collect()
         })
         .collect();
-    let report = spawn_and_merge(commands, split.progress_secs, split.length).await?;
+    let decide = split.until_decided.clone();
+    let (mut report, decided_after) =
+        spawn_and_merge(commands, split.progress_secs, split.length, decide).await?;
+    if let (Some(d), Some(run)) = (&split.until_decided, report.run.as_mut()) {
+        run.until_decided = Some(crate::report::Decided {
+            max_run_time_s: d.until.max.as_secs(),
+            decided_after_s: decided_after
+                .map(|t| crate::report::summary::round_ms(t.as_secs_f64())),
+        });
+    }
     if let Some(log) = &split.stream_log {
         let parts: Vec<PathBuf> = (0..split.processes as usize)
             .map(|i| log_part(log, i))
@@ -337,6 +375,11 @@ fn log_part(log: &Path, index: usize) -> PathBuf {
 /// The temporary report of child `index`.
 fn part(index: usize) -> PathBuf {
     report_dir().join(format!("part-{index}.json"))
+}
+
+/// Child `index`'s report so far (`--run-time auto`).
+fn snapshot(index: usize) -> PathBuf {
+    report_dir().join(format!("snap-{index}.json"))
 }
 
 /// One capacity level held by `processes` children: `n` streams split
@@ -385,7 +428,7 @@ pub async fn level(
             common.iter().cloned().chain(flags).collect()
         })
         .collect();
-    let report = spawn_and_merge(commands, search.progress_secs, None).await?;
+    let (report, _) = spawn_and_merge(commands, search.progress_secs, None, None).await?;
     report.window.ok_or_else(|| ProcessesError::Child {
         index: 0,
         status: "exit 0".to_owned(),
@@ -395,12 +438,16 @@ pub async fn level(
 
 /// Starts one child per command line, passes their stderr on with their
 /// index, sums their progress, waits for all and merges their reports
-/// (windows too).
+/// (windows too). With `decide`, judges their snapshots as
+/// [`crate::until_decided`] does one process's report, and writes `stop`
+/// to every child once decided; returns when that was.
 async fn spawn_and_merge(
     commands: Vec<Vec<String>>,
     progress_secs: u64,
     length: Option<Duration>,
-) -> Result<Report, ProcessesError> {
+    decide: Option<Decide>,
+) -> Result<(Report, Option<Duration>), ProcessesError> {
+    let started = tokio::time::Instant::now();
     let exe =
         std::env::current_exe().map_err(|source| ProcessesError::Spawn { index: 0, source })?;
     std::fs::create_dir_all(report_dir()).map_err(ProcessesError::Temp)?;
@@ -409,18 +456,25 @@ async fn spawn_and_merge(
         commands.len()
     ]));
     let mut children = Vec::new();
+    let mut stdins = Vec::new();
     for (index, args) in commands.iter().enumerate() {
         let _ = std::fs::remove_file(part(index));
+        let _ = std::fs::remove_file(snapshot(index));
         let mut command = tokio::process::Command::new(&exe);
         command
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(if decide.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command
             .spawn()
             .map_err(|source| ProcessesError::Spawn { index, source })?;
+        stdins.extend(child.stdin.take());
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let progress = progress.clone();
@@ -456,7 +510,39 @@ async fn spawn_and_merge(
         });
         children.push((index, child, watcher, words));
     }
-    let printer = tokio::spawn(print_progress(progress, progress_secs, length));
+    let states: crate::until_decided::States = Default::default();
+    let all_over = tokio_util::sync::CancellationToken::new();
+    let decider = decide.map(|d| {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let snapshots = crate::until_decided::Snapshots {
+            paths: (0..commands.len()).map(snapshot).collect(),
+        };
+        let judge = tokio::spawn(crate::until_decided::watch(
+            snapshots,
+            d.expectations,
+            started,
+            d.ramp,
+            states.clone(),
+            stop.clone(),
+            all_over.clone(),
+        ));
+        let tell = tokio::spawn(async move {
+            stop.cancelled().await;
+            for stdin in &mut stdins {
+                use tokio::io::AsyncWriteExt as _;
+                let _ = stdin.write_all(b"stop\n").await;
+                let _ = stdin.flush().await;
+            }
+            stdins
+        });
+        (judge, tell)
+    });
+    let printer = tokio::spawn(print_progress(
+        progress,
+        progress_secs,
+        length,
+        states.clone(),
+    ));
     let mut failure = None;
     for (index, mut child, watcher, words) in children {
         let status = child.wait().await;
@@ -477,6 +563,17 @@ async fn spawn_and_merge(
         }
     }
     printer.abort();
+    all_over.cancel();
+    let decided_after = match decider {
+        Some((judge, tell)) => {
+            tell.abort();
+            judge.await.ok().flatten()
+        }
+        None => None,
+    };
+    for index in 0..commands.len() {
+        let _ = std::fs::remove_file(snapshot(index));
+    }
     if let Some(failure) = failure {
         return Err(failure);
     }
@@ -498,10 +595,11 @@ async fn spawn_and_merge(
         }
     }
     let _ = std::fs::remove_dir(report_dir());
-    merged.ok_or(ProcessesError::TooFew {
+    let merged = merged.ok_or(ProcessesError::TooFew {
         processes: 0,
         users: 0,
-    })
+    })?;
+    Ok((merged, decided_after))
 }
 
 /// The children's counters summed, every `every_secs`.
@@ -509,6 +607,7 @@ async fn print_progress(
     progress: std::sync::Arc<std::sync::Mutex<Vec<ChildProgress>>>,
     every_secs: u64,
     length: Option<Duration>,
+    states: crate::until_decided::States,
 ) {
     if every_secs == 0 {
         return;
@@ -538,11 +637,21 @@ async fn print_progress(
         last_events = sum.events;
         last = tokio::time::Instant::now();
         let elapsed = started.elapsed().as_secs_f64();
+        let deciding = states.lock().is_ok_and(|s| s.is_some());
         let remaining = length.map_or_else(String::new, |l| {
-            format!(" ({:.0} s left)", (l.as_secs_f64() - elapsed).max(0.0))
+            format!(
+                " ({}{:.0} s left)",
+                if deciding { "at most " } else { "" },
+                (l.as_secs_f64() - elapsed).max(0.0)
+            )
         });
+        let checks = states
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .map_or_else(String::new, |s| format!(" | {s}"));
         eprintln!(
-            "[{elapsed:6.1} s{remaining}] {n} processes: open streams {:>6} | ended {:>7} | errors {:>5} | events/s {:>9.0}",
+            "[{elapsed:6.1} s{remaining}] {n} processes: open streams {:>6} | ended {:>7} | errors {:>5} | events/s {:>9.0}{checks}",
             sum.open, sum.connections, sum.errors, rate
         );
     }
@@ -597,6 +706,8 @@ mod tests {
             progress_secs: 2,
             length: None,
             stream_log: None,
+            run_time: Some(Duration::from_secs(90)),
+            until_decided: None,
         };
         let flags = split.child_flags(1, Path::new("/tmp/p1.json"), &["g.json".to_owned()]);
         assert_eq!(
@@ -604,7 +715,7 @@ mod tests {
             words(
                 "--users 2 --stream-report /tmp/p1.json --progress-secs 1 --child-progress \
                  --no-telnet --increase-rate 50 --stream-rate 1.5 --metrics-addr 127.0.0.1:9101 \
-                 --report-file g.p1.json"
+                 --run-time 90s --report-file g.p1.json"
             )
         );
     }

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checks::{self, Expectations};
 use crate::collector::Collector;
 use crate::confidence::Outcome;
+use crate::report::Report;
 use crate::verdict::Verdict;
 
 /// How often the checks are judged for the progress line.
@@ -80,12 +81,24 @@ pub fn next_look(last: Duration) -> Duration {
     last.mul_f64(LOOK_GROWTH).max(last + EVERY)
 }
 
-/// Judges the checks every [`EVERY`] after `ramp_end`, publishes their
+/// Where the report so far comes from: one process's collector, or (the
+/// parent of `--processes`) its children's snapshots merged.
+pub trait ReportSoFar: Send + 'static {
+    fn report(&mut self) -> Option<Report>;
+}
+
+impl ReportSoFar for Arc<Collector> {
+    fn report(&mut self) -> Option<Report> {
+        self.finish().ok()
+    }
+}
+
+/// Judges the checks every [`EVERY`] after the ramp, publishes their
 /// states, and cancels `stop` at the first look at which they are
 /// decided; returns how long after the run's start that was (`None`: the
 /// run ended undecided).
 pub async fn watch(
-    collector: Arc<Collector>,
+    mut source: impl ReportSoFar,
     expectations: Expectations,
     started: Instant,
     ramp: Duration,
@@ -106,7 +119,7 @@ pub async fn watch(
             _ = tick.tick() => {}
             () = run_over.cancelled() => return None,
         }
-        let Ok(report) = collector.finish() else {
+        let Some(report) = source.report() else {
             continue;
         };
         let verdicts = checks::evaluate(&report, &expectations);
@@ -125,6 +138,65 @@ pub async fn watch(
             stop.cancel();
             return Some(started.elapsed());
         }
+    }
+}
+
+/// A child of `--processes` under `--run-time auto`: writes the report so
+/// far to `path` every [`EVERY`] (whole, by a rename), and cancels `stop`
+/// when the parent writes `stop` on its stdin.
+pub async fn serve_parent(
+    collector: Arc<Collector>,
+    path: std::path::PathBuf,
+    stop: CancellationToken,
+    run_over: CancellationToken,
+) {
+    // A thread of its own, not the runtime's blocking pool: a read of
+    // stdin cannot be cancelled, and the runtime would wait for it at exit.
+    let listen = stop.clone();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            match line {
+                Ok(line) if line.trim() == "stop" => {
+                    listen.cancel();
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let mut tick = tokio::time::interval(EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = run_over.cancelled() => break,
+        }
+        if let Ok(mut report) = collector.finish() {
+            report.refresh_latency();
+            // Whole or not at all (a temporary file renamed into place);
+            // a failed write leaves the last one for the parent.
+            let _ = report.write(&path, &[]);
+        }
+    }
+}
+
+/// The parent's view: its children's latest snapshots merged (`None`
+/// until every child has written one).
+pub struct Snapshots {
+    pub paths: Vec<std::path::PathBuf>,
+}
+
+impl ReportSoFar for Snapshots {
+    fn report(&mut self) -> Option<Report> {
+        let mut merged: Option<Report> = None;
+        for path in &self.paths {
+            let part = Report::read(path).ok()?;
+            match &mut merged {
+                Some(m) => m.merge(&part).ok()?,
+                None => merged = Some(part),
+            }
+        }
+        merged
     }
 }
 

@@ -196,3 +196,38 @@ fn a_child_that_fails_fails_the_run_and_is_named() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parent_of_processes_decides_when_the_run_is_over_and_stops_its_children() {
+    let host = spawn_trickle(&[]).await;
+    let report = temp("auto.json");
+    // 40 users on 0.1 s streams over two processes: the 299 first events a
+    // p99 bound needs come in a few seconds; the cap is a minute.
+    let argv: Vec<String> = format!(
+        "--host {host} --users 40 --increase-rate 1000 --run-time auto --max-run-time 60s \
+         --chunks 2 --interval-ms 50 --max-ttfb-p99 2s --processes 2 --stream-report {}",
+        report.display()
+    )
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect();
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || run_load(argv))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let r = Report::read(&report).unwrap();
+    assert_eq!(r.processes, 2);
+    let decided = r.run.clone().and_then(|run| run.until_decided).unwrap();
+    assert_eq!(decided.max_run_time_s, 60);
+    let after = decided.decided_after_s.unwrap_or(f64::MAX);
+    assert!(after < 30.0, "decided after {after} s: {stderr}");
+    // The children stopped when told, long before their 60 s.
+    assert!(
+        took.as_secs_f64() < after + 10.0,
+        "took {took:?}, decided after {after} s"
+    );
+    assert!(r.histogram(Measure::FirstEvent).len() >= 299);
+}
