@@ -114,6 +114,10 @@ async fn trickles_stream_limit_is_found() {
     );
 }
 
+/// README quick start 3's options, but for --host and --report
+/// (`quick_starts.rs` checks they are the README's).
+pub const QUICK_START_3: &str = "--chunks 4 --interval 250ms --slo-ttfb-p99 100ms --slo-gap-p99 350ms --slo-error-rate 0.05 --max 1000";
+
 /// The acceptance case of a newcomer's first search: README quick start
 /// 3's options (scaled in time only: 5 s holds) against trickle capped at
 /// 30 streams, no --max-hold. 10 and 20 cannot decide their TTFB p99 in
@@ -121,12 +125,7 @@ async fn trickles_stream_limit_is_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_search_with_the_quick_start_options_answers() {
     let host = spawn_trickle(&["--max-streams", "30"]).await;
-    let report = search_held(
-        &host,
-        "--hold 5s --warmup 1s --settle 500ms",
-        "--chunks 4 --interval 250ms --slo-ttfb-p99 100ms --slo-gap-p99 350ms --slo-error-rate 0.05 --max 1000",
-    )
-    .await;
+    let report = search_held(&host, "--hold 5s --warmup 1s --settle 500ms", QUICK_START_3).await;
     let c = &report.capacity;
     assert_eq!(c.exit_code, capacity::EXIT_FOUND, "{}", c.answer_line());
     assert!(within(c.max_streams, 30, 0.1), "{}", c.answer_line());

@@ -13,6 +13,7 @@ mod intermediaries;
 mod llm;
 mod misbehaving;
 mod processes;
+mod quick_starts;
 mod rehearsals;
 mod reports;
 mod stream_log;
