@@ -234,7 +234,11 @@ impl Percentile {
         let j = judge::quantile_objective(self.q, self.limit, samples, self.confidence);
         let limit_ms = millis(self.limit);
         let name = format!("p{}", (self.q * 100.0).round());
-        let show = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1} ms"));
+        let show = |v: Option<f64>| match v {
+            None => "?".to_owned(),
+            Some(v) if crate::histogram::is_open_bound_ms(v) => "open".to_owned(),
+            Some(v) => format!("{v:.1} ms"),
+        };
         let detail = match (j.empty, j.value) {
             (Some(_), _) | (None, None) => format!(
                 "{} {name}: {} (limit {})",

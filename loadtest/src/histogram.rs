@@ -7,6 +7,13 @@ use hdrhistogram::Histogram;
 
 /// Highest value a histogram holds: an hour, in microseconds.
 pub const MAX_MICROS: u64 = 3_600_000_000;
+
+/// A bound in milliseconds that is a censored sample's unfavourable view
+/// (at the histograms' top): the samples put no bound there. Shown as
+/// `open`, not as an hour.
+pub fn is_open_bound_ms(ms: f64) -> bool {
+    ms >= (MAX_MICROS as f64 / 1e3) * 0.999
+}
 /// Precision of every histogram.
 pub const SIGNIFICANT_DIGITS: u8 = 3;
 

@@ -51,7 +51,13 @@ pub async fn watch(w: Watch, states: crate::until_decided::States) {
         search,
         until_decided,
     } = w;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Just after each whole second of the clock: the timeline's points
+    // are then whole seconds (no second counted twice, none skipped).
+    let to_next = 1.0 - crate::collector::unix_now().fract() + 0.002;
+    let mut tick = tokio::time::interval_at(
+        Instant::now() + Duration::from_secs_f64(to_next),
+        Duration::from_secs(1),
+    );
     let mut last_events = 0u64;
     let mut last_print = Instant::now();
     let mut seconds = 0u64;

@@ -28,7 +28,8 @@ try {
   for (const spec of reports) {
     const [kind, rest] = spec.split("=");
     const [file, expect] = rest.split(":");
-    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+    // A laptop's screen: every table fits it whole (nothing cut off).
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const errors = [];
     page.on("pageerror", (e) => errors.push(e.message));
     page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
@@ -42,6 +43,10 @@ try {
         levels: [...document.querySelectorAll("table.levels tr[data-streams]")].map((tr) => tr.querySelector(".verdict").textContent),
         bounds: [...document.querySelectorAll("table.levels tr[data-streams]")].map((tr) => tr.children[5].textContent),
         throughput: !!document.querySelector("figure#throughput svg"),
+        // The levels table, verdict column included, within the screen.
+        tableRight: document.querySelector("table.levels")?.getBoundingClientRect().right ?? 0,
+        verdictRight: Math.max(0, ...[...document.querySelectorAll("table.levels td.verdict")].map((td) => td.getBoundingClientRect().right)),
+        keys: [...document.querySelectorAll("figure.chart")].map((f) => f.querySelectorAll("ul.key li").length),
         chartTexts: [...document.querySelectorAll("svg text")].map((t) => t.textContent.trim()),
       }));
       await page.screenshot({ path: `${outDir}/report-${kind}.png`, fullPage: true });
@@ -55,7 +60,9 @@ try {
       if (cap.chartTexts.length < 4) problems.push(`chart has ${cap.chartTexts.length} labels`);
       // Each level's judged p99 with its bounds beside it, and the
       // throughput chart.
-      if (!cap.bounds.every((b) => /\[[0-9.?]+\.\.[0-9.?]+\]/.test(b))) problems.push(`level bounds ${JSON.stringify(cap.bounds)}`);
+      if (!cap.bounds.every((b) => /\[([0-9.?]+|open)\.\.([0-9.?]+|open)\]/.test(b))) problems.push(`level bounds ${JSON.stringify(cap.bounds)}`);
+      if (cap.tableRight > 1280 || cap.verdictRight > 1280) problems.push(`the levels table runs past 1280 px (${cap.tableRight}, verdicts to ${cap.verdictRight})`);
+      if (!cap.keys.every((n) => n >= 1)) problems.push(`a chart without its key: ${cap.keys}`);
       if (!cap.throughput) problems.push("no throughput chart");
       failures += problems.length ? 1 : 0;
       console.log(problems.length ? `FAIL ${kind}: ${problems.join("; ")}` : `PASS ${kind}: ${cap.levels.length} levels, ${cap.answer}`);
@@ -75,9 +82,17 @@ try {
       measures: [...document.querySelectorAll("table.measures tr[data-measure]")].map((tr) => tr.dataset.measure),
       llm: [...document.querySelectorAll("table.llm tr[data-measure]")].map((tr) => tr.dataset.measure),
       ends: document.querySelectorAll("table.ends tbody tr").length,
+      // Charts before the long tables.
+      chartsFirst: (() => {
+        const chart = document.querySelector("figure.chart");
+        const ends = document.querySelector("table.ends");
+        return !!chart && !!ends && !!(chart.compareDocumentPosition(ends) & Node.DOCUMENT_POSITION_FOLLOWING);
+      })(),
       charts: [...document.querySelectorAll("figure.chart")].map((f) => ({
         id: f.id,
         drawn: !!f.querySelector("svg"),
+        // The key is HTML beside the chart, never drawn over the data.
+        key: [...f.querySelectorAll("ul.key li")].map((li) => li.textContent.trim()),
         texts: [...f.querySelectorAll("svg text")].map((t) => t.textContent.trim()),
         // Tick labels: numbers (or percentiles) that share a baseline (the
         // x axis) or a right edge (the y axis).
@@ -120,10 +135,16 @@ try {
       for (const axis of axes) if (!chart.texts.includes(axis)) problems.push(`chart ${id} lacks its axis label "${axis}"`);
       if (/percentiles$/.test(id) && !chart.texts.includes("99%")) problems.push(`chart ${id} has no 99% tick: ${chart.texts}`);
     }
-    // Every chart drawn has labelled ticks on both axes.
+    // Every chart drawn has at least three labelled ticks on each axis,
+    // and a key.
     for (const chart of seen.charts.filter((c) => c.drawn)) {
-      if (chart.ticks.x < 2 || chart.ticks.y < 2) problems.push(`chart ${chart.id} ticks x ${chart.ticks.x}, y ${chart.ticks.y}: ${chart.texts}`);
+      if (chart.ticks.x < 3 || chart.ticks.y < 3) problems.push(`chart ${chart.id} ticks x ${chart.ticks.x}, y ${chart.ticks.y}: ${chart.texts}`);
+      if (chart.key.length === 0) problems.push(`chart ${chart.id} has no key`);
     }
+    // A distribution's y axis says what it counts.
+    const gaps = seen.charts.find((c) => c.id === "gaps");
+    if (gaps && !gaps.texts.includes("gaps")) problems.push(`the gap histogram's y axis: ${gaps.texts}`);
+    if (!seen.chartsFirst) problems.push("the charts come after the long tables");
     if (problems.length) {
       failures += 1;
       console.log(`FAIL ${kind}: ${problems.join("; ")}`);

@@ -113,7 +113,7 @@ impl HoldEnd {
     pub fn words(self) -> &'static str {
         match self {
             HoldEnd::Decided => "decided",
-            HoldEnd::Brief => "held one --hold on the way up",
+            HoldEnd::Brief => "passed by after one hold on the way up",
             HoldEnd::MaxHold => "--max-hold ended it",
             HoldEnd::MaxTime => "what was left of --max-time ended it",
             HoldEnd::Client => "the client saturated",

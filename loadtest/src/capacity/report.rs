@@ -409,7 +409,7 @@ fn opt_ms(v: Option<f64>) -> String {
 
 impl CapacityReport {
     pub fn to_json(&self) -> Result<String, ReportError> {
-        serde_json::to_string_pretty(self).map_err(|e| ReportError::Serialize(e.to_string()))
+        crate::report::tidy_json(self)
     }
 
     /// The table of levels, the answer and the recommendation.
@@ -482,7 +482,7 @@ impl CapacityReport {
         }
         let _ = writeln!(
             out,
-            "\nBounds in brackets: one-sided {}% bounds from the samples (order statistics for a p99, Wilson for a share); `?`: too few samples for that bound. A level is PASS when every SLO's bound on the bad side meets it, FAIL when one's bound on the good side breaks it, else UNRESOLVED: a level the answer rests on is held until its samples decide it (up to {:.0} s), and if still unresolved, is no bound of the search; a level on the way up is held one hold and passed by.",
+            "\nBounds in brackets: one-sided {}% bounds from the samples (order statistics for a p99, Wilson for a share); `?`: too few samples for that bound; `open`: a stream still without its first event could be anywhere above. A level is PASS when every SLO's bound on the bad side meets it, FAIL when one's bound on the good side breaks it, else UNRESOLVED: a level the answer rests on is held until its samples decide it (up to {:.0} s), and if still unresolved, is no bound of the search; a level on the way up is held one hold and passed by.",
             c.search.confidence * 100.0,
             c.search.max_hold_s
         );
@@ -529,7 +529,7 @@ impl CapacityReport {
     pub fn html(&self) -> String {
         let c = &self.capacity;
         let mut html = format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>trickle-load capacity: {}</title><style>{}</style></head><body>",
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>trickle-load capacity: {}</title><style>{}</style></head><body class=\"capacity\">",
             escape(&c.target),
             crate::report::html::STYLE
         );
@@ -565,37 +565,83 @@ impl CapacityReport {
             escape(&c.answer_line()),
             c.exit_code
         );
-        html.push_str("<h2>Levels</h2><table class=\"levels\"><thead><tr><th>streams</th><th>held</th><th>hold (s)</th><th>TTFB p50 (ms)</th><th>TTFB p99 (ms) [bounds]</th><th>gap p99 (ms) [bounds]</th><th>TPOT p99 (ms) [bounds]</th><th>goodput [bounds]</th><th>throughput/s</th><th>error rate</th><th>client</th><th>verdict</th></tr></thead><tbody>");
+        // Only the columns some level has figures for (TPOT and goodput
+        // only when judged); the client's details in a tooltip: the table
+        // fits a 1,280 px screen with its verdicts whole.
+        let tpot = c.levels.iter().any(|l| l.tpot_p99_ms.is_some());
+        let goodput = c.levels.iter().any(|l| l.goodput.is_some());
+        let mut head = vec![
+            "streams",
+            "held",
+            "hold (s)",
+            "TTFB p50 (ms)",
+            "TTFB p99 (ms) [bounds]",
+            "gap p99 (ms) [bounds]",
+        ];
+        if tpot {
+            head.push("TPOT p99 (ms) [bounds]");
+        }
+        if goodput {
+            head.push("goodput [bounds]");
+        }
+        head.extend(["throughput/s", "error rate", "client", "verdict"]);
+        let _ = write!(
+            html,
+            "<h2>Levels</h2><div class=\"wide\"><table class=\"levels\"><thead><tr>{}</tr></thead><tbody>",
+            head.iter().map(|h| format!("<th>{h}</th>")).collect::<String>()
+        );
         for l in &c.levels {
             let verdict = verdict_words(l);
+            let mut cells = vec![
+                l.streams.to_string(),
+                if l.waiting > 0 {
+                    format!("{} (+{} waiting)", l.held, l.waiting)
+                } else {
+                    l.held.to_string()
+                },
+                format!("{:.0}", l.held_for_s),
+                opt_ms(l.ttfb_p50_ms),
+                with_bounds(l, super::slo::TTFB, l.ttfb_p99_ms),
+                with_bounds(l, super::slo::GAP, l.gap_p99_ms),
+            ];
+            if tpot {
+                cells.push(with_bounds(l, super::slo::TPOT, l.tpot_p99_ms));
+            }
+            if goodput {
+                cells.push(with_bounds(l, super::slo::GOODPUT, l.goodput));
+            }
+            cells.push(format!("{:.1}", l.throughput_per_s));
+            cells.push(format!("{:.2}% of {}", l.error_rate * 100.0, l.started));
+            let row: String = cells
+                .iter()
+                .map(|c| format!("<td>{}</td>", escape(c)))
+                .collect();
+            let (client, client_detail) = match &l.client.reason {
+                Some(why) => ("saturated".to_owned(), why.clone()),
+                None => (
+                    "ok".to_owned(),
+                    format!(
+                        "lag p99 {:.1} ms, CPU {:.2}",
+                        l.client.lag_p99_ms, l.client.cpu_cores
+                    ),
+                ),
+            };
             let _ = write!(
                 html,
-                "<tr class=\"{}\" data-streams=\"{}\"><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}% of {}</td><td>{}</td><td class=\"verdict\">{}</td></tr>",
+                "<tr class=\"{}\" data-streams=\"{}\">{row}<td title=\"{}\">{}</td><td class=\"verdict\">{}</td></tr>",
                 match l.verdict {
                     Outcome::Pass if l.pass => "pass",
                     Outcome::Unresolved => "unresolved",
                     _ => "fail",
                 },
                 l.streams,
-                l.streams,
-                if l.waiting > 0 { format!("{} (+{} waiting)", l.held, l.waiting) } else { l.held.to_string() },
-                l.held_for_s,
-                opt_ms(l.ttfb_p50_ms),
-                with_bounds(l, super::slo::TTFB, l.ttfb_p99_ms),
-                with_bounds(l, super::slo::GAP, l.gap_p99_ms),
-                with_bounds(l, super::slo::TPOT, l.tpot_p99_ms),
-                with_bounds(l, super::slo::GOODPUT, l.goodput),
-                l.throughput_per_s,
-                l.error_rate * 100.0,
-                l.started,
-                escape(&match &l.client.reason {
-                    Some(why) => format!("saturated: {why}"),
-                    None => format!("ok (lag p99 {:.1} ms, CPU {:.2})", l.client.lag_p99_ms, l.client.cpu_cores),
-                }),
+                escape(&client_detail),
+                escape(&client),
                 escape(&verdict)
             );
         }
-        html.push_str("</tbody></table><h2>Chart</h2>");
+        html.push_str("</tbody></table></div>");
+        html.push_str("<h2>Chart</h2>");
         html.push_str(&chart(c));
         if let Some(r) = &c.recommendation {
             html.push_str(if r.provisional {
@@ -714,12 +760,17 @@ fn with_bounds(l: &Level, key: &str, value: Option<f64>) -> String {
     let Some(value) = value else {
         return "-".to_owned();
     };
+    let bound = |b: Option<f64>| match b {
+        None => "?".to_owned(),
+        Some(b) if !share && crate::histogram::is_open_bound_ms(b) => "open".to_owned(),
+        Some(b) => show(b),
+    };
     match l.measures.get(key) {
         Some(m) => format!(
             "{} [{}..{}]",
             show(value),
-            m.ci_low.map_or_else(|| "?".to_owned(), show),
-            m.ci_high.map_or_else(|| "?".to_owned(), show)
+            bound(m.ci_low),
+            bound(m.ci_high)
         ),
         None => show(value),
     }

@@ -139,7 +139,7 @@ impl Collector {
             counters: Arc::default(),
             aggregate: Arc::new(aggregate::Aggregate::new(target, transport, unix_now())),
             instances: Arc::new(instances::Instances::new(None)),
-            timeline: Arc::default(),
+            timeline: Arc::new(timeline::Timeline::starting_now()),
             errors: Arc::default(),
             window: None,
             live: None,

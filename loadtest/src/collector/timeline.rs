@@ -19,23 +19,43 @@ pub struct Timeline {
     points: Mutex<Vec<TimelinePoint>>,
 }
 
-/// The totals at the last sample and the first events since.
+/// The totals at the last sample, when it was taken, and the first events
+/// since.
 #[derive(Debug, Default)]
 struct Second {
     counted: Totals,
+    /// Unix time of the last sample (0: none yet).
+    at: f64,
     first_event: Option<Histogram<u64>>,
 }
 
 impl Timeline {
-    /// Adds what happened since the last sample to this second's point.
+    /// A timeline whose first point begins now.
+    pub fn starting_now() -> Self {
+        Self {
+            second: Mutex::new(Second {
+                at: unix_now(),
+                ..Second::default()
+            }),
+            points: Mutex::default(),
+        }
+    }
+
+    /// Adds what happened since the last sample to the point of the second
+    /// that stretch began in. Samples taken just after each whole second
+    /// ([`crate::progress`] aligns them) make each point exactly its
+    /// second; the first and the last point cover what part of their
+    /// second the run did (the charts divide by it).
     pub fn sample(&self, counters: &Counters, open: &BTreeMap<String, u64>) {
-        let t = unix_now() as u64;
+        let now_unix = unix_now();
         let now = counters.totals();
-        let (then, first_event) = {
+        let (then, since, first_event) = {
             let mut second = self.second.lock().unwrap_or_else(|e| e.into_inner());
             let then = std::mem::replace(&mut second.counted, now);
-            (then, second.first_event.take())
+            let since = std::mem::replace(&mut second.at, now_unix);
+            (then, since, second.first_event.take())
         };
+        let t = if since > 0.0 { since } else { now_unix } as u64;
         let point = TimelinePoint {
             t,
             open: open.clone(),

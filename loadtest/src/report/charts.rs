@@ -22,13 +22,67 @@ const PALETTE: [RGBColor; 6] = [
 ];
 const CUT: RGBColor = RGBColor(197, 48, 48);
 
-/// One chart: a titled figure around the SVG, or the reason it is missing.
-fn figure(id: &str, title: &str, draw: impl FnOnce(&mut String) -> Result<(), String>) -> String {
+/// One entry of a chart's key: drawn in HTML above the chart, never over
+/// its data.
+struct Key {
+    name: String,
+    colour: RGBColor,
+    mark: Mark,
+}
+
+#[derive(Clone, Copy)]
+enum Mark {
+    Line,
+    Dashed,
+    Block,
+}
+
+impl Key {
+    fn new(name: impl Into<String>, colour: RGBColor, mark: Mark) -> Self {
+        Self {
+            name: name.into(),
+            colour,
+            mark,
+        }
+    }
+}
+
+/// The key as HTML: a swatch in each entry's colour and mark, its name.
+fn key_html(keys: &[Key]) -> String {
+    if keys.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            let RGBColor(r, g, b) = k.colour;
+            let swatch = match k.mark {
+                Mark::Line => format!("border-top:3px solid #{r:02x}{g:02x}{b:02x}"),
+                Mark::Dashed => format!("border-top:2px dashed #{r:02x}{g:02x}{b:02x}"),
+                Mark::Block => format!("background:#{r:02x}{g:02x}{b:02x};height:10px"),
+            };
+            format!(
+                "<li><span class=\"swatch\" style=\"{swatch}\"></span>{}</li>",
+                super::escape(&k.name)
+            )
+        })
+        .collect();
+    format!("<ul class=\"key\">{}</ul>", items.concat())
+}
+
+/// One chart: a titled figure around its key and the SVG, or the reason
+/// it is missing.
+fn figure(
+    id: &str,
+    title: &str,
+    draw: impl FnOnce(&mut String) -> Result<Vec<Key>, String>,
+) -> String {
     let mut svg = String::new();
     match draw(&mut svg) {
-        Ok(()) => format!(
-            "<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption>{svg}</figure>",
-            super::escape(title)
+        Ok(keys) => format!(
+            "<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption>{}{svg}</figure>",
+            super::escape(title),
+            key_html(&keys)
         ),
         Err(e) => format!(
             "<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption><p>not drawn: {}</p></figure>",
@@ -38,29 +92,16 @@ fn figure(id: &str, title: &str, draw: impl FnOnce(&mut String) -> Result<(), St
     }
 }
 
-/// The series' legend box, where it hides the least.
-fn legend<'a, 'b: 'a, CT: plotters::coord::CoordTranslate>(
-    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
-    position: SeriesLabelPosition,
-) -> Result<(), String> {
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .position(position)
-        .draw()
-        .map_err(|e| e.to_string())
-}
-
-/// Named lines in the palette's colours, each with its legend entry.
+/// Named lines in the palette's colours; their keys.
 fn draw_lines<'a, 'b, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
     lines: impl Iterator<Item = (&'a str, &'a [(f64, f64)])>,
-) -> Result<(), String>
+) -> Result<Vec<Key>, String>
 where
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
+    let mut keys = Vec::new();
     for (i, (name, points)) in lines.enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         chart
@@ -68,13 +109,10 @@ where
                 points.iter().copied(),
                 colour.stroke_width(2),
             ))
-            .map_err(|e| e.to_string())?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-            });
+            .map_err(|e| e.to_string())?;
+        keys.push(Key::new(name, colour, Mark::Line));
     }
-    Ok(())
+    Ok(keys)
 }
 
 /// Named series over the run's seconds: (label, [(second, value)]).
@@ -118,14 +156,27 @@ fn line_chart(
             .y_label_area_size(64)
             .build_cartesian_2d(0.0..x_max, 0.0..y_max)
             .map_err(|e| e.to_string())?;
+        // Whole numbers where the axis spans tens (seconds, streams,
+        // counts per second), a decimal below.
+        let whole = |max: f64| {
+            move |v: &f64| {
+                if max >= 10.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.1}")
+                }
+            }
+        };
         chart
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
+            .x_label_formatter(&whole(x_max))
+            .y_label_formatter(&whole(y_max))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(|e| e.to_string())?;
-        draw_lines(
+        let mut keys = draw_lines(
             &mut chart,
             series
                 .iter()
@@ -140,14 +191,11 @@ fn line_chart(
                     4,
                     grey.stroke_width(1),
                 ))
-                .map_err(|e| e.to_string())?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], grey.stroke_width(1))
-                });
+                .map_err(|e| e.to_string())?;
+            keys.push(Key::new(label, grey, Mark::Dashed));
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-        root.present().map_err(|e| e.to_string())
+        root.present().map_err(|e| e.to_string())?;
+        Ok(keys)
     })
 }
 
@@ -156,9 +204,13 @@ fn line_chart(
 fn distribution(
     id: &str,
     title: &str,
+    y_desc: &str,
     h: &Histogram<u64>,
     marked: Option<&Histogram<u64>>,
 ) -> String {
+    if let Some(bins) = narrow_bins(h) {
+        return linear_distribution(id, title, y_desc, h, &bins, marked);
+    }
     figure(id, title, |svg| {
         let buckets = log_buckets(h);
         let marked: BTreeMap<u64, u64> = marked
@@ -186,7 +238,9 @@ fn distribution(
         chart
             .configure_mesh()
             .x_desc("milliseconds (log scale)")
-            .y_desc("connections")
+            .y_desc(y_desc)
+            .y_labels(6)
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .x_label_formatter(&|v| label_ms(*v))
             .light_line_style(WHITE.mix(0.0))
             .draw()
@@ -206,14 +260,106 @@ fn distribution(
                     CUT.filled(),
                 ))
             });
-            chart
-                .draw_series(cuts)
-                .map_err(|e| e.to_string())?
-                .label("cut off by the server or platform")
-                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], CUT.filled()));
-            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+            chart.draw_series(cuts).map_err(|e| e.to_string())?;
         }
-        root.present().map_err(|e| e.to_string())
+        root.present().map_err(|e| e.to_string())?;
+        let mut keys = vec![Key::new(y_desc, PALETTE[0], Mark::Block)];
+        if !marked.is_empty() {
+            keys.push(Key::new(
+                "cut off by the server or platform",
+                CUT,
+                Mark::Block,
+            ));
+        }
+        Ok(keys)
+    })
+}
+
+/// Bins of a narrow distribution (its largest value under three times its
+/// smallest: steady gaps of 250-252 ms would be one bar on a log scale):
+/// up to 30 bins of equal width, in microseconds `(from, to)`. `None` for
+/// a wide one.
+fn narrow_bins(h: &Histogram<u64>) -> Option<Vec<(u64, u64)>> {
+    let (lo, hi) = (h.min(), h.highest_equivalent(h.max()));
+    if h.is_empty() || lo == 0 || hi >= lo.saturating_mul(3) {
+        return None;
+    }
+    let width = (hi - lo + 1).div_ceil(30).max(1);
+    Some(
+        (0..30)
+            .map(|i| (lo + i * width, lo + (i + 1) * width))
+            .take_while(|(from, _)| *from <= hi)
+            .collect(),
+    )
+}
+
+/// A narrow distribution as bars on a linear scale of milliseconds.
+fn linear_distribution(
+    id: &str,
+    title: &str,
+    y_desc: &str,
+    h: &Histogram<u64>,
+    bins: &[(u64, u64)],
+    marked: Option<&Histogram<u64>>,
+) -> String {
+    figure(id, title, |svg| {
+        let count = |h: &Histogram<u64>, (from, to): (u64, u64)| h.count_between(from, to - 1);
+        let bars: Vec<(f64, f64, u64, u64)> = bins
+            .iter()
+            .map(|bin| {
+                (
+                    bin.0 as f64 / 1e3,
+                    bin.1 as f64 / 1e3,
+                    count(h, *bin),
+                    marked.map_or(0, |m| count(m, *bin)),
+                )
+            })
+            .collect();
+        let lo = bars.first().map_or(0.0, |b| b.0);
+        let hi = bars.last().map_or(1.0, |b| b.1).max(lo + 0.001);
+        let y_max = bars.iter().map(|b| b.2).max().unwrap_or(1).max(1) as f64 * 1.1;
+        let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(lo..hi, 0.0..y_max)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("milliseconds")
+            .y_desc(y_desc)
+            .x_labels(8)
+            .y_labels(6)
+            .x_label_formatter(&|v| label_ms(*v))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(bars.iter().map(|(from, to, n, _)| {
+                Rectangle::new([(*from, 0.0), (*to, *n as f64)], PALETTE[0].filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        let any_marked = bars.iter().any(|b| b.3 > 0);
+        if any_marked {
+            chart
+                .draw_series(bars.iter().filter(|b| b.3 > 0).map(|(from, to, _, m)| {
+                    Rectangle::new([(*from, 0.0), (*to, *m as f64)], CUT.filled())
+                }))
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+        let mut keys = vec![Key::new(y_desc, PALETTE[0], Mark::Block)];
+        if any_marked {
+            keys.push(Key::new(
+                "cut off by the server or platform",
+                CUT,
+                Mark::Block,
+            ));
+        }
+        Ok(keys)
     })
 }
 
@@ -249,13 +395,32 @@ fn log_key_points(lo: f64, hi: f64) -> Vec<f64> {
             }
         }
     }
-    if points.len() < 3 {
-        points.push(lo);
-        points.push(hi);
-        points.sort_by(f64::total_cmp);
-        points.dedup();
+    if points.len() >= 3 {
+        return points;
     }
-    points
+    // A narrow range (gaps of 251-254 ms): five ticks spaced evenly on the
+    // log scale, rounded to the fewest significant digits that keep at
+    // least three of them apart.
+    for digits in 2..=6 {
+        let mut ticks: Vec<f64> = (0..5)
+            .map(|i| round_to(lo * (hi / lo).powf(f64::from(i) / 4.0), digits))
+            .filter(|v| *v >= lo && *v <= hi)
+            .collect();
+        ticks.dedup();
+        if ticks.len() >= 3 {
+            return ticks;
+        }
+    }
+    vec![lo, hi]
+}
+
+/// `v` rounded to `digits` significant digits.
+fn round_to(v: f64, digits: i32) -> f64 {
+    if v <= 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(digits - 1 - v.log10().floor() as i32);
+    (v * scale).round() / scale
 }
 
 /// x of a percentile on a "nines" axis, drawn on a log scale: 1 / (1 - q)
@@ -339,20 +504,23 @@ fn percentile_plot(id: &str, title: &str, series: &[(&str, &Histogram<u64>)]) ->
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(|e| e.to_string())?;
-        draw_lines(
+        let keys = draw_lines(
             &mut chart,
             lines
                 .iter()
                 .map(|(name, points)| (*name, points.as_slice())),
         )?;
-        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-        root.present().map_err(|e| e.to_string())
+        root.present().map_err(|e| e.to_string())?;
+        Ok(keys)
     })
 }
 
-/// Two significant digits or so: 0.42, 4.2, 42, 420.
+/// Two significant digits or so: 0.42, 4.2, 42, 420; more where the tick
+/// has them (251.5).
 fn label_ms(ms: f64) -> String {
-    if ms >= 10.0 {
+    if ms >= 10.0 && (ms - ms.round()).abs() > 1e-6 {
+        format!("{ms:.1}")
+    } else if ms >= 10.0 {
         format!("{ms:.0}")
     } else if ms >= 1.0 {
         format!("{ms:.1}")
@@ -385,8 +553,25 @@ pub fn stream_charts(report: &Report) -> String {
         "open streams",
         &open,
     ));
+    // A point's count over the part of its second the run covered: the
+    // first and last seconds are partial (a count of 0.3 s is not a rate
+    // of a second); a part under a quarter second is too short to say.
+    let end = report.started_unix + report.duration_s;
     let per_second = |f: &dyn Fn(&super::TimelinePoint) -> f64| -> Vec<(f64, f64)> {
-        report.timeline.iter().map(|p| (at(p.t), f(p))).collect()
+        report
+            .timeline
+            .iter()
+            .filter_map(|p| {
+                let from = (p.t as f64).max(report.started_unix);
+                let to = (p.t as f64 + 1.0).min(end);
+                let covered = if report.duration_s > 0.0 {
+                    to - from
+                } else {
+                    1.0
+                };
+                (covered >= 0.25).then(|| (at(p.t), f(p) / covered.min(1.0)))
+            })
+            .collect()
     };
     let events_label = if report.llm.is_some() {
         "output chunks per second"
@@ -434,14 +619,24 @@ pub fn stream_charts(report: &Report) -> String {
         "milliseconds",
         &ttfb_over_time,
     ));
-    if report.llm.is_some() {
+    if let Some(llm) = &report.llm {
+        // Tokens as their chunks arrived: the chunks of each second, at
+        // the tokens per chunk of the completed requests (counting tokens
+        // when requests complete swings with their ends).
+        let per_chunk = if llm.output_chunks > 0 {
+            llm.output_tokens as f64 / llm.output_chunks as f64
+        } else {
+            1.0
+        };
         out.push_str(&over_time(
             "tokens",
-            "Output tokens per second (completed requests)",
+            &format!(
+                "Output tokens per second, as their chunks arrived ({per_chunk:.2} tokens per chunk, from the completed requests)"
+            ),
             "tokens per second",
             &vec![(
                 "tokens/s".to_owned(),
-                per_second(&|p| p.output_tokens as f64),
+                per_second(&|p| p.events as f64 * per_chunk),
             )],
         ));
         let measures = [
@@ -479,7 +674,13 @@ pub fn stream_charts(report: &Report) -> String {
         // The shape of the gaps: a histogram shows bursts (a buffering
         // proxy) as a second peak.
         if let Some(h) = report.measured(Measure::Gap) {
-            out.push_str(&distribution("gaps", "Gaps between events", h, None));
+            out.push_str(&distribution(
+                "gaps",
+                "Gaps between events",
+                "gaps",
+                h,
+                None,
+            ));
         }
         // Held on the way: a path that holds events shows as delays far
         // above the rest (HAProxy's defaults: every event about 200 ms).
@@ -487,6 +688,7 @@ pub fn stream_charts(report: &Report) -> String {
             out.push_str(&distribution(
                 "delivery",
                 "Delivery delay of each event (received - the server's stamp)",
+                "events",
                 h,
                 None,
             ));
@@ -496,6 +698,7 @@ pub fn stream_charts(report: &Report) -> String {
         out.push_str(&distribution(
             "lifetimes",
             "Connection lifetimes (cut-offs in red)",
+            "connections",
             h,
             report.measured(Measure::Cutoff),
         ));
@@ -564,11 +767,13 @@ pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String 
             chart
                 .configure_mesh()
                 .x_desc("concurrent streams")
+                .x_label_formatter(&|v| format!("{v:.0}"))
                 .y_desc("p99, milliseconds (log scale)")
                 .y_label_formatter(&|v| label_ms(*v))
                 .light_line_style(WHITE.mix(0.0))
                 .draw()
                 .map_err(|e| e.to_string())?;
+            let mut keys = Vec::new();
             for (i, s) in series.iter().enumerate() {
                 // TTFB blue, gap red, TPOT green: the earlier chart's colours.
                 let colour = [PALETTE[0], CUT, PALETTE[2]][i % 3];
@@ -582,11 +787,8 @@ pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String 
                         points.iter().copied(),
                         colour.stroke_width(2),
                     ))
-                    .map_err(|e| e.to_string())?
-                    .label(format!("{} p99", s.name))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                    });
+                    .map_err(|e| e.to_string())?;
+                keys.push(Key::new(format!("{} p99", s.name), colour, Mark::Line));
                 chart
                     .draw_series(s.levels.iter().map(|l| {
                         let style = if l.passed {
@@ -615,11 +817,12 @@ pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String 
                             5,
                             colour.stroke_width(1),
                         ))
-                        .map_err(|e| e.to_string())?
-                        .label(format!("{} SLO {bound:.0} ms", s.name))
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(1))
-                        });
+                        .map_err(|e| e.to_string())?;
+                    keys.push(Key::new(
+                        format!("{} SLO {bound:.0} ms", s.name),
+                        colour,
+                        Mark::Dashed,
+                    ));
                 }
             }
             if let Some(answer) = answer {
@@ -629,14 +832,15 @@ pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String 
                         [(answer as f64, lo), (answer as f64, hi)],
                         green.stroke_width(2),
                     ))
-                    .map_err(|e| e.to_string())?
-                    .label(format!("answer: {answer} streams"))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], green.stroke_width(2))
-                    });
+                    .map_err(|e| e.to_string())?;
+                keys.push(Key::new(
+                    format!("answer: {answer} streams"),
+                    green,
+                    Mark::Line,
+                ));
             }
-            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-            root.present().map_err(|e| e.to_string())
+            root.present().map_err(|e| e.to_string())?;
+            Ok(keys)
         },
     )
 }
@@ -652,4 +856,89 @@ pub fn throughput_chart(levels: &[(u64, f64)], knee: Option<u64>, unit: &str) ->
         &vec![("throughput".to_owned(), points)],
         knee.map(|k| (k as f64, format!("knee: {k} streams"))),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::histogram::{new_histogram, record};
+
+    fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
+        text.split(from)
+            .nth(1)
+            .and_then(|rest| rest.split(to).next())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_narrow_distribution_is_binned_linearly_and_says_what_it_counts() {
+        // Steady gaps of 250-252 ms: one bar on a log scale of x1.25
+        // buckets; here, bins a tenth of a millisecond wide.
+        let mut h = new_histogram();
+        for i in 0..2_000u64 {
+            record(&mut h, Duration::from_micros(250_000 + (i * 7919) % 2_000));
+        }
+        let bins = narrow_bins(&h).unwrap_or_default();
+        assert!(bins.len() >= 20, "{bins:?}");
+        let svg = distribution("gaps", "Gaps between events", "gaps", &h, None);
+        assert!(svg.contains("</span>gaps</li>"), "the key names gaps");
+        assert!(!svg.contains("connections"), "{svg}");
+        let bars = svg.matches("<rect").count();
+        assert!(bars >= 20, "{bars} bars");
+        // A wide one keeps its log scale.
+        record(&mut h, Duration::from_millis(5_000));
+        assert!(narrow_bins(&h).is_none());
+    }
+
+    #[test]
+    fn a_narrow_log_axis_gets_ticks_inside_it() {
+        let ticks = log_key_points(250.0, 254.0);
+        assert!(ticks.len() >= 3, "{ticks:?}");
+        assert!(
+            ticks.iter().all(|t| (250.0..=254.0).contains(t)),
+            "{ticks:?}"
+        );
+        // A wide one: 1, 2 and 5 of each decade.
+        assert_eq!(log_key_points(0.9, 60.0), [1.0, 2.0, 5.0, 10.0, 20.0, 50.0]);
+    }
+
+    #[test]
+    fn rates_per_second_count_the_part_of_a_second_the_run_covered() {
+        // 120 events a second, steady; the run ends 0.5 s into its last
+        // second, which had 60: a rate of 120, not a dip (nor, counted
+        // twice, a spike).
+        let mut r = Report::new("http://x", "sse", 1_000.0);
+        r.duration_s = 3.5;
+        for (t, events) in [(1_000, 120), (1_001, 120), (1_002, 120), (1_003, 60)] {
+            r.timeline.push(crate::report::TimelinePoint {
+                t,
+                open: BTreeMap::new(),
+                started: 0,
+                events,
+                errors: 0,
+                output_tokens: 0,
+                first_event: None,
+            });
+        }
+        let html = stream_charts(&r);
+        let events = between(&html, "id=\"events\"", "</figure>");
+        // The line's points, as plotters writes them: the last is level
+        // with the others.
+        let ys: Vec<f64> = events
+            .split("<polyline")
+            .skip(1)
+            .map(|line| {
+                between(line, "points=\"", "\"")
+                    .split_whitespace()
+                    .filter_map(|p| p.split(',').nth(1)?.parse().ok())
+                    .collect::<Vec<f64>>()
+            })
+            .find(|ys| ys.len() == 4)
+            .unwrap_or_else(|| panic!("no line of 4 points in {events}"));
+        assert!(ys.windows(2).all(|w| (w[0] - w[1]).abs() < 1.0), "{ys:?}");
+        // The key is HTML above the chart, never drawn over its data.
+        assert!(events.contains("<ul class=\"key\">"), "{events}");
+    }
 }

@@ -1,9 +1,11 @@
 //! The HTML report, one self-contained file: what was tested, the verdicts
-//! first (PASS/FAIL in words, figure and bound), the figures as tables (the
+//! first (PASS/FAIL in words, figure and bound), the latency figures (the
 //! JSON summary's, so the two agree), then charts as inline SVG (no
-//! external assets): TTFB distribution, open streams over time per
-//! instance, connection lifetimes with the cut-offs marked, and for LLM
-//! runs TTFT and ITL.
+//! external assets): open streams over time per instance, events and
+//! errors per second, TTFB, gap and delivery distributions, connection
+//! lifetimes with the cut-offs marked, and for LLM runs tokens and
+//! latencies; then the long tables: ends, instances, the worst streams
+//! (three per measure shown, the rest folded).
 
 use std::fmt::Write as _;
 
@@ -20,6 +22,9 @@ th:first-child,td:first-child{text-align:left}thead th{background:#edf2f7}\
 .verdict{font-weight:700}.pass .verdict{color:#276749}.fail .verdict{color:#c53030}\
 .fail{background:#fff5f5}.unresolved .verdict{color:#b7791f}.unresolved{background:#fffbeb}.what{color:#4a5568}.exit{font-size:1.1em}\
 figure.chart{margin:1em 0}figcaption{font-weight:600;margin-bottom:.3em}svg{max-width:100%;height:auto}\
+ul.key{list-style:none;padding:0;margin:.2em 0;display:flex;flex-wrap:wrap;gap:.3em 1.2em;font-size:.9em}\
+.key .swatch{display:inline-block;width:18px;margin-right:.4em;vertical-align:middle}\
+body.capacity{max-width:1200px}div.wide{overflow-x:auto}table.levels td.verdict,table.levels th:last-child{text-align:left;min-width:12em}details{margin:.5em 0}\
 @media print{body{max-width:none}svg{max-width:100%}}";
 
 pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
@@ -41,10 +46,11 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
             escape(&super::summary::goodput_line(g))
         );
     }
-    ends_tables(&mut html, report, &summary);
-    super::worst::html(&mut html, report);
+    // Charts before the long tables (ends, instances, worst streams).
     html.push_str("<h2>Charts</h2>");
     html.push_str(&super::charts::stream_charts(report));
+    ends_tables(&mut html, report, &summary);
+    super::worst::html(&mut html, report);
     html.push_str("</body></html>\n");
     html
 }
@@ -351,6 +357,46 @@ mod tests {
     }
 
     /// The figures the HTML shows are the JSON summary's, number for number.
+    #[test]
+    #[test]
+    fn charts_come_before_the_long_tables_and_the_worst_streams_fold() {
+        let mut r = report();
+        let mut worst = crate::worst::Worst::new(10);
+        for i in 0..10u64 {
+            worst.add(&Connection {
+                status: Some(200),
+                first_event: Some(Duration::from_millis(100 + i)),
+                end: Some(ConnectionEnd::Completed),
+                trace: Some(crate::trace::StreamTrace {
+                    trace_id: u128::from(i) + 1,
+                    sampled: false,
+                    stream_span: None,
+                }),
+                ..Connection::default()
+            });
+        }
+        r.worst = worst;
+        let page = render(&r, &[]);
+        let at = |marker: &str| {
+            page.find(marker)
+                .unwrap_or_else(|| panic!("no {marker} in the page"))
+        };
+        assert!(at("<h2>Charts</h2>") < at("<h2>Connections</h2>"));
+        assert!(at("<h2>Charts</h2>") < at("<h2>Worst streams</h2>"));
+        // Three of each measure's ten shown, the other seven folded.
+        let shown = between(&page, "<table class=\"worst\">", "</table>");
+        assert_eq!(shown.matches("data-measure=\"first_event\"").count(), 3);
+        let folded = between(&page, "<details class=\"worst-more\">", "</details>");
+        assert_eq!(folded.matches("data-measure=\"first_event\"").count(), 7);
+    }
+
+    fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
+        text.split(from)
+            .nth(1)
+            .and_then(|rest| rest.split(to).next())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn the_html_shows_the_json_summarys_figures() {
         let r = report();

@@ -749,7 +749,17 @@ impl Report {
         summarized.schema_version = SCHEMA_VERSION;
         summarized.refresh_latency();
         summarized.summarize(verdicts);
-        serde_json::to_string_pretty(&summarized).map_err(|e| ReportError::Serialize(e.to_string()))
+        // The derived figures in the digits their meaning needs; the
+        // measurements themselves (histograms, times, the worst streams)
+        // exactly as taken, so that merging reads back what was written.
+        let mut json =
+            serde_json::to_value(&summarized).map_err(|e| ReportError::Serialize(e.to_string()))?;
+        for derived in ["summary", "latency", "client"] {
+            if let Some(v) = json.get_mut(derived) {
+                tidy_numbers(v);
+            }
+        }
+        serde_json::to_string_pretty(&json).map_err(|e| ReportError::Serialize(e.to_string()))
     }
 
     /// Reads a JSON report of any schema this build knows (1 or 2).
@@ -818,6 +828,51 @@ impl Report {
         let format = ReportFormat::of(path).map_err(ReportError::Usage)?;
         write_whole(path, &self.render(format, verdicts)?)
     }
+}
+
+/// `value` as pretty JSON with each number in the digits its meaning needs
+/// ([`tidy_number`]): no `254.71899999999997`.
+pub fn tidy_json(value: &impl Serialize) -> Result<String, ReportError> {
+    let mut json =
+        serde_json::to_value(value).map_err(|e| ReportError::Serialize(e.to_string()))?;
+    tidy_numbers(&mut json);
+    serde_json::to_string_pretty(&json).map_err(|e| ReportError::Serialize(e.to_string()))
+}
+
+fn tidy_numbers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(tidy) = n
+                .as_f64()
+                .map(tidy_number)
+                .and_then(serde_json::Number::from_f64)
+            {
+                *n = tidy;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(tidy_numbers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(tidy_numbers),
+        _ => {}
+    }
+}
+
+/// A figure in the digits its meaning needs: at or above 1 (milliseconds,
+/// seconds, Unix times, rates), to the thousandth (a microsecond of a
+/// millisecond, a millisecond of a second); below 1 (shares, their bounds,
+/// CPU cores), to 4 significant digits, so a small bound (0.05% is
+/// 0.0004955) is never rounded to 0.
+pub fn tidy_number(v: f64) -> f64 {
+    if !v.is_finite() || v == 0.0 {
+        return v;
+    }
+    let rounded = if v.abs() >= 1.0 {
+        (v * 1e3).round() / 1e3
+    } else {
+        let scale = 10f64.powi(3 - v.abs().log10().floor() as i32);
+        (v * scale).round() / scale
+    };
+    // The shortest text of the rounded value is what JSON shows.
+    rounded
 }
 
 /// The formats a report is written in, named by the file's extension.
@@ -1040,6 +1095,28 @@ mod tests {
             first_event: Some(first_event),
         });
         r
+    }
+
+    #[test]
+    fn json_numbers_carry_the_digits_their_meaning_needs() {
+        for (raw, tidy) in [
+            (254.718_999_999_999_97, 254.719),
+            (1.101_999_999_999_999_9, 1.102),
+            (1_796_595_614.178_343_3, 1_796_595_614.178),
+            (0.029_330_431_684_481_278, 0.02933),
+            (0.000_495_499_9, 0.0004955),
+            (0.142_857_142_857_142_85, 0.1429),
+            (0.0, 0.0),
+            (-0.25, -0.25),
+        ] {
+            assert_eq!(tidy_number(raw), tidy, "{raw}");
+        }
+        let json = tidy_json(&serde_json::json!({"a": [254.718_999_999_999_97], "n": 3}))
+            .unwrap_or_default();
+        assert!(
+            json.contains("254.719") && json.contains("\"n\": 3"),
+            "{json}"
+        );
     }
 
     #[test]

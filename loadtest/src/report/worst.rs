@@ -105,29 +105,46 @@ fn started(unix: f64) -> String {
     .to_string()
 }
 
+/// The worst streams shown at once per measure; the rest of each list is
+/// folded under a `<details>`.
+const SHOWN: usize = 3;
+
 fn html_lists(html: &mut String, lists: &WorstLists, project: Option<&str>, class: &str) {
-    let _ = write!(
-        html,
-        "<table class=\"{class}\"><thead><tr><th>measure</th><th>ms</th><th>trace</th><th>sampled</th><th>instance</th><th>status</th><th>end</th><th>started (UTC)</th></tr></thead><tbody>"
-    );
-    for (m, list) in lists.lists() {
-        for w in list {
-            let _ = write!(
-                html,
-                "<tr data-measure=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                m.key(),
-                m.label(),
-                show_ms(w.value_ms),
-                html_trace(project, w.trace_id.as_deref()),
-                if w.sampled { "yes" } else { "no" },
-                escape(w.instance.as_deref().unwrap_or("-")),
-                w.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
-                w.end.as_str(),
-                started(w.started_unix)
-            );
+    let head = "<thead><tr><th>measure</th><th>ms</th><th>trace</th><th>sampled</th><th>instance</th><th>status</th><th>end</th><th>started (UTC)</th></tr></thead>";
+    let rows = |html: &mut String, from: usize, to: usize| {
+        for (m, list) in lists.lists() {
+            for w in list.iter().take(to).skip(from) {
+                let _ = write!(
+                    html,
+                    "<tr data-measure=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    m.key(),
+                    m.label(),
+                    show_ms(w.value_ms),
+                    html_trace(project, w.trace_id.as_deref()),
+                    if w.sampled { "yes" } else { "no" },
+                    escape(w.instance.as_deref().unwrap_or("-")),
+                    w.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                    w.end.as_str(),
+                    started(w.started_unix)
+                );
+            }
         }
-    }
+    };
+    let _ = write!(html, "<table class=\"{class}\">{head}<tbody>");
+    rows(html, 0, SHOWN);
     html.push_str("</tbody></table>");
+    let folded: usize = lists
+        .lists()
+        .map(|(_, list)| list.len().saturating_sub(SHOWN))
+        .sum();
+    if folded > 0 {
+        let _ = write!(
+            html,
+            "<details class=\"{class}-more\"><summary>{folded} more (the next of each measure's list)</summary><table class=\"{class}\">{head}<tbody>"
+        );
+        rows(html, SHOWN, usize::MAX);
+        html.push_str("</tbody></table></details>");
+    }
 }
 
 /// The HTML section: every list, sampled lists apart, failed ids.
@@ -139,7 +156,7 @@ pub fn html(html: &mut String, report: &Report) {
     let project = project(report);
     let _ = write!(
         html,
-        "<section id=\"worst\"><h2>Worst streams</h2><p>The {} slowest connections per measure, each with the trace its request carried. {}</p>",
+        "<section id=\"worst\"><h2>Worst streams</h2><p>The {} slowest connections per measure (the {SHOWN} slowest shown, the rest folded), each with the trace its request carried. {}</p>",
         worst.limit,
         escape(&where_links_go(project))
     );

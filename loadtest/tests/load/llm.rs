@@ -75,9 +75,9 @@ async fn the_figures_match_the_simulated_models_settings() {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(
         page.contains("id=\"llm-percentiles\"")
-            && page.contains("\nTTFT\n")
+            && page.contains("</span>TTFT</li>")
             && page.contains("\n99%\n"),
-        "the LLM percentile plot, its lines and nines"
+        "the LLM percentile plot, its key and nines"
     );
     std::fs::remove_file(&html).ok();
     // The live GenAI client metrics say the same.
