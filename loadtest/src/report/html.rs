@@ -356,8 +356,6 @@ mod tests {
             .collect()
     }
 
-    /// The figures the HTML shows are the JSON summary's, number for number.
-    #[test]
     #[test]
     fn charts_come_before_the_long_tables_and_the_worst_streams_fold() {
         let mut r = report();
@@ -397,6 +395,7 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// The figures the HTML shows are the JSON summary's, number for number.
     #[test]
     fn the_html_shows_the_json_summarys_figures() {
         let r = report();
