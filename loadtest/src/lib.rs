@@ -32,6 +32,8 @@
 //! - [`report`]: the mergeable stream report (JSON, Markdown, HTML).
 //! - [`stream_log`]: `--stream-log`, a JSON line per connection.
 //! - [`checks`]: the run judged against what the user asked to prove.
+//! - [`until_decided`]: `--run-time auto`, a run that goes on until its
+//!   checks are decided (over processes too).
 //! - [`confidence`]: how sure a verdict can be: order-statistic bounds on
 //!   percentiles, Wilson bounds on rates; PASS, FAIL or UNRESOLVED.
 //! - [`goodput`]: the share of streams (or LLM requests) meeting every

@@ -6,6 +6,7 @@
 mod capacity;
 mod cli;
 mod compression;
+mod docs_json;
 mod formats;
 mod helpers;
 mod honest_latency;
