@@ -518,32 +518,31 @@ impl Level {
     /// What would decide this level: the hold its samples ask for, or
     /// more samples per second.
     pub fn what_would_decide(&self) -> String {
+        match self.hold_to_decide_s {
+            Some(s) => format!(
+                "{}: a hold of about {s:.0} s would decide it, or more samples a second (shorter streams start more often)",
+                self.undecided()
+            ),
+            None => format!(
+                "{}: its bounds straddle the SLO; a longer hold narrows them",
+                self.undecided()
+            ),
+        }
+    }
+
+    /// The SLOs left undecided, with their samples: `ttfb over 220 samples`.
+    fn undecided(&self) -> String {
         let undecided: Vec<String> = self
             .measures
             .iter()
             .filter(|(_, m)| m.verdict == Outcome::Unresolved)
             .map(|(name, m)| format!("{name} over {} samples", m.samples))
             .collect();
-        match self.hold_to_decide_s {
-            Some(s) => format!(
-                "{}: a hold of about {s:.0} s would decide it, or more samples a second (shorter streams start more often)",
-                undecided.join(", ")
-            ),
-            None => format!(
-                "{}: its bounds straddle the SLO; a longer hold narrows them",
-                undecided.join(", ")
-            ),
-        }
+        undecided.join(", ")
     }
 
     /// Said when an unresolved level is held longer.
     fn held_longer_line(&self, until: Duration) -> String {
-        let unresolved: Vec<String> = self
-            .measures
-            .iter()
-            .filter(|(_, m)| m.verdict == Outcome::Unresolved)
-            .map(|(name, m)| format!("{name} over {} samples", m.samples))
-            .collect();
         let estimate = self
             .hold_to_decide_s
             .map(|s| format!("; about {s:.0} s would decide it"))
@@ -552,7 +551,7 @@ impl Level {
             "level of {} streams unresolved after {:.0} s ({}{estimate}): holding it to {} s",
             self.streams,
             self.held_for_s,
-            unresolved.join(", "),
+            self.undecided(),
             until.as_secs()
         )
     }

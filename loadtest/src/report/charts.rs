@@ -860,17 +860,11 @@ pub fn throughput_chart(levels: &[(u64, f64)], knee: Option<u64>, unit: &str) ->
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_text::between;
     use std::time::Duration;
 
     use super::*;
     use crate::histogram::{new_histogram, record};
-
-    fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
-        text.split(from)
-            .nth(1)
-            .and_then(|rest| rest.split(to).next())
-            .unwrap_or_default()
-    }
 
     #[test]
     fn a_narrow_distribution_is_binned_linearly_and_says_what_it_counts() {

@@ -307,6 +307,7 @@ fn ends_tables(html: &mut String, report: &Report, summary: &super::summary::Sum
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_text::between;
     use std::time::Duration;
 
     use super::*;
@@ -386,13 +387,6 @@ mod tests {
         assert_eq!(shown.matches("data-measure=\"first_event\"").count(), 3);
         let folded = between(&page, "<details class=\"worst-more\">", "</details>");
         assert_eq!(folded.matches("data-measure=\"first_event\"").count(), 7);
-    }
-
-    fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
-        text.split(from)
-            .nth(1)
-            .and_then(|rest| rest.split(to).next())
-            .unwrap_or_default()
     }
 
     /// The figures the HTML shows are the JSON summary's, number for number.

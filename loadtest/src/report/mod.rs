@@ -875,6 +875,18 @@ pub fn tidy_number(v: f64) -> f64 {
     rounded
 }
 
+/// Text helpers for the report modules' tests.
+#[cfg(test)]
+pub(crate) mod test_text {
+    /// The text between the first `from` and the next `to` ("" if none).
+    pub fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
+        text.split(from)
+            .nth(1)
+            .and_then(|rest| rest.split(to).next())
+            .unwrap_or_default()
+    }
+}
+
 /// The formats a report is written in, named by the file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportFormat {
