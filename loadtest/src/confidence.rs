@@ -40,13 +40,12 @@ impl Outcome {
         }
     }
 
-    /// The exit code a run ends with: 0, 1 or 4 (2 is for usage and
-    /// set-up errors, 3 for a saturated capacity search).
+    /// The exit code a run ends with ([`crate::exit`]).
     pub fn exit_code(self) -> u8 {
         match self {
-            Self::Pass => 0,
-            Self::Fail => 1,
-            Self::Unresolved => 4,
+            Self::Pass => crate::exit::PASS,
+            Self::Fail => crate::exit::FAIL,
+            Self::Unresolved => crate::exit::UNRESOLVED,
         }
     }
 

@@ -31,6 +31,7 @@
 //! - [`histogram`]: the HDR histograms figures are kept in.
 //! - [`report`]: the mergeable stream report (JSON, Markdown, HTML).
 //! - [`stream_log`]: `--stream-log`, a JSON line per connection.
+//! - [`exit`]: every exit code, in one place.
 //! - [`checks`]: the run judged against what the user asked to prove.
 //! - [`until_decided`]: `--run-time auto`, a run that goes on until its
 //!   checks are decided (over processes too).
@@ -62,6 +63,7 @@ pub mod confidence;
 pub mod config;
 mod duration_ms;
 pub mod emulate;
+pub mod exit;
 pub mod expectations;
 pub mod goodput;
 pub mod health;

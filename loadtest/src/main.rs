@@ -9,7 +9,7 @@ use trickle_load::cli::Command;
 use trickle_load::report::Report;
 use trickle_load::{attack, checks};
 
-const SETUP: u8 = 2;
+use trickle_load::exit::SETUP;
 
 /// 0 when every check passed, 1 when one failed, else 4 (one unresolved).
 fn verdict_code(verdicts: &[trickle_load::verdict::Verdict]) -> ExitCode {

@@ -28,14 +28,13 @@ use report::{Capacity, CapacityReport, SearchSettings};
 use search::Search;
 use slo::Slo;
 
-/// Exit codes of `capacity`.
-pub const EXIT_FOUND: u8 = 0;
-pub const EXIT_START_FAILED: u8 = 1;
-pub const EXIT_SETUP: u8 = 2;
-pub const EXIT_INCONCLUSIVE: u8 = 3;
-/// The answer could not be resolved (levels left unresolved at
-/// `--max-hold`); 3 wins over it.
-pub const EXIT_UNRESOLVED: u8 = 4;
+/// Exit codes of `capacity`, by their meaning here ([`crate::exit`]).
+pub const EXIT_FOUND: u8 = crate::exit::PASS;
+pub const EXIT_START_FAILED: u8 = crate::exit::FAIL;
+pub const EXIT_SETUP: u8 = crate::exit::SETUP;
+pub const EXIT_INCONCLUSIVE: u8 = crate::exit::INCONCLUSIVE;
+/// The answer could not be resolved; 3 wins over it.
+pub const EXIT_UNRESOLVED: u8 = crate::exit::UNRESOLVED;
 
 /// The default `--max`.
 const DEFAULT_MAX: u64 = 20_000;
