@@ -49,8 +49,9 @@
 //!   the Cloud Run settings it implies.
 //!
 //! The rehearsal platform:
-//! - [`emulate`]: a local Cloud Run serving layer: its policy (pure
-//!   decisions), its instance processes, its pool and its proxy.
+//! - [`emulate`]: a local Cloud Run serving layer, the workspace crate
+//!   `trickle-emulator` (`emulator/`): its policy (pure decisions), its
+//!   instance processes, its pool and its proxy.
 
 pub mod attack;
 pub mod capacity;
@@ -62,7 +63,8 @@ pub mod collector;
 pub mod confidence;
 pub mod config;
 mod duration_ms;
-pub mod emulate;
+/// `trickle-load emulate`: the Cloud Run emulator (its own crate).
+pub use trickle_emulator as emulate;
 pub mod exit;
 pub mod expectations;
 pub mod goodput;
