@@ -5,7 +5,8 @@
 //! - [`options`]: a run's options: goose's, the stream's, the checks.
 //! - [`config`]: a run validated once into typed figures ([`config::RunConfig`]).
 //! - [`target`]: `--host` checked before any load (a URL, not a header).
-//! - [`attack`]: goose wiring, the run deadline, custom rows.
+//! - [`run`]: a load run: its orchestration, the request plan, goose
+//!   wiring, the stream transaction (custom rows, backoff), set-up errors.
 //! - [`client`]: one logical stream with reconnects; connectors: its own
 //!   HTTP/1.1 reader for `http://`, goose's reqwest for `https://` and
 //!   proxies (SSE, NDJSON, text), WebSocket; [`client::decode`] turns
@@ -53,7 +54,6 @@
 //!   `trickle-emulator` (`emulator/`): its policy (pure decisions), its
 //!   instance processes, its pool and its proxy.
 
-pub mod attack;
 pub mod capacity;
 pub mod checks;
 pub mod cli;
@@ -63,6 +63,7 @@ pub mod collector;
 pub mod confidence;
 pub mod config;
 mod duration_ms;
+pub mod run;
 /// `trickle-load emulate`: the Cloud Run emulator (its own crate).
 pub use trickle_emulator as emulate;
 pub mod exit;

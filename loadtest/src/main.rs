@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use trickle_load::cli::Command;
 use trickle_load::report::Report;
-use trickle_load::{attack, checks};
+use trickle_load::{checks, run};
 
 use trickle_load::exit::SETUP;
 
@@ -196,7 +196,7 @@ fn run(args: trickle_load::cli::RunArgs) -> ExitCode {
             }
         }
     } else {
-        match runtime.block_on(attack::run_config(config)) {
+        match runtime.block_on(run::run_config(config)) {
             Ok(result) => {
                 let verdicts = checks::evaluate(&result.report, &result.expectations);
                 (result.report, verdicts)

@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 use super::search::Hold;
 use super::slo::{self, MeasureVerdict, Sample, Slo};
 use super::CapacityArgs;
-use crate::attack::{self, SetupError};
 use crate::confidence::Outcome;
 use crate::config::{Checkpoints, RunConfig};
 use crate::health::ClientFigures;
 use crate::histogram::quantile;
 use crate::report::WindowStats;
+use crate::run::{self, SetupError};
 
 /// One level's figures (an element of the report's `levels`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,7 +232,7 @@ async fn run_in_process(
         stop: stop.clone(),
     });
     let llm = args.stream.llm.api.is_some();
-    let attack = attack::run_measuring(config);
+    let attack = run::run_measuring(config);
     tokio::pin!(attack);
     let mut ended: Option<Level> = None;
     loop {

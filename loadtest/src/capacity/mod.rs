@@ -200,7 +200,7 @@ pub enum CapacityError {
     #[error(transparent)]
     TooManyStreams(#[from] crate::limits::TooManyStreams),
     #[error(transparent)]
-    Run(#[from] crate::attack::SetupError),
+    Run(#[from] crate::run::SetupError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
     #[error("{0}")]

@@ -3,9 +3,9 @@
 use actix_web::{web, App, HttpServer};
 use clap::Parser;
 use trickle::{Application, Settings};
-use trickle_load::attack::{self, RunResult};
 use trickle_load::checks;
 use trickle_load::cli::Cli;
+use trickle_load::run::{self, RunResult};
 use trickle_load::verdict::Verdict;
 use trickle_telemetry::Telemetry;
 
@@ -40,7 +40,7 @@ pub async fn load(host: &str, args: &[&str]) -> (RunResult, Vec<Verdict>) {
     ];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).unwrap();
-    let result = attack::run(cli.run).await.unwrap();
+    let result = run::run(cli.run).await.unwrap();
     let verdicts = checks::evaluate(&result.report, &result.expectations);
     (result, verdicts)
 }
