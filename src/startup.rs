@@ -21,7 +21,7 @@ use crate::shutdown::{self, ShutdownBudget, Stopped};
 use crate::state::AppState;
 
 /// Header naming the instance that served a response.
-pub const INSTANCE_HEADER: &str = "x-trickle-instance";
+pub use trickle_protocol::INSTANCE_HEADER;
 
 /// Pending connections the kernel queues while workers accept.
 const LISTEN_BACKLOG: u32 = 4096;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
+use trickle_protocol::params;
 
 use clap::Args;
 use goose::config::GooseConfiguration;
@@ -157,7 +158,7 @@ pub struct StreamArgs {
           value_parser = parse_worst)]
     pub worst: usize,
     /// Response header naming the serving instance.
-    #[arg(long, default_value = "x-trickle-instance")]
+    #[arg(long, default_value = trickle_protocol::INSTANCE_HEADER)]
     pub instance_header: String,
     /// Ask for compressed bodies as browsers do (curl's name) and decode
     /// them, per connection, as they stream: `--compressed` sends
@@ -424,10 +425,13 @@ impl StreamArgs {
             .unwrap_or_else(|| self.transport.default_path().to_owned());
         let mut params = Vec::new();
         for (name, value) in [
-            ("chunks", self.chunks.map(|v| v.to_string())),
-            ("interval_ms", self.interval_ms.map(|v| v.to_string())),
-            ("first_delay_ms", self.first_delay_ms.map(|v| v.to_string())),
-            ("size", self.size.map(|v| v.to_string())),
+            (params::CHUNKS, self.chunks.map(|v| v.to_string())),
+            (params::INTERVAL_MS, self.interval_ms.map(|v| v.to_string())),
+            (
+                params::FIRST_DELAY_MS,
+                self.first_delay_ms.map(|v| v.to_string()),
+            ),
+            (params::SIZE, self.size.map(|v| v.to_string())),
         ] {
             if let Some(value) = value {
                 params.push(format!("{name}={value}"));

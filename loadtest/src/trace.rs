@@ -76,12 +76,13 @@ pub fn traceparent(trace: StreamTrace, span: u64) -> String {
     )
 }
 
-/// `TRACE_ID/SPAN_ID;o=N`: the trace id in hex, the span id in decimal.
+/// `TRACE_ID/SPAN_ID;o=N`, as trickle-telemetry's propagator writes and
+/// reads it.
 pub fn cloud_trace_context(trace: StreamTrace, span: u64) -> String {
-    format!(
-        "{:032x}/{span};o={}",
+    trickle_telemetry::propagation::CloudTraceContextPropagator::format_ids(
         trace.trace_id,
-        u8::from(trace.sampled)
+        span,
+        trace.sampled,
     )
 }
 

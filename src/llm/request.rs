@@ -21,8 +21,8 @@ impl Api {
     /// `gen_ai.operation.name`.
     pub fn operation(self) -> &'static str {
         match self {
-            Self::Chat | Self::Responses => "chat",
-            Self::Completions => "text_completion",
+            Self::Chat | Self::Responses => trickle_protocol::genai::CHAT,
+            Self::Completions => trickle_protocol::genai::TEXT_COMPLETION,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod streams;
 pub mod vllm;
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use trickle_protocol::routes;
 
 use crate::errors::ApiError;
 
@@ -18,13 +19,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_metrics: bool) {
         cfg.service(get_only("/metrics", metrics::metrics));
     }
     cfg.service(get_only("/", index::index))
-        .service(get_only("/stream", streams::text))
-        .service(get_only("/ndjson", streams::ndjson))
-        .service(get_only("/sse", streams::sse))
-        .service(get_only("/ws", streams::ws))
-        .service(post_only("/v1/chat/completions", llm::chat))
-        .service(post_only("/v1/completions", llm::completions))
-        .service(post_only("/v1/responses", llm::responses))
+        .service(get_only(routes::TEXT, streams::text))
+        .service(get_only(routes::NDJSON, streams::ndjson))
+        .service(get_only(routes::SSE, streams::sse))
+        .service(get_only(routes::WS, streams::ws))
+        .service(post_only(routes::CHAT_COMPLETIONS, llm::chat))
+        .service(post_only(routes::COMPLETIONS, llm::completions))
+        .service(post_only(routes::RESPONSES, llm::responses))
         .service(
             web::resource("/v1/models")
                 .route(web::get().to(llm::models))

@@ -85,14 +85,7 @@ impl SpecError {
     }
 }
 
-const PARAMETERS: [&str; 6] = [
-    "chunks",
-    "interval_ms",
-    "first_delay_ms",
-    "size",
-    "jitter_ms",
-    "last_event_id",
-];
+const PARAMETERS: [&str; 6] = trickle_protocol::params::ALL;
 
 impl StreamSpec {
     /// Parses the raw query string and the `Last-Event-ID` header value. The

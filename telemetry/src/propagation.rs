@@ -89,13 +89,17 @@ impl CloudTraceContextPropagator {
 
     /// The header value for a span context.
     pub fn format(context: &SpanContext) -> String {
+        let trace = u128::from_be_bytes(context.trace_id().to_bytes());
         let span = u64::from_be_bytes(context.span_id().to_bytes());
-        format!(
-            "{:032x}/{};o={}",
-            context.trace_id(),
-            span,
-            u8::from(context.is_sampled())
-        )
+        Self::format_ids(trace, span, context.is_sampled())
+    }
+
+    /// The header value for raw ids (`TRACE_ID/SPAN_ID;o=N`: the trace id
+    /// in lowercase hex, the span id in decimal): what a client that makes
+    /// its ids itself (trickle-load) sends, written where the service's
+    /// parser is.
+    pub fn format_ids(trace_id: u128, span_id: u64, sampled: bool) -> String {
+        format!("{trace_id:032x}/{span_id};o={}", u8::from(sampled))
     }
 }
 

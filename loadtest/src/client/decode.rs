@@ -6,6 +6,7 @@
 //! that LLM APIs end their SSE streams with.
 
 use std::time::Duration;
+use trickle_protocol::messages;
 
 use serde_json::Value;
 
@@ -34,10 +35,10 @@ impl ClientTransport {
     /// trickle's route for this transport.
     pub fn default_path(self) -> &'static str {
         match self {
-            Self::Sse => "/sse",
-            Self::Ndjson => "/ndjson",
-            Self::Text => "/stream",
-            Self::Ws => "/ws",
+            Self::Sse => trickle_protocol::routes::SSE,
+            Self::Ndjson => trickle_protocol::routes::NDJSON,
+            Self::Text => trickle_protocol::routes::TEXT,
+            Self::Ws => trickle_protocol::routes::WS,
         }
     }
 }
@@ -261,9 +262,9 @@ impl Decoder {
                         data,
                         last_event_id,
                     } => {
-                        if event_type == "end" || data.trim() == "[DONE]" {
+                        if event_type == messages::END_EVENT || data.trim() == messages::DONE {
                             Seen::End
-                        } else if event_type == "reconnect" {
+                        } else if event_type == messages::RECONNECT {
                             Seen::Reconnect
                         } else if llm {
                             Seen::Llm(crate::llm::chunk::LlmChunk::parse(data))
@@ -337,7 +338,7 @@ impl Decoder {
 fn message(text: &str, event_time: Option<&EventTime>) -> Seen {
     let sent_us = || event_time.and_then(|t| t.in_json(text));
     let Ok(value) = serde_json::from_str::<Value>(text) else {
-        return if text.trim() == "[DONE]" {
+        return if text.trim() == messages::DONE {
             Seen::End
         } else {
             Seen::Event {
@@ -347,9 +348,9 @@ fn message(text: &str, event_time: Option<&EventTime>) -> Seen {
         };
     };
     match value.get("type").and_then(Value::as_str) {
-        Some("end") => Seen::End,
-        Some("reconnect") => Seen::Reconnect,
-        Some("heartbeat") => Seen::Heartbeat,
+        Some(messages::END) => Seen::End,
+        Some(messages::RECONNECT) => Seen::Reconnect,
+        Some(messages::HEARTBEAT) => Seen::Heartbeat,
         _ => Seen::Event {
             id: value.get("id").and_then(Value::as_u64),
             sent_us: sent_us(),

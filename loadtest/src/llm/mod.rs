@@ -34,16 +34,16 @@ impl Api {
     /// `gen_ai.operation.name`.
     pub fn operation(self) -> &'static str {
         match self {
-            Self::OpenaiChat | Self::OpenaiResponses => "chat",
-            Self::OpenaiCompletions => "text_completion",
+            Self::OpenaiChat | Self::OpenaiResponses => trickle_protocol::genai::CHAT,
+            Self::OpenaiCompletions => trickle_protocol::genai::TEXT_COMPLETION,
         }
     }
 
     pub fn default_path(self) -> &'static str {
         match self {
-            Self::OpenaiChat => "/v1/chat/completions",
-            Self::OpenaiCompletions => "/v1/completions",
-            Self::OpenaiResponses => "/v1/responses",
+            Self::OpenaiChat => trickle_protocol::routes::CHAT_COMPLETIONS,
+            Self::OpenaiCompletions => trickle_protocol::routes::COMPLETIONS,
+            Self::OpenaiResponses => trickle_protocol::routes::RESPONSES,
         }
     }
 }

@@ -129,6 +129,61 @@ pub fn line(step: &Step, context: &FrameContext) -> Bytes {
 
 #[cfg(test)]
 mod tests {
+    /// The `type` names serde writes (from the variants' names) are the
+    /// ones trickle-load reads (trickle-protocol's): a renamed variant
+    /// fails here, not in an integration test.
+    #[test]
+    fn message_types_are_the_protocols() {
+        use trickle_protocol::messages;
+        let kind = |m: &Message<'_>| {
+            serde_json::to_value(m)
+                .ok()
+                .and_then(|v| v.get("type").and_then(|t| t.as_str().map(str::to_owned)))
+                .unwrap_or_default()
+        };
+        let cases = [
+            (
+                Message::Chunk {
+                    id: 1,
+                    ts: 0.0,
+                    instance: "i",
+                    payload: "",
+                },
+                messages::CHUNK,
+            ),
+            (Message::Heartbeat { ts: 0.0 }, messages::HEARTBEAT),
+            (
+                Message::End {
+                    reason: "completed",
+                    last_id: None,
+                },
+                messages::END,
+            ),
+            (
+                Message::Reconnect {
+                    reason: "deadline",
+                    last_id: None,
+                    retry_ms: 1,
+                },
+                messages::RECONNECT,
+            ),
+        ];
+        for (message, name) in &cases {
+            assert_eq!(kind(message), *name);
+        }
+        let mut out = Vec::new();
+        write_chunk(
+            &mut out,
+            &Event {
+                id: 1,
+                unix_time: 0.0,
+                size: 0,
+            },
+            &FrameContext::new(std::sync::Arc::from("i"), 1_000),
+        );
+        assert!(out.starts_with(format!("{{\"type\":\"{}\"", messages::CHUNK).as_bytes()));
+    }
+
     use std::sync::Arc;
 
     use proptest::prelude::*;

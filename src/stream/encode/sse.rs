@@ -19,6 +19,7 @@
 //! ```
 
 use std::io::Write;
+use trickle_protocol::messages;
 
 use bytes::Bytes;
 
@@ -51,9 +52,9 @@ fn head(out: &mut Vec<u8>, step: &Step, context: &FrameContext) -> std::io::Resu
             if let Some(id) = last_id {
                 writeln!(out, "id: {id}")?;
             }
-            write!(out, "event: reconnect\ndata: ")
+            write!(out, "event: {}\ndata: ", messages::RECONNECT)
         }
-        Step::End { .. } => write!(out, "event: end\ndata: "),
+        Step::End { .. } => write!(out, "event: {}\ndata: ", messages::END_EVENT),
         Step::Heartbeat => Ok(()),
     }
 }
