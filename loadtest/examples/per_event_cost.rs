@@ -29,12 +29,38 @@ fn body(events: usize) -> Vec<u8> {
     body
 }
 
+/// The body of `/ndjson?size=64`: a JSON object per line (each parsed
+/// whole by the decoder, for its `type` and `id`).
+fn ndjson_body(events: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    for id in 0..events {
+        let ts = 1_764_297_600.0 + id as f64 * 0.02;
+        body.extend_from_slice(
+            format!(
+                "{{\"type\":\"chunk\",\"id\":{id},\"ts\":{ts:.6},\"instance\":\"1ba229f8\",\"payload\":\"{}\"}}\n",
+                "x".repeat(64)
+            )
+            .as_bytes(),
+        );
+    }
+    body
+}
+
 /// Nanoseconds per event of decoding `body`, best of five passes.
 fn per_event(body: &[u8], events: usize, event_time: Option<EventTime>) -> (f64, u64) {
+    per_event_of(ClientTransport::Sse, body, events, event_time)
+}
+
+fn per_event_of(
+    transport: ClientTransport,
+    body: &[u8],
+    events: usize,
+    event_time: Option<EventTime>,
+) -> (f64, u64) {
     let mut best = f64::MAX;
     let mut stamped = 0;
     for _ in 0..5 {
-        let mut decoder = Decoder::new(ClientTransport::Sse).with_event_time(event_time.clone());
+        let mut decoder = Decoder::new(transport).with_event_time(event_time.clone());
         let mut seen = Vec::with_capacity(256);
         stamped = 0;
         let start = Instant::now();
@@ -66,8 +92,10 @@ fn main() {
         eprintln!("error: {stamped} of {events} events had their send time read");
         std::process::exit(1);
     }
+    let ndjson = ndjson_body(events);
+    let (ndjson_ns, _) = per_event_of(ClientTransport::Ndjson, &ndjson, events, None);
     println!(
-        "{{\"events\": {events}, \"decode_ns\": {without:.1}, \"decode_with_event_time_ns\": {with:.1}, \"event_time_ns\": {:.1}}}",
+        "{{\"events\": {events}, \"decode_ns\": {without:.1}, \"decode_with_event_time_ns\": {with:.1}, \"event_time_ns\": {:.1}, \"ndjson_decode_ns\": {ndjson_ns:.1}}}",
         with - without
     );
     eprintln!("rerun: cargo run --release -p trickle-load --example per_event_cost {events}");

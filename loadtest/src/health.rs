@@ -186,11 +186,14 @@ impl HealthProbe {
         };
         let max_lag_ms = self.max_lag.as_secs_f64() * 1e3;
         let reason = saturation(lag_p99_ms, max_lag_ms, cpu_cores, self.cores);
+        // In the digits their meaning needs (a microsecond of lag, 4
+        // significant digits of a core): the report writes them as kept.
+        let tidy = crate::report::tidy_number;
         ClientFigures {
-            lag_p50_ms,
-            lag_p99_ms,
-            lag_max_ms,
-            cpu_cores,
+            lag_p50_ms: tidy(lag_p50_ms),
+            lag_p99_ms: tidy(lag_p99_ms),
+            lag_max_ms: tidy(lag_max_ms),
+            cpu_cores: tidy(cpu_cores),
             cores: self.cores,
             machine_cores: machine_cores(),
             max_lag_ms,

@@ -749,17 +749,7 @@ impl Report {
         summarized.schema_version = SCHEMA_VERSION;
         summarized.refresh_latency();
         summarized.summarize(verdicts);
-        // The derived figures in the digits their meaning needs; the
-        // measurements themselves (histograms, times, the worst streams)
-        // exactly as taken, so that merging reads back what was written.
-        let mut json =
-            serde_json::to_value(&summarized).map_err(|e| ReportError::Serialize(e.to_string()))?;
-        for derived in ["summary", "latency", "client"] {
-            if let Some(v) = json.get_mut(derived) {
-                tidy_numbers(v);
-            }
-        }
-        serde_json::to_string_pretty(&json).map_err(|e| ReportError::Serialize(e.to_string()))
+        serde_json::to_string_pretty(&summarized).map_err(|e| ReportError::Serialize(e.to_string()))
     }
 
     /// Reads a JSON report of any schema this build knows (1 or 2).
@@ -830,30 +820,66 @@ impl Report {
     }
 }
 
-/// `value` as pretty JSON with each number in the digits its meaning needs
-/// ([`tidy_number`]): no `254.71899999999997`.
+/// `value` as pretty JSON (fields in the order the structs declare them)
+/// with each fractional number in the digits its meaning needs
+/// ([`tidy_number`]): no `254.71899999999997`. Numbers are rewritten in
+/// the JSON text, outside strings; integers are left as they are.
 pub fn tidy_json(value: &impl Serialize) -> Result<String, ReportError> {
-    let mut json =
-        serde_json::to_value(value).map_err(|e| ReportError::Serialize(e.to_string()))?;
-    tidy_numbers(&mut json);
-    serde_json::to_string_pretty(&json).map_err(|e| ReportError::Serialize(e.to_string()))
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| ReportError::Serialize(e.to_string()))?;
+    Ok(tidy_json_text(&text))
 }
 
-fn tidy_numbers(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Number(n) if n.is_f64() => {
-            if let Some(tidy) = n
-                .as_f64()
-                .map(tidy_number)
-                .and_then(serde_json::Number::from_f64)
-            {
-                *n = tidy;
+/// [`tidy_json`]'s rewriting of a JSON text's fractional numbers.
+fn tidy_json_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.char_indices().peekable();
+    let mut in_string = false;
+    while let Some((i, c)) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => {
+                    if let Some((_, escaped)) = chars.next() {
+                        out.push(escaped);
+                    }
+                }
+                '"' => in_string = false,
+                _ => {}
             }
+            continue;
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(tidy_numbers),
-        serde_json::Value::Object(fields) => fields.values_mut().for_each(tidy_numbers),
-        _ => {}
+        if c == '"' {
+            in_string = true;
+            out.push(c);
+            continue;
+        }
+        if c == '-' || c.is_ascii_digit() {
+            let mut end = i + c.len_utf8();
+            while let Some((j, d)) = chars.peek().copied() {
+                if d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+' | '-') {
+                    end = j + d.len_utf8();
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let token = &text[i..end];
+            let fractional = token.contains(['.', 'e', 'E']);
+            match token.parse::<f64>() {
+                Ok(v) if fractional && v.is_finite() => {
+                    out.push_str(
+                        &serde_json::to_string(&tidy_number(v))
+                            .unwrap_or_else(|_| token.to_owned()),
+                    );
+                }
+                _ => out.push_str(token),
+            }
+            continue;
+        }
+        out.push(c);
     }
+    out
 }
 
 /// A figure in the digits its meaning needs: at or above 1 (milliseconds,
