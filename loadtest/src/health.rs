@@ -188,7 +188,7 @@ impl HealthProbe {
         let reason = saturation(lag_p99_ms, max_lag_ms, cpu_cores, self.cores);
         // In the digits their meaning needs (a microsecond of lag, 4
         // significant digits of a core): the report writes them as kept.
-        let tidy = crate::report::tidy_number;
+        let tidy = crate::digits::tidy_number;
         ClientFigures {
             lag_p50_ms: tidy(lag_p50_ms),
             lag_p99_ms: tidy(lag_p99_ms),

@@ -62,6 +62,7 @@ pub mod client_spans;
 pub mod collector;
 pub mod confidence;
 pub mod config;
+mod digits;
 mod duration_ms;
 pub mod run;
 /// `trickle-load emulate`: the Cloud Run emulator (its own crate).

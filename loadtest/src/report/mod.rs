@@ -882,24 +882,7 @@ fn tidy_json_text(text: &str) -> String {
     out
 }
 
-/// A figure in the digits its meaning needs: at or above 1 (milliseconds,
-/// seconds, Unix times, rates), to the thousandth (a microsecond of a
-/// millisecond, a millisecond of a second); below 1 (shares, their bounds,
-/// CPU cores), to 4 significant digits, so a small bound (0.05% is
-/// 0.0004955) is never rounded to 0.
-pub fn tidy_number(v: f64) -> f64 {
-    if !v.is_finite() || v == 0.0 {
-        return v;
-    }
-    let rounded = if v.abs() >= 1.0 {
-        (v * 1e3).round() / 1e3
-    } else {
-        let scale = 10f64.powi(3 - v.abs().log10().floor() as i32);
-        (v * scale).round() / scale
-    };
-    // The shortest text of the rounded value is what JSON shows.
-    rounded
-}
+pub use crate::digits::tidy_number;
 
 /// Text helpers for the report modules' tests.
 #[cfg(test)]
