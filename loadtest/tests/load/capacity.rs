@@ -528,24 +528,32 @@ async fn unresolved_levels_are_held_longer_and_answer_as_a_long_hold_does() {
         }
     }
     let answer = c.max_streams.unwrap_or(0);
-    let held_longer = c
-        .levels
-        .iter()
-        .find(|l| l.held_for_s > 2.5)
-        .unwrap_or_else(|| panic!("no level held longer than one --hold: {:?}", c.levels));
-    assert!(held_longer.resolved, "{held_longer:?}");
     let at_answer = c.levels.iter().rev().find(|l| l.streams == answer);
     assert!(
         at_answer.is_some_and(|l| l.resolved && l.pass),
         "{at_answer:?}"
     );
+    // A level held past one --hold was one the answer rested on that
+    // could not decide in it (10 streams give about 250 samples in 2 s,
+    // the noise near 25 streams often needs more): it was held until it
+    // decided. Whether one needs it varies from run to run; the search's
+    // policy is table-tested in search.rs.
+    let held_longer: Vec<&capacity::level::Level> =
+        c.levels.iter().filter(|l| l.held_for_s > 2.5).collect();
+    for l in &held_longer {
+        assert!(l.resolved && l.hold_ended_by == HoldEnd::Decided, "{l:?}");
+    }
     // The header says the holds the levels had, not one --hold each.
     let md = short.markdown();
-    assert!(
-        md.contains("holds of 2-") && md.contains("(longer while unresolved)"),
-        "{}",
-        md.lines().nth(2).unwrap_or_default()
-    );
+    let header = md.lines().nth(2).unwrap_or_default();
+    if held_longer.is_empty() {
+        assert!(header.contains("2 s hold each"), "{header}");
+    } else {
+        assert!(
+            header.contains("holds of 2-") && header.contains("(longer while unresolved)"),
+            "{header}"
+        );
+    }
     // A long fixed hold (6 s, never extended) answers the same, within the
     // precision asked.
     let long = search_held(
