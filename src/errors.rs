@@ -21,6 +21,8 @@ pub(crate) enum ApiError {
     Draining { retry_after: Duration },
     #[error("WebSocket handshake failed: {0}")]
     Handshake(String),
+    #[error("{}", .0.as_str())]
+    Unauthorized(crate::session::Refused),
     #[error("no route {0}")]
     NotFound(String),
     #[error("method {method} is not allowed on {path}; allowed: GET")]
@@ -60,6 +62,7 @@ impl ApiError {
                 "urn:trickle:problem:websocket-handshake",
                 "WebSocket handshake failed",
             ),
+            Self::Unauthorized(_) => ("urn:trickle:problem:unauthorized", "Unauthorized"),
             Self::NotFound(_) => ("about:blank", "Not Found"),
             Self::MethodNotAllowed { .. } => ("about:blank", "Method Not Allowed"),
         }
@@ -81,6 +84,7 @@ impl ResponseError for ApiError {
             Self::InvalidStream(_) | Self::Handshake(_) => StatusCode::BAD_REQUEST,
             Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Draining { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -107,6 +111,9 @@ impl ResponseError for ApiError {
             // Whole seconds, at least one: RFC 9110 delay-seconds.
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             response.insert_header((header::RETRY_AFTER, secs));
+        }
+        if let Self::Unauthorized(_) = self {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         if let Self::MethodNotAllowed { .. } = self {
             response.insert_header((header::ALLOW, "GET"));

@@ -12,6 +12,7 @@
 //!   WebSocket session, and the guard that settles each stream's end.
 //! - [`llm`]: a simulated LLM behind OpenAI's API, on the same pipeline.
 //! - [`routes`]: the HTTP endpoints.
+//! - [`session`]: rehearsal logins (`POST /session`, `--require-session`).
 //! - [`errors`]: problem+json answers for every failure a client can cause.
 //!
 //! Metrics, traces and logs come from the workspace's `trickle-telemetry`
@@ -22,6 +23,7 @@ pub mod lifecycle;
 pub mod llm;
 pub mod open_files;
 pub(crate) mod routes;
+pub mod session;
 pub mod settings;
 pub mod shutdown;
 pub mod startup;

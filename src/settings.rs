@@ -116,6 +116,12 @@ pub struct Settings {
     #[arg(long, env = "K_CONFIGURATION")]
     pub k_configuration: Option<String>,
 
+    /// Stream routes refuse (401) requests without a session token from
+    /// `POST /session` (`Authorization: Bearer <token>`): rehearses an
+    /// authenticated streaming API. Not a security feature.
+    #[arg(long, env = "TRICKLE_REQUIRE_SESSION")]
+    pub require_session: bool,
+
     #[command(flatten)]
     pub llm: crate::llm::ModelSettings,
 }

@@ -27,6 +27,8 @@ pub struct AppState {
     pub model: Arc<crate::llm::ModelSettings>,
     /// Its batch scheduler (running and waiting requests).
     pub scheduler: Arc<crate::llm::scheduler::Scheduler>,
+    /// Session tokens (`POST /session`, `--require-session`).
+    pub sessions: crate::session::Sessions,
     /// Requests the model has drawn for (the n-th request's random
     /// choices under `--llm-seed`).
     draws: Arc<std::sync::atomic::AtomicU64>,
@@ -81,6 +83,7 @@ impl AppState {
             telemetry,
             model: Arc::new(settings.llm.clone()),
             scheduler,
+            sessions: crate::session::Sessions::new(settings.require_session),
             draws: Arc::default(),
         }
     }
@@ -112,6 +115,14 @@ impl AppState {
     /// Checks the request's parameters; `400` for bad ones, whatever the load.
     pub fn validate(&self, req: &HttpRequest) -> Result<ValidRequest, ApiError> {
         let started = Instant::now();
+        let authorization = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(|value| value.as_bytes());
+        self.sessions.check(authorization).map_err(|why| {
+            self.reject(names::REJECT_UNAUTHORIZED);
+            ApiError::Unauthorized(why)
+        })?;
         let last_event_id = req
             .headers()
             .get(LAST_EVENT_ID_HEADER)

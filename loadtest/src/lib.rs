@@ -83,6 +83,7 @@ pub mod processes;
 pub(crate) mod progress;
 pub mod record;
 pub mod report;
+pub mod scenario;
 pub mod schedule;
 pub mod stream_log;
 pub mod target;
@@ -91,6 +92,9 @@ pub mod trace;
 pub mod until_decided;
 pub mod verdict;
 pub mod worst;
+
+/// What a run must prove: the checks a report is judged by.
+pub use expectations::Expectations;
 
 /// The body decoders of `--compressed` (their memory is measured by
 /// `examples/decoder_memory.rs`) and the event decoder (its cost per

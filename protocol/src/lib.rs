@@ -23,6 +23,9 @@ pub mod routes {
     pub const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
     pub const COMPLETIONS: &str = "/v1/completions";
     pub const RESPONSES: &str = "/v1/responses";
+    /// A rehearsal login: `POST` answers `{"token": ...}`, the bearer
+    /// token the stream routes require under `--require-session`.
+    pub const SESSION: &str = "/session";
 }
 
 /// The query parameters of a stream route.

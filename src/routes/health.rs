@@ -1,4 +1,5 @@
-//! Probes: `/healthz` (the process lives) and `/readyz` (it takes streams).
+//! Probes: `/healthz` (the process lives) and `/readyz` (it takes
+//! streams); `POST /session`, a rehearsal login ([`crate::session`]).
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -22,4 +23,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// A session token for the stream routes (`--require-session`).
+pub async fn session(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "token": state.sessions.issue(),
+        "token_type": "Bearer",
+        "required": state.sessions.required,
+    }))
 }

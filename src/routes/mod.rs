@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_metrics: bool) {
                 .route(web::get().to(llm::models))
                 .default_service(web::to(method_not_allowed)),
         )
+        .service(post_only(routes::SESSION, health::session))
         .service(post_only("/tokenize", vllm::tokenize))
         .service(post_only("/detokenize", vllm::detokenize))
         .service(get_only("/health", vllm::health))

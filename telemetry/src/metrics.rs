@@ -46,6 +46,8 @@ pub mod names {
     pub const REJECT_WAITING: &str = "waiting";
     /// The simulated LLM answered an injected failure before any stream.
     pub const REJECT_INJECTED: &str = "injected";
+    /// A stream request without a valid session token (`--require-session`).
+    pub const REJECT_UNAUTHORIZED: &str = "unauthorized";
     /// The simulated LLM's injected failures, by `type`.
     pub const LLM_INJECTED_FAILURES: &str = "trickle_llm_injected_failures_total";
 }
@@ -251,7 +253,7 @@ impl Metrics {
         let streams = StreamFamilies::register(r)?;
         let rejected = r.counter_vec(
             names::STREAMS_REJECTED,
-            "Stream requests not admitted, by reason: capacity (429), draining (503), invalid (400), waiting (429: the simulated LLM's waiting queue was full), injected (a failure --llm-failure-rate injected before the stream).",
+            "Stream requests not admitted, by reason: capacity (429), draining (503), invalid (400), waiting (429: the simulated LLM's waiting queue was full), injected (a failure --llm-failure-rate injected before the stream), unauthorized (401: no valid session token under --require-session).",
             &["reason"],
         )?;
         for reason in [
@@ -260,6 +262,7 @@ impl Metrics {
             names::REJECT_INVALID,
             names::REJECT_WAITING,
             names::REJECT_INJECTED,
+            names::REJECT_UNAUTHORIZED,
         ] {
             rejected.with_label_values(&[reason]);
         }

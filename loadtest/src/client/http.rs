@@ -3,27 +3,20 @@
 
 use std::time::Duration;
 
-use goose::goose::{GooseMethod, GooseRequest, GooseUser};
 use tokio::time::Instant;
 
 use super::decode::{ClientTransport, Decoder};
 use std::sync::Arc;
 
 use super::{
-    client_deadline, read_in_own_task, Attempt, Connector, Finished, IdleTimer, Reader, Shared,
+    client_deadline, read_in_own_task, Attempt, Connector, Finished, HttpUser, IdleTimer, Reader,
+    Shared, HEADERS_ROW,
 };
 use crate::record::ConnectionEnd;
 
-pub(crate) struct HttpConnector<'u> {
-    pub user: &'u mut GooseUser,
-}
-
-fn method(name: &str) -> GooseMethod {
-    match name {
-        "POST" => GooseMethod::Post,
-        "PUT" => GooseMethod::Put,
-        _ => GooseMethod::Get,
-    }
+/// Streams through the user's own HTTP client.
+pub(crate) struct HttpConnector<'u, U: HttpUser> {
+    pub user: &'u mut U,
 }
 
 /// Adds `last_event_id` to a path for transports without a resume header.
@@ -39,7 +32,7 @@ pub fn with_resume(path: &str, resume_after: Option<u64>) -> String {
 
 /// A request error with its causes (reqwest's own message hides them:
 /// "error sending request" says nothing of a refused certificate).
-fn explain(error: &reqwest::Error) -> String {
+pub(crate) fn explain(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -61,18 +54,17 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
-impl Connector for HttpConnector<'_> {
+impl<U: HttpUser> Connector for HttpConnector<'_, U> {
     async fn connect(&mut self, shared: &Arc<Shared>, attempt: Attempt) -> Finished {
         let plan = &shared.plan;
         let sse = plan.transport == ClientTransport::Sse;
         let path = plan.request_path(attempt.resume_after);
         let stop_at = attempt.stop_at;
         let mut reader = Reader::new(shared, attempt);
-        let builder = match self.user.get_request_builder(&method(&plan.method), &path) {
+        let mut builder = match self.user.request(plan.method(), &path) {
             Ok(builder) => builder,
             Err(e) => return reader.fail(ConnectionEnd::ConnectError, e),
         };
-        let mut builder = builder;
         for (name, value) in &plan.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
@@ -97,26 +89,19 @@ impl Connector for HttpConnector<'_> {
                 builder = builder.header("last-event-id", id.to_string());
             }
         }
-        if let Some(llm) = &plan.llm {
-            builder = builder.body(llm.bodies.next());
-        } else if let Some(body) = &plan.body {
-            builder = builder.body(body.clone());
+        if let Some(body) = plan.next_body() {
+            builder = builder.body(body);
         }
-        let request = GooseRequest::builder()
-            .set_request_builder(builder)
-            .name("stream headers")
-            .build();
-        let goose_response = tokio::select! {
-            response = self.user.request(request) => response,
+        let sent = tokio::select! {
+            response = self.user.send(HEADERS_ROW, builder) => response,
             () = client_deadline(shared, stop_at) => return reader.finish(ConnectionEnd::ClientDeadline),
             () = tokio::time::sleep(plan.idle_timeout) => {
                 return reader.fail(ConnectionEnd::IdleTimeout, no_answer(plan.idle_timeout));
             }
         };
-        let response = match goose_response.map(|r| r.response) {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => return reader.fail(ConnectionEnd::ConnectError, explain(&e)),
-            Err(e) => return reader.fail(ConnectionEnd::ConnectError, e),
+        let response = match sent {
+            Ok(response) => response,
+            Err(why) => return reader.fail(ConnectionEnd::ConnectError, why),
         };
         reader.conn.headers = Some(reader.started.elapsed());
         let status = response.status().as_u16();

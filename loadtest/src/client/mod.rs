@@ -22,6 +22,9 @@ use decode::{ClientTransport, Seen};
 
 /// Default wait before a reconnect when the server advertised none.
 pub const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+/// The name a stream request's header timing is recorded under (goose's
+/// `stream headers` row).
+pub(crate) const HEADERS_ROW: &str = "stream headers";
 /// Reconnects of one logical stream before it is given up.
 pub const MAX_RECONNECTS: u64 = 1_000;
 
@@ -62,14 +65,60 @@ pub struct Plan {
     pub llm: Option<LlmPlan>,
 }
 
+/// The user a stream's HTTP requests go out as: its HTTP client (with
+/// its cookies, default headers and proxy), and where a request's
+/// header timing is recorded. The boundary to goose: the stream client
+/// knows this trait, [`crate::scenario`] implements it for goose's user.
+pub(crate) trait HttpUser: Send {
+    /// A request to `path` (relative to the user's base URL, or absolute).
+    fn request(&self, method: &str, path: &str) -> Result<reqwest::RequestBuilder, String>;
+    /// Sends a request built by [`HttpUser::request`] through the user's
+    /// client, its header timing recorded as `name`.
+    async fn send(
+        &mut self,
+        name: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, String>;
+    /// Records the header timing of a request trickle-load's own reader
+    /// sent ([`raw`]), as the user's client would have.
+    async fn record_headers(
+        &mut self,
+        method: &str,
+        name: &str,
+        took: Duration,
+        status: Option<u16>,
+        why: Option<&str>,
+    );
+}
+
 /// How an `--api` run builds requests and reads chunks.
 #[derive(Debug, Clone)]
 pub struct LlmPlan {
-    pub bodies: crate::llm::request::Bodies,
+    /// The bodies the CLI's requests take in turn (`None`: each request
+    /// brings its own, as a goose scenario's do).
+    pub bodies: Option<crate::llm::request::Bodies>,
     pub first_token: crate::llm::FirstToken,
 }
 
 impl Plan {
+    /// The body of the next request: an LLM run's next body, else the
+    /// fixed one.
+    pub fn next_body(&self) -> Option<Bytes> {
+        match self.llm.as_ref().and_then(|l| l.bodies.as_ref()) {
+            Some(bodies) => Some(bodies.next()),
+            None => self.body.clone(),
+        }
+    }
+
+    /// The method of every request (an LLM API is always POST).
+    pub fn method(&self) -> &str {
+        if self.llm.is_some() {
+            "POST"
+        } else {
+            &self.method
+        }
+    }
+
     /// The path (and query) of a request: SSE resumes with its header,
     /// the other transports with `last_event_id` in the query.
     pub fn request_path(&self, resume_after: Option<u64>) -> String {

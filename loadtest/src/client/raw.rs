@@ -16,14 +16,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use goose::goose::GooseUser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::decode::{ClientTransport, Decoder};
 use super::{
-    client_deadline, read_in_own_task, Attempt, Connector, Finished, IdleTimer, Reader, Shared,
+    client_deadline, read_in_own_task, Attempt, Connector, Finished, HttpUser, IdleTimer, Reader,
+    Shared, HEADERS_ROW,
 };
 use crate::record::ConnectionEnd;
 
@@ -62,28 +62,11 @@ impl Target {
     }
 }
 
-pub(crate) struct RawConnector<'u> {
-    pub user: &'u mut GooseUser,
+pub(crate) struct RawConnector<'u, U: HttpUser> {
+    /// Where the header timing of each request is recorded.
+    pub user: &'u mut U,
     pub target: &'u Target,
     pub source: Option<std::net::IpAddr>,
-}
-
-impl RawConnector<'_> {
-    /// goose's `stream headers` row for this request, as its own client
-    /// would have recorded it: a success for a 2xx status.
-    async fn headers_row(
-        &mut self,
-        method: &str,
-        took: Duration,
-        status: Option<u16>,
-        why: Option<&str>,
-    ) {
-        let success = status.is_some_and(|s| (200..300).contains(&s));
-        let _ = self
-            .user
-            .record_custom_request_duration(method, "stream headers", took, success, status, why)
-            .await;
-    }
 }
 
 /// Why a connection failed before its body.
@@ -113,7 +96,7 @@ enum Framing {
     Close,
 }
 
-impl Connector for RawConnector<'_> {
+impl<U: HttpUser> Connector for RawConnector<'_, U> {
     async fn connect(&mut self, shared: &Arc<Shared>, attempt: Attempt) -> Finished {
         let plan = &shared.plan;
         let sse = plan.transport == ClientTransport::Sse;
@@ -144,7 +127,8 @@ impl Connector for RawConnector<'_> {
                     Failure::Connect(why) => (ConnectionEnd::ConnectError, why),
                     Failure::Protocol(why) => (ConnectionEnd::ProtocolError, why),
                 };
-                self.headers_row(&plan.method, headers_took, None, Some(&why))
+                self.user
+                    .record_headers(plan.method(), HEADERS_ROW, headers_took, None, Some(&why))
                     .await;
                 return reader.fail(end, why);
             }
@@ -153,7 +137,14 @@ impl Connector for RawConnector<'_> {
         reader.conn.status = Some(head.status);
         reader.conn.instance = head.instance.clone();
         let success = (200..300).contains(&head.status);
-        self.headers_row(&plan.method, headers_took, Some(head.status), None)
+        self.user
+            .record_headers(
+                plan.method(),
+                HEADERS_ROW,
+                headers_took,
+                Some(head.status),
+                None,
+            )
             .await;
         if !success {
             if head.status == 429 {
@@ -218,11 +209,7 @@ fn request_bytes(
         (Some(host), None) => host.to_owned(),
         (None, _) => String::new(),
     };
-    let method = if plan.llm.is_some() {
-        "POST"
-    } else {
-        plan.method.as_str()
-    };
+    let method = plan.method();
     let mut head = format!("{method} {target} HTTP/1.1\r\nhost: {host}\r\n");
     let given = |name: &str| {
         plan.headers
@@ -257,11 +244,7 @@ fn request_bytes(
     for (name, value) in trace {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    let body = match (&plan.llm, &plan.body) {
-        (Some(llm), _) => Some(llm.bodies.next()),
-        (None, Some(body)) => Some(body.clone()),
-        (None, None) => None,
-    };
+    let body = plan.next_body();
     if let Some(body) = &body {
         head.push_str(&format!("content-length: {}\r\n", body.len()));
     }

@@ -107,7 +107,10 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         },
         states.clone(),
     ));
-    let deadline = tokio::spawn(end_run(length, shared.run_over.clone()));
+    let deadline = tokio::spawn(crate::scenario::goose_user::end_run(
+        length,
+        shared.run_over.clone(),
+    ));
     let sampler = tokio::spawn(measure_window(
         collector.clone(),
         health.clone(),
@@ -262,19 +265,5 @@ async fn measure_window(
 async fn stop_when_told(stop: CancellationToken, run_over: CancellationToken) {
     stop.cancelled().await;
     goose::trigger_killswitch("decided");
-    run_over.cancel();
-}
-
-/// Ends the run when goose's plan is over (or at Ctrl-C with no plan).
-async fn end_run(length: Option<Duration>, run_over: CancellationToken) {
-    match length {
-        Some(length) => tokio::select! {
-            () = tokio::time::sleep(length) => {}
-            _ = tokio::signal::ctrl_c() => {}
-        },
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
     run_over.cancel();
 }

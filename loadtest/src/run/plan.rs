@@ -39,7 +39,7 @@ pub(super) fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupErro
             return Err(SetupError::ApiTransport(stream.transport.as_str()))
         }
         Some(api) => Some(crate::client::LlmPlan {
-            bodies: crate::llm::request::Bodies::new(api, &stream.llm)?,
+            bodies: Some(crate::llm::request::Bodies::new(api, &stream.llm)?),
             first_token: stream.llm.first_token,
         }),
     };

@@ -1,6 +1,6 @@
-//! One logical stream per goose iteration: a user's own HTTP client, the
-//! stream run, goose's custom rows for what goose cannot time, and a
-//! failing user's backoff.
+//! The CLI's transaction: one logical stream per goose iteration, as
+//! planned (its start time, source address, HTTP client), run as a goose
+//! user ([`crate::scenario::goose_user`]), and a failing user's backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +8,9 @@ use std::time::Duration;
 use goose::goose::{GooseUser, TransactionError, TransactionResult};
 
 use crate::client::decode::ClientTransport;
-use crate::client::http::HttpConnector;
-use crate::client::ws::WsConnector;
-use crate::client::{run_stream, Plan, Shared};
+use crate::client::{Plan, Shared};
 use crate::record::ConnectionEnd;
+use crate::scenario::goose_user::{measured_stream, transaction_error, Via};
 
 use super::plan::http_client;
 
@@ -83,39 +82,14 @@ pub(super) async fn stream_transaction(
     };
     let source = shared.plan.source_for(user.weighted_users_index);
     own_client(user, &shared.plan, source)?;
-    let lane = shared.collector.lane_of(user.weighted_users_index);
-    let outcome = if shared.plan.transport == ClientTransport::Ws {
-        let mut connector = WsConnector::from_host(host, source, shared.plan.ws_tls.clone());
-        run_stream(shared, &mut connector, scheduled, lane).await
+    let via = if shared.plan.transport == ClientTransport::Ws {
+        Via::WebSocket(host)
     } else if let Some(target) = &shared.plan.raw {
-        let mut connector = crate::client::raw::RawConnector {
-            user: &mut *user,
-            target,
-            source,
-        };
-        run_stream(shared, &mut connector, scheduled, lane).await
+        Via::Own(target)
     } else {
-        run_stream(
-            shared,
-            &mut HttpConnector { user: &mut *user },
-            scheduled,
-            lane,
-        )
-        .await
+        Via::Goose
     };
-    for (i, conn) in outcome.connections.iter().enumerate() {
-        for row in goose_rows(conn, i > 0) {
-            user.record_custom_request_duration(
-                row.method,
-                row.name,
-                row.value,
-                row.success,
-                conn.status,
-                row.why,
-            )
-            .await?;
-        }
-    }
+    let outcome = measured_stream(user, shared, via, scheduled, source, false).await?;
     // A refused stream comes back after the server's Retry-After, and any
     // other failure after a pause that grows while the user keeps failing,
     // as a polite client would, rather than spinning on an error (a 400
@@ -144,72 +118,9 @@ pub(super) async fn stream_transaction(
         }
     }
     if outcome.end.is_error() {
-        return Err(Box::new(TransactionError::Custom(format!(
-            "stream ended: {}",
-            outcome.end.as_str()
-        ))));
+        return Err(transaction_error(outcome.end));
     }
     Ok(())
-}
-
-/// One custom goose row: what goose cannot time itself.
-#[derive(Debug, PartialEq)]
-struct GooseRow<'a> {
-    method: &'static str,
-    name: &'static str,
-    value: Duration,
-    success: bool,
-    why: Option<&'a str>,
-}
-
-/// The goose rows of one finished connection (`resumed`: not a stream's
-/// first): `STREAM ttfb first event`, `STREAM stream lifetime` (a success
-/// status), `STREAM resume`, and for a completed LLM request `LLM ttft`,
-/// `LLM tpot`, `LLM e2e` (so goose's thresholds apply to them).
-fn goose_rows(conn: &crate::record::Connection, resumed: bool) -> Vec<GooseRow<'_>> {
-    let success = !conn.end.is_some_and(|e| e.is_error());
-    let stream = |name, value| GooseRow {
-        method: "STREAM",
-        name,
-        value,
-        success,
-        why: None,
-    };
-    let mut rows = Vec::new();
-    if let Some(ttfb) = conn.first_event {
-        rows.push(stream("ttfb first event", ttfb));
-    }
-    if conn.status.is_some_and(|s| s < 300) {
-        rows.push(GooseRow {
-            why: conn.end.map(ConnectionEnd::as_str),
-            ..stream("stream lifetime", conn.lifetime)
-        });
-    }
-    if let Some(figures) = conn.request_figures() {
-        // The first event of an LLM request is its first token.
-        let finish = conn.llm.as_ref().and_then(|l| l.finish_reason.as_deref());
-        for (name, value) in [
-            ("ttft", figures.ttft),
-            ("tpot", figures.tpot),
-            ("e2e", Some(figures.e2e)),
-        ] {
-            if let Some(value) = value {
-                rows.push(GooseRow {
-                    method: "LLM",
-                    name,
-                    value,
-                    success: true,
-                    why: finish,
-                });
-            }
-        }
-    }
-    if resumed {
-        if let Some(ttfb) = conn.first_event {
-            rows.push(stream("resume", ttfb));
-        }
-    }
-    rows
 }
 
 #[cfg(test)]
@@ -239,65 +150,5 @@ mod tests {
                 "{failures} {retry_after:?} {jitter}"
             );
         }
-    }
-    use crate::llm::measure::LlmConnection;
-    use crate::record::Connection;
-
-    #[test]
-    fn goose_rows_of_a_stream_a_resume_and_an_llm_request() {
-        let ms = Duration::from_millis;
-        let stream = Connection {
-            status: Some(200),
-            first_event: Some(ms(5)),
-            lifetime: ms(900),
-            end: Some(ConnectionEnd::Truncated),
-            ..Connection::default()
-        };
-        let rows = goose_rows(&stream, true);
-        let names: Vec<_> = rows.iter().map(|r| (r.method, r.name, r.success)).collect();
-        assert_eq!(
-            names,
-            [
-                ("STREAM", "ttfb first event", false),
-                ("STREAM", "stream lifetime", false),
-                ("STREAM", "resume", false),
-            ]
-        );
-        assert_eq!(rows[1].why, Some("truncated"));
-
-        let refused = Connection {
-            status: Some(429),
-            end: Some(ConnectionEnd::HttpStatus),
-            ..Connection::default()
-        };
-        assert!(goose_rows(&refused, false).is_empty());
-
-        let llm = Connection {
-            status: Some(200),
-            first_event: Some(ms(100)),
-            lifetime: ms(600),
-            end: Some(ConnectionEnd::Completed),
-            llm: Some(LlmConnection {
-                error_code: None,
-                output_chunks: 11,
-                usage: None,
-                finish_reason: Some("length".to_owned()),
-            }),
-            ..Connection::default()
-        };
-        let rows = goose_rows(&llm, false);
-        let llm_rows: Vec<_> = rows
-            .iter()
-            .filter(|r| r.method == "LLM")
-            .map(|r| (r.name, r.value, r.why))
-            .collect();
-        assert_eq!(
-            llm_rows,
-            [
-                ("ttft", ms(100), Some("length")),
-                ("tpot", ms(50), Some("length")),
-                ("e2e", ms(600), Some("length")),
-            ]
-        );
     }
 }

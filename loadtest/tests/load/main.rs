@@ -17,6 +17,7 @@ mod processes;
 mod quick_starts;
 mod rehearsals;
 mod reports;
+mod scenario;
 mod stream_log;
 // The TLS test kit is the service tests' own (one copy of the CA and the
 // terminator for both crates).
