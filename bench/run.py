@@ -121,7 +121,7 @@ PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 def ensure_port_range(connections=20_000):
     """Linux scans ip_local_port_range for each connect(), even ports first:
     past half the range towards one server address, connects stall in the
-    kernel and delay the client's other streams (loadtest/src/ports.rs). The
+    kernel and delay the client's other streams (loadtest/src/infra/ports.rs). The
     default 32768-60999 is too narrow for 19,000 streams; widen it for the
     run (root only) and put it back at exit."""
     try:

@@ -4,7 +4,7 @@
     dashboards/build.py            # rewrites trickle.json and trickle-load.json
 
 Every query uses the metric names of telemetry/src/metrics.rs (trickle) and
-loadtest/src/metrics.rs (trickle-load); the dashboards test
+loadtest/src/infra/metrics.rs (trickle-load); the dashboards test
 (tests/api/dashboards.rs) runs each query against a real Prometheus.
 Rates use $__rate_interval; quantiles are histogram_quantile over
 sum by (le) of rates.

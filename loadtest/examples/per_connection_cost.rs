@@ -10,9 +10,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use trickle_load::infra::trace::{TraceHeader, TracePlan};
 use trickle_load::record::{Connection, ConnectionEnd};
-use trickle_load::stream_log::StreamLog;
-use trickle_load::trace::{TraceHeader, TracePlan};
+use trickle_load::sink::stream_log::StreamLog;
 use trickle_load::worst::Worst;
 
 /// This process's CPU seconds (user + system, every thread), from /proc

@@ -2,21 +2,22 @@
 //! samples allow: PASS, FAIL or UNRESOLVED ([`Outcome`]). A check on a
 //! percentile is judged on the percentile's order-statistic bounds, a
 //! check on a rate on its Wilson bounds, both at `--confidence`
-//! ([`crate::confidence`]); a check on a count (integrity, concurrency) is
+//! ([`crate::judge::confidence`]); a check on a count (integrity, concurrency) is
 //! PASS or FAIL. Any FAIL makes the process exit 1, else any UNRESOLVED 4.
 
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::confidence::{self, Outcome};
-use crate::histogram::{quantile_bounds, share_above};
+use crate::judge::confidence::quantile_bounds;
+use crate::judge::confidence::{self, Outcome};
+use crate::judge::verdict::{Bounds, Verdict};
 use crate::judge::{self, Empty, Samples};
+use crate::measure::histogram::share_above;
 use crate::measure::Measure;
 use crate::report::{quantile, Report};
-use crate::verdict::{Bounds, Verdict};
 
-pub use crate::expectations::Expectations;
+pub use crate::judge::expectations::Expectations;
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
@@ -236,7 +237,7 @@ impl Percentile {
         let name = format!("p{}", (self.q * 100.0).round());
         let show = |v: Option<f64>| match v {
             None => "?".to_owned(),
-            Some(v) if crate::histogram::is_open_bound_ms(v) => "open".to_owned(),
+            Some(v) if crate::measure::histogram::is_open_bound_ms(v) => "open".to_owned(),
             Some(v) => format!("{v:.1} ms"),
         };
         let detail = match (j.empty, j.value) {
@@ -428,7 +429,7 @@ fn goodput_check(report: &Report, limit: f64, confidence: f64) -> Verdict {
             "judged requests (completed, or failed)",
         ),
         (None, Some(g)) => (g.tally, "judged streams"),
-        (None, None) => (crate::goodput::Tally::default(), "streams"),
+        (None, None) => (crate::judge::goodput::Tally::default(), "streams"),
     };
     let rate = Rate {
         k: tally.good,

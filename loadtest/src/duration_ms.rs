@@ -36,17 +36,19 @@ fn millis(d: Duration) -> f64 {
 }
 
 /// `Option<Duration>` as milliseconds or `null`.
-pub mod option {
+pub(crate) mod option {
     use super::*;
 
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => s.serialize_f64(millis(*d)),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Option::<Written>::deserialize(d)?
             .map(Written::duration)
             .transpose()

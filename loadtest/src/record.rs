@@ -127,7 +127,7 @@ pub struct Connection {
     /// What an LLM response carried (an `--api` run).
     pub llm: Option<crate::llm::measure::LlmConnection>,
     /// The trace the connection's request carried.
-    pub trace: Option<crate::trace::StreamTrace>,
+    pub trace: Option<crate::infra::trace::StreamTrace>,
     /// The span id its request carried (the parent of the server's span;
     /// with client spans, the client span's own id).
     pub span_id: Option<u64>,
@@ -163,10 +163,10 @@ impl Connection {
     /// when it completed: the one place they are derived, for the report,
     /// the capacity window and goose's rows alike.
     /// An LLM request that ended without completing, judged against the
-    /// goodput objectives ([`crate::goodput::Goodput::judge_unfinished_request`]).
+    /// goodput objectives ([`crate::judge::goodput::Goodput::judge_unfinished_request`]).
     /// (An LLM run's request; refused before its stream began, it has no
     /// LLM figures at all, and counts the same.)
-    pub fn judge_unfinished(&self, goodput: &crate::goodput::Goodput) -> Option<bool> {
+    pub fn judge_unfinished(&self, goodput: &crate::judge::goodput::Goodput) -> Option<bool> {
         let end = self.end.filter(|e| *e != ConnectionEnd::Completed)?;
         goodput.judge_unfinished_request(
             self.first_event,

@@ -19,18 +19,18 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::checks::{self, Expectations};
-use crate::collector::Collector;
-use crate::confidence::Outcome;
+use crate::judge::confidence::Outcome;
+use crate::judge::verdict::Verdict;
 use crate::report::Report;
-use crate::verdict::Verdict;
+use crate::sink::Collector;
 
 /// How often the checks are judged for the progress line.
-pub const EVERY: Duration = Duration::from_secs(2);
+pub(crate) const EVERY: Duration = Duration::from_secs(2);
 /// Each look comes this many times later (from the ramp's end) than the
 /// last.
-pub const LOOK_GROWTH: f64 = 1.25;
+pub(crate) const LOOK_GROWTH: f64 = 1.25;
 /// The default `--max-run-time`.
-pub const DEFAULT_MAX: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_MAX: Duration = Duration::from_secs(600);
 
 /// What a run that plans its samples was asked, and what it found.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,7 +40,7 @@ pub struct UntilDecided {
 }
 
 /// The checks' states as the progress line shows them; shared with it.
-pub type States = Arc<Mutex<Option<String>>>;
+pub(crate) type States = Arc<Mutex<Option<String>>>;
 
 /// A check is judged on samples (it may be UNRESOLVED) rather than on a
 /// count.
@@ -49,7 +49,7 @@ fn sampled(v: &Verdict) -> bool {
 }
 
 /// One check's state: `ttfb-p99 212/299 samples`, `error-rate PASS`.
-pub fn state(v: &Verdict) -> String {
+pub(crate) fn state(v: &Verdict) -> String {
     match (v.outcome, v.samples(), v.needed) {
         (Outcome::Unresolved, Some(have), Some(need)) => {
             format!("{} {have}/{need} samples", v.check)
@@ -60,7 +60,7 @@ pub fn state(v: &Verdict) -> String {
 }
 
 /// Every check judged on samples is decided (and there is one).
-pub fn decided(verdicts: &[Verdict]) -> bool {
+pub(crate) fn decided(verdicts: &[Verdict]) -> bool {
     let mut any = false;
     for v in verdicts.iter().filter(|v| sampled(v)) {
         any = true;
@@ -74,7 +74,7 @@ pub fn decided(verdicts: &[Verdict]) -> bool {
 /// The times of the looks after the ramp, as offsets from its end: the
 /// first at `EVERY`, then each `LOOK_GROWTH` times the last (at least
 /// `EVERY` later).
-pub fn next_look(last: Duration) -> Duration {
+pub(crate) fn next_look(last: Duration) -> Duration {
     if last.is_zero() {
         return EVERY;
     }
@@ -83,7 +83,7 @@ pub fn next_look(last: Duration) -> Duration {
 
 /// Where the report so far comes from: one process's collector, or (the
 /// parent of `--processes`) its children's snapshots merged.
-pub trait ReportSoFar: Send + 'static {
+pub(crate) trait ReportSoFar: Send + 'static {
     fn report(&mut self) -> Option<Report>;
 }
 
@@ -97,7 +97,7 @@ impl ReportSoFar for Arc<Collector> {
 /// states, and cancels `stop` at the first look at which they are
 /// decided; returns how long after the run's start that was (`None`: the
 /// run ended undecided).
-pub async fn watch(
+pub(crate) async fn watch(
     mut source: impl ReportSoFar,
     expectations: Expectations,
     started: Instant,
@@ -144,7 +144,7 @@ pub async fn watch(
 /// A child of `--processes` under `--run-time auto`: writes the report so
 /// far to `path` every [`EVERY`] (whole, by a rename), and cancels `stop`
 /// when the parent writes `stop` on its stdin.
-pub async fn serve_parent(
+pub(crate) async fn serve_parent(
     collector: Arc<Collector>,
     path: std::path::PathBuf,
     stop: CancellationToken,
@@ -182,7 +182,7 @@ pub async fn serve_parent(
 
 /// The parent's view: its children's latest snapshots merged (`None`
 /// until every child has written one).
-pub struct Snapshots {
+pub(crate) struct Snapshots {
     pub paths: Vec<std::path::PathBuf>,
 }
 
@@ -203,7 +203,7 @@ impl ReportSoFar for Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Bounds;
+    use crate::judge::verdict::Bounds;
 
     fn percentile(outcome: Outcome, samples: u64, needed: Option<u64>) -> Verdict {
         Verdict::judged("ttfb-p99", outcome, String::new())

@@ -275,7 +275,7 @@ pub fn cloud_trace_url(project: &str, trace_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::StreamTrace;
+    use crate::infra::trace::StreamTrace;
 
     fn connection(id: u128, sampled: bool, first_event_ms: u64) -> Connection {
         Connection {

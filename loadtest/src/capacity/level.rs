@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use super::search::Hold;
 use super::slo::{self, MeasureVerdict, Sample, Slo};
 use super::CapacityArgs;
-use crate::confidence::Outcome;
 use crate::config::{Checkpoints, RunConfig};
-use crate::health::ClientFigures;
-use crate::histogram::quantile;
+use crate::infra::health::ClientFigures;
+use crate::judge::confidence::Outcome;
+use crate::measure::histogram::quantile;
 use crate::report::WindowStats;
 use crate::run::{self, SetupError};
 
@@ -185,7 +185,8 @@ pub async fn run(
     clock: crate::config::SearchClock,
 ) -> Result<Level, SetupError> {
     let from = ramp(args, n) + args.warmup;
-    let trust = crate::tls::Trust::new(args.stream.ca_file.as_deref(), args.stream.insecure)?;
+    let trust =
+        crate::infra::tls::Trust::new(args.stream.ca_file.as_deref(), args.stream.insecure)?;
     let memory = tokio::spawn(read_memory(
         metrics_url(args),
         trust,
@@ -284,7 +285,7 @@ async fn run_in_processes(
     from: Duration,
     plan: HoldPlan,
 ) -> Result<Level, SetupError> {
-    let children = crate::processes::LevelChildren {
+    let children = crate::run::processes::LevelChildren {
         argv: &args.argv,
         host: &args.host,
         processes: u64::from(args.stream.processes),
@@ -298,7 +299,8 @@ async fn run_in_processes(
     let mut step = args.hold.min(plan.cap);
     loop {
         let run_time = whole_seconds(args.warmup + step);
-        let stats = crate::processes::level(&children, n, run_time, (from, from + step)).await?;
+        let stats =
+            crate::run::processes::level(&children, n, run_time, (from, from + step)).await?;
         held += step;
         match &mut total {
             Some(total) => total.extend(&stats)?,
@@ -429,14 +431,14 @@ impl Level {
             }
             let needed = match name.as_str() {
                 slo::TTFB | slo::GAP | slo::TPOT if m.ci_high.is_none() => {
-                    crate::confidence::samples_for_upper_bound(0.99, slo.confidence)
+                    crate::judge::confidence::samples_for_upper_bound(0.99, slo.confidence)
                 }
-                slo::ERROR_RATE => crate::confidence::samples_to_resolve(
+                slo::ERROR_RATE => crate::judge::confidence::samples_to_resolve(
                     m.value.unwrap_or(0.0),
                     slo.error_rate?,
                     slo.confidence,
                 )?,
-                slo::GOODPUT => crate::confidence::samples_to_resolve(
+                slo::GOODPUT => crate::judge::confidence::samples_to_resolve(
                     m.value.unwrap_or(0.0),
                     slo.goodput?,
                     slo.confidence,
@@ -610,7 +612,7 @@ fn metrics_url(args: &CapacityArgs) -> Option<String> {
 /// target exposes it; `None` when it does not answer in time.
 async fn read_memory(
     url: Option<String>,
-    trust: crate::tls::Trust,
+    trust: crate::infra::tls::Trust,
     after: Duration,
 ) -> Option<u64> {
     let url = url?;

@@ -23,12 +23,12 @@ use std::time::Duration;
 use clap::Args;
 use tokio::time::Instant;
 
-use crate::options::{parse_ratio, StreamArgs};
+use crate::config::options::{parse_ratio, StreamArgs};
 use report::{Capacity, CapacityReport, SearchSettings};
 use search::Search;
 use slo::Slo;
 
-/// Exit codes of `capacity`, by their meaning here ([`crate::exit`]).
+/// Exit codes of `capacity`, by their meaning here (`crate::exit`).
 pub const EXIT_FOUND: u8 = crate::exit::PASS;
 pub const EXIT_START_FAILED: u8 = crate::exit::FAIL;
 pub const EXIT_SETUP: u8 = crate::exit::SETUP;
@@ -42,7 +42,7 @@ const DEFAULT_MAX: u64 = 20_000;
 #[derive(Debug, Clone, Args)]
 pub struct CapacityArgs {
     /// The service to measure, e.g. http://127.0.0.1:8080.
-    /// Checked before any load ([`crate::target`]).
+    /// Checked before any load (`crate::config::target`).
     #[arg(long, short = 'H')]
     pub host: String,
     #[command(flatten)]
@@ -117,8 +117,8 @@ pub struct CapacityArgs {
     pub max_hold: Option<Duration>,
     /// Confidence of the bounds every SLO is judged on (one-sided): a
     /// level passes when the bound on the bad side meets the SLO.
-    #[arg(long, value_name = "LEVEL", default_value_t = crate::confidence::DEFAULT,
-          value_parser = crate::options::parse_confidence, help_heading = "Search")]
+    #[arg(long, value_name = "LEVEL", default_value_t = crate::judge::confidence::DEFAULT,
+          value_parser = crate::config::options::parse_confidence, help_heading = "Search")]
     pub confidence: f64,
     /// The knee: the first level after which the next level's relative
     /// growth in throughput is under this share of its relative growth in
@@ -198,7 +198,7 @@ pub enum CapacityError {
     #[error("--{0} does not apply to a capacity search (it holds N streams per level)")]
     NotForCapacity(&'static str),
     #[error(transparent)]
-    TooManyStreams(#[from] crate::limits::TooManyStreams),
+    TooManyStreams(#[from] crate::infra::limits::TooManyStreams),
     #[error(transparent)]
     Run(#[from] crate::run::SetupError),
     #[error(transparent)]
@@ -211,7 +211,7 @@ pub enum CapacityError {
 /// recommendation settings, `--host`, `--report`), every name and alias,
 /// read from the command-line definitions themselves so none is missed:
 /// `--processes` leaves them out of its children's command lines.
-pub fn capacity_only_flags() -> Vec<crate::processes::Flag> {
+pub fn capacity_only_flags() -> Vec<crate::run::processes::Flag> {
     use clap::Args as _;
     let stream: std::collections::HashSet<String> =
         StreamArgs::augment_args(clap::Command::new("run"))
@@ -231,7 +231,7 @@ pub fn capacity_only_flags() -> Vec<crate::processes::Flag> {
             .chain(arg.get_all_aliases().unwrap_or_default());
         for (i, long) in names.enumerate() {
             let short = if i == 0 { arg.get_short() } else { None };
-            flags.push(crate::processes::Flag::new(long, short, takes_value));
+            flags.push(crate::run::processes::Flag::new(long, short, takes_value));
         }
     }
     flags
@@ -261,9 +261,9 @@ pub async fn run(mut args: CapacityArgs) -> Result<CapacityReport, CapacityError
     // One process holds up to its open-files limit (raised to the hard
     // one) less a margin; --processes N holds N times that.
     let processes = u64::from(args.stream.processes);
-    let max = match (args.max, crate::limits::raise_open_files()) {
+    let max = match (args.max, crate::infra::limits::raise_open_files()) {
         (Some(asked), Some(limits)) => {
-            crate::limits::check(limits, "--max", asked, processes)?;
+            crate::infra::limits::check(limits, "--max", asked, processes)?;
             asked
         }
         (Some(asked), None) => asked,
@@ -271,7 +271,7 @@ pub async fn run(mut args: CapacityArgs) -> Result<CapacityReport, CapacityError
         (None, None) => DEFAULT_MAX,
     };
     let started = Instant::now();
-    let started_unix = crate::collector::unix_now();
+    let started_unix = crate::sink::unix_now();
     let mut search = Search::new(args.start, max, args.precision);
     let mut levels: Vec<level::Level> = Vec::new();
     let mut stopped = None;
@@ -332,7 +332,7 @@ pub async fn run(mut args: CapacityArgs) -> Result<CapacityReport, CapacityError
         search.record(
             n,
             if saturated {
-                crate::confidence::Outcome::Unresolved
+                crate::judge::confidence::Outcome::Unresolved
             } else {
                 result.verdict
             },

@@ -14,7 +14,7 @@ use super::recommend::{recommend, Recommendation};
 use super::search::Search;
 use super::slo::Slo;
 use super::{CapacityArgs, EXIT_FOUND, EXIT_INCONCLUSIVE, EXIT_START_FAILED, EXIT_UNRESOLVED};
-use crate::confidence::Outcome;
+use crate::judge::confidence::Outcome;
 use crate::report::escape;
 use crate::report::ReportError;
 
@@ -47,7 +47,7 @@ pub struct SearchSettings {
 }
 
 fn default_confidence() -> f64 {
-    crate::confidence::DEFAULT
+    crate::judge::confidence::DEFAULT
 }
 
 impl SearchSettings {
@@ -762,7 +762,7 @@ fn with_bounds(l: &Level, key: &str, value: Option<f64>) -> String {
     };
     let bound = |b: Option<f64>| match b {
         None => "?".to_owned(),
-        Some(b) if !share && crate::histogram::is_open_bound_ms(b) => "open".to_owned(),
+        Some(b) if !share && crate::measure::histogram::is_open_bound_ms(b) => "open".to_owned(),
         Some(b) => show(b),
     };
     match l.measures.get(key) {

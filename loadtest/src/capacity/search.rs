@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::confidence::Outcome;
+use crate::judge::confidence::Outcome;
 
 /// How long the search asks a level to be held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! Service level objectives and how one level's figures are judged: each
-//! SLO on the bounds its samples allow ([`crate::confidence`]), so a level
+//! SLO on the bounds its samples allow ([`crate::judge::confidence`]), so a level
 //! is PASS, FAIL or UNRESOLVED.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::confidence::Outcome;
+use crate::judge::confidence::Outcome;
 use crate::judge::{self, Empty, Samples};
 use crate::report::WindowStats;
 
@@ -37,7 +37,7 @@ pub struct Slo {
 }
 
 fn default_confidence() -> f64 {
-    crate::confidence::DEFAULT
+    crate::judge::confidence::DEFAULT
 }
 
 /// The names an SLO goes by in reports (`failed`, `limited_by`,
@@ -112,7 +112,7 @@ impl Slo {
             error_rate,
             tpot_p99_ms: None,
             goodput: None,
-            confidence: crate::confidence::DEFAULT,
+            confidence: crate::judge::confidence::DEFAULT,
         }
     }
 
@@ -271,8 +271,8 @@ pub fn worst(measures: &BTreeMap<String, MeasureVerdict>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::goodput::Tally;
-    use crate::histogram::{new_histogram, record};
+    use crate::judge::goodput::Tally;
+    use crate::measure::histogram::{new_histogram, record};
 
     fn histogram(n: u64, each_ms: impl Fn(u64) -> u64) -> Histogram<u64> {
         let mut h = new_histogram();

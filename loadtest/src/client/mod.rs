@@ -15,9 +15,9 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::collector::{Collector, EventBatch};
 use crate::record::{Connection, ConnectionEnd, IdTracker};
 use crate::schedule::Schedule;
+use crate::sink::{Collector, EventBatch};
 use decode::{ClientTransport, Seen};
 
 /// Default wait before a reconnect when the server advertised none.
@@ -38,7 +38,7 @@ pub struct Plan {
     /// client reads the streams ([`raw`]).
     pub raw: Option<raw::Target>,
     /// Trace context on every request (`None`: the user sends their own).
-    pub trace: Option<crate::trace::TracePlan>,
+    pub trace: Option<crate::infra::trace::TracePlan>,
     pub transport: ClientTransport,
     pub method: String,
     pub path_and_query: String,
@@ -58,7 +58,7 @@ pub struct Plan {
     /// Loopback source addresses to spread users over (1: the default).
     pub source_addresses: u8,
     /// Which TLS servers to trust (`--ca-file`, `--insecure`).
-    pub trust: crate::tls::Trust,
+    pub trust: crate::infra::tls::Trust,
     /// The WebSocket client's TLS configuration, built once for `wss://`.
     pub ws_tls: Option<Arc<rustls::ClientConfig>>,
     /// An LLM API run (`--api`): request bodies and what counts as output.
@@ -411,7 +411,7 @@ pub struct Attempt {
     /// The stream's lane in the collector ([`Collector::lane_of`]).
     pub lane: usize,
     /// The logical stream's trace (every connection of it joins it).
-    pub trace: Option<crate::trace::StreamTrace>,
+    pub trace: Option<crate::infra::trace::StreamTrace>,
     /// This connection's number in its stream (0: the first).
     pub connection: u32,
 }
@@ -514,7 +514,7 @@ pub(crate) async fn run_stream(
     let figures = stream_figures(started, &connections, end);
     shared.collector.stream(
         lane,
-        &crate::collector::StreamEnd {
+        &crate::sink::StreamEnd {
             integrity: &attempt.ids.integrity,
             had_ids: attempt.had_ids,
             reconnects,
@@ -551,7 +551,7 @@ fn stream_figures(
     started: Instant,
     connections: &[Connection],
     end: ConnectionEnd,
-) -> crate::goodput::StreamFigures {
+) -> crate::judge::goodput::StreamFigures {
     let mut ttfb = None;
     let mut max_gap: Option<Duration> = None;
     let mut previous_last: Option<Instant> = None;
@@ -569,7 +569,7 @@ fn stream_figures(
         max_gap = [max_gap, c.max_gap, across].into_iter().flatten().max();
         previous_last = c.last_event_at.or(previous_last);
     }
-    crate::goodput::StreamFigures {
+    crate::judge::goodput::StreamFigures {
         ttfb,
         max_gap,
         lifetime: started.elapsed(),

@@ -23,12 +23,12 @@ pub(crate) struct WsConnector {
     pub base: String,
     /// Bind to this source address first (loopback spreading).
     pub source: Option<std::net::IpAddr>,
-    /// TLS for `wss://` (see `crate::tls`).
+    /// TLS for `wss://` (see `crate::infra::tls`).
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl WsConnector {
-    pub fn from_host(
+    pub(crate) fn from_host(
         host: &str,
         source: Option<std::net::IpAddr>,
         tls: Option<Arc<rustls::ClientConfig>>,

@@ -10,7 +10,7 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::round_ms;
+use crate::measure::histogram::round_ms;
 
 /// What the cuts' figures say cut them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,7 +137,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::histogram::{new_histogram, record};
+    use crate::measure::histogram::{new_histogram, record};
 
     fn hist(ms: impl IntoIterator<Item = u64>) -> Histogram<u64> {
         let mut h = new_histogram();

@@ -22,8 +22,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::{new_histogram, round_ms, value_at_rank, MAX_MICROS};
 use crate::judge::{self, Empty, Judgement, Samples};
+use crate::measure::histogram::{new_histogram, round_ms, value_at_rank, MAX_MICROS};
 
 /// Which figure judged the hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,8 +205,8 @@ pub fn is_local(target: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::confidence::Outcome;
-    use crate::histogram::record;
+    use crate::judge::confidence::Outcome;
+    use crate::measure::histogram::record;
 
     fn delays(values_us: &[i64]) -> (Histogram<u64>, Histogram<u64>) {
         let (mut late, mut early) = (new_histogram(), new_histogram());

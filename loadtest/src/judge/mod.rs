@@ -1,7 +1,7 @@
 //! The one judge: every percentile and share a run checks, a capacity
 //! level's SLOs and goodput go through [`judge`], with one meaning per
 //! objective. [`crate::checks`] renders a [`Judgement`] as a
-//! [`crate::verdict::Verdict`], [`crate::capacity::slo`] as a level's
+//! [`crate::judge::verdict::Verdict`], [`crate::capacity::slo`] as a level's
 //! measure; neither decides anything of its own.
 //!
 //! Censored samples count. A stream (or LLM request) that ended or was cut
@@ -20,15 +20,20 @@
 //! objective; streams of one event each have no gaps, which breaks
 //! nothing.
 
+pub mod confidence;
 pub mod cuts;
 pub mod delivery;
+pub mod expectations;
+pub mod goodput;
+pub mod verdict;
 
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::confidence::{self, Outcome};
-use crate::histogram::{quantile, quantile_bounds, MAX_MICROS};
+use crate::measure::histogram::{quantile, MAX_MICROS};
+use confidence::quantile_bounds;
+use confidence::Outcome;
 
 /// What an objective asks of its samples.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -268,7 +273,7 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::histogram::{new_histogram, record};
+    use crate::measure::histogram::{new_histogram, record};
 
     fn hist(values_ms: &[u64]) -> Histogram<u64> {
         let mut h = new_histogram();

@@ -29,7 +29,7 @@ pub struct LlmChunk {
 
 /// An OpenAI error object's `code` (vLLM sends a number), else its
 /// `type`.
-pub fn error_code(error: &Value) -> Option<String> {
+pub(crate) fn error_code(error: &Value) -> Option<String> {
     match error.get("code") {
         Some(Value::String(code)) if !code.is_empty() => Some(code.clone()),
         Some(Value::Number(code)) => Some(code.to_string()),
@@ -42,7 +42,7 @@ pub fn error_code(error: &Value) -> Option<String> {
 }
 
 /// The `error` object's code of an error response's body, if it is one.
-pub fn body_error_code(body: &[u8]) -> Option<String> {
+pub(crate) fn body_error_code(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
     error_code(value.get("error")?)
 }

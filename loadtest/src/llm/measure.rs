@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Api, FirstToken};
 
-pub use crate::goodput::Goodput;
+pub(crate) use crate::judge::goodput::Goodput;
 
 /// What one connection of an LLM request saw beyond the stream figures.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -96,7 +96,7 @@ pub struct LlmReport {
     pub good: u64,
     /// Requests that did not complete, judged for goodput (not good): those
     /// that failed, and those the run's end cut after they had broken an
-    /// objective ([`crate::goodput::Goodput::judge_unfinished_request`]).
+    /// objective ([`crate::judge::goodput::Goodput::judge_unfinished_request`]).
     #[serde(default)]
     pub unfinished_judged: u64,
     pub output_tokens: u64,
@@ -168,8 +168,8 @@ impl LlmReport {
 
     /// The requests judged for goodput (completed ones, and those that
     /// did not complete but are judged) and the good ones.
-    pub fn goodput_tally(&self) -> crate::goodput::Tally {
-        crate::goodput::Tally {
+    pub fn goodput_tally(&self) -> crate::judge::goodput::Tally {
+        crate::judge::goodput::Tally {
             good: self.good,
             judged: self.requests + self.unfinished_judged,
         }

@@ -5,17 +5,20 @@
 //! latency, output tokens and goodput, defined as vLLM's benchmark defines
 //! them (docs/load-testing.md "LLM endpoints").
 
-pub mod chunk;
-pub mod measure;
-pub mod request;
+pub(crate) mod chunk;
+pub(crate) mod measure;
+pub(crate) mod request;
 
 use std::path::PathBuf;
 
 use clap::Args;
 
-pub use measure::{Goodput, LlmReport};
+pub(crate) use measure::LlmReport;
 
 /// The OpenAI-compatible API to speak.
+// The `openai-` prefix is the flag's value (`--api openai-chat`), which
+// clap derives from these names.
+#[allow(clippy::enum_variant_names)]
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
 )]

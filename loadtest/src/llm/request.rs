@@ -73,7 +73,7 @@ impl Bodies {
 }
 
 /// A prompt of about `tokens` tokens: four characters each.
-pub fn prompt_text(tokens: u64) -> String {
+pub(crate) fn prompt_text(tokens: u64) -> String {
     const WORDS: [&str; 8] = [
         "lore", "mips", "umdo", "lors", "itam", "etco", "nsec", "tetu",
     ];
@@ -157,7 +157,7 @@ mod tests {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
-        stream: crate::options::StreamArgs,
+        stream: crate::config::options::StreamArgs,
     }
 
     fn args(line: &str) -> LlmArgs {

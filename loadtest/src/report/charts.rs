@@ -530,7 +530,7 @@ fn label_ms(ms: f64) -> String {
 }
 
 /// Every chart of a stream report, in reading order.
-pub fn stream_charts(report: &Report) -> String {
+pub(crate) fn stream_charts(report: &Report) -> String {
     let mut out = String::new();
     let start = report.timeline.first().map_or(0, |p| p.t);
     let at = |t: u64| (t.saturating_sub(start)) as f64;
@@ -707,7 +707,7 @@ pub fn stream_charts(report: &Report) -> String {
 }
 
 /// One quantity of a capacity search: its p99 per level, its SLO bound.
-pub struct CapacitySeries {
+pub(crate) struct CapacitySeries {
     pub name: &'static str,
     pub slo_ms: Option<f64>,
     pub levels: Vec<CapacityPoint>,
@@ -715,7 +715,7 @@ pub struct CapacitySeries {
 
 /// One level's p99 with its bounds (`None`: too few samples for that
 /// bound; the bar then runs off the chart's edge).
-pub struct CapacityPoint {
+pub(crate) struct CapacityPoint {
     pub streams: u64,
     pub p99_ms: f64,
     pub low_ms: Option<f64>,
@@ -725,7 +725,7 @@ pub struct CapacityPoint {
 
 /// p99 against concurrency (log milliseconds), the SLOs dashed, passing
 /// levels filled and failing ones hollow, the answer as a vertical line.
-pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String {
+pub(crate) fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String {
     figure(
         "capacity",
         "p99 against concurrent streams, with its bounds as error bars (filled: passing level; hollow: failing or unresolved; dashed: the SLOs)",
@@ -847,7 +847,7 @@ pub fn capacity_chart(series: &[CapacitySeries], answer: Option<u64>) -> String 
 
 /// Throughput against concurrency, the knee marked: where adding streams
 /// stopped adding throughput.
-pub fn throughput_chart(levels: &[(u64, f64)], knee: Option<u64>, unit: &str) -> String {
+pub(crate) fn throughput_chart(levels: &[(u64, f64)], knee: Option<u64>, unit: &str) -> String {
     let points = levels.iter().map(|l| (l.0 as f64, l.1)).collect();
     line_chart(
         "throughput",
@@ -864,7 +864,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::histogram::{new_histogram, record};
+    use crate::measure::histogram::{new_histogram, record};
 
     #[test]
     fn a_narrow_distribution_is_binned_linearly_and_says_what_it_counts() {

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 
 use super::{escape, Report};
-use crate::verdict::Verdict;
+use crate::judge::verdict::Verdict;
 
 /// The page's style: readable on a laptop and when printed; PASS and FAIL
 /// say so in words, the colour only repeats it.
@@ -27,7 +27,7 @@ ul.key{list-style:none;padding:0;margin:.2em 0;display:flex;flex-wrap:wrap;gap:.
 body.capacity{max-width:1200px}div.wide{overflow-x:auto}table.levels td.verdict,table.levels th:last-child{text-align:left;min-width:12em}details{margin:.5em 0}\
 @media print{body{max-width:none}svg{max-width:100%}}";
 
-pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
+pub(crate) fn render(report: &Report, verdicts: &[Verdict]) -> String {
     let summary = super::summary::Summary::of(report, verdicts);
     let mut html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>trickle-load report: {}</title><style>{STYLE}</style></head><body>",
@@ -122,7 +122,7 @@ fn header(html: &mut String, report: &Report) {
 /// figure, its bounds and its limit.
 fn verdict_table(html: &mut String, verdicts: &[Verdict]) {
     let passed = verdicts.iter().all(|v| v.passed());
-    let overall = crate::confidence::Outcome::overall(verdicts.iter().map(|v| v.outcome));
+    let overall = crate::judge::confidence::Outcome::overall(verdicts.iter().map(|v| v.outcome));
     let _ = write!(
         html,
         "<section id=\"verdicts\"><h2>Verdicts</h2><p class=\"exit\">{} &middot; exit code {}</p>",
@@ -134,9 +134,9 @@ fn verdict_table(html: &mut String, verdicts: &[Verdict]) {
             let count = |o| verdicts.iter().filter(|v| v.outcome == o).count();
             format!(
                 "{} of {} checks failed, {} unresolved",
-                count(crate::confidence::Outcome::Fail),
+                count(crate::judge::confidence::Outcome::Fail),
                 verdicts.len(),
-                count(crate::confidence::Outcome::Unresolved),
+                count(crate::judge::confidence::Outcome::Unresolved),
             )
         },
         overall.exit_code()
@@ -366,7 +366,7 @@ mod tests {
                 status: Some(200),
                 first_event: Some(Duration::from_millis(100 + i)),
                 end: Some(ConnectionEnd::Completed),
-                trace: Some(crate::trace::StreamTrace {
+                trace: Some(crate::infra::trace::StreamTrace {
                     trace_id: u128::from(i) + 1,
                     sampled: false,
                     stream_span: None,
@@ -396,7 +396,7 @@ mod tests {
         let verdicts = [
             Verdict::new("ttfb-p99", false, "slow".to_owned())
                 .with_figure(3.5, "ms", 2.0)
-                .with_bounds(crate::verdict::Bounds {
+                .with_bounds(crate::judge::verdict::Bounds {
                     samples: 400,
                     low: Some(3.1),
                     high: Some(4.25),
@@ -405,11 +405,11 @@ mod tests {
             Verdict::new("error-rate", true, "ok".to_owned()).with_figure(0.055, "ratio", 0.1),
             Verdict::judged(
                 "gap-p99",
-                crate::confidence::Outcome::Unresolved,
+                crate::judge::confidence::Outcome::Unresolved,
                 "few".to_owned(),
             )
             .with_figure(5.0, "ms", 10.0)
-            .with_bounds(crate::verdict::Bounds {
+            .with_bounds(crate::judge::verdict::Bounds {
                 samples: 56,
                 low: Some(4.0),
                 high: None,

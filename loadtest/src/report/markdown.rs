@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::summary::{show_ms, MeasureSummary, Summary};
 use super::Report;
-use crate::verdict::Verdict;
+use crate::judge::verdict::Verdict;
 
 /// One row of a measure table: the summary's figures as every format
 /// shows them.
@@ -197,7 +197,7 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
             out,
             "\nVerdict: **{}** (exit code {}). Bounds are one-sided at the run's confidence (--confidence): a check passes when the bound on its bad side meets the limit, fails when the bound on its good side breaks it, and is UNRESOLVED otherwise.",
             summary.verdict,
-            crate::confidence::Outcome::overall(verdicts.iter().map(|v| v.outcome)).exit_code()
+            crate::judge::confidence::Outcome::overall(verdicts.iter().map(|v| v.outcome)).exit_code()
         );
     }
     out

@@ -20,11 +20,11 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::judge::verdict::Verdict;
 use crate::measure::{add_exactly, Histograms, Measure, MergeError};
 use crate::record::{Connection, ConnectionEnd, Integrity};
-use crate::verdict::Verdict;
 
-pub use crate::histogram::{new_histogram, quantile};
+pub use crate::measure::histogram::{new_histogram, quantile};
 
 /// p50 and p99 of the first-response measures, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -167,9 +167,9 @@ pub struct FailedThreshold {
 /// A stream run's goodput: its objectives and the streams judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamGoodput {
-    pub objectives: crate::goodput::Goodput,
+    pub objectives: crate::judge::goodput::Goodput,
     #[serde(flatten)]
-    pub tally: crate::goodput::Tally,
+    pub tally: crate::judge::goodput::Tally,
 }
 
 /// A failure message and how many connections ended with it.
@@ -327,14 +327,14 @@ pub struct Report {
     /// The load generator's own health (merged: the machine's, see
     /// `ClientFigures::combine`).
     #[serde(default)]
-    pub client: Option<crate::health::ClientFigures>,
+    pub client: Option<crate::infra::health::ClientFigures>,
     /// Why connections failed, as the client saw it: each distinct
     /// message with its count (at most `MAX_ERROR_SAMPLES` messages).
     #[serde(default)]
     pub error_samples: Vec<ErrorSample>,
     /// The checks the run was asked for (`merge` re-judges with them).
     #[serde(default)]
-    pub expectations: Option<crate::expectations::Expectations>,
+    pub expectations: Option<crate::judge::expectations::Expectations>,
     /// The figures to gate on, derived from the rest when written.
     #[serde(default)]
     pub summary: summary::Summary,
@@ -575,7 +575,7 @@ impl Report {
         integrity: &Integrity,
         had_ids: bool,
         reconnects: u64,
-        figures: &crate::goodput::StreamFigures,
+        figures: &crate::judge::goodput::StreamFigures,
     ) {
         if let Some(g) = &mut self.stream_goodput {
             if let Some(good) = g.objectives.judge_stream(figures) {
@@ -888,7 +888,7 @@ pub use crate::digits::tidy_number;
 #[cfg(test)]
 pub(crate) mod test_text {
     /// The text between the first `from` and the next `to` ("" if none).
-    pub fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
+    pub(crate) fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
         text.split(from)
             .nth(1)
             .and_then(|rest| rest.split(to).next())
@@ -983,7 +983,7 @@ pub mod one_required_histogram {
 mod one_histogram {
     use super::*;
 
-    pub fn serialize<S: serde::Serializer>(
+    pub(super) fn serialize<S: serde::Serializer>(
         h: &Option<Histogram<u64>>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -993,7 +993,7 @@ mod one_histogram {
         }
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<Histogram<u64>>, D::Error> {
         /// A present value, read as one histogram.
@@ -1010,7 +1010,7 @@ mod one_histogram {
 mod histograms {
     use super::*;
 
-    pub fn serialize<S: serde::Serializer>(
+    pub(super) fn serialize<S: serde::Serializer>(
         hs: &Histograms,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -1028,7 +1028,7 @@ mod histograms {
         serializer.collect_map(encoded)
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Histograms, D::Error> {
         let encoded: BTreeMap<String, String> = serde::Deserialize::deserialize(deserializer)?;
@@ -1089,7 +1089,7 @@ mod tests {
                 },
                 true,
                 0,
-                &crate::goodput::StreamFigures {
+                &crate::judge::goodput::StreamFigures {
                     ttfb: Some(Duration::from_millis(1 + i + offset)),
                     max_gap: Some(Duration::from_millis(i)),
                     lifetime: Duration::from_secs(1 + (i + offset) % 5),
@@ -1105,7 +1105,7 @@ mod tests {
         r.duration_s = 10.0;
         fill(&mut r, offset);
         let mut first_event = new_histogram();
-        crate::histogram::record(&mut first_event, Duration::from_millis(5 + offset));
+        crate::measure::histogram::record(&mut first_event, Duration::from_millis(5 + offset));
         r.timeline.push(TimelinePoint {
             t: 1_005,
             open: [("i0".to_owned(), 3 + offset)].into(),

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{quantile, Report};
+use crate::judge::verdict::Verdict;
 use crate::measure::Measure;
 use crate::record::Integrity;
-use crate::verdict::Verdict;
 
 /// The stream measures every summary reports, in the order tables show
 /// them (LLM runs add TTFT, ITL, TPOT and end-to-end, [`LlmSummary`]).
@@ -151,7 +151,7 @@ fn pass() -> String {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GoodputSummary {
     /// The objectives (`--goodput`), in milliseconds.
-    pub bounds: crate::goodput::Goodput,
+    pub bounds: crate::judge::goodput::Goodput,
     pub good: u64,
     /// Streams (LLM: requests, completed or failed) judged.
     #[serde(default)]
@@ -191,7 +191,7 @@ impl Summary {
             streams_with_ids: report.streams_with_ids,
             checks: verdicts.iter().map(CheckSummary::from).collect(),
             passed: verdicts.iter().all(|v| v.passed()),
-            verdict: crate::confidence::Outcome::overall(verdicts.iter().map(|v| v.outcome))
+            verdict: crate::judge::confidence::Outcome::overall(verdicts.iter().map(|v| v.outcome))
                 .as_str()
                 .to_owned(),
             goodput: goodput_summary(report),
@@ -219,8 +219,8 @@ fn goodput_summary(report: &Report) -> Option<GoodputSummary> {
     let confidence = report
         .expectations
         .as_ref()
-        .map_or(crate::confidence::DEFAULT, |e| e.confidence());
-    let wilson = crate::confidence::wilson(tally.good, tally.judged, confidence);
+        .map_or(crate::judge::confidence::DEFAULT, |e| e.confidence());
+    let wilson = crate::judge::confidence::wilson(tally.good, tally.judged, confidence);
     Some(GoodputSummary {
         bounds,
         good: tally.good,
@@ -430,7 +430,7 @@ pub fn goodput_line(g: &GoodputSummary) -> String {
     )
 }
 
-pub use crate::histogram::round_ms;
+pub use crate::measure::histogram::round_ms;
 
 /// Digits a share or ratio keeps in JSON: significant ones, so a bound of
 /// 0.05% is 0.000549 and not 0.001 or 0.0.
@@ -479,7 +479,7 @@ mod tests {
     #[test]
     fn shares_keep_their_significant_digits() {
         // 0 errors in 5,457 connections: the Wilson bound is ~0.05%.
-        let (_, high) = crate::confidence::wilson(0, 5457, 0.95).unwrap_or_default();
+        let (_, high) = crate::judge::confidence::wilson(0, 5457, 0.95).unwrap_or_default();
         let kept = significant(high);
         assert!(kept > 0.0004 && kept < 0.0006, "{kept}");
         assert_eq!(significant(0.000_549_123), 0.000_549_1);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use crate::histogram::new_histogram;
+use crate::measure::histogram::new_histogram;
 use crate::record::ConnectionEnd;
 
 /// What happened inside a measured window (serialized when a child of
@@ -45,7 +45,7 @@ pub struct WindowStats {
     /// The most streams each instance held at a sample.
     pub instance_peaks: BTreeMap<String, u64>,
     /// The client's own health over the window.
-    pub client: Option<crate::health::ClientFigures>,
+    pub client: Option<crate::infra::health::ClientFigures>,
     /// LLM runs: TPOT of requests started in the window that completed.
     #[serde(with = "super::one_required_histogram")]
     pub tpot: Histogram<u64>,
@@ -65,7 +65,7 @@ pub struct WindowStats {
     /// streams that ended in it (and requests still waiting at its end
     /// past a `ttfb` objective), judged against `--goodput`.
     #[serde(default)]
-    pub goodput: crate::goodput::Tally,
+    pub goodput: crate::judge::goodput::Tally,
 }
 
 impl WindowStats {
@@ -88,7 +88,7 @@ impl WindowStats {
             output_tokens: 0,
             output_chunks: 0,
             events: 0,
-            goodput: crate::goodput::Tally::default(),
+            goodput: crate::judge::goodput::Tally::default(),
         }
     }
 

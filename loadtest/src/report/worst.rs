@@ -50,7 +50,7 @@ fn where_links_go(project: Option<&str>) -> String {
 
 /// The Markdown section: per measure the worst few, then the worst
 /// sampled one when none of those was sampled; failed connections' ids.
-pub fn markdown(out: &mut String, report: &Report) {
+pub(super) fn markdown(out: &mut String, report: &Report) {
     let worst = &report.worst;
     if worst.all.is_empty() && worst.failed.is_empty() {
         return;
@@ -148,7 +148,7 @@ fn html_lists(html: &mut String, lists: &WorstLists, project: Option<&str>, clas
 }
 
 /// The HTML section: every list, sampled lists apart, failed ids.
-pub fn html(html: &mut String, report: &Report) {
+pub(super) fn html(html: &mut String, report: &Report) {
     let worst = &report.worst;
     if worst.all.is_empty() && worst.failed.is_empty() {
         return;
@@ -186,8 +186,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::infra::trace::StreamTrace;
     use crate::record::{Connection, ConnectionEnd};
-    use crate::trace::StreamTrace;
 
     fn report(project: Option<&str>) -> Report {
         let mut r = Report::new("http://127.0.0.1:8080", "sse", 1_800_000_000.0);

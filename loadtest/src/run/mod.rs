@@ -4,16 +4,18 @@
 //!
 //! - this module: the run's orchestration (progress, the measured window,
 //!   the deadline, the stop), and its result;
-//! - [`plan`]: the request plan, the start schedule and the collector
+//! - `plan`: the request plan, the start schedule and the collector
 //!   every stream records into;
-//! - [`wiring`]: goose: one scenario of one transaction, users, ramp and
+//! - `wiring`: goose: one scenario of one transaction, users, ramp and
 //!   run time as goose's defaults;
-//! - [`transaction`]: one logical stream per goose iteration, its custom
+//! - `transaction`: one logical stream per goose iteration, its custom
 //!   goose rows, and a failing user's backoff;
-//! - [`error`]: what stops a run before it starts.
+//! - `error`: what stops a run before it starts.
 
 mod error;
 mod plan;
+pub(crate) mod processes;
+pub(crate) mod progress;
 mod transaction;
 mod wiring;
 
@@ -30,17 +32,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checks::Expectations;
 use crate::client::Shared;
-use crate::collector::{Collector, WindowStats};
+use crate::config::options::RunArgs;
 use crate::config::RunConfig;
-use crate::health::HealthProbe;
-use crate::options::RunArgs;
-use crate::progress;
+use crate::infra::health::HealthProbe;
 use crate::report::Report;
+use crate::sink::{Collector, WindowStats};
 
 /// What a finished run returns.
 pub struct RunResult {
+    /// goose's own metrics of the run.
     pub metrics: GooseMetrics,
+    /// trickle-load's report of the run.
     pub report: Report,
+    /// What the run was asked to prove (judge the report by them:
+    /// `checks::evaluate`).
     pub expectations: Expectations,
     /// The measured window's figures, for [`run_measuring`].
     pub window: Option<WindowStats>,
@@ -69,13 +74,13 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     let expectations = config.expectations.clone();
     let length = config.length();
     let users = config.users;
-    if let Some(limits) = crate::limits::raise_open_files() {
+    if let Some(limits) = crate::infra::limits::raise_open_files() {
         let flag = if stream.arrival_rate.is_some() {
             "--max-in-flight"
         } else {
             "--users"
         };
-        crate::limits::check(limits, flag, users, 1)?;
+        crate::infra::limits::check(limits, flag, users, 1)?;
     }
     warn_about_ports(users, stream);
 

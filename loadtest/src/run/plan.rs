@@ -8,9 +8,9 @@ use bytes::Bytes;
 
 use crate::client::decode::ClientTransport;
 use crate::client::Plan;
-use crate::collector::Collector;
-use crate::options::StreamArgs;
+use crate::config::options::StreamArgs;
 use crate::schedule::{Arrival, Schedule};
+use crate::sink::Collector;
 
 use super::SetupError;
 
@@ -26,7 +26,7 @@ pub(super) fn schedule_of(stream: &StreamArgs) -> Option<Schedule> {
 
 /// What every stream of the run does, from the stream flags.
 pub(super) fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupError> {
-    let trust = crate::tls::Trust::new(stream.ca_file.as_deref(), stream.insecure)?;
+    let trust = crate::infra::tls::Trust::new(stream.ca_file.as_deref(), stream.insecure)?;
     let secure = host.starts_with("https://") || host.starts_with("wss://");
     let ws_tls = if stream.transport == ClientTransport::Ws && secure {
         Some(trust.rustls()?)
@@ -66,7 +66,7 @@ pub(super) fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupErro
     } else {
         None
     };
-    let trace = crate::trace::plan(stream.trace_sample, stream.trace_header, &headers);
+    let trace = crate::infra::trace::plan(stream.trace_sample, stream.trace_header, &headers);
     Ok(Plan {
         client: http_client(&trust, None)?,
         raw,
@@ -100,8 +100,8 @@ pub(super) fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupErro
 /// from one address or spread over --source-addresses).
 pub(super) fn warn_about_ports(users: u64, stream: &StreamArgs) {
     let per_source = users / u64::from(stream.source_addresses.max(1));
-    if let Some(warning) =
-        crate::ports::local_port_range().and_then(|r| crate::ports::advice(r, per_source))
+    if let Some(warning) = crate::infra::ports::local_port_range()
+        .and_then(|r| crate::infra::ports::advice(r, per_source))
     {
         eprintln!("{warning}");
     }
@@ -131,11 +131,11 @@ pub(super) async fn collector_for(
         collector = collector.with_window(now + from, now + to);
     }
     if let Some(path) = &stream.stream_log {
-        let log = crate::stream_log::StreamLog::create(path, stream.transport.as_str())
+        let log = crate::sink::stream_log::StreamLog::create(path, stream.transport.as_str())
             .map_err(SetupError::StreamLog)?;
         collector = collector.with_stream_log(Arc::new(log));
     }
-    let request = crate::client_spans::Request {
+    let request = crate::sink::client_spans::Request {
         method: if stream.llm.api.is_some() {
             "POST".to_owned()
         } else {
@@ -147,7 +147,7 @@ pub(super) async fn collector_for(
         model: stream.llm.model.clone(),
     };
     if let Some(spans) =
-        crate::client_spans::ClientSpans::start(stream.otlp_endpoint.clone(), request).await?
+        crate::sink::client_spans::ClientSpans::start(stream.otlp_endpoint.clone(), request).await?
     {
         let (endpoint, protocol) = spans.endpoint();
         eprintln!(
@@ -157,12 +157,12 @@ pub(super) async fn collector_for(
         collector = collector.with_client_spans(Arc::new(spans));
     }
     if let Some(addr) = stream.metrics_addr {
-        let mut live = crate::metrics::LoadMetrics::new(stream.transport.as_str())?;
+        let mut live = crate::sink::metrics::LoadMetrics::new(stream.transport.as_str())?;
         if let Some(api) = stream.llm.api {
             live = live.with_genai(api.operation())?;
         }
         let live = Arc::new(live);
-        crate::metrics::serve(addr, live.clone())
+        crate::sink::metrics::serve(addr, live.clone())
             .await
             .map_err(|source| SetupError::Metrics { addr, source })?;
         collector = collector.with_live_metrics(live);
@@ -173,9 +173,9 @@ pub(super) async fn collector_for(
 /// An HTTP client for streams: the plan's trust, no gzip, no cookies, no
 /// request timeout, bound to `source` if given.
 pub(super) fn http_client(
-    trust: &crate::tls::Trust,
+    trust: &crate::infra::tls::Trust,
     source: Option<std::net::IpAddr>,
-) -> Result<reqwest::Client, crate::tls::TlsError> {
+) -> Result<reqwest::Client, crate::infra::tls::TlsError> {
     let builder = reqwest::Client::builder()
         .local_address(source)
         .gzip(false)

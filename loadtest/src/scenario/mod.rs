@@ -44,7 +44,7 @@
 //! let attack = GooseAttack::initialize()?
 //!     .register_scenario(scenario!("chat").register_transaction(chat))
 //!     .set_default(GooseDefault::Host, "http://127.0.0.1:8080")?;
-//! let goose_metrics = meter.execute(attack).await?;
+//! let _goose_metrics = meter.execute(*attack).await?;
 //! let result = meter.finish()?;
 //! println!("{}", result.markdown());
 //! std::process::exit(i32::from(result.exit_code()));
@@ -74,13 +74,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::decode::ClientTransport;
 use crate::client::{LlmPlan, Plan, Shared};
-use crate::collector::Collector;
-use crate::confidence::Outcome;
-use crate::expectations::Expectations;
+use crate::judge::confidence::Outcome;
+use crate::judge::expectations::Expectations;
+use crate::judge::verdict::Verdict;
 use crate::record::ConnectionEnd;
 use crate::report::summary::Summary;
 use crate::report::Report;
-use crate::verdict::Verdict;
+use crate::sink::Collector;
 use goose_user::{measured_stream, transaction_error, Via};
 
 /// What a stream speaks.
@@ -347,8 +347,8 @@ impl StreamMeterBuilder {
             }
             _ => None,
         };
-        let trust =
-            crate::tls::Trust::new(None, false).map_err(|e| MeterError::Invalid(e.to_string()))?;
+        let trust = crate::infra::tls::Trust::new(None, false)
+            .map_err(|e| MeterError::Invalid(e.to_string()))?;
         let ws_tls = match transport {
             ClientTransport::Ws => Some(
                 trust

@@ -144,7 +144,11 @@ async fn a_first_search_with_the_quick_start_options_answers() {
     // A level above 30 fails on the users it left out, whatever their
     // backed-off retries add to the error rate.
     for l in c.levels.iter().filter(|l| l.streams > 31) {
-        assert_eq!(l.verdict, trickle_load::confidence::Outcome::Fail, "{l:?}");
+        assert_eq!(
+            l.verdict,
+            trickle_load::judge::confidence::Outcome::Fail,
+            "{l:?}"
+        );
     }
     assert!(c.duration_s < 150.0, "{} s", c.duration_s);
 }
@@ -431,14 +435,14 @@ async fn an_llm_services_knee_is_found_by_its_tpot_slo() {
     for level in &c.levels {
         let tpot = &level.measures["tpot"];
         match level.verdict {
-            trickle_load::confidence::Outcome::Pass => {
+            trickle_load::judge::confidence::Outcome::Pass => {
                 assert!(tpot.ci_high.is_some_and(|h| h <= 30.0), "{level:?}");
                 assert!(tpot.samples >= 299, "{level:?}");
             }
-            trickle_load::confidence::Outcome::Fail => {
+            trickle_load::judge::confidence::Outcome::Fail => {
                 assert!(level.failed.contains(&"tpot".to_owned()), "{level:?}");
             }
-            trickle_load::confidence::Outcome::Unresolved => {
+            trickle_load::judge::confidence::Outcome::Unresolved => {
                 assert!(tpot.ci_high.is_none_or(|h| h > 30.0), "{level:?}");
             }
         }

@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::stream;
+use trickle_load::judge::verdict::Outcome;
 use trickle_load::record::ConnectionEnd;
 use trickle_load::report::summary::Summary;
-use trickle_load::verdict::Outcome;
 
 use crate::helpers::{args, load, serve, verdict};
 
@@ -106,7 +106,7 @@ async fn compressed(request: HttpRequest) -> HttpResponse {
         .streaming(body)
 }
 
-async fn run(host: &str, extra: &str) -> (Summary, Vec<trickle_load::verdict::Verdict>) {
+async fn run(host: &str, extra: &str) -> (Summary, Vec<trickle_load::judge::verdict::Verdict>) {
     let mut argv = args("--users 3 --increase-rate 100 --run-time 3s --transport sse --chunks 6");
     argv.extend(args(extra));
     let (result, verdicts) = load(host, &argv).await;

@@ -55,7 +55,7 @@ fn fresh(n: u64) -> Report {
             &Integrity::default(),
             true,
             0,
-            &trickle_load::goodput::StreamFigures::default(),
+            &trickle_load::judge::goodput::StreamFigures::default(),
         );
     }
     r

@@ -5,8 +5,8 @@ use clap::Parser;
 use trickle::{Application, Settings};
 use trickle_load::checks;
 use trickle_load::cli::Cli;
+use trickle_load::judge::verdict::Verdict;
 use trickle_load::run::{self, RunResult};
-use trickle_load::verdict::Verdict;
 use trickle_telemetry::Telemetry;
 
 /// A command line's words (none of the tests' arguments contain spaces).

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use trickle_load::judge::cuts::CutKind;
+use trickle_load::judge::verdict::{Outcome, Verdict};
 use trickle_load::report::summary::Summary;
-use trickle_load::verdict::{Outcome, Verdict};
 
 use crate::helpers::{load, spawn_trickle, verdict};
 

@@ -8,9 +8,9 @@ use trickle_load::measure::Measure;
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 use futures_util::stream;
+use trickle_load::judge::verdict::Outcome;
 use trickle_load::record::ConnectionEnd;
 use trickle_load::report::Report;
-use trickle_load::verdict::Outcome;
 
 use crate::helpers::{args, load, serve, spawn_trickle, verdict};
 
@@ -121,7 +121,7 @@ async fn the_figures_match_the_simulated_models_settings() {
     let goodput = verdict(&verdicts, "goodput");
     assert_eq!(
         goodput.outcome,
-        trickle_load::confidence::Outcome::Fail,
+        trickle_load::judge::confidence::Outcome::Fail,
         "{goodput:?}"
     );
     assert!(goodput.figure.unwrap().ci_high.is_some_and(|h| h < 0.5));

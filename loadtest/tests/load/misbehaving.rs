@@ -121,7 +121,7 @@ async fn cuts_are_reported_as_truncation_and_checked_against_the_timeout() {
     let early = verdict(&verdicts, "timeout");
     assert_eq!(
         early.outcome,
-        trickle_load::confidence::Outcome::Fail,
+        trickle_load::judge::confidence::Outcome::Fail,
         "{early:?}"
     );
     assert!(early.detail.starts_with("0 of "), "{early:?}");

@@ -198,7 +198,7 @@ async fn a_scenario_of_the_public_api_alone_gets_goose_rows_and_a_judged_report(
     assert!((40.0..200.0).contains(&gap), "gap p50 {gap} ms");
     assert_eq!(
         result.outcome(),
-        trickle_load::confidence::Outcome::Pass,
+        trickle_load::judge::confidence::Outcome::Pass,
         "{}",
         result.markdown()
     );

@@ -204,7 +204,7 @@ async fn a_run_until_decided_stops_once_its_checks_are_and_says_when() {
     let ttfb = verdict(&verdicts, "ttfb-p99");
     assert_eq!(
         ttfb.outcome,
-        trickle_load::confidence::Outcome::Unresolved,
+        trickle_load::judge::confidence::Outcome::Unresolved,
         "{ttfb:?}"
     );
     assert_eq!(ttfb.needed, Some(299), "{ttfb:?}");

@@ -26,14 +26,14 @@ enum Phase {
 }
 
 /// One gzip body, possibly of several members.
-pub struct Gzip {
+pub(super) struct Gzip {
     phase: Phase,
     inflate: Decompress,
     crc: Crc,
 }
 
 impl Gzip {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             phase: Phase::Header(Vec::new()),
             inflate: Decompress::new(false),
@@ -42,7 +42,7 @@ impl Gzip {
     }
 
     /// Reads from `input`, writes what it decodes to `output`.
-    pub fn step(&mut self, input: &[u8], output: &mut [u8]) -> Result<Step, String> {
+    pub(super) fn step(&mut self, input: &[u8], output: &mut [u8]) -> Result<Step, String> {
         match &mut self.phase {
             Phase::Header(seen) => {
                 if input.is_empty() {

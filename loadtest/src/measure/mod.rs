@@ -3,13 +3,15 @@
 //! ever written still merges), a label for people and a unit. A measure
 //! that does not exist cannot be recorded: there is no string to mistype.
 
+pub mod histogram;
+
 use std::fmt;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::{new_histogram, record, MAX_MICROS, SIGNIFICANT_DIGITS};
+use crate::measure::histogram::{new_histogram, record, MAX_MICROS, SIGNIFICANT_DIGITS};
 
 /// One measured distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

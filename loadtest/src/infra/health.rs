@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::histogram::{new_histogram, quantile, record};
+use crate::measure::histogram::{new_histogram, quantile, record};
 
 /// How often the lag probe's timer is due.
 pub const PROBE_EVERY: Duration = Duration::from_millis(10);

@@ -97,7 +97,7 @@ pub struct Expectations {
 impl Expectations {
     /// The confidence every bound is drawn at.
     pub fn confidence(&self) -> f64 {
-        self.confidence.unwrap_or(crate::confidence::DEFAULT)
+        self.confidence.unwrap_or(crate::judge::confidence::DEFAULT)
     }
 
     /// A check judged on samples was asked for (a percentile, the error

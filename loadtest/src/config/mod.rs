@@ -5,12 +5,15 @@
 //! goose's own options and hands goose the users, ramp and run time as
 //! typed defaults, never as strings to parse back.
 
+pub(crate) mod options;
+pub(crate) mod target;
+
 use std::time::Duration;
 
 use goose::config::GooseConfiguration;
 
 use crate::checks::Expectations;
-use crate::options::{CheckArgs, RunArgs, StreamArgs};
+use crate::config::options::{CheckArgs, RunArgs, StreamArgs};
 
 /// How users start.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,7 +84,7 @@ pub enum ConfigError {
     #[error("--host is required (e.g. --host http://127.0.0.1:8080)")]
     NoHost,
     #[error(transparent)]
-    Target(#[from] crate::target::TargetError),
+    Target(#[from] crate::config::target::TargetError),
     #[error("invalid {0} {1:?}")]
     Invalid(&'static str, String),
     #[error("--arrival-rate starts its users from --max-in-flight; leave out --users")]
@@ -96,7 +99,7 @@ pub enum ConfigError {
 
 /// `--goodput`'s objectives must be of the run's kind: LLM objectives
 /// with --api, stream objectives without.
-pub fn check_goodput(stream: &StreamArgs) -> Result<(), String> {
+pub(crate) fn check_goodput(stream: &StreamArgs) -> Result<(), String> {
     let Some(g) = &stream.goodput else {
         return Ok(());
     };
@@ -132,7 +135,7 @@ impl TryFrom<RunArgs> for RunConfig {
             .take()
             .filter(|h| !h.is_empty())
             .ok_or(ConfigError::NoHost)?;
-        let host = crate::target::parse(&host)?;
+        let host = crate::config::target::parse(&host)?;
         let ramp_time = span("--increase-time", goose.increase_time.as_deref())?;
         let ramp_rate = match goose.increase_rate.as_deref() {
             None => None,

@@ -6,12 +6,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::collector::Collector;
-use crate::health::HealthProbe;
+use crate::infra::health::HealthProbe;
+use crate::sink::Collector;
 
 /// A child's counters, as it prints them (`--child-progress`).
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
-pub struct ChildProgress {
+pub(crate) struct ChildProgress {
     pub open: u64,
     pub events: u64,
     pub connections: u64,
@@ -19,7 +19,7 @@ pub struct ChildProgress {
 }
 
 /// What the progress line watches.
-pub struct Watch {
+pub(crate) struct Watch {
     pub collector: Arc<Collector>,
     pub health: Arc<HealthProbe>,
     pub run_over: CancellationToken,
@@ -39,7 +39,7 @@ pub struct Watch {
 /// Samples the timeline every second; every `every_secs` prints a line,
 /// saying so when the client itself is saturated, with the checks' states
 /// of a run that goes on until they are decided.
-pub async fn watch(w: Watch, states: crate::until_decided::States) {
+pub(crate) async fn watch(w: Watch, states: crate::until_decided::States) {
     let Watch {
         collector,
         health,
@@ -53,7 +53,7 @@ pub async fn watch(w: Watch, states: crate::until_decided::States) {
     } = w;
     // Just after each whole second of the clock: the timeline's points
     // are then whole seconds (no second counted twice, none skipped).
-    let to_next = 1.0 - crate::collector::unix_now().fract() + 0.002;
+    let to_next = 1.0 - crate::sink::unix_now().fract() + 0.002;
     let mut tick = tokio::time::interval_at(
         Instant::now() + Duration::from_secs_f64(to_next),
         Duration::from_secs(1),

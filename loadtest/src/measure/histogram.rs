@@ -60,22 +60,6 @@ pub fn value_at_rank(h: &Histogram<u64>, k: u64) -> Option<u64> {
     None
 }
 
-/// One-sided bounds on the `q`-quantile at `confidence`, from order
-/// statistics ([`crate::confidence::quantile_ranks`]); `None` where the
-/// samples are too few for that bound.
-pub fn quantile_bounds(
-    h: &Histogram<u64>,
-    q: f64,
-    confidence: f64,
-) -> (Option<Duration>, Option<Duration>) {
-    let (lower, upper) = crate::confidence::quantile_ranks(h.len(), q, confidence);
-    let at = |rank: Option<u64>| {
-        rank.and_then(|k| value_at_rank(h, k))
-            .map(Duration::from_micros)
-    };
-    (at(lower), at(upper))
-}
-
 /// The share of samples above `limit`.
 pub fn share_above(h: &Histogram<u64>, limit: Duration) -> f64 {
     if h.is_empty() {
@@ -100,7 +84,7 @@ mod tests {
         assert_eq!(value_at_rank(&h, 1_000).map(|v| v / 1_000), Some(1_000));
         assert_eq!(value_at_rank(&h, 1_001), None);
         // n = 1,000, p99 at 95%: ranks 985 and 996.
-        let (low, high) = quantile_bounds(&h, 0.99, 0.95);
+        let (low, high) = crate::judge::confidence::quantile_bounds(&h, 0.99, 0.95);
         let ms = |d: Option<Duration>| d.map(|d| d.as_millis());
         assert_eq!((ms(low), ms(high)), (Some(985), Some(996)));
         assert!((share_above(&h, Duration::from_millis(900)) - 0.1).abs() < 0.002);

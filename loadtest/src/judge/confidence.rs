@@ -40,7 +40,7 @@ impl Outcome {
         }
     }
 
-    /// The exit code a run ends with ([`crate::exit`]).
+    /// The exit code a run ends with (`crate::exit`).
     pub fn exit_code(self) -> u8 {
         match self {
             Self::Pass => crate::exit::PASS,
@@ -276,6 +276,22 @@ impl BinomialCdf {
             Some(self.from + i as u64 - 1)
         }
     }
+}
+
+/// One-sided bounds on the `q`-quantile at `confidence`, from order
+/// statistics ([`quantile_ranks`]); `None` where the
+/// samples are too few for that bound.
+pub fn quantile_bounds(
+    h: &hdrhistogram::Histogram<u64>,
+    q: f64,
+    confidence: f64,
+) -> (Option<std::time::Duration>, Option<std::time::Duration>) {
+    let (lower, upper) = quantile_ranks(h.len(), q, confidence);
+    let at = |rank: Option<u64>| {
+        rank.and_then(|k| crate::measure::histogram::value_at_rank(h, k))
+            .map(std::time::Duration::from_micros)
+    };
+    (at(lower), at(upper))
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
 //! The command line: goose's own options plus trickle-load's.
 
+mod commands;
+
+pub use commands::main;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub use crate::options::{Arrival, CheckArgs, ClientTransport, RunArgs, StreamArgs};
+pub use crate::config::options::{Arrival, CheckArgs, ClientTransport, RunArgs, StreamArgs};
 
 /// goose's options for the load's shape: trickle-load's own first heading.
 const LOAD_SHAPE: [&str; 5] = [
@@ -286,6 +290,7 @@ pub fn version_line() -> String {
     )
 }
 
+/// trickle-load's command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "trickle-load",
@@ -305,12 +310,15 @@ Example: trickle-load --host http://127.0.0.1:8080 --users 200 --increase-rate 5
 --transport sse --chunks 100 --interval-ms 250 --stream-report report.html"
 )]
 pub struct Cli {
+    /// A command other than a load run, if one was given.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// A load run's options (the default command).
     #[command(flatten)]
     pub run: RunArgs,
 }
 
+/// The commands besides a load run.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs a local stand-in for Cloud Run's serving layer: instances of a

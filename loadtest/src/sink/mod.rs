@@ -8,21 +8,24 @@
 //! - [`timeline`]: one point a second;
 //! - [`window`]: a capacity level's measured window;
 //! - [`errors`]: why connections failed, each reason said once;
-//! - [`live`]: the live Prometheus metrics ([`crate::metrics`]), when
+//! - [`live`]: the live Prometheus metrics ([`crate::sink::metrics`]), when
 //!   asked for.
 //!
 //! Events are counted and their gaps kept by the stream's task in an
 //! [`EventBatch`], flushed to the sinks at most every
 //! [`batch::FLUSH_EVERY`]: the per-event path takes no lock and touches no
 //! shared counter. A sink is added by implementing [`Sink`] and listing
-//! it in [`Collector::sinks`].
+//! it in `Collector::sinks`.
 
 pub mod aggregate;
 pub mod batch;
+pub mod client_spans;
 pub mod counters;
 pub mod errors;
 pub mod instances;
 pub mod live;
+pub mod metrics;
+pub mod stream_log;
 pub mod timeline;
 pub mod window;
 
@@ -34,9 +37,9 @@ use tokio::time::Instant;
 pub use crate::report::WindowStats;
 pub use batch::EventBatch;
 
-use crate::metrics::LoadMetrics;
 use crate::record::{Connection, Integrity};
 use crate::report::Report;
+use crate::sink::metrics::LoadMetrics;
 
 /// The instance name of servers that do not send an instance header.
 pub const UNNAMED: &str = "unnamed";
@@ -48,12 +51,12 @@ pub struct StreamEnd<'a> {
     pub had_ids: bool,
     pub reconnects: u64,
     /// What it did, for goodput.
-    pub figures: &'a crate::goodput::StreamFigures,
+    pub figures: &'a crate::judge::goodput::StreamFigures,
     /// The requests it sent (a reconnect the run's end stopped before its
     /// request left is in `reconnects`, not here).
     pub connections: u64,
     /// Its trace, when the run traces streams.
-    pub trace: Option<crate::trace::StreamTrace>,
+    pub trace: Option<crate::infra::trace::StreamTrace>,
     /// How its last connection ended.
     pub end: crate::record::ConnectionEnd,
 }
@@ -107,14 +110,14 @@ pub struct Collector {
 /// Client spans as a sink: a span per finished connection of a sampled
 /// stream.
 #[derive(Debug)]
-struct ClientSpansSink(Arc<crate::client_spans::ClientSpans>);
+struct ClientSpansSink(Arc<crate::sink::client_spans::ClientSpans>);
 
 impl Sink for ClientSpansSink {
     fn connection(&self, _lane: usize, c: &Connection) {
         self.0.connection(c);
     }
     fn stream(&self, _lane: usize, s: &StreamEnd<'_>) {
-        self.0.stream(&crate::client_spans::StreamSummary {
+        self.0.stream(&crate::sink::client_spans::StreamSummary {
             trace: s.trace,
             connections: s.connections,
             end: s.end,
@@ -125,7 +128,7 @@ impl Sink for ClientSpansSink {
 
 /// The stream log as a sink: a line per finished connection.
 #[derive(Debug)]
-struct StreamLogSink(Arc<crate::stream_log::StreamLog>);
+struct StreamLogSink(Arc<crate::sink::stream_log::StreamLog>);
 
 impl Sink for StreamLogSink {
     fn connection(&self, _lane: usize, c: &Connection) {
@@ -172,7 +175,7 @@ impl Collector {
     }
 
     /// A stream run judging goodput against these objectives.
-    pub fn with_stream_goodput(mut self, objectives: crate::goodput::Goodput) -> Self {
+    pub fn with_stream_goodput(mut self, objectives: crate::judge::goodput::Goodput) -> Self {
         self.aggregate = Arc::new(self.aggregate.with_stream_goodput(objectives));
         self
     }
@@ -197,7 +200,7 @@ impl Collector {
     }
 
     /// Writes a line per connection to the stream log.
-    pub fn with_stream_log(mut self, log: Arc<crate::stream_log::StreamLog>) -> Self {
+    pub fn with_stream_log(mut self, log: Arc<crate::sink::stream_log::StreamLog>) -> Self {
         self.stream_log = Some(StreamLogSink(log));
         self
     }
@@ -209,7 +212,7 @@ impl Collector {
     }
 
     /// Exports a client span per connection of a sampled stream.
-    pub fn with_client_spans(mut self, spans: Arc<crate::client_spans::ClientSpans>) -> Self {
+    pub fn with_client_spans(mut self, spans: Arc<crate::sink::client_spans::ClientSpans>) -> Self {
         self.client_spans = Some(ClientSpansSink(spans));
         self
     }
@@ -307,7 +310,7 @@ impl Collector {
     }
 
     /// Keeps the client's figures for the window.
-    pub fn window_client(&self, figures: crate::health::ClientFigures) {
+    pub fn window_client(&self, figures: crate::infra::health::ClientFigures) {
         if let Some(w) = &self.window {
             w.client(figures);
         }

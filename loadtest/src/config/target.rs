@@ -21,10 +21,10 @@ pub enum TargetError {
 }
 
 /// The schemes a target may have.
-pub const SCHEMES: [&str; 4] = ["http", "https", "ws", "wss"];
+pub(crate) const SCHEMES: [&str; 4] = ["http", "https", "ws", "wss"];
 
 /// `raw` as a target URL (trimmed), or why it is not one.
-pub fn parse(raw: &str) -> Result<String, TargetError> {
+pub(crate) fn parse(raw: &str) -> Result<String, TargetError> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Err(TargetError::Empty);

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 
 use super::counters::{Counters, Totals};
 use super::{unix_now, Sink};
-use crate::histogram::{new_histogram, record};
+use crate::measure::histogram::{new_histogram, record};
 use crate::record::Connection;
 use crate::report::TimelinePoint;
 
@@ -43,7 +43,7 @@ impl Timeline {
 
     /// Adds what happened since the last sample to the point of the second
     /// that stretch began in. Samples taken just after each whole second
-    /// ([`crate::progress`] aligns them) make each point exactly its
+    /// ([`crate::run::progress`] aligns them) make each point exactly its
     /// second; the first and the last point cover what part of their
     /// second the run did (the charts divide by it).
     pub fn sample(&self, counters: &Counters, open: &BTreeMap<String, u64>) {
@@ -98,8 +98,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::collector::{Collector, EventBatch};
     use crate::record::ConnectionEnd;
+    use crate::sink::{Collector, EventBatch};
 
     #[tokio::test(start_paused = true)]
     async fn each_second_of_the_timeline_says_what_happened_in_it() {

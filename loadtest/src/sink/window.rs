@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::time::Instant;
 
 use super::{EventBatch, Sink};
-use crate::histogram::record;
+use crate::measure::histogram::record;
 use crate::record::Connection;
 pub use crate::report::WindowStats;
 
@@ -14,7 +14,7 @@ pub use crate::report::WindowStats;
 pub struct Window {
     from: Instant,
     to: Instant,
-    goodput: Option<crate::goodput::Goodput>,
+    goodput: Option<crate::judge::goodput::Goodput>,
     stats: Mutex<WindowStats>,
     /// Requests sent and still waiting for their first event, by send
     /// time: at the window's end each has waited at least that long.
@@ -22,7 +22,11 @@ pub struct Window {
 }
 
 impl Window {
-    pub fn new(from: Instant, to: Instant, goodput: Option<crate::goodput::Goodput>) -> Self {
+    pub fn new(
+        from: Instant,
+        to: Instant,
+        goodput: Option<crate::judge::goodput::Goodput>,
+    ) -> Self {
         Self {
             from,
             to,
@@ -120,7 +124,7 @@ impl Window {
         }
     }
 
-    pub fn client(&self, figures: crate::health::ClientFigures) {
+    pub fn client(&self, figures: crate::infra::health::ClientFigures) {
         self.stats_lock().client = Some(figures);
     }
 
@@ -214,7 +218,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::collector::Collector;
+    use crate::sink::Collector;
 
     #[tokio::test(start_paused = true)]
     async fn requests_still_waiting_when_the_window_closes_count_with_their_wait() {

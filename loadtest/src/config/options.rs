@@ -11,16 +11,21 @@ use goose::config::GooseConfiguration;
 pub use crate::client::decode::ClientTransport;
 pub use crate::schedule::Arrival;
 
+/// A load run's options: the streams', the checks', goose's.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// What each stream does and how it is read.
     #[command(flatten)]
     pub stream: StreamArgs,
+    /// What the run must prove.
     #[command(flatten)]
     pub checks: CheckArgs,
+    /// goose's own options (users, ramp, run time, its reports).
     #[command(flatten)]
     pub goose: GooseConfiguration,
 }
 
+/// The stream options of a run.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Streams")]
 pub struct StreamArgs {
@@ -119,8 +124,8 @@ pub struct StreamArgs {
     /// `ttft:500ms,tpot:50ms,e2e:10s,itl:200ms` (itl: its largest
     /// inter-token gap). Judged: streams that ended, and those the run's
     /// end cut that had already failed one.
-    #[arg(long, value_name = "NAME:DURATION,...", value_parser = crate::goodput::Goodput::parse)]
-    pub goodput: Option<crate::goodput::Goodput>,
+    #[arg(long, value_name = "NAME:DURATION,...", value_parser = crate::judge::goodput::Goodput::parse)]
+    pub goodput: Option<crate::judge::goodput::Goodput>,
     /// Resume cut streams: SSE with Last-Event-ID after the server's
     /// `retry:`, others with `last_event_id`.
     #[arg(long)]
@@ -136,7 +141,7 @@ pub struct StreamArgs {
     /// (X-Cloud-Trace-Context) or `both`. A `--header traceparent: ...`
     /// (or X-Cloud-Trace-Context) of yours wins: none is added then.
     #[arg(long, value_enum, default_value = "w3c")]
-    pub trace_header: crate::trace::TraceHeader,
+    pub trace_header: crate::infra::trace::TraceHeader,
     /// Export a client span per connection of each sampled stream
     /// (--trace-sample) to this OTLP endpoint (a base URL, as
     /// OTEL_EXPORTER_OTLP_ENDPOINT; the standard OTEL_* variables set the
@@ -251,10 +256,12 @@ pub struct StreamArgs {
     /// JSON report for the parent.
     #[arg(long, hide = true, value_name = "FROM,TO", value_parser = parse_window)]
     pub window_ms: Option<(u64, u64)>,
+    /// The OpenAI-compatible API options (`--api`).
     #[command(flatten)]
     pub llm: crate::llm::LlmArgs,
 }
 
+/// The checks of a run.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Checks (any FAIL: exit 1; else any UNRESOLVED: exit 4)")]
 pub struct CheckArgs {
@@ -282,7 +289,7 @@ pub struct CheckArgs {
     /// order-statistic bounds, a rate's Wilson bounds (each one-sided).
     /// PASS when the bound on the bad side is within the limit, FAIL when
     /// the bound on the good side is beyond it, else UNRESOLVED (exit 4).
-    #[arg(long, value_name = "LEVEL", default_value_t = crate::confidence::DEFAULT,
+    #[arg(long, value_name = "LEVEL", default_value_t = crate::judge::confidence::DEFAULT,
           value_parser = parse_confidence)]
     pub confidence: f64,
     /// LLM (--api): largest acceptable p99 of the time to first token.
@@ -372,7 +379,7 @@ pub(crate) fn parse_worst(raw: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-pub fn parse_ratio(raw: &str) -> Result<f64, String> {
+pub(crate) fn parse_ratio(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("{raw:?}: expected a ratio between 0 and 1")),

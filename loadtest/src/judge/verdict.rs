@@ -1,7 +1,7 @@
 //! [`Verdict`]: one check's result. Produced by [`crate::checks`], shown by
 //! every [`crate::report`] format; it depends on neither.
 
-pub use crate::confidence::Outcome;
+pub use crate::judge::confidence::Outcome;
 
 /// What one check measured, and what its samples allow it to say.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use super::{EventBatch, Sink, StreamEnd};
-use crate::metrics::LoadMetrics;
 use crate::record::Connection;
+use crate::sink::metrics::LoadMetrics;
 
 #[derive(Debug)]
 pub struct Live(pub Arc<LoadMetrics>);

@@ -12,7 +12,7 @@
 //!   parent merges them (histograms, timeline, instances exactly), judges
 //!   the checks once and writes the `--stream-report` files;
 //! - the client self-check: the merged figures sum the children's CPU
-//!   against the machine's cores ([`crate::health::ClientFigures::combine`]);
+//!   against the machine's cores ([`crate::infra::health::ClientFigures::combine`]);
 //! - `--run-time auto`: each child writes its report so far every 2 s
 //!   (the hidden `--child-snapshot`); the parent merges them, judges the
 //!   checks as one process does ([`crate::until_decided`]) and writes
@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::progress::ChildProgress;
 use crate::report::Report;
+use crate::run::progress::ChildProgress;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessesError {
@@ -60,7 +60,7 @@ pub enum ProcessesError {
 
 /// One child's share of a count: `total` split over `n`, the remainder to
 /// the first ones.
-pub fn share(total: u64, n: u64, index: u64) -> u64 {
+pub(crate) fn share(total: u64, n: u64, index: u64) -> u64 {
     total / n + u64::from(index < total % n)
 }
 
@@ -99,7 +99,7 @@ impl Flag {
 
 /// What `capacity --processes` tells [`level`] of itself.
 #[derive(Debug)]
-pub struct LevelChildren<'a> {
+pub(crate) struct LevelChildren<'a> {
     /// The command line the search was started with.
     pub argv: &'a [String],
     pub host: &'a str,
@@ -146,7 +146,7 @@ fn rewritten() -> Vec<Flag> {
 
 /// The command line without the rewritten flags, and the values of
 /// goose's `--report-file` (an empty string where it stood bare).
-pub fn strip(argv: &[String]) -> (Vec<String>, Vec<String>) {
+pub(crate) fn strip(argv: &[String]) -> (Vec<String>, Vec<String>) {
     strip_flags(argv, &rewritten())
 }
 
@@ -204,7 +204,7 @@ fn strip_flags(argv: &[String], flags: &[Flag]) -> (Vec<String>, Vec<String>) {
 }
 
 /// `NAME.EXT` as child `index` writes it: `NAME.p{index}.EXT`.
-pub fn child_file(name: &str, index: usize) -> String {
+pub(crate) fn child_file(name: &str, index: usize) -> String {
     let path = Path::new(name);
     match (path.file_stem(), path.extension()) {
         (Some(stem), Some(ext)) => path
@@ -221,7 +221,7 @@ pub fn child_file(name: &str, index: usize) -> String {
 
 /// What the parent asks of the run, split per child.
 #[derive(Debug, Clone)]
-pub struct Split {
+pub(crate) struct Split {
     pub processes: u64,
     /// `--users` (or `--max-in-flight` with an arrival rate).
     pub users: u64,
@@ -244,7 +244,7 @@ pub struct Split {
 
 /// What the parent of a `--run-time auto` run decides on.
 #[derive(Debug, Clone)]
-pub struct Decide {
+pub(crate) struct Decide {
     pub until: crate::until_decided::UntilDecided,
     pub expectations: crate::checks::Expectations,
     /// How long the children's ramp takes.
@@ -313,7 +313,7 @@ impl Split {
 }
 
 /// Runs the children and merges their reports.
-pub async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesError> {
+pub(crate) async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesError> {
     if split.users < split.processes {
         return Err(ProcessesError::TooFew {
             processes: split.processes,
@@ -357,7 +357,7 @@ pub async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesErr
         let parts: Vec<PathBuf> = (0..split.processes as usize)
             .map(|i| log_part(log, i))
             .collect();
-        crate::stream_log::join(log, &parts).map_err(|e| ProcessesError::Child {
+        crate::sink::stream_log::join(log, &parts).map_err(|e| ProcessesError::Child {
             index: 0,
             status: "done".to_owned(),
             last_words: format!("cannot join the stream log into {}: {e}", log.display()),
@@ -385,7 +385,7 @@ fn snapshot(index: usize) -> PathBuf {
 /// One capacity level held by `processes` children: `n` streams split
 /// between them, each measuring the window `[from, to)` of its own run;
 /// their windows added up.
-pub async fn level(
+pub(crate) async fn level(
     search: &LevelChildren<'_>,
     n: u64,
     run_time: Duration,

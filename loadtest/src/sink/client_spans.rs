@@ -38,9 +38,9 @@ use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use trickle_telemetry::traces::{FinishedSpans, TracesError};
 
-use crate::goodput::StreamFigures;
+use crate::infra::trace::StreamTrace;
+use crate::judge::goodput::StreamFigures;
 use crate::record::{Connection, ConnectionEnd};
-use crate::trace::StreamTrace;
 
 /// What every span of the run says of its requests.
 #[derive(Debug, Clone)]

@@ -68,11 +68,11 @@ impl Aggregate {
     }
 
     /// The same aggregate judging streams against goodput objectives.
-    pub fn with_stream_goodput(&self, objectives: crate::goodput::Goodput) -> Self {
+    pub fn with_stream_goodput(&self, objectives: crate::judge::goodput::Goodput) -> Self {
         let mut setup = self.setup();
         setup.stream_goodput = Some(crate::report::StreamGoodput {
             objectives,
-            tally: crate::goodput::Tally::default(),
+            tally: crate::judge::goodput::Tally::default(),
         });
         Self::from_setup(&setup)
     }
@@ -85,7 +85,7 @@ impl Aggregate {
     }
 
     /// The goodput objectives, LLM or stream, if any.
-    pub fn goodput_objectives(&self) -> Option<crate::goodput::Goodput> {
+    pub fn goodput_objectives(&self) -> Option<crate::judge::goodput::Goodput> {
         self.base
             .llm
             .as_ref()
