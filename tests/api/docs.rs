@@ -1,5 +1,6 @@
 //! The documentation cannot drift from the code: every relative link and
-//! anchor in README.md and docs/ resolves, and every `--flag` shown with a
+//! anchor in README.md and docs/ resolves, every repository path
+//! docs/architecture.md names (in backticks) exists, and every `--flag` shown with a
 //! `trickle` or `trickle-load` command (in a code block) or in the
 //! configuration table exists in that binary's `--help`. (gcloud, docker,
 //! curl and other tools' flags are out of scope.)
@@ -73,6 +74,45 @@ fn links(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The repository paths in backticks on a page: a word with a `/` that
+/// starts at a top-level folder or file of the repository.
+fn named_paths(text: &str) -> Vec<String> {
+    let roots = [
+        "src/", "telemetry/", "sse/", "protocol/", "loadtest/", "emulator/", "bench/",
+        "scripts/", "dashboards/", "tests/", "deploy/", "examples/",
+    ];
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| !word.contains(' ') && roots.iter().any(|r| word.starts_with(r)))
+        .map(|word| word.trim_end_matches(['.', ',']).to_owned())
+        .collect()
+}
+
+#[test]
+fn every_path_the_code_map_names_exists() {
+    let text = std::fs::read_to_string(repo("docs/architecture.md")).unwrap();
+    let paths = named_paths(&text);
+    for path in &paths {
+        // `src/stream/encode/{text,json,sse}.rs` style groups are not used:
+        // each path is written whole.
+        assert!(
+            repo(path).exists(),
+            "docs/architecture.md names {path}, which does not exist"
+        );
+    }
+    assert!(paths.len() >= 60, "only {} paths: {paths:?}", paths.len());
+    // And the folders of trickle-load it maps are all of them.
+    for entry in std::fs::read_dir(repo("loadtest/src")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let named = format!("loadtest/src/{name}");
+        assert!(
+            paths.iter().any(|p| p.starts_with(&named)),
+            "docs/architecture.md does not place {named}"
+        );
+    }
 }
 
 #[test]
