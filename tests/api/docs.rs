@@ -80,8 +80,18 @@ fn links(text: &str) -> Vec<String> {
 /// starts at a top-level folder or file of the repository.
 fn named_paths(text: &str) -> Vec<String> {
     let roots = [
-        "src/", "telemetry/", "sse/", "protocol/", "loadtest/", "emulator/", "bench/",
-        "scripts/", "dashboards/", "tests/", "deploy/", "examples/",
+        "src/",
+        "telemetry/",
+        "sse/",
+        "protocol/",
+        "loadtest/",
+        "emulator/",
+        "bench/",
+        "scripts/",
+        "dashboards/",
+        "tests/",
+        "deploy/",
+        "examples/",
     ];
     text.split('`')
         .skip(1)

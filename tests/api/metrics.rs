@@ -401,3 +401,70 @@ async fn promtool_finds_no_problems_in_the_live_exposition() {
         "promtool check metrics:\n{report}"
     );
 }
+
+#[tokio::test]
+async fn under_require_session_only_issued_tokens_stream_and_refusals_are_counted() {
+    let app = spawn_app_with(&["--require-session"]).await;
+    let login = app.client.post(app.url("/session")).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    let answer: serde_json::Value = login.json().await.unwrap();
+    assert_eq!(answer["token_type"], "Bearer");
+    assert_eq!(answer["required"], true);
+    let token = answer["token"].as_str().unwrap().to_owned();
+
+    // Without a token, and with one this process did not issue: 401.
+    let without = app.get("/ndjson?chunks=2").await;
+    assert_eq!(without.status(), 401);
+    assert_eq!(without.headers()["www-authenticate"], "Bearer");
+    let problem: serde_json::Value = without.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:trickle:problem:unauthorized");
+    for route in ["/sse", "/stream", "/ws"] {
+        let forged = app
+            .client
+            .get(app.url(route))
+            .bearer_auth("00000000000000000000000000000000")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 401, "{route}");
+    }
+    // With the token: the whole stream.
+    let body = app
+        .client
+        .get(app.url("/ndjson?chunks=2&interval_ms=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("\"type\":\"end\""), "{body}");
+    let now = scrape_until(&app, |s| {
+        s.get(
+            "trickle_streams_rejected_total",
+            &[("reason", "unauthorized")],
+        ) == 4.0
+    })
+    .await;
+    assert_eq!(
+        now.get(
+            "trickle_streams_rejected_total",
+            &[("reason", "unauthorized")]
+        ),
+        4.0
+    );
+}
+
+#[tokio::test]
+async fn without_require_session_no_token_is_asked_for() {
+    let app = spawn_app().await;
+    let forged = app
+        .client
+        .get(app.url("/sse?chunks=1"))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 200);
+}
