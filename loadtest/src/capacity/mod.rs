@@ -42,7 +42,7 @@ const DEFAULT_MAX: u64 = 20_000;
 #[derive(Debug, Clone, Args)]
 pub struct CapacityArgs {
     /// The service to measure, e.g. http://127.0.0.1:8080.
-    /// Checked before any load (`crate::config::target`).
+    /// Checked before any load.
     #[arg(long, short = 'H')]
     pub host: String,
     #[command(flatten)]
@@ -195,8 +195,6 @@ fn parse_precision(raw: &str) -> Result<f64, String> {
 pub enum CapacityError {
     #[error("give at least one SLO: --slo-ttfb-p99, --slo-gap-p99, --slo-error-rate, --slo-tpot-p99 or --slo-goodput")]
     NoSlo,
-    #[error("--{0} does not apply to a capacity search (it holds N streams per level)")]
-    NotForCapacity(&'static str),
     #[error(transparent)]
     TooManyStreams(#[from] crate::infra::limits::TooManyStreams),
     #[error(transparent)]
@@ -247,17 +245,6 @@ pub async fn run(mut args: CapacityArgs) -> Result<CapacityReport, CapacityError
         return Err(CapacityError::NoSlo);
     }
     crate::config::check_goodput(&args.stream).map_err(CapacityError::Goodput)?;
-    if args.stream.arrival_rate.is_some() {
-        return Err(CapacityError::NotForCapacity("arrival-rate"));
-    }
-    if args.stream.stream_rate.is_some() {
-        return Err(CapacityError::NotForCapacity("stream-rate"));
-    }
-    if !args.stream.stream_report.is_empty() {
-        return Err(CapacityError::NotForCapacity(
-            "stream-report (use --report)",
-        ));
-    }
     // One process holds up to its open-files limit (raised to the hard
     // one) less a margin; --processes N holds N times that.
     let processes = u64::from(args.stream.processes);

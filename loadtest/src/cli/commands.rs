@@ -176,7 +176,7 @@ fn run(args: crate::cli::RunArgs) -> ExitCode {
         println!("{}", crate::cli::version_line());
         return ExitCode::SUCCESS;
     }
-    let reports = args.stream.stream_report.clone();
+    let reports = args.output.stream_report.clone();
     let child = args.stream.child_progress;
     let runtime = match runtime(args.stream.threads) {
         Ok(rt) => rt,
@@ -240,7 +240,7 @@ async fn run_split(
 ) -> Result<(Report, Vec<crate::judge::verdict::Verdict>), Box<dyn std::error::Error>> {
     let stream = &config.stream;
     let processes = u64::from(stream.processes);
-    let arrival = stream.arrival_rate.is_some();
+    let arrival = config.arrival.arrival_rate.is_some();
     if let Some(limits) = crate::infra::limits::raise_open_files() {
         let flag = if arrival {
             "--max-in-flight"
@@ -258,12 +258,12 @@ async fn run_split(
             // --increase-time stays as given: each child ramps over it.
             crate::config::Ramp::Over(_) => None,
         },
-        arrival_rate: stream.arrival_rate,
-        stream_rate: stream.stream_rate,
-        metrics_addr: stream.metrics_addr,
+        arrival_rate: config.arrival.arrival_rate,
+        stream_rate: config.arrival.stream_rate,
+        metrics_addr: config.output.metrics_addr,
         progress_secs: stream.progress_secs,
         length: config.length(),
-        stream_log: stream.stream_log.clone(),
+        stream_log: config.output.stream_log.clone(),
         run_time: config.run_time,
         until_decided: config
             .until_decided

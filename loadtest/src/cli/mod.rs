@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub use crate::config::options::{Arrival, CheckArgs, ClientTransport, RunArgs, StreamArgs};
+use crate::config::options::{ArrivalArgs, RunOutputArgs};
 
 /// goose's options for the load's shape: trickle-load's own first heading.
 const LOAD_SHAPE: [&str; 5] = [
@@ -42,46 +43,6 @@ pub const NOT_FOR_STREAMS: [(&str, &str); 15] = [
 
 /// goose's options that are always on here: accepted, not shown.
 const ALWAYS_ON: [&str; 2] = ["no_reset_metrics", "no_print_metrics"];
-
-/// `capacity`'s stream options that do not apply to a search (each level
-/// holds N streams and reports into the capacity report): refused with
-/// why, and hidden from `capacity --help`.
-pub const NOT_FOR_CAPACITY: [(&str, &str); 10] = [
-    (
-        "arrival_rate",
-        "each level holds N concurrent streams (closed loop)",
-    ),
-    (
-        "arrival",
-        "each level holds N concurrent streams (closed loop)",
-    ),
-    (
-        "max_in_flight",
-        "each level holds N concurrent streams (closed loop)",
-    ),
-    (
-        "stream_rate",
-        "each level holds N concurrent streams (closed loop)",
-    ),
-    ("stream_report", "the search writes one report: --report"),
-    ("stream_log", "the search writes one report: --report"),
-    (
-        "worst",
-        "the capacity report names no streams; a plain run at the level does",
-    ),
-    (
-        "trace_project",
-        "the capacity report names no streams; a plain run at the level does",
-    ),
-    (
-        "metrics_addr",
-        "each level is a run of its own; serve live metrics from a plain run",
-    ),
-    (
-        "metrics_linger",
-        "each level is a run of its own; serve live metrics from a plain run",
-    ),
-];
 
 /// trickle-load's options shown under a heading of their own, after the
 /// checks: where the results go, traces, the processes a run spreads over.
@@ -204,9 +165,7 @@ pub fn command() -> clap::Command {
         let args: Vec<clap::Arg> = regroup(c.get_arguments().cloned(), |_| false)
             .into_iter()
             .map(|a| {
-                if NOT_FOR_CAPACITY.iter().any(|(id, _)| a.get_id() == *id) {
-                    a.hide(true)
-                } else if a.get_id() == "processes" {
+                if a.get_id() == "processes" {
                     a.help("Spread each level's streams over N trickle-load processes on this machine, each with its own runtime and open-files limit; their windows merge exactly into the level's figures. For more cores, or more streams than one process may open.")
                 } else {
                     a
@@ -241,18 +200,52 @@ where
 {
     use clap::FromArgMatches as _;
     let mut cmd = command();
-    let matches = cmd.try_get_matches_from_mut(argv)?;
+    let argv: Vec<std::ffi::OsString> = argv.into_iter().map(Into::into).collect();
+    let matches = match cmd.try_get_matches_from_mut(&argv) {
+        Ok(matches) => matches,
+        Err(e) => return Err(run_option_in_capacity(&mut cmd, &argv, &e).unwrap_or(e)),
+    };
     if let Some(e) = refused(&mut cmd, &matches, &NOT_FOR_STREAMS, "trickle-load") {
         return Err(e);
     }
-    if let Some(("capacity", sub)) = matches.subcommand() {
-        if let Some(mut capacity) = cmd.find_subcommand("capacity").cloned() {
-            if let Some(e) = refused(&mut capacity, sub, &NOT_FOR_CAPACITY, "capacity") {
-                return Err(e);
-            }
-        }
-    }
     Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
+/// `capacity` takes a run's stream options but not when streams start
+/// nor where a run's own results go (those groups are not part of it):
+/// a flag of theirs given to `capacity` gets why, instead of clap's bare
+/// "unexpected argument".
+fn run_option_in_capacity(
+    cmd: &mut clap::Command,
+    argv: &[std::ffi::OsString],
+    e: &clap::Error,
+) -> Option<clap::Error> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::Args as _;
+    if e.kind() != ErrorKind::UnknownArgument || !argv.iter().any(|a| a == "capacity") {
+        return None;
+    }
+    let Some(ContextValue::String(given)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = given.split('=').next().unwrap_or(given);
+    let of = |group: clap::Command| {
+        group
+            .get_arguments()
+            .any(|a| a.get_long().is_some_and(|l| flag == format!("--{l}")))
+    };
+    let why = if of(ArrivalArgs::augment_args(clap::Command::new("arrival"))) {
+        "each level holds N concurrent streams (closed loop)"
+    } else if of(RunOutputArgs::augment_args(clap::Command::new("output"))) {
+        "the search writes one report (--report) and names no streams; a plain run at a level writes its own reports, stream log and live metrics"
+    } else {
+        return None;
+    };
+    let capacity = cmd.find_subcommand_mut("capacity")?;
+    Some(capacity.error(
+        ErrorKind::UnknownArgument,
+        format!("{flag} does not apply to capacity: {why}"),
+    ))
 }
 
 /// The first option of `refuse` given on the command line, as the error
@@ -458,6 +451,17 @@ mod tests {
                     "127.0.0.1:9",
                 ],
                 "live metrics",
+            ),
+            (
+                vec![
+                    "capacity",
+                    "--host",
+                    "http://h",
+                    "--slo-error-rate",
+                    "0.1",
+                    "--arrival-rate=5",
+                ],
+                "closed loop",
             ),
         ] {
             let said = help(&args);

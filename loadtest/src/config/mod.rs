@@ -13,7 +13,7 @@ use std::time::Duration;
 use goose::config::GooseConfiguration;
 
 use crate::checks::Expectations;
-use crate::config::options::{CheckArgs, RunArgs, StreamArgs};
+use crate::config::options::{ArrivalArgs, CheckArgs, RunArgs, RunOutputArgs, StreamArgs};
 
 /// How users start.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,8 +29,12 @@ pub enum Ramp {
 pub struct RunConfig {
     /// The target's base URL.
     pub host: String,
-    /// The stream every user holds, and how the run reports.
+    /// The stream every user holds.
     pub stream: StreamArgs,
+    /// When streams start.
+    pub arrival: ArrivalArgs,
+    /// Where the run's own results go.
+    pub output: RunOutputArgs,
     /// What the run must prove.
     pub expectations: Expectations,
     /// Users goose starts: streams held at once (`--users`, or
@@ -126,6 +130,8 @@ impl TryFrom<RunArgs> for RunConfig {
     fn try_from(args: RunArgs) -> Result<Self, ConfigError> {
         let RunArgs {
             mut stream,
+            arrival,
+            output,
             checks,
             mut goose,
         } = args;
@@ -144,13 +150,13 @@ impl TryFrom<RunArgs> for RunConfig {
                 _ => return Err(ConfigError::Invalid("--increase-rate", raw.to_owned())),
             },
         };
-        let users = if stream.arrival_rate.is_some() {
+        let users = if arrival.arrival_rate.is_some() {
             if goose.users.is_some() {
                 return Err(ConfigError::ArrivalUsers);
             }
             // Users are stream slots here: all up at once, waiting for
             // their planned starts.
-            stream.max_in_flight
+            arrival.max_in_flight
         } else if let Some(users) = goose.users {
             users as u64
         } else {
@@ -165,7 +171,7 @@ impl TryFrom<RunArgs> for RunConfig {
         let ramp = match (ramp_time, ramp_rate) {
             (Some(time), _) => Ramp::Over(time),
             (None, Some(rate)) => Ramp::PerSecond(rate),
-            (None, None) if stream.arrival_rate.is_some() => Ramp::PerSecond(users as f64),
+            (None, None) if arrival.arrival_rate.is_some() => Ramp::PerSecond(users as f64),
             // goose's own default: one user a second.
             (None, None) => Ramp::PerSecond(1.0),
         };
@@ -219,6 +225,8 @@ impl TryFrom<RunArgs> for RunConfig {
             host,
             expectations,
             stream,
+            arrival,
+            output,
             users,
             ramp,
             run_time,
@@ -244,8 +252,7 @@ impl RunConfig {
         window: (Duration, Duration),
     ) -> Self {
         // A level's own progress lines, every --progress-secs (0: none).
-        let mut stream = stream.clone();
-        stream.stream_report.clear();
+        let stream = stream.clone();
         let mut goose = GooseConfiguration::default();
         goose.quiet = 1;
         goose.no_print_metrics = true;
@@ -254,6 +261,8 @@ impl RunConfig {
         Self {
             host: host.to_owned(),
             stream,
+            arrival: ArrivalArgs::closed_loop(),
+            output: RunOutputArgs::none(),
             expectations: Expectations::default(),
             users: n,
             ramp: Ramp::PerSecond(ramp_rate as f64),

@@ -17,6 +17,12 @@ pub struct RunArgs {
     /// What each stream does and how it is read.
     #[command(flatten)]
     pub stream: StreamArgs,
+    /// When streams start.
+    #[command(flatten)]
+    pub arrival: ArrivalArgs,
+    /// Where the run's results go.
+    #[command(flatten)]
+    pub output: RunOutputArgs,
     /// What the run must prove.
     #[command(flatten)]
     pub checks: CheckArgs,
@@ -85,33 +91,6 @@ pub struct StreamArgs {
     /// until the run ends.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub stream_timeout: Option<Duration>,
-    /// Start new streams on a fixed plan of this many per second, shared
-    /// by the --users (closed pool). A user that comes late starts at
-    /// once; latency is timed from the planned start (corrected) and from
-    /// the send (raw), both in the report.
-    #[arg(long, value_name = "PER_SECOND", conflicts_with = "arrival_rate",
-          value_parser = parse_rate)]
-    pub stream_rate: Option<f64>,
-    /// Open-loop arrivals: start this many new streams per second whether
-    /// or not earlier streams have ended, up to --max-in-flight at once.
-    /// Latency is timed from the planned start (corrected) and from the
-    /// send (raw); planned starts never begun are counted as dropped.
-    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
-    pub arrival_rate: Option<f64>,
-    /// How arrivals are spaced: `constant` (evenly) or `poisson`
-    /// (exponential gaps, as independent users arrive).
-    #[arg(
-        long,
-        value_enum,
-        default_value = "constant",
-        requires = "arrival_rate"
-    )]
-    pub arrival: Arrival,
-    /// Most streams in flight at once under --arrival-rate (the users goose
-    /// starts; --users does not apply).
-    #[arg(long, value_name = "N", default_value_t = 1000, requires = "arrival_rate",
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub max_in_flight: u64,
     /// The client counts as saturated (its figures are not the server's)
     /// when its event loop's lag p99 passes this, or its CPU 90% of the
     /// cores it may use.
@@ -150,18 +129,6 @@ pub struct StreamArgs {
     /// ENDPOINT) turns them on; neither: no spans.
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
-    /// The Google Cloud project whose Cloud Trace holds the server's
-    /// traces: the Markdown and HTML reports link each trace id of the
-    /// worst streams to its trace view there (without it they show the ids).
-    #[arg(long, value_name = "PROJECT", env = "GOOGLE_CLOUD_PROJECT")]
-    pub trace_project: Option<String>,
-    /// Streams the report names per measure (`worst.*` and
-    /// `worst_sampled.*` in the JSON: the slowest by time to headers,
-    /// first byte, first event, largest gap, lifetime; TTFT and ITL with
-    /// --api), each with its trace id.
-    #[arg(long, value_name = "N", default_value_t = crate::worst::DEFAULT_LIMIT,
-          value_parser = parse_worst)]
-    pub worst: usize,
     /// Response header naming the serving instance.
     #[arg(long, default_value = trickle_protocol::INSTANCE_HEADER)]
     pub instance_header: String,
@@ -200,24 +167,6 @@ pub struct StreamArgs {
     /// widening net.ipv4.ip_local_port_range is the better remedy.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub source_addresses: u8,
-    /// Write the stream report here (.json, .md or .html); repeatable.
-    /// `{task}` in the name becomes CLOUD_RUN_TASK_INDEX (0 elsewhere).
-    #[arg(long, value_parser = crate::report::parse_report_path)]
-    pub stream_report: Vec<PathBuf>,
-    /// Write one JSON line per connection here when it ends (`-`: stdout;
-    /// `.gz`: gzip): its trace id, status, instance, timings, events,
-    /// largest gap, end, and the LLM figures (fields: docs/load-testing.md
-    /// "Stream log"). Under --processes one file holds every process's.
-    #[arg(long, value_name = "FILE")]
-    pub stream_log: Option<PathBuf>,
-    /// Serve live `trickle_load_*` Prometheus metrics at this address's
-    /// /metrics during the run (for the trickle-load dashboard).
-    #[arg(long)]
-    pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Keep serving metrics this long after the run, so a scraper sees the
-    /// final values.
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
-    pub metrics_linger: Duration,
     /// Seconds between progress lines on stderr (0: none).
     #[arg(long, default_value_t = 2)]
     pub progress_secs: u64,
@@ -259,6 +208,109 @@ pub struct StreamArgs {
     /// The OpenAI-compatible API options (`--api`).
     #[command(flatten)]
     pub llm: crate::llm::LlmArgs,
+}
+
+/// When a load run's streams start: all at once per user (the default), on
+/// a plan shared by the users (`--stream-rate`), or open-loop arrivals
+/// (`--arrival-rate`). A capacity level always holds N streams (closed
+/// loop): `capacity` takes none of these.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Streams")]
+pub struct ArrivalArgs {
+    /// Start new streams on a fixed plan of this many per second, shared
+    /// by the --users (closed pool). A user that comes late starts at
+    /// once; latency is timed from the planned start (corrected) and from
+    /// the send (raw), both in the report.
+    #[arg(long, value_name = "PER_SECOND", conflicts_with = "arrival_rate",
+          value_parser = parse_rate)]
+    pub stream_rate: Option<f64>,
+    /// Open-loop arrivals: start this many new streams per second whether
+    /// or not earlier streams have ended, up to --max-in-flight at once.
+    /// Latency is timed from the planned start (corrected) and from the
+    /// send (raw); planned starts never begun are counted as dropped.
+    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
+    pub arrival_rate: Option<f64>,
+    /// How arrivals are spaced: `constant` (evenly) or `poisson`
+    /// (exponential gaps, as independent users arrive).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "constant",
+        requires = "arrival_rate"
+    )]
+    pub arrival: Arrival,
+    /// Most streams in flight at once under --arrival-rate (the users goose
+    /// starts; --users does not apply).
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "arrival_rate",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_in_flight: u64,
+}
+
+impl ArrivalArgs {
+    /// Every user starts its next stream when its last one ends: what a
+    /// capacity level holds.
+    pub fn closed_loop() -> Self {
+        Self {
+            stream_rate: None,
+            arrival_rate: None,
+            arrival: Arrival::Constant,
+            max_in_flight: 1000,
+        }
+    }
+}
+
+/// Where a load run's own results go besides stdout: report files, the
+/// stream log, the worst streams named, live metrics. A capacity search
+/// writes one report of its own (`--report`): `capacity` takes none of
+/// these.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Streams")]
+pub struct RunOutputArgs {
+    /// The Google Cloud project whose Cloud Trace holds the server's
+    /// traces: the Markdown and HTML reports link each trace id of the
+    /// worst streams to its trace view there (without it they show the ids).
+    #[arg(long, value_name = "PROJECT", env = "GOOGLE_CLOUD_PROJECT")]
+    pub trace_project: Option<String>,
+    /// Streams the report names per measure (`worst.*` and
+    /// `worst_sampled.*` in the JSON: the slowest by time to headers,
+    /// first byte, first event, largest gap, lifetime; TTFT and ITL with
+    /// --api), each with its trace id.
+    #[arg(long, value_name = "N", default_value_t = crate::worst::DEFAULT_LIMIT,
+          value_parser = parse_worst)]
+    pub worst: usize,
+    /// Write the stream report here (.json, .md or .html); repeatable.
+    /// `{task}` in the name becomes CLOUD_RUN_TASK_INDEX (0 elsewhere).
+    #[arg(long, value_parser = crate::report::parse_report_path)]
+    pub stream_report: Vec<PathBuf>,
+    /// Write one JSON line per connection here when it ends (`-`: stdout;
+    /// `.gz`: gzip): its trace id, status, instance, timings, events,
+    /// largest gap, end, and the LLM figures (fields: docs/load-testing.md
+    /// "Stream log"). Under --processes one file holds every process's.
+    #[arg(long, value_name = "FILE")]
+    pub stream_log: Option<PathBuf>,
+    /// Serve live `trickle_load_*` Prometheus metrics at this address's
+    /// /metrics during the run (for the trickle-load dashboard).
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Keep serving metrics this long after the run, so a scraper sees the
+    /// final values.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub metrics_linger: Duration,
+}
+
+impl RunOutputArgs {
+    /// No output of its own beside the report in memory: a capacity
+    /// level's (the search writes one report).
+    pub fn none() -> Self {
+        Self {
+            trace_project: None,
+            worst: crate::worst::DEFAULT_LIMIT,
+            stream_report: Vec::new(),
+            stream_log: None,
+            metrics_addr: None,
+            metrics_linger: Duration::ZERO,
+        }
+    }
 }
 
 /// The checks of a run.

@@ -75,7 +75,7 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     let length = config.length();
     let users = config.users;
     if let Some(limits) = crate::infra::limits::raise_open_files() {
-        let flag = if stream.arrival_rate.is_some() {
+        let flag = if config.arrival.arrival_rate.is_some() {
             "--max-in-flight"
         } else {
             "--users"
@@ -84,14 +84,21 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     }
     warn_about_ports(users, stream);
 
-    let collector = collector_for(&host, stream, expectations.concurrency, config.window).await?;
+    let collector = collector_for(
+        &host,
+        stream,
+        &config.output,
+        expectations.concurrency,
+        config.window,
+    )
+    .await?;
     let run_over = CancellationToken::new();
     let health = HealthProbe::start(stream.max_client_lag, run_over.clone());
     let shared = Arc::new(Shared {
         plan,
         collector: collector.clone(),
         run_over,
-        schedule: schedule_of(stream),
+        schedule: schedule_of(&config.arrival),
         retries: std::sync::atomic::AtomicU64::new(0),
     });
     let attack = goose_attack(&config, shared.clone())?;
@@ -202,12 +209,12 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         method: shared.plan.method.clone(),
         path: shared.plan.path_and_query.clone(),
         users: Some(users),
-        arrival_rate: stream.arrival_rate,
-        stream_rate: stream.stream_rate,
+        arrival_rate: config.arrival.arrival_rate,
+        stream_rate: config.arrival.stream_rate,
         run_time_s: length.map(|l| l.as_secs()),
         api: stream.llm.api.map(|a| a.operation().to_owned()),
         model: stream.llm.model.clone(),
-        trace_project: stream.trace_project.clone(),
+        trace_project: config.output.trace_project.clone(),
         until_decided: config.until_decided.map(|u| crate::report::Decided {
             max_run_time_s: u.max.as_secs(),
             decided_after_s: decided_after
@@ -215,8 +222,8 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         }),
     });
     report.refresh_latency();
-    if stream.metrics_addr.is_some() {
-        tokio::time::sleep(stream.metrics_linger).await;
+    if config.output.metrics_addr.is_some() {
+        tokio::time::sleep(config.output.metrics_linger).await;
     }
     Ok(RunResult {
         metrics,

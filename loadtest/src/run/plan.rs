@@ -8,14 +8,14 @@ use bytes::Bytes;
 
 use crate::client::decode::ClientTransport;
 use crate::client::Plan;
-use crate::config::options::StreamArgs;
+use crate::config::options::{ArrivalArgs, RunOutputArgs, StreamArgs};
 use crate::schedule::{Arrival, Schedule};
 use crate::sink::Collector;
 
 use super::SetupError;
 
 /// The plan of start times, when the flags ask for one.
-pub(super) fn schedule_of(stream: &StreamArgs) -> Option<Schedule> {
+pub(super) fn schedule_of(stream: &ArrivalArgs) -> Option<Schedule> {
     let now = tokio::time::Instant::now();
     match (stream.arrival_rate, stream.stream_rate) {
         (Some(rate), _) => Some(Schedule::new(stream.arrival, rate, now, fastrand::u64(..))),
@@ -111,12 +111,13 @@ pub(super) fn warn_about_ports(users: u64, stream: &StreamArgs) {
 pub(super) async fn collector_for(
     host: &str,
     stream: &StreamArgs,
+    output: &RunOutputArgs,
     concurrency_limit: Option<u64>,
     window: Option<(Duration, Duration)>,
 ) -> Result<Arc<Collector>, SetupError> {
     let mut collector = Collector::new(host, stream.transport.as_str())
         .with_concurrency_limit(concurrency_limit)
-        .with_worst(stream.worst);
+        .with_worst(output.worst);
     if let Some(api) = stream.llm.api {
         collector = collector.with_llm(crate::llm::LlmReport::new(
             api,
@@ -130,7 +131,7 @@ pub(super) async fn collector_for(
         let now = tokio::time::Instant::now();
         collector = collector.with_window(now + from, now + to);
     }
-    if let Some(path) = &stream.stream_log {
+    if let Some(path) = &output.stream_log {
         let log = crate::sink::stream_log::StreamLog::create(path, stream.transport.as_str())
             .map_err(SetupError::StreamLog)?;
         collector = collector.with_stream_log(Arc::new(log));
@@ -156,7 +157,7 @@ pub(super) async fn collector_for(
         );
         collector = collector.with_client_spans(Arc::new(spans));
     }
-    if let Some(addr) = stream.metrics_addr {
+    if let Some(addr) = output.metrics_addr {
         let mut live = crate::sink::metrics::LoadMetrics::new(stream.transport.as_str())?;
         if let Some(api) = stream.llm.api {
             live = live.with_genai(api.operation())?;
