@@ -18,7 +18,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How start times are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum Arrival {
     /// Evenly: one start every 1/rate seconds.
     Constant,

@@ -286,11 +286,10 @@ async fn run_in_processes(
     plan: HoldPlan,
 ) -> Result<Level, SetupError> {
     let children = crate::run::processes::LevelChildren {
-        argv: &args.argv,
         host: &args.host,
+        stream: &args.stream,
         processes: u64::from(args.stream.processes),
         ramp_rate: args.ramp_rate,
-        capacity_only: &super::capacity_only_flags(),
         progress_secs: args.stream.progress_secs,
     };
     let llm = args.stream.llm.api.is_some();

@@ -161,11 +161,6 @@ pub struct CapacityArgs {
     /// Write the capacity report here (.json, .md or .html); repeatable.
     #[arg(long, value_parser = crate::report::parse_report_path)]
     pub report: Vec<PathBuf>,
-
-    /// The command line this was parsed from: `--processes` builds its
-    /// children's from it.
-    #[arg(skip)]
-    pub argv: Vec<String>,
 }
 
 impl CapacityArgs {
@@ -203,36 +198,6 @@ pub enum CapacityError {
     Report(#[from] crate::report::ReportError),
     #[error("{0}")]
     Goodput(String),
-}
-
-/// The flags `capacity` has and a run has not (its SLOs, search and
-/// recommendation settings, `--host`, `--report`), every name and alias,
-/// read from the command-line definitions themselves so none is missed:
-/// `--processes` leaves them out of its children's command lines.
-pub fn capacity_only_flags() -> Vec<crate::run::processes::Flag> {
-    use clap::Args as _;
-    let stream: std::collections::HashSet<String> =
-        StreamArgs::augment_args(clap::Command::new("run"))
-            .get_arguments()
-            .map(|a| a.get_id().to_string())
-            .collect();
-    let capacity = CapacityArgs::augment_args(clap::Command::new("capacity"));
-    let mut flags = Vec::new();
-    for arg in capacity.get_arguments() {
-        if stream.contains(arg.get_id().as_str()) {
-            continue;
-        }
-        let takes_value = arg.get_action().takes_values();
-        let names = arg
-            .get_long()
-            .into_iter()
-            .chain(arg.get_all_aliases().unwrap_or_default());
-        for (i, long) in names.enumerate() {
-            let short = if i == 0 { arg.get_short() } else { None };
-            flags.push(crate::run::processes::Flag::new(long, short, takes_value));
-        }
-    }
-    flags
 }
 
 /// Runs the search; the report says what was found and the exit code.

@@ -28,12 +28,18 @@ pub fn main() -> ExitCode {
             force,
         }) => merge(&inputs, &output, force),
         Some(Command::Emulate(args)) => emulate(args),
-        Some(Command::Capacity(mut args)) => {
-            // --processes builds its children's command lines from it.
-            args.argv = std::env::args().collect();
-            capacity(*args)
-        }
-        None => run(cli.run),
+        Some(Command::Capacity(args)) => capacity(*args),
+        None => match cli.child_spec {
+            // A child of --processes: its share, as its parent wrote it.
+            Some(path) => match crate::run::processes::read_spec(&path) {
+                Ok(spec) => run(spec),
+                Err(e) => {
+                    eprintln!("error: --child-spec {e}");
+                    ExitCode::from(SETUP)
+                }
+            },
+            None => run(cli.run),
+        },
     }
 }
 
@@ -182,6 +188,7 @@ fn run(args: crate::cli::RunArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    let spec = (args.stream.processes > 1).then(|| args.clone());
     let config = match crate::config::RunConfig::try_from(args) {
         Ok(config) => config,
         Err(e) => {
@@ -189,8 +196,8 @@ fn run(args: crate::cli::RunArgs) -> ExitCode {
             return ExitCode::from(SETUP);
         }
     };
-    let (report, verdicts) = if config.stream.processes > 1 {
-        match runtime.block_on(run_split(&config)) {
+    let (report, verdicts) = if let Some(spec) = spec {
+        match runtime.block_on(run_split(&config, &spec)) {
             Ok(merged) => merged,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -237,6 +244,7 @@ fn run(args: crate::cli::RunArgs) -> ExitCode {
 /// merged, the checks judged once on the whole.
 async fn run_split(
     config: &crate::config::RunConfig,
+    spec: &crate::cli::RunArgs,
 ) -> Result<(Report, Vec<crate::judge::verdict::Verdict>), Box<dyn std::error::Error>> {
     let stream = &config.stream;
     let processes = u64::from(stream.processes);
@@ -273,8 +281,7 @@ async fn run_split(
                 ramp: config.ramp_length(),
             }),
     };
-    let argv: Vec<String> = std::env::args().collect();
-    let mut report = crate::run::processes::run(split, argv).await?;
+    let mut report = crate::run::processes::run(split, spec).await?;
     report.refresh_latency();
     let verdicts = report
         .expectations

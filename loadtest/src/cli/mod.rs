@@ -309,6 +309,10 @@ pub struct Cli {
     /// A load run's options (the default command).
     #[command(flatten)]
     pub run: RunArgs,
+    /// A child of `--processes`: its run's options, as its parent wrote
+    /// them (JSON), instead of the command line's.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub child_spec: Option<PathBuf>,
 }
 
 /// The commands besides a load run.

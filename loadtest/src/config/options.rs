@@ -12,7 +12,7 @@ pub use crate::client::decode::ClientTransport;
 pub use crate::schedule::Arrival;
 
 /// A load run's options: the streams', the checks', goose's.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct RunArgs {
     /// What each stream does and how it is read.
     #[command(flatten)]
@@ -32,7 +32,7 @@ pub struct RunArgs {
 }
 
 /// The stream options of a run.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 #[command(next_help_heading = "Streams")]
 pub struct StreamArgs {
     /// Framing of the stream.
@@ -214,7 +214,7 @@ pub struct StreamArgs {
 /// a plan shared by the users (`--stream-rate`), or open-loop arrivals
 /// (`--arrival-rate`). A capacity level always holds N streams (closed
 /// loop): `capacity` takes none of these.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 #[command(next_help_heading = "Streams")]
 pub struct ArrivalArgs {
     /// Start new streams on a fixed plan of this many per second, shared
@@ -263,7 +263,7 @@ impl ArrivalArgs {
 /// stream log, the worst streams named, live metrics. A capacity search
 /// writes one report of its own (`--report`): `capacity` takes none of
 /// these.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 #[command(next_help_heading = "Streams")]
 pub struct RunOutputArgs {
     /// The Google Cloud project whose Cloud Trace holds the server's
@@ -313,8 +313,15 @@ impl RunOutputArgs {
     }
 }
 
+/// A group of options as their defaults make them (none given).
+pub(crate) fn defaults<T: clap::Args + clap::FromArgMatches>() -> Result<T, clap::Error> {
+    let matches =
+        T::augment_args(clap::Command::new("defaults")).try_get_matches_from(["defaults"])?;
+    T::from_arg_matches(&matches)
+}
+
 /// The checks of a run.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 #[command(next_help_heading = "Checks (any FAIL: exit 1; else any UNRESOLVED: exit 4)")]
 pub struct CheckArgs {
     /// No instance may hold more than N of our streams at once, and 429s

@@ -7,7 +7,17 @@
 //! added then).
 
 /// Which trace headers go out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum TraceHeader {
     /// `traceparent` (W3C Trace Context).
     #[default]

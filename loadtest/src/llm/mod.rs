@@ -64,7 +64,7 @@ pub enum FirstToken {
     Any,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 #[command(next_help_heading = "LLM endpoints (OpenAI-compatible)")]
 pub struct LlmArgs {
     /// Speak an OpenAI-compatible API: builds the request (POST, JSON body,

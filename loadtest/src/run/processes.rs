@@ -2,6 +2,10 @@
 //! this machine, each with its own runtime and open-files limit, their
 //! reports merged exactly into one.
 //!
+//! Each child gets its share as a spec, not a command line: the run's own
+//! options (`RunArgs`, as the parent parsed them) with its share set, as
+//! JSON in a file it is started with (`trickle-load --child-spec FILE`).
+//!
 //! What the children share, and how:
 //! - the load: `--users`, `--increase-rate`, `--max-in-flight`,
 //!   `--arrival-rate` and `--stream-rate` are split between them (the
@@ -29,6 +33,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::config::options::{ArrivalArgs, RunArgs, RunOutputArgs, StreamArgs};
 use crate::report::Report;
 use crate::run::progress::ChildProgress;
 
@@ -56,6 +61,8 @@ pub enum ProcessesError {
     },
     #[error("cannot make a folder for the children's reports: {0}")]
     Temp(std::io::Error),
+    #[error("cannot write the spec of child process {index}: {why}")]
+    Spec { index: usize, why: String },
 }
 
 /// One child's share of a count: `total` split over `n`, the remainder to
@@ -64,143 +71,17 @@ pub(crate) fn share(total: u64, n: u64, index: u64) -> u64 {
     total / n + u64::from(index < total % n)
 }
 
-/// How a rewritten flag takes its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Takes {
-    Value,
-    /// `--report-file` may stand bare.
-    OptionalValue,
-    /// A switch.
-    Nothing,
-}
-
-/// A flag to take out of a command line.
-#[derive(Debug, Clone)]
-pub struct Flag {
-    pub long: String,
-    pub short: Option<char>,
-    takes: Takes,
-}
-
-impl Flag {
-    /// `--long` (and `-short`), taking a value or not.
-    pub fn new(long: &str, short: Option<char>, takes_value: bool) -> Self {
-        Self {
-            long: format!("--{}", long.trim_start_matches('-')),
-            short,
-            takes: if takes_value {
-                Takes::Value
-            } else {
-                Takes::Nothing
-            },
-        }
-    }
-}
-
 /// What `capacity --processes` tells [`level`] of itself.
 #[derive(Debug)]
 pub(crate) struct LevelChildren<'a> {
-    /// The command line the search was started with.
-    pub argv: &'a [String],
     pub host: &'a str,
+    /// The stream every level holds (the search's stream options).
+    pub stream: &'a StreamArgs,
     pub processes: u64,
     /// New streams per second while a level ramps (shared out).
     pub ramp_rate: u64,
-    /// The flags only `capacity` has: not for the children.
-    pub capacity_only: &'a [Flag],
     /// Seconds between the level's summed progress lines (0: none).
     pub progress_secs: u64,
-}
-
-/// Flags the parent splits, replaces or sets on every child: their long
-/// name, the short one, and how they take a value. (goose's telnet and
-/// WebSocket controllers are off in children: they would share a port.)
-const REWRITTEN: [(&str, Option<char>, Takes); 15] = [
-    ("--processes", None, Takes::Value),
-    ("--run-time", Some('t'), Takes::Value),
-    ("--max-run-time", None, Takes::Value),
-    ("--users", Some('u'), Takes::Value),
-    ("--increase-rate", Some('r'), Takes::Value),
-    ("--max-in-flight", None, Takes::Value),
-    ("--arrival-rate", None, Takes::Value),
-    ("--stream-rate", None, Takes::Value),
-    ("--stream-report", None, Takes::Value),
-    ("--metrics-addr", None, Takes::Value),
-    ("--progress-secs", None, Takes::Value),
-    ("--report-file", None, Takes::OptionalValue),
-    ("--stream-log", None, Takes::Value),
-    ("--no-telnet", None, Takes::Nothing),
-    ("--no-websocket", None, Takes::Nothing),
-];
-
-fn rewritten() -> Vec<Flag> {
-    REWRITTEN
-        .iter()
-        .map(|(long, short, takes)| Flag {
-            long: (*long).to_owned(),
-            short: *short,
-            takes: *takes,
-        })
-        .collect()
-}
-
-/// The command line without the rewritten flags, and the values of
-/// goose's `--report-file` (an empty string where it stood bare).
-pub(crate) fn strip(argv: &[String]) -> (Vec<String>, Vec<String>) {
-    strip_flags(argv, &rewritten())
-}
-
-/// The command line without `flags`, and the values of goose's
-/// `--report-file` (an empty string where it stood bare).
-fn strip_flags(argv: &[String], flags: &[Flag]) -> (Vec<String>, Vec<String>) {
-    let mut kept = Vec::new();
-    let mut report_files = Vec::new();
-    let mut i = 0;
-    while i < argv.len() {
-        let arg = &argv[i];
-        let matched = flags.iter().find_map(|flag| {
-            let (long, takes) = (flag.long.as_str(), flag.takes);
-            if arg == long {
-                Some((long, None, takes))
-            } else if let Some(value) = arg.strip_prefix(&format!("{long}=")) {
-                Some((long, Some(value.to_owned()), takes))
-            } else {
-                let short = flag.short.map(|c| format!("-{c}"))?;
-                if *arg == short {
-                    Some((long, None, takes))
-                } else if takes == Takes::Nothing {
-                    None
-                } else {
-                    let rest = arg.strip_prefix(&short)?;
-                    Some((long, Some(rest.trim_start_matches('=').to_owned()), takes))
-                }
-            }
-        });
-        match matched {
-            None => kept.push(arg.clone()),
-            Some((_, _, Takes::Nothing)) => {}
-            Some((long, Some(value), _)) => {
-                if long == "--report-file" {
-                    report_files.push(value);
-                }
-            }
-            Some((long, None, takes)) => {
-                let next = argv.get(i + 1);
-                let has_value =
-                    next.is_some_and(|n| !(takes == Takes::OptionalValue && n.starts_with('-')));
-                if has_value {
-                    if long == "--report-file" {
-                        report_files.push(next.cloned().unwrap_or_default());
-                    }
-                    i += 1;
-                } else if long == "--report-file" {
-                    report_files.push(String::new());
-                }
-            }
-        }
-        i += 1;
-    }
-    (kept, report_files)
 }
 
 /// `NAME.EXT` as child `index` writes it: `NAME.p{index}.EXT`.
@@ -252,75 +133,64 @@ pub(crate) struct Decide {
 }
 
 impl Split {
-    /// Child `index`'s own flags.
-    fn child_flags(&self, index: usize, report: &Path, report_files: &[String]) -> Vec<String> {
+    /// Child `index`'s spec: the run's options with its share of the
+    /// load, its own report, progress, metrics port, stream log part and
+    /// goose report files.
+    fn child_spec(&self, base: &RunArgs, index: usize) -> RunArgs {
         let n = self.processes;
         let i = index as u64;
-        let mut flags = vec![
-            if self.arrival {
-                "--max-in-flight".to_owned()
-            } else {
-                "--users".to_owned()
-            },
-            share(self.users, n, i).to_string(),
-            "--stream-report".to_owned(),
-            report.display().to_string(),
-            "--progress-secs".to_owned(),
-            "1".to_owned(),
-            "--child-progress".to_owned(),
-            "--no-telnet".to_owned(),
-        ];
-        let per = |rate: f64| format!("{}", rate / n as f64);
-        if let Some(rate) = self.increase_rate {
-            flags.extend(["--increase-rate".to_owned(), per(rate)]);
+        let mut spec = base.clone();
+        let per = |rate: f64| rate / n as f64;
+        spec.stream.processes = 1;
+        spec.stream.progress_secs = 1;
+        spec.stream.child_progress = true;
+        spec.output.stream_report = vec![part(index)];
+        if self.arrival {
+            spec.arrival.max_in_flight = share(self.users, n, i);
+        } else {
+            spec.goose.users = usize::try_from(share(self.users, n, i)).ok();
         }
-        if let Some(rate) = self.arrival_rate {
-            flags.extend(["--arrival-rate".to_owned(), per(rate)]);
-        }
-        if let Some(rate) = self.stream_rate {
-            flags.extend(["--stream-rate".to_owned(), per(rate)]);
-        }
-        if let Some(addr) = self.metrics_addr {
-            let mut addr = addr;
+        spec.goose.increase_rate = self.increase_rate.map(|rate| format!("{}", per(rate)));
+        spec.arrival.arrival_rate = self.arrival_rate.map(per);
+        spec.arrival.stream_rate = self.stream_rate.map(per);
+        spec.output.metrics_addr = self.metrics_addr.map(|mut addr| {
             addr.set_port(addr.port().saturating_add(index as u16));
-            flags.extend(["--metrics-addr".to_owned(), addr.to_string()]);
-        }
-        if let Some(run_time) = self.run_time {
-            flags.extend(["--run-time".to_owned(), format!("{}s", run_time.as_secs())]);
-        }
-        if self.until_decided.is_some() {
-            flags.extend([
-                "--child-snapshot".to_owned(),
-                snapshot(index).display().to_string(),
-            ]);
-        }
-        if let Some(log) = &self.stream_log {
-            flags.extend([
-                "--stream-log".to_owned(),
-                log_part(log, index).display().to_string(),
-            ]);
-        }
-        for file in report_files {
-            let name = if file.is_empty() {
-                "goose-report.html"
-            } else {
-                file
-            };
-            flags.extend(["--report-file".to_owned(), child_file(name, index)]);
-        }
-        flags
+            addr
+        });
+        // The parent decides when a run of its children is over: each
+        // child runs at most as long as the whole.
+        spec.goose.run_time = self.run_time.map(|t| format!("{}s", t.as_secs()));
+        spec.checks.max_run_time = None;
+        spec.stream.child_snapshot = self.until_decided.as_ref().map(|_| snapshot(index));
+        spec.output.stream_log = self.stream_log.as_deref().map(|log| log_part(log, index));
+        spec.goose.report_file = base
+            .goose
+            .report_file
+            .iter()
+            .map(|file| {
+                let name = if file.is_empty() {
+                    "goose-report.html"
+                } else {
+                    file
+                };
+                child_file(name, index)
+            })
+            .collect();
+        // goose's telnet controller listens on a fixed port: the children
+        // would share it.
+        spec.goose.no_telnet = true;
+        spec
     }
 }
 
 /// Runs the children and merges their reports.
-pub(crate) async fn run(split: Split, argv: Vec<String>) -> Result<Report, ProcessesError> {
+pub(crate) async fn run(split: Split, base: &RunArgs) -> Result<Report, ProcessesError> {
     if split.users < split.processes {
         return Err(ProcessesError::TooFew {
             processes: split.processes,
             users: split.users,
         });
     }
-    let (common, report_files) = strip(argv.get(1..).unwrap_or_default());
     if let Some(log) = split.stream_log.as_deref().filter(|l| *l != Path::new("-")) {
         // A bad path fails now, before any load.
         std::fs::File::create(log).map_err(|e| ProcessesError::Child {
@@ -337,15 +207,12 @@ pub(crate) async fn run(split: Split, argv: Vec<String>) -> Result<Report, Proce
             addr.port().saturating_add(split.processes as u16 - 1)
         );
     }
-    let commands = (0..split.processes as usize)
-        .map(|index| {
-            let flags = split.child_flags(index, &part(index), &report_files);
-            common.iter().cloned().chain(flags).collect()
-        })
+    let specs = (0..split.processes as usize)
+        .map(|index| split.child_spec(base, index))
         .collect();
     let decide = split.until_decided.clone();
     let (mut report, decided_after) =
-        spawn_and_merge(commands, split.progress_secs, split.length, decide).await?;
+        spawn_and_merge(specs, split.progress_secs, split.length, decide).await?;
     if let (Some(d), Some(run)) = (&split.until_decided, report.run.as_mut()) {
         run.until_decided = Some(crate::report::Decided {
             max_run_time_s: d.until.max.as_secs(),
@@ -377,6 +244,20 @@ fn part(index: usize) -> PathBuf {
     report_dir().join(format!("part-{index}.json"))
 }
 
+/// Child `index`'s spec.
+fn spec_file(index: usize) -> PathBuf {
+    report_dir().join(format!("spec-{index}.json"))
+}
+
+/// The hidden flag a child is started with: `--child-spec FILE`.
+pub(crate) const CHILD_SPEC_FLAG: &str = "--child-spec";
+
+/// A child's spec, as its parent wrote it.
+pub(crate) fn read_spec(path: &Path) -> Result<RunArgs, String> {
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Child `index`'s report so far (`--run-time auto`).
 fn snapshot(index: usize) -> PathBuf {
     report_dir().join(format!("snap-{index}.json"))
@@ -398,37 +279,23 @@ pub(crate) async fn level(
             users: n,
         });
     }
-    let mut only = search.capacity_only.to_vec();
-    only.extend(rewritten());
-    let argv = search.argv.get(1..).unwrap_or_default();
-    // The subcommand's own name goes too.
-    let argv: Vec<String> = argv.iter().filter(|a| *a != "capacity").cloned().collect();
-    let (common, _) = strip_flags(&argv, &only);
-    let commands = (0..processes as usize)
+    let base = level_spec(search)?;
+    let specs = (0..processes as usize)
         .map(|index| {
-            let i = index as u64;
-            let flags = [
-                "--host".to_owned(),
-                search.host.to_owned(),
-                "--users".to_owned(),
-                share(n, processes, i).to_string(),
-                "--increase-rate".to_owned(),
-                format!("{}", search.ramp_rate as f64 / processes as f64),
-                "--run-time".to_owned(),
-                format!("{}s", run_time.as_secs()),
-                "--window-ms".to_owned(),
-                format!("{},{}", window.0.as_millis(), window.1.as_millis()),
-                "--stream-report".to_owned(),
-                part(index).display().to_string(),
-                "--child-progress".to_owned(),
-                "--no-telnet".to_owned(),
-                "--quiet".to_owned(),
-                "--no-print-metrics".to_owned(),
-            ];
-            common.iter().cloned().chain(flags).collect()
+            let mut spec = base.clone();
+            spec.goose.users = usize::try_from(share(n, processes, index as u64)).ok();
+            spec.goose.increase_rate =
+                Some(format!("{}", search.ramp_rate as f64 / processes as f64));
+            spec.goose.run_time = Some(format!("{}s", run_time.as_secs()));
+            spec.stream.window_ms = Some((
+                u64::try_from(window.0.as_millis()).unwrap_or(u64::MAX),
+                u64::try_from(window.1.as_millis()).unwrap_or(u64::MAX),
+            ));
+            spec.output.stream_report = vec![part(index)];
+            spec
         })
         .collect();
-    let (report, _) = spawn_and_merge(commands, search.progress_secs, None, None).await?;
+    let (report, _) = spawn_and_merge(specs, search.progress_secs, None, None).await?;
     report.window.ok_or_else(|| ProcessesError::Child {
         index: 0,
         status: "exit 0".to_owned(),
@@ -436,13 +303,40 @@ pub(crate) async fn level(
     })
 }
 
-/// Starts one child per command line, passes their stderr on with their
+/// What every child of a level runs, before its share: the search's
+/// stream, closed loop, no checks and no outputs of its own, goose quiet.
+fn level_spec(search: &LevelChildren<'_>) -> Result<RunArgs, ProcessesError> {
+    // A run's options as their defaults make them (its checks alone
+    // would not parse: they name stream options).
+    let defaults =
+        crate::config::options::defaults::<RunArgs>().map_err(|e| ProcessesError::Spec {
+            index: 0,
+            why: e.to_string(),
+        })?;
+    let mut goose = goose::config::GooseConfiguration::default();
+    goose.host = Some(search.host.to_owned());
+    goose.quiet = 1;
+    goose.no_print_metrics = true;
+    goose.no_telnet = true;
+    let mut stream = search.stream.clone();
+    stream.processes = 1;
+    stream.child_progress = true;
+    Ok(RunArgs {
+        stream,
+        arrival: ArrivalArgs::closed_loop(),
+        output: RunOutputArgs::none(),
+        checks: defaults.checks,
+        goose,
+    })
+}
+
+/// Starts one child per spec, passes their stderr on with their
 /// index, sums their progress, waits for all and merges their reports
 /// (windows too). With `decide`, judges their snapshots as
 /// [`crate::until_decided`] does one process's report, and writes `stop`
 /// to every child once decided; returns when that was.
 async fn spawn_and_merge(
-    commands: Vec<Vec<String>>,
+    specs: Vec<RunArgs>,
     progress_secs: u64,
     length: Option<Duration>,
     decide: Option<Decide>,
@@ -453,16 +347,26 @@ async fn spawn_and_merge(
     std::fs::create_dir_all(report_dir()).map_err(ProcessesError::Temp)?;
     let progress = std::sync::Arc::new(std::sync::Mutex::new(vec![
         ChildProgress::default();
-        commands.len()
+        specs.len()
     ]));
     let mut children = Vec::new();
     let mut stdins = Vec::new();
-    for (index, args) in commands.iter().enumerate() {
+    for (index, spec) in specs.iter().enumerate() {
         let _ = std::fs::remove_file(part(index));
         let _ = std::fs::remove_file(snapshot(index));
+        let spec_path = spec_file(index);
+        let text = serde_json::to_vec(spec).map_err(|e| ProcessesError::Spec {
+            index,
+            why: e.to_string(),
+        })?;
+        std::fs::write(&spec_path, text).map_err(|e| ProcessesError::Spec {
+            index,
+            why: format!("{}: {e}", spec_path.display()),
+        })?;
         let mut command = tokio::process::Command::new(&exe);
         command
-            .args(args)
+            .arg(CHILD_SPEC_FLAG)
+            .arg(&spec_path)
             .stdin(if decide.is_some() {
                 Stdio::piped()
             } else {
@@ -515,7 +419,7 @@ async fn spawn_and_merge(
     let decider = decide.map(|d| {
         let stop = tokio_util::sync::CancellationToken::new();
         let snapshots = crate::until_decided::Snapshots {
-            paths: (0..commands.len()).map(snapshot).collect(),
+            paths: (0..specs.len()).map(snapshot).collect(),
         };
         let judge = tokio::spawn(crate::until_decided::watch(
             snapshots,
@@ -571,14 +475,15 @@ async fn spawn_and_merge(
         }
         None => None,
     };
-    for index in 0..commands.len() {
+    for index in 0..specs.len() {
         let _ = std::fs::remove_file(snapshot(index));
+        let _ = std::fs::remove_file(spec_file(index));
     }
     if let Some(failure) = failure {
         return Err(failure);
     }
     let mut merged: Option<Report> = None;
-    for index in 0..commands.len() {
+    for index in 0..specs.len() {
         let path = part(index);
         let part = Report::read(&path)?;
         let _ = std::fs::remove_file(&path);
@@ -666,35 +571,28 @@ fn report_dir() -> PathBuf {
 mod tests {
     use super::*;
 
-    fn words(line: &str) -> Vec<String> {
-        line.split_whitespace().map(str::to_owned).collect()
-    }
-
     #[test]
     fn shares_add_up_to_the_whole() {
         let shares: Vec<u64> = (0..3).map(|i| share(10, 3, i)).collect();
         assert_eq!(shares, [4, 3, 3]);
         assert_eq!(shares.iter().sum::<u64>(), 10);
-    }
-
-    #[test]
-    fn the_rewritten_flags_go_in_every_spelling_and_the_rest_stays() {
-        let (kept, files) = strip(&words(
-            "--host http://h -u 10 --increase-rate=5 --processes 2 --chunks 3 -r7 \
-             --stream-report a.json --report-file g.html --report-file --quiet \
-             --metrics-addr 127.0.0.1:9000 --progress-secs 0 --users=4 --no-telnet --max-ttfb-p99 1s",
-        ));
-        assert_eq!(
-            kept,
-            words("--host http://h --chunks 3 --quiet --max-ttfb-p99 1s")
-        );
-        assert_eq!(files, ["g.html", ""]);
         assert_eq!(child_file("out/g.html", 1), "out/g.p1.html");
         assert_eq!(child_file("report", 0), "report.p0");
     }
 
+    fn parsed(line: &str) -> RunArgs {
+        use clap::Parser as _;
+        let argv = std::iter::once("trickle-load").chain(line.split_whitespace());
+        crate::cli::Cli::try_parse_from(argv).unwrap().run
+    }
+
     #[test]
-    fn each_child_gets_its_share_and_its_own_files_and_port() {
+    fn each_child_gets_its_share_and_its_own_files_and_port_and_the_rest_as_given() {
+        let base = parsed(
+            "--host http://h -u 5 --increase-rate 100 --processes 2 --chunks 3 --stream-rate 3 \
+             --stream-report a.json --report-file g.json --metrics-addr 127.0.0.1:9100 \
+             --max-ttfb-p99 1s --header x-token:abc",
+        );
         let split = Split {
             processes: 2,
             users: 5,
@@ -702,21 +600,83 @@ mod tests {
             increase_rate: Some(100.0),
             arrival_rate: None,
             stream_rate: Some(3.0),
-            metrics_addr: "127.0.0.1:9100".parse().ok(),
+            metrics_addr: base.output.metrics_addr,
             progress_secs: 2,
             length: None,
             stream_log: None,
             run_time: Some(Duration::from_secs(90)),
             until_decided: None,
         };
-        let flags = split.child_flags(1, Path::new("/tmp/p1.json"), &["g.json".to_owned()]);
+        let spec = split.child_spec(&base, 1);
+        // Its share, its files and port.
+        assert_eq!(spec.goose.users, Some(2));
+        assert_eq!(spec.goose.increase_rate.as_deref(), Some("50"));
+        assert_eq!(spec.arrival.stream_rate, Some(1.5));
+        assert_eq!(spec.output.metrics_addr, "127.0.0.1:9101".parse().ok());
+        assert_eq!(spec.output.stream_report, [part(1)]);
+        assert_eq!(spec.goose.report_file, ["g.p1.json"]);
+        assert_eq!(spec.goose.run_time.as_deref(), Some("90s"));
+        assert_eq!(spec.stream.processes, 1);
+        assert!(spec.stream.child_progress && spec.goose.no_telnet);
+        // The rest as the parent parsed it.
+        assert_eq!(spec.goose.host.as_deref(), Some("http://h"));
+        assert_eq!(spec.stream.chunks, Some(3));
+        assert_eq!(spec.stream.headers, base.stream.headers);
+        assert_eq!(spec.checks.max_ttfb_p99, Some(Duration::from_secs(1)));
+        // And it crosses to the child whole: the JSON reads back as the
+        // same run.
+        let text = serde_json::to_string(&spec).unwrap();
+        let back: RunArgs = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        let config = crate::config::RunConfig::try_from(back).unwrap();
+        assert_eq!(config.users, 2);
+        assert_eq!(config.run_time, Some(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn a_level_s_children_run_the_search_s_stream_closed_loop_and_quiet() {
+        let stream = parsed("--host http://h --chunks 4 --interval-ms 250 --processes 2").stream;
+        let search = LevelChildren {
+            host: "http://h",
+            stream: &stream,
+            processes: 2,
+            ramp_rate: 100,
+            progress_secs: 0,
+        };
+        let spec = level_spec(&search).unwrap();
+        assert_eq!(spec.stream.chunks, Some(4));
+        assert_eq!(spec.stream.processes, 1);
+        assert!(spec.arrival.arrival_rate.is_none() && spec.output.stream_report.is_empty());
+        assert_eq!(spec.goose.host.as_deref(), Some("http://h"));
+        assert!(spec.goose.no_print_metrics && spec.goose.no_telnet);
+        assert!(crate::config::RunConfig::try_from(spec).is_ok());
+    }
+
+    #[test]
+    fn an_arrival_rate_run_shares_its_slots_and_its_rate() {
+        let base = parsed("--host http://h --arrival-rate 10 --max-in-flight 7 --processes 2");
+        let split = Split {
+            processes: 2,
+            users: 7,
+            arrival: true,
+            increase_rate: None,
+            arrival_rate: Some(10.0),
+            stream_rate: None,
+            metrics_addr: None,
+            progress_secs: 0,
+            length: None,
+            stream_log: Some(PathBuf::from("log.jsonl.gz")),
+            run_time: None,
+            until_decided: None,
+        };
+        let first = split.child_spec(&base, 0);
+        assert_eq!(first.arrival.max_in_flight, 4);
+        assert_eq!(first.goose.users, None);
+        assert_eq!(first.arrival.arrival_rate, Some(5.0));
         assert_eq!(
-            flags,
-            words(
-                "--users 2 --stream-report /tmp/p1.json --progress-secs 1 --child-progress \
-                 --no-telnet --increase-rate 50 --stream-rate 1.5 --metrics-addr 127.0.0.1:9101 \
-                 --run-time 90s --report-file g.p1.json"
-            )
+            first.output.stream_log,
+            Some(log_part(Path::new("log.jsonl.gz"), 0))
         );
+        assert_eq!(split.child_spec(&base, 1).arrival.max_in_flight, 3);
     }
 }
