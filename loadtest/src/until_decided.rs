@@ -171,8 +171,7 @@ pub(crate) async fn serve_parent(
             _ = tick.tick() => {}
             () = run_over.cancelled() => break,
         }
-        if let Ok(mut report) = collector.finish() {
-            report.refresh_latency();
+        if let Ok(report) = collector.finish() {
             // Whole or not at all (a temporary file renamed into place);
             // a failed write leaves the last one for the parent.
             let _ = report.write(&path, &[]);

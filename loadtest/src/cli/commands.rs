@@ -281,8 +281,7 @@ async fn run_split(
                 ramp: config.ramp_length(),
             }),
     };
-    let mut report = crate::run::processes::run(split, spec).await?;
-    report.refresh_latency();
+    let report = crate::run::processes::run(split, spec).await?;
     let verdicts = report
         .expectations
         .as_ref()

@@ -77,12 +77,12 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     if let Some(g) = &summary.goodput {
         let _ = writeln!(out, "\n{}.", super::summary::goodput_line(g));
     }
-    if report.scheduled {
-        let (c, r) = (&report.latency.corrected, &report.latency.raw);
+    if summary.latency.scheduled {
+        let (c, r) = (&summary.latency.corrected, &summary.latency.raw);
         let _ = writeln!(
             out,
             "\nStreams started on a schedule: latency from the planned start (corrected) and from the send (raw). {} planned start(s) dropped (came due, never began).\n",
-            report.dropped_starts
+            summary.latency.dropped_starts
         );
         let _ = writeln!(
             out,
@@ -138,8 +138,13 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         );
     }
     let _ = writeln!(out, "\n| end of connection | count |\n| --- | --- |");
-    for (end, n) in &report.ends {
-        let _ = writeln!(out, "| {} | {n} |", end.as_str());
+    for end in crate::record::ConnectionEnd::ALL {
+        match summary.ends.get(end.as_str()) {
+            Some(n) if *n > 0 => {
+                let _ = writeln!(out, "| {} | {n} |", end.as_str());
+            }
+            _ => {}
+        }
     }
     if !report.statuses.is_empty() {
         let statuses: Vec<String> = report
@@ -149,8 +154,8 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
             .collect();
         let _ = writeln!(out, "\nHTTP statuses: {}.", statuses.join(", "));
     }
-    if report.streams_with_ids > 0 {
-        let i = &report.integrity;
+    if summary.streams_with_ids > 0 {
+        let i = &summary.integrity;
         let tails = if i.lost_tail > 0 {
             format!(
                 " ({} of them the tails of {} streams that ended short)",
@@ -162,7 +167,7 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
         let _ = writeln!(
             out,
             "\nIntegrity over {} streams with ids: {} lost{tails}, {} duplicated, {} out of order.",
-            report.streams_with_ids, i.lost, i.duplicated, i.out_of_order
+            summary.streams_with_ids, i.lost, i.duplicated, i.out_of_order
         );
     }
     if !summary.encodings.is_empty() {

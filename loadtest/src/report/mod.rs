@@ -51,6 +51,38 @@ pub struct Latency {
     pub dropped_starts: u64,
 }
 
+impl Latency {
+    /// The figures of `report`'s histograms, and its schedule.
+    pub fn of(report: &Report) -> Self {
+        let ms = |m: Measure, q: f64| {
+            let h = report.histogram(m);
+            if h.is_empty() {
+                0.0
+            } else {
+                summary::round_ms(quantile(h, q).as_secs_f64() * 1e3)
+            }
+        };
+        let figures = |[headers, first_byte, first_event]: [Measure; 3]| LatencyFigures {
+            headers_p50_ms: ms(headers, 0.5),
+            headers_p99_ms: ms(headers, 0.99),
+            first_byte_p50_ms: ms(first_byte, 0.5),
+            first_byte_p99_ms: ms(first_byte, 0.99),
+            first_event_p50_ms: ms(first_event, 0.5),
+            first_event_p99_ms: ms(first_event, 0.99),
+        };
+        Self {
+            scheduled: report.scheduled,
+            corrected: figures([
+                Measure::HeadersCorrected,
+                Measure::FirstByteCorrected,
+                Measure::FirstEventCorrected,
+            ]),
+            raw: figures([Measure::Headers, Measure::FirstByte, Measure::FirstEvent]),
+            dropped_starts: report.dropped_starts,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("cannot read {path}: {source}")]
@@ -264,7 +296,25 @@ impl TimelinePoint {
 /// each figure appears once (`ends`, `integrity` and `streams_with_ids`
 /// under `summary`; `scheduled` and `dropped_starts` under `latency`).
 /// Reports without the field are version 1, and are still read.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// A report as written: its data, and what is derived from it beside.
+#[derive(Serialize)]
+struct Written<'a> {
+    #[serde(flatten)]
+    data: &'a Report,
+    latency: &'a Latency,
+    summary: &'a summary::Summary,
+}
+
+/// What schema 2 wrote only in its derived parts.
+#[derive(Deserialize)]
+struct SchemaTwo {
+    #[serde(default)]
+    summary: summary::Summary,
+    #[serde(default)]
+    latency: Latency,
+}
 
 fn schema_1() -> u32 {
     1
@@ -291,21 +341,22 @@ pub struct Report {
     /// backing-off pause (or the server's Retry-After).
     #[serde(default)]
     pub retries: u64,
-    /// Connections by how they ended (in JSON: `summary.ends`).
-    #[serde(default, skip_serializing)]
+    /// Connections by how they ended (also, zeros included, in
+    /// `summary.ends`).
+    #[serde(default)]
     pub ends: BTreeMap<ConnectionEnd, u64>,
     /// Connections by their body's Content-Encoding (`identity` without
-    /// one; in JSON: `summary.encodings`).
-    #[serde(default, skip_serializing)]
+    /// one; also in `summary.encodings`).
+    #[serde(default)]
     pub encodings: BTreeMap<String, u64>,
     /// Connections by HTTP status (101 for WebSocket upgrades).
     pub statuses: BTreeMap<u16, u64>,
-    /// In JSON: `summary.integrity`.
-    #[serde(default, skip_serializing)]
+    /// Ids lost, duplicated, out of order (also in `summary.integrity`).
+    #[serde(default)]
     pub integrity: Integrity,
-    /// Streams whose events carried ids (integrity applies to those; in
-    /// JSON: `summary.streams_with_ids`).
-    #[serde(default, skip_serializing)]
+    /// Streams whose events carried ids (integrity applies to those; also
+    /// in `summary.streams_with_ids`).
+    #[serde(default)]
     pub streams_with_ids: u64,
     pub instances: BTreeMap<String, InstanceStats>,
     pub timeline: Vec<TimelinePoint>,
@@ -313,17 +364,13 @@ pub struct Report {
     /// request waited (see `collector::instances`); counted only when a
     /// per-instance limit is checked (`--expect-concurrency`).
     pub premature_refusals: Option<u64>,
-    /// Streams started on a schedule (in JSON: `latency.scheduled`).
-    #[serde(default, skip_serializing)]
+    /// Streams started on a schedule (also in `latency.scheduled`).
+    #[serde(default)]
     pub scheduled: bool,
     /// Planned starts that came due and never began before the run ended
-    /// (in JSON: `latency.dropped_starts`).
-    #[serde(default, skip_serializing)]
-    pub dropped_starts: u64,
-    /// Latency from the planned start and from the send, side by side
-    /// (derived from the histograms; rewritten on merge).
+    /// (also in `latency.dropped_starts`).
     #[serde(default)]
-    pub latency: Latency,
+    pub dropped_starts: u64,
     /// The load generator's own health (merged: the machine's, see
     /// `ClientFigures::combine`).
     #[serde(default)]
@@ -335,9 +382,6 @@ pub struct Report {
     /// The checks the run was asked for (`merge` re-judges with them).
     #[serde(default)]
     pub expectations: Option<crate::judge::expectations::Expectations>,
-    /// The figures to gate on, derived from the rest when written.
-    #[serde(default)]
-    pub summary: summary::Summary,
     /// LLM totals (an `--api` run).
     #[serde(default)]
     pub llm: Option<crate::llm::LlmReport>,
@@ -393,11 +437,9 @@ impl Report {
             premature_refusals: None,
             scheduled: false,
             dropped_starts: 0,
-            latency: Latency::default(),
             client: None,
             error_samples: Vec::new(),
             expectations: None,
-            summary: summary::Summary::default(),
             llm: None,
             stream_goodput: None,
             failed_thresholds: Vec::new(),
@@ -407,36 +449,6 @@ impl Report {
             mixes: Vec::new(),
             histograms: Histograms::default(),
         }
-    }
-
-    /// Recomputes the derived `latency` object from the histograms.
-    pub fn refresh_latency(&mut self) {
-        let ms = |m: Measure, q: f64| {
-            let h = self.histogram(m);
-            if h.is_empty() {
-                0.0
-            } else {
-                summary::round_ms(quantile(h, q).as_secs_f64() * 1e3)
-            }
-        };
-        let figures = |[headers, first_byte, first_event]: [Measure; 3]| LatencyFigures {
-            headers_p50_ms: ms(headers, 0.5),
-            headers_p99_ms: ms(headers, 0.99),
-            first_byte_p50_ms: ms(first_byte, 0.5),
-            first_byte_p99_ms: ms(first_byte, 0.99),
-            first_event_p50_ms: ms(first_event, 0.5),
-            first_event_p99_ms: ms(first_event, 0.99),
-        };
-        self.latency = Latency {
-            scheduled: self.scheduled,
-            corrected: figures([
-                Measure::HeadersCorrected,
-                Measure::FirstByteCorrected,
-                Measure::FirstEventCorrected,
-            ]),
-            raw: figures([Measure::Headers, Measure::FirstByte, Measure::FirstEvent]),
-            dropped_starts: self.dropped_starts,
-        };
     }
 
     /// The delivery delays (signed: two histograms).
@@ -738,43 +750,47 @@ impl Report {
                 stats.peak = stats.peak.max(*open);
             }
         }
-        self.refresh_latency();
         Ok(())
     }
 
-    /// The JSON report (schema [`SCHEMA_VERSION`]) with its `summary` of
-    /// these verdicts.
+    /// The JSON report (schema [`SCHEMA_VERSION`]): the run's data, and
+    /// beside it what is derived from the data for readers (`latency`,
+    /// and `summary` with these verdicts), never read back.
     pub fn to_json(&self, verdicts: &[Verdict]) -> Result<String, ReportError> {
-        let mut summarized = self.clone();
-        summarized.schema_version = SCHEMA_VERSION;
-        summarized.refresh_latency();
-        summarized.summarize(verdicts);
-        serde_json::to_string_pretty(&summarized).map_err(|e| ReportError::Serialize(e.to_string()))
+        let summary = summary::Summary::of(self, verdicts);
+        let written = Written {
+            data: self,
+            latency: &summary.latency,
+            summary: &summary,
+        };
+        serde_json::to_string_pretty(&written).map_err(|e| ReportError::Serialize(e.to_string()))
     }
 
-    /// Reads a JSON report of any schema this build knows (1 or 2).
+    /// Reads a JSON report of any schema this build knows (1 to 3).
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let mut report: Report = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut report = Report::deserialize(&value).map_err(|e| e.to_string())?;
         match report.schema_version {
-            1 => {}
+            1 | SCHEMA_VERSION => {}
             2 => {
-                // The figures written once, under `summary` and `latency`.
-                for (name, n) in &report.summary.ends {
+                // Schema 2 wrote these figures once, in its derived parts.
+                let derived = SchemaTwo::deserialize(&value).map_err(|e| e.to_string())?;
+                for (name, n) in &derived.summary.ends {
                     let end = ConnectionEnd::from_name(name)
                         .ok_or_else(|| format!("summary.ends: unknown end {name:?}"))?;
                     if *n > 0 {
                         report.ends.insert(end, *n);
                     }
                 }
-                report.integrity = report.summary.integrity.clone();
-                report.encodings = report.summary.encodings.clone();
-                report.streams_with_ids = report.summary.streams_with_ids;
-                report.scheduled = report.latency.scheduled;
-                report.dropped_starts = report.latency.dropped_starts;
+                report.integrity = derived.summary.integrity;
+                report.encodings = derived.summary.encodings;
+                report.streams_with_ids = derived.summary.streams_with_ids;
+                report.scheduled = derived.latency.scheduled;
+                report.dropped_starts = derived.latency.dropped_starts;
             }
             other => {
                 return Err(format!(
-                    "schema_version {other}: this build reads versions 1 and {SCHEMA_VERSION} (a newer trickle-load wrote it)"
+                    "schema_version {other}: this build reads versions 1 to {SCHEMA_VERSION} (a newer trickle-load wrote it)"
                 ))
             }
         }
@@ -791,11 +807,6 @@ impl Report {
             path: path.display().to_string(),
             detail,
         })
-    }
-
-    /// Sets the `summary` from the report's figures and these verdicts.
-    pub fn summarize(&mut self, verdicts: &[Verdict]) {
-        self.summary = summary::Summary::of(self, verdicts);
     }
 
     /// Renders the report in `format`.
@@ -1159,9 +1170,9 @@ mod tests {
         let (a, b) = (sample(0), sample(7));
         let mut merged: Report = Report::from_json(&a.to_json(&[]).unwrap()).unwrap();
         merged.merge(&b).unwrap();
-        merged.summarize(&[]);
+        let summary = summary::Summary::of(&merged, &[]);
         let h = merged.histogram(Measure::FirstEvent);
-        let first = &merged.summary.measures["first_event"];
+        let first = &summary.measures["first_event"];
         assert_eq!(first.count, 200);
         assert_eq!(first.count, h.len());
         let ms = |q: f64| quantile(h, q).as_secs_f64() * 1e3;
@@ -1169,16 +1180,16 @@ mod tests {
         assert!((first.p99_ms - ms(0.99)).abs() < 1e-3, "{first:?}");
         assert!(first.p50_ms <= first.p90_ms && first.p90_ms <= first.p99_ms);
         assert!(first.p99_ms <= first.max_ms);
-        assert_eq!(merged.summary.ends["truncated"], 20);
-        assert_eq!(merged.summary.ends["completed"], 180);
-        assert_eq!(merged.summary.ends["connect_error"], 0, "zeros included");
-        assert_eq!(merged.summary.integrity, merged.integrity);
-        assert!(merged.summary.passed, "no checks: passed");
+        assert_eq!(summary.ends["truncated"], 20);
+        assert_eq!(summary.ends["completed"], 180);
+        assert_eq!(summary.ends["connect_error"], 0, "zeros included");
+        assert_eq!(summary.integrity, merged.integrity);
+        assert!(summary.passed, "no checks: passed");
 
         let failed =
             Verdict::new("ttfb-p99", false, "slow".to_owned()).with_figure(12.5, "ms", 10.0);
-        merged.summarize(&[failed]);
-        let check = &merged.summary.checks[0];
+        let summary = summary::Summary::of(&merged, &[failed]);
+        let check = &summary.checks[0];
         assert_eq!(
             (
                 check.name.as_str(),
@@ -1188,7 +1199,7 @@ mod tests {
             ),
             ("ttfb-p99", "FAIL", Some(12.5), Some(10.0))
         );
-        assert!(!merged.summary.passed);
+        assert!(!summary.passed);
     }
 
     #[test]
@@ -1261,8 +1272,7 @@ mod tests {
             });
         }
         r.dropped_starts = 4;
-        r.refresh_latency();
-        let l = &r.latency;
+        let l = &Latency::of(&r);
         assert!(l.scheduled);
         assert_eq!(l.dropped_starts, 4);
         assert!((l.raw.first_event_p99_ms - 3.0).abs() < 0.01, "{l:?}");

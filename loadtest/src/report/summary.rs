@@ -120,6 +120,10 @@ pub struct Summary {
     /// goodput, flattened into the summary.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub llm: Option<LlmSummary>,
+    /// Time to headers, first byte and first event, corrected and raw
+    /// (written beside the summary, as the report's `latency`).
+    #[serde(skip)]
+    pub latency: super::Latency,
 }
 
 /// The figures LLM users compare by.
@@ -204,6 +208,7 @@ impl Summary {
                 report.histogram(Measure::CutIdle),
             ),
             llm: report.llm.as_ref().map(|llm| llm_summary(report, llm)),
+            latency: super::Latency::of(report),
         }
     }
 }

@@ -221,7 +221,6 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
                 .map(|d| crate::report::summary::round_ms(d.as_secs_f64())),
         }),
     });
-    report.refresh_latency();
     if config.output.metrics_addr.is_some() {
         tokio::time::sleep(config.output.metrics_linger).await;
     }

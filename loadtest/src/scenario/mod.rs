@@ -590,7 +590,6 @@ impl StreamMeter {
             trace_project: None,
             until_decided: None,
         });
-        report.refresh_latency();
         let verdicts = crate::checks::evaluate(&report, &meter.expectations);
         Ok(MeterResult { report, verdicts })
     }

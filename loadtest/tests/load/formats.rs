@@ -1,5 +1,5 @@
-//! The report as a file: schema 1 reports (written by the release before
-//! the typed core, committed in `tests/fixtures/`) still read and merge;
+//! The report as a file: schema 1 and 2 reports (written by earlier
+//! builds, committed in `tests/fixtures/`) still read and merge;
 //! merges that cannot be exact and unknown formats fail loudly; JSON,
 //! Markdown and HTML show the same measures with the same figures.
 
@@ -62,11 +62,47 @@ fn fresh(n: u64) -> Report {
 }
 
 #[test]
+fn a_schema_2_report_reads_and_merges_with_a_new_one() {
+    // Written by the build before schema 3 (a run of 6 users against
+    // trickle --max-stream-duration 1s, --stream-rate 10): its ends,
+    // integrity and schedule lived only in its summary and latency.
+    let old = Report::read(&fixture("report-v2-sse.json")).unwrap();
+    assert_eq!(old.schema_version, 3, "upgraded when read");
+    assert_eq!(old.ends[&ConnectionEnd::ReconnectHint], 13);
+    assert_eq!(old.ends[&ConnectionEnd::ClientDeadline], 6);
+    assert!(
+        !old.ends.contains_key(&ConnectionEnd::Completed),
+        "zeros left out"
+    );
+    assert_eq!(old.streams_with_ids, 19);
+    assert!(old.scheduled);
+    assert_eq!(old.integrity.lost, 0);
+    let new = fresh(40);
+    let mut merged = old.clone();
+    merged.merge(&new).unwrap();
+    assert_eq!(merged.ends[&ConnectionEnd::Completed], 40);
+    assert_eq!(merged.ends[&ConnectionEnd::ReconnectHint], 13);
+    assert_eq!(merged.streams_with_ids, 19 + 40);
+    // Its summary, computed again, agrees with what it wrote.
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("report-v2-sse.json")).unwrap())
+            .unwrap();
+    let again = Summary::of(&old, &[]);
+    for (end, n) in &again.ends {
+        assert_eq!(written["summary"]["ends"][end], *n, "{end}");
+    }
+    assert_eq!(
+        again.measures["first_event"].count,
+        written["summary"]["measures"]["first_event"]["count"]
+    );
+}
+
+#[test]
 fn a_schema_1_report_reads_and_merges_with_a_new_one() {
     let old = Report::read(&fixture("report-v1-sse.json")).unwrap();
     // Schema 1 kept these at the top level and durations as Rust's
     // {"secs", "nanos"}: both read.
-    assert_eq!(old.schema_version, 2, "upgraded when read");
+    assert_eq!(old.schema_version, 3, "upgraded when read");
     assert_eq!(old.ends[&ConnectionEnd::Completed], 62);
     assert_eq!(old.ends[&ConnectionEnd::ClientDeadline], 20);
     assert_eq!(old.streams_with_ids, 82);
@@ -86,22 +122,14 @@ fn a_schema_1_report_reads_and_merges_with_a_new_one() {
     assert_eq!(merged.streams_with_ids, 82 + 40);
     assert_eq!(merged.processes, 2);
 
-    // Written as schema 2 and read back: the same figures.
+    // Written as schema 3 and read back: the same figures. The data is
+    // written as data; the summary and latency beside it, derived.
     let json = merged.to_json(&[]).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v["schema_version"], 2);
-    for moved in [
-        "ends",
-        "integrity",
-        "streams_with_ids",
-        "scheduled",
-        "dropped_starts",
-    ] {
-        assert!(
-            v.get(moved).is_none(),
-            "{moved} is written once, not at the top"
-        );
-    }
+    assert_eq!(v["schema_version"], 3);
+    assert_eq!(v["ends"]["completed"], 102);
+    assert_eq!(v["streams_with_ids"], 122);
+    assert_eq!(v["scheduled"], true);
     assert_eq!(v["summary"]["ends"]["completed"], 102);
     assert_eq!(v["latency"]["scheduled"], true);
     // Different checks (the new part has none): the merge judges none.
@@ -118,6 +146,15 @@ fn a_schema_1_report_reads_and_merges_with_a_new_one() {
     for m in Measure::ALL {
         assert_eq!(back.histogram(m), merged.histogram(m), "{m}");
     }
+
+    // What is derived is never read back: a summary or latency edited by
+    // hand changes nothing.
+    let mut edited = v.clone();
+    edited["summary"]["ends"]["completed"] = 1.into();
+    edited["latency"]["scheduled"] = false.into();
+    let read = Report::from_json(&edited.to_string()).unwrap();
+    assert_eq!(read.ends, merged.ends);
+    assert!(read.scheduled);
 
     // The LLM fixture too, through the binary: a schema 1 file and a new
     // one merge into one report with the LLM figures added up.
