@@ -225,7 +225,7 @@ async fn run_in_process(
         args.ramp_rate,
         whole_seconds(args.warmup + plan.cap),
         (from, from + plan.cap),
-    )
+    )?
     .with_search_clock(clock)
     .with_checkpoints(Checkpoints {
         next: looks,

@@ -196,20 +196,27 @@ pub enum CapacityError {
     Run(#[from] crate::run::SetupError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
-    #[error("{0}")]
-    Goodput(String),
 }
 
 /// Runs the search; the report says what was found and the exit code.
-pub async fn run(mut args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
-    args.stream.normalize();
+pub async fn run(args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
     let slo = Slo::new(args.slo_ttfb_p99, args.slo_gap_p99, args.slo_error_rate)
         .with_llm(args.slo_tpot_p99, args.slo_goodput)
         .with_confidence(args.confidence);
     if slo.is_empty() {
         return Err(CapacityError::NoSlo);
     }
-    crate::config::check_goodput(&args.stream).map_err(CapacityError::Goodput)?;
+    // Every level is a run validated as any run is: the first one's
+    // validation refuses bad options before any load.
+    crate::config::RunConfig::level(
+        &args.host,
+        &args.stream,
+        args.start.max(1),
+        args.ramp_rate.max(1),
+        args.hold,
+        (Duration::ZERO, args.hold),
+    )
+    .map_err(crate::run::SetupError::from)?;
     // One process holds up to its open-files limit (raised to the hard
     // one) less a margin; --processes N holds N times that.
     let processes = u64::from(args.stream.processes);

@@ -246,38 +246,38 @@ async fn run_split(
     config: &crate::config::RunConfig,
     spec: &crate::cli::RunArgs,
 ) -> Result<(Report, Vec<crate::judge::verdict::Verdict>), Box<dyn std::error::Error>> {
-    let stream = &config.stream;
+    let stream = config.stream();
     let processes = u64::from(stream.processes);
-    let arrival = config.arrival.arrival_rate.is_some();
+    let arrival = config.arrival().arrival_rate.is_some();
     if let Some(limits) = crate::infra::limits::raise_open_files() {
         let flag = if arrival {
             "--max-in-flight"
         } else {
             "--users"
         };
-        crate::infra::limits::check(limits, flag, config.users, processes)?;
+        crate::infra::limits::check(limits, flag, config.users(), processes)?;
     }
     let split = crate::run::processes::Split {
         processes,
-        users: config.users,
+        users: config.users(),
         arrival,
-        increase_rate: match config.ramp {
+        increase_rate: match config.ramp() {
             crate::config::Ramp::PerSecond(rate) => Some(rate),
             // --increase-time stays as given: each child ramps over it.
             crate::config::Ramp::Over(_) => None,
         },
-        arrival_rate: config.arrival.arrival_rate,
-        stream_rate: config.arrival.stream_rate,
-        metrics_addr: config.output.metrics_addr,
+        arrival_rate: config.arrival().arrival_rate,
+        stream_rate: config.arrival().stream_rate,
+        metrics_addr: config.output().metrics_addr,
         progress_secs: stream.progress_secs,
         length: config.length(),
-        stream_log: config.output.stream_log.clone(),
-        run_time: config.run_time,
+        stream_log: config.output().stream_log.clone(),
+        run_time: config.run_time(),
         until_decided: config
-            .until_decided
+            .until_decided()
             .map(|until| crate::run::processes::Decide {
                 until,
-                expectations: config.expectations.clone(),
+                expectations: config.expectations().clone(),
                 ramp: config.ramp_length(),
             }),
     };

@@ -1,9 +1,11 @@
-//! [`RunConfig`]: a load run, validated once. Built from the command line
-//! (`TryFrom<RunArgs>`) or directly by a capacity level
-//! ([`RunConfig::level`]); typed (users a count, the ramp a rate or a
-//! duration, times as `Duration`); it owns goose's configuration for
-//! goose's own options and hands goose the users, ramp and run time as
-//! typed defaults, never as strings to parse back.
+//! [`RunConfig`]: a load run, validated once, and only one way: from a
+//! run's options (`TryFrom<RunArgs>`), whether they came from the command
+//! line, a `--processes` parent's spec, or a capacity level
+//! ([`level_args`], [`RunConfig::level`]). Its fields are private and
+//! typed (users a count, the ramp a rate or a duration, times as
+//! `Duration`); it owns goose's configuration for goose's own options and
+//! hands goose the users, ramp and run time as typed defaults, never as
+//! strings to parse back.
 
 pub(crate) mod options;
 pub(crate) mod target;
@@ -28,33 +30,33 @@ pub enum Ramp {
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     /// The target's base URL.
-    pub host: String,
+    host: String,
     /// The stream every user holds.
-    pub stream: StreamArgs,
+    stream: StreamArgs,
     /// When streams start.
-    pub arrival: ArrivalArgs,
+    arrival: ArrivalArgs,
     /// Where the run's own results go.
-    pub output: RunOutputArgs,
+    output: RunOutputArgs,
     /// What the run must prove.
-    pub expectations: Expectations,
+    expectations: Expectations,
     /// Users goose starts: streams held at once (`--users`, or
     /// `--max-in-flight` under `--arrival-rate`).
-    pub users: u64,
-    pub ramp: Ramp,
+    users: u64,
+    ramp: Ramp,
     /// The load phase after the ramp (`--run-time`; with `auto`,
     /// `--max-run-time`); `None`: until Ctrl-C.
-    pub run_time: Option<Duration>,
+    run_time: Option<Duration>,
     /// `--run-time auto`: the run ends once its checks are decided.
-    pub until_decided: Option<crate::until_decided::UntilDecided>,
+    until_decided: Option<crate::until_decided::UntilDecided>,
     /// A stretch measured on its own (offsets from the start): a capacity
     /// level's hold.
-    pub window: Option<(Duration, Duration)>,
+    window: Option<(Duration, Duration)>,
     /// A level held until its window resolves: snapshots of the window
     /// taken along the way, and the signal that ends the run early.
-    pub checkpoints: Option<Checkpoints>,
+    checkpoints: Option<Checkpoints>,
     /// A capacity level: its progress lines name the level and count the
     /// whole search's time, not the level's.
-    pub search_clock: Option<SearchClock>,
+    search_clock: Option<SearchClock>,
     /// goose's own options (its reports, logs, thresholds...), without
     /// host, users, ramp and run time, which goose gets from the fields
     /// above.
@@ -129,13 +131,12 @@ impl TryFrom<RunArgs> for RunConfig {
 
     fn try_from(args: RunArgs) -> Result<Self, ConfigError> {
         let RunArgs {
-            mut stream,
+            stream,
             arrival,
             output,
             checks,
             mut goose,
         } = args;
-        stream.normalize();
         let host = goose
             .host
             .take()
@@ -240,9 +241,58 @@ impl TryFrom<RunArgs> for RunConfig {
 }
 
 impl RunConfig {
-    /// One level of a capacity search: `n` users ramped at the search's
-    /// rate, for warm-up plus hold after the ramp, measuring `window`; no
-    /// checks (the level is judged against the SLOs), goose silent.
+    /// The target's base URL.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// The stream every user holds.
+    pub fn stream(&self) -> &StreamArgs {
+        &self.stream
+    }
+    /// When streams start.
+    pub fn arrival(&self) -> &ArrivalArgs {
+        &self.arrival
+    }
+    /// Where the run's own results go.
+    pub fn output(&self) -> &RunOutputArgs {
+        &self.output
+    }
+    /// What the run must prove.
+    pub fn expectations(&self) -> &Expectations {
+        &self.expectations
+    }
+    /// Users goose starts: streams held at once.
+    pub fn users(&self) -> u64 {
+        self.users
+    }
+    /// How users start.
+    pub fn ramp(&self) -> Ramp {
+        self.ramp
+    }
+    /// The load phase after the ramp; `None`: until Ctrl-C.
+    pub fn run_time(&self) -> Option<Duration> {
+        self.run_time
+    }
+    /// `--run-time auto`: the run ends once its checks are decided.
+    pub fn until_decided(&self) -> Option<crate::until_decided::UntilDecided> {
+        self.until_decided
+    }
+    /// A stretch measured on its own (a capacity level's hold).
+    pub fn window(&self) -> Option<(Duration, Duration)> {
+        self.window
+    }
+    /// The window's snapshots and the early stop of a level held until
+    /// it decides.
+    pub fn checkpoints(&self) -> Option<&Checkpoints> {
+        self.checkpoints.as_ref()
+    }
+    /// Where a capacity level stands in its search.
+    pub fn search_clock(&self) -> Option<&SearchClock> {
+        self.search_clock.as_ref()
+    }
+
+    /// One level of a capacity search, validated as any run is (from
+    /// [`level_args`]).
     pub fn level(
         host: &str,
         stream: &StreamArgs,
@@ -250,29 +300,15 @@ impl RunConfig {
         ramp_rate: u64,
         run_time: Duration,
         window: (Duration, Duration),
-    ) -> Self {
-        // A level's own progress lines, every --progress-secs (0: none).
-        let stream = stream.clone();
-        let mut goose = GooseConfiguration::default();
-        goose.quiet = 1;
-        goose.no_print_metrics = true;
-        // Levels run back to back: a controller would still hold its port.
-        goose.no_telnet = true;
-        Self {
-            host: host.to_owned(),
+    ) -> Result<Self, ConfigError> {
+        Self::try_from(level_args(
+            host,
             stream,
-            arrival: ArrivalArgs::closed_loop(),
-            output: RunOutputArgs::none(),
-            expectations: Expectations::default(),
-            users: n,
-            ramp: Ramp::PerSecond(ramp_rate as f64),
-            run_time: Some(run_time),
-            until_decided: None,
-            window: Some(window),
-            checkpoints: None,
-            search_clock: None,
-            goose,
-        }
+            n,
+            ramp_rate as f64,
+            run_time,
+            window,
+        )?)
     }
 
     /// Progress lines that place the level in its search.
@@ -315,6 +351,46 @@ impl RunConfig {
         goose.no_reset_metrics = true;
         goose
     }
+}
+
+/// The options of a capacity level's run (or of one child's share of
+/// it): `users` streams held closed loop, ramped at `ramp_rate` a second,
+/// for `run_time` after the ramp, measuring `window` (offsets from the
+/// start); no checks and no outputs of its own (the level is judged
+/// against the SLOs, the search writes the report); goose quiet, without
+/// its telnet controller (levels run back to back, children side by
+/// side: it would hold its port).
+pub(crate) fn level_args(
+    host: &str,
+    stream: &StreamArgs,
+    users: u64,
+    ramp_rate: f64,
+    run_time: Duration,
+    window: (Duration, Duration),
+) -> Result<RunArgs, ConfigError> {
+    // A run's options as their defaults make them (its checks alone
+    // would not parse: they name stream options).
+    let defaults = options::defaults::<RunArgs>()
+        .map_err(|e| ConfigError::Invalid("default options", e.to_string()))?;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let mut goose = GooseConfiguration::default();
+    goose.host = Some(host.to_owned());
+    goose.users = Some(usize::try_from(users).unwrap_or(usize::MAX));
+    goose.increase_rate = Some(format!("{ramp_rate}"));
+    goose.run_time = Some(format!("{}s", run_time.as_secs()));
+    goose.quiet = 1;
+    goose.no_print_metrics = true;
+    goose.no_telnet = true;
+    let mut stream = stream.clone();
+    stream.processes = 1;
+    stream.window_ms = Some((ms(window.0), ms(window.1)));
+    Ok(RunArgs {
+        stream,
+        arrival: ArrivalArgs::closed_loop(),
+        output: RunOutputArgs::none(),
+        checks: defaults.checks,
+        goose,
+    })
 }
 
 /// What the run must prove, from the check flags and the stream asked for.
@@ -398,6 +474,17 @@ mod tests {
             "/sse?chunks=3&interval_ms=250&first_delay_ms=2000"
         );
         assert!(config("trickle-load --host http://h --interval 1s --interval-ms 5").is_err());
+        // One option under two names: milliseconds or a duration either way.
+        for line in [
+            "--interval 250",
+            "--interval-ms 250",
+            "--interval-ms 0.25s",
+            "--interval=250ms",
+        ] {
+            let c = config(&format!("trickle-load --host http://h --users 1 {line}")).unwrap();
+            assert_eq!(c.stream.interval_ms, Some(250), "{line}");
+        }
+        assert!(config("trickle-load --host http://h --interval soon").is_err());
         // goose's tables and INFO lines only when asked for.
         let quiet = d.goose();
         assert!(quiet.no_print_metrics && quiet.quiet == 1);

@@ -64,21 +64,15 @@ pub struct StreamArgs {
     /// trickle stream parameter: events per stream (added to the query).
     #[arg(long)]
     pub chunks: Option<u64>,
-    /// trickle stream parameter: pause between events (e.g. 250ms, 1s);
-    /// also the interval the buffering check expects.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
-          conflicts_with = "interval_ms")]
-    pub interval: Option<Duration>,
-    /// --interval in milliseconds (trickle's own parameter name).
-    #[arg(long, value_name = "MS")]
+    /// trickle stream parameter: pause between events, in milliseconds
+    /// (`250`, trickle's own parameter name) or as a duration under
+    /// either name (`--interval 250ms`, `1s`); also the interval the
+    /// buffering check expects.
+    #[arg(long, visible_alias = "interval", value_name = "MS", value_parser = parse_ms)]
     pub interval_ms: Option<u64>,
-    /// trickle stream parameter: think time before the first event (e.g.
-    /// 2s).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
-          conflicts_with = "first_delay_ms")]
-    pub first_delay: Option<Duration>,
-    /// --first-delay in milliseconds (trickle's own parameter name).
-    #[arg(long, value_name = "MS")]
+    /// trickle stream parameter: think time before the first event, in
+    /// milliseconds or as a duration (`--first-delay 2s`).
+    #[arg(long, visible_alias = "first-delay", value_name = "MS", value_parser = parse_ms)]
     pub first_delay_ms: Option<u64>,
     /// trickle stream parameter: payload bytes per event.
     #[arg(long)]
@@ -313,6 +307,17 @@ impl RunOutputArgs {
     }
 }
 
+/// Milliseconds: a number (`250`) or a duration (`250ms`, `1s`).
+fn parse_ms(raw: &str) -> Result<u64, String> {
+    let raw = raw.trim();
+    if let Ok(ms) = raw.parse::<u64>() {
+        return Ok(ms);
+    }
+    let duration = humantime::parse_duration(raw)
+        .map_err(|e| format!("{raw:?}: milliseconds (250) or a duration (250ms, 1s): {e}"))?;
+    u64::try_from(duration.as_millis()).map_err(|_| format!("{raw:?}: too long"))
+}
+
 /// A group of options as their defaults make them (none given).
 pub(crate) fn defaults<T: clap::Args + clap::FromArgMatches>() -> Result<T, clap::Error> {
     let matches =
@@ -462,18 +467,6 @@ impl StreamArgs {
             field,
             micros_per_unit,
         ))
-    }
-
-    /// `--interval` and `--first-delay` as the milliseconds trickle takes
-    /// (the `-ms` forms are the same options; one of each may be given).
-    pub fn normalize(&mut self) {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        if let Some(d) = self.interval.take() {
-            self.interval_ms = Some(ms(d));
-        }
-        if let Some(d) = self.first_delay.take() {
-            self.first_delay_ms = Some(ms(d));
-        }
     }
 
     /// The path with trickle's stream parameters appended (an `--api`

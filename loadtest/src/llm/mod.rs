@@ -72,7 +72,7 @@ pub struct LlmArgs {
     /// end-to-end latency, output tokens, goodput. An LLM request is not
     /// resumable, and trickle's stream parameters and --body do not apply.
     #[arg(long, value_enum, conflicts_with_all = [
-        "reconnect", "chunks", "interval", "interval_ms", "first_delay", "first_delay_ms", "size",
+        "reconnect", "chunks", "interval_ms", "first_delay_ms", "size",
         "body", "body_file",
     ])]
     pub api: Option<Api>,

@@ -68,14 +68,14 @@ pub async fn run_config(config: RunConfig) -> Result<RunResult, SetupError> {
 /// A load run as configured, measuring its window (if it has one) on its
 /// own: a capacity level's hold.
 pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
-    let stream = &config.stream;
-    let host = config.host.clone();
+    let stream = config.stream();
+    let host = config.host().to_owned();
     let plan = plan_of(stream, &host)?;
-    let expectations = config.expectations.clone();
+    let expectations = config.expectations().clone();
     let length = config.length();
-    let users = config.users;
+    let users = config.users();
     if let Some(limits) = crate::infra::limits::raise_open_files() {
-        let flag = if config.arrival.arrival_rate.is_some() {
+        let flag = if config.arrival().arrival_rate.is_some() {
             "--max-in-flight"
         } else {
             "--users"
@@ -87,9 +87,9 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     let collector = collector_for(
         &host,
         stream,
-        &config.output,
+        config.output(),
         expectations.concurrency,
-        config.window,
+        config.window(),
     )
     .await?;
     let run_over = CancellationToken::new();
@@ -98,7 +98,7 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         plan,
         collector: collector.clone(),
         run_over,
-        schedule: schedule_of(&config.arrival),
+        schedule: schedule_of(config.arrival()),
         retries: std::sync::atomic::AtomicU64::new(0),
     });
     let attack = goose_attack(&config, shared.clone())?;
@@ -114,8 +114,8 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
             length,
             every_secs: stream.progress_secs,
             child: stream.child_progress,
-            search: config.search_clock.clone(),
-            until_decided: config.until_decided.is_some(),
+            search: config.search_clock().cloned(),
+            until_decided: config.until_decided().is_some(),
         },
         states.clone(),
     ));
@@ -126,12 +126,11 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     let sampler = tokio::spawn(measure_window(
         collector.clone(),
         health.clone(),
-        config.checkpoints.clone(),
+        config.checkpoints().cloned(),
     ));
     // A capacity level that decided, or a run whose checks did, ends early.
     let stop = config
-        .checkpoints
-        .as_ref()
+        .checkpoints()
         .map_or_else(CancellationToken::new, |c| c.stop.clone());
     let stopper = tokio::spawn(stop_when_told(stop.clone(), shared.run_over.clone()));
     // A child of a parent that decides: its report so far, and the
@@ -144,7 +143,7 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
             shared.run_over.clone(),
         ))
     });
-    let decider = config.until_decided.map(|_| {
+    let decider = config.until_decided().map(|_| {
         tokio::spawn(crate::until_decided::watch(
             collector.clone(),
             expectations.clone(),
@@ -209,20 +208,20 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         method: shared.plan.method.clone(),
         path: shared.plan.path_and_query.clone(),
         users: Some(users),
-        arrival_rate: config.arrival.arrival_rate,
-        stream_rate: config.arrival.stream_rate,
+        arrival_rate: config.arrival().arrival_rate,
+        stream_rate: config.arrival().stream_rate,
         run_time_s: length.map(|l| l.as_secs()),
         api: stream.llm.api.map(|a| a.operation().to_owned()),
         model: stream.llm.model.clone(),
-        trace_project: config.output.trace_project.clone(),
-        until_decided: config.until_decided.map(|u| crate::report::Decided {
+        trace_project: config.output().trace_project.clone(),
+        until_decided: config.until_decided().map(|u| crate::report::Decided {
             max_run_time_s: u.max.as_secs(),
             decided_after_s: decided_after
                 .map(|d| crate::report::summary::round_ms(d.as_secs_f64())),
         }),
     });
-    if config.output.metrics_addr.is_some() {
-        tokio::time::sleep(config.output.metrics_linger).await;
+    if config.output().metrics_addr.is_some() {
+        tokio::time::sleep(config.output().metrics_linger).await;
     }
     Ok(RunResult {
         metrics,

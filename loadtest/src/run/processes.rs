@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::config::options::{ArrivalArgs, RunArgs, RunOutputArgs, StreamArgs};
+use crate::config::options::{RunArgs, StreamArgs};
 use crate::report::Report;
 use crate::run::progress::ChildProgress;
 
@@ -279,54 +279,30 @@ pub(crate) async fn level(
             users: n,
         });
     }
-    let base = level_spec(search)?;
     let specs = (0..processes as usize)
         .map(|index| {
-            let mut spec = base.clone();
-            spec.goose.users = usize::try_from(share(n, processes, index as u64)).ok();
-            spec.goose.increase_rate =
-                Some(format!("{}", search.ramp_rate as f64 / processes as f64));
-            spec.goose.run_time = Some(format!("{}s", run_time.as_secs()));
-            spec.stream.window_ms = Some((
-                u64::try_from(window.0.as_millis()).unwrap_or(u64::MAX),
-                u64::try_from(window.1.as_millis()).unwrap_or(u64::MAX),
-            ));
+            let mut spec = crate::config::level_args(
+                search.host,
+                search.stream,
+                share(n, processes, index as u64),
+                search.ramp_rate as f64 / processes as f64,
+                run_time,
+                window,
+            )
+            .map_err(|e| ProcessesError::Spec {
+                index,
+                why: e.to_string(),
+            })?;
+            spec.stream.child_progress = true;
             spec.output.stream_report = vec![part(index)];
-            spec
+            Ok(spec)
         })
-        .collect();
+        .collect::<Result<_, ProcessesError>>()?;
     let (report, _) = spawn_and_merge(specs, search.progress_secs, None, None).await?;
     report.window.ok_or_else(|| ProcessesError::Child {
         index: 0,
         status: "exit 0".to_owned(),
         last_words: "no measured window in its report".to_owned(),
-    })
-}
-
-/// What every child of a level runs, before its share: the search's
-/// stream, closed loop, no checks and no outputs of its own, goose quiet.
-fn level_spec(search: &LevelChildren<'_>) -> Result<RunArgs, ProcessesError> {
-    // A run's options as their defaults make them (its checks alone
-    // would not parse: they name stream options).
-    let defaults =
-        crate::config::options::defaults::<RunArgs>().map_err(|e| ProcessesError::Spec {
-            index: 0,
-            why: e.to_string(),
-        })?;
-    let mut goose = goose::config::GooseConfiguration::default();
-    goose.host = Some(search.host.to_owned());
-    goose.quiet = 1;
-    goose.no_print_metrics = true;
-    goose.no_telnet = true;
-    let mut stream = search.stream.clone();
-    stream.processes = 1;
-    stream.child_progress = true;
-    Ok(RunArgs {
-        stream,
-        arrival: ArrivalArgs::closed_loop(),
-        output: RunOutputArgs::none(),
-        checks: defaults.checks,
-        goose,
     })
 }
 
@@ -629,27 +605,34 @@ mod tests {
         let back: RunArgs = serde_json::from_str(&text).unwrap();
         assert_eq!(serde_json::to_string(&back).unwrap(), text);
         let config = crate::config::RunConfig::try_from(back).unwrap();
-        assert_eq!(config.users, 2);
-        assert_eq!(config.run_time, Some(Duration::from_secs(90)));
+        assert_eq!(config.users(), 2);
+        assert_eq!(config.run_time(), Some(Duration::from_secs(90)));
     }
 
     #[test]
-    fn a_level_s_children_run_the_search_s_stream_closed_loop_and_quiet() {
+    fn a_level_s_run_is_the_search_s_stream_closed_loop_quiet_and_validated() {
         let stream = parsed("--host http://h --chunks 4 --interval-ms 250 --processes 2").stream;
-        let search = LevelChildren {
-            host: "http://h",
-            stream: &stream,
-            processes: 2,
-            ramp_rate: 100,
-            progress_secs: 0,
-        };
-        let spec = level_spec(&search).unwrap();
+        let window = (Duration::from_millis(2_500), Duration::from_millis(7_500));
+        let spec = crate::config::level_args(
+            "http://h",
+            &stream,
+            10,
+            50.0,
+            Duration::from_secs(9),
+            window,
+        )
+        .unwrap();
         assert_eq!(spec.stream.chunks, Some(4));
         assert_eq!(spec.stream.processes, 1);
         assert!(spec.arrival.arrival_rate.is_none() && spec.output.stream_report.is_empty());
-        assert_eq!(spec.goose.host.as_deref(), Some("http://h"));
         assert!(spec.goose.no_print_metrics && spec.goose.no_telnet);
-        assert!(crate::config::RunConfig::try_from(spec).is_ok());
+        // The same validation as any run.
+        let config = crate::config::RunConfig::try_from(spec).unwrap();
+        assert_eq!(config.users(), 10);
+        assert_eq!(config.ramp(), crate::config::Ramp::PerSecond(50.0));
+        assert_eq!(config.run_time(), Some(Duration::from_secs(9)));
+        assert_eq!(config.window(), Some(window));
+        assert_eq!(config.host(), "http://h");
     }
 
     #[test]

@@ -20,22 +20,22 @@ pub(super) fn goose_attack(
     config: &RunConfig,
     shared: Arc<Shared>,
 ) -> Result<GooseAttack, SetupError> {
-    let host = config.host.clone();
+    let host = config.host().to_owned();
     let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
         let shared = shared.clone();
         let host = host.clone();
         Box::pin(async move { stream_transaction(user, &shared, &host).await })
     }))
     .set_name("stream");
-    let users = usize::try_from(config.users).unwrap_or(usize::MAX);
+    let users = usize::try_from(config.users()).unwrap_or(usize::MAX);
     let mut attack: Box<GooseAttack> = GooseAttack::initialize_with_config(config.goose())?
         .register_scenario(Scenario::new("streams").register_transaction(transaction))
-        .set_default(GooseDefault::Host, config.host.as_str())?
+        .set_default(GooseDefault::Host, config.host())?
         .set_default(GooseDefault::Users, users)?
         .set_default(GooseDefault::NoResetMetrics, true)?
         .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies().gzip(false))
         .map(Box::new)?;
-    attack = match config.ramp {
+    attack = match config.ramp() {
         Ramp::PerSecond(rate) => {
             attack.set_default(GooseDefault::IncreaseRate, rate.to_string().as_str())?
         }
@@ -43,7 +43,7 @@ pub(super) fn goose_attack(
             attack.set_default(GooseDefault::IncreaseTime, time.as_secs() as usize)?
         }
     };
-    if let Some(run_time) = config.run_time {
+    if let Some(run_time) = config.run_time() {
         attack = attack.set_default(GooseDefault::RunTime, run_time.as_secs() as usize)?;
     }
     Ok(*attack)
