@@ -54,11 +54,24 @@ pub struct Settings {
     pub max_streams: u32,
 
     /// Idle time after which a stream sends a heartbeat (SSE comment, WS ping,
-    /// NDJSON heartbeat object, empty text line); it also bounds how long a
-    /// vanished client keeps its slot.
+    /// NDJSON heartbeat object, empty text line). With --client-ack-timeout it
+    /// bounds how long a vanished client keeps its slot: one that went away
+    /// without closing its connection is noticed when a write stays
+    /// unacknowledged, so its stream ends within about
+    /// --heartbeat-interval + --client-ack-timeout. (On Cloud Run the
+    /// instance's peer is Google's front end, not the client.)
     #[arg(long, env = "TRICKLE_HEARTBEAT_INTERVAL", default_value = "15s",
           value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(3_600)))]
     pub heartbeat_interval: Duration,
+
+    /// A connection whose peer acknowledges nothing of what was sent for this
+    /// long is dropped (TCP_USER_TIMEOUT, Linux): a client whose network went
+    /// away without a FIN or RST frees its stream's slot then, rather than
+    /// after the kernel's retransmissions (about 15 minutes). 0s leaves it to
+    /// the kernel.
+    #[arg(long, env = "TRICKLE_CLIENT_ACK_TIMEOUT", default_value = "20s",
+          value_parser = duration_in(Duration::ZERO, Duration::from_secs(3_600)))]
+    pub client_ack_timeout: Duration,
 
     /// Reconnection delay advertised to clients: SSE `retry:`, the reconnect hint's
     /// `retry_ms` and the `Retry-After` of a 429.

@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
@@ -53,6 +54,25 @@ pub struct Application {
     budget: ShutdownBudget,
 }
 
+/// Drops connections whose peer has acknowledged nothing for `timeout`
+/// (`TCP_USER_TIMEOUT`, set on the listener: accepted connections inherit
+/// it). A write into the kernel's send buffer succeeds whether or not the
+/// peer is there; without this, a client whose network vanished kept its
+/// stream until the kernel gave up retransmitting (measured: 4 min 49 s).
+/// Zero leaves the kernel's default.
+fn bound_unacknowledged(listener: &TcpListener, timeout: Duration) -> Result<(), StartupError> {
+    if timeout.is_zero() {
+        return Ok(());
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    socket2::SockRef::from(listener)
+        .set_tcp_user_timeout(Some(timeout))
+        .map_err(StartupError::Server)?;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = listener;
+    Ok(())
+}
+
 impl Application {
     /// Binds `settings.host:settings.port` and builds the server.
     pub fn build(settings: &Settings, telemetry: &Telemetry) -> Result<Self, StartupError> {
@@ -69,6 +89,7 @@ impl Application {
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
         let addr = listener.local_addr().map_err(StartupError::Server)?;
+        bound_unacknowledged(&listener, settings.client_ack_timeout)?;
         let instance = telemetry.instance().clone();
         let lifecycle = Lifecycle::new(settings.max_streams as usize);
         let streams = telemetry.streams().clone();

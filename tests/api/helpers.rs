@@ -193,6 +193,11 @@ pub struct Binary {
 /// Starts the binary on 127.0.0.1:0 with the flags and environment given,
 /// and nothing inherited that could change its configuration.
 pub async fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> Binary {
+    spawn_binary_on("127.0.0.1", args, env).await
+}
+
+/// [`spawn_binary`] listening on `host` (an IPv4 address), port 0.
+pub async fn spawn_binary_on(host: &str, args: &[&str], env: &[(&str, &str)]) -> Binary {
     use tokio::io::AsyncBufReadExt;
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_trickle"));
     for (name, _) in std::env::vars() {
@@ -205,7 +210,7 @@ pub async fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> Binary {
         }
     }
     let mut child = command
-        .args(["--host", "127.0.0.1", "--port", "0", "--workers", "2"])
+        .args(["--host", host, "--port", "0", "--workers", "2"])
         .args(args)
         .env("RUST_LOG", "info")
         .envs(env.iter().copied())
@@ -218,6 +223,7 @@ pub async fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> Binary {
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let echo = std::env::var_os("TEST_LOG").is_some();
+    let prefix = format!("{host}:");
     let port = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if echo {
@@ -226,7 +232,7 @@ pub async fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> Binary {
             // Text (`addr=127.0.0.1:N`) or JSON (`"addr":"127.0.0.1:N"`).
             let port = line
                 .contains("trickle listening")
-                .then(|| line.split("127.0.0.1:").nth(1))
+                .then(|| line.split(prefix.as_str()).nth(1))
                 .flatten()
                 .map(|rest| {
                     rest.chars()
@@ -255,7 +261,7 @@ pub async fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> Binary {
     Binary {
         child,
         port,
-        base: format!("http://127.0.0.1:{port}"),
+        base: format!("http://{host}:{port}"),
         logs,
     }
 }

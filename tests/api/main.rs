@@ -8,6 +8,7 @@ mod deploy;
 mod docs;
 mod errors;
 mod exposition;
+mod faults;
 mod h2c;
 mod helpers;
 mod instrument;
