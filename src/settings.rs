@@ -67,8 +67,10 @@ pub struct Settings {
     /// A connection whose peer acknowledges nothing of what was sent for this
     /// long is dropped (TCP_USER_TIMEOUT, Linux): a client whose network went
     /// away without a FIN or RST frees its stream's slot then, rather than
-    /// after the kernel's retransmissions (about 15 minutes). 0s leaves it to
-    /// the kernel.
+    /// after the kernel's retransmissions (about 15 minutes). A client that
+    /// stops reading is dropped the same way once the buffers between are
+    /// full and it has taken nothing for this long. 0s leaves it to the
+    /// kernel.
     #[arg(long, env = "TRICKLE_CLIENT_ACK_TIMEOUT", default_value = "20s",
           value_parser = duration_in(Duration::ZERO, Duration::from_secs(3_600)))]
     pub client_ack_timeout: Duration,

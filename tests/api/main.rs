@@ -17,6 +17,7 @@ mod llm;
 mod logs;
 mod metrics;
 mod ndjson;
+mod netns;
 mod openai_sdk;
 mod otlp;
 mod page;

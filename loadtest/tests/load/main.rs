@@ -7,12 +7,16 @@ mod capacity;
 mod cli;
 mod compression;
 mod docs_json;
+mod faults;
 mod formats;
 mod helpers;
 mod honest_latency;
 mod intermediaries;
 mod llm;
 mod misbehaving;
+// The network namespace kit is the service tests' own.
+#[path = "../../../tests/api/netns.rs"]
+mod netns;
 mod processes;
 mod quick_starts;
 mod rehearsals;
