@@ -28,9 +28,8 @@ fn trickle_binary() -> std::path::PathBuf {
     path
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_that_vanishes_ends_streams_as_idle_timeout_and_nothing_hangs() {
-    let Some(ns) = Netns::make() else { return };
+/// trickle started inside the namespace, on its address; its base URL.
+async fn trickle_in(ns: &Netns) -> (tokio::process::Child, String) {
     let mut server = tokio::process::Command::new("ip")
         .args(["netns", "exec", &ns.name])
         .arg(trickle_binary())
@@ -59,7 +58,13 @@ async fn a_server_that_vanishes_ends_streams_as_idle_timeout_and_nothing_hangs()
     .await
     .expect("trickle logs its address");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let host = format!("http://{}:{port}", ns.peer_ip);
+    (server, format!("http://{}:{port}", ns.peer_ip))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_vanishes_ends_streams_as_idle_timeout_and_nothing_hangs() {
+    let Some(ns) = Netns::make() else { return };
+    let (mut server, host) = trickle_in(&ns).await;
 
     // Three seconds into the run, the server's link goes down.
     let cut = {
@@ -116,5 +121,90 @@ async fn a_server_that_vanishes_ends_streams_as_idle_timeout_and_nothing_hangs()
     assert!(report.events > 0, "events flowed before the cut");
     // Nothing hung: the run ended on time.
     assert!(took < Duration::from_secs(20), "the run took {took:?}");
+    let _ = server.kill().await;
+}
+
+/// The share of a run's gaps above `limit`.
+fn share_above(report: &trickle_load::report::Report, limit: Duration) -> f64 {
+    let gaps = report.histogram(trickle_load::measure::Measure::Gap);
+    let micros = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
+    let below = gaps.count_between(0, micros);
+    (gaps.len() - below.min(gaps.len())) as f64 / gaps.len().max(1) as f64
+}
+
+/// 20 users on streams of 40 events 20 ms apart for 8 s.
+const STREAMS: [&str; 12] = [
+    "--users",
+    "20",
+    "--increase-rate",
+    "100",
+    "--run-time",
+    "8s",
+    "--chunks",
+    "40",
+    "--interval-ms",
+    "20",
+    "--idle-timeout",
+    "10s",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_packet_loss_streams_complete_whole_and_in_order_and_the_gaps_show_it() {
+    let Some(ns) = Netns::make() else { return };
+    let (mut server, host) = trickle_in(&ns).await;
+    // The same streams without loss first: what the gaps are here.
+    let (clean, _) = load(&host, &STREAMS).await;
+    // Then 5% of what the server sends is dropped on its way out: real TCP
+    // retransmissions (iptables' statistic match; this kernel has no netem).
+    let drop = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "iptables", "-A", "OUTPUT", "-p", "tcp",
+        ])
+        .args([
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            "0.05",
+        ])
+        .args(["-j", "DROP"])
+        .output()
+        .expect("iptables runs (apt-get install iptables; scripts/test does)");
+    assert!(
+        drop.status.success(),
+        "iptables: {}",
+        String::from_utf8_lossy(&drop.stderr)
+    );
+    let (result, _) = load(&host, &STREAMS).await;
+    let report = &result.report;
+    let ends = &report.ends;
+    let completed = ends.get(&ConnectionEnd::Completed).copied().unwrap_or(0);
+    // A gap of one and a half intervals or more: an event held back.
+    let late = Duration::from_millis(30);
+    let (clean_late, lossy_late) = (share_above(&clean.report, late), share_above(report, late));
+    eprintln!(
+        "under 5% loss: ends {ends:?}, integrity {:?}; gaps over 30 ms: {:.2}% (without loss {:.2}%)",
+        report.integrity,
+        lossy_late * 100.0,
+        clean_late * 100.0
+    );
+    // Streams complete, every id once and in order.
+    assert!(completed >= 20, "{ends:?}");
+    for end in [
+        ConnectionEnd::Truncated,
+        ConnectionEnd::IdleTimeout,
+        ConnectionEnd::ProtocolError,
+    ] {
+        assert!(!ends.contains_key(&end), "{end:?} in {ends:?}");
+    }
+    let i = &report.integrity;
+    assert_eq!((i.lost, i.duplicated, i.out_of_order), (0, 0, 0), "{i:?}");
+    // The gaps show the retransmissions: held-back events, several times
+    // as many as without loss.
+    assert!(
+        lossy_late >= 0.01 && lossy_late >= 3.0 * clean_late,
+        "gaps over 30 ms: {lossy_late} under loss, {clean_late} without"
+    );
     let _ = server.kill().await;
 }
