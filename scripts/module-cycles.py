@@ -15,7 +15,8 @@ import sys
 
 CRATES = {"trickle": "src", "trickle-telemetry": "telemetry/src",
           "trickle-sse": "sse/src", "trickle-load": "loadtest/src",
-          "trickle-emulator": "emulator/src", "trickle-protocol": "protocol/src"}
+          "trickle-emulator": "emulator/src", "trickle-protocol": "protocol/src",
+          "trickle-fuzz": "fuzz/src"}
 PATH = re.compile(r"\b(crate|super)((?:::[a-z_][a-z0-9_]*)+)")
 GROUP = re.compile(r"\b(crate|super)((?:::[a-z_][a-z0-9_]*)*)::\{([^}]*)\}", re.S)
 

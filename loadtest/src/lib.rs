@@ -82,6 +82,14 @@ pub use record::ConnectionEnd;
 pub use report::summary::Summary;
 pub use report::Report;
 
+/// The parsers of bytes from the network, for the fuzz targets
+/// (`fuzz/`): not API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::client::decode::{ClientTransport, Decoder, Seen};
+    pub use crate::client::raw::{read_response, ReadResponse};
+}
+
 /// The event decoder (its cost per event is measured by
 /// `examples/per_event_cost.rs`) and the body decoders of `--compressed`
 /// (their memory by `examples/decoder_memory.rs`).

@@ -314,6 +314,12 @@ fn parse_head(buf: &[u8], instance_header: &str) -> Result<Option<(Head, usize)>
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
     let len = match response.parse(buf) {
+        // A head past the limit is refused however the reads split it.
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+            return Err(Failure::Protocol(format!(
+                "a response head longer than {MAX_HEAD} bytes"
+            )))
+        }
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(Failure::Protocol(format!("invalid response head: {e}"))),
@@ -358,6 +364,80 @@ fn parse_head(buf: &[u8], instance_header: &str) -> Result<Option<(Head, usize)>
         (false, None) => Framing::Close,
     };
     Ok(Some((head, len)))
+}
+
+/// A whole response as the reader takes it in, piece by piece as the
+/// network hands it over: the head parsed once complete (at most
+/// [`MAX_HEAD`] bytes), then the body unframed. The same head parser and
+/// unframing a connection runs; for tests and fuzzing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResponse {
+    /// The status, once the head was complete.
+    pub status: Option<u16>,
+    /// How the body ends: `chunked`, `length N` or `close`.
+    pub framing: Option<String>,
+    /// The body's payload, unframed.
+    pub payload: Vec<u8>,
+    /// Whether a chunked or sized body came whole.
+    pub complete: bool,
+    /// Why the reader gave up, if it did.
+    pub error: Option<String>,
+}
+
+/// Reads `pieces` as one response arriving in that many reads.
+pub fn read_response(pieces: &[&[u8]]) -> ReadResponse {
+    let mut read = ReadResponse {
+        status: None,
+        framing: None,
+        payload: Vec::new(),
+        complete: false,
+        error: None,
+    };
+    let mut head_buf = Vec::new();
+    let mut unframe: Option<Unframe> = None;
+    for piece in pieces {
+        let body_bytes: Vec<u8> = match &unframe {
+            Some(_) => piece.to_vec(),
+            None => {
+                head_buf.extend_from_slice(piece);
+                match parse_head(&head_buf, "x-trickle-instance") {
+                    Ok(Some((head, len))) => {
+                        read.status = Some(head.status);
+                        read.framing = Some(match head.framing {
+                            Framing::Chunked => "chunked".to_owned(),
+                            Framing::Length(n) => format!("length {n}"),
+                            Framing::Close => "close".to_owned(),
+                        });
+                        unframe = Some(Unframe::new(head.framing));
+                        head_buf.split_off(len)
+                    }
+                    Ok(None) if head_buf.len() > MAX_HEAD => {
+                        read.error = Some(format!("a response head longer than {MAX_HEAD} bytes"));
+                        return read;
+                    }
+                    Ok(None) => continue,
+                    Err(Failure::Protocol(why) | Failure::Connect(why)) => {
+                        read.error = Some(why);
+                        return read;
+                    }
+                }
+            }
+        };
+        let Some(u) = unframe.as_mut() else { continue };
+        if u.done() {
+            break;
+        }
+        let payload = &mut read.payload;
+        if let Err(why) = u.feed(&body_bytes, &mut |bytes: &[u8]| {
+            payload.extend_from_slice(bytes);
+            true
+        }) {
+            read.error = Some(why);
+            return read;
+        }
+    }
+    read.complete = unframe.as_ref().is_some_and(Unframe::done);
+    read
 }
 
 /// A body's framing, decoded as bytes come: hands out the payload.

@@ -1,0 +1,201 @@
+//! Fuzz targets: every parser of bytes from the network in the workspace,
+//! each a function of arbitrary bytes that checks more than "does not
+//! panic":
+//! - [`http_response`]: trickle-load's HTTP/1.1 reader (head, chunked,
+//!   sized and close-delimited bodies);
+//! - [`sse`]: the SSE parser (`trickle_sse::Parser::feed_with`);
+//! - [`events`]: trickle-load's event decoding (SSE, NDJSON, text, LLM
+//!   chunks);
+//! - [`stream_spec`]: the service's stream parameters (query strings and
+//!   `Last-Event-ID`);
+//! - [`openai_body`]: every OpenAI-compatible request body the service
+//!   accepts (chat, completions, responses, tokenize, detokenize);
+//! - [`report`]: trickle-load's report reader (`merge` of a hostile file).
+//!
+//! Properties: a parser's result does not depend on how its input was
+//! split into reads (the first byte of the input picks the split); what
+//! it keeps is bounded by what it was given; round trips hold where they
+//! exist (a report read, written and read again is the same report).
+//! `tests/corpus.rs` replays the committed corpus (`corpus/<target>/`)
+//! and every crash found (`crashes/<target>/`) through them.
+
+use trickle_load::fuzzing::{read_response, ClientTransport, Decoder, Seen};
+
+/// A fuzz target: arbitrary bytes in, a panic when a property breaks.
+pub type Target = fn(&[u8]);
+
+/// Every target, by name (the corpus folders' names).
+pub const TARGETS: [(&str, Target); 6] = [
+    ("http_response", http_response),
+    ("sse", sse),
+    ("events", events),
+    ("stream_spec", stream_spec),
+    ("openai_body", openai_body),
+    ("report", report),
+];
+
+/// The input's first byte picks the reads it arrives in: pieces of a
+/// varying size from 1 to 16 bytes (0: all at once); the rest is the
+/// input.
+fn split(data: &[u8]) -> (Vec<&[u8]>, &[u8]) {
+    let Some((&seed, input)) = data.split_first() else {
+        return (Vec::new(), data);
+    };
+    if seed == 0 {
+        return (vec![input], input);
+    }
+    let mut pieces = Vec::new();
+    let mut rest = input;
+    let mut size = usize::from(seed % 16) + 1;
+    while !rest.is_empty() {
+        let take = size.min(rest.len());
+        pieces.push(&rest[..take]);
+        rest = &rest[take..];
+        // Sizes vary so every offset gets a boundary in some input.
+        size = (size * 7 + usize::from(seed >> 4)) % 16 + 1;
+    }
+    (pieces, input)
+}
+
+/// trickle-load's HTTP/1.1 reader: the same response whole or split, and
+/// no more payload than bytes given.
+pub fn http_response(data: &[u8]) {
+    let (pieces, input) = split(data);
+    let whole = read_response(&[input]);
+    let split = read_response(&pieces);
+    assert_eq!(whole, split, "the reads' split changed the response");
+    assert!(whole.payload.len() <= input.len());
+}
+
+/// The SSE parser: the same items whole or split (or an over-long line
+/// refused either way), and nothing kept larger than the input.
+pub fn sse(data: &[u8]) {
+    let (pieces, input) = split(data);
+    let parse = |pieces: &[&[u8]]| {
+        let mut parser = trickle_sse::Parser::with_max_line(4096);
+        let mut items = Vec::new();
+        for piece in pieces {
+            if parser.feed(piece, &mut items).is_err() {
+                return (items, true);
+            }
+        }
+        (items, false)
+    };
+    let (whole, whole_refused) = parse(&[input]);
+    let (split, split_refused) = parse(&pieces);
+    assert_eq!(
+        whole_refused, split_refused,
+        "a long line refused one way only"
+    );
+    if !whole_refused {
+        assert_eq!(whole, split, "the reads' split changed the events");
+    }
+    // What the events hold comes from the input: at most three bytes
+    // (U+FFFD for an invalid byte) per byte given.
+    let kept: usize = whole
+        .iter()
+        .map(|item| match item {
+            trickle_sse::Item::Event(e) => e.data.len(),
+            trickle_sse::Item::Comment(c) => c.len(),
+            trickle_sse::Item::Retry(_) => 0,
+        })
+        .sum();
+    assert!(
+        kept <= 3 * input.len(),
+        "{kept} bytes kept of {}",
+        input.len()
+    );
+}
+
+/// trickle-load's event decoders (the input's second byte picks SSE,
+/// NDJSON, text or LLM chunks): the same items whole or split.
+pub fn events(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let decoder = || match which % 4 {
+        0 => Decoder::new(ClientTransport::Sse),
+        1 => Decoder::new(ClientTransport::Ndjson),
+        2 => Decoder::new(ClientTransport::Text),
+        _ => Decoder::llm(),
+    };
+    let (pieces, input) = split(rest);
+    let decode = |pieces: &[&[u8]]| {
+        let mut d = decoder();
+        let mut seen: Vec<Seen> = Vec::new();
+        for piece in pieces {
+            if d.feed(piece, &mut seen).is_err() {
+                return (seen, true);
+            }
+        }
+        (seen, false)
+    };
+    let (whole, whole_err) = decode(&[input]);
+    let (split, split_err) = decode(&pieces);
+    assert_eq!(whole_err, split_err, "an error one way only");
+    if !whole_err {
+        assert_eq!(whole, split, "the reads' split changed the events");
+    }
+}
+
+/// The service's stream parameters: a query string, and after a 0xFF
+/// byte a `Last-Event-ID` header's value; refused or accepted, never a
+/// panic, and an accepted spec stays within the documented bounds.
+pub fn stream_spec(data: &[u8]) {
+    let (query, last_id) = match data.iter().position(|b| *b == 0xFF) {
+        Some(at) => (&data[..at], Some(&data[at + 1..])),
+        None => (data, None),
+    };
+    let query = String::from_utf8_lossy(query);
+    if let Ok(spec) = trickle::stream::spec::StreamSpec::parse(&query, last_id) {
+        let again = trickle::stream::spec::StreamSpec::parse(&query, last_id);
+        assert_eq!(Some(spec), again.ok(), "the same input parsed twice");
+    }
+}
+
+/// The simulated model's defaults, as `trickle` starts with.
+fn model() -> Option<trickle::llm::model::ModelSettings> {
+    trickle::settings::Settings::from_args(["trickle"])
+        .ok()
+        .map(|s| s.llm)
+}
+
+/// Every OpenAI-compatible request body the service accepts (the first
+/// byte picks chat, completions, responses, tokenize or detokenize):
+/// an answer or an OpenAI error, never a panic.
+pub fn openai_body(data: &[u8]) {
+    use trickle::llm::request::{parse_detokenize, Api, CompletionRequest, TokenizeRequest};
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    let Some(model) = model() else { return };
+    match which % 5 {
+        0 => drop(CompletionRequest::parse(Api::Chat, body, &model)),
+        1 => drop(CompletionRequest::parse(Api::Completions, body, &model)),
+        2 => drop(CompletionRequest::parse(Api::Responses, body, &model)),
+        3 => drop(TokenizeRequest::parse(body, &model)),
+        _ => drop(parse_detokenize(body, &model)),
+    }
+}
+
+/// trickle-load's report reader (what `merge` reads): refused or read;
+/// a report read, written and read again is the same report, and it
+/// merges with itself or says why not.
+pub fn report(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(report) = trickle_load::Report::from_json(&text) else {
+        return;
+    };
+    let Ok(written) = report.to_json(&[]) else {
+        return;
+    };
+    let again = trickle_load::Report::from_json(&written)
+        .unwrap_or_else(|e| panic!("a report it wrote does not read back: {e}"));
+    assert_eq!(
+        again.to_json(&[]).ok(),
+        Some(written),
+        "read, written and read again, the report changed"
+    );
+    let mut merged = again.clone();
+    let _ = merged.merge(&again);
+}
