@@ -763,6 +763,34 @@ mod tests {
     }
 
     #[test]
+    fn a_head_over_the_limit_is_refused_however_the_reads_split_it() {
+        // Found by the fuzz target's split property: refused in several
+        // reads, it was taken in one.
+        let mut head = b"HTTP/1.1 200 OK\r\nx-big: ".to_vec();
+        head.extend(std::iter::repeat_n(b'a', MAX_HEAD));
+        head.extend_from_slice(b"\r\ncontent-length: 2\r\n\r\nhi");
+        let whole = read_response(&[&head]);
+        let pieces: Vec<&[u8]> = head.chunks(4096).collect();
+        let split = read_response(&pieces);
+        assert_eq!(whole, split);
+        assert_eq!(
+            whole.error.as_deref(),
+            Some("a response head longer than 65536 bytes")
+        );
+        assert_eq!(whole.status, None);
+        // Just under the limit, it is read either way.
+        let mut fits = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-big: ".to_vec();
+        fits.extend(std::iter::repeat_n(b'a', MAX_HEAD - 100));
+        fits.extend_from_slice(b"\r\n\r\nhi");
+        let read = read_response(&fits.chunks(1000).collect::<Vec<_>>());
+        assert_eq!(
+            (read.status, read.payload.as_slice(), read.complete),
+            (Some(200), &b"hi"[..], true)
+        );
+        assert_eq!(read, read_response(&[&fits]));
+    }
+
+    #[test]
     fn length_and_close_framings() {
         assert_eq!(
             unframe(Framing::Length(5), &[b"hel", b"lo and more"]),
