@@ -368,7 +368,7 @@ fn parse_head(buf: &[u8], instance_header: &str) -> Result<Option<(Head, usize)>
 
 /// A whole response as the reader takes it in, piece by piece as the
 /// network hands it over: the head parsed once complete (at most
-/// [`MAX_HEAD`] bytes), then the body unframed. The same head parser and
+/// `MAX_HEAD` bytes), then the body unframed. The same head parser and
 /// unframing a connection runs; for tests and fuzzing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadResponse {
