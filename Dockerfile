@@ -20,14 +20,15 @@ COPY telemetry/Cargo.toml telemetry/Cargo.toml
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
 COPY emulator/Cargo.toml emulator/Cargo.toml
 COPY protocol/Cargo.toml protocol/Cargo.toml
-RUN mkdir -p src sse/src telemetry/src telemetry/benches loadtest/src emulator/src protocol/src \
- && echo 'fn main() {}' > src/main.rs && touch src/lib.rs sse/src/lib.rs telemetry/src/lib.rs loadtest/src/lib.rs emulator/src/lib.rs protocol/src/lib.rs \
+COPY fuzz/Cargo.toml fuzz/Cargo.toml
+RUN mkdir -p src sse/src telemetry/src telemetry/benches loadtest/src emulator/src protocol/src fuzz/src \
+ && echo 'fn main() {}' > src/main.rs && touch src/lib.rs sse/src/lib.rs telemetry/src/lib.rs loadtest/src/lib.rs emulator/src/lib.rs protocol/src/lib.rs fuzz/src/lib.rs \
  && echo 'fn main() {}' > loadtest/src/main.rs && echo 'fn main() {}' > telemetry/benches/recorder.rs \
  && cargo build --release --locked --workspace --bins \
- && rm -rf src sse/src telemetry/src telemetry/benches loadtest/src emulator/src protocol/src
+ && rm -rf src sse/src telemetry/src telemetry/benches loadtest/src emulator/src protocol/src fuzz/src
 
 COPY . .
-RUN touch src/main.rs src/lib.rs sse/src/lib.rs telemetry/src/lib.rs loadtest/src/lib.rs loadtest/src/main.rs emulator/src/lib.rs protocol/src/lib.rs \
+RUN touch src/main.rs src/lib.rs sse/src/lib.rs telemetry/src/lib.rs loadtest/src/lib.rs loadtest/src/main.rs emulator/src/lib.rs protocol/src/lib.rs fuzz/src/lib.rs \
  && cargo build --release --locked --workspace --bins
 
 # Runtime images: glibc, libgcc and CA certificates only (what the binaries
