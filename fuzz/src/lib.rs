@@ -107,13 +107,17 @@ pub fn sse(data: &[u8]) {
     );
 }
 
-/// trickle-load's event decoders (the input's second byte picks SSE,
-/// NDJSON, text or LLM chunks): the same items whole or split.
+/// trickle-load's event decoders (the input's first byte picks SSE,
+/// NDJSON, text, LLM chunks or WebSocket frames): the same items whole or
+/// split; a WebSocket frame means what the same NDJSON line means.
 pub fn events(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    let decoder = || match which % 4 {
+    if which % 5 == 4 {
+        return websocket_frame(rest);
+    }
+    let decoder = || match which % 5 {
         0 => Decoder::new(ClientTransport::Sse),
         1 => Decoder::new(ClientTransport::Ndjson),
         2 => Decoder::new(ClientTransport::Text),
@@ -136,6 +140,30 @@ pub fn events(data: &[u8]) {
     if !whole_err {
         assert_eq!(whole, split, "the reads' split changed the events");
     }
+}
+
+/// One WebSocket text frame against the same message as an NDJSON line:
+/// both transports carry trickle's JSON messages, so they must agree.
+fn websocket_frame(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if text.contains(['\n', '\r']) {
+        return; // a line of NDJSON ends there; a frame does not
+    }
+    let frame = Decoder::new(ClientTransport::Ws).frame(&text);
+    let mut seen = Vec::new();
+    let mut ndjson = Decoder::new(ClientTransport::Ndjson);
+    if ndjson
+        .feed(format!("{text}\n").as_bytes(), &mut seen)
+        .is_err()
+    {
+        return; // longer than an NDJSON line may be; frames have no such limit
+    }
+    assert_eq!(seen.len(), 1, "one line gave {} items", seen.len());
+    assert_eq!(
+        seen.pop(),
+        Some(frame),
+        "a frame and the same NDJSON line differ"
+    );
 }
 
 /// The service's stream parameters: a query string, and after a 0xFF
