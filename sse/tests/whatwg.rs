@@ -5,6 +5,7 @@
 //! streams with CR, LF and CRLF mixed, a BOM, comments, fields without a
 //! colon, ids with NUL, invalid UTF-8, unfinished blocks, and arbitrary
 //! splits into reads.
+#![allow(clippy::expect_used)]
 
 use proptest::prelude::*;
 use trickle_sse::{Event, Item, Parser};
@@ -80,17 +81,14 @@ fn whatwg(stream: &[u8]) -> Vec<Item> {
                 data.push_str(value);
                 data.push('\n');
             }
-            "id" => {
-                if !value.contains('\u{0}') {
-                    id_buffer = value.to_owned();
-                }
-            }
-            "retry" => {
-                if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
-                    // Reported as milliseconds; a value too large for u64
-                    // is still valid (the parser saturates).
-                    out.push(Item::Retry(value.parse().unwrap_or(u64::MAX)));
-                }
+            // "If the field value does not contain U+0000 NULL, set the
+            // last event ID buffer to the field value."
+            "id" if !value.contains('\u{0}') => id_buffer = value.to_owned(),
+            // "If the field value consists of only ASCII digits": reported
+            // in milliseconds; a value too large for u64 is still valid
+            // (the parser saturates).
+            "retry" if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) => {
+                out.push(Item::Retry(value.parse().unwrap_or(u64::MAX)));
             }
             _ => {}
         }
