@@ -17,13 +17,16 @@ use crate::measure::histogram::{new_histogram, record, MAX_MICROS, SIGNIFICANT_D
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Measure {
-    /// TCP connect, where the client sees it (WebSocket).
+    /// TCP connect, where the client sees it (trickle-load's own reader,
+    /// WebSocket).
     Connect,
-    /// Request sent to response headers.
+    /// The request's start to response headers. The start is before
+    /// connecting: a new connection's handshakes (a round trip each) are
+    /// part of the wait, as they are for a user.
     Headers,
-    /// Request sent to the first body byte.
+    /// The request's start to the first body byte.
     FirstByte,
-    /// Request sent to the first event (LLM runs: the first token).
+    /// The request's start to the first event (LLM runs: the first token).
     FirstEvent,
     /// Between consecutive events of a connection (LLM runs: ITL).
     Gap,

@@ -10,6 +10,7 @@ use tokio::io::AsyncBufReadExt as _;
 use trickle_load::record::ConnectionEnd;
 
 use super::helpers::load;
+use super::netdelay::Delay;
 use super::netns::Netns;
 
 /// trickle's binary, built beside the test binaries.
@@ -205,6 +206,143 @@ async fn under_packet_loss_streams_complete_whole_and_in_order_and_the_gaps_show
     assert!(
         lossy_late >= 0.01 && lossy_late >= 3.0 * clean_late,
         "gaps over 30 ms: {lossy_late} under loss, {clean_late} without"
+    );
+    let _ = server.kill().await;
+}
+
+/// A measure's quantile, in milliseconds.
+fn ms(report: &trickle_load::report::Report, m: trickle_load::measure::Measure, q: f64) -> f64 {
+    report.histogram(m).value_at_quantile(q) as f64 / 1000.0
+}
+
+/// 10 users on streams of 50 events 20 ms apart for 5 s.
+const PACED: [&str; 12] = [
+    "--users",
+    "10",
+    "--increase-rate",
+    "100",
+    "--run-time",
+    "5s",
+    "--chunks",
+    "50",
+    "--interval-ms",
+    "20",
+    "--idle-timeout",
+    "10s",
+];
+
+/// Streams complete, each id once and in order, nothing else.
+fn whole(report: &trickle_load::report::Report, users: u64) {
+    let ends = &report.ends;
+    let completed = ends.get(&ConnectionEnd::Completed).copied().unwrap_or(0);
+    assert!(completed >= users, "{ends:?}");
+    assert_eq!(
+        ends.values().sum::<u64>(),
+        completed
+            + ends
+                .get(&ConnectionEnd::ClientDeadline)
+                .copied()
+                .unwrap_or(0),
+        "only completed streams and those the run's end cut: {ends:?}"
+    );
+    let i = &report.integrity;
+    assert_eq!((i.lost, i.duplicated, i.out_of_order), (0, 0, 0), "{i:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_delay_and_jitter_first_bytes_shift_by_the_round_trip_and_gaps_show_the_jitter() {
+    use trickle_load::measure::Measure::{Connect, FirstByte, Gap};
+    let Some(ns) = Netns::make() else { return };
+    let (mut server, host) = trickle_in(&ns).await;
+    let (clean, _) = load(&host, &PACED).await;
+    // 50 ms each way, +/- 10 ms per packet: a round trip of about 100 ms.
+    let delay = Delay::start(&ns, Duration::from_millis(50), Duration::from_millis(10))
+        .expect("the delay starts");
+    let (delayed, _) = load(&host, &PACED).await;
+    let stats = delay.stop().expect("the forwarder ran");
+    let (c, d) = (&clean.report, &delayed.report);
+    let shift = ms(d, FirstByte, 0.5) - ms(c, FirstByte, 0.5);
+    let connect_shift = ms(d, Connect, 0.5) - ms(c, Connect, 0.5);
+    let spread = |r| ms(r, Gap, 0.9) - ms(r, Gap, 0.1);
+    eprintln!(
+        "delay 50 +/- 10 ms each way ({} packets held, {} reordered): connect p50 shift {connect_shift:.1} ms, first byte p50 {:.1} -> {:.1} ms (shift {shift:.1}), \
+         gap p50 {:.1} -> {:.1} ms, gap p10-p90 spread {:.1} -> {:.1} ms; ends {:?}",
+        stats.packets,
+        stats.reordered,
+        ms(c, FirstByte, 0.5),
+        ms(d, FirstByte, 0.5),
+        ms(c, Gap, 0.5),
+        ms(d, Gap, 0.5),
+        spread(c),
+        spread(d),
+        d.ends
+    );
+    assert!(stats.packets > 1000, "{stats:?}");
+    // Connecting takes one round trip (100 ms, +/- the jitter); the first
+    // byte, timed from the request's start like a user's wait, one more:
+    // the request out, the answer back.
+    assert!(
+        (70.0..=140.0).contains(&connect_shift),
+        "connect shifted {connect_shift} ms"
+    );
+    assert!(
+        (70.0..=140.0).contains(&(shift - connect_shift)),
+        "first byte shifted {shift} ms, connect {connect_shift} ms"
+    );
+    // The events keep their pace (20 ms) ...
+    assert!(
+        (ms(d, Gap, 0.5) - ms(c, Gap, 0.5)).abs() < 5.0,
+        "gap p50 {} -> {}",
+        ms(c, Gap, 0.5),
+        ms(d, Gap, 0.5)
+    );
+    // ... with the jitter in their spread.
+    assert!(
+        spread(d) >= spread(c) + 5.0,
+        "spread {} -> {}",
+        spread(c),
+        spread(d)
+    );
+    // Nothing else changes.
+    whole(c, 10);
+    whole(d, 10);
+    let _ = server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_reordering_streams_complete_whole_and_in_order_and_the_gaps_show_it() {
+    use trickle_load::measure::Measure::Gap;
+    let Some(ns) = Netns::make() else { return };
+    let (mut server, host) = trickle_in(&ns).await;
+    // Events 2 ms apart: a flow's packets closer than the jitter's width.
+    let fast = PACED.map(|a| if a == "20" { "2" } else { a });
+    let (clean, _) = load(&host, &fast).await;
+    // 15 ms +/- 15 ms each way: packets overtake each other.
+    let delay = Delay::start(&ns, Duration::from_millis(15), Duration::from_millis(15))
+        .expect("the delay starts");
+    let (reordered, _) = load(&host, &fast).await;
+    let stats = delay.stop().expect("the forwarder ran");
+    let (c, r) = (&clean.report, &reordered.report);
+    eprintln!(
+        "reordering ({} packets, {} let go before an earlier one of their flow): gap p99 {:.1} -> {:.1} ms; ends {:?}, integrity {:?}",
+        stats.packets,
+        stats.reordered,
+        ms(c, Gap, 0.99),
+        ms(r, Gap, 0.99),
+        r.ends,
+        r.integrity
+    );
+    // The path did reorder, a lot.
+    assert!(stats.reordered >= 100, "{stats:?}");
+    whole(c, 10);
+    whole(r, 10);
+    // TCP put the bytes back in order; the wait for the late segments is
+    // in the gaps.
+    assert!(
+        ms(r, Gap, 0.99) >= ms(c, Gap, 0.99) + 5.0,
+        "gap p99 {} -> {}",
+        ms(c, Gap, 0.99),
+        ms(r, Gap, 0.99)
     );
     let _ = server.kill().await;
 }

@@ -15,6 +15,8 @@ mod intermediaries;
 mod llm;
 mod misbehaving;
 // The network namespace kit is the service tests' own.
+#[path = "../../../tests/api/netdelay.rs"]
+mod netdelay;
 #[path = "../../../tests/api/netns.rs"]
 mod netns;
 mod processes;
