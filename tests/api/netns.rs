@@ -89,6 +89,13 @@ impl Netns {
         Some(ns)
     }
 
+    /// Runs `tc` inside the namespace.
+    pub fn exec_tc(&self, args: &[&str]) -> Result<(), String> {
+        let mut all = vec!["netns", "exec", &self.name, "tc"];
+        all.extend_from_slice(args);
+        ip(&all)
+    }
+
     /// Runs `ip` inside the namespace.
     pub fn exec_ip(&self, args: &[&str]) -> Result<(), String> {
         let mut all = vec!["netns", "exec", &self.name, "ip"];

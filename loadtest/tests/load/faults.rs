@@ -346,3 +346,139 @@ async fn under_reordering_streams_complete_whole_and_in_order_and_the_gaps_show_
     );
     let _ = server.kill().await;
 }
+
+/// A process's resident memory, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// How long `GET /healthz` takes over a new connection, and its status
+/// line: through the link (`inside` None), or from inside the namespace
+/// over its loopback, past the link (bash's /dev/tcp: no tool to install).
+async fn healthz(host: &str, inside: Option<&str>) -> (Duration, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = host.trim_start_matches("http://").to_owned();
+    let request = "GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n";
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        if let Some(ns) = inside {
+            let (ip, port) = addr.split_once(':')?;
+            let script = format!(
+                "exec 3<>/dev/tcp/{ip}/{port} && printf '{}' >&3 && head -n1 <&3",
+                request.replace("\r", "\\r").replace("\n", "\\n")
+            );
+            let out = tokio::process::Command::new("ip")
+                .args(["netns", "exec", ns, "bash", "-c", &script])
+                .output()
+                .await
+                .ok()?;
+            return Some(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+        }
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        tcp.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.ok()?;
+        answer.lines().next().map(str::to_owned)
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    (started.elapsed(), answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_bandwidth_cap_the_server_stays_bounded_and_healthy_and_the_lag_is_reported() {
+    use trickle_load::measure::Measure::Delivery;
+    let Some(ns) = Netns::make() else { return };
+    let (mut server, host) = trickle_in(&ns).await;
+    let pid = server.id().expect("trickle runs");
+    // 20 streams of 1 KB events every 10 ms want about 2 MB/s; the
+    // server's way out gets 50 KB/s (tbf), a fortieth of it.
+    let args = [
+        "--users",
+        "20",
+        "--increase-rate",
+        "100",
+        "--run-time",
+        "10s",
+        "--chunks",
+        "100000",
+        "--interval-ms",
+        "10",
+        "--size",
+        "1000",
+        "--idle-timeout",
+        "30s",
+    ];
+    let (clean, _) = load(&host, &args.map(|a| if a == "10s" { "3s" } else { a })).await;
+    let baseline = rss_mib(pid);
+    ns.exec_tc(&[
+        "qdisc", "add", "dev", &ns.inner, "root", "tbf", "rate", "400kbit", "burst", "16kb",
+        "latency", "200ms",
+    ])
+    .expect("tbf on the server's way out");
+    let (host_for_probe, name) = (host.clone(), ns.name.clone());
+    let probe = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        for _ in 0..9 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let inside = healthz(&host_for_probe, Some(&name)).await;
+            let through = healthz(&host_for_probe, None).await;
+            samples.push((rss_mib(pid), inside, through));
+        }
+        samples
+    });
+    let (capped, _) = load(&host, &args).await;
+    let samples = probe.await.expect("the probe");
+    let (c, d) = (&clean.report, &capped.report);
+    let peak = samples.iter().map(|s| s.0).fold(0.0, f64::max);
+    let slowest = samples.iter().map(|s| s.1 .0).max().unwrap_or_default();
+    let slowest_through = samples.iter().map(|s| s.2 .0).max().unwrap_or_default();
+    eprintln!(
+        "capped at 50 KB/s: trickle RSS {baseline:.1} MiB before, {:?} MiB each second, /healthz slowest {slowest:?} \
+         from inside ({:?}), {slowest_through:?} through the capped link; \
+         events {} in 10 s (uncapped {} in 3 s); delivery delay p50 {:.0} ms (uncapped {:.1} ms); ends {:?}, integrity {:?}",
+        samples.iter().map(|s| (s.0 * 10.0).round() / 10.0).collect::<Vec<_>>(),
+        samples.iter().map(|s| s.1 .1.as_str()).collect::<std::collections::BTreeSet<_>>(),
+        d.events,
+        c.events,
+        ms(d, Delivery, 0.5),
+        ms(c, Delivery, 0.5),
+        d.ends,
+        d.integrity
+    );
+    // The server's memory stays bounded: a stream holds one event, the
+    // backlog waits in the sockets' buffers, not in trickle.
+    assert!(peak - baseline < 24.0, "RSS {baseline} -> {peak} MiB");
+    // It stays healthy: /healthz answers 200 at once past the link, and
+    // through the saturated link too (there the link's queue sets the pace).
+    for (_, (took, status), (_, through)) in &samples {
+        assert!(status.contains(" 200 "), "/healthz: {status:?}");
+        assert!(*took < Duration::from_secs(1), "/healthz took {took:?}");
+        assert!(
+            through.contains(" 200 "),
+            "/healthz through the link: {through:?}"
+        );
+    }
+    // The events still come, in order, none lost, only late: trickle-load
+    // reports how late (delivery delay: received minus the server's stamp).
+    // (50 KB/s carries about 45 events of 1 KB a second.)
+    assert!(d.events > 200, "{} events", d.events);
+    let i = &d.integrity;
+    assert_eq!((i.lost, i.duplicated, i.out_of_order), (0, 0, 0), "{i:?}");
+    assert!(
+        ms(d, Delivery, 0.5) > 1000.0 && ms(c, Delivery, 0.5) < 50.0,
+        "delivery p50 {} ms capped, {} ms uncapped",
+        ms(d, Delivery, 0.5),
+        ms(c, Delivery, 0.5)
+    );
+    let _ = server.kill().await;
+}
