@@ -75,6 +75,16 @@ pub struct Settings {
           value_parser = duration_in(Duration::ZERO, Duration::from_secs(3_600)))]
     pub client_ack_timeout: Duration,
 
+    /// How long a client may take to send its request: the head on every
+    /// route (then `408`), and on the OpenAI-compatible and tokenizer
+    /// routes the body too, from when its head arrived (then `408` in
+    /// OpenAI's shape, `request_timeout`). Bounds what a slow sender
+    /// (slowloris) holds: a connection and at most the body limit. 0s
+    /// sets no bound.
+    #[arg(long, env = "TRICKLE_REQUEST_READ_TIMEOUT", default_value = "10s",
+          value_parser = duration_in(Duration::ZERO, Duration::from_secs(3_600)))]
+    pub request_read_timeout: Duration,
+
     /// Reconnection delay advertised to clients: SSE `retry:`, the reconnect hint's
     /// `retry_ms` and the `Retry-After` of a 429.
     #[arg(long, env = "TRICKLE_RETRY", default_value = "1s",

@@ -129,6 +129,8 @@ impl Application {
         // A client that closes its socket ends its stream at once rather
         // than at the next write.
         .h1_allow_half_closed(false)
+        // A head that takes longer is answered 408 (slowloris).
+        .client_request_timeout(settings.request_read_timeout)
         // Every chunk leaves when it is written: with Nagle's algorithm a
         // small write that follows another within the client's delayed-ACK
         // time (40 ms on Linux) waits for that ACK, which showed as a

@@ -22,6 +22,9 @@ pub struct AppState {
     pub pacing: Pacing,
     pub frame: FrameContext,
     pub retry: Duration,
+    /// How long a request body may take to arrive (`--request-read-timeout`;
+    /// zero: no bound).
+    pub request_read_timeout: Duration,
     pub telemetry: StreamTelemetry,
     /// The simulated LLM.
     pub model: Arc<crate::llm::ModelSettings>,
@@ -80,6 +83,7 @@ impl AppState {
             },
             frame: FrameContext::new(instance, settings.retry.as_millis() as u64),
             retry: settings.retry,
+            request_read_timeout: settings.request_read_timeout,
             telemetry,
             model: Arc::new(settings.llm.clone()),
             scheduler,

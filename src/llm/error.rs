@@ -91,13 +91,23 @@ impl OpenAiError {
     }
 
     pub fn response(&self) -> HttpResponse {
+        self.head().json(self.body())
+    }
+
+    /// The response's status and headers, for a body of the caller's.
+    pub fn head(&self) -> actix_web::HttpResponseBuilder {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = HttpResponse::build(status);
         if let Some(wait) = self.retry_after {
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             response.insert_header((header::RETRY_AFTER, secs));
         }
-        response.json(self.body())
+        // A body too slow or too large was left unread: the connection
+        // closes rather than keep taking it.
+        if matches!(self.status, 408 | 413) {
+            response.force_close();
+        }
+        response
     }
 
     /// The error object (also sent mid-stream by servers that fail there).

@@ -1,6 +1,8 @@
 //! The simulated LLM's OpenAI endpoints: `POST /v1/chat/completions`,
 //! `POST /v1/completions`, `GET /v1/models`.
 
+use std::time::Duration;
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use tokio::time::Instant;
@@ -58,10 +60,100 @@ async fn serve(
 
 /// A request body up to [`MAX_BODY`], or the error in OpenAI's shape:
 /// `413` beyond it (told by `Content-Length` before reading, or when the
-/// body outgrows it), `400` when the body breaks off.
+/// body outgrows it), `400` when the body breaks off, `408` when it has
+/// not all come within `--request-read-timeout`.
 pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
+) -> Result<web::Bytes, BodyRefused> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(Duration::ZERO, |state| state.request_read_timeout);
+    let read = read_body_whole(req, &mut payload);
+    let result = if limit.is_zero() {
+        read.await
+    } else {
+        tokio::time::timeout(limit, read).await.unwrap_or_else(|_| {
+            let mut error = OpenAiError::invalid(
+                None,
+                Some("request_timeout"),
+                format!(
+                    "The request body did not arrive within {} ms (--request-read-timeout).",
+                    limit.as_millis()
+                ),
+            );
+            error.status = 408;
+            Err(error)
+        })
+    };
+    result.map_err(|error| BodyRefused {
+        unread: matches!(error.status, 408 | 413).then_some(payload),
+        error,
+    })
+}
+
+/// A request refused before or while its body was read: the error, and
+/// the body's unread rest when there is one.
+pub struct BodyRefused {
+    error: OpenAiError,
+    unread: Option<web::Payload>,
+}
+
+impl From<OpenAiError> for BodyRefused {
+    fn from(error: OpenAiError) -> Self {
+        Self {
+            error,
+            unread: None,
+        }
+    }
+}
+
+impl BodyRefused {
+    /// The error response. With a body left unread, the response holds
+    /// it until it is sent: actix then closes the connection, where a
+    /// dropped chunked body would be drained for as long as the client
+    /// sends (a slow or endless sender would keep its connection).
+    pub fn response(self) -> HttpResponse {
+        let Some(unread) = self.unread else {
+            return self.error.response();
+        };
+        let json = serde_json::to_vec(&self.error.body()).unwrap_or_default();
+        self.error
+            .head()
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(HoldingUnread {
+                json: Some(json.into()),
+                _unread: Box::new(unread),
+            })
+    }
+}
+
+/// A response body that keeps the request's unread body alive until it
+/// has been sent (see [`BodyRefused::response`]).
+struct HoldingUnread {
+    json: Option<web::Bytes>,
+    _unread: Box<web::Payload>,
+}
+
+impl actix_web::body::MessageBody for HoldingUnread {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        let len = self.json.as_ref().map_or(0, web::Bytes::len);
+        actix_web::body::BodySize::Sized(len as u64)
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        std::task::Poll::Ready(self.get_mut().json.take().filter(|b| !b.is_empty()).map(Ok))
+    }
+}
+
+async fn read_body_whole(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
 ) -> Result<web::Bytes, OpenAiError> {
     use futures_util::StreamExt as _;
     let too_large = || {

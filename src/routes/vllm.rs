@@ -27,8 +27,8 @@ async fn read<T>(
     req: &HttpRequest,
     body: web::Payload,
     parse: impl FnOnce(&[u8]) -> Result<T, OpenAiError>,
-) -> Result<T, OpenAiError> {
-    parse(&super::llm::read_body(req, body).await?)
+) -> Result<T, super::llm::BodyRefused> {
+    Ok(parse(&super::llm::read_body(req, body).await?)?)
 }
 
 /// `GET /version`: `{"version": ...}`, trickle's.

@@ -15,11 +15,19 @@ use super::source::EventSource;
 /// Largest client frame accepted; clients only send control frames here.
 pub(crate) const MAX_CLIENT_FRAME: usize = 4 * 1024;
 
+/// Pongs are sent at most this often: under a ping flood only the latest
+/// ping is answered (RFC 6455 5.5.3 allows answering only the most recent
+/// one), so a client cannot make the server write a frame per frame it
+/// sends.
+const PONG_EVERY: Duration = Duration::from_millis(100);
+
 /// Why the session loop stopped, when the source did not end it.
 enum ClientEnd {
     Closed(Option<CloseReason>),
     Vanished,
-    ProtocolError,
+    /// A frame broke the protocol: 1002, or 1009 for one over
+    /// [`MAX_CLIENT_FRAME`].
+    ProtocolError(CloseCode),
 }
 
 /// Runs one WebSocket stream to its end. The guard settles the outcome.
@@ -37,21 +45,30 @@ pub async fn run(
     // is treated as gone, even if its socket still takes bytes.
     let silence_limit = heartbeat * 2;
     let mut last_heard = Instant::now();
+    // The latest ping not answered yet, and when the last pong left.
+    let mut unanswered: Option<actix_web::web::Bytes> = None;
+    let mut last_pong: Option<Instant> = None;
 
     let client_end = loop {
+        let pong_due = last_pong.map_or_else(Instant::now, |at| at + PONG_EVERY);
+        // Unbiased: neither a flood of client frames nor a stream without
+        // pauses can starve the other side.
         tokio::select! {
-            biased;
+            () = tokio::time::sleep_until(pong_due), if unanswered.is_some() => {
+                let payload = unanswered.take().unwrap_or_default();
+                last_pong = Some(Instant::now());
+                if session.pong(&payload).await.is_err() {
+                    break ClientEnd::Vanished;
+                }
+            }
             message = messages.recv() => {
                 last_heard = Instant::now();
                 match message {
-                    Some(Ok(Message::Ping(payload))) => {
-                        if session.pong(&payload).await.is_err() {
-                            break ClientEnd::Vanished;
-                        }
-                    }
+                    Some(Ok(Message::Ping(payload))) => unanswered = Some(payload),
                     Some(Ok(Message::Close(reason))) => break ClientEnd::Closed(reason),
                     Some(Ok(_)) => {}
-                    Some(Err(_)) => break ClientEnd::ProtocolError,
+                    Some(Err(actix_ws::ProtocolError::Overflow)) => break ClientEnd::ProtocolError(CloseCode::Size),
+                    Some(Err(_)) => break ClientEnd::ProtocolError(CloseCode::Protocol),
                     None => break ClientEnd::Vanished,
                 }
             }
@@ -100,11 +117,11 @@ pub async fn run(
             let _ = session.close(reason).await;
         }
         ClientEnd::Vanished => guard.settle(Outcome::ClientGone),
-        ClientEnd::ProtocolError => {
+        ClientEnd::ProtocolError(code) => {
             guard.settle(Outcome::Error);
             let _ = session
                 .close(Some(CloseReason {
-                    code: CloseCode::Protocol,
+                    code,
                     description: None,
                 }))
                 .await;

@@ -11,6 +11,7 @@ mod exposition;
 mod faults;
 mod h2c;
 mod helpers;
+mod hostile;
 mod instrument;
 mod limits;
 mod llm;
