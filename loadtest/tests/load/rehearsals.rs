@@ -451,3 +451,70 @@ async fn http2_end_to_end_rehearsal() {
         result.report.statuses
     );
 }
+
+/// The emulator's `emulator_requests_total`.
+async fn emulator_requests(host: &str) -> u64 {
+    let text = reqwest::get(format!("{host}/_emulator/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("emulator_requests_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Request-smuggling shapes sent to the emulator's proxy: each is refused
+/// (400) by the proxy or forwarded as one request with one framing (trickle
+/// answers it); the bytes hidden after it never reach an instance as a
+/// second request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulators_proxy_forwards_no_smuggled_request() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let emu = emulator(&[]).await;
+    let addr = emu.host.trim_start_matches("http://").to_owned();
+    let smuggled = "GET /sse?chunks=1&interval_ms=0 HTTP/1.1\r\nhost: t\r\n\r\n";
+    let post = "POST /v1/completions HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n";
+    let cases = [
+        ("CL.TE", format!("{post}content-length: 6\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}")),
+        ("TE.CL", format!("{post}transfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n", smuggled.len())),
+        ("TE obfuscated: xchunked", format!("{post}transfer-encoding: xchunked\r\n\r\n0\r\n\r\n{smuggled}")),
+        ("TE twice", format!("{post}transfer-encoding: chunked\r\ntransfer-encoding: identity\r\n\r\n0\r\n\r\n{smuggled}")),
+        ("TE list: chunked, identity", format!("{post}transfer-encoding: chunked, identity\r\n\r\n0\r\n\r\n{smuggled}")),
+        ("TE with a space before the colon", format!("{post}transfer-encoding : chunked\r\n\r\n0\r\n\r\n{smuggled}")),
+        ("TE folded (obs-fold)", format!("{post}transfer-encoding:\r\n chunked\r\n\r\n0\r\n\r\n{smuggled}")),
+        ("CL twice, different", format!("{post}content-length: 5\r\ncontent-length: 6\r\n\r\nabcdef{smuggled}")),
+        ("CL with a sign", format!("{post}content-length: +6\r\n\r\nabcdef{smuggled}")),
+    ];
+    for (what, request) in cases {
+        let before = emulator_requests(&emu.host).await;
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let _ = tcp.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        let statuses: Vec<&str> = answer
+            .split("\r\n")
+            .filter(|l| l.starts_with("HTTP/1.1 "))
+            .collect();
+        let forwarded = emulator_requests(&emu.host).await - before;
+        eprintln!("{what}: {statuses:?}, {forwarded} request(s) taken by the proxy");
+        // One answer, a refusal: the proxy's own, or trickle's to the one
+        // request the proxy forwarded (its body is not JSON).
+        assert_eq!(statuses, ["HTTP/1.1 400 Bad Request"], "{what}: {answer}");
+        assert!(forwarded <= 1, "{what}: {forwarded} requests");
+        assert!(
+            !answer.contains("event: end"),
+            "{what}: the smuggled stream ran"
+        );
+    }
+}
