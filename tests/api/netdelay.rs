@@ -15,8 +15,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::netns::Netns;
-
 /// What the forwarder did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DelayStats {
@@ -60,9 +58,10 @@ fn flow(packet: &[u8]) -> Option<[u8; 12]> {
 }
 
 impl Delay {
-    /// Every packet between this namespace and `ns` waits `one_way` plus
-    /// a uniform draw in [-jitter, +jitter] (at least 0).
-    pub fn start(ns: &Netns, one_way: Duration, jitter: Duration) -> Result<Self, String> {
+    /// Every packet leaving or arriving through `device` (a veth end in
+    /// this namespace: the test namespace's `outer`) waits `one_way` plus a
+    /// uniform draw in [-jitter, +jitter] (at least 0).
+    pub fn start(device: &str, one_way: Duration, jitter: Duration) -> Result<Self, String> {
         // A queue number of this process's own: tests run at once.
         let queue_num = u16::try_from(1000 + std::process::id() % 60_000).unwrap_or(1000);
         let mut queue = nfq::Queue::open().map_err(|e| format!("NFQUEUE: {e}"))?;
@@ -78,7 +77,7 @@ impl Delay {
             .map_err(|e| format!("NFQUEUE length: {e}"))?;
         queue.set_nonblocking(true);
         let q = queue_num.to_string();
-        let rules = vec![["OUTPUT", "-o", &ns.outer], ["INPUT", "-i", &ns.outer]]
+        let rules = vec![["OUTPUT", "-o", device], ["INPUT", "-i", device]]
             .into_iter()
             .map(|[chain, dir, dev]| {
                 [

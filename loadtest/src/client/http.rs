@@ -12,7 +12,7 @@ use super::{
     client_deadline, read_in_own_task, Attempt, Connector, Finished, HttpUser, IdleTimer, Reader,
     Shared, HEADERS_ROW,
 };
-use crate::record::ConnectionEnd;
+use crate::record::{Connection, ConnectionEnd};
 
 /// Streams through the user's own HTTP client.
 pub(crate) struct HttpConnector<'u, U: HttpUser> {
@@ -55,6 +55,10 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 impl<U: HttpUser> Connector for HttpConnector<'_, U> {
+    async fn finished(&mut self, conn: &Connection, resumed: bool) {
+        self.user.connection_finished(conn, resumed).await;
+    }
+
     async fn connect(&mut self, shared: &Arc<Shared>, attempt: Attempt) -> Finished {
         let plan = &shared.plan;
         let sse = plan.transport == ClientTransport::Sse;

@@ -89,6 +89,11 @@ pub(crate) trait HttpUser: Send {
         status: Option<u16>,
         why: Option<&str>,
     );
+    /// A connection of a stream has finished (`resumed`: not the stream's
+    /// first): the user's client records what it could not time itself
+    /// (goose's custom rows), now, not when the stream ends, so a stream
+    /// reconnecting for hours keeps nothing per connection.
+    async fn connection_finished(&mut self, conn: &Connection, resumed: bool);
 }
 
 /// How an `--api` run builds requests and reads chunks.
@@ -392,7 +397,75 @@ fn unix_micros_now() -> i64 {
 #[derive(Debug)]
 pub struct StreamOutcome {
     pub end: ConnectionEnd,
-    pub connections: Vec<Connection>,
+    /// Its connections: the first and every reconnect.
+    pub connections: usize,
+    /// The first connection's first event, from its request.
+    pub first_event: Option<Duration>,
+    /// The last connection's status.
+    pub status: Option<u16>,
+    /// What the last connection's server advertised as its retry delay
+    /// (`Retry-After`, SSE `retry:`).
+    pub retry: Option<Duration>,
+    /// The largest gap within one of its connections.
+    pub max_gap: Option<Duration>,
+    /// Events over all its connections.
+    pub events: u64,
+}
+
+/// What a logical stream's connections did so far, kept as running
+/// figures: a stream that reconnects for hours holds no list of them.
+#[derive(Debug, Default)]
+struct SoFar {
+    connections: usize,
+    first_event: Option<Duration>,
+    status: Option<u16>,
+    retry: Option<Duration>,
+    /// The largest gap within one connection.
+    max_gap_within: Option<Duration>,
+    events: u64,
+    /// Connections whose request left.
+    sent: u64,
+    /// Whether any was answered (2xx, or 101 for a WebSocket).
+    answered: bool,
+    /// Its first event, from the stream's start.
+    ttfb: Option<Duration>,
+    /// Its largest gap, the wait across a reconnect included.
+    max_gap: Option<Duration>,
+    /// When the latest event arrived.
+    last_event_at: Option<Instant>,
+}
+
+impl SoFar {
+    fn add(&mut self, started: Instant, c: &Connection) {
+        if self.connections == 0 {
+            self.first_event = c.first_event;
+        }
+        self.connections += 1;
+        self.status = c.status;
+        self.retry = c.retry;
+        self.max_gap_within = self.max_gap_within.max(c.max_gap);
+        self.events += c.events;
+        self.sent += u64::from(c.sent_at.is_some());
+        self.answered |= c
+            .status
+            .is_some_and(|s| (200..300).contains(&s) || s == 101);
+        let first_at = c
+            .sent_at
+            .zip(c.first_event)
+            .map(|(sent, first)| sent + first);
+        if self.ttfb.is_none() {
+            self.ttfb = first_at.map(|at| at.saturating_duration_since(started));
+        }
+        let across = self
+            .last_event_at
+            .zip(first_at)
+            .map(|(last, first)| first.saturating_duration_since(last));
+        self.max_gap = [self.max_gap, c.max_gap, across]
+            .into_iter()
+            .flatten()
+            .max();
+        self.last_event_at = c.last_event_at.or(self.last_event_at);
+    }
 }
 
 /// One connection attempt of a logical stream, and what it carries over.
@@ -453,6 +526,9 @@ pub(crate) async fn read_in_own_task(
 /// Makes and reads one connection.
 pub(crate) trait Connector {
     async fn connect(&mut self, shared: &Arc<Shared>, attempt: Attempt) -> Finished;
+    /// A connection [`Connector::connect`] made has finished: its user
+    /// records it ([`HttpUser::connection_finished`]).
+    async fn finished(&mut self, conn: &Connection, resumed: bool);
 }
 
 /// Runs one logical stream to its end.
@@ -477,16 +553,17 @@ pub(crate) async fn run_stream(
         ..Attempt::default()
     };
     let mut reconnects = 0u64;
-    let mut connections = Vec::new();
+    let mut so_far = SoFar::default();
     let end = loop {
         let (conn, back) = connector
             .connect(shared, std::mem::take(&mut attempt))
             .await;
         attempt = back;
         shared.collector.connection(lane, &conn);
+        connector.finished(&conn, reconnects > 0).await;
         let end = conn.end.unwrap_or(ConnectionEnd::Truncated);
         let retry = conn.retry.unwrap_or(DEFAULT_RETRY);
-        connections.push(conn);
+        so_far.add(started, &conn);
         let out_of_time =
             shared.run_over.is_cancelled() || attempt.stop_at.is_some_and(|s| Instant::now() >= s);
         if !shared.plan.reconnect || !end.resumable() || out_of_time || reconnects >= MAX_RECONNECTS
@@ -505,13 +582,19 @@ pub(crate) async fn run_stream(
     };
     // Missing ids are counted where ids tell them: streams whose events
     // carried ids, and streams of known length that delivered nothing.
-    let delivered_nothing = connections.iter().all(|c| c.events == 0);
+    let delivered_nothing = so_far.events == 0;
     let counted = attempt.had_ids || delivered_nothing;
-    if counted && (end == ConnectionEnd::Completed || lost_its_tail(end, &connections)) {
+    if counted && (end == ConnectionEnd::Completed || lost_its_tail(end, so_far.answered)) {
         attempt.ids.finish(shared.plan.expected_events);
         attempt.had_ids |= shared.plan.expected_events.is_some();
     }
-    let figures = stream_figures(started, &connections, end);
+    let figures = crate::judge::goodput::StreamFigures {
+        ttfb: so_far.ttfb,
+        max_gap: so_far.max_gap,
+        lifetime: started.elapsed(),
+        completed: end == ConnectionEnd::Completed,
+        cut_by_run: end == ConnectionEnd::ClientDeadline,
+    };
     shared.collector.stream(
         lane,
         &crate::sink::StreamEnd {
@@ -519,12 +602,20 @@ pub(crate) async fn run_stream(
             had_ids: attempt.had_ids,
             reconnects,
             figures: &figures,
-            connections: connections.iter().filter(|c| c.sent_at.is_some()).count() as u64,
+            connections: so_far.sent,
             trace: attempt.trace,
             end,
         },
     );
-    StreamOutcome { end, connections }
+    StreamOutcome {
+        end,
+        connections: so_far.connections,
+        first_event: so_far.first_event,
+        status: so_far.status,
+        retry: so_far.retry,
+        max_gap: so_far.max_gap_within,
+        events: so_far.events,
+    }
 }
 
 /// Whether a stream that ended with `end` lost the events it did not
@@ -532,50 +623,12 @@ pub(crate) async fn run_stream(
 /// the client choosing it (its deadline) or the server asking it to come
 /// back (a reconnect hint a client without --reconnect declined).
 /// Refused and unconnected streams are the error rate's.
-fn lost_its_tail(end: ConnectionEnd, connections: &[Connection]) -> bool {
-    let answered = connections.iter().any(|c| {
-        c.status
-            .is_some_and(|s| (200..300).contains(&s) || s == 101)
-    });
+fn lost_its_tail(end: ConnectionEnd, answered: bool) -> bool {
     answered
         && !matches!(
             end,
             ConnectionEnd::Completed | ConnectionEnd::ClientDeadline | ConnectionEnd::ReconnectHint
         )
-}
-
-/// What a logical stream did over its connections, for goodput: its
-/// first event, its largest gap (a reconnect's included: the user waited
-/// through it), its life and how it ended.
-fn stream_figures(
-    started: Instant,
-    connections: &[Connection],
-    end: ConnectionEnd,
-) -> crate::judge::goodput::StreamFigures {
-    let mut ttfb = None;
-    let mut max_gap: Option<Duration> = None;
-    let mut previous_last: Option<Instant> = None;
-    for c in connections {
-        let first_at = c
-            .sent_at
-            .zip(c.first_event)
-            .map(|(sent, first)| sent + first);
-        if ttfb.is_none() {
-            ttfb = first_at.map(|at| at.saturating_duration_since(started));
-        }
-        let across = previous_last
-            .zip(first_at)
-            .map(|(last, first)| first.saturating_duration_since(last));
-        max_gap = [max_gap, c.max_gap, across].into_iter().flatten().max();
-        previous_last = c.last_event_at.or(previous_last);
-    }
-    crate::judge::goodput::StreamFigures {
-        ttfb,
-        max_gap,
-        lifetime: started.elapsed(),
-        completed: end == ConnectionEnd::Completed,
-        cut_by_run: end == ConnectionEnd::ClientDeadline,
-    }
 }
 
 /// `--idle-timeout`, armed once per connection: a chunk only moves the

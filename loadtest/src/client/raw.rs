@@ -25,7 +25,7 @@ use super::{
     client_deadline, read_in_own_task, Attempt, Connector, Finished, HttpUser, IdleTimer, Reader,
     Shared, HEADERS_ROW,
 };
-use crate::record::ConnectionEnd;
+use crate::record::{Connection, ConnectionEnd};
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -97,6 +97,10 @@ enum Framing {
 }
 
 impl<U: HttpUser> Connector for RawConnector<'_, U> {
+    async fn finished(&mut self, conn: &Connection, resumed: bool) {
+        self.user.connection_finished(conn, resumed).await;
+    }
+
     async fn connect(&mut self, shared: &Arc<Shared>, attempt: Attempt) -> Finished {
         let plan = &shared.plan;
         let sse = plan.transport == ClientTransport::Sse;

@@ -15,29 +15,38 @@ use tokio_tungstenite::Connector as TlsConnector;
 
 use super::decode::{Decoder, Seen};
 use super::http::with_resume;
-use super::{client_deadline, Attempt, Connector, Finished, Reader, Shared};
-use crate::record::ConnectionEnd;
+use super::{client_deadline, Attempt, Connector, Finished, HttpUser, Reader, Shared};
+use crate::record::{Connection, ConnectionEnd};
 
-pub(crate) struct WsConnector {
+pub(crate) struct WsConnector<'u, U: HttpUser> {
     /// `ws://host:port` (or `wss://`), from goose's `--host`.
     pub base: String,
     /// Bind to this source address first (loopback spreading).
     pub source: Option<std::net::IpAddr>,
     /// TLS for `wss://` (see `crate::infra::tls`).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The user whose stream it is: it records each finished connection
+    /// (goose has no WebSocket client: nothing else goes through it).
+    pub user: &'u mut U,
 }
 
-impl WsConnector {
+impl<'u, U: HttpUser> WsConnector<'u, U> {
     pub(crate) fn from_host(
         host: &str,
         source: Option<std::net::IpAddr>,
         tls: Option<Arc<rustls::ClientConfig>>,
+        user: &'u mut U,
     ) -> Self {
         let base = host
             .trim_end_matches('/')
             .replacen("https://", "wss://", 1)
             .replacen("http://", "ws://", 1);
-        Self { base, source, tls }
+        Self {
+            base,
+            source,
+            tls,
+            user,
+        }
     }
 }
 
@@ -89,7 +98,11 @@ fn explain(error: &WsError) -> String {
     }
 }
 
-impl Connector for WsConnector {
+impl<U: HttpUser> Connector for WsConnector<'_, U> {
+    async fn finished(&mut self, conn: &Connection, resumed: bool) {
+        self.user.connection_finished(conn, resumed).await;
+    }
+
     async fn connect(&mut self, shared: &Arc<Shared>, attempt: Attempt) -> Finished {
         let plan = &shared.plan;
         let url = format!(

@@ -106,7 +106,7 @@ pub(super) async fn stream_transaction(
     });
     if failed && !shared.run_over.is_cancelled() {
         let retry_after = match outcome.end {
-            ConnectionEnd::HttpStatus => outcome.connections.last().and_then(|c| c.retry),
+            ConnectionEnd::HttpStatus => outcome.retry,
             _ => None,
         };
         let pause = error_pause(failures.max(1), retry_after, fastrand::f64());

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use goose::goose::{GooseMethod, GooseRequest, GooseUser, TransactionError, TransactionResult};
+use goose::goose::{GooseMethod, GooseRequest, GooseUser, TransactionError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -84,6 +84,23 @@ impl HttpUser for AsGoose<'_> {
             .record_custom_request_duration(method, name, took, success, status, why)
             .await;
     }
+
+    async fn connection_finished(&mut self, conn: &Connection, resumed: bool) {
+        for row in goose_rows(conn, resumed) {
+            // Fails only when goose's metrics have stopped (its run ends).
+            let _ = self
+                .user
+                .record_custom_request_duration(
+                    row.method,
+                    row.name,
+                    row.value,
+                    row.success,
+                    conn.status,
+                    row.why,
+                )
+                .await;
+        }
+    }
 }
 
 /// How a goose user's stream is read.
@@ -117,7 +134,8 @@ pub(crate) async fn measured_stream(
     let outcome = match via {
         Via::WebSocket(base) => {
             debug_assert_eq!(shared.plan.transport, ClientTransport::Ws);
-            let mut connector = WsConnector::from_host(base, source, shared.plan.ws_tls.clone());
+            let mut connector =
+                WsConnector::from_host(base, source, shared.plan.ws_tls.clone(), &mut client);
             run_stream(shared, &mut connector, scheduled, lane).await
         }
         Via::Own(target) => {
@@ -133,26 +151,7 @@ pub(crate) async fn measured_stream(
             run_stream(shared, &mut connector, scheduled, lane).await
         }
     };
-    record_rows(user, &outcome).await?;
     Ok(outcome)
-}
-
-/// goose's custom rows for every connection of a finished stream.
-async fn record_rows(user: &mut GooseUser, outcome: &StreamOutcome) -> TransactionResult {
-    for (i, conn) in outcome.connections.iter().enumerate() {
-        for row in goose_rows(conn, i > 0) {
-            user.record_custom_request_duration(
-                row.method,
-                row.name,
-                row.value,
-                row.success,
-                conn.status,
-                row.why,
-            )
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 /// A stream that ended in error, as goose's transaction error.

@@ -597,14 +597,12 @@ impl StreamMeter {
 
 /// The scenario's view of a finished stream.
 fn metered(outcome: &crate::client::StreamOutcome) -> MeteredStream {
-    let first = outcome.connections.first();
-    let last = outcome.connections.last();
     MeteredStream {
         end: outcome.end,
-        status: last.and_then(|c| c.status),
-        ttfb: first.and_then(|c| c.first_event),
-        max_gap: outcome.connections.iter().filter_map(|c| c.max_gap).max(),
-        events: outcome.connections.iter().map(|c| c.events).sum(),
-        connections: outcome.connections.len(),
+        status: outcome.status,
+        ttfb: outcome.first_event,
+        max_gap: outcome.max_gap,
+        events: outcome.events,
+        connections: outcome.connections,
     }
 }

@@ -256,8 +256,12 @@ async fn under_delay_and_jitter_first_bytes_shift_by_the_round_trip_and_gaps_sho
     let (mut server, host) = trickle_in(&ns).await;
     let (clean, _) = load(&host, &PACED).await;
     // 50 ms each way, +/- 10 ms per packet: a round trip of about 100 ms.
-    let delay = Delay::start(&ns, Duration::from_millis(50), Duration::from_millis(10))
-        .expect("the delay starts");
+    let delay = Delay::start(
+        &ns.outer,
+        Duration::from_millis(50),
+        Duration::from_millis(10),
+    )
+    .expect("the delay starts");
     let (delayed, _) = load(&host, &PACED).await;
     let stats = delay.stop().expect("the forwarder ran");
     let (c, d) = (&clean.report, &delayed.report);
@@ -318,8 +322,12 @@ async fn under_reordering_streams_complete_whole_and_in_order_and_the_gaps_show_
     let fast = PACED.map(|a| if a == "20" { "2" } else { a });
     let (clean, _) = load(&host, &fast).await;
     // 15 ms +/- 15 ms each way: packets overtake each other.
-    let delay = Delay::start(&ns, Duration::from_millis(15), Duration::from_millis(15))
-        .expect("the delay starts");
+    let delay = Delay::start(
+        &ns.outer,
+        Duration::from_millis(15),
+        Duration::from_millis(15),
+    )
+    .expect("the delay starts");
     let (reordered, _) = load(&host, &fast).await;
     let stats = delay.stop().expect("the forwarder ran");
     let (c, r) = (&clean.report, &reordered.report);
