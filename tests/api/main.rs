@@ -24,6 +24,7 @@ mod otlp;
 mod page;
 mod probes;
 mod shutdown;
+mod smuggling;
 mod sse;
 mod text;
 mod tls;

@@ -606,8 +606,12 @@ pub(crate) fn stream_charts(report: &Report) -> String {
                 .timeline
                 .iter()
                 .filter_map(|p| {
-                    let h = p.first_event.as_ref().filter(|h| !h.is_empty())?;
-                    Some((at(p.t), quantile(h, *q).as_secs_f64() * 1e3))
+                    let h = p
+                        .first_event
+                        .as_ref()
+                        .and_then(crate::measure::histogram::Packed::unpack)
+                        .filter(|h| !h.is_empty())?;
+                    Some((at(p.t), quantile(&h, *q).as_secs_f64() * 1e3))
                 })
                 .collect();
             ((*name).to_owned(), points)

@@ -21,6 +21,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::judge::verdict::Verdict;
+use crate::measure::histogram::Packed;
 use crate::measure::{add_exactly, Histograms, Measure, MergeError};
 use crate::record::{Connection, ConnectionEnd, Integrity};
 
@@ -261,12 +262,13 @@ pub struct TimelinePoint {
     pub output_tokens: u64,
     /// Time to first event of the connections whose first event came in
     /// this second.
+    /// (Packed in memory: a run keeps one a second.)
     #[serde(
         default,
-        with = "one_histogram",
+        with = "one_packed_histogram",
         skip_serializing_if = "Option::is_none"
     )]
-    pub first_event: Option<Histogram<u64>>,
+    pub first_event: Option<Packed>,
 }
 
 impl TimelinePoint {
@@ -279,14 +281,14 @@ impl TimelinePoint {
         self.events += other.events;
         self.errors += other.errors;
         self.output_tokens += other.output_tokens;
-        match (&mut self.first_event, &other.first_event) {
-            (Some(mine), Some(theirs)) => add_exactly(mine, theirs, "timeline first_event")?,
-            (None, Some(theirs)) => {
-                let mut mine = new_histogram();
-                add_exactly(&mut mine, theirs, "timeline first_event")?;
-                self.first_event = Some(mine);
-            }
-            _ => {}
+        if let Some(theirs) = other.first_event.as_ref().and_then(Packed::unpack) {
+            let mut mine = self
+                .first_event
+                .as_ref()
+                .and_then(Packed::unpack)
+                .unwrap_or_else(new_histogram);
+            add_exactly(&mut mine, &theirs, "timeline first_event")?;
+            self.first_event = Packed::pack(&mine);
         }
         Ok(())
     }
@@ -990,19 +992,39 @@ pub mod one_required_histogram {
     }
 }
 
-/// One optional histogram, encoded as the report's histograms are.
-mod one_histogram {
+/// One optional packed histogram, encoded as the report's histograms are.
+mod one_packed_histogram {
     use super::*;
 
     pub(super) fn serialize<S: serde::Serializer>(
-        h: &Option<Histogram<u64>>,
+        h: &Option<Packed>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         match h {
-            Some(h) => one_required_histogram::serialize(h, serializer),
+            Some(packed) => {
+                let h = packed.unpack().ok_or_else(|| {
+                    serde::ser::Error::custom("a packed histogram that does not unpack")
+                })?;
+                one_required_histogram::serialize(&h, serializer)
+            }
             None => serializer.serialize_none(),
         }
     }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Packed>, D::Error> {
+        let h = one_histogram::deserialize(deserializer)?;
+        h.map(|h| {
+            Packed::pack(&h).ok_or_else(|| serde::de::Error::custom("a histogram V2 cannot encode"))
+        })
+        .transpose()
+    }
+}
+
+/// One optional histogram, read as the report's histograms are.
+mod one_histogram {
+    use super::*;
 
     pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
         deserializer: D,
@@ -1124,7 +1146,7 @@ mod tests {
             events: 40 + offset,
             errors: 1,
             output_tokens: 0,
-            first_event: Some(first_event),
+            first_event: Packed::pack(&first_event),
         });
         r
     }
@@ -1249,7 +1271,11 @@ mod tests {
             ),
             (8, 87, 2)
         );
-        let second = merged.timeline[0].first_event.as_ref().unwrap();
+        let second = merged.timeline[0]
+            .first_event
+            .as_ref()
+            .and_then(Packed::unpack)
+            .unwrap();
         assert_eq!(second.len(), 2);
         assert!(second.max() >= 11_990);
         assert_eq!(merged.instances["i0"].peak, 13);

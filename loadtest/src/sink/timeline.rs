@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 
 use super::counters::{Counters, Totals};
 use super::{unix_now, Sink};
-use crate::measure::histogram::{new_histogram, record};
+use crate::measure::histogram::{new_histogram, record, Packed};
 use crate::record::Connection;
 use crate::report::TimelinePoint;
 
@@ -63,7 +63,7 @@ impl Timeline {
             events: now.events.saturating_sub(then.events),
             errors: now.errors.saturating_sub(then.errors),
             output_tokens: now.output_tokens.saturating_sub(then.output_tokens),
-            first_event,
+            first_event: first_event.as_ref().and_then(Packed::pack),
         };
         let mut points = self.points.lock().unwrap_or_else(|e| e.into_inner());
         match points.last_mut() {
@@ -129,7 +129,14 @@ mod tests {
         let report = c.finish().unwrap();
         let point = report.timeline.last().unwrap();
         assert_eq!((point.started, point.events, point.errors), (3, 2, 1));
-        assert_eq!(point.first_event.as_ref().map(|h| h.len()), Some(1));
+        assert_eq!(
+            point
+                .first_event
+                .as_ref()
+                .and_then(Packed::unpack)
+                .map(|h| h.len()),
+            Some(1)
+        );
         // A second sample adds nothing new to the same second.
         let again = c.finish().unwrap();
         let point = again.timeline.last().unwrap();

@@ -24,6 +24,9 @@ mod quick_starts;
 mod rehearsals;
 mod reports;
 mod scenario;
+// The request-smuggling shapes are the service tests' own.
+#[path = "../../../tests/api/smuggling.rs"]
+mod smuggling;
 mod stream_log;
 // The TLS test kit is the service tests' own (one copy of the CA and the
 // terminator for both crates).

@@ -475,19 +475,7 @@ async fn the_emulators_proxy_forwards_no_smuggled_request() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let emu = emulator(&[]).await;
     let addr = emu.host.trim_start_matches("http://").to_owned();
-    let smuggled = "GET /sse?chunks=1&interval_ms=0 HTTP/1.1\r\nhost: t\r\n\r\n";
-    let post = "POST /v1/completions HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n";
-    let cases = [
-        ("CL.TE", format!("{post}content-length: 6\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}")),
-        ("TE.CL", format!("{post}transfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n", smuggled.len())),
-        ("TE obfuscated: xchunked", format!("{post}transfer-encoding: xchunked\r\n\r\n0\r\n\r\n{smuggled}")),
-        ("TE twice", format!("{post}transfer-encoding: chunked\r\ntransfer-encoding: identity\r\n\r\n0\r\n\r\n{smuggled}")),
-        ("TE list: chunked, identity", format!("{post}transfer-encoding: chunked, identity\r\n\r\n0\r\n\r\n{smuggled}")),
-        ("TE with a space before the colon", format!("{post}transfer-encoding : chunked\r\n\r\n0\r\n\r\n{smuggled}")),
-        ("TE folded (obs-fold)", format!("{post}transfer-encoding:\r\n chunked\r\n\r\n0\r\n\r\n{smuggled}")),
-        ("CL twice, different", format!("{post}content-length: 5\r\ncontent-length: 6\r\n\r\nabcdef{smuggled}")),
-        ("CL with a sign", format!("{post}content-length: +6\r\n\r\nabcdef{smuggled}")),
-    ];
+    let cases = crate::smuggling::shapes();
     for (what, request) in cases {
         let before = emulator_requests(&emu.host).await;
         let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
