@@ -680,3 +680,55 @@ pub async fn client_deadline(shared: &Shared, stop_at: Option<Instant>) {
         None => shared.run_over.cancelled().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream's figures are kept as its connections finish, the wait
+    /// across a reconnect in its largest gap; nothing per connection is
+    /// kept (a stream reconnecting for hours holds the same few fields).
+    #[test]
+    fn a_streams_figures_are_kept_as_its_connections_finish() {
+        let ms = Duration::from_millis;
+        let started = Instant::now();
+        let first = Connection {
+            status: Some(200),
+            sent_at: Some(started),
+            first_event: Some(ms(10)),
+            last_event_at: Some(started + ms(100)),
+            max_gap: Some(ms(20)),
+            events: 5,
+            ..Connection::default()
+        };
+        let second = Connection {
+            status: Some(200),
+            sent_at: Some(started + ms(150)),
+            first_event: Some(ms(10)),
+            last_event_at: Some(started + ms(300)),
+            max_gap: Some(ms(30)),
+            events: 7,
+            retry: Some(ms(250)),
+            ..Connection::default()
+        };
+        let refused = Connection {
+            status: Some(503),
+            ..Connection::default()
+        };
+        let mut so_far = SoFar::default();
+        for c in [&first, &second, &refused] {
+            so_far.add(started, c);
+        }
+        assert_eq!(so_far.connections, 3);
+        assert_eq!(so_far.sent, 2);
+        assert!(so_far.answered);
+        assert_eq!(so_far.events, 12);
+        assert_eq!(so_far.first_event, Some(ms(10)));
+        assert_eq!((so_far.status, so_far.retry), (Some(503), None));
+        assert_eq!(so_far.ttfb, Some(ms(10)));
+        // The user waited from the first connection's last event (100 ms)
+        // to the second's first (160 ms): longer than either's own gaps.
+        assert_eq!(so_far.max_gap, Some(ms(60)));
+        assert_eq!(so_far.max_gap_within, Some(ms(30)));
+    }
+}

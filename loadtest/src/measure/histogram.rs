@@ -113,6 +113,21 @@ pub fn share_above(h: &Histogram<u64>, limit: Duration) -> f64 {
 mod tests {
     use super::*;
 
+    /// The timeline keeps one of these a second: packed, a second of
+    /// first events is a few hundred bytes, not the counts array's 190 KB.
+    #[test]
+    fn a_packed_second_is_small_and_unpacks_to_the_same_histogram() {
+        let mut h = new_histogram();
+        for i in 0..1_000u64 {
+            record(&mut h, Duration::from_micros(500 + i * 37));
+        }
+        let packed = Packed::pack(&h).unwrap();
+        assert!(packed.len() < 4_096, "{} bytes packed", packed.len());
+        let counts_bytes = h.distinct_values() * std::mem::size_of::<u64>();
+        assert!(counts_bytes > 100_000, "{counts_bytes} bytes of counts");
+        assert_eq!(packed.unpack(), Some(h));
+    }
+
     #[test]
     fn ranks_and_bounds_read_the_samples_themselves() {
         let mut h = new_histogram();
