@@ -153,8 +153,14 @@ async fn slow_heads_and_slow_bodies_are_cut_by_the_request_read_timeout() {
             "408 Request Timeout",
         ),
     ];
-    for (what, head, drip, expected) in cases {
-        let (answer, answered, closed) = slow_sender(trickle.port, head.as_bytes(), drip).await;
+    // All at once, as a slowloris attack comes.
+    let results = futures_util::future::join_all(
+        cases
+            .iter()
+            .map(|(_, head, drip, _)| slow_sender(trickle.port, head.as_bytes(), drip)),
+    )
+    .await;
+    for ((what, _, _, expected), (answer, answered, closed)) in cases.into_iter().zip(results) {
         eprintln!("{what}: answered after {answered:?}, closed after {closed:?}");
         assert!(
             answer.starts_with(&format!("HTTP/1.1 {expected}")),

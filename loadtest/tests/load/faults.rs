@@ -416,7 +416,7 @@ async fn under_a_bandwidth_cap_the_server_stays_bounded_and_healthy_and_the_lag_
         "--increase-rate",
         "100",
         "--run-time",
-        "10s",
+        "7s",
         "--chunks",
         "100000",
         "--interval-ms",
@@ -426,7 +426,7 @@ async fn under_a_bandwidth_cap_the_server_stays_bounded_and_healthy_and_the_lag_
         "--idle-timeout",
         "30s",
     ];
-    let (clean, _) = load(&host, &args.map(|a| if a == "10s" { "3s" } else { a })).await;
+    let (clean, _) = load(&host, &args.map(|a| if a == "7s" { "2s" } else { a })).await;
     let baseline = rss_mib(pid);
     ns.exec_tc(&[
         "qdisc", "add", "dev", &ns.inner, "root", "tbf", "rate", "400kbit", "burst", "16kb",
@@ -436,7 +436,7 @@ async fn under_a_bandwidth_cap_the_server_stays_bounded_and_healthy_and_the_lag_
     let (host_for_probe, name) = (host.clone(), ns.name.clone());
     let probe = tokio::spawn(async move {
         let mut samples = Vec::new();
-        for _ in 0..9 {
+        for _ in 0..6 {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let inside = healthz(&host_for_probe, Some(&name)).await;
             let through = healthz(&host_for_probe, None).await;
@@ -453,7 +453,7 @@ async fn under_a_bandwidth_cap_the_server_stays_bounded_and_healthy_and_the_lag_
     eprintln!(
         "capped at 50 KB/s: trickle RSS {baseline:.1} MiB before, {:?} MiB each second, /healthz slowest {slowest:?} \
          from inside ({:?}), {slowest_through:?} through the capped link; \
-         events {} in 10 s (uncapped {} in 3 s); delivery delay p50 {:.0} ms (uncapped {:.1} ms); ends {:?}, integrity {:?}",
+         events {} in 7 s (uncapped {} in 2 s); delivery delay p50 {:.0} ms (uncapped {:.1} ms); ends {:?}, integrity {:?}",
         samples.iter().map(|s| (s.0 * 10.0).round() / 10.0).collect::<Vec<_>>(),
         samples.iter().map(|s| s.1 .1.as_str()).collect::<std::collections::BTreeSet<_>>(),
         d.events,
@@ -479,7 +479,7 @@ async fn under_a_bandwidth_cap_the_server_stays_bounded_and_healthy_and_the_lag_
     // The events still come, in order, none lost, only late: trickle-load
     // reports how late (delivery delay: received minus the server's stamp).
     // (50 KB/s carries about 45 events of 1 KB a second.)
-    assert!(d.events > 200, "{} events", d.events);
+    assert!(d.events > 150, "{} events", d.events);
     let i = &d.integrity;
     assert_eq!((i.lost, i.duplicated, i.out_of_order), (0, 0, 0), "{i:?}");
     assert!(
