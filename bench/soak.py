@@ -265,7 +265,8 @@ def main():
         return f"{fit['per_hour']:+,.0f} +/- {fit['ci95_per_hour']:,.0f} {fit['unit']}/h"
 
     first = next((s for s in samples if s["t"] >= warm), samples[0] if samples else {})
-    last = samples[-1] if samples else {}
+    # Each series' last value (a client that ended first has none after).
+    last = {k: v for s in samples for k, v in s.items() if v}
     print(f"\nafter {len(samples)} samples ({(last.get('t') or 0) / 60:.1f} min), fitted from minute "
           f"{args.warmup_minutes:g} on (per-minute means, least squares, 95% interval):")
     print(f"| process | RSS at minute {args.warmup_minutes:g} | RSS at the end | slope |")
