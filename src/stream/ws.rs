@@ -45,18 +45,19 @@ pub async fn run(
     // is treated as gone, even if its socket still takes bytes.
     let silence_limit = heartbeat * 2;
     let mut last_heard = Instant::now();
-    // The latest ping not answered yet, and when the last pong left.
+    // The latest ping not answered yet, and when the next pong may leave
+    // (one timer, reset after each pong: no clock read per event).
     let mut unanswered: Option<actix_web::web::Bytes> = None;
-    let mut last_pong: Option<Instant> = None;
+    let pong_allowed = tokio::time::sleep_until(last_heard);
+    tokio::pin!(pong_allowed);
 
     let client_end = loop {
-        let pong_due = last_pong.map_or_else(Instant::now, |at| at + PONG_EVERY);
         // Unbiased: neither a flood of client frames nor a stream without
         // pauses can starve the other side.
         tokio::select! {
-            () = tokio::time::sleep_until(pong_due), if unanswered.is_some() => {
+            () = &mut pong_allowed, if unanswered.is_some() => {
                 let payload = unanswered.take().unwrap_or_default();
-                last_pong = Some(Instant::now());
+                pong_allowed.as_mut().reset(Instant::now() + PONG_EVERY);
                 if session.pong(&payload).await.is_err() {
                     break ClientEnd::Vanished;
                 }
