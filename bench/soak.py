@@ -161,6 +161,9 @@ def main():
     p.add_argument("--stream-life", default="20s", help="trickle's --max-stream-duration (default 20s)")
     p.add_argument("--sample", type=float, default=10, help="seconds between samples (default 10)")
     p.add_argument("--warmup-minutes", type=float, default=5, help="left out of the fit (default 5)")
+    p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="set in trickle's environment (repeatable), e.g. LD_PRELOAD=/usr/lib/x86_64-linux-gnu/"
+                        "libjemalloc.so.2 to compare allocators; recorded in the result")
     p.add_argument("--out", help="result JSON (default bench/results/soak-<date>.json)")
     args = p.parse_args()
     for binary in (TRICKLE, bench.LOAD):
@@ -193,7 +196,13 @@ def main():
                "--stream-report", os.path.join(tmp, "llm.json")]
     print(f"soak: {args.streams:,} SSE streams (reconnect every {args.stream_life}) + {args.llm_streams:,} LLM "
           f"streams for {args.minutes:g} min, a sample every {args.sample:g} s", flush=True)
-    server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server_env = dict(os.environ)
+    for pair in args.server_env:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            sys.exit(f"soak: --server-env wants NAME=VALUE, got {pair!r}")
+        server_env[name] = value
+    server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env)
     for _ in range(100):
         if active_streams(base) is not None:
             break
@@ -249,7 +258,7 @@ def main():
     result = {"date": stamp, "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=bench.ROOT,
                                                       capture_output=True, text=True).stdout.strip(),
               "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-              "command": "bench/soak.py " + " ".join(sys.argv[1:]), "server": " ".join(["trickle", *server_cmd[1:]]),
+              "command": "bench/soak.py " + " ".join(sys.argv[1:]), "server": " ".join([*args.server_env, "trickle", *server_cmd[1:]]),
               "sse_load": " ".join(["trickle-load", *sse_cmd[1:-2]]),
               "llm_load": " ".join(["trickle-load", *llm_cmd[1:-2]]) if args.llm_streams else None,
               "warmup_minutes": args.warmup_minutes, "fits": fits, "loads": summary, "samples": samples}

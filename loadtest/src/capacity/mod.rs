@@ -10,11 +10,13 @@
 //! on which the client itself was saturated stops the search: its figures
 //! would be the client's, not the server's.
 
+pub mod cost;
 pub mod knee;
 pub mod level;
 pub mod recommend;
 pub mod report;
 pub mod search;
+pub mod sizing;
 pub mod slo;
 
 use std::path::PathBuf;
@@ -158,6 +160,43 @@ pub struct CapacityArgs {
     #[arg(long, value_name = "URL", help_heading = "Recommendation")]
     pub metrics_url: Option<String>,
 
+    /// vCPU of the service's container (1, 2, 4, 6 or 8): sizes the
+    /// memory limit and the cost. Default: the shipped manifests' 1.
+    #[arg(long = "cpu", value_name = "VCPU", default_value = "1",
+          value_parser = sizing::parse_vcpu, help_heading = "Cost")]
+    pub vcpu: u64,
+    /// Memory limit of the service's container (e.g. 512Mi, 1Gi), used
+    /// when the service's resident memory cannot be read; when it can, the
+    /// limit is sized from it. Default: the shipped manifests' 512Mi.
+    #[arg(long, value_name = "SIZE", default_value = "512Mi",
+          value_parser = sizing::parse_memory, help_heading = "Cost")]
+    pub memory: u64,
+    /// vCPU of a sidecar billed with every instance (0: none). Default:
+    /// the shipped manifests' collector, 0.5.
+    #[arg(long, value_name = "VCPU", default_value = "0.5",
+          value_parser = sizing::parse_sidecar_vcpu, help_heading = "Cost")]
+    pub sidecar_cpu: f64,
+    /// Memory of that sidecar (0: none). Default: the collector's 256Mi.
+    #[arg(long, value_name = "SIZE", default_value = "256Mi",
+          value_parser = sizing::parse_memory, help_heading = "Cost")]
+    pub sidecar_memory: u64,
+    /// How long a stream lives before it ends and is reopened (a request
+    /// each time, billed under request-based billing): the service's
+    /// --max-stream-duration or the request timeout, whichever is shorter.
+    /// Default: the shipped manifests' --max-stream-duration, 290s.
+    #[arg(long, value_name = "DURATION", default_value = "290s",
+          value_parser = parse_stream_life, help_heading = "Cost")]
+    pub stream_life: Duration,
+    /// Minimum instances the service keeps: the report adds what they cost
+    /// idle, per month.
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Cost")]
+    pub min_instances: u64,
+    /// A price list (JSON, the shape of loadtest/prices/cloud-run-tier1.json)
+    /// for another region, tier, discount or date. Default: the shipped
+    /// Tier 1 list (its date is in the report).
+    #[arg(long, value_name = "FILE", help_heading = "Cost")]
+    pub prices: Option<PathBuf>,
+
     /// Write the capacity report here (.json, .md or .html); repeatable.
     #[arg(long, value_parser = crate::report::parse_report_path)]
     pub report: Vec<PathBuf>,
@@ -179,6 +218,14 @@ fn most_levels(start: u64, max: u64, precision: f64) -> u32 {
     doubling + bisecting
 }
 
+fn parse_stream_life(raw: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(raw) {
+        Ok(d) if d >= Duration::from_secs(1) => Ok(d),
+        Ok(_) => Err(format!("{raw}: a stream's life is at least 1s")),
+        Err(e) => Err(format!("{raw}: {e}")),
+    }
+}
+
 fn parse_precision(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
@@ -196,6 +243,8 @@ pub enum CapacityError {
     Run(#[from] crate::run::SetupError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Prices(#[from] cost::PricesError),
 }
 
 /// Runs the search; the report says what was found and the exit code.
@@ -206,6 +255,8 @@ pub async fn run(args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
     if slo.is_empty() {
         return Err(CapacityError::NoSlo);
     }
+    // A bad price list is refused before any load.
+    let prices = cost::Prices::load(args.prices.as_deref())?;
     // Every level is a run validated as any run is: the first one's
     // validation refuses bad options before any load.
     crate::config::RunConfig::level(
@@ -313,6 +364,7 @@ pub async fn run(args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
         stopped,
         started_unix,
         started.elapsed(),
+        prices,
     );
     Ok(CapacityReport { capacity })
 }

@@ -46,6 +46,17 @@ pub struct Recommendation {
     /// to be confirmed by a search that decides it.
     #[serde(default)]
     pub provisional: bool,
+    /// The answer the settings were made for (the lower end when
+    /// provisional).
+    #[serde(default)]
+    pub answer: u64,
+    /// The service container's memory limit, sized from `memory_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<super::sizing::MemorySizing>,
+    /// The cheaper billing setting for this workload (`instance_based` or
+    /// `request_based`; see `capacity.cost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<String>,
     /// The working, one line a step.
     pub arithmetic: Vec<String>,
 }
@@ -130,6 +141,9 @@ pub fn recommend(
         memory_at_streams: measured.map(|(streams, _)| streams),
         at_least,
         provisional: false,
+        answer,
+        memory_limit: None,
+        billing: None,
         arithmetic,
     }
 }

@@ -127,6 +127,10 @@ pub struct Capacity {
     pub levels: Vec<Level>,
     /// For one instance; `null` when the levels spread over instances.
     pub recommendation: Option<Recommendation>,
+    /// What a stream-hour costs under both billing settings, for the
+    /// recommendation (`null` without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<super::cost::Cost>,
     /// Why there is no recommendation, or what to keep in mind with it.
     pub note: Option<String>,
     /// Why the search stopped before its precision, if it did.
@@ -149,6 +153,7 @@ impl Capacity {
         stopped_early: Option<String>,
         started_unix: f64,
         took: Duration,
+        prices: super::cost::Prices,
     ) -> Self {
         let answer = search.answer();
         let first_failure = search
@@ -248,6 +253,10 @@ impl Capacity {
                 _ => None,
             },
         };
+        let mut recommendation = recommendation;
+        let cost = recommendation
+            .as_mut()
+            .map(|r| super::cost::for_recommendation(r, &super::cost::Plan::of(args), prices));
         let beside = search.unresolved_above_answer();
         if !beside.is_empty() && note.is_none() {
             let list: Vec<String> = beside.iter().map(u64::to_string).collect();
@@ -288,6 +297,7 @@ impl Capacity {
             search: search_settings,
             levels,
             recommendation,
+            cost,
             note,
             stopped_early,
             exit_code,
@@ -514,6 +524,21 @@ impl CapacityReport {
             }
             let _ = writeln!(out, "\n```sh\n{}\n```", r.gcloud());
         }
+        if let Some(cost) = &c.cost {
+            let _ = writeln!(
+                out,
+                "\n## Cost ({})\n\n{}.\n\n| | instance-based | request-based |\n| --- | --- | --- |",
+                cost.inputs.prices.currency,
+                cost.instance_line()
+            );
+            for [what, instance, request] in cost.rows() {
+                let _ = writeln!(out, "| {what} | {instance} | {request} |");
+            }
+            let _ = writeln!(out, "\n**{}**\n", cost.why);
+            for caveat in &cost.caveats {
+                let _ = writeln!(out, "- {caveat}");
+            }
+        }
         if let Some(note) = &c.note {
             let _ = writeln!(out, "\nNote: {note}.");
         }
@@ -653,6 +678,32 @@ impl CapacityReport {
                 let _ = write!(html, "<li>{}</li>", escape(line));
             }
             let _ = write!(html, "</ul><pre>{}</pre>", escape(&r.gcloud()));
+        }
+        if let Some(cost) = &c.cost {
+            let _ = write!(
+                html,
+                "<h2>Cost ({})</h2><p>{}.</p><table class=\"cost\"><thead><tr><th></th><th>instance-based</th><th>request-based</th></tr></thead><tbody>",
+                escape(&cost.inputs.prices.currency),
+                escape(&cost.instance_line())
+            );
+            for [what, instance, request] in cost.rows() {
+                let _ = write!(
+                    html,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(&what),
+                    escape(&instance),
+                    escape(&request)
+                );
+            }
+            let _ = write!(
+                html,
+                "</tbody></table><p><strong>{}</strong></p><ul>",
+                escape(&cost.why)
+            );
+            for caveat in &cost.caveats {
+                let _ = write!(html, "<li>{}</li>", escape(caveat));
+            }
+            html.push_str("</ul>");
         }
         if let Some(note) = &c.note {
             let _ = write!(html, "<p>Note: {}.</p>", escape(note));

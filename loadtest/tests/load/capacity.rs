@@ -46,11 +46,26 @@ async fn trickles_stream_limit_is_found() {
     // 2 s streams, reopened at once: beyond 40, every new one is a 429.
     // (A 5% error bound needs about 55 error-free streams to pass on its
     // Wilson bound: a level of 40 resolves within its second hold.)
+    // The cost at a target, with a price list of its own (another
+    // region's prices, say) and a minimum instance kept.
+    let prices = std::env::temp_dir().join(format!("trickle-prices-{}.json", std::process::id()));
+    let list = include_str!("../../prices/cloud-run-tier1.json")
+        .replace(
+            "Cloud Run, Tier 1 regions, list prices (USD)",
+            "a test region",
+        )
+        .replace("\"vcpu_second\": 0.000018", "\"vcpu_second\": 0.00003");
+    std::fs::write(&prices, list).unwrap();
     let report = search(
         &host,
-        "--start 20 --chunks 20 --interval-ms 100 --slo-error-rate 0.05 --slo-gap-p99 500ms",
+        &format!(
+            "--start 20 --chunks 20 --interval-ms 100 --slo-error-rate 0.05 --slo-gap-p99 500ms \
+             --target-streams 1000 --min-instances 1 --stream-life 60s --prices {}",
+            prices.display()
+        ),
     )
     .await;
+    let _ = std::fs::remove_file(&prices);
     let c = &report.capacity;
     assert!(within(c.max_streams, 40, 0.1), "{}", c.answer_line());
     assert_eq!(c.limited_by, "error_rate");
@@ -112,6 +127,69 @@ async fn trickles_stream_limit_is_found() {
         cap["recommendation"]["container_concurrency"],
         r.container_concurrency
     );
+
+    // Memory sized from what trickle said it used (a few MiB at 40
+    // streams: Cloud Run's floor of 512 MiB for 1 vCPU).
+    let limit = &cap["recommendation"]["memory_limit"];
+    assert_eq!(limit["from"], "measured", "{limit}");
+    assert_eq!(limit["limit_mib"], 512, "{limit}");
+    // The cost, recomputed from the inputs the report carries.
+    let cost = &cap["cost"];
+    let inputs = &cost["inputs"];
+    assert_eq!(inputs["prices"]["name"], "a test region");
+    assert_eq!(inputs["prices"]["read_on"], "2026-12-06");
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    let steady = f(&inputs["streams_per_instance"]);
+    assert!((steady - 0.6 * r.container_concurrency as f64).abs() < 1e-9);
+    let containers = inputs["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 2, "the service and the collector sidecar");
+    let vcpu: f64 = containers.iter().map(|c| f(&c["vcpu"])).sum();
+    let gib: f64 = containers
+        .iter()
+        .map(|c| f(&c["memory_mib"]) / 1024.0)
+        .sum();
+    assert_eq!((vcpu, gib), (1.5, 0.75));
+    let instance_s = 1_000.0 / steady * 3_600.0;
+    let ib = &inputs["prices"]["instance_based"];
+    let rb = &inputs["prices"]["request_based"];
+    let per = &cost["per_1000_stream_hours"];
+    // (The JSON keeps 4 significant digits below 1 and 3 decimals above.)
+    let near = |a: f64, b: f64| (a - b).abs() <= 1e-3 * b.abs();
+    let instance = instance_s * (vcpu * f(&ib["vcpu_second"]) + gib * f(&ib["gib_second"]));
+    assert!(
+        near(f(&per["instance_based"]), instance),
+        "{per}: {instance}"
+    );
+    assert_eq!(
+        f(&ib["vcpu_second"]),
+        0.00003,
+        "the list given, not the shipped one"
+    );
+    // 60 s streams: 60 requests a stream-hour.
+    assert!((f(&cost["requests_per_stream_hour"]) - 60.0).abs() < 1e-9);
+    let request = instance_s * (vcpu * f(&rb["vcpu_second"]) + gib * f(&rb["gib_second"]))
+        + 1_000.0 * 60.0 * f(&rb["per_million_requests"]) / 1e6;
+    assert!(near(f(&per["request_based"]), request), "{per}: {request}");
+    // At these prices request-based is cheaper, and the report says so.
+    assert_eq!(cost["cheaper"], "request_based");
+    assert_eq!(cap["recommendation"]["billing"], "request_based");
+    assert!(
+        cost["why"].as_str().unwrap().contains("request-based is"),
+        "{cost}"
+    );
+    let month = &cost["at_target"];
+    assert_eq!(month["streams"], 1000);
+    assert_eq!(month["instances"], r.instances_for_target.unwrap());
+    assert!(cost["idle_floor"]["instances"] == 1);
+    let markdown = report.markdown();
+    assert!(markdown.contains("## Cost (USD)"), "{markdown}");
+    assert!(
+        markdown.contains("| per 1,000 stream-hours, "),
+        "{markdown}"
+    );
+    assert!(markdown.contains("| 1000 streams, a month ("), "{markdown}");
+    assert!(markdown.contains("not verified live"), "{markdown}");
+    assert!(report.html().contains("<table class=\"cost\">"));
 }
 
 /// README quick start 3's options, but for --host and --report

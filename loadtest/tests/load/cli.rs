@@ -282,6 +282,67 @@ fn a_target_that_is_not_a_url_is_refused_before_any_load() {
     }
 }
 
+/// `capacity`'s instance size and price list are checked before any
+/// load (the host here has nothing listening): a vCPU count Cloud Run
+/// has no setting for, a memory size without its unit, a price list that
+/// is not one.
+#[test]
+fn capacitys_instance_and_prices_are_checked_before_any_load() {
+    let dir = std::env::temp_dir().join(format!("trickle-prices-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let bad = dir.join("prices.json");
+    std::fs::write(&bad, "{\"name\": \"half a list\"}").expect("written");
+    let negative = dir.join("negative.json");
+    let shipped = include_str!("../../prices/cloud-run-tier1.json");
+    std::fs::write(
+        &negative,
+        shipped.replace(
+            "\"per_million_requests\": 0.40",
+            "\"per_million_requests\": -0.4",
+        ),
+    )
+    .expect("written");
+    let (bad, negative) = (bad.display().to_string(), negative.display().to_string());
+    let base = [
+        "capacity",
+        "--host",
+        "http://127.0.0.1:9",
+        "--slo-error-rate",
+        "0.1",
+    ];
+    for (extra, expected) in [
+        (vec!["--cpu", "3"], "1, 2, 4, 6 or 8"),
+        (vec!["--cpu", "0.5"], "concurrency 1"),
+        (vec!["--memory", "512"], "with its unit"),
+        (vec!["--sidecar-memory", "lots"], "with its unit"),
+        (vec!["--stream-life", "0s"], "at least 1s"),
+        (vec!["--prices", &bad], "not a price list"),
+        (
+            vec!["--prices", &negative],
+            "request_based.per_million_requests is -0.4",
+        ),
+        (
+            vec!["--prices", "/nonexistent/prices.json"],
+            "/nonexistent/prices.json",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_trickle-load"))
+            .args(base.iter().copied().chain(extra.iter().copied()))
+            .output()
+            .expect("the trickle-load binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+        assert!(
+            !stderr.contains("capacity search on"),
+            "{extra:?} started: {stderr}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(20), "{extra:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn version_prints_trickle_loads_own() {
     let out = Command::new(env!("CARGO_BIN_EXE_trickle-load"))
