@@ -12,6 +12,11 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 
+# trickle's allocator (tikv-jemalloc-sys) builds jemalloc from source with
+# make, which the slim image lacks.
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
+
 # Dependency layer: the manifests with stub sources, so that a code change
 # does not rebuild every dependency.
 COPY Cargo.toml Cargo.lock ./

@@ -77,6 +77,8 @@ VENV = os.path.join(BENCH, ".venv")
 RESULTS = os.path.join(BENCH, "results")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PER_PROCESS = 9_500  # streams per trickle-load process (fd cap 20,000)
+# Debian's jemalloc (apt-get install libjemalloc2), for bare-actix-jemalloc.
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 
 
 def free_port():
@@ -169,6 +171,11 @@ def server_command(name, port, sink_port):
         "trickle-spans": (trickle, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
                                     "OTEL_BSP_MAX_QUEUE_SIZE": "65536", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096"}),
         "bare-actix": ([os.path.join(RELEASE, "examples", "bare_actix")], {"PORT": str(port)}),
+        # The same bare server on the allocator trickle's binary links
+        # (jemalloc 5.3, Debian's libjemalloc2): the floor with the
+        # allocator held equal.
+        "bare-actix-jemalloc": ([os.path.join(RELEASE, "examples", "bare_actix")],
+                                {"PORT": str(port), "LD_PRELOAD": JEMALLOC}),
         "node": (["node", os.path.join(BENCH, "servers", "node_sse.mjs"), str(port)], {}),
         "uvicorn": ([python("uvicorn"), "starlette_sse:app", "--app-dir", os.path.join(BENCH, "servers"),
                      "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",

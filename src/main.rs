@@ -8,6 +8,13 @@ use trickle::shutdown::{termination_signal, ShutdownBudget};
 use trickle::{Application, Settings};
 use trickle_telemetry::{logs, Telemetry};
 
+/// jemalloc, not the system's malloc: see Cargo.toml (a steady RSS over
+/// hours of reconnecting streams, BENCHMARKS.md section 7). Built without
+/// the `jemalloc` feature, trickle uses the system's malloc (profilers).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let settings = Settings::parse();
     logs::init(

@@ -17,6 +17,7 @@ pub(crate) mod policy;
 pub(crate) mod pool;
 pub(crate) mod process;
 pub(crate) mod proxy;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use policy::ScalingRules;
-use pool::{Pool, PoolConfig};
+use pool::{Billing, Pool, PoolConfig};
 use process::Launch;
 use proxy::{CutMode, Proxy, ProxyConfig};
 
@@ -79,6 +80,17 @@ pub struct EmulateArgs {
     /// Added to each instance's real start-up time.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub cold_start_delay: Duration,
+    /// Cloud Run's billing setting, as it allocates CPU: `request` (Cloud
+    /// Run's default) throttles an instance's CPU to --throttled-cpu while
+    /// it holds no request, start-up and shutdown excepted (a cgroup per
+    /// instance: needs root); `instance` (the shipped manifests'
+    /// `cpu-throttling: "false"`) never throttles.
+    #[arg(long, value_enum, default_value = "request")]
+    pub billing: BillingArg,
+    /// Share of one CPU a throttled instance gets (0.001 to 1).
+    #[arg(long, value_name = "SHARE", default_value = "0.001",
+          value_parser = throttle::parse_share)]
+    pub throttled_cpu: f64,
     /// K_SERVICE (and K_CONFIGURATION) given to instances.
     #[arg(long, default_value = "trickle")]
     pub service: String,
@@ -88,6 +100,13 @@ pub struct EmulateArgs {
     /// Arguments for the instance program, after `--`.
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+/// `--billing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BillingArg {
+    Request,
+    Instance,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +120,8 @@ pub enum EmulateError {
     Instances { min: u32, max: u32 },
     #[error("cannot create the metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Throttle(#[from] throttle::ThrottleError),
 }
 
 fn default_program() -> PathBuf {
@@ -119,6 +140,13 @@ pub async fn run(args: EmulateArgs) -> Result<(), EmulateError> {
             max: args.max_instances,
         });
     }
+    let billing = match args.billing {
+        BillingArg::Instance => Billing::Instance,
+        BillingArg::Request => Billing::Request {
+            hierarchy: throttle::Hierarchy::find()?,
+            share: args.throttled_cpu,
+        },
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| EmulateError::Listen {
@@ -142,6 +170,7 @@ pub async fn run(args: EmulateArgs) -> Result<(), EmulateError> {
             },
             grace: args.grace,
             cold_start_delay: args.cold_start_delay,
+            billing: billing.clone(),
         },
         metrics,
     );
@@ -157,14 +186,20 @@ pub async fn run(args: EmulateArgs) -> Result<(), EmulateError> {
     let stop = CancellationToken::new();
     let scaler = tokio::spawn(pool.clone().scale(stop.clone()));
     say(&format!(
-        "listening on http://{} for {} (concurrency {}, instances {}..={}, timeout {:?}, queue {:?})",
+        "listening on http://{} for {} (concurrency {}, instances {}..={}, timeout {:?}, queue {:?}, {})",
         listener.local_addr().unwrap_or(args.listen),
         program.display(),
         args.concurrency,
         args.min_instances,
         args.max_instances,
         args.timeout,
-        args.queue_timeout
+        args.queue_timeout,
+        match &billing {
+            Billing::Instance => "instance-based billing: CPU always allocated".to_owned(),
+            Billing::Request { share, .. } => format!(
+                "request-based billing: an instance without a request gets {share} of a CPU"
+            ),
+        }
     ));
     let signal = termination();
     tokio::pin!(signal);

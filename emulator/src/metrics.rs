@@ -17,6 +17,7 @@ pub struct EmulatorMetrics {
     pub deaths: IntCounter,
     pub cold_start: Histogram,
     pub requests: IntCounter,
+    pub throttles: IntCounter,
 }
 
 impl EmulatorMetrics {
@@ -56,6 +57,10 @@ impl EmulatorMetrics {
                 COLD_START_BUCKETS,
             )?,
             requests: r.counter("emulator_requests_total", "Requests received.")?,
+            throttles: r.counter(
+                "emulator_cpu_throttles_total",
+                "Times an instance's CPU was throttled for having no request in flight (--billing request).",
+            )?,
             registry,
         })
     }

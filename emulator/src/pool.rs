@@ -16,6 +16,7 @@ use super::metrics::EmulatorMetrics;
 use super::policy::{self, InstanceView, Phase, ScaleDecision, ScalingRules};
 use super::process::{self, Launch, StartFailure};
 use super::say;
+use super::throttle::{CpuLimit, Hierarchy};
 
 /// How often the scaler looks at the pool.
 const SCALER_TICK: Duration = Duration::from_millis(100);
@@ -30,6 +31,17 @@ pub struct PoolConfig {
     pub grace: Duration,
     /// Added to each instance's real start-up time.
     pub cold_start_delay: Duration,
+    pub billing: Billing,
+}
+
+/// Cloud Run's billing settings, as they allocate CPU.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Billing {
+    /// CPU always allocated.
+    Instance,
+    /// CPU throttled to `share` of one CPU while an instance holds no
+    /// request (start-up and shutdown excepted).
+    Request { hierarchy: Hierarchy, share: f64 },
 }
 
 /// The state behind a mutex; a panic elsewhere while it was held leaves
@@ -52,6 +64,8 @@ pub struct Instance {
     /// Out of the pool (retired or dead): its metric series is gone, and
     /// a request ending late does not bring it back.
     gone: AtomicBool,
+    /// Its CPU quota under `--billing request`.
+    cpu: Option<CpuLimit>,
 }
 
 impl Instance {
@@ -98,6 +112,26 @@ impl Instance {
     fn pid(&self) -> Option<u32> {
         lock(&self.child).as_ref().and_then(Child::id)
     }
+
+    /// Under `--billing request`: throttled exactly while it is ready and
+    /// holds no request. Called after every change of either.
+    fn sync_cpu(&self, metrics: &EmulatorMetrics) {
+        let Some(cpu) = &self.cpu else { return };
+        match cpu.apply(|| self.phase() == Phase::Ready && self.inflight() == 0) {
+            Ok(true) if cpu.is_throttled() => metrics.throttles.inc(),
+            Ok(_) => {}
+            Err(e) => say(&format!("{}: {e}", self.label())),
+        }
+    }
+
+    /// `throttled`, `full` or `always` (instance-based billing).
+    fn cpu_state(&self) -> &'static str {
+        match &self.cpu {
+            None => "always",
+            Some(cpu) if cpu.is_throttled() => "throttled",
+            Some(_) => "full",
+        }
+    }
 }
 
 /// One request's claim on an instance; dropping it frees the slot.
@@ -112,6 +146,7 @@ impl Drop for Lease {
         let left = self.instance.inflight.fetch_sub(1, Ordering::AcqRel) - 1;
         if left == 0 {
             *lock(&self.instance.idle_since) = Instant::now();
+            self.instance.sync_cpu(&self.pool.metrics);
         }
         if !self.instance.gone.load(Ordering::Acquire) {
             self.pool.metrics.inflight(&self.instance.label(), left);
@@ -179,6 +214,10 @@ impl Pool {
                         (n < limit).then_some(n + 1)
                     });
             if let Ok(before) = claimed {
+                if before == 0 {
+                    // Its CPU back before the request reaches it.
+                    instance.sync_cpu(&self.metrics);
+                }
                 self.metrics.inflight(&instance.label(), before + 1);
                 return Some(Lease {
                     instance: instance.clone(),
@@ -301,6 +340,28 @@ impl Pool {
                 return;
             }
         };
+        let cpu = match &self.config.billing {
+            Billing::Instance => None,
+            Billing::Request { hierarchy, share } => {
+                let made = child
+                    .id()
+                    .ok_or_else(|| "it exited at once".to_owned())
+                    .and_then(|pid| {
+                        CpuLimit::new(hierarchy, &format!("instance-{number}"), pid, *share)
+                            .map_err(|e| e.to_string())
+                    });
+                match made {
+                    Ok(cpu) => Some(cpu),
+                    Err(e) => {
+                        // Unthrottled it would not rehearse what was
+                        // asked: not started (kill_on_drop ends it).
+                        self.failures.fetch_add(1, Ordering::AcqRel);
+                        say(&format!("cannot limit instance-{number}'s CPU: {e}"));
+                        return;
+                    }
+                }
+            }
+        };
         let instance = Arc::new(Instance {
             number,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -310,6 +371,7 @@ impl Pool {
             child: Mutex::new(Some(child)),
             dead: AtomicBool::new(false),
             gone: AtomicBool::new(false),
+            cpu,
         });
         lock(&self.instances).push(instance.clone());
         say(&format!("starting {} on port {port}", instance.label()));
@@ -348,6 +410,7 @@ impl Pool {
         self.metrics.cold_start.observe(cold.as_secs_f64());
         *lock(&instance.idle_since) = Instant::now();
         instance.set_phase(Phase::Ready);
+        instance.sync_cpu(&self.metrics);
         say(&format!(
             "{} ready after a {:.0} ms cold start",
             instance.label(),
@@ -359,6 +422,8 @@ impl Pool {
     /// SIGTERM, then SIGKILL after the grace period.
     fn retire(self: Arc<Self>, instance: Arc<Instance>, why: &str) {
         instance.set_phase(Phase::Draining);
+        // Shutdown has its CPU, under either billing setting.
+        instance.sync_cpu(&self.metrics);
         let grace = self.config.grace;
         say(&format!(
             "stopping {} ({why}): SIGTERM, SIGKILL after {grace:?}",
@@ -409,6 +474,8 @@ impl Pool {
                     "pid": i.pid(),
                     "state": i.phase().as_str(),
                     "inflight": i.inflight(),
+                    "cpu": i.cpu_state(),
+                    "periods_throttled": i.cpu.as_ref().and_then(CpuLimit::periods_throttled),
                 })
             })
             .collect();
@@ -451,6 +518,7 @@ mod tests {
                 },
                 grace: Duration::from_secs(1),
                 cold_start_delay: Duration::ZERO,
+                billing: Billing::Instance,
             },
             metrics,
         )
@@ -508,6 +576,7 @@ mod tests {
             child: Mutex::new(None),
             dead: AtomicBool::new(false),
             gone: AtomicBool::new(false),
+            cpu: None,
         });
         lock(&pool.instances).push(instance.clone());
         let lease = pool.try_acquire();

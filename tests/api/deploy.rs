@@ -71,6 +71,16 @@ fn the_dockerfile_builds_what_it_copies_and_runs_as_non_root() {
     }
     let builds: Vec<&String> = steps.iter().filter(|s| s.contains("cargo build")).collect();
     assert_eq!(builds.len(), 2, "a dependency build and the real one");
+    // jemalloc (trickle's allocator) is built with make: installed before
+    // the first build, as the slim image has none.
+    let first_build = steps.iter().position(|s| s.contains("cargo build"));
+    let make = steps
+        .iter()
+        .position(|s| s.starts_with("RUN apt-get") && s.contains("install") && s.contains(" make"));
+    assert!(
+        make.is_some() && make < first_build,
+        "the build stage installs make before building: {steps:?}"
+    );
     let command = builds[1]
         .split("&&")
         .find(|c| c.contains("cargo build"))

@@ -3,6 +3,7 @@
 //! test in its own process (with `cargo test`, use --test-threads=1).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod billing;
 mod capacity;
 mod cli;
 mod compression;

@@ -38,6 +38,11 @@ impl Drop for Emulator {
 
 /// Starts the emulator on a free port with `args` (instance flags after `--`).
 pub async fn emulator(args: &[&str]) -> Emulator {
+    emulator_with_env(args, &[]).await
+}
+
+/// [`emulator`], with variables its instances inherit.
+pub async fn emulator_with_env(args: &[&str], env: &[(&str, &str)]) -> Emulator {
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_trickle-load"));
     let trickle = exe.with_file_name("trickle");
     assert!(
@@ -54,6 +59,7 @@ pub async fn emulator(args: &[&str]) -> Emulator {
     let child = Command::new(&exe)
         .args(["emulate", "--listen", &listen])
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(if std::env::var_os("TEST_LOG").is_some() {
             Stdio::inherit()
