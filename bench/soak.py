@@ -69,12 +69,13 @@ def slope(points):
     return b * 3600, t95(n - 2) * se * 3600
 
 
-def per_minute(samples, key, after_s):
-    """Per-minute means of a sampled series after the warm-up: consecutive
-    samples are not independent; minute means are nearer to it."""
+def per_minute(samples, key, after_s, before_s=float("inf")):
+    """Per-minute means of a sampled series after the warm-up and before the
+    load's end (the clients' wind-down is not the server's steady state):
+    consecutive samples are not independent; minute means are nearer to it."""
     buckets = {}
     for s in samples:
-        if s["t"] >= after_s and s.get(key) is not None:
+        if after_s <= s["t"] < before_s and s.get(key) is not None:
             buckets.setdefault(int(s["t"] // 60), []).append(s[key])
     return [((m + 0.5) * 60, sum(v) / len(v)) for m, v in sorted(buckets.items())]
 
@@ -161,6 +162,9 @@ def main():
     p.add_argument("--stream-life", default="20s", help="trickle's --max-stream-duration (default 20s)")
     p.add_argument("--sample", type=float, default=10, help="seconds between samples (default 10)")
     p.add_argument("--warmup-minutes", type=float, default=5, help="left out of the fit (default 5)")
+    p.add_argument("--first-id", type=int, default=None, metavar="N",
+                   help="SSE streams start after event id N (last_event_id=N): ids keep one width for the "
+                        "whole soak (N=100000: six digits), so event sizes do not grow with the run")
     p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                    help="set in trickle's environment (repeatable), e.g. LD_PRELOAD=/usr/lib/x86_64-linux-gnu/"
                         "libjemalloc.so.2 to compare allocators; recorded in the result")
@@ -185,7 +189,8 @@ def main():
                   "--max-streams", str(args.streams + args.llm_streams + 500),
                   "--max-stream-duration", args.stream_life, "--retry", "200ms",
                   "--llm-decode-rate", "10", "--log-format", "text"]
-    sse_cmd = [bench.LOAD, "--host", base, "--users", str(args.streams), "--increase-rate", "500",
+    sse_path = [] if args.first_id is None else ["--path", f"/sse?last_event_id={args.first_id}"]
+    sse_cmd = [bench.LOAD, "--host", base, *sse_path, "--users", str(args.streams), "--increase-rate", "500",
                "--run-time", run_time, "--transport", "sse", "--chunks", "1000000", "--interval-ms", "1000",
                "--reconnect", "--idle-timeout", "60s", "--quiet", "--no-print-metrics", "--progress-secs", "0",
                "--stream-report", os.path.join(tmp, "sse.json")]
@@ -243,7 +248,7 @@ def main():
     warm = args.warmup_minutes * 60
     fits = {}
     for key in ("rss_mib", "load_sse_mib", "load_llm_mib", "fds", "threads"):
-        points = per_minute(samples, key, warm)
+        points = per_minute(samples, key, warm, args.minutes * 60)
         scale = 1024 if key.endswith("_mib") else 1  # slopes of memory in KiB
         b, ci = slope([(t, v * scale) for t, v in points])
         fits[key] = {"per_hour": b, "ci95_per_hour": ci, "minutes_fitted": len(points),
