@@ -21,7 +21,7 @@ pub struct StreamGuard {
     recorder: StreamRecorder,
     _slot: StreamSlot,
     /// The tokens of a simulated LLM response, when this stream is one.
-    genai: Option<GenAiTally>,
+    genai: Option<Box<GenAiTally>>,
 }
 
 /// How an LLM response's tokens map onto the stream's events.
@@ -96,7 +96,7 @@ impl StreamGuard {
             .as_ref()
             .and_then(|m| m.vllm.as_ref())
             .map(|v| v.steps(&request.model));
-        self.genai = Some(GenAiTally {
+        self.genai = Some(Box::new(GenAiTally {
             request,
             count,
             started,
@@ -107,7 +107,7 @@ impl StreamGuard {
             end: None,
             vllm_steps,
             running_since: Arc::default(),
-        });
+        }));
         self
     }
 
