@@ -647,19 +647,16 @@ impl Cost {
 
 /// Two prices of a unit, the cheaper setting's first, each named.
 fn versus(instance_first: bool, instance: f64, request: f64, unit: &str) -> String {
-    if instance_first {
-        format!(
-            "{} instance-based vs {} request-based per {unit}",
-            price(instance),
-            price(request)
-        )
+    let (first, first_name, second, second_name) = if instance_first {
+        (instance, "instance-based", request, "request-based")
     } else {
-        format!(
-            "{} request-based vs {} instance-based per {unit}",
-            price(request),
-            price(instance)
-        )
-    }
+        (request, "request-based", instance, "instance-based")
+    };
+    format!(
+        "{} {first_name} vs {} {second_name} per {unit}",
+        price(first),
+        price(second)
+    )
 }
 
 /// A unit price, without float noise.
