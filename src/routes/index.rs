@@ -25,7 +25,7 @@ pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         .is_some_and(|accept| accept.contains("text/html"));
     if wants_html {
         let page = PAGE
-            .replace("{{INSTANCE}}", &escape_html(&state.frame.instance))
+            .replace("{{INSTANCE}}", &escape_html(state.frame.instance()))
             .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"));
         return HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
@@ -46,7 +46,7 @@ pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
          Stream parameters: chunks, interval_ms, first_delay_ms, size, jitter_ms, last_event_id\n\
          Try: curl -N 'http://HOST/sse?chunks=5&interval_ms=200', or open this address in a browser.\n",
         version = env!("CARGO_PKG_VERSION"),
-        instance = state.frame.instance,
+        instance = state.frame.instance(),
     );
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")

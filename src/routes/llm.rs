@@ -357,7 +357,7 @@ impl Answer for ResponsesFramer {
 /// same pace and answers at the end.
 async fn answer(
     request: &CompletionRequest,
-    mut source: crate::stream::EventSource,
+    source: crate::stream::EventSource,
     mut framer: impl Answer,
     mut guard: crate::stream::guard::StreamGuard,
 ) -> HttpResponse {
@@ -369,7 +369,8 @@ async fn answer(
             .streaming(body::body(source, framer, guard));
     }
     let mut end = EndReason::Completed;
-    while let Some(step) = source.next().await {
+    let mut source = std::pin::pin!(source);
+    while let Some(step) = source.as_mut().next().await {
         framer.step(&step);
         guard.produced(&step);
         if let Step::End { reason, .. } = step {

@@ -6,10 +6,14 @@
 //! whichever comes first: the drain signal, the stream deadline, the next
 //! event, or a heartbeat.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::{sleep_until, Instant};
-use tokio_util::sync::CancellationToken;
+use pin_project_lite::pin_project;
+use tokio::time::{sleep_until, Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::event::{unix_now, EndReason, Event, Step};
 use super::spec::StreamSpec;
@@ -21,21 +25,38 @@ pub struct Pacing {
     pub heartbeat: Duration,
 }
 
-#[derive(Debug)]
-pub struct EventSource {
-    spec: StreamSpec,
-    drain: CancellationToken,
-    heartbeat: Duration,
-    deadline: Instant,
-    next_id: u64,
-    next_due: Instant,
-    last_sent: Instant,
-    last_id: Option<u64>,
-    finished: bool,
-    /// Unix time at `started`: events' wall times follow the monotonic
-    /// clock from here (one clock read per event instead of two).
-    started: Instant,
-    started_unix: f64,
+pin_project! {
+    /// One stream's plan, paced. It waits on one timer (the earliest of
+    /// the deadline, the next event and the next heartbeat, reset as they
+    /// move) and on the drain signal, both held in place: an idle stream
+    /// costs no allocation beyond the body that holds its source.
+    #[project = EventSourceProj]
+    #[derive(Debug)]
+    pub struct EventSource {
+        spec: StreamSpec,
+        heartbeat: Duration,
+        deadline: Instant,
+        next_id: u64,
+        next_due: Instant,
+        last_sent: Instant,
+        finished: bool,
+        // Unix time at `started`: events' wall times follow the monotonic
+        // clock from here (one clock read per event instead of two).
+        started: Instant,
+        started_unix: f64,
+        // What only the simulated LLM's streams use.
+        llm: Option<Box<LlmPacing>>,
+        #[pin]
+        drained: WaitForCancellationFutureOwned,
+        #[pin]
+        timer: Sleep,
+    }
+}
+
+/// The simulated LLM's additions to a plan, boxed: the other streams do
+/// not carry them.
+#[derive(Debug, Default)]
+struct LlmPacing {
     /// Intervals stretch with the load (the simulated LLM's slowdown).
     slowdown: Option<Slowdown>,
     /// What the stream waits for before its plan starts (the simulated
@@ -61,7 +82,7 @@ impl std::fmt::Debug for Gate {
     }
 }
 
-/// Each interval times (1 + k x the load).
+/// How intervals stretch with the load.
 #[derive(Clone)]
 struct Slowdown {
     k: f64,
@@ -75,44 +96,46 @@ impl std::fmt::Debug for Slowdown {
 }
 
 impl EventSource {
-    /// A source whose clock starts at `started` (when the request reached
-    /// the handler).
+    /// A source for `spec`, its clock started at `started`; it ends early
+    /// when `drain` is cancelled or at `pacing.max_duration`. Must be made
+    /// inside a tokio runtime (it holds a timer).
     pub fn new(
         spec: StreamSpec,
         pacing: Pacing,
         drain: CancellationToken,
         started: Instant,
     ) -> Self {
+        let deadline = started + pacing.max_duration;
         Self {
             next_id: spec.first_id(),
             next_due: started + spec.first_delay,
-            last_id: spec.resume_after,
-            deadline: started + pacing.max_duration,
+            deadline,
             heartbeat: pacing.heartbeat,
             last_sent: started,
-            drain,
             spec,
             finished: false,
             started,
             started_unix: unix_now() - started.elapsed().as_secs_f64(),
-            slowdown: None,
-            gate: None,
-            held: None,
-            rng: None,
-            fail_after: None,
+            llm: None,
+            drained: drain.cancelled_owned(),
+            timer: sleep_until(deadline),
         }
+    }
+
+    fn llm(&mut self) -> &mut LlmPacing {
+        self.llm.get_or_insert_with(Box::default)
     }
 
     /// Fails (ends with [`EndReason::Failed`]) after `events` events: the
     /// simulated LLM's injected mid-stream error.
     pub fn with_failure_after(mut self, events: u64) -> Self {
-        self.fail_after = Some(events);
+        self.llm().fail_after = Some(events);
         self
     }
 
     /// Draws the jitter from `rng` (a seeded request's).
     pub fn with_rng(mut self, rng: fastrand::Rng) -> Self {
-        self.rng = Some(rng);
+        self.llm().rng = Some(rng);
         self
     }
 
@@ -120,7 +143,7 @@ impl EventSource {
     /// taken; `k` = 0 changes nothing.
     pub fn with_slowdown(mut self, k: f64, load: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
         if k > 0.0 {
-            self.slowdown = Some(Slowdown {
+            self.llm().slowdown = Some(Slowdown {
                 k,
                 load: std::sync::Arc::new(load),
             });
@@ -133,110 +156,131 @@ impl EventSource {
     /// the deadline still apply while waiting); what the gate yields is
     /// held until the source is dropped.
     pub fn with_gate(mut self, gate: GateFuture) -> Self {
-        self.gate = Some(Gate(gate));
+        self.llm().gate = Some(Gate(gate));
         self
     }
 
-    /// The next step, or `None` after the end step. Cancel-safe: dropping
-    /// the future before it resolves loses nothing.
-    pub async fn next(&mut self) -> Option<Step> {
-        if self.finished {
-            return None;
+    /// The next step: whichever comes first of the drain signal, the
+    /// stream deadline, the next event and a heartbeat (in that order when
+    /// several are due); `None` after the end.
+    pub async fn next(mut self: Pin<&mut Self>) -> Option<Step> {
+        std::future::poll_fn(|cx| self.as_mut().poll_step(cx)).await
+    }
+
+    /// [`EventSource::next`] as a poll: registers the task with the drain
+    /// signal and the one timer when nothing is due.
+    pub fn poll_step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Step>> {
+        let mut this = self.project();
+        if *this.finished {
+            return Poll::Ready(None);
         }
-        if let Some(gate) = self.gate.as_mut() {
-            let heartbeat_due = self.last_sent + self.heartbeat;
-            tokio::select! {
-                biased;
-                () = self.drain.cancelled() => return Some(self.finish(EndReason::Shutdown)),
-                () = sleep_until(self.deadline) => return Some(self.finish(EndReason::Deadline)),
-                held = gate.0.as_mut() => {
-                    self.held = Some(held);
-                    self.gate = None;
-                    // The plan starts when the gate opens: the first event's
-                    // time includes the wait.
-                    self.next_due = Instant::now() + self.spec.first_delay;
+        // After the timer fires one of the instants it waited for has
+        // passed, so the second round returns; the bound only guards
+        // against a timer that fires early.
+        for _ in 0..3 {
+            if this.drained.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Some(finish(&mut this, EndReason::Shutdown)));
+            }
+            let now = Instant::now();
+            if now >= *this.deadline {
+                return Poll::Ready(Some(finish(&mut this, EndReason::Deadline)));
+            }
+            let heartbeat_due = *this.last_sent + *this.heartbeat;
+            let mut wake = (*this.deadline).min(heartbeat_due);
+            let gate = this.llm.as_mut().and_then(|llm| llm.gate.as_mut());
+            let gated = match gate {
+                None => false,
+                Some(gate) => match gate.0.as_mut().poll(cx) {
+                    Poll::Ready(held) => {
+                        if let Some(llm) = this.llm.as_mut() {
+                            llm.held = Some(held);
+                            llm.gate = None;
+                        }
+                        // The plan starts when the gate opens: the first
+                        // event's time includes the wait.
+                        *this.next_due = Instant::now() + this.spec.first_delay;
+                        false
+                    }
+                    Poll::Pending => true,
+                },
+            };
+            if !gated {
+                let fail_after = this.llm.as_ref().and_then(|llm| llm.fail_after);
+                if fail_after.is_some_and(|n| *this.next_id >= this.spec.first_id() + n) {
+                    return Poll::Ready(Some(finish(&mut this, EndReason::Failed)));
                 }
-                () = sleep_until(heartbeat_due) => {
-                    self.last_sent = Instant::now();
-                    return Some(Step::Heartbeat);
+                if *this.next_id >= this.spec.chunks {
+                    return Poll::Ready(Some(finish(&mut this, EndReason::Completed)));
                 }
+                // Whatever is already due goes without a timer: tokio's
+                // timers tick in milliseconds, which would cap a fast
+                // stream near 1000 events/s.
+                let now = Instant::now();
+                if now >= *this.next_due {
+                    return Poll::Ready(Some(Step::Event(emit(&mut this, now))));
+                }
+                wake = wake.min(*this.next_due);
+            }
+            if now >= heartbeat_due {
+                *this.last_sent = now;
+                return Poll::Ready(Some(Step::Heartbeat));
+            }
+            if this.timer.deadline() != wake {
+                this.timer.as_mut().reset(wake);
+            }
+            if this.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
         }
-        if self
-            .fail_after
-            .is_some_and(|n| self.next_id >= self.spec.first_id() + n)
-        {
-            return Some(self.finish(EndReason::Failed));
-        }
-        if self.next_id >= self.spec.chunks {
-            return Some(self.finish(EndReason::Completed));
-        }
-        // Whatever is already due goes without a timer: tokio's timers tick
-        // in milliseconds, which would cap a fast stream near 1000 events/s.
-        let now = Instant::now();
-        if self.drain.is_cancelled() {
-            return Some(self.finish(EndReason::Shutdown));
-        }
-        if now >= self.deadline {
-            return Some(self.finish(EndReason::Deadline));
-        }
-        if now >= self.next_due {
-            return Some(Step::Event(self.emit(now)));
-        }
-        let heartbeat_due = self.last_sent + self.heartbeat;
-        tokio::select! {
-            biased;
-            () = self.drain.cancelled() => Some(self.finish(EndReason::Shutdown)),
-            () = sleep_until(self.deadline) => Some(self.finish(EndReason::Deadline)),
-            () = sleep_until(self.next_due) => Some(Step::Event(self.emit(Instant::now()))),
-            () = sleep_until(heartbeat_due) => {
-                self.last_sent = Instant::now();
-                Some(Step::Heartbeat)
-            }
-        }
+        // Not reached with tokio's timers; yield rather than spin.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
+}
 
-    fn finish(&mut self, reason: EndReason) -> Step {
-        self.finished = true;
-        Step::End {
-            reason,
-            last_id: self.last_id,
-        }
-    }
+fn finish(this: &mut EventSourceProj<'_>, reason: EndReason) -> Step {
+    *this.finished = true;
+    // Ids go out in order from the first: the last one sent is the one
+    // before the next, or the client's own when none was sent yet.
+    let last_id = if *this.next_id > this.spec.first_id() {
+        Some(*this.next_id - 1)
+    } else {
+        this.spec.resume_after
+    };
+    Step::End { reason, last_id }
+}
 
-    /// The next event, emitted at `now`.
-    fn emit(&mut self, now: Instant) -> Event {
-        let event = Event {
-            id: self.next_id,
-            unix_time: self.started_unix + (now - self.started).as_secs_f64(),
-            size: self.spec.size,
-        };
-        self.last_id = Some(self.next_id);
-        self.next_id += 1;
-        self.last_sent = now;
-        // Keep the schedule (no drift), but never burst to catch up after the
-        // writer held us back: a late event restarts the pace from now.
-        let step = self.jittered_interval();
-        let planned = self.next_due + step;
-        self.next_due = if planned < now { now + step } else { planned };
-        event
-    }
+fn emit(this: &mut EventSourceProj<'_>, now: Instant) -> Event {
+    let event = Event {
+        id: *this.next_id,
+        unix_time: *this.started_unix + (now - *this.started).as_secs_f64(),
+        size: this.spec.size,
+    };
+    *this.next_id += 1;
+    *this.last_sent = now;
+    // Keep the schedule (no drift), but never burst to catch up after the
+    // writer held us back: a late event restarts the pace from now.
+    let step = jittered_interval(this);
+    let planned = *this.next_due + step;
+    *this.next_due = if planned < now { now + step } else { planned };
+    event
+}
 
-    fn jittered_interval(&mut self) -> Duration {
-        let interval = match &self.slowdown {
-            None => self.spec.interval,
-            Some(s) => self.spec.interval.mul_f64(1.0 + s.k * (s.load)() as f64),
-        };
-        let jitter = self.spec.jitter.as_millis() as u64;
-        if jitter == 0 {
-            return interval;
-        }
-        let offset = match &mut self.rng {
-            Some(rng) => rng.u64(0..=2 * jitter),
-            None => fastrand::u64(0..=2 * jitter),
-        };
-        (interval + Duration::from_millis(offset)).saturating_sub(Duration::from_millis(jitter))
+fn jittered_interval(this: &mut EventSourceProj<'_>) -> Duration {
+    let llm = this.llm.as_deref_mut();
+    let interval = match llm.as_ref().and_then(|l| l.slowdown.as_ref()) {
+        None => this.spec.interval,
+        Some(s) => this.spec.interval.mul_f64(1.0 + s.k * (s.load)() as f64),
+    };
+    let jitter = this.spec.jitter.as_millis() as u64;
+    if jitter == 0 {
+        return interval;
     }
+    let offset = match llm.and_then(|l| l.rng.as_mut()) {
+        Some(rng) => rng.u64(0..=2 * jitter),
+        None => fastrand::u64(0..=2 * jitter),
+    };
+    (interval + Duration::from_millis(offset)).saturating_sub(Duration::from_millis(jitter))
 }
 
 #[cfg(test)]
@@ -270,13 +314,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn events_come_on_schedule_then_the_end() {
         let t0 = Instant::now();
-        let (mut src, _) = source(
+        let (src, _) = source(
             spec(3, 1000),
             Duration::from_secs(60),
             Duration::from_secs(15),
         );
+        let mut src = std::pin::pin!(src);
         let mut seen = Vec::new();
-        while let Some(step) = src.next().await {
+        while let Some(step) = src.as_mut().next().await {
             seen.push((step, t0.elapsed()));
         }
         let ids: Vec<_> = seen
@@ -311,8 +356,9 @@ mod tests {
             resume_after: Some(7),
             ..spec(10, 100)
         };
-        let (mut src, _) = source(spec, Duration::from_secs(60), Duration::from_secs(15));
-        match src.next().await {
+        let (src, _) = source(spec, Duration::from_secs(60), Duration::from_secs(15));
+        let mut src = std::pin::pin!(src);
+        match src.as_mut().next().await {
             Some(Step::Event(e)) => assert_eq!(e.id, 8),
             other => panic!("{other:?}"),
         }
@@ -321,13 +367,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn heartbeats_fill_long_gaps() {
-        let (mut src, _) = source(
+        let (src, _) = source(
             spec(2, 10_000),
             Duration::from_secs(60),
             Duration::from_secs(3),
         );
+        let mut src = std::pin::pin!(src);
         let mut steps = Vec::new();
-        while let Some(step) = src.next().await {
+        while let Some(step) = src.as_mut().next().await {
             steps.push(match step {
                 Step::Event(_) => "event",
                 Step::Heartbeat => "heartbeat",
@@ -350,13 +397,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_deadline_ends_with_the_last_id() {
         let t0 = Instant::now();
-        let (mut src, _) = source(
+        let (src, _) = source(
             spec(100, 1000),
             Duration::from_millis(2500),
             Duration::from_secs(15),
         );
+        let mut src = std::pin::pin!(src);
         let mut last = None;
-        while let Some(step) = src.next().await {
+        while let Some(step) = src.as_mut().next().await {
             last = Some(step);
         }
         assert_eq!(
@@ -371,35 +419,37 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn drain_ends_at_once() {
-        let (mut src, drain) = source(
+        let (src, drain) = source(
             spec(100, 1000),
             Duration::from_secs(60),
             Duration::from_secs(15),
         );
-        assert!(matches!(src.next().await, Some(Step::Event(_))));
+        let mut src = std::pin::pin!(src);
+        assert!(matches!(src.as_mut().next().await, Some(Step::Event(_))));
         drain.cancel();
         assert_eq!(
-            src.next().await,
+            src.as_mut().next().await,
             Some(Step::End {
                 reason: EndReason::Shutdown,
                 last_id: Some(0)
             })
         );
-        assert_eq!(src.next().await, None);
+        assert_eq!(src.as_mut().next().await, None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_writer_gets_one_late_event_not_a_burst() {
         let t0 = Instant::now();
-        let (mut src, _) = source(
+        let (src, _) = source(
             spec(10, 100),
             Duration::from_secs(60),
             Duration::from_secs(15),
         );
-        src.next().await;
+        let mut src = std::pin::pin!(src);
+        src.as_mut().next().await;
         tokio::time::sleep(Duration::from_millis(1000)).await; // the writer was stuck
-        src.next().await; // late, at once
-        src.next().await; // back on pace
+        src.as_mut().next().await; // late, at once
+        src.as_mut().next().await; // back on pace
         assert_eq!(t0.elapsed(), Duration::from_millis(1100));
     }
 
@@ -410,8 +460,9 @@ mod tests {
             jitter: Duration::from_millis(50),
             ..spec(21, 100)
         };
-        let (mut src, _) = source(spec, Duration::from_secs(60), Duration::from_secs(15));
-        while src.next().await.is_some() {}
+        let (src, _) = source(spec, Duration::from_secs(60), Duration::from_secs(15));
+        let mut src = std::pin::pin!(src);
+        while src.as_mut().next().await.is_some() {}
         let total = t0.elapsed();
         assert!(total >= Duration::from_millis(20 * 50), "{total:?}");
         assert!(total <= Duration::from_millis(20 * 150), "{total:?}");

@@ -34,7 +34,7 @@ enum ClientEnd {
 pub async fn run(
     mut session: Session,
     messages: MessageStream,
-    mut source: EventSource,
+    source: EventSource,
     context: FrameContext,
     mut guard: StreamGuard,
     heartbeat: Duration,
@@ -50,6 +50,7 @@ pub async fn run(
     let mut unanswered: Option<actix_web::web::Bytes> = None;
     let pong_allowed = tokio::time::sleep_until(last_heard);
     tokio::pin!(pong_allowed);
+    let mut source = std::pin::pin!(source);
 
     let client_end = loop {
         // Unbiased: neither a flood of client frames nor a stream without
@@ -73,7 +74,7 @@ pub async fn run(
                     None => break ClientEnd::Vanished,
                 }
             }
-            step = source.next() => {
+            step = source.as_mut().next() => {
                 let Some(step) = step else { return };
                 match step {
                     Step::Heartbeat => {

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 use actix_web::HttpRequest;
 use bytes::Bytes;
 use futures_util::Stream;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use tokio::time::Instant;
@@ -195,11 +195,14 @@ struct StreamSpan {
     tracer: SdkTracer,
 }
 
-/// Trace and span ids for the log line (hex), and the sampled flag.
-#[derive(Debug, Clone, Default)]
+/// Trace and span ids for the log line, and the sampled flag: kept as
+/// bytes (26 of them, no allocation) and written as hex only when the
+/// line is.
+#[derive(Debug, Clone, Copy, Default)]
 struct TraceIds {
-    trace_id: Option<String>,
-    span_id: Option<String>,
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    valid: bool,
     sampled: bool,
 }
 
@@ -211,10 +214,19 @@ impl TraceIds {
             return Self::default();
         }
         Self {
-            trace_id: Some(format!("{:032x}", context.trace_id())),
-            span_id: Some(format!("{:016x}", context.span_id())),
+            trace_id: context.trace_id().to_bytes(),
+            span_id: context.span_id().to_bytes(),
+            valid: true,
             sampled: context.is_sampled(),
         }
+    }
+
+    fn trace_id(&self) -> Option<TraceId> {
+        self.valid.then(|| TraceId::from_bytes(self.trace_id))
+    }
+
+    fn span_id(&self) -> Option<SpanId> {
+        self.valid.then(|| SpanId::from_bytes(self.span_id))
     }
 }
 
@@ -371,8 +383,8 @@ impl Drop for StreamRecorder {
             duration_ms = round3(duration.as_secs_f64() * 1e3),
             ttfb_ms = self.ttfb.map(|d| round3(d.as_secs_f64() * 1e3)),
             resumed_after = self.resumed_after,
-            trace_id = self.ids.trace_id.as_deref(),
-            span_id = self.ids.span_id.as_deref(),
+            trace_id = self.ids.trace_id().map(tracing::field::display),
+            span_id = self.ids.span_id().map(tracing::field::display),
             trace_sampled = self.ids.sampled,
             "stream ended"
         );

@@ -47,7 +47,7 @@ pub fn write_object(out: &mut Vec<u8>, step: &Step, context: &FrameContext) {
         Step::End { reason, last_id } if reason.is_early() => Message::Reconnect {
             reason: reason.as_str(),
             last_id,
-            retry_ms: context.retry_ms,
+            retry_ms: context.retry_ms(),
         },
         Step::End { reason, last_id } => Message::End {
             reason: reason.as_str(),
@@ -108,7 +108,7 @@ pub fn capacity(step: &Step, context: &FrameContext) -> usize {
         Step::Event(event) => event.size,
         _ => 0,
     };
-    128 + context.instance.len() + payload
+    128 + context.instance().len() + payload
 }
 
 /// The JSON object of a step, as a string (a WebSocket text frame).

@@ -13,15 +13,19 @@ use bytes::Bytes;
 
 use super::event::{Step, Transport};
 
-/// What every encoder needs besides the step.
+/// What every encoder needs besides the step: the same for every stream
+/// of the instance, so a stream holds one pointer to it.
 #[derive(Debug, Clone)]
-pub struct FrameContext {
+pub struct FrameContext(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
     /// The serving instance id, carried in every event.
-    pub instance: Arc<str>,
+    instance: Arc<str>,
     /// The instance id as a JSON string (quoted, escaped), made once.
-    instance_json: Arc<str>,
+    instance_json: Box<str>,
     /// Reconnection delay advertised to clients.
-    pub retry_ms: u64,
+    retry_ms: u64,
 }
 
 impl FrameContext {
@@ -30,15 +34,26 @@ impl FrameContext {
         let instance_json = serde_json::to_string(&*instance)
             .unwrap_or_else(|_| "\"\"".to_owned())
             .into();
-        Self {
+        Self(Arc::new(Shared {
             instance,
             instance_json,
             retry_ms,
-        }
+        }))
     }
 
+    /// The serving instance id, carried in every event.
+    pub fn instance(&self) -> &Arc<str> {
+        &self.0.instance
+    }
+
+    /// The instance id as a JSON string (quoted, escaped).
     pub fn instance_json(&self) -> &str {
-        &self.instance_json
+        &self.0.instance_json
+    }
+
+    /// Reconnection delay advertised to clients, in milliseconds.
+    pub fn retry_ms(&self) -> u64 {
+        self.0.retry_ms
     }
 }
 
@@ -68,7 +83,7 @@ impl Framer {
 impl super::body::Encode for Framer {
     fn prelude(&self) -> Option<Bytes> {
         match self.transport {
-            Transport::Sse => Some(sse::prelude(self.context.retry_ms)),
+            Transport::Sse => Some(sse::prelude(self.context.retry_ms())),
             _ => None,
         }
     }

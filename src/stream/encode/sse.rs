@@ -48,7 +48,7 @@ fn head(out: &mut Vec<u8>, step: &Step, context: &FrameContext) -> std::io::Resu
     match *step {
         Step::Event(event) => write!(out, "id: {}\nevent: chunk\ndata: ", event.id),
         Step::End { reason, last_id } if reason.is_early() => {
-            writeln!(out, "retry: {}", context.retry_ms)?;
+            writeln!(out, "retry: {}", context.retry_ms())?;
             if let Some(id) = last_id {
                 writeln!(out, "id: {id}")?;
             }
@@ -91,7 +91,7 @@ mod tests {
             end in prop_oneof![Just(EndReason::Completed), Just(EndReason::Deadline), Just(EndReason::Shutdown)],
         ) {
             let ctx = context();
-            let mut wire = prelude(ctx.retry_ms).to_vec();
+            let mut wire = prelude(ctx.retry_ms()).to_vec();
             for id in first..first + count {
                 wire.extend_from_slice(&encode(&Step::Event(Event { id, unix_time: 1.5, size }), &ctx));
                 wire.extend_from_slice(&encode(&Step::Heartbeat, &ctx));
