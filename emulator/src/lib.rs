@@ -9,8 +9,10 @@
 //! after `--grace`), answers 504 when no response came within `--timeout`
 //! and cuts started streams at it. One log line per decision on stderr;
 //! its metrics at `/_emulator/metrics`, its instances at
-//! `/_emulator/instances`, and `POST /_emulator/rollout` SIGTERMs every
-//! current instance as a new revision would.
+//! `/_emulator/instances`, its revisions at `/_emulator/revisions`; `POST
+//! /_emulator/deploy` deploys a new revision under a traffic split, `POST
+//! /_emulator/traffic` changes the split, and `POST /_emulator/rollout`
+//! SIGTERMs every current instance (maintenance, not a deploy).
 
 pub(crate) mod metrics;
 pub(crate) mod policy;
@@ -18,6 +20,7 @@ pub(crate) mod pool;
 pub(crate) mod process;
 pub(crate) mod proxy;
 pub mod throttle;
+pub(crate) mod traffic;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -115,6 +115,28 @@ pub fn decide(instances: &[InstanceView], queued: usize, rules: &ScalingRules) -
     }
 }
 
+/// The scaling rules of one revision with `percent` of the traffic. A
+/// revision with a share scales as the service does, its minimum
+/// instances in proportion to its share, rounded up (the emulator's
+/// assumption: Cloud Run documents service-level minimum instances as
+/// kept across the revisions serving traffic). A revision with no share
+/// starts nothing and retires each instance as soon as it holds no
+/// request: its open streams run on to their end or the request timeout.
+pub fn revision_rules(service: &ScalingRules, percent: u32) -> ScalingRules {
+    if percent == 0 {
+        return ScalingRules {
+            min_instances: 0,
+            max_instances: 0,
+            idle_ttl: Duration::ZERO,
+            ..*service
+        };
+    }
+    ScalingRules {
+        min_instances: (service.min_instances * percent as usize).div_ceil(100),
+        ..*service
+    }
+}
+
 /// The instances a new request may go to, best first: ready, alive, below
 /// the concurrency, least loaded first (ties keep their order). The caller
 /// claims a slot on the first that still has room when it tries.
@@ -181,6 +203,32 @@ mod tests {
             phase,
             ..ready(inflight)
         }
+    }
+
+    #[test]
+    fn a_revision_without_traffic_drains_and_one_with_some_keeps_its_share_of_the_minimum() {
+        let service = ScalingRules {
+            min_instances: 3,
+            ..RULES
+        };
+        // (percent, min instances)
+        for (percent, min) in [(100, 3), (50, 2), (10, 1), (1, 1)] {
+            let rules = revision_rules(&service, percent);
+            assert_eq!(rules.min_instances, min, "{percent}%");
+            assert_eq!(rules.max_instances, service.max_instances);
+            assert_eq!(rules.idle_ttl, service.idle_ttl);
+        }
+        // No share: an instance with streams is kept (however many it
+        // holds, nothing starts for them), one without retires at once.
+        let rules = revision_rules(&service, 0);
+        let busy = ready(10);
+        let idle_now = idle(0);
+        assert_eq!(decide(&[busy, busy], 0, &rules), ScaleDecision::Hold);
+        assert_eq!(
+            decide(&[busy, idle_now, busy, idle_now], 0, &rules),
+            ScaleDecision::Retire(vec![1, 3])
+        );
+        assert_eq!(decide(&[], 5, &rules), ScaleDecision::Hold);
     }
 
     #[test]

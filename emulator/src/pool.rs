@@ -1,6 +1,8 @@
 //! Instances of the emulated service: leased one request at a time up to
 //! the per-instance concurrency, scaled out when busy and in when idle,
-//! replaced when they die. The decisions are [`super::policy`]'s; the
+//! replaced when they die, each of one revision; a request goes to a
+//! revision by the traffic split, then to one of its instances. The
+//! decisions are [`super::policy`]'s and [`super::traffic`]'s; the
 //! processes are [`super::process`]'s; this module holds the live state.
 
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use super::policy::{self, InstanceView, Phase, ScaleDecision, ScalingRules};
 use super::process::{self, Launch, StartFailure};
 use super::say;
 use super::throttle::{CpuLimit, Hierarchy};
+use super::traffic::{Split, SplitError};
 
 /// How often the scaler looks at the pool.
 const SCALER_TICK: Duration = Duration::from_millis(100);
@@ -52,10 +55,65 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// One revision of the service: its name (`K_REVISION`) and instance
+/// arguments, and the requests waiting for one of its instances.
+#[derive(Debug)]
+pub struct Revision {
+    pub number: u32,
+    pub name: String,
+    pub args: Vec<String>,
+    waiting: AtomicUsize,
+    /// Its first instance is starting: traffic moves to it once it is
+    /// ready, and the scaler leaves it alone until then.
+    deploying: AtomicBool,
+}
+
+impl Revision {
+    fn new(service: &str, number: u32, args: Vec<String>, deploying: bool) -> Self {
+        Self {
+            number,
+            name: process::revision_name(service, number),
+            args,
+            waiting: AtomicUsize::new(0),
+            deploying: AtomicBool::new(deploying),
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    fn is_deploying(&self) -> bool {
+        self.deploying.load(Ordering::Acquire)
+    }
+}
+
+/// The revisions and the split of new requests between them.
+#[derive(Debug)]
+struct Revisions {
+    /// Oldest first; a revision leaves once it has neither traffic nor
+    /// instances.
+    list: Vec<Arc<Revision>>,
+    split: Split,
+    next: u32,
+}
+
+/// Why a deploy or a traffic change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum TrafficError {
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    #[error("no revision {0}")]
+    Unknown(String),
+    #[error("revision {name} did not become ready ({why}): traffic stays where it was")]
+    NotReady { name: String, why: String },
+}
+
 #[derive(Debug)]
 pub struct Instance {
     pub number: u32,
     pub addr: SocketAddr,
+    pub revision: Arc<Revision>,
     phase: Mutex<Phase>,
     inflight: AtomicUsize,
     idle_since: Mutex<Instant>,
@@ -155,13 +213,14 @@ impl Drop for Lease {
     }
 }
 
-/// One request's place in the queue, counted while it lives.
-struct Queued<'a>(&'a Pool);
+/// One request's place in a revision's queue, counted while it lives.
+struct Queued<'a>(&'a Pool, Arc<Revision>);
 
 impl<'a> Queued<'a> {
-    fn join(pool: &'a Pool) -> Self {
+    fn join(pool: &'a Pool, revision: Arc<Revision>) -> Self {
         pool.queue_depth(pool.waiting.fetch_add(1, Ordering::AcqRel) + 1);
-        Self(pool)
+        revision.waiting.fetch_add(1, Ordering::AcqRel);
+        Self(pool, revision)
     }
 }
 
@@ -169,6 +228,7 @@ impl Drop for Queued<'_> {
     fn drop(&mut self) {
         let pool = self.0;
         pool.queue_depth(pool.waiting.fetch_sub(1, Ordering::AcqRel) - 1);
+        self.1.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -176,6 +236,7 @@ impl Drop for Queued<'_> {
 pub struct Pool {
     pub config: PoolConfig,
     instances: Mutex<Vec<Arc<Instance>>>,
+    revisions: Mutex<Revisions>,
     changed: Notify,
     waiting: AtomicUsize,
     next_number: AtomicUsize,
@@ -185,7 +246,13 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(config: PoolConfig, metrics: Arc<EmulatorMetrics>) -> Arc<Self> {
+        let first = Revision::new(&config.launch.service, 1, config.launch.args.clone(), false);
         Arc::new(Self {
+            revisions: Mutex::new(Revisions {
+                list: vec![Arc::new(first)],
+                split: Split::all_to(1),
+                next: 2,
+            }),
             config,
             instances: Mutex::new(Vec::new()),
             changed: Notify::new(),
@@ -200,9 +267,25 @@ impl Pool {
         lock(&self.instances).clone()
     }
 
-    fn try_acquire(self: &Arc<Self>) -> Option<Lease> {
+    /// The revision a new request goes to, drawn by the split.
+    fn pick_revision(&self) -> Option<Arc<Revision>> {
+        let revisions = lock(&self.revisions);
+        let number = revisions.split.pick(fastrand::u32(0..100))?;
+        revisions.list.iter().find(|r| r.number == number).cloned()
+    }
+
+    /// The share of new requests `revision` gets now.
+    fn percent(&self, revision: &Revision) -> u32 {
+        lock(&self.revisions).split.percent(revision.number)
+    }
+
+    fn try_acquire(self: &Arc<Self>, revision: &Revision) -> Option<Lease> {
         let limit = self.config.rules.concurrency;
-        let instances = self.snapshot();
+        let instances: Vec<Arc<Instance>> = self
+            .snapshot()
+            .into_iter()
+            .filter(|i| i.revision.number == revision.number)
+            .collect();
         let views: Vec<InstanceView> = instances.iter().map(|i| i.view()).collect();
         for index in policy::placement_order(&views, limit) {
             let instance = &instances[index];
@@ -232,9 +315,9 @@ impl Pool {
         self.metrics.queue_depth.set(now as i64);
     }
 
-    /// Requests waiting for a slot now (what the scaler starts instances
-    /// for).
-    pub fn queued(&self) -> usize {
+    /// Requests waiting for a slot now, on every revision.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
     }
 
@@ -244,19 +327,29 @@ impl Pool {
         self.metrics.forget(&instance.label());
     }
 
-    /// A slot on some instance, waiting in the queue until `give_up`.
+    /// A slot on an instance of the revision the split draws, waiting in
+    /// that revision's queue until `give_up`; a traffic change that takes
+    /// the revision's share away moves the waiting request with it.
     pub async fn acquire(self: &Arc<Self>, give_up: Instant) -> Option<Lease> {
-        if let Some(lease) = self.try_acquire() {
+        let mut revision = self.pick_revision()?;
+        if let Some(lease) = self.try_acquire(&revision) {
             return Some(lease);
         }
         // Counted while it waits, however the wait ends: a slot, the
         // give-up time, or the caller leaving (this future dropped).
-        let _queued = Queued::join(self);
+        let mut queued = Queued::join(self, revision.clone());
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(lease) = self.try_acquire() {
+            if self.percent(&revision) == 0 {
+                if let Some(other) = self.pick_revision() {
+                    revision = other;
+                    queued = Queued::join(self, revision.clone());
+                }
+            }
+            if let Some(lease) = self.try_acquire(&revision) {
+                drop(queued);
                 break Some(lease);
             }
             tokio::select! {
@@ -275,23 +368,219 @@ impl Pool {
                 () = stop.cancelled() => return,
             }
             self.reap();
-            let instances = self.snapshot();
-            let views: Vec<InstanceView> = instances.iter().map(|i| i.view()).collect();
-            match policy::decide(&views, self.queued(), &self.config.rules) {
-                ScaleDecision::Start => {
-                    let failures = self.failures.load(Ordering::Acquire);
-                    tokio::time::sleep(policy::start_backoff(failures)).await;
-                    self.start_instance();
-                }
-                ScaleDecision::Retire(idle) => {
-                    for index in idle {
-                        self.clone().retire(instances[index].clone(), "idle");
+            let (revisions, split) = {
+                let r = lock(&self.revisions);
+                (r.list.clone(), r.split.clone())
+            };
+            for revision in revisions.iter().filter(|r| !r.is_deploying()) {
+                let percent = split.percent(revision.number);
+                let instances: Vec<Arc<Instance>> = self
+                    .snapshot()
+                    .into_iter()
+                    .filter(|i| i.revision.number == revision.number)
+                    .collect();
+                let views: Vec<InstanceView> = instances.iter().map(|i| i.view()).collect();
+                let rules = policy::revision_rules(&self.config.rules, percent);
+                match policy::decide(&views, revision.queued(), &rules) {
+                    ScaleDecision::Start => {
+                        let failures = self.failures.load(Ordering::Acquire);
+                        tokio::time::sleep(policy::start_backoff(failures)).await;
+                        self.start_instance(revision.clone());
                     }
+                    ScaleDecision::Retire(idle) => {
+                        let why = if percent == 0 {
+                            "its revision has no traffic"
+                        } else {
+                            "idle"
+                        };
+                        for index in idle {
+                            self.clone().retire(instances[index].clone(), why);
+                        }
+                    }
+                    ScaleDecision::Hold => {}
                 }
-                ScaleDecision::Hold => {}
             }
+            self.forget_empty_revisions();
             self.metrics.instances.set(self.snapshot().len() as i64);
         }
+    }
+
+    /// Revisions with neither traffic nor instances leave the list.
+    fn forget_empty_revisions(&self) {
+        let instances = self.snapshot();
+        let mut revisions = lock(&self.revisions);
+        let split = revisions.split.clone();
+        revisions.list.retain(|revision| {
+            let keep = revision.is_deploying()
+                || split.percent(revision.number) > 0
+                || instances
+                    .iter()
+                    .any(|i| i.revision.number == revision.number);
+            if !keep {
+                say(&format!(
+                    "revision {} retired: no traffic and no instance left",
+                    revision.name
+                ));
+            }
+            keep
+        });
+    }
+
+    /// Deploys a new revision (with `args`, or the newest revision's):
+    /// starts its first instance, and once that is ready gives the
+    /// revision `percent` of new requests (the others keep their
+    /// proportions). Requests in flight stay where they are. Returns the
+    /// revision's name and the new split.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        args: Option<Vec<String>>,
+        percent: u32,
+    ) -> Result<(String, Split), TrafficError> {
+        let revision = {
+            let mut revisions = lock(&self.revisions);
+            let number = revisions.next;
+            // A change that cannot be made fails before anything starts.
+            revisions.split.with(number, percent)?;
+            revisions.next += 1;
+            let args = args.unwrap_or_else(|| {
+                revisions
+                    .list
+                    .last()
+                    .map_or_else(|| self.config.launch.args.clone(), |r| r.args.clone())
+            });
+            let revision = Arc::new(Revision::new(
+                &self.config.launch.service,
+                number,
+                args,
+                true,
+            ));
+            revisions.list.push(revision.clone());
+            revision
+        };
+        say(&format!(
+            "deploying revision {} ({}): its first instance starts, then it gets {percent}% of new requests",
+            revision.name,
+            self.config.launch.command_line(&revision.args)
+        ));
+        let ready = match self.start_instance(revision.clone()) {
+            None => Err("it could not be started".to_owned()),
+            Some(instance) => self.wait_until_ready(&instance).await,
+        };
+        let applied = ready
+            .map_err(|why| TrafficError::NotReady {
+                name: revision.name.clone(),
+                why,
+            })
+            .and_then(|()| {
+                let mut revisions = lock(&self.revisions);
+                revisions.split = revisions.split.with(revision.number, percent)?;
+                Ok(revisions.split.clone())
+            });
+        revision.deploying.store(false, Ordering::Release);
+        self.changed.notify_waiters();
+        match &applied {
+            Ok(split) => say(&format!(
+                "revision {} ready: traffic {}",
+                revision.name,
+                self.describe_split(split)
+            )),
+            Err(e) => say(&format!("deploy failed: {e}")),
+        }
+        applied.map(|split| (revision.name.clone(), split))
+    }
+
+    /// Gives `revision` (by name; the newest when `None`) `percent` of new
+    /// requests, the others keeping their proportions.
+    pub fn set_traffic(&self, revision: Option<&str>, percent: u32) -> Result<Split, TrafficError> {
+        let split = {
+            let mut revisions = lock(&self.revisions);
+            let target = match revision {
+                Some(name) => revisions.list.iter().find(|r| r.name == name),
+                None => revisions.list.iter().rev().find(|r| !r.is_deploying()),
+            }
+            .cloned()
+            .ok_or_else(|| TrafficError::Unknown(revision.unwrap_or("").to_owned()))?;
+            revisions.split = revisions.split.with(target.number, percent)?;
+            revisions.split.clone()
+        };
+        self.changed.notify_waiters();
+        say(&format!("traffic now {}", self.describe_split(&split)));
+        Ok(split)
+    }
+
+    /// Waits until `instance` is ready; the error says why it never was.
+    async fn wait_until_ready(&self, instance: &Instance) -> Result<(), String> {
+        let give_up =
+            Instant::now() + STARTUP_LIMIT + self.config.cold_start_delay + Duration::from_secs(1);
+        loop {
+            match instance.phase() {
+                Phase::Ready => return Ok(()),
+                Phase::Draining => return Err("it was stopped".to_owned()),
+                Phase::Starting if instance.is_dead() => {
+                    return Err("it exited before listening".to_owned())
+                }
+                Phase::Starting if Instant::now() > give_up => {
+                    return Err(format!("not ready after {STARTUP_LIMIT:?}"))
+                }
+                Phase::Starting => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    /// A split with revision names, for messages.
+    fn describe_split(&self, split: &Split) -> String {
+        let revisions = lock(&self.revisions);
+        split
+            .serving()
+            .map(|(number, percent)| {
+                let name = revisions
+                    .list
+                    .iter()
+                    .find(|r| r.number == number)
+                    .map_or_else(|| format!("revision {number}"), |r| r.name.clone());
+                format!("{name} {percent}%")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The split as JSON: `[{"revision": name, "percent": P}]`.
+    pub fn split_json(&self, split: &Split) -> serde_json::Value {
+        let revisions = lock(&self.revisions);
+        split
+            .serving()
+            .filter_map(|(number, percent)| {
+                let revision = revisions.list.iter().find(|r| r.number == number)?;
+                Some(serde_json::json!({ "revision": revision.name, "percent": percent }))
+            })
+            .collect()
+    }
+
+    /// The revisions as JSON: name, share of traffic, arguments, instances
+    /// (not draining), requests in flight and queued.
+    pub fn describe_revisions(&self) -> serde_json::Value {
+        let instances = self.snapshot();
+        let revisions = lock(&self.revisions);
+        revisions
+            .list
+            .iter()
+            .map(|revision| {
+                let mine = || {
+                    instances
+                        .iter()
+                        .filter(|i| i.revision.number == revision.number)
+                };
+                serde_json::json!({
+                    "revision": revision.name,
+                    "percent": revisions.split.percent(revision.number),
+                    "deploying": revision.is_deploying(),
+                    "args": revision.args,
+                    "instances": mine().filter(|i| i.phase() != Phase::Draining).count(),
+                    "inflight": mine().map(|i| i.inflight()).sum::<usize>(),
+                    "queued": revision.queued(),
+                })
+            })
+            .collect()
     }
 
     /// Removes instances whose process exited (and says so).
@@ -317,7 +606,7 @@ impl Pool {
         }
     }
 
-    fn start_instance(self: &Arc<Self>) {
+    fn start_instance(self: &Arc<Self>, revision: Arc<Revision>) -> Option<Arc<Instance>> {
         let number = self.next_number.fetch_add(1, Ordering::AcqRel) as u32;
         let port = match process::free_port() {
             Ok(port) => port,
@@ -325,19 +614,19 @@ impl Pool {
                 say(&format!(
                     "cannot find a free port for instance-{number}: {e}"
                 ));
-                return;
+                return None;
             }
         };
         let launch = &self.config.launch;
-        let child = match launch.spawn(port) {
+        let child = match launch.spawn(port, &revision.name, &revision.args) {
             Ok(child) => child,
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::AcqRel);
                 say(&format!(
                     "cannot start instance-{number} ({}): {e}",
-                    launch.command_line()
+                    launch.command_line(&revision.args)
                 ));
-                return;
+                return None;
             }
         };
         let cpu = match &self.config.billing {
@@ -357,7 +646,7 @@ impl Pool {
                         // asked: not started (kill_on_drop ends it).
                         self.failures.fetch_add(1, Ordering::AcqRel);
                         say(&format!("cannot limit instance-{number}'s CPU: {e}"));
-                        return;
+                        return None;
                     }
                 }
             }
@@ -365,6 +654,7 @@ impl Pool {
         let instance = Arc::new(Instance {
             number,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            revision,
             phase: Mutex::new(Phase::Starting),
             inflight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
@@ -374,9 +664,15 @@ impl Pool {
             cpu,
         });
         lock(&self.instances).push(instance.clone());
-        say(&format!("starting {} on port {port}", instance.label()));
+        say(&format!(
+            "starting {} of {} on port {port}",
+            instance.label(),
+            instance.revision.name
+        ));
         let pool = self.clone();
-        tokio::spawn(async move { pool.wait_ready(instance).await });
+        let started = instance.clone();
+        tokio::spawn(async move { pool.wait_ready(started).await });
+        Some(instance)
     }
 
     async fn wait_ready(self: Arc<Self>, instance: Arc<Instance>) {
@@ -462,7 +758,8 @@ impl Pool {
         retired
     }
 
-    /// The instances as JSON: name, address, pid, state, requests in flight.
+    /// The instances as JSON: name, revision, address, pid, state, requests
+    /// in flight, CPU.
     pub fn describe(&self) -> serde_json::Value {
         let list: Vec<serde_json::Value> = self
             .snapshot()
@@ -470,6 +767,7 @@ impl Pool {
             .map(|i| {
                 serde_json::json!({
                     "instance": i.label(),
+                    "revision": i.revision.name,
                     "addr": i.addr.to_string(),
                     "pid": i.pid(),
                     "state": i.phase().as_str(),
@@ -567,9 +865,11 @@ mod tests {
     #[tokio::test]
     async fn a_gone_instance_leaves_no_series_even_when_a_request_ends_late() {
         let pool = pool();
+        let revision = lock(&pool.revisions).list[0].clone();
         let instance = Arc::new(Instance {
             number: 7,
             addr: SocketAddr::from(([127, 0, 0, 1], 9)),
+            revision: revision.clone(),
             phase: Mutex::new(Phase::Ready),
             inflight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
@@ -579,7 +879,7 @@ mod tests {
             cpu: None,
         });
         lock(&pool.instances).push(instance.clone());
-        let lease = pool.try_acquire();
+        let lease = pool.try_acquire(&revision);
         assert!(lease.is_some());
         assert!(pool
             .metrics

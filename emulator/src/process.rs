@@ -11,7 +11,8 @@ use tokio::time::Instant;
 /// How often a starting instance is probed.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 
-/// What every instance of the service is started with.
+/// What every instance of the service is started with; the first
+/// revision's arguments.
 #[derive(Debug, Clone)]
 pub struct Launch {
     pub program: String,
@@ -20,24 +21,27 @@ pub struct Launch {
     pub service: String,
 }
 
+/// The name of the service's revision `number`, as instances get it in
+/// `K_REVISION`: Cloud Run's `{service}-{5 digits}-{suffix}` with the
+/// suffix `emu`.
+pub fn revision_name(service: &str, number: u32) -> String {
+    format!("{service}-{number:05}-emu")
+}
+
 impl Launch {
-    /// The revision name instances get as `K_REVISION`.
-    fn revision(&self) -> String {
-        format!("{}-{:05}-emu", self.service, 1)
+    /// The program with `args`, for messages.
+    pub fn command_line(&self, args: &[String]) -> String {
+        format!("{} {}", self.program, args.join(" "))
     }
 
-    /// The program with its arguments, for messages.
-    pub fn command_line(&self) -> String {
-        format!("{} {}", self.program, self.args.join(" "))
-    }
-
-    /// Starts one instance listening on 127.0.0.1:`port`.
-    pub fn spawn(&self, port: u16) -> std::io::Result<Child> {
+    /// Starts one instance of `revision` (its name and arguments)
+    /// listening on 127.0.0.1:`port`.
+    pub fn spawn(&self, port: u16, revision: &str, args: &[String]) -> std::io::Result<Child> {
         Command::new(&self.program)
-            .args(&self.args)
+            .args(args)
             .env("PORT", port.to_string())
             .env("K_SERVICE", &self.service)
-            .env("K_REVISION", self.revision())
+            .env("K_REVISION", revision)
             .env("K_CONFIGURATION", &self.service)
             .env("TRICKLE_HOST", "127.0.0.1")
             .stdin(Stdio::null())

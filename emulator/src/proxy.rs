@@ -23,7 +23,7 @@ use tokio::time::{Instant, Sleep};
 use trickle_telemetry::registrar::CONTENT_TYPE;
 
 use super::policy;
-use super::pool::{Lease, Pool};
+use super::pool::{Lease, Pool, TrafficError};
 use super::say;
 
 pub type ProxyBody = BoxBody<Bytes, std::io::Error>;
@@ -94,8 +94,8 @@ impl Proxy {
         mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>, Infallible> {
-        if let Some(admin) = self.admin(&req) {
-            return Ok(admin);
+        if is_admin(&req) {
+            return Ok(self.admin(req).await);
         }
         let started = Instant::now();
         self.pool.metrics.requests.inc();
@@ -216,34 +216,100 @@ impl Proxy {
         Response::from_parts(parts, body.boxed())
     }
 
-    /// The emulator's own routes: `GET /_emulator/metrics` (Prometheus),
-    /// `GET /_emulator/instances` (JSON) and `POST /_emulator/rollout`
-    /// (SIGTERM every current instance, as a new revision would).
-    fn admin(&self, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
-        let body = |content_type: &'static str, text: String| {
+    /// The emulator's own routes ([`is_admin`]): `GET /_emulator/metrics`
+    /// (Prometheus), `GET /_emulator/instances` and `GET
+    /// /_emulator/revisions` (JSON), `POST /_emulator/rollout` (SIGTERM
+    /// every current instance: maintenance or a scale-in, not a deploy),
+    /// `POST /_emulator/deploy[?percent=P]` (a new revision, optionally
+    /// with `{"args": [...]}` as its instance arguments) and `POST
+    /// /_emulator/traffic?percent=P[&revision=NAME]` (a traffic change).
+    async fn admin(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+        let body = |status: StatusCode, content_type: &'static str, text: String| {
             let mut response = Response::new(
                 Full::new(Bytes::from(text))
                     .map_err(|e: Infallible| match e {})
                     .boxed(),
             );
+            *response.status_mut() = status;
             response
                 .headers_mut()
                 .insert("content-type", HeaderValue::from_static(content_type));
             response
         };
-        let json = |value: serde_json::Value| body("application/json", value.to_string());
+        let json = |status: StatusCode, value: serde_json::Value| {
+            body(status, "application/json", value.to_string())
+        };
+        let refused = |status: StatusCode, error: String| {
+            say(&format!("{} {}: {error}", req.method(), req.uri().path()));
+            json(status, serde_json::json!({ "error": error }))
+        };
+        let query = AdminQuery::parse(req.uri().query());
         match (req.method().as_str(), req.uri().path()) {
-            (_, "/_emulator/metrics") => Some(body(CONTENT_TYPE, self.pool.metrics.render())),
-            ("GET", "/_emulator/instances") => Some(json(self.pool.describe())),
+            ("GET", "/_emulator/instances") => json(StatusCode::OK, self.pool.describe()),
+            ("GET", "/_emulator/revisions") => json(StatusCode::OK, self.pool.describe_revisions()),
             ("POST", "/_emulator/rollout") => {
                 let retired = self.pool.rollout();
                 say(&format!(
                     "rollout: {} instance(s) get SIGTERM",
                     retired.len()
                 ));
-                Some(json(serde_json::json!({ "retired": retired })))
+                json(StatusCode::OK, serde_json::json!({ "retired": retired }))
             }
-            _ => None,
+            ("POST", "/_emulator/deploy") => {
+                let percent = match query.percent(100) {
+                    Ok(percent) => percent,
+                    Err(e) => return refused(StatusCode::BAD_REQUEST, e),
+                };
+                let method = req.method().clone();
+                let path = req.uri().path().to_owned();
+                let args = match deploy_args(req.into_body()).await {
+                    Ok(args) => args,
+                    Err(e) => {
+                        say(&format!("{method} {path}: {e}"));
+                        return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": e }));
+                    }
+                };
+                match self.pool.deploy(args, percent).await {
+                    Ok((revision, split)) => json(
+                        StatusCode::OK,
+                        serde_json::json!({
+                            "revision": revision,
+                            "traffic": self.pool.split_json(&split),
+                        }),
+                    ),
+                    Err(e @ TrafficError::NotReady { .. }) => json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        serde_json::json!({ "error": e.to_string() }),
+                    ),
+                    Err(e) => json(
+                        StatusCode::BAD_REQUEST,
+                        serde_json::json!({ "error": e.to_string() }),
+                    ),
+                }
+            }
+            ("POST", "/_emulator/traffic") => {
+                let percent = match query.percent(100) {
+                    Ok(percent) => percent,
+                    Err(e) => return refused(StatusCode::BAD_REQUEST, e),
+                };
+                match self.pool.set_traffic(query.revision.as_deref(), percent) {
+                    Ok(split) => json(
+                        StatusCode::OK,
+                        serde_json::json!({ "traffic": self.pool.split_json(&split) }),
+                    ),
+                    Err(e @ TrafficError::Unknown(_)) => {
+                        refused(StatusCode::NOT_FOUND, e.to_string())
+                    }
+                    Err(e) => refused(StatusCode::BAD_REQUEST, e.to_string()),
+                }
+            }
+            (_, "/_emulator/metrics") => {
+                body(StatusCode::OK, CONTENT_TYPE, self.pool.metrics.render())
+            }
+            _ => refused(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} is not allowed here", req.method()),
+            ),
         }
     }
 
@@ -434,9 +500,137 @@ pub async fn serve_connection(proxy: Arc<Proxy>, stream: tokio::net::TcpStream, 
         .await;
 }
 
+/// The emulator's own paths: never proxied to an instance.
+const ADMIN_PATHS: [&str; 6] = [
+    "/_emulator/metrics",
+    "/_emulator/instances",
+    "/_emulator/revisions",
+    "/_emulator/rollout",
+    "/_emulator/deploy",
+    "/_emulator/traffic",
+];
+
+fn is_admin(req: &Request<Incoming>) -> bool {
+    ADMIN_PATHS.contains(&req.uri().path())
+}
+
+/// The query of an admin request: `percent` and `revision`.
+#[derive(Debug, Default, PartialEq)]
+struct AdminQuery {
+    percent: Option<String>,
+    revision: Option<String>,
+}
+
+impl AdminQuery {
+    fn parse(query: Option<&str>) -> Self {
+        let mut parsed = Self::default();
+        for pair in query.unwrap_or("").split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "percent" => parsed.percent = Some(value.to_owned()),
+                "revision" => parsed.revision = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        parsed
+    }
+
+    /// `percent`, 0 to 100; `default` when absent.
+    fn percent(&self, default: u32) -> Result<u32, String> {
+        match &self.percent {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|p| *p <= 100)
+                .ok_or_else(|| {
+                    format!("percent must be a whole number from 0 to 100, not {text:?}")
+                }),
+        }
+    }
+}
+
+/// Largest deploy request body read.
+const DEPLOY_BODY_LIMIT: usize = 64 * 1024;
+
+/// The instance arguments a deploy asks for: `{"args": ["--flag", ...]}`,
+/// or `None` (an empty body, or no `args`) to keep the newest revision's.
+async fn deploy_args(body: Incoming) -> Result<Option<Vec<String>>, String> {
+    let bytes = http_body_util::Limited::new(body, DEPLOY_BODY_LIMIT)
+        .collect()
+        .await
+        .map_err(|e| {
+            format!("cannot read the deploy body (at most {DEPLOY_BODY_LIMIT} bytes): {e}")
+        })?
+        .to_bytes();
+    parse_deploy_args(&bytes)
+}
+
+fn parse_deploy_args(bytes: &[u8]) -> Result<Option<Vec<String>>, String> {
+    const SHAPE: &str = r#"the deploy body must be {"args": ["...", ...]} or empty"#;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("{SHAPE}: {e}"))?;
+    let object = value.as_object().ok_or_else(|| SHAPE.to_owned())?;
+    if let Some(other) = object.keys().find(|k| *k != "args") {
+        return Err(format!("{SHAPE}: unknown field {other:?}"));
+    }
+    match object.get("args") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{SHAPE}: every argument is a string"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(SHAPE.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_queries_and_deploy_bodies_are_read_or_refused_clearly() {
+        let q = AdminQuery::parse(Some("percent=25&revision=svc-00002-emu&x=1"));
+        assert_eq!(q.percent(100), Ok(25));
+        assert_eq!(q.revision.as_deref(), Some("svc-00002-emu"));
+        assert_eq!(AdminQuery::parse(None).percent(100), Ok(100));
+        for bad in ["percent=101", "percent=-1", "percent=ten", "percent="] {
+            let err = AdminQuery::parse(Some(bad)).percent(100);
+            assert!(
+                err.as_ref().is_err_and(|e| e.contains("0 to 100")),
+                "{bad}: {err:?}"
+            );
+        }
+        assert_eq!(parse_deploy_args(b""), Ok(None));
+        assert_eq!(parse_deploy_args(b" \n"), Ok(None));
+        assert_eq!(parse_deploy_args(br#"{}"#), Ok(None));
+        assert_eq!(
+            parse_deploy_args(br#"{"args": ["--chunks", "5"]}"#),
+            Ok(Some(vec!["--chunks".to_owned(), "5".to_owned()]))
+        );
+        for bad in [
+            &br#"{"args": "--x"}"#[..],
+            br#"{"args": [1]}"#,
+            br#"{"argz": []}"#,
+            b"[]",
+            b"{",
+        ] {
+            let err = parse_deploy_args(bad);
+            assert!(
+                err.as_ref().is_err_and(|e| e.contains(r#"{"args""#)),
+                "{}: {err:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn platform_headers_join_an_incoming_trace_or_start_one() {

@@ -553,6 +553,35 @@ pub(crate) fn stream_charts(report: &Report) -> String {
         "open streams",
         &open,
     ));
+    // The same streams by revision, when the instance ids name revisions
+    // (a deploy under load: the old revision's streams run down as the
+    // new one's rise).
+    let revisions = super::revisions::summarize(report);
+    if !revisions.is_empty() {
+        let by_revision: Series = revisions
+            .keys()
+            .map(|revision| {
+                let points = report
+                    .timeline
+                    .iter()
+                    .map(|p| {
+                        let open = super::revisions::open_per_revision(p);
+                        (
+                            at(p.t),
+                            open.get(revision.as_str()).copied().unwrap_or(0) as f64,
+                        )
+                    })
+                    .collect();
+                (revision.clone(), points)
+            })
+            .collect();
+        out.push_str(&over_time(
+            "revisions",
+            "Open streams per revision over the run",
+            "open streams",
+            &by_revision,
+        ));
+    }
     // A point's count over the part of its second the run covered: the
     // first and last seconds are partial (a count of 0.3 s is not a rate
     // of a second); a part under a quarter second is too short to say.

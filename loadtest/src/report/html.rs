@@ -279,6 +279,20 @@ fn ends_tables(html: &mut String, report: &Report, summary: &super::summary::Sum
             escape(&super::summary::cuts_line(cuts))
         );
     }
+    if !summary.revisions.is_empty() {
+        html.push_str("<table class=\"revisions\"><thead><tr><th>revision</th><th>instances</th><th>connections</th><th>peak open streams</th></tr></thead><tbody>");
+        for (revision, r) in &summary.revisions {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(revision),
+                r.instances,
+                r.connections,
+                r.peak
+            );
+        }
+        html.push_str("</tbody></table>");
+    }
     html.push_str("<table class=\"instances\"><thead><tr><th>instance</th><th>peak open streams</th><th>connections</th></tr></thead><tbody>");
     for (instance, stats) in &report.instances {
         let _ = write!(

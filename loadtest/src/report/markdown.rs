@@ -177,6 +177,13 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
             super::summary::encodings_line(&summary.encodings)
         );
     }
+    if !summary.revisions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nRevisions: {}.",
+            super::revisions::revisions_line(&summary.revisions)
+        );
+    }
     if let Some(d) = &summary.delivery {
         let _ = writeln!(out, "\n{}", super::summary::delivery_line(d));
     }

@@ -5,6 +5,7 @@
 pub(crate) mod charts;
 pub(crate) mod html;
 pub mod markdown;
+pub mod revisions;
 pub mod summary;
 pub mod window;
 mod worst;

@@ -108,6 +108,11 @@ pub struct Summary {
     /// Connections by their body's Content-Encoding (`identity`: none).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub encodings: BTreeMap<String, u64>,
+    /// Connections per revision, when the instance ids name revisions
+    /// (`{K_REVISION}-{8 hex}`, as trickle's do under Cloud Run or the
+    /// emulator): absent otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revisions: BTreeMap<String, super::revisions::RevisionSummary>,
     /// Connections cut before their end, and what cut them (an idle or a
     /// request timeout): absent when none was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,6 +205,7 @@ impl Summary {
                 .to_owned(),
             goodput: goodput_summary(report),
             encodings: report.encodings.clone(),
+            revisions: super::revisions::summarize(report),
             delivery: report
                 .delays()
                 .summary_of(crate::judge::delivery::is_local(&report.target)),

@@ -9,7 +9,7 @@
 //! Fields (times in milliseconds, to the microsecond; absent when not
 //! measured): `started_unix`, `trace_id`, `sampled`, `transport`,
 //! `connection` (0 for a stream's first, 1.. for its reconnects),
-//! `status`, `instance`, `connect_ms`, `headers_ms`, `first_byte_ms`,
+//! `status`, `instance`, `revision`, `connect_ms`, `headers_ms`, `first_byte_ms`,
 //! `first_event_ms`, `events`, `bytes`, `max_gap_ms`, `lifetime_ms`,
 //! `end`, `error`; `--api` runs also `ttft_ms`, `tpot_ms`, `e2e_ms`,
 //! `output_tokens`, `finish_reason`.
@@ -52,6 +52,8 @@ pub struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub headers_ms: Option<f64>,
@@ -90,6 +92,10 @@ impl<'a> Line<'a> {
             connection: c.connection,
             status: c.status,
             instance: c.instance.as_deref(),
+            revision: c
+                .instance
+                .as_deref()
+                .and_then(crate::report::revisions::revision_of),
             connect_ms: c.connect.map(ms),
             headers_ms: c.headers.map(ms),
             first_byte_ms: c.first_byte.map(ms),

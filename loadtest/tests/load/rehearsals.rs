@@ -512,3 +512,153 @@ async fn the_emulators_proxy_forwards_no_smuggled_request() {
         );
     }
 }
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+async fn post(url: &str) -> serde_json::Value {
+    let response = reqwest::Client::new().post(url).send().await.unwrap();
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(status.is_success(), "{url}: {status} {body}");
+    body
+}
+
+/// A deploy under 200 open SSE streams, then a gradual traffic step: the
+/// new revision takes half of the new streams, then all of them; no
+/// stream is cut; the old revision's instances stop once their streams
+/// have ended. The split is judged on the stream log's `revision`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_rehearsal() {
+    let emu = emulator(&args("--concurrency 100 --idle-ttl 60s")).await;
+    let log = std::env::temp_dir().join(format!("trickle-deploy-{}.jsonl", std::process::id()));
+    let log_arg = log.display().to_string();
+    // 200 users, each stream 8 events 0.5 s apart (about 4 s), one after
+    // another for 14 s.
+    let run = [
+        &args("--users 200 --increase-rate 400 --run-time 14s --chunks 8 --interval-ms 500")[..],
+        &["--stream-log", &log_arg],
+    ]
+    .concat();
+    let host = emu.host.clone();
+    let steps = async {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let asked = unix_now();
+        let deployed = post(&format!("{host}/_emulator/deploy?percent=50")).await;
+        let half = unix_now();
+        let new = deployed["revision"].as_str().unwrap().to_owned();
+        assert_eq!(new, "trickle-00002-emu", "{deployed}");
+        assert_eq!(
+            deployed["traffic"],
+            serde_json::json!([
+                {"revision": "trickle-00001-emu", "percent": 50},
+                {"revision": "trickle-00002-emu", "percent": 50},
+            ])
+        );
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        let all = post(&format!("{host}/_emulator/traffic?percent=100")).await;
+        assert_eq!(
+            all["traffic"],
+            serde_json::json!([{"revision": "trickle-00002-emu", "percent": 100}])
+        );
+        (asked, half, unix_now(), new)
+    };
+    let ((result, _), (asked, half, all, new)) = tokio::join!(load(&emu.host, &run), steps);
+    let report = &result.report;
+
+    // Nothing cut by the deploy or the traffic change.
+    let ends = &report.ends;
+    for (end, n) in ends {
+        assert!(
+            matches!(
+                end,
+                ConnectionEnd::Completed | ConnectionEnd::ClientDeadline
+            ),
+            "{n} {end:?}: {ends:?}"
+        );
+    }
+    assert_eq!(
+        report.statuses.keys().collect::<Vec<_>>(),
+        [&200],
+        "{:?}",
+        report.statuses
+    );
+    assert_eq!(report.integrity.lost + report.integrity.duplicated, 0);
+    let revisions = trickle_load::report::revisions::summarize(report);
+    assert_eq!(
+        revisions.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["trickle-00001-emu", "trickle-00002-emu"],
+        "{revisions:?}"
+    );
+    assert!(
+        revisions["trickle-00001-emu"].peak >= 190,
+        "200 open before the deploy: {revisions:?}"
+    );
+
+    // Each stream's revision against when it started.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let revision_of =
+        |line: &serde_json::Value| line["revision"].as_str().unwrap_or("none").to_owned();
+    let started = |line: &serde_json::Value| line["started_unix"].as_f64().unwrap();
+    let count = |from: f64, to: f64| {
+        let mut by_revision = std::collections::BTreeMap::<String, u64>::new();
+        for line in lines.iter().filter(|l| (from..to).contains(&started(l))) {
+            *by_revision.entry(revision_of(line)).or_default() += 1;
+        }
+        by_revision
+    };
+    let before = count(0.0, asked);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        [&"trickle-00001-emu".to_owned()],
+        "{before:?}"
+    );
+    assert!(before.values().sum::<u64>() >= 200, "{before:?}");
+    // Half of the streams started under the 50% split went to the new
+    // revision: within 15 points (the draw's spread here is about 3).
+    let split = count(half + 0.05, all);
+    let total = split.values().sum::<u64>();
+    let on_new = split.get(&new).copied().unwrap_or(0);
+    assert!(total >= 150, "{split:?}");
+    let share = on_new as f64 / total as f64;
+    assert!(
+        (0.35..=0.65).contains(&share),
+        "{on_new} of {total} on {new}: {split:?}"
+    );
+    // After the move to 100%, every new stream reached the new revision.
+    let after = count(all + 0.05, f64::MAX);
+    assert!(after.values().sum::<u64>() >= 100, "{after:?}");
+    assert_eq!(after.keys().collect::<Vec<_>>(), [&new], "{after:?}");
+    eprintln!("streams by revision: before the deploy {before:?}; under 50% {split:?}; after 100% {after:?}");
+
+    // The old revision's streams have ended: its instances stop (no
+    // traffic, nothing in flight) and it leaves the list.
+    let mut listed = serde_json::Value::Null;
+    for _ in 0..100 {
+        listed = reqwest::get(format!("{}/_emulator/revisions", emu.host))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let names: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["revision"].as_str())
+            .collect();
+        if names == [new.as_str()] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the old revision is still listed: {listed}");
+}
