@@ -94,14 +94,22 @@ def proc_status(pid):
     return out
 
 
-def active_streams(base):
+def scrape(base):
+    """Open streams, and jemalloc's live and resident bytes in MiB (None
+    when trickle runs on another allocator), from trickle's /metrics."""
     try:
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
             text = r.read().decode()
     except OSError:
-        return None
-    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
-               if l.startswith("trickle_streams_active"))
+        return None, None, None
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("trickle_streams_active") or line.startswith("trickle_allocator_"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    mib = lambda name: values[name] / 1048576 if name in values else None
+    return (values.get("trickle_streams_active"), mib("trickle_allocator_allocated_bytes"),
+            mib("trickle_allocator_resident_bytes"))
 
 
 def svg_chart(samples, path, title):
@@ -209,7 +217,7 @@ def main():
         server_env[name] = value
     server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env)
     for _ in range(100):
-        if active_streams(base) is not None:
+        if scrape(base)[0] is not None:
             break
         time.sleep(0.1)
     else:
@@ -227,8 +235,10 @@ def main():
         while any(c.poll() is None for c in loads.values()):
             t = time.monotonic() - t0
             st = proc_status(server.pid)
+            active, allocated, resident = scrape(base)
             sample = {"t": round(t, 1), "rss_mib": st.get("VmRSS", 0) / 1024, "fds": st.get("fds"),
-                      "threads": st.get("Threads"), "active": active_streams(base)}
+                      "threads": st.get("Threads"), "active": active,
+                      "allocated_mib": allocated, "resident_mib": resident}
             for name, c in loads.items():
                 sample[f"load_{name}_mib"] = proc_status(c.pid).get("VmRSS", 0) / 1024 or None
             samples.append(sample)
@@ -247,7 +257,7 @@ def main():
 
     warm = args.warmup_minutes * 60
     fits = {}
-    for key in ("rss_mib", "load_sse_mib", "load_llm_mib", "fds", "threads"):
+    for key in ("rss_mib", "allocated_mib", "resident_mib", "load_sse_mib", "load_llm_mib", "fds", "threads"):
         points = per_minute(samples, key, warm, args.minutes * 60)
         scale = 1024 if key.endswith("_mib") else 1  # slopes of memory in KiB
         b, ci = slope([(t, v * scale) for t, v in points])
@@ -285,7 +295,10 @@ def main():
           f"{args.warmup_minutes:g} on (per-minute means, least squares, 95% interval):")
     print(f"| process | RSS at minute {args.warmup_minutes:g} | RSS at the end | slope |")
     print("| --- | --- | --- | --- |")
-    for label, key in (("trickle", "rss_mib"), ("trickle-load, SSE", "load_sse_mib"),
+    for label, key in (("trickle", "rss_mib"),
+                       ("trickle, jemalloc live bytes (stats.allocated)", "allocated_mib"),
+                       ("trickle, jemalloc resident pages (stats.resident)", "resident_mib"),
+                       ("trickle-load, SSE", "load_sse_mib"),
                        ("trickle-load, LLM", "load_llm_mib")):
         if first.get(key) is not None:
             print(f"| {label} | {first[key]:.1f} MiB | {(last.get(key) or 0):.1f} MiB | {fmt(fits[key])} |")

@@ -18,6 +18,8 @@
 //! Metrics, traces and logs come from the workspace's `trickle-telemetry`
 //! crate; [`Settings::telemetry`] maps the flags to its config.
 
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+pub mod allocator;
 pub mod errors;
 pub mod lifecycle;
 pub mod llm;

@@ -33,6 +33,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+    if let Some(metrics) = telemetry.streams().metrics() {
+        let registered =
+            trickle::allocator::JemallocStats::new().and_then(|stats| metrics.collect(stats));
+        if let Err(e) = registered {
+            tracing::warn!("the allocator's gauges are not exported: {e}");
+        }
+    }
     if let Some(traces) = telemetry.traces() {
         tracing::info!(endpoint = %traces.endpoint, protocol = %traces.protocol, chunk_spans = %settings.chunk_spans, "exporting traces over OTLP");
     }

@@ -392,6 +392,15 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Adds a collector read at each scrape (the binary's allocator
+    /// figures, which only the binary knows).
+    pub fn collect<C: prometheus::core::Collector + 'static>(
+        &self,
+        collector: C,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(Box::new(collector))
+    }
+
     /// The exposition in the Prometheus text format
     /// ([`registrar::CONTENT_TYPE`]).
     pub fn render(&self) -> String {

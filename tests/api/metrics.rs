@@ -468,3 +468,71 @@ async fn without_require_session_no_token_is_asked_for() {
         .unwrap();
     assert_eq!(forged.status(), 200);
 }
+
+/// The binary runs on jemalloc and exports its figures: live bytes rise
+/// with open streams and fall back when they end; resident bytes cover
+/// them and are part of the process's RSS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allocators_gauges_follow_live_streams() {
+    let app = crate::helpers::spawn_binary(&[], &[]).await;
+    let client = reqwest::Client::new();
+    let scrape = || async {
+        let text = client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        Scrape::parse(&text)
+    };
+    let allocated = |s: &Scrape| s.get("trickle_allocator_allocated_bytes", &[]);
+    let idle = scrape().await;
+    assert!(allocated(&idle) > 0.0, "no live bytes counted");
+    assert!(allocated(&idle) <= idle.get("trickle_allocator_resident_bytes", &[]));
+    assert!(
+        idle.get("trickle_allocator_resident_bytes", &[])
+            <= idle.get("process_resident_memory_bytes", &[])
+    );
+
+    // 300 streams held open (an event a minute): each holds its body,
+    // guard and connection buffers, several KiB.
+    let mut open = Vec::new();
+    for _ in 0..300 {
+        let response = reqwest::Client::new()
+            .get(format!("{}/ndjson?chunks=10&interval_ms=60000", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        open.push(response);
+    }
+    let busy = scrape().await;
+    assert_eq!(
+        busy.get("trickle_streams_active", &[("transport", "ndjson")]),
+        300.0
+    );
+    let grown = allocated(&busy) - allocated(&idle);
+    assert!(
+        grown > 300.0 * 1024.0,
+        "300 streams added only {grown} live bytes"
+    );
+
+    drop(open);
+    let give_up = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let now = scrape().await;
+        if now.get("trickle_streams_active", &[("transport", "ndjson")]) == 0.0
+            || Instant::now() > give_up
+        {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let kept = allocated(&after) - allocated(&idle);
+    assert!(
+        kept < grown / 2.0,
+        "live bytes did not fall when the streams ended: {kept} of {grown} still held"
+    );
+}
