@@ -5,12 +5,24 @@ targets of issue 8 checked against them, and what the figures mean for
 Cloud Run sizing.
 
     bench/report.py            # rewrites BENCHMARKS.md
+    bench/report.py --check    # prints what a rewrite would change; exit 1 if anything
+
+Sections (`##`) and subsections (`###`) this script does not write (those
+written by hand from other scripts' results: bench/memory_floor.py,
+bench/soak.py, ...) are kept as they are, each after the one it followed.
+A section it writes is rewritten, except for lines ending in
+`<!-- by hand -->` (outside code blocks), which stay after the line they
+followed. Anything else added by hand to a written section is lost:
+`--check` shows it first.
 """
 
+import difflib
 import glob
 import json
 import math
 import os
+import re
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
@@ -455,7 +467,8 @@ def main():
            "the same machine over loopback; the client is trickle-load for all of them (release build), spread "
            "over two processes past 9,500 streams (the open-files cap is 20,000 per process). Server CPU and RSS "
            "come from /proc (children included). Raw results: `bench/results/*.json`; this file: "
-           "`bench/report.py`. `bench/run.py` widens `net.ipv4.ip_local_port_range` to 1024-65535 for its runs "
+           "`bench/report.py`, which keeps the sections written by hand from other scripts' results "
+           "(`bench/report.py --check` shows what a rewrite would change). `bench/run.py` widens `net.ipv4.ip_local_port_range` to 1024-65535 for its runs "
            "(and puts it back): with the default 32768-60999, the clients' connects stall in the kernel's port "
            "search past ~14,000 connections and delay the events of the streams they already hold (measured: "
            "client-side gap p99 1.47 s on 1 s events at 19,000 streams while an independent probe saw the server "
@@ -536,9 +549,81 @@ def main():
         out += sizing_section(capacity, paced)
 
     out += targets(capacity, capacity_1s, paced, burst, ttfb, classic, clients)
-    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
-        f.write("\n".join(out) + "\n")
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    try:
+        with open(path) as f:
+            before = f.read()
+    except FileNotFoundError:
+        before = ""
+    text = keep_hand_written("\n".join(out) + "\n", before)
+    if "--check" in sys.argv[1:]:
+        diff = list(difflib.unified_diff(before.splitlines(), text.splitlines(), "BENCHMARKS.md",
+                                         "bench/report.py's BENCHMARKS.md", lineterm=""))
+        print("\n".join(diff) if diff else "BENCHMARKS.md is what bench/report.py writes")
+        sys.exit(1 if diff else 0)
+    with open(path, "w") as f:
+        f.write(text)
     print("wrote BENCHMARKS.md")
+
+
+HAND = "<!-- by hand -->"
+
+
+def section_key(part):
+    """A section's identity: the first word of a `## ` heading (`1c.`,
+    `7.`, `What`, `Against`), or a `### ` heading without its `(commit
+    ...)`, whatever its commits or counts say."""
+    first = part.split("\n", 1)[0]
+    if first.startswith("### "):
+        return re.sub(r" \(commit[^)]*\)$", "", first)
+    match = re.match(r"## (\S+)", first)
+    return match.group(1) if match else ""
+
+
+def split_sections(text):
+    """The text cut before every `## ` and `### ` heading; the part before
+    the first (the title and preamble) has the key ''."""
+    return [p for p in re.split(r"(?m)^(?=###? )", text) if p]
+
+
+def keep_marked_lines(new, old):
+    """`new` with the lines of `old` marked HAND put back, each after the
+    line that came before it in `old` (at the end when that is gone)."""
+    lines = new.rstrip("\n").split("\n")
+    previous = None
+    for line in old.rstrip("\n").split("\n"):
+        if line.endswith(HAND):
+            at = lines.index(previous) + 1 if previous in lines else len(lines)
+            lines.insert(at, line)
+        previous = line
+    return "\n".join(lines) + "\n\n"
+
+
+def keep_hand_written(generated, before):
+    """`generated` with what `before` had by hand put back: the sections
+    it does not write, each after the section it followed, and the marked
+    lines of those it does."""
+    ours = split_sections(generated)
+    keys = {section_key(p) for p in ours}
+    old_by_key = {}
+    after = {}
+    anchor = ""
+    for part in split_sections(before):
+        key = section_key(part)
+        if key in keys:
+            anchor = key
+            old_by_key[key] = part
+        else:
+            after.setdefault(anchor, []).append(part.rstrip("\n") + "\n\n")
+    merged = []
+    for part in ours:
+        key = section_key(part)
+        old = old_by_key.get(key)
+        merged.append(keep_marked_lines(part, old) if old and HAND in old else part)
+        merged += after.pop(key, [])
+    for rest in after.values():
+        merged += rest
+    return "".join(merged).rstrip("\n") + "\n"
 
 
 def gap_verdict(r):
