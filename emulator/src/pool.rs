@@ -477,6 +477,13 @@ impl Pool {
                 Ok(revisions.split.clone())
             });
         revision.deploying.store(false, Ordering::Release);
+        if applied.is_err() {
+            // Never ready: no request goes to it, no traffic change names
+            // it; its instance, if any, is reaped or retired.
+            lock(&self.revisions)
+                .list
+                .retain(|r| r.number != revision.number);
+        }
         self.changed.notify_waiters();
         match &applied {
             Ok(split) => say(&format!(

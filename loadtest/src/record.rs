@@ -22,6 +22,9 @@ pub enum ConnectionEnd {
     IdleTimeout,
     /// Still open when the run (or `--stream-timeout`) ended: not a failure.
     ClientDeadline,
+    /// Closed by the client mid-stream, as a user who leaves
+    /// (`--cancel-rate`): not a failure.
+    Cancelled,
     /// The response was not a success (429, 503, 504...).
     HttpStatus,
     /// An LLM API sent an error object in the middle of the stream.
@@ -33,12 +36,13 @@ pub enum ConnectionEnd {
 }
 
 impl ConnectionEnd {
-    pub const ALL: [ConnectionEnd; 9] = [
+    pub const ALL: [ConnectionEnd; 10] = [
         Self::Completed,
         Self::ReconnectHint,
         Self::Truncated,
         Self::IdleTimeout,
         Self::ClientDeadline,
+        Self::Cancelled,
         Self::HttpStatus,
         Self::StreamError,
         Self::ConnectError,
@@ -52,6 +56,7 @@ impl ConnectionEnd {
             Self::Truncated => "truncated",
             Self::IdleTimeout => "idle_timeout",
             Self::ClientDeadline => "client_deadline",
+            Self::Cancelled => "cancelled",
             Self::HttpStatus => "http_status",
             Self::StreamError => "stream_error",
             Self::ConnectError => "connect_error",
@@ -75,6 +80,12 @@ impl ConnectionEnd {
                 | Self::ConnectError
                 | Self::ProtocolError
         )
+    }
+
+    /// Ends the client chose: the run's end or the stream's timeout, or a
+    /// user who left. What such a stream did not receive was not lost.
+    pub fn client_chose(self) -> bool {
+        matches!(self, Self::ClientDeadline | Self::Cancelled)
     }
 
     /// Ends after which a reconnecting client comes back for the rest.
@@ -172,7 +183,7 @@ impl Connection {
             self.first_event,
             self.lifetime,
             self.max_gap,
-            end == ConnectionEnd::ClientDeadline,
+            end.client_chose(),
         )
     }
 

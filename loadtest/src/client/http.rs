@@ -98,7 +98,7 @@ impl<U: HttpUser> Connector for HttpConnector<'_, U> {
         }
         let sent = tokio::select! {
             response = self.user.send(HEADERS_ROW, builder) => response,
-            () = client_deadline(shared, stop_at) => return reader.finish(ConnectionEnd::ClientDeadline),
+            end = client_deadline(shared, stop_at) => return reader.finish(end),
             () = tokio::time::sleep(plan.idle_timeout) => {
                 return reader.fail(ConnectionEnd::IdleTimeout, no_answer(plan.idle_timeout));
             }
@@ -196,7 +196,7 @@ async fn read_body(
     reader: &mut Reader,
     mut response: reqwest::Response,
     mut content: super::encoding::BodyDecoder,
-    stop_at: Option<Instant>,
+    stop_at: Option<super::StopAt>,
 ) -> ConnectionEnd {
     let shared = reader.shared.clone();
     let mut decoder = if shared.plan.llm.is_some() {
@@ -213,7 +213,7 @@ async fn read_body(
             biased;
             chunk = response.chunk() => chunk,
             () = idle.expired() => return ConnectionEnd::IdleTimeout,
-            () = &mut deadline => return ConnectionEnd::ClientDeadline,
+            end = &mut deadline => return end,
         };
         match chunk {
             Ok(Some(bytes)) => {

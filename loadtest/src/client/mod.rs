@@ -1,6 +1,7 @@
 //! One logical stream: connect, read to the end, and with `--reconnect`
 //! come back after a cut or a reconnect hint, resuming after the last id.
 
+pub mod cancel;
 pub mod decode;
 pub mod encoding;
 pub mod http;
@@ -46,6 +47,8 @@ pub struct Plan {
     pub body: Option<Bytes>,
     pub idle_timeout: Duration,
     pub stream_timeout: Option<Duration>,
+    /// Users who leave (`--cancel-rate`, `--cancel-after`).
+    pub cancel: Option<cancel::Cancel>,
     pub reconnect: bool,
     pub instance_header: String,
     pub no_end_marker: bool,
@@ -475,8 +478,10 @@ pub struct Attempt {
     pub resume_after: Option<u64>,
     /// When the previous connection was cut, for the resume time.
     pub cut_at: Option<Instant>,
-    /// The logical stream's own deadline (`--stream-timeout`).
-    pub stop_at: Option<Instant>,
+    /// When the client stops the logical stream, and how it then ends:
+    /// its own deadline (`--stream-timeout`, `client_deadline`) or its
+    /// user leaving (`--cancel-rate`, `cancelled`), whichever comes first.
+    pub stop_at: Option<StopAt>,
     /// When the stream was planned to start (taken by its first connection).
     pub scheduled: Option<Instant>,
     pub ids: IdTracker,
@@ -487,6 +492,31 @@ pub struct Attempt {
     pub trace: Option<crate::infra::trace::StreamTrace>,
     /// This connection's number in its stream (0: the first).
     pub connection: u32,
+}
+
+/// When the client stops a stream, and the end it gets then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopAt {
+    pub at: Instant,
+    pub end: ConnectionEnd,
+}
+
+impl StopAt {
+    /// The earlier of the stream's timeout and its cancellation.
+    pub fn first(timeout: Option<Instant>, cancel: Option<Instant>) -> Option<Self> {
+        let timeout = timeout.map(|at| Self {
+            at,
+            end: ConnectionEnd::ClientDeadline,
+        });
+        let cancel = cancel.map(|at| Self {
+            at,
+            end: ConnectionEnd::Cancelled,
+        });
+        match (timeout, cancel) {
+            (Some(t), Some(c)) => Some(if c.at < t.at { c } else { t }),
+            (t, c) => t.or(c),
+        }
+    }
 }
 
 /// A finished connection, and the stream's attempt state back.
@@ -540,7 +570,10 @@ pub(crate) async fn run_stream(
 ) -> StreamOutcome {
     let started = Instant::now();
     let mut attempt = Attempt {
-        stop_at: shared.plan.stream_timeout.map(|t| started + t),
+        stop_at: StopAt::first(
+            shared.plan.stream_timeout.map(|t| started + t),
+            shared.plan.cancel.and_then(|c| c.draw(started)),
+        ),
         scheduled,
         lane,
         trace: shared.plan.trace.map(|t| {
@@ -564,8 +597,8 @@ pub(crate) async fn run_stream(
         let end = conn.end.unwrap_or(ConnectionEnd::Truncated);
         let retry = conn.retry.unwrap_or(DEFAULT_RETRY);
         so_far.add(started, &conn);
-        let out_of_time =
-            shared.run_over.is_cancelled() || attempt.stop_at.is_some_and(|s| Instant::now() >= s);
+        let out_of_time = shared.run_over.is_cancelled()
+            || attempt.stop_at.is_some_and(|s| Instant::now() >= s.at);
         if !shared.plan.reconnect || !end.resumable() || out_of_time || reconnects >= MAX_RECONNECTS
         {
             break end;
@@ -577,7 +610,7 @@ pub(crate) async fn run_stream(
         let wait = client_deadline(shared, attempt.stop_at);
         tokio::select! {
             () = tokio::time::sleep(retry) => {}
-            () = wait => break ConnectionEnd::ClientDeadline,
+            end = wait => break end,
         }
     };
     // Missing ids are counted where ids tell them: streams whose events
@@ -593,7 +626,7 @@ pub(crate) async fn run_stream(
         max_gap: so_far.max_gap,
         lifetime: started.elapsed(),
         completed: end == ConnectionEnd::Completed,
-        cut_by_run: end == ConnectionEnd::ClientDeadline,
+        cut_by_run: end.client_chose(),
     };
     shared.collector.stream(
         lane,
@@ -625,10 +658,8 @@ pub(crate) async fn run_stream(
 /// Refused and unconnected streams are the error rate's.
 fn lost_its_tail(end: ConnectionEnd, answered: bool) -> bool {
     answered
-        && !matches!(
-            end,
-            ConnectionEnd::Completed | ConnectionEnd::ClientDeadline | ConnectionEnd::ReconnectHint
-        )
+        && !end.client_chose()
+        && !matches!(end, ConnectionEnd::Completed | ConnectionEnd::ReconnectHint)
 }
 
 /// `--idle-timeout`, armed once per connection: a chunk only moves the
@@ -669,21 +700,65 @@ impl IdleTimer {
     }
 }
 
-/// Resolves when the connection must stop reading: run over or stream
-/// timeout reached.
-pub async fn client_deadline(shared: &Shared, stop_at: Option<Instant>) {
+/// Resolves when the connection must stop reading, with the end it gets:
+/// the run over (`client_deadline`), or the stream's own stop (its
+/// timeout, or its user leaving: `cancelled`). Returning drops the
+/// connection, as a closed tab does: nothing is sent first.
+pub async fn client_deadline(shared: &Shared, stop_at: Option<StopAt>) -> ConnectionEnd {
     match stop_at {
-        Some(at) => tokio::select! {
-            () = tokio::time::sleep_until(at) => {}
-            () = shared.run_over.cancelled() => {}
+        Some(stop) => tokio::select! {
+            () = tokio::time::sleep_until(stop.at) => stop.end,
+            () = shared.run_over.cancelled() => ConnectionEnd::ClientDeadline,
         },
-        None => shared.run_over.cancelled().await,
+        None => {
+            shared.run_over.cancelled().await;
+            ConnectionEnd::ClientDeadline
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_stops_at_its_timeout_or_its_cancellation_whichever_is_first() {
+        let now = Instant::now();
+        let at = |ms| now + Duration::from_millis(ms);
+        let stop = |at, end| Some(StopAt { at, end });
+        let cases = [
+            (None, None, None),
+            (
+                Some(at(100)),
+                None,
+                stop(at(100), ConnectionEnd::ClientDeadline),
+            ),
+            (None, Some(at(50)), stop(at(50), ConnectionEnd::Cancelled)),
+            (
+                Some(at(100)),
+                Some(at(50)),
+                stop(at(50), ConnectionEnd::Cancelled),
+            ),
+            (
+                Some(at(100)),
+                Some(at(150)),
+                stop(at(100), ConnectionEnd::ClientDeadline),
+            ),
+            // The same instant: the stream's own timeout.
+            (
+                Some(at(100)),
+                Some(at(100)),
+                stop(at(100), ConnectionEnd::ClientDeadline),
+            ),
+        ];
+        for (timeout, cancel, want) in cases {
+            assert_eq!(
+                StopAt::first(timeout, cancel),
+                want,
+                "{timeout:?} {cancel:?}"
+            );
+        }
+    }
 
     /// A stream's figures are kept as its connections finish, the wait
     /// across a reconnect in its largest gap; nothing per connection is

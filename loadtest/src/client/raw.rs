@@ -115,9 +115,7 @@ impl<U: HttpUser> Connector for RawConnector<'_, U> {
         let request = request_bytes(plan, &url, sse, reader.attempt.resume_after, &trace);
         let opened = tokio::select! {
             opened = open(&url, self.source, &request, &plan.instance_header, &mut reader) => opened,
-            () = client_deadline(shared, stop_at) => {
-                return reader.finish(ConnectionEnd::ClientDeadline);
-            }
+            end = client_deadline(shared, stop_at) => return reader.finish(end),
             () = tokio::time::sleep(plan.idle_timeout) => {
                 let why = super::http::no_answer(plan.idle_timeout);
                 return reader.fail(ConnectionEnd::IdleTimeout, why);
@@ -651,7 +649,7 @@ async fn read_body(
     rest: Vec<u8>,
     framing: Framing,
     content: super::encoding::BodyDecoder,
-    stop_at: Option<Instant>,
+    stop_at: Option<super::StopAt>,
 ) -> ConnectionEnd {
     let shared = reader.shared.clone();
     let mut body = Body {
@@ -679,7 +677,7 @@ async fn read_body(
             biased;
             read = socket.read(&mut buf[..]) => read,
             () = idle.expired() => return ConnectionEnd::IdleTimeout,
-            () = &mut deadline => return ConnectionEnd::ClientDeadline,
+            end = &mut deadline => return end,
         };
         let n = match read {
             // The end of the connection: a clean end only for a body that

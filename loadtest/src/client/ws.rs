@@ -131,7 +131,7 @@ impl<U: HttpUser> Connector for WsConnector<'_, U> {
         }
         let connected = tokio::select! {
             c = open(request, self.source, self.tls.as_ref(), &mut reader.conn.connect) => c,
-            () = client_deadline(shared, stop_at) => return reader.finish(ConnectionEnd::ClientDeadline),
+            end = client_deadline(shared, stop_at) => return reader.finish(end),
             () = tokio::time::sleep(plan.idle_timeout) => {
                 let why = super::http::no_answer(plan.idle_timeout);
                 return reader.fail(ConnectionEnd::IdleTimeout, why);
@@ -169,7 +169,7 @@ impl<U: HttpUser> Connector for WsConnector<'_, U> {
                 biased;
                 m = socket.next() => m,
                 () = idle.expired() => break ConnectionEnd::IdleTimeout,
-                () = &mut deadline => break ConnectionEnd::ClientDeadline,
+                end = &mut deadline => break end,
             };
             let now = Instant::now();
             idle.touch(now);

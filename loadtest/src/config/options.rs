@@ -85,6 +85,18 @@ pub struct StreamArgs {
     /// until the run ends.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub stream_timeout: Option<Duration>,
+    /// Share of logical streams the client closes mid-stream (0..1), as
+    /// users who close the tab or press stop: at --cancel-after from the
+    /// stream's start the connection is dropped, and the stream ends
+    /// `cancelled` (not an error; not judged for goodput unless it had
+    /// already failed an objective). Any transport, --api included.
+    #[arg(long, value_name = "RATIO", value_parser = parse_ratio, requires = "cancel_after")]
+    pub cancel_rate: Option<f64>,
+    /// When a cancelled stream is closed, from its start: a duration
+    /// (`2s`) or a range drawn from uniformly (`500ms-5s`).
+    #[arg(long, value_name = "DURATION|LO-HI", requires = "cancel_rate",
+          value_parser = crate::client::cancel::CancelAfter::parse)]
+    pub cancel_after: Option<crate::client::cancel::CancelAfter>,
     /// The client counts as saturated (its figures are not the server's)
     /// when its event loop's lag p99 passes this, or its CPU 90% of the
     /// cores it may use.

@@ -159,8 +159,8 @@ pub struct Decided {
 }
 
 /// Where a connection without a first event counts as a censored sample
-/// ([`crate::judge`]): one the run's end cut while it waited is
-/// `first_event_waiting`; one that was answered (or given up unanswered
+/// ([`crate::judge`]): one the run's end cut (or its user left) while it
+/// waited is `first_event_waiting`; one that was answered (or given up unanswered
 /// after `--idle-timeout`) and ended without an event is
 /// `first_event_censored`. Refused or unconnected requests are the error
 /// rate's, and a stream that completed with no event had none to send.
@@ -171,7 +171,10 @@ pub fn censored_first_event(c: &Connection) -> Option<Measure> {
     let end = c.end?;
     let answered = c.status.is_some_and(|s| (200..300).contains(&s));
     match end {
-        ConnectionEnd::ClientDeadline if answered || c.status.is_none() => {
+        // The client stopped waiting (the run's end, or its user left).
+        ConnectionEnd::ClientDeadline | ConnectionEnd::Cancelled
+            if answered || c.status.is_none() =>
+        {
             c.sent_at.map(|_| Measure::FirstEventWaiting)
         }
         ConnectionEnd::IdleTimeout if c.status.is_none() => Some(Measure::FirstEventCensored),
@@ -298,8 +301,10 @@ impl TimelinePoint {
 /// The JSON report's layout: 2 since durations became `_ms` numbers and
 /// each figure appears once (`ends`, `integrity` and `streams_with_ids`
 /// under `summary`; `scheduled` and `dropped_starts` under `latency`).
-/// Reports without the field are version 1, and are still read.
-pub const SCHEMA_VERSION: u32 = 3;
+/// Reports without the field are version 1, and are still read. 3 (the
+/// data once, `summary` derived from it); 4 (2026-12-07): the `cancelled`
+/// end (`--cancel-rate`), which a build reading 3 would refuse.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// A report as written: its data, and what is derived from it beside.
 #[derive(Serialize)]
@@ -769,12 +774,13 @@ impl Report {
         serde_json::to_string_pretty(&written).map_err(|e| ReportError::Serialize(e.to_string()))
     }
 
-    /// Reads a JSON report of any schema this build knows (1 to 3).
+    /// Reads a JSON report of any schema this build knows (1 to 4).
     pub fn from_json(text: &str) -> Result<Self, String> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut report = Report::deserialize(&value).map_err(|e| e.to_string())?;
         match report.schema_version {
-            1 | SCHEMA_VERSION => {}
+            // 3 is 4 without the `cancelled` end.
+            1 | 3 | SCHEMA_VERSION => {}
             2 => {
                 // Schema 2 wrote these figures once, in its derived parts.
                 let derived = SchemaTwo::deserialize(&value).map_err(|e| e.to_string())?;

@@ -82,6 +82,10 @@ pub(super) fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupErro
         body,
         idle_timeout: stream.idle_timeout,
         stream_timeout: stream.stream_timeout,
+        cancel: stream
+            .cancel_rate
+            .zip(stream.cancel_after)
+            .map(|(rate, after)| crate::client::cancel::Cancel { rate, after }),
         reconnect: stream.reconnect,
         instance_header: stream.instance_header.to_ascii_lowercase(),
         no_end_marker: stream.no_end_marker,

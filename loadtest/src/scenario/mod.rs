@@ -248,6 +248,7 @@ pub struct StreamMeterBuilder {
     reconnect: bool,
     idle_timeout: Duration,
     stream_timeout: Option<Duration>,
+    cancel: Option<crate::client::cancel::Cancel>,
     run_time: Option<Duration>,
     expected_events: Option<u64>,
     expectations: Expectations,
@@ -279,6 +280,17 @@ impl StreamMeterBuilder {
     /// age.
     pub fn stream_timeout(mut self, limit: Duration) -> Self {
         self.stream_timeout = Some(limit);
+        self
+    }
+
+    /// Users who leave: a `rate` share of streams (0..1) is closed by the
+    /// client at a time drawn from `after` (from the stream's start) and
+    /// ends as `cancelled`.
+    pub fn cancel(mut self, rate: f64, after: crate::client::cancel::CancelAfter) -> Self {
+        self.cancel = Some(crate::client::cancel::Cancel {
+            rate: rate.clamp(0.0, 1.0),
+            after,
+        });
         self
     }
 
@@ -368,6 +380,7 @@ impl StreamMeterBuilder {
             body: None,
             idle_timeout: self.idle_timeout,
             stream_timeout: self.stream_timeout,
+            cancel: self.cancel,
             reconnect: self.reconnect,
             instance_header: self.instance_header,
             no_end_marker: false,
@@ -467,6 +480,7 @@ impl StreamMeter {
             reconnect: false,
             idle_timeout: Duration::from_secs(30),
             stream_timeout: None,
+            cancel: None,
             run_time: None,
             expected_events: None,
             expectations: Expectations::default(),

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod billing;
+mod cancellations;
 mod capacity;
 mod cli;
 mod compression;

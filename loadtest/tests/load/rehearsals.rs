@@ -641,24 +641,75 @@ async fn deploy_rehearsal() {
 
     // The old revision's streams have ended: its instances stop (no
     // traffic, nothing in flight) and it leaves the list.
-    let mut listed = serde_json::Value::Null;
-    for _ in 0..100 {
-        listed = reqwest::get(format!("{}/_emulator/revisions", emu.host))
+    let listed = || async {
+        let list: serde_json::Value = reqwest::get(format!("{}/_emulator/revisions", emu.host))
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        let names: Vec<&str> = listed
+        let names: Vec<String> = list
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(|r| r["revision"].as_str())
+            .filter_map(|r| r["revision"].as_str().map(str::to_owned))
             .collect();
-        if names == [new.as_str()] {
-            return;
+        (names, list)
+    };
+    let mut gone = false;
+    for _ in 0..100 {
+        if listed().await.0 == [new.as_str()] {
+            gone = true;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the old revision is still listed: {listed}");
+    assert!(
+        gone,
+        "the old revision is still listed: {}",
+        listed().await.1
+    );
+
+    // Refusals: a revision that cannot start leaves the traffic where it
+    // was; a bad percent or an unknown revision changes nothing.
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/_emulator/deploy", emu.host))
+        .body(r#"{"args": ["--no-such-flag"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("trickle-00003-emu did not become ready"),
+        "{body}"
+    );
+    for (query, status) in [
+        ("percent=150", 400),
+        ("percent=50&revision=nope", 404),
+        ("percent=40", 400),
+    ] {
+        let response = client
+            .post(format!("{}/_emulator/traffic?{query}", emu.host))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{query}");
+    }
+    let (_, list) = listed().await;
+    let serving: Vec<(&str, u64)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["percent"].as_u64() > Some(0))
+        .map(|r| {
+            (
+                r["revision"].as_str().unwrap_or_default(),
+                r["percent"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(serving, [(new.as_str(), 100)], "{list}");
 }
