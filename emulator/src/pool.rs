@@ -279,13 +279,17 @@ impl Pool {
         lock(&self.revisions).split.percent(revision.number)
     }
 
-    fn try_acquire(self: &Arc<Self>, revision: &Revision) -> Option<Lease> {
-        let limit = self.config.rules.concurrency;
-        let instances: Vec<Arc<Instance>> = self
-            .snapshot()
+    /// The instances of `revision` now.
+    fn instances_of(&self, revision: &Revision) -> Vec<Arc<Instance>> {
+        self.snapshot()
             .into_iter()
             .filter(|i| i.revision.number == revision.number)
-            .collect();
+            .collect()
+    }
+
+    fn try_acquire(self: &Arc<Self>, revision: &Revision) -> Option<Lease> {
+        let limit = self.config.rules.concurrency;
+        let instances = self.instances_of(revision);
         let views: Vec<InstanceView> = instances.iter().map(|i| i.view()).collect();
         for index in policy::placement_order(&views, limit) {
             let instance = &instances[index];
@@ -374,11 +378,7 @@ impl Pool {
             };
             for revision in revisions.iter().filter(|r| !r.is_deploying()) {
                 let percent = split.percent(revision.number);
-                let instances: Vec<Arc<Instance>> = self
-                    .snapshot()
-                    .into_iter()
-                    .filter(|i| i.revision.number == revision.number)
-                    .collect();
+                let instances = self.instances_of(revision);
                 let views: Vec<InstanceView> = instances.iter().map(|i| i.view()).collect();
                 let rules = policy::revision_rules(&self.config.rules, percent);
                 match policy::decide(&views, revision.queued(), &rules) {

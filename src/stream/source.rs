@@ -181,7 +181,7 @@ impl EventSource {
             if this.drained.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Some(finish(&mut this, EndReason::Shutdown)));
             }
-            let now = Instant::now();
+            let mut now = Instant::now();
             if now >= *this.deadline {
                 return Poll::Ready(Some(finish(&mut this, EndReason::Deadline)));
             }
@@ -198,7 +198,8 @@ impl EventSource {
                         }
                         // The plan starts when the gate opens: the first
                         // event's time includes the wait.
-                        *this.next_due = Instant::now() + this.spec.first_delay;
+                        now = Instant::now();
+                        *this.next_due = now + this.spec.first_delay;
                         false
                     }
                     Poll::Pending => true,
@@ -214,8 +215,7 @@ impl EventSource {
                 }
                 // Whatever is already due goes without a timer: tokio's
                 // timers tick in milliseconds, which would cap a fast
-                // stream near 1000 events/s.
-                let now = Instant::now();
+                // stream near 1000 events/s. (One clock read a round.)
                 if now >= *this.next_due {
                     return Poll::Ready(Some(Step::Event(emit(&mut this, now))));
                 }

