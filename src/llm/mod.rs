@@ -17,6 +17,7 @@ pub mod request;
 pub mod responses;
 pub mod scheduler;
 pub mod tokenizer;
+pub mod tools;
 
 pub use error::OpenAiError;
 pub use model::{ModelSettings, TokenPlan};

@@ -129,6 +129,13 @@ pub struct ModelSettings {
         default_value = "rate_limit,server_error,context_length,invalid_request,model_not_found,timeout,mid_stream"
     )]
     pub failure_types: Vec<super::failure::Failure>,
+    /// Share of chat and Responses requests offering functions (`tools`,
+    /// `tool_choice` auto or absent) that the model answers with a call of
+    /// one (0..1, drawn per request, seeded by --llm-seed);
+    /// `tool_choice: "required"` or a named function always calls.
+    #[arg(long = "llm-tool-call-rate", env = "TRICKLE_LLM_TOOL_CALL_RATE", default_value_t = 0.0,
+          value_parser = fraction)]
+    pub tool_call_rate: f64,
     /// With --llm-max-num-seqs: at most N requests wait; more get 429 in
     /// OpenAI's shape with Retry-After (counted rejected, reason waiting).
     #[arg(
@@ -229,9 +236,11 @@ pub struct TokenPlan {
     /// How many of them come first as reasoning.
     pub reasoning_tokens: u64,
     pub tokens_per_chunk: u64,
-    /// The model ends on its own (finish_reason `stop`); otherwise it runs
-    /// into max_tokens (`length`).
+    /// The model ends on its own (finish_reason `stop`, or `tool_calls`
+    /// for a call); otherwise it runs into max_tokens (`length`).
     pub stops: bool,
+    /// The answer after any reasoning is a tool call's arguments, not text.
+    pub tool_call: bool,
 }
 
 impl TokenPlan {
@@ -253,26 +262,38 @@ impl ModelSettings {
     /// output tokens after a prompt of `prompt_tokens`; `reasoning` when
     /// the API can carry reasoning (chat; the legacy completions API has no
     /// field for it); `ignore_eos` runs it to `max_tokens` whatever
-    /// `--llm-output-tokens` says; `rng` draws the answer's length.
+    /// `--llm-output-tokens` says; `rng` draws the answer's length. An
+    /// answer that is a tool call of `tool_call` tokens of arguments is
+    /// the reasoning and those tokens, and ends there (`ignore_eos` or
+    /// not), or at `max_tokens` first.
     pub fn plan(
         &self,
         prompt_tokens: u64,
         max_tokens: u64,
         reasoning: bool,
         ignore_eos: bool,
+        tool_call: Option<u64>,
         rng: &mut fastrand::Rng,
     ) -> (TokenPlan, StreamSpec) {
-        let natural = match self.output_tokens {
-            Some(lengths) if !ignore_eos => Some(lengths.draw(rng)),
-            _ => None,
+        let reasoning_tokens = if reasoning { self.reasoning_tokens } else { 0 };
+        let (natural, stops) = match (tool_call, self.output_tokens) {
+            (Some(call), _) => {
+                let n = reasoning_tokens.saturating_add(call);
+                (Some(n), n <= max_tokens)
+            }
+            (None, Some(lengths)) if !ignore_eos => {
+                let n = lengths.draw(rng);
+                (Some(n), n < max_tokens)
+            }
+            _ => (None, false),
         };
         let output_tokens = natural.map_or(max_tokens, |n| n.min(max_tokens));
-        let reasoning_tokens = if reasoning { self.reasoning_tokens } else { 0 };
         let plan = TokenPlan {
             output_tokens,
             reasoning_tokens: reasoning_tokens.min(output_tokens),
             tokens_per_chunk: u64::from(self.tokens_per_chunk),
-            stops: natural.is_some_and(|n| n < max_tokens),
+            stops,
+            tool_call: tool_call.is_some(),
         };
         let prefill = Duration::from_secs_f64(prompt_tokens as f64 / self.prefill_rate);
         let interval = Duration::from_secs_f64(plan.tokens_per_chunk as f64 / self.decode_rate);
@@ -365,6 +386,7 @@ mod tests {
             metrics: LlmMetricNames::Both,
             failure_rate: 0.0,
             failure_types: crate::llm::failure::Failure::ALL.to_vec(),
+            tool_call_rate: 0.0,
         }
     }
 
@@ -379,6 +401,7 @@ mod tests {
             max,
             reasoning,
             false,
+            None,
             &mut fastrand::Rng::with_seed(7),
         )
     }
@@ -403,6 +426,46 @@ mod tests {
     }
 
     #[test]
+    fn a_tool_call_is_its_arguments_after_the_reasoning_and_stops_there() {
+        let mut s = settings();
+        // The answer's own length does not apply to a call, nor ignore_eos.
+        s.output_tokens = Some(OutputTokens::Fixed(50));
+        let call = |max, ignore_eos| {
+            s.plan(
+                0,
+                max,
+                true,
+                ignore_eos,
+                Some(6),
+                &mut fastrand::Rng::with_seed(1),
+            )
+            .0
+        };
+        let whole = call(100, true);
+        assert_eq!(
+            (
+                whole.output_tokens,
+                whole.reasoning_tokens,
+                whole.stops,
+                whole.tool_call
+            ),
+            (10, 4, true, true),
+            "4 reasoning + 6 of arguments, finished"
+        );
+        assert!(
+            call(10, false).stops,
+            "exactly max_tokens: the call is whole"
+        );
+        let cut = call(7, false);
+        assert_eq!(
+            (cut.output_tokens, cut.stops),
+            (7, false),
+            "cut by max_tokens"
+        );
+        assert!(!plan_of(&s, 0, 100, true).0.tool_call);
+    }
+
+    #[test]
     fn answers_stop_on_their_own_or_at_max_tokens_and_ignore_eos_runs_on() {
         let mut s = settings();
         s.output_tokens = Some(OutputTokens::Fixed(6));
@@ -411,7 +474,7 @@ mod tests {
         let cut = plan_of(&s, 0, 4, false).0;
         assert_eq!((cut.output_tokens, cut.stops), (4, false));
         let on = s
-            .plan(0, 10, false, true, &mut fastrand::Rng::with_seed(1))
+            .plan(0, 10, false, true, None, &mut fastrand::Rng::with_seed(1))
             .0;
         assert_eq!((on.output_tokens, on.stops), (10, false));
         // A range: drawn within it, the same for the same seed.
@@ -419,7 +482,7 @@ mod tests {
         let draws = |seed| {
             let mut rng = fastrand::Rng::with_seed(seed);
             (0..50)
-                .map(|_| s.plan(0, 100, false, false, &mut rng).0.output_tokens)
+                .map(|_| s.plan(0, 100, false, false, None, &mut rng).0.output_tokens)
                 .collect::<Vec<_>>()
         };
         assert!(draws(9).iter().all(|n| (3..=7).contains(n)));

@@ -12,12 +12,21 @@
 //! before the platform's timeout) or `shutdown` (the instance is stopping).
 //! With `stream_options.continuous_usage_stats` every chunk carries the
 //! usage so far, as vLLM sends it.
+//!
+//! An answer that is a tool call ([`super::tools`]) streams
+//! `delta.tool_calls` instead of `delta.content`: the first carries the
+//! call's `index` 0, `id`, `type` and function `name` with the first piece
+//! of its `arguments`, the next ones further pieces (`index` and
+//! `function.arguments`), and the answer ends with `finish_reason:
+//! "tool_calls"`; whole (`stream: false`), the message has `content: null`
+//! and `tool_calls`.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::model::{text, TokenPlan};
 use super::request::{Api, CompletionRequest};
+use super::tools::ToolCall;
 use crate::stream::body::Encode;
 use crate::stream::guard::FinishReasons;
 use crate::stream::{EndReason, Step};
@@ -27,7 +36,11 @@ use crate::stream::{EndReason, Step};
 /// an early end says why.
 pub fn finish_reasons(plan: &TokenPlan) -> FinishReasons {
     FinishReasons {
-        completed: if plan.stops { "stop" } else { "length" },
+        completed: match (plan.stops, plan.tool_call) {
+            (true, true) => "tool_calls",
+            (true, false) => "stop",
+            (false, _) => "length",
+        },
         deadline: "deadline",
         shutdown: "shutdown",
         failed: "error",
@@ -43,6 +56,8 @@ pub struct OpenAiFramer {
     created: u64,
     /// Output tokens framed so far.
     sent: u64,
+    /// The call the answer makes, when it makes one.
+    tool_call: Option<ToolCall>,
 }
 
 impl OpenAiFramer {
@@ -62,6 +77,26 @@ impl OpenAiFramer {
             plan,
             created,
             sent: 0,
+            tool_call: None,
+        }
+    }
+
+    /// The answer is `call` (its plan says `tool_call`).
+    pub fn with_tool_call(mut self, call: Option<ToolCall>) -> Self {
+        self.tool_call = call;
+        self
+    }
+
+    /// The call's `tool_calls` entry with the arguments of answer tokens
+    /// `tokens`; `head` adds the id, type and name (the first delta, and
+    /// the whole message).
+    fn call_entry(call: &ToolCall, tokens: std::ops::Range<u64>, head: bool) -> Value {
+        let arguments = call.piece(tokens);
+        if head {
+            json!({ "index": 0, "id": call.id, "type": "function",
+                    "function": { "name": call.name, "arguments": arguments } })
+        } else {
+            json!({ "index": 0, "function": { "arguments": arguments } })
         }
     }
 
@@ -119,7 +154,18 @@ impl OpenAiFramer {
         let finish = finish_reasons(&self.plan).of(reason);
         let choice = match self.request.api {
             Api::Chat | Api::Responses => {
-                let mut message = json!({ "role": "assistant", "content": content });
+                let answer = self.sent - reasoning;
+                let mut message = match &self.tool_call {
+                    Some(call) if answer > 0 => {
+                        let mut entry = Self::call_entry(call, 0..answer, true);
+                        // `index` is for deltas only.
+                        if let Some(entry) = entry.as_object_mut() {
+                            entry.remove("index");
+                        }
+                        json!({ "role": "assistant", "content": null, "tool_calls": [entry] })
+                    }
+                    _ => json!({ "role": "assistant", "content": content }),
+                };
                 if reasoning > 0 {
                     message["reasoning_content"] = Value::String(text(0..reasoning));
                 }
@@ -178,9 +224,16 @@ impl Encode for OpenAiFramer {
                 }
                 if !content.is_empty() {
                     let skip = self.plan.reasoning_tokens;
-                    let words = text(content.start - skip..content.end - skip);
-                    let delta = json!({ "content": words });
-                    out.extend_from_slice(&data(&self.chunk(self.choice(delta, &words, None))));
+                    let answer = content.start - skip..content.end - skip;
+                    if let Some(call) = &self.tool_call {
+                        let entry = Self::call_entry(call, answer.clone(), answer.start == 0);
+                        let delta = json!({ "tool_calls": [entry] });
+                        out.extend_from_slice(&data(&self.chunk(self.choice(delta, "", None))));
+                    } else {
+                        let words = text(answer);
+                        let delta = json!({ "content": words });
+                        out.extend_from_slice(&data(&self.chunk(self.choice(delta, &words, None))));
+                    }
                 }
                 Some(Bytes::from(out))
             }
@@ -239,12 +292,14 @@ mod tests {
             include_usage,
             continuous_usage: false,
             ignore_eos: false,
+            tools: Default::default(),
         };
         let plan = TokenPlan {
             output_tokens: 5,
             reasoning_tokens: reasoning,
             tokens_per_chunk: 2,
             stops: true,
+            tool_call: false,
         };
         OpenAiFramer::new(request, plan, 1)
     }
@@ -336,6 +391,79 @@ mod tests {
         assert_eq!(
             whole["usage"]["completion_tokens_details"]["reasoning_tokens"],
             3
+        );
+    }
+
+    #[test]
+    fn a_tool_call_streams_its_head_then_the_arguments_in_pieces() {
+        let function = crate::llm::tools::Function {
+            name: "get_weather".to_owned(),
+            parameters: json!({"type": "object", "properties": {"city": {"const": "Paris"}}}),
+        };
+        let call = ToolCall::new(&function, &mut fastrand::Rng::with_seed(1));
+        assert_eq!(
+            (call.arguments.as_str(), call.tokens()),
+            (r#"{"city":"Paris"}"#, 4)
+        );
+        let mut f = framer(Api::Chat, true, 1).with_tool_call(Some(call.clone()));
+        f.plan.tool_call = true;
+        let (mut entries, mut reasoning) = (Vec::new(), String::new());
+        for id in 0..3 {
+            for chunk in lines(&f.encode(&event(id)).unwrap_or_default()) {
+                let delta = &chunk["choices"][0]["delta"];
+                assert_eq!(delta.get("content"), None, "a call has no content: {delta}");
+                reasoning.push_str(delta["reasoning_content"].as_str().unwrap_or(""));
+                if let Some(calls) = delta["tool_calls"].as_array() {
+                    entries.extend(calls.iter().cloned());
+                }
+            }
+        }
+        assert_eq!(reasoning, text(0..1));
+        assert_eq!(
+            entries.len(),
+            3,
+            "a delta per chunk with arguments: {entries:?}"
+        );
+        assert_eq!(
+            (
+                &entries[0]["id"],
+                &entries[0]["type"],
+                &entries[0]["function"]["name"]
+            ),
+            (&json!(call.id), &json!("function"), &json!("get_weather"))
+        );
+        assert!(entries.iter().all(|e| e["index"] == 0));
+        assert!(entries[1..]
+            .iter()
+            .all(|e| e.get("id").is_none() && e["function"].get("name").is_none()));
+        let arguments: String = entries
+            .iter()
+            .filter_map(|e| e["function"]["arguments"].as_str())
+            .collect();
+        assert_eq!(arguments, call.arguments);
+        let end = lines(
+            &f.encode(&Step::End {
+                reason: EndReason::Completed,
+                last_id: Some(2),
+            })
+            .unwrap_or_default(),
+        );
+        assert_eq!(end[0]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(end[1]["usage"]["completion_tokens"], 5);
+        let whole = f.complete(EndReason::Completed);
+        let message = &whole["choices"][0]["message"];
+        assert_eq!(message["content"], Value::Null);
+        assert_eq!(
+            message["tool_calls"],
+            json!([{"id": call.id, "type": "function",
+                    "function": {"name": "get_weather", "arguments": call.arguments}}])
+        );
+        assert_eq!(whole["choices"][0]["finish_reason"], "tool_calls");
+        // Cut by max_tokens: the arguments so far, finish_reason length.
+        f.plan.stops = false;
+        assert_eq!(
+            f.complete(EndReason::Completed)["choices"][0]["finish_reason"],
+            "length"
         );
     }
 

@@ -1,12 +1,15 @@
-//! OpenAI request bodies (`/v1/chat/completions`, `/v1/completions`),
-//! parsed and checked into a [`CompletionRequest`]. Fields the simulated
-//! model has no use for (`temperature`, `top_p`, `tools`, `user`, ...) are
-//! accepted and ignored, as OpenAI-compatible servers do.
+//! OpenAI request bodies (`/v1/chat/completions`, `/v1/completions`,
+//! `/v1/responses`), parsed and checked into a [`CompletionRequest`].
+//! Fields the simulated model has no use for (`temperature`, `top_p`,
+//! `user`, ...) are accepted and ignored, as OpenAI-compatible servers do;
+//! `tools` and `tool_choice` are read by [`super::tools`] (chat and
+//! Responses; the legacy completions API has no tools).
 
 use serde::Deserialize;
 
 use super::error::OpenAiError;
 use super::model::{approximate_tokens, ModelSettings};
+use super::tools::Tools;
 
 /// Which API a request came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,8 @@ pub struct CompletionRequest {
     /// `ignore_eos` (vLLM's extension, sent by benchmarks): run to
     /// max_tokens.
     pub ignore_eos: bool,
+    /// The functions offered and `tool_choice` (none for completions).
+    pub tools: Tools,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,14 +82,36 @@ struct Body {
     n: Option<u64>,
     #[serde(default)]
     ignore_eos: Option<bool>,
+    tools: Option<serde_json::Value>,
+    tool_choice: Option<serde_json::Value>,
+}
+
+/// A chat message, or a Responses API input item. Every text in it counts
+/// in the prompt: the content, an assistant's tool calls' arguments, and
+/// the Responses API's `function_call` (`arguments`) and
+/// `function_call_output` (`output`) items, which have no role.
+#[derive(Debug, Deserialize)]
+struct Message {
+    #[serde(default)]
+    content: Option<Content>,
+    #[serde(default)]
+    tool_calls: Option<Vec<CallIn>>,
+    #[serde(default)]
+    arguments: Option<String>,
+    #[serde(default)]
+    output: Option<String>,
+}
+
+/// A tool call in a chat history (an assistant message's `tool_calls`).
+#[derive(Debug, Deserialize)]
+struct CallIn {
+    function: Option<CallFunction>,
 }
 
 #[derive(Debug, Deserialize)]
-struct Message {
-    #[allow(dead_code)]
-    role: String,
+struct CallFunction {
     #[serde(default)]
-    content: Option<Content>,
+    arguments: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +263,12 @@ impl CompletionRequest {
                 ),
             ));
         }
+        let tools = match api {
+            Api::Completions => Tools::default(),
+            Api::Chat | Api::Responses => {
+                Tools::parse(api, parsed.tools.as_ref(), parsed.tool_choice.as_ref())?
+            }
+        };
         let stream = parsed.stream.unwrap_or(false);
         let options = parsed.stream_options.as_ref();
         let include_usage = stream && options.and_then(|o| o.include_usage).unwrap_or(false);
@@ -252,6 +285,7 @@ impl CompletionRequest {
             include_usage,
             continuous_usage,
             ignore_eos: parsed.ignore_eos.unwrap_or(false),
+            tools,
         })
     }
 }
@@ -339,25 +373,32 @@ fn check_model(name: Option<&str>, model: &ModelSettings) -> Result<(), OpenAiEr
     }
 }
 
-/// The texts of one message usage counts.
-fn message_texts(message: &Message) -> Vec<String> {
-    match &message.content {
+/// The texts of one message usage counts, borrowed: its content, its tool
+/// calls' arguments, a Responses item's `arguments` or `output`.
+fn message_parts(message: &Message) -> impl Iterator<Item = &str> {
+    let content: Vec<&str> = match &message.content {
         None => Vec::new(),
-        Some(Content::Text(text)) => vec![text.clone()],
-        Some(Content::Parts(parts)) => parts.iter().filter_map(|p| p.text.clone()).collect(),
-    }
+        Some(Content::Text(text)) => vec![text.as_str()],
+        Some(Content::Parts(parts)) => parts.iter().filter_map(|p| p.text.as_deref()).collect(),
+    };
+    let calls = message
+        .tool_calls
+        .iter()
+        .flatten()
+        .filter_map(|c| c.function.as_ref()?.arguments.as_deref());
+    let items = [&message.arguments, &message.output]
+        .into_iter()
+        .filter_map(|t| t.as_deref());
+    content.into_iter().chain(calls).chain(items)
+}
+
+/// The texts of one message usage counts (for `/tokenize`).
+fn message_texts(message: &Message) -> Vec<String> {
+    message_parts(message).map(str::to_owned).collect()
 }
 
 fn message_tokens(message: &Message) -> u64 {
-    match &message.content {
-        None => 0,
-        Some(Content::Text(text)) => approximate_tokens(text),
-        Some(Content::Parts(parts)) => parts
-            .iter()
-            .filter_map(|p| p.text.as_deref())
-            .map(approximate_tokens)
-            .sum(),
-    }
+    message_parts(message).map(approximate_tokens).sum()
 }
 
 #[cfg(test)]
@@ -394,6 +435,7 @@ mod tests {
                 include_usage: true,
                 continuous_usage: false,
                 ignore_eos: false,
+                tools: Tools::default(),
             })
         );
         let vllm = parse(

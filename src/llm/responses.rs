@@ -15,12 +15,19 @@
 //! `response.failed` for a stream ended early (deadline, shutdown, an
 //! injected failure). There is no `[DONE]`. Without `stream`, one
 //! `response` object after the same simulated time.
+//!
+//! An answer that is a tool call ([`super::tools`]) has a `function_call`
+//! item (`call_id`, `name`, `arguments`) in place of the message:
+//! `response.output_item.added`, `response.function_call_arguments.delta`
+//! per chunk, `response.function_call_arguments.done`,
+//! `response.output_item.done`.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::model::{text, TokenPlan};
 use super::request::CompletionRequest;
+use super::tools::ToolCall;
 use crate::stream::body::Encode;
 use crate::stream::{EndReason, Step};
 
@@ -38,6 +45,9 @@ pub struct ResponsesFramer {
     sent: u64,
     /// Whether the message item (after any reasoning) was opened.
     message_open: bool,
+    /// The call the answer makes, when it makes one (then the "message"
+    /// item is a `function_call` item).
+    tool_call: Option<ToolCall>,
 }
 
 impl ResponsesFramer {
@@ -54,7 +64,18 @@ impl ResponsesFramer {
             sequence: 2,
             sent: 0,
             message_open: false,
+            tool_call: None,
         }
+    }
+
+    /// The answer is `call` (its plan says `tool_call`): the item is a
+    /// `function_call`, its id `fc_...`.
+    pub fn with_tool_call(mut self, call: Option<ToolCall>) -> Self {
+        if call.is_some() {
+            self.message_id = self.message_id.replacen("msg_", "fc_", 1);
+        }
+        self.tool_call = call;
+        self
     }
 
     /// Reasoning tokens and answer tokens framed so far.
@@ -91,6 +112,18 @@ impl ResponsesFramer {
     }
 
     fn message_item(&self, status: &str, with_text: bool) -> Value {
+        if let Some(call) = &self.tool_call {
+            let (_, answer) = self.split();
+            let arguments = if with_text { call.piece(0..answer) } else { "" };
+            return json!({
+                "id": self.message_id,
+                "type": "function_call",
+                "status": status,
+                "call_id": call.id,
+                "name": call.name,
+                "arguments": arguments,
+            });
+        }
         let content = if with_text {
             vec![self.text_part()]
         } else {
@@ -188,6 +221,9 @@ impl ResponsesFramer {
             "response.output_item.added",
             json!({ "output_index": index, "item": item }),
         );
+        if self.tool_call.is_some() {
+            return;
+        }
         let part = json!({ "type": "output_text", "text": "", "annotations": [], "logprobs": [] });
         let id = self.message_id.clone();
         self.event(
@@ -296,19 +332,40 @@ impl Encode for ResponsesFramer {
                     }
                     let id = self.message_id.clone();
                     let index = self.output_index();
-                    self.event(
-                        &mut out,
-                        "response.output_text.delta",
-                        json!({ "item_id": id, "output_index": index, "content_index": 0,
-                                "delta": text(answer.start - split..answer.end - split), "logprobs": [] }),
-                    );
+                    let tokens = answer.start - split..answer.end - split;
+                    let payload = match &self.tool_call {
+                        Some(call) => (
+                            "response.function_call_arguments.delta",
+                            json!({ "item_id": id, "output_index": index, "delta": call.piece(tokens) }),
+                        ),
+                        None => (
+                            "response.output_text.delta",
+                            json!({ "item_id": id, "output_index": index, "content_index": 0,
+                                         "delta": text(tokens), "logprobs": [] }),
+                        ),
+                    };
+                    self.event(&mut out, payload.0, payload.1);
                 }
                 Some(Bytes::from(out))
             }
             Step::Heartbeat => Some(Bytes::from_static(b": keep-alive\n\n")),
             Step::End { reason, .. } => {
                 let status = self.status(*reason);
-                if status != "failed" && self.message_open {
+                if status != "failed" && self.message_open && self.tool_call.is_some() {
+                    let (id, index) = (self.message_id.clone(), self.output_index());
+                    let item = self.message_item("completed", true);
+                    self.event(
+                        &mut out,
+                        "response.function_call_arguments.done",
+                        json!({ "item_id": id, "output_index": index,
+                                "name": item["name"], "arguments": item["arguments"] }),
+                    );
+                    self.event(
+                        &mut out,
+                        "response.output_item.done",
+                        json!({ "output_index": index, "item": item }),
+                    );
+                } else if status != "failed" && self.message_open {
                     let (_, answer) = self.split();
                     let (id, index) = (self.message_id.clone(), self.output_index());
                     self.event(
@@ -360,12 +417,14 @@ mod tests {
             include_usage: false,
             continuous_usage: false,
             ignore_eos: false,
+            tools: Default::default(),
         };
         let plan = TokenPlan {
             output_tokens: 6,
             reasoning_tokens: reasoning,
             tokens_per_chunk: 2,
             stops,
+            tool_call: false,
         };
         ResponsesFramer::new(request, plan, 1)
     }
@@ -444,6 +503,69 @@ mod tests {
         assert_eq!(done["usage"]["input_tokens"], 3);
         assert_eq!(done["output"][1]["content"][0]["text"], text(0..4));
         assert_eq!(done["output"][0]["type"], "reasoning");
+    }
+
+    #[test]
+    fn a_tool_call_is_a_function_call_item_with_its_arguments_in_pieces() {
+        let function = crate::llm::tools::Function {
+            name: "lookup".to_owned(),
+            // {"q":"abcdefghijklmn"}: 22 characters, 6 tokens.
+            parameters: json!({"type": "object", "properties": {"q": {"const": "abcdefghijklmn"}}}),
+        };
+        let call = ToolCall::new(&function, &mut fastrand::Rng::with_seed(1));
+        assert_eq!(call.tokens(), 6);
+        let mut f = framer(0, true).with_tool_call(Some(call.clone()));
+        f.plan.tool_call = true;
+        let got = events(&mut f, EndReason::Completed);
+        let kinds: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let added = &got[2].1["item"];
+        assert_eq!(
+            (
+                &added["type"],
+                &added["name"],
+                &added["call_id"],
+                &added["arguments"],
+                &added["status"]
+            ),
+            (
+                &json!("function_call"),
+                &json!("lookup"),
+                &json!(call.id),
+                &json!(""),
+                &json!("in_progress")
+            )
+        );
+        assert!(added["id"].as_str().is_some_and(|id| id.starts_with("fc_")));
+        let deltas: String = got[3..6]
+            .iter()
+            .filter_map(|(_, p)| p["delta"].as_str())
+            .collect();
+        assert_eq!(deltas, call.arguments);
+        assert!(got[3..6].iter().all(|(_, p)| p["item_id"] == added["id"]));
+        assert_eq!(got[6].1["arguments"], json!(call.arguments));
+        let done = &got[8].1["response"];
+        assert_eq!(done["status"], "completed");
+        assert_eq!(done["output"].as_array().map(Vec::len), Some(1));
+        assert_eq!(done["output"][0]["type"], "function_call");
+        assert_eq!(done["output"][0]["arguments"], json!(call.arguments));
+        assert_eq!(
+            f.complete(EndReason::Completed)["output"][0]["name"],
+            "lookup"
+        );
     }
 
     #[test]

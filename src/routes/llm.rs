@@ -12,6 +12,7 @@ use trickle_telemetry::metrics::names;
 use crate::llm::failure::Failure;
 use crate::llm::openai::OpenAiFramer;
 use crate::llm::responses::ResponsesFramer;
+use crate::llm::tools::ToolCall;
 use crate::llm::{Api, CompletionRequest, OpenAiError, PROVIDER};
 use crate::state::{AppState, ValidRequest};
 use crate::stream::guard::TokenCount;
@@ -241,11 +242,17 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         }
     };
     let mut rng = state.request_rng();
+    // Whether the answer is a call of one of the request's functions.
+    let call = request
+        .tools
+        .choose(state.model.tool_call_rate, &mut rng)
+        .map(|function| ToolCall::new(function, &mut rng));
     let (plan, spec) = state.model.plan(
         request.prompt_tokens,
         request.max_tokens,
         api.reasons(),
         request.ignore_eos,
+        call.as_ref().map(ToolCall::tokens),
         &mut rng,
     );
     // An injected failure answered before any stream starts.
@@ -321,10 +328,10 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
     }));
     let created = crate::stream::event::unix_now() as u64;
     if api == Api::Responses {
-        let framer = ResponsesFramer::new(request.clone(), plan, created);
+        let framer = ResponsesFramer::new(request.clone(), plan, created).with_tool_call(call);
         return answer(&request, source, framer, guard).await;
     }
-    let framer = OpenAiFramer::new(request.clone(), plan, created);
+    let framer = OpenAiFramer::new(request.clone(), plan, created).with_tool_call(call);
     answer(&request, source, framer, guard).await
 }
 

@@ -948,3 +948,197 @@ async fn injected_failures_answer_as_servers_fail_and_land_in_their_outcomes() {
         1.0
     );
 }
+
+/// The weather function the tool-call tests offer.
+fn weather_tools() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+        "required": ["city", "unit"]}}}])
+}
+
+#[tokio::test]
+async fn tool_calls_stream_as_openai_sends_them_at_the_rate_asked() {
+    let app = spawn_app_with(&[
+        "--llm-ttft",
+        "0ms",
+        "--llm-decode-rate",
+        "2000",
+        "--llm-tool-call-rate",
+        "0.5",
+    ])
+    .await;
+    let ask = |extra: Value| {
+        let mut body = json!({"model": "trickle-sim", "max_tokens": 200, "tools": weather_tools(),
+                              "messages": [{"role": "user", "content": "Weather in Paris?"}]});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        body
+    };
+    // Streamed, required: the head once, then pieces that make JSON which
+    // fits the schema, finish_reason tool_calls, usage counting its tokens.
+    let chunks = stream(
+        &app,
+        "/v1/chat/completions",
+        ask(json!({"stream": true, "tool_choice": "required",
+                   "stream_options": {"include_usage": true}})),
+    )
+    .await;
+    let entries: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c.item["choices"][0]["delta"]["tool_calls"].as_array())
+        .flatten()
+        .collect();
+    assert!(entries.len() >= 3, "arguments in pieces: {entries:?}");
+    assert!(entries[0]["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("call_")));
+    assert_eq!(entries[0]["function"]["name"], "get_weather");
+    assert!(entries[1..]
+        .iter()
+        .all(|e| e.get("id").is_none() && e["index"] == 0));
+    assert!(content(&chunks).is_empty(), "a call has no content");
+    let arguments: String = entries
+        .iter()
+        .filter_map(|e| e["function"]["arguments"].as_str())
+        .collect();
+    let parsed: Value = serde_json::from_str(&arguments).unwrap();
+    assert!(
+        parsed["city"].as_str().is_some_and(|c| !c.is_empty()),
+        "{parsed}"
+    );
+    assert!(parsed["unit"] == "c" || parsed["unit"] == "f", "{parsed}");
+    let n = chunks.len();
+    assert_eq!(
+        chunks[n - 3].item["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+    assert_eq!(
+        chunks[n - 2].item["usage"]["completion_tokens"],
+        (arguments.chars().count() as u64).div_ceil(4)
+    );
+    assert_eq!(chunks[n - 1].item, "[DONE]");
+
+    // Not streamed, at --llm-tool-call-rate 0.5: about half are calls
+    // (max_tokens 2 keeps each short: a call cut there says `length` and
+    // still carries the arguments so far).
+    let mut calls = 0;
+    for _ in 0..200 {
+        let answer: Value = post(&app, "/v1/chat/completions", ask(json!({"max_tokens": 2})))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let choice = &answer["choices"][0];
+        assert_eq!(choice["finish_reason"], "length");
+        if let Some(call) = choice["message"]["tool_calls"].get(0) {
+            calls += 1;
+            assert_eq!(choice["message"]["content"], Value::Null);
+            assert_eq!(call["function"]["name"], "get_weather");
+            assert_eq!(
+                call["function"]["arguments"]
+                    .as_str()
+                    .map(|a| a.chars().count()),
+                Some(8)
+            );
+        } else {
+            assert_eq!(choice["message"]["content"], text(0..2));
+        }
+    }
+    assert!((65..=135).contains(&calls), "{calls} calls of 200 at 0.5");
+    // "none" never calls; a named function always is the one.
+    for (choice, expect) in [
+        (json!("none"), "length"),
+        (
+            json!({"type": "function", "function": {"name": "get_weather"}}),
+            "tool_calls",
+        ),
+    ] {
+        for _ in 0..10 {
+            let answer: Value = post(
+                &app,
+                "/v1/chat/completions",
+                ask(json!({"tool_choice": choice})),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+            assert_eq!(answer["choices"][0]["finish_reason"], expect, "{choice}");
+        }
+    }
+
+    // The conversation goes on: the call and its result are in the prompt.
+    let follow_up = json!({"model": "trickle-sim", "max_tokens": 3, "tools": weather_tools(),
+        "tool_choice": "none",
+        "messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\",\"unit\":\"c\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21"}]});
+    let answer: Value = post(&app, "/v1/chat/completions", follow_up)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // "Weather?" 2 + arguments (27 characters) 7 + "sunny, 21" 3.
+    assert_eq!(answer["usage"]["prompt_tokens"], 12, "{answer}");
+    assert_eq!(answer["choices"][0]["message"]["content"], text(0..3));
+
+    // The Responses API: a function_call item, and its output accepted back.
+    let response = post(
+        &app,
+        "/v1/responses",
+        json!({"model": "trickle-sim", "input": "Weather?", "tool_choice": "required",
+               "tools": [{"type": "function", "name": "get_weather",
+                          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]}),
+    )
+    .await
+    .json::<Value>()
+    .await
+    .unwrap();
+    let item = &response["output"][0];
+    assert_eq!(
+        (&item["type"], &item["name"]),
+        (&json!("function_call"), &json!("get_weather")),
+        "{response}"
+    );
+    assert_eq!(response["status"], "completed");
+    let args: Value = serde_json::from_str(item["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].is_string(), "{args}");
+    let back = post(
+        &app,
+        "/v1/responses",
+        json!({"model": "trickle-sim", "max_output_tokens": 2, "input": [
+            {"role": "user", "content": "Weather?"},
+            {"type": "function_call", "call_id": item["call_id"], "name": "get_weather", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": item["call_id"], "output": "sunny"}]}),
+    )
+    .await;
+    assert_eq!(back.status(), 200);
+    let back: Value = back.json().await.unwrap();
+    // "Weather?" 2 + "{}" 1 + "sunny" 2.
+    assert_eq!(back["usage"]["input_tokens"], 5, "{back}");
+
+    // Bad tool requests name the parameter.
+    for (body, param) in [
+        (
+            json!({"tool_choice": "required", "tools": []}),
+            "tool_choice",
+        ),
+        (
+            json!({"tool_choice": {"type": "function", "function": {"name": "nope"}}}),
+            "tool_choice",
+        ),
+        (
+            json!({"tools": [{"type": "function", "function": {}}]}),
+            "tools",
+        ),
+    ] {
+        let response = post(&app, "/v1/chat/completions", ask(body.clone())).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["param"], param, "{body}");
+    }
+}

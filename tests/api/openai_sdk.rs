@@ -2,7 +2,8 @@
 //! (`tests/openai/sdk_check.py`, run in the virtualenv `scripts/test`
 //! makes): chat and completions, with and without usage, not streamed,
 //! bad requests as the SDK's typed errors, and the Responses API streamed
-//! (every event type, ending completed) and not.
+//! (every event type, ending completed) and not, and tool calls on both
+//! APIs, streamed and whole.
 
 use crate::helpers::spawn_binary;
 
@@ -51,7 +52,7 @@ async fn the_official_openai_sdk_streams_from_the_simulated_model() {
     // Every check ran (a script that stopped early cannot pass).
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
-        25,
+        29,
         "{stdout}"
     );
 }

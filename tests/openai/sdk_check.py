@@ -5,10 +5,12 @@ Run by tests/api/openai_sdk.rs (trickle started with known settings):
 Streams chat and completions with and without usage, asks without
 streaming, checks that bad requests raise the SDK's typed errors, and
 streams and asks the Responses API (the second server stops answers on its
-own after OUTPUT_TOKENS tokens, so they end completed).
+own after OUTPUT_TOKENS tokens, so they end completed), and parses streamed
+and whole tool calls on both APIs.
 Exits non-zero with the failed check on stderr.
 """
 
+import json
 import sys
 
 import openai
@@ -67,6 +69,71 @@ def responses(base, reasoning, output_tokens):
     check(whole.status == "completed" and whole.output_text == text(answer)
           and whole.usage.output_tokens == output_tokens and whole.usage.input_tokens == 5,
           f"responses: one object with the text and usage ({whole.output_text!r}, {whole.usage})")
+
+
+WEATHER = {"type": "object",
+           "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+           "required": ["city", "unit"]}
+
+
+def fits_weather(arguments):
+    """Whether a call's arguments are JSON that fits WEATHER."""
+    try:
+        args = json.loads(arguments)
+    except ValueError:
+        return False
+    return isinstance(args.get("city"), str) and args.get("unit") in ("c", "f")
+
+
+def tool_calls(base, reasoning):
+    """Tool calls as the SDK parses them: chat streamed (deltas gathered by
+    index) and whole, and the Responses API's function_call item."""
+    client = OpenAI(base_url=f"{base}/v1", api_key="not-needed", max_retries=0, timeout=30)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}]
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    calls, finish = {}, None
+    for chunk in client.chat.completions.create(model="trickle-sim", messages=messages, tools=tools,
+                                                tool_choice="required", max_tokens=200, stream=True):
+        for choice in chunk.choices:
+            for call in choice.delta.tool_calls or []:
+                entry = calls.setdefault(call.index, {"id": None, "name": None, "arguments": ""})
+                entry["id"] = call.id or entry["id"]
+                if call.function is not None:
+                    entry["name"] = call.function.name or entry["name"]
+                    entry["arguments"] += call.function.arguments or ""
+            finish = choice.finish_reason or finish
+    call = calls.get(0, {})
+    check(list(calls) == [0] and call["name"] == "get_weather" and (call["id"] or "").startswith("call_")
+          and fits_weather(call["arguments"]) and finish == "tool_calls",
+          f"chat stream: one tool call, its arguments fit the schema ({calls}, {finish})")
+    whole = client.chat.completions.create(model="trickle-sim", messages=messages, tools=tools,
+                                           tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    message = whole.choices[0].message
+    check(message.content is None and len(message.tool_calls) == 1
+          and message.tool_calls[0].function.name == "get_weather"
+          and fits_weather(message.tool_calls[0].function.arguments)
+          and whole.choices[0].finish_reason == "tool_calls",
+          f"chat: a whole tool call ({message})")
+    # The conversation goes on with the tool's result.
+    history = messages + [message.model_dump(exclude_none=True),
+                          {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "sunny"}]
+    after = client.chat.completions.create(model="trickle-sim", messages=history, tools=tools,
+                                           tool_choice="none", max_tokens=reasoning + 3)
+    check(after.choices[0].message.content == text(3) and after.choices[0].message.tool_calls is None,
+          f"chat: the answer after the tool's result ({after.choices[0].message})")
+    rtools = [{"type": "function", "name": "get_weather", "parameters": WEATHER}]
+    arguments, final = "", None
+    for event in client.responses.create(model="trickle-sim", input="Weather?", tools=rtools,
+                                         tool_choice="required", stream=True):
+        if event.type == "response.function_call_arguments.delta":
+            arguments += event.delta
+        elif event.type == "response.completed":
+            final = event.response
+    # After the reasoning item, when the model reasons.
+    item = next((o for o in (final.output if final is not None else []) if o.type == "function_call"), None)
+    check(item is not None and item.type == "function_call" and item.name == "get_weather"
+          and item.arguments == arguments and fits_weather(arguments),
+          f"responses stream: a function_call item, arguments in deltas ({final})")
 
 
 def main():
@@ -154,6 +221,7 @@ def main():
         check(e.status_code == 400, "max_tokens beyond the limit: BadRequestError 400")
 
     responses(sys.argv[3], reasoning, int(sys.argv[4]))
+    tool_calls(base, reasoning)
 
 
 if __name__ == "__main__":
