@@ -14,8 +14,10 @@ trickle-load process holds the SSE streams (an event a second each,
 answers at `--llm-decode-rate 10`: a request lasts about 10 s, then the user
 sends the next).
 
-Every `--sample` seconds (10) it records trickle's RSS, open files, threads
-and `trickle_streams_active`, and the RSS of both trickle-load processes. At
+Every `--sample` seconds (10) it records trickle's RSS (and its two parts:
+anonymous pages, the program's memory, and file pages, the binary read from
+disk), jemalloc's live and resident bytes, open files, threads and
+`trickle_streams_active`, and the RSS of both trickle-load processes. At
 the end it fits a line to each process's RSS after the warm-up (per-minute
 means, least squares) and prints the slope in KiB per hour with its 95%
 interval, the events lost (from the reports' integrity counts: 0 expected),
@@ -85,7 +87,7 @@ def proc_status(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith(("VmRSS:", "Threads:")):
+                if line.startswith(("VmRSS:", "RssAnon:", "RssFile:", "Threads:")):
                     name, value = line.split(":", 1)
                     out[name] = int(value.split()[0])
         out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
@@ -236,7 +238,11 @@ def main():
             t = time.monotonic() - t0
             st = proc_status(server.pid)
             active, allocated, resident = scrape(base)
-            sample = {"t": round(t, 1), "rss_mib": st.get("VmRSS", 0) / 1024, "fds": st.get("fds"),
+            # VmRSS = RssAnon (the heap, stacks) + RssFile (the binary's pages
+            # read from disk) + RssShmem: only the first is the program's memory.
+            sample = {"t": round(t, 1), "rss_mib": st.get("VmRSS", 0) / 1024,
+                      "rss_anon_mib": st.get("RssAnon", 0) / 1024, "rss_file_mib": st.get("RssFile", 0) / 1024,
+                      "fds": st.get("fds"),
                       "threads": st.get("Threads"), "active": active,
                       "allocated_mib": allocated, "resident_mib": resident}
             for name, c in loads.items():
@@ -257,7 +263,8 @@ def main():
 
     warm = args.warmup_minutes * 60
     fits = {}
-    for key in ("rss_mib", "allocated_mib", "resident_mib", "load_sse_mib", "load_llm_mib", "fds", "threads"):
+    for key in ("rss_mib", "rss_anon_mib", "rss_file_mib", "allocated_mib", "resident_mib",
+                "load_sse_mib", "load_llm_mib", "fds", "threads"):
         points = per_minute(samples, key, warm, args.minutes * 60)
         scale = 1024 if key.endswith("_mib") else 1  # slopes of memory in KiB
         b, ci = slope([(t, v * scale) for t, v in points])
@@ -296,6 +303,8 @@ def main():
     print(f"| process | RSS at minute {args.warmup_minutes:g} | RSS at the end | slope |")
     print("| --- | --- | --- | --- |")
     for label, key in (("trickle", "rss_mib"),
+                       ("trickle, anonymous pages (RssAnon)", "rss_anon_mib"),
+                       ("trickle, file pages (RssFile)", "rss_file_mib"),
                        ("trickle, jemalloc live bytes (stats.allocated)", "allocated_mib"),
                        ("trickle, jemalloc resident pages (stats.resident)", "resident_mib"),
                        ("trickle-load, SSE", "load_sse_mib"),
