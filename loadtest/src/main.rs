@@ -4,13 +4,6 @@
 //! error, 4 no check failed but one could not be decided on its samples
 //! (UNRESOLVED); `capacity` has its own (docs/capacity.md).
 
-/// jemalloc, not the system's malloc: see Cargo.toml (a steady RSS while
-/// holding thousands of reconnecting streams for hours, BENCHMARKS.md
-/// section 7). Built without the `jemalloc` feature, the system's malloc.
-#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn main() -> std::process::ExitCode {
     trickle_load::cli::main()
 }
