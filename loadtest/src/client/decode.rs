@@ -203,6 +203,8 @@ pub struct Decoder {
     max_line: usize,
     /// Read SSE data as an LLM API's chunks.
     llm: bool,
+    /// Keep each chunk's answer text (a conversation's turn).
+    llm_text: bool,
     /// Where events say when they were sent (`None`: not read).
     event_time: Option<EventTime>,
 }
@@ -220,6 +222,7 @@ impl Decoder {
             line: Vec::new(),
             max_line,
             llm: false,
+            llm_text: false,
             event_time: None,
         }
     }
@@ -239,6 +242,13 @@ impl Decoder {
         }
     }
 
+    /// Keeps each LLM chunk's answer text (`LlmChunk::text`): a
+    /// conversation's history is built from it.
+    pub fn keeping_text(mut self, keep: bool) -> Self {
+        self.llm_text = keep;
+        self
+    }
+
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Seen>) -> Result<(), DecodeError> {
         match self.transport {
             ClientTransport::Sse => self.feed_sse(bytes, out),
@@ -250,7 +260,7 @@ impl Decoder {
 
     fn feed_sse(&mut self, bytes: &[u8], out: &mut Vec<Seen>) -> Result<(), DecodeError> {
         // Borrowed items: nothing is allocated per event.
-        let (llm, previous_id) = (self.llm, &mut self.previous_sse_id);
+        let (llm, llm_text, previous_id) = (self.llm, self.llm_text, &mut self.previous_sse_id);
         let event_time = self.event_time.as_ref();
         self.sse
             .feed_with(bytes, |item| {
@@ -266,6 +276,8 @@ impl Decoder {
                             Seen::End
                         } else if event_type == messages::RECONNECT {
                             Seen::Reconnect
+                        } else if llm_text {
+                            Seen::Llm(crate::llm::chunk::LlmChunk::parse_text(data))
                         } else if llm {
                             Seen::Llm(crate::llm::chunk::LlmChunk::parse(data))
                         } else {

@@ -93,7 +93,7 @@ impl<U: HttpUser> Connector for HttpConnector<'_, U> {
                 builder = builder.header("last-event-id", id.to_string());
             }
         }
-        if let Some(body) = plan.next_body() {
+        if let Some(body) = reader.attempt.body.take().or_else(|| plan.next_body()) {
             builder = builder.body(body);
         }
         let sent = tokio::select! {
@@ -200,7 +200,7 @@ async fn read_body(
 ) -> ConnectionEnd {
     let shared = reader.shared.clone();
     let mut decoder = if shared.plan.llm.is_some() {
-        Decoder::llm()
+        Decoder::llm().keeping_text(reader.attempt.turn.is_some())
     } else {
         Decoder::new(shared.plan.transport).with_event_time(shared.plan.event_time.clone())
     };

@@ -106,6 +106,8 @@ pub struct LlmPlan {
     /// brings its own, as a goose scenario's do).
     pub bodies: Option<crate::llm::request::Bodies>,
     pub first_token: crate::llm::FirstToken,
+    /// A conversation's think time between turns (`--turn-delay`).
+    pub turn_delay: crate::llm::conversation::TurnDelay,
 }
 
 impl Plan {
@@ -116,6 +118,15 @@ impl Plan {
             Some(bodies) => Some(bodies.next()),
             None => self.body.clone(),
         }
+    }
+
+    /// What the next logical stream of an LLM run sends (`None`: not an
+    /// LLM run with bodies of its own).
+    pub fn next_llm_stream(&self) -> Option<crate::llm::request::Next> {
+        self.llm
+            .as_ref()
+            .and_then(|l| l.bodies.as_ref())
+            .map(crate::llm::request::Bodies::next_stream)
     }
 
     /// The method of every request (an LLM API is always POST).
@@ -211,12 +222,19 @@ impl Reader {
 
     pub fn new(shared: &Arc<Shared>, mut attempt: Attempt) -> Self {
         let started = Instant::now();
+        let attempt_turn = attempt.turn;
         let conn = Connection {
             sent_at: Some(started),
             trace: attempt.trace,
             // A span of its own in the stream's trace.
             span_id: attempt.trace.map(|_| fastrand::u64(1..)),
             connection: attempt.connection,
+            // A conversation's turn keeps its answer for the history.
+            llm: attempt.turn.map(|turn| crate::llm::measure::LlmConnection {
+                turn: Some(turn),
+                answer: Some(String::new()),
+                ..Default::default()
+            }),
             schedule_delay: attempt
                 .scheduled
                 .take()
@@ -233,7 +251,7 @@ impl Reader {
             last_event: None,
             last_byte: None,
             end_seen: None,
-            batch: EventBatch::default(),
+            batch: EventBatch::for_turn(attempt_turn),
             wall_at_start_us: unix_micros_now(),
         }
     }
@@ -367,6 +385,12 @@ impl Reader {
         if chunk.usage.is_some() {
             llm.usage = chunk.usage;
         }
+        if let (Some(text), Some(answer)) = (&chunk.text, llm.answer.as_mut()) {
+            // Bounded: the history keeps at most this of an answer.
+            if answer.len() + text.len() <= crate::llm::conversation::MAX_ANSWER {
+                answer.push_str(text);
+            }
+        }
         if chunk.is_output(mode) {
             llm.output_chunks += 1;
             self.event(now, None);
@@ -492,6 +516,11 @@ pub struct Attempt {
     pub trace: Option<crate::infra::trace::StreamTrace>,
     /// This connection's number in its stream (0: the first).
     pub connection: u32,
+    /// The body this connection sends, when the stream chose it (an LLM
+    /// run's request, a conversation's turn); `None`: the plan's.
+    pub body: Option<Bytes>,
+    /// A conversation's turn this connection sends (0: the first).
+    pub turn: Option<u32>,
 }
 
 /// When the client stops a stream, and the end it gets then.
@@ -587,11 +616,25 @@ pub(crate) async fn run_stream(
     };
     let mut reconnects = 0u64;
     let mut so_far = SoFar::default();
+    // An LLM run's stream sends one request, or a conversation's turns.
+    let mut session = match shared.plan.next_llm_stream() {
+        Some(crate::llm::request::Next::Request(body)) => {
+            attempt.body = Some(body);
+            None
+        }
+        Some(crate::llm::request::Next::Session(session)) => {
+            attempt.body = Some(session.body());
+            attempt.turn = Some(session.turn());
+            Some(session)
+        }
+        None => None,
+    };
     let end = loop {
-        let (conn, back) = connector
+        let (mut conn, back) = connector
             .connect(shared, std::mem::take(&mut attempt))
             .await;
         attempt = back;
+        let answer = conn.llm.as_mut().and_then(|l| l.answer.take());
         shared.collector.connection(lane, &conn);
         connector.finished(&conn, reconnects > 0).await;
         let end = conn.end.unwrap_or(ConnectionEnd::Truncated);
@@ -599,6 +642,27 @@ pub(crate) async fn run_stream(
         so_far.add(started, &conn);
         let out_of_time = shared.run_over.is_cancelled()
             || attempt.stop_at.is_some_and(|s| Instant::now() >= s.at);
+        if let Some(session) = session.as_mut() {
+            // A completed turn leads to the next, after the user's think
+            // time; anything else ends the session.
+            if end != ConnectionEnd::Completed || session.last_turn() || out_of_time {
+                break end;
+            }
+            session.answered(answer.unwrap_or_default());
+            attempt.body = Some(session.body());
+            attempt.turn = Some(session.turn());
+            attempt.connection = attempt.connection.saturating_add(1);
+            let think = shared
+                .plan
+                .llm
+                .as_ref()
+                .map_or(Duration::ZERO, |l| l.turn_delay.draw());
+            let wait = client_deadline(shared, attempt.stop_at);
+            tokio::select! {
+                () = tokio::time::sleep(think) => continue,
+                end = wait => break end,
+            }
+        }
         if !shared.plan.reconnect || !end.resumable() || out_of_time || reconnects >= MAX_RECONNECTS
         {
             break end;

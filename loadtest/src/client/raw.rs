@@ -112,7 +112,8 @@ impl<U: HttpUser> Connector for RawConnector<'_, U> {
             Err(e) => return reader.fail(ConnectionEnd::ConnectError, format!("{path:?}: {e}")),
         };
         let trace = reader.trace_headers();
-        let request = request_bytes(plan, &url, sse, reader.attempt.resume_after, &trace);
+        let body = reader.attempt.body.take().or_else(|| plan.next_body());
+        let request = request_bytes(plan, &url, sse, reader.attempt.resume_after, &trace, body);
         let opened = tokio::select! {
             opened = open(&url, self.source, &request, &plan.instance_header, &mut reader) => opened,
             end = client_deadline(shared, stop_at) => return reader.finish(end),
@@ -200,6 +201,7 @@ fn request_bytes(
     sse: bool,
     resume_after: Option<u64>,
     trace: &[(&'static str, String)],
+    body: Option<bytes::Bytes>,
 ) -> Vec<u8> {
     let mut target = url.path().to_owned();
     if let Some(query) = url.query() {
@@ -246,7 +248,6 @@ fn request_bytes(
     for (name, value) in trace {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    let body = plan.next_body();
     if let Some(body) = &body {
         head.push_str(&format!("content-length: {}\r\n", body.len()));
     }
@@ -656,7 +657,7 @@ async fn read_body(
         unframe: Unframe::new(framing),
         content,
         decoder: if shared.plan.llm.is_some() {
-            Decoder::llm()
+            Decoder::llm().keeping_text(reader.attempt.turn.is_some())
         } else {
             Decoder::new(shared.plan.transport).with_event_time(shared.plan.event_time.clone())
         },

@@ -25,6 +25,9 @@ pub struct LlmChunk {
     /// The Responses API's final event (`response.completed`,
     /// `response.incomplete`): the answer is whole.
     pub end: bool,
+    /// The answer text it carries, when asked for ([`LlmChunk::parse_text`]:
+    /// a conversation's history needs it).
+    pub text: Option<String>,
 }
 
 /// An OpenAI error object's `code` (vLLM sends a number), else its
@@ -50,6 +53,15 @@ pub(crate) fn body_error_code(body: &[u8]) -> Option<String> {
 impl LlmChunk {
     /// Parses a `data:` payload (not `[DONE]`).
     pub fn parse(data: &str) -> Self {
+        Self::parse_with(data, false)
+    }
+
+    /// Parses a `data:` payload keeping the answer text it carries.
+    pub fn parse_text(data: &str) -> Self {
+        Self::parse_with(data, true)
+    }
+
+    fn parse_with(data: &str, keep_text: bool) -> Self {
         let Ok(value) = serde_json::from_str::<Value>(data) else {
             return Self {
                 invalid: true,
@@ -69,7 +81,14 @@ impl LlmChunk {
         }
         if let Some(kind) = value.get("type").and_then(Value::as_str) {
             if kind == "error" || kind.starts_with("response.") {
-                return Self::responses_event(kind, &value);
+                let mut chunk = Self::responses_event(kind, &value);
+                if keep_text && kind == "response.output_text.delta" {
+                    chunk.text = value
+                        .get("delta")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                }
+                return chunk;
             }
         }
         let mut chunk = Self::default();
@@ -83,6 +102,16 @@ impl LlmChunk {
             let delta = choice.get("delta");
             chunk.content |=
                 nonempty(delta.and_then(|d| d.get("content"))) || nonempty(choice.get("text"));
+            if keep_text {
+                let text = delta
+                    .and_then(|d| d.get("content"))
+                    .or_else(|| choice.get("text"))
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty());
+                if let Some(text) = text {
+                    chunk.text.get_or_insert_with(String::new).push_str(text);
+                }
+            }
             chunk.reasoning |= nonempty(delta.and_then(|d| d.get("reasoning_content")))
                 || nonempty(delta.and_then(|d| d.get("reasoning")));
             chunk.tool_call |= delta
@@ -227,5 +256,19 @@ mod tests {
         let error = LlmChunk::parse(r#"{"error":{"message":"overloaded","type":"server_error"}}"#);
         assert_eq!(error.error.as_deref(), Some("overloaded"));
         assert!(LlmChunk::parse("{not json").invalid);
+        // The text itself only when asked for.
+        let said = r#"{"choices":[{"delta":{"content":" hi"}}]}"#;
+        assert_eq!(LlmChunk::parse(said).text, None);
+        assert_eq!(LlmChunk::parse_text(said).text.as_deref(), Some(" hi"));
+        let completion = r#"{"choices":[{"text":" a"}]}"#;
+        assert_eq!(LlmChunk::parse_text(completion).text.as_deref(), Some(" a"));
+        let responses = r#"{"type":"response.output_text.delta","delta":" b","item_id":"m"}"#;
+        assert_eq!(LlmChunk::parse_text(responses).text.as_deref(), Some(" b"));
+        let thought = r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#;
+        assert_eq!(
+            LlmChunk::parse_text(thought).text,
+            None,
+            "reasoning is not the answer"
+        );
     }
 }

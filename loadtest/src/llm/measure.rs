@@ -31,6 +31,11 @@ pub struct LlmConnection {
     /// `usage` (completion, prompt tokens), when the server sent it.
     pub usage: Option<(u64, u64)>,
     pub finish_reason: Option<String>,
+    /// A conversation's turn (0: the first).
+    pub turn: Option<u32>,
+    /// The answer text so far (a conversation's turn keeps it for the
+    /// history; at most `conversation::MAX_ANSWER` bytes).
+    pub answer: Option<String>,
 }
 
 impl LlmConnection {
@@ -209,12 +214,14 @@ mod tests {
             output_chunks: 4,
             usage: Some((8, 3)),
             finish_reason: Some("stop".to_owned()),
+            ..Default::default()
         };
         let without = LlmConnection {
             error_code: None,
             output_chunks: 5,
             usage: None,
             finish_reason: Some("length".to_owned()),
+            ..Default::default()
         };
         let done = |llm: &LlmConnection, ttft: u64, e2e: u64| {
             RequestFigures::of(Some(ms(ttft)), ms(e2e), llm.output_tokens().0)

@@ -6,6 +6,7 @@
 //! them (docs/load-testing.md "LLM endpoints").
 
 pub(crate) mod chunk;
+pub(crate) mod conversation;
 pub(crate) mod measure;
 pub(crate) mod request;
 
@@ -91,9 +92,29 @@ pub struct LlmArgs {
         conflicts_with = "dataset"
     )]
     pub prompt_tokens: u64,
-    /// Request bodies, one JSON object per line, used in turn (cycled).
+    /// Request bodies, one JSON object per line, used in turn (cycled). A
+    /// line may be a conversation: `{"turns": ["...", "..."], ...}` or
+    /// ShareGPT's `{"conversations": [{"from": "human", "value": ...},
+    /// ...]}`, its turns sent in order as one session, each with the
+    /// history and the answers that came back (docs/load-testing.md).
     #[arg(long, requires = "api", value_name = "FILE.jsonl")]
     pub dataset: Option<PathBuf>,
+    /// Synthetic conversations: each session sends N user turns of
+    /// --prompt-tokens tokens (text unique to the session), each request
+    /// carrying the history with the answers that came back. A session is
+    /// one logical stream: --users counts sessions.
+    #[arg(long, requires = "api", default_value_t = 1, conflicts_with = "dataset",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub turns: u32,
+    /// A session's think time between turns: `2s`, or `1s-5s` drawn
+    /// uniformly per turn.
+    #[arg(
+        long,
+        requires = "api",
+        default_value = "0s",
+        value_name = "DURATION|LO-HI"
+    )]
+    pub turn_delay: conversation::TurnDelay,
     /// What counts as the first token: `content` (answer text) or `any`
     /// (reasoning and tool-call deltas too).
     #[arg(long, value_enum, default_value = "content", requires = "api")]

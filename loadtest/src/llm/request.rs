@@ -1,6 +1,8 @@
-//! The request bodies of an LLM run: one synthetic body, or the lines of a
-//! dataset used in turn. Every body streams with usage, so output tokens
-//! come from the server's own count whenever it gives one.
+//! The request bodies of an LLM run: one synthetic body, synthetic
+//! conversations (`--turns`), or the lines of a dataset used in turn, each
+//! a request or a conversation ([`super::conversation`]). Every body
+//! streams with usage, so output tokens come from the server's own count
+//! whenever it gives one.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
+use super::conversation::{Script, Session};
 use super::{Api, LlmArgs};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +21,7 @@ pub enum DatasetError {
         path: String,
         source: std::io::Error,
     },
-    #[error("--dataset {path} line {line}: not a JSON object ({reason})")]
+    #[error("--dataset {path} line {line}: {reason}")]
     Line {
         path: String,
         line: usize,
@@ -30,45 +33,95 @@ pub enum DatasetError {
     NoModel,
 }
 
+/// One dataset line (or the synthetic request): a request, or a
+/// conversation.
+#[derive(Debug, Clone)]
+enum Line {
+    Request(Bytes),
+    Conversation(Arc<Script>),
+}
+
+/// What a logical stream of an LLM run sends: one request, or a session's
+/// turns.
+#[derive(Debug)]
+pub enum Next {
+    Request(Bytes),
+    Session(Session),
+}
+
 /// The bodies requests take, in turn.
 #[derive(Debug, Clone)]
 pub struct Bodies {
-    bodies: Arc<Vec<Bytes>>,
+    lines: Arc<Vec<Line>>,
     next: Arc<AtomicUsize>,
+    api: Api,
+    /// The model and max_tokens a conversation's turns take when its line
+    /// names none.
+    model: String,
+    max_tokens: u64,
+    /// `--turns` above 1 (synthetic conversations): turns and tokens each.
+    synthetic_turns: Option<(u32, u64)>,
 }
 
 impl Bodies {
     pub fn new(api: Api, args: &LlmArgs) -> Result<Self, DatasetError> {
-        let bodies = match &args.dataset {
+        let lines = match &args.dataset {
             Some(path) => dataset(api, path, args)?,
             None => {
                 let model = args.model.clone().ok_or(DatasetError::NoModel)?;
-                vec![finish(
+                vec![Line::Request(finish(
                     api,
                     synthetic(api, args.prompt_tokens),
                     &model,
                     args.max_tokens,
-                )]
+                ))]
             }
         };
         Ok(Self {
-            bodies: Arc::new(bodies),
+            lines: Arc::new(lines),
             next: Arc::new(AtomicUsize::new(0)),
+            api,
+            model: args.model.clone().unwrap_or_default(),
+            max_tokens: args.max_tokens,
+            synthetic_turns: (args.turns > 1 && args.dataset.is_none())
+                .then_some((args.turns, args.prompt_tokens)),
         })
     }
 
-    /// The next body (cycling through a dataset).
-    pub fn next(&self) -> Bytes {
+    /// What the next logical stream sends (cycling through a dataset).
+    pub fn next_stream(&self) -> Next {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.bodies[i % self.bodies.len()].clone()
+        if let Some((turns, tokens)) = self.synthetic_turns {
+            // A random name, not the counter: the sessions of every
+            // process of a `--processes` run differ too.
+            let script = Arc::new(Script::synthetic(fastrand::u64(..), turns, tokens));
+            return Next::Session(self.session(script));
+        }
+        match &self.lines[i % self.lines.len()] {
+            Line::Request(body) => Next::Request(body.clone()),
+            Line::Conversation(script) => Next::Session(self.session(script.clone())),
+        }
+    }
+
+    fn session(&self, script: Arc<Script>) -> Session {
+        Session::new(script, self.api, self.model.clone(), self.max_tokens)
+    }
+
+    /// The next request's body: a single request's, or a conversation's
+    /// first turn (goose scenarios and callers that send one request).
+    pub fn next(&self) -> Bytes {
+        match self.next_stream() {
+            Next::Request(body) => body,
+            Next::Session(session) => session.body(),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.bodies.len()
+        self.lines.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bodies.is_empty()
+        self.lines.is_empty()
     }
 }
 
@@ -99,7 +152,12 @@ fn synthetic(api: Api, prompt_tokens: u64) -> Map<String, Value> {
 /// Streaming with usage, the model and max_tokens unless the body says
 /// (the Responses API: `max_output_tokens`, its final event carries the
 /// usage).
-fn finish(api: Api, mut body: Map<String, Value>, model: &str, max_tokens: u64) -> Bytes {
+pub(crate) fn finish(
+    api: Api,
+    mut body: Map<String, Value>,
+    model: &str,
+    max_tokens: u64,
+) -> Bytes {
     body.entry("model").or_insert_with(|| json!(model));
     body.insert("stream".to_owned(), json!(true));
     if api == Api::OpenaiResponses {
@@ -118,34 +176,42 @@ fn finish(api: Api, mut body: Map<String, Value>, model: &str, max_tokens: u64) 
     Bytes::from(Value::Object(body).to_string())
 }
 
-fn dataset(api: Api, path: &Path, args: &LlmArgs) -> Result<Vec<Bytes>, DatasetError> {
+fn dataset(api: Api, path: &Path, args: &LlmArgs) -> Result<Vec<Line>, DatasetError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Read {
         path: name.clone(),
         source,
     })?;
-    let mut bodies = Vec::new();
+    let mut lines = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
+        let bad = |reason: String| DatasetError::Line {
+            path: name.clone(),
+            line: i + 1,
+            reason,
+        };
         let body: Map<String, Value> =
-            serde_json::from_str(line).map_err(|e| DatasetError::Line {
-                path: name.clone(),
-                line: i + 1,
-                reason: e.to_string(),
-            })?;
+            serde_json::from_str(line).map_err(|e| bad(format!("not a JSON object ({e})")))?;
+        if args.model.is_none() && !body.contains_key("model") {
+            return Err(DatasetError::NoModel);
+        }
+        if let Some(script) = Script::from_line(&body).map_err(bad)? {
+            lines.push(Line::Conversation(Arc::new(script)));
+            continue;
+        }
         let model = match (&args.model, body.get("model")) {
             (_, Some(_)) => String::new(),
             (Some(model), None) => model.clone(),
             (None, None) => return Err(DatasetError::NoModel),
         };
-        bodies.push(finish(api, body, &model, args.max_tokens));
+        lines.push(Line::Request(finish(api, body, &model, args.max_tokens)));
     }
-    if bodies.is_empty() {
+    if lines.is_empty() {
         return Err(DatasetError::Empty(name));
     }
-    Ok(bodies)
+    Ok(lines)
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub(crate) fn render(report: &Report, verdicts: &[Verdict]) -> String {
     if let Some(llm) = &summary.llm {
         llm_table(&mut html, llm);
     }
+    turns_table(&mut html, &summary.turns);
     if let Some(g) = &summary.goodput {
         let _ = write!(
             html,
@@ -237,6 +238,26 @@ fn llm_table(html: &mut String, llm: &super::summary::LlmSummary) {
         figure(llm.output_tokens_per_s_per_stream),
         super::markdown::chunks_per_token(llm.chunks_per_token),
     );
+}
+
+/// Conversations: TTFT and ITL by turn, with 95% bounds.
+fn turns_table(html: &mut String, turns: &[super::turns::TurnSummary]) {
+    if turns.is_empty() {
+        return;
+    }
+    html.push_str("<h2>By conversation turn</h2><table class=\"turns\"><thead><tr>");
+    for name in super::turns::HEADER {
+        let _ = write!(html, "<th>{}</th>", escape(name));
+    }
+    html.push_str("</tr></thead><tbody>");
+    for row in super::turns::rows(turns) {
+        html.push_str("<tr>");
+        for cell in row {
+            let _ = write!(html, "<td>{}</td>", escape(&cell));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</tbody></table>");
 }
 
 /// Ends by reason, HTTP statuses, integrity and per-instance peaks.

@@ -62,6 +62,7 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     if let Some(llm) = &summary.llm {
         llm_section(&mut out, llm);
     }
+    turns_section(&mut out, &summary.turns);
     if let Some(llm) = report.llm.as_ref().filter(|l| !l.errors_by_code.is_empty()) {
         let codes: Vec<String> = llm
             .errors_by_code
@@ -252,5 +253,18 @@ fn llm_section(out: &mut String, llm: &super::summary::LlmSummary) {
             .map(|(r, n)| format!("{r} {n}"))
             .collect();
         let _ = writeln!(out, "\nFinish reasons: {}.", reasons.join(", "));
+    }
+}
+
+/// Conversations: TTFT and ITL by turn, with 95% bounds.
+fn turns_section(out: &mut String, turns: &[super::turns::TurnSummary]) {
+    if turns.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nBy conversation turn (p50 and p99 with their 95% bounds; `?`: too few samples for that bound):\n");
+    let _ = writeln!(out, "| {} |", super::turns::HEADER.join(" | "));
+    let _ = writeln!(out, "|{}", " --- |".repeat(super::turns::HEADER.len()));
+    for row in super::turns::rows(turns) {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod html;
 pub mod markdown;
 pub mod revisions;
 pub mod summary;
+pub mod turns;
 pub mod window;
 mod worst;
 
@@ -415,6 +416,14 @@ pub struct Report {
     /// `capacity --processes` measured one for its parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowStats>,
+    /// Conversations (`--turns`, conversation lines): TTFT and ITL by
+    /// turn, 1 the first (absent otherwise).
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "turns::serde_turns"
+    )]
+    pub llm_turns: turns::Turns,
     #[serde(with = "histograms")]
     pub histograms: Histograms,
 }
@@ -455,6 +464,7 @@ impl Report {
             window: None,
             worst: crate::worst::Worst::default(),
             mixes: Vec::new(),
+            llm_turns: turns::Turns::new(),
             histograms: Histograms::default(),
         }
     }
@@ -572,6 +582,9 @@ impl Report {
             if let Some(figures) = figures {
                 if let Some(ttft) = figures.ttft {
                     self.record(Measure::Ttft, ttft);
+                    if let Some(turn) = llm.turn {
+                        turns::record_ttft(&mut self.llm_turns, turn, ttft);
+                    }
                 }
                 if let Some(tpot) = figures.tpot {
                     self.record(Measure::Tpot, tpot);
@@ -632,6 +645,7 @@ impl Report {
     /// histogram cannot be added exactly.
     pub fn add_counts(&mut self, other: &Report) -> Result<(), MergeError> {
         self.histograms.merge(&other.histograms)?;
+        turns::merge(&mut self.llm_turns, &other.llm_turns)?;
         self.worst.merge(&other.worst);
         self.streams += other.streams;
         self.connections += other.connections;

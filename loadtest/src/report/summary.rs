@@ -125,6 +125,10 @@ pub struct Summary {
     /// goodput, flattened into the summary.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub llm: Option<LlmSummary>,
+    /// Conversations: each turn's TTFT and ITL with 95% bounds on p50 and
+    /// p99 (absent without conversations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<super::turns::TurnSummary>,
     /// Time to headers, first byte and first event, corrected and raw
     /// (written beside the summary, as the report's `latency`).
     #[serde(skip)]
@@ -214,6 +218,7 @@ impl Summary {
                 report.histogram(Measure::CutIdle),
             ),
             llm: report.llm.as_ref().map(|llm| llm_summary(report, llm)),
+            turns: super::turns::summary(&report.llm_turns),
             latency: super::Latency::of(report),
         }
     }

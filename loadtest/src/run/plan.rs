@@ -41,6 +41,7 @@ pub(super) fn plan_of(stream: &StreamArgs, host: &str) -> Result<Plan, SetupErro
         Some(api) => Some(crate::client::LlmPlan {
             bodies: Some(crate::llm::request::Bodies::new(api, &stream.llm)?),
             first_token: stream.llm.first_token,
+            turn_delay: stream.llm.turn_delay,
         }),
     };
     let mut headers = stream.headers.clone();

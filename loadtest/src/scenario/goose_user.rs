@@ -280,6 +280,7 @@ mod tests {
                 output_chunks: 11,
                 usage: None,
                 finish_reason: Some("length".to_owned()),
+                ..Default::default()
             }),
             ..Connection::default()
         };

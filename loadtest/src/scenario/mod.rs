@@ -355,6 +355,7 @@ impl StreamMeterBuilder {
                 Some(LlmPlan {
                     bodies: None,
                     first_token,
+                    turn_delay: Default::default(),
                 })
             }
             _ => None,

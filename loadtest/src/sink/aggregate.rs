@@ -120,6 +120,9 @@ impl Sink for Aggregate {
         for gap in batch.gaps() {
             shard.record(Measure::Gap, gap);
         }
+        if let Some(turn) = batch.turn() {
+            crate::report::turns::record_itl(&mut shard.llm_turns, turn, batch.gaps());
+        }
         for delay in batch.delays() {
             let (measure, us) = if *delay >= 0 {
                 (Measure::Delivery, *delay)

@@ -28,6 +28,9 @@ pub struct EventBatch {
     /// Events that arrived inside the measured window.
     window_events: u64,
     flush_at: Option<Instant>,
+    /// The conversation turn of the connection (its gaps are that turn's
+    /// ITL too).
+    turn: Option<u32>,
 }
 
 impl Default for EventBatch {
@@ -41,11 +44,25 @@ impl Default for EventBatch {
             in_window: 0,
             window_events: 0,
             flush_at: None,
+            turn: None,
         }
     }
 }
 
 impl EventBatch {
+    /// The batch of a connection sending conversation turn `turn`.
+    pub fn for_turn(turn: Option<u32>) -> Self {
+        Self {
+            turn,
+            ..Self::default()
+        }
+    }
+
+    /// The connection's conversation turn.
+    pub fn turn(&self) -> Option<u32> {
+        self.turn
+    }
+
     /// Counts an event received at `now`, with its gap after the previous
     /// one (none for a connection's first) and its delivery delay (when it
     /// carried its send time); whether it is time to flush.

@@ -12,7 +12,10 @@
 //! `status`, `instance`, `revision`, `connect_ms`, `headers_ms`, `first_byte_ms`,
 //! `first_event_ms`, `events`, `bytes`, `max_gap_ms`, `lifetime_ms`,
 //! `end`, `error`; `--api` runs also `ttft_ms`, `tpot_ms`, `e2e_ms`,
-//! `output_tokens`, `finish_reason`.
+//! `output_tokens`, `prompt_tokens` (the server's usage, when sent),
+//! `finish_reason`, and for a conversation's request
+//! `turn` (1: a session's first; its turns share the session's
+//! `trace_id`, `connection` counting them from 0).
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -79,6 +82,10 @@ pub struct Line<'a> {
     pub output_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u32>,
 }
 
 impl<'a> Line<'a> {
@@ -111,6 +118,16 @@ impl<'a> Line<'a> {
             e2e_ms: figures.map(|f| ms(f.e2e)),
             output_tokens: figures.map(|f| f.output_tokens),
             finish_reason: c.llm.as_ref().and_then(|l| l.finish_reason.as_deref()),
+            prompt_tokens: c
+                .llm
+                .as_ref()
+                .and_then(|l| l.usage)
+                .map(|(_, prompt)| prompt),
+            turn: c
+                .llm
+                .as_ref()
+                .and_then(|l| l.turn)
+                .map(|t| t.saturating_add(1)),
         }
     }
 }

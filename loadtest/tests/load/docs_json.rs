@@ -99,6 +99,28 @@ async fn every_field_of_the_json_reports_is_documented() {
         "docs/load-testing.md does not name these fields of the JSON stream report: {missing:#?}"
     );
 
+    // An LLM run of two-turn conversations: the LLM and by-turn fields.
+    let (result, verdicts) = load(
+        &host,
+        &args("--api openai-chat --model trickle-sim --turns 2 --prompt-tokens 8 --max-tokens 3 --users 4 --increase-rate 100 --run-time 2s --goodput ttft:1s"),
+    )
+    .await;
+    let json = result.report.to_json(&verdicts).unwrap();
+    let llm: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        llm["summary"]["turns"][1]["ttft"]["p50"]
+            .get("ms")
+            .is_some(),
+        "{}",
+        llm["summary"]
+    );
+    let llm_maps = [&stream_maps[..], &["llm_turns"]].concat();
+    let missing = undocumented(&llm, &page("load-testing.md"), &llm_maps);
+    assert!(
+        missing.is_empty(),
+        "docs/load-testing.md does not name these fields of the JSON LLM report: {missing:#?}"
+    );
+
     // A capacity search of two short levels against the same cap.
     let argv = format!(
         "trickle-load capacity --host {host} --chunks 3 --interval-ms 20 --start 8 --max 16 --hold 1s --warmup 0s --settle 0s --slo-error-rate 0.1 --slo-ttfb-p99 1s"

@@ -8,6 +8,7 @@ mod cancellations;
 mod capacity;
 mod cli;
 mod compression;
+mod conversations;
 mod docs_json;
 mod faults;
 mod formats;
