@@ -93,6 +93,11 @@ struct Body {
 #[derive(Debug, Deserialize)]
 struct Message {
     #[serde(default)]
+    role: Option<String>,
+    /// A Responses API item's type (`function_call_output`, ...).
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
     content: Option<Content>,
     #[serde(default)]
     tool_calls: Option<Vec<CallIn>>,
@@ -100,6 +105,14 @@ struct Message {
     arguments: Option<String>,
     #[serde(default)]
     output: Option<String>,
+}
+
+impl Message {
+    /// A tool's result: chat's `tool` message, the Responses API's
+    /// `function_call_output` item.
+    fn is_tool_result(&self) -> bool {
+        self.role.as_deref() == Some("tool") || self.kind.as_deref() == Some("function_call_output")
+    }
 }
 
 /// A tool call in a chat history (an assistant message's `tool_calls`).
@@ -174,6 +187,9 @@ impl CompletionRequest {
         if !model.models.contains(&name) {
             return Err(OpenAiError::model_not_found(&name));
         }
+        // Whether the conversation ends with a tool's result (the model
+        // then answers it rather than calling again, under `auto`).
+        let mut after_tool_result = false;
         let prompt_tokens = match api {
             Api::Chat => {
                 let messages = parsed.messages.ok_or_else(|| {
@@ -191,12 +207,16 @@ impl CompletionRequest {
                             .to_owned(),
                     ));
                 }
+                after_tool_result = messages.last().is_some_and(Message::is_tool_result);
                 messages.iter().map(message_tokens).sum()
             }
             Api::Responses => {
                 let input = match parsed.input {
                     Some(Input::Text(text)) => approximate_tokens(&text),
-                    Some(Input::Messages(messages)) => messages.iter().map(message_tokens).sum(),
+                    Some(Input::Messages(messages)) => {
+                        after_tool_result = messages.last().is_some_and(Message::is_tool_result);
+                        messages.iter().map(message_tokens).sum()
+                    }
                     None => {
                         return Err(OpenAiError::invalid(
                             Some("input"),
@@ -266,7 +286,10 @@ impl CompletionRequest {
         let tools = match api {
             Api::Completions => Tools::default(),
             Api::Chat | Api::Responses => {
-                Tools::parse(api, parsed.tools.as_ref(), parsed.tool_choice.as_ref())?
+                let mut tools =
+                    Tools::parse(api, parsed.tools.as_ref(), parsed.tool_choice.as_ref())?;
+                tools.after_tool_result = after_tool_result;
+                tools
             }
         };
         let stream = parsed.stream.unwrap_or(false);

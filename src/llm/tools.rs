@@ -47,6 +47,9 @@ pub enum ToolChoice {
 pub struct Tools {
     pub functions: Vec<Function>,
     pub choice: ToolChoice,
+    /// The conversation ends with a tool's result: under `auto` the model
+    /// answers it with text, as a model that got what it asked for does.
+    pub after_tool_result: bool,
 }
 
 fn invalid(param: &'static str, message: String) -> OpenAiError {
@@ -130,13 +133,18 @@ impl Tools {
                 "tool_choice",
                 format!("Invalid 'tool_choice': no function named {name:?} in 'tools'."),
             )),
-            _ => Ok(Self { functions, choice }),
+            _ => Ok(Self {
+                functions,
+                choice,
+                after_tool_result: false,
+            }),
         }
     }
 
     /// The function the model calls, if it calls one: always with
-    /// `required` or a name, with probability `rate` under `auto`, never
-    /// with `none` or without functions.
+    /// `required` or a name, with probability `rate` under `auto` (never
+    /// right after a tool's result), never with `none` or without
+    /// functions.
     pub fn choose(&self, rate: f64, rng: &mut fastrand::Rng) -> Option<&Function> {
         if self.functions.is_empty() {
             return None;
@@ -147,7 +155,7 @@ impl Tools {
             ToolChoice::Required => self.functions.get(rng.usize(..self.functions.len())),
             // `rate` 0 draws nothing: requests without a rate keep their
             // sequence of draws (lengths, jitter) as before.
-            ToolChoice::Auto if rate <= 0.0 => None,
+            ToolChoice::Auto if rate <= 0.0 || self.after_tool_result => None,
             ToolChoice::Auto => (rng.f64() < rate)
                 .then(|| self.functions.get(rng.usize(..self.functions.len())))
                 .flatten(),

@@ -1077,6 +1077,20 @@ async fn tool_calls_stream_as_openai_sends_them_at_the_rate_asked() {
             {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\",\"unit\":\"c\"}"}}]},
             {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21"}]});
+    // Right after a tool's result, auto answers with text (at rate 0.5, ten
+    // answers without a call would otherwise be unlikely).
+    for _ in 0..10 {
+        let mut again = follow_up.clone();
+        if let Some(body) = again.as_object_mut() {
+            body.remove("tool_choice");
+        }
+        let answer: Value = post(&app, "/v1/chat/completions", again)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["choices"][0]["finish_reason"], "length", "{answer}");
+    }
     let answer: Value = post(&app, "/v1/chat/completions", follow_up)
         .await
         .json()

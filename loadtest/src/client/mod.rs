@@ -391,6 +391,9 @@ impl Reader {
                 answer.push_str(text);
             }
         }
+        if llm.answer.is_some() {
+            gather_calls(&mut llm.calls, &chunk.calls);
+        }
         if chunk.is_output(mode) {
             llm.output_chunks += 1;
             self.event(now, None);
@@ -409,6 +412,39 @@ impl Reader {
             ConnectionEnd::Completed
         } else {
             ConnectionEnd::Truncated
+        }
+    }
+}
+
+/// Tool calls at most a conversation's answer keeps.
+const MAX_CALLS: usize = 64;
+
+/// Adds a chunk's tool-call pieces to the calls gathered so far: a piece
+/// joins the call of its index (its id and name when it names them, its
+/// arguments appended), within the bounds an answer has.
+fn gather_calls(
+    calls: &mut Vec<(u64, crate::llm::conversation::Call)>,
+    pieces: &[crate::llm::chunk::CallPiece],
+) {
+    for piece in pieces {
+        let kept: usize = calls.iter().map(|(_, c)| c.arguments.len()).sum();
+        let at = match calls.iter().position(|(i, _)| *i == piece.index) {
+            Some(at) => at,
+            None if calls.len() < MAX_CALLS => {
+                calls.push((piece.index, crate::llm::conversation::Call::default()));
+                calls.len() - 1
+            }
+            None => continue,
+        };
+        let call = &mut calls[at].1;
+        if let Some(id) = &piece.id {
+            id.clone_into(&mut call.id);
+        }
+        if let Some(name) = &piece.name {
+            name.clone_into(&mut call.name);
+        }
+        if kept + piece.arguments.len() <= crate::llm::conversation::MAX_ANSWER {
+            call.arguments.push_str(&piece.arguments);
         }
     }
 }
@@ -635,6 +671,16 @@ pub(crate) async fn run_stream(
             .await;
         attempt = back;
         let answer = conn.llm.as_mut().and_then(|l| l.answer.take());
+        let calls: Vec<_> = conn
+            .llm
+            .as_mut()
+            .map(|l| {
+                std::mem::take(&mut l.calls)
+                    .into_iter()
+                    .map(|(_, c)| c)
+                    .collect()
+            })
+            .unwrap_or_default();
         shared.collector.connection(lane, &conn);
         connector.finished(&conn, reconnects > 0).await;
         let end = conn.end.unwrap_or(ConnectionEnd::Truncated);
@@ -645,10 +691,12 @@ pub(crate) async fn run_stream(
         if let Some(session) = session.as_mut() {
             // A completed turn leads to the next, after the user's think
             // time; anything else ends the session.
-            if end != ConnectionEnd::Completed || session.last_turn() || out_of_time {
+            if end != ConnectionEnd::Completed
+                || out_of_time
+                || !session.answered(answer.unwrap_or_default(), calls)
+            {
                 break end;
             }
-            session.answered(answer.unwrap_or_default());
             attempt.body = Some(session.body());
             attempt.turn = Some(session.turn());
             attempt.connection = attempt.connection.saturating_add(1);

@@ -28,6 +28,19 @@ pub struct LlmChunk {
     /// The answer text it carries, when asked for ([`LlmChunk::parse_text`]:
     /// a conversation's history needs it).
     pub text: Option<String>,
+    /// The tool-call pieces it carries, when asked for as the text is.
+    pub calls: Vec<CallPiece>,
+}
+
+/// A piece of a streamed tool call: which call (`index`; the Responses
+/// API's `output_index`), its id and name when this piece names them, and
+/// a piece of its arguments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallPiece {
+    pub index: u64,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub arguments: String,
 }
 
 /// An OpenAI error object's `code` (vLLM sends a number), else its
@@ -110,6 +123,23 @@ impl LlmChunk {
                     .filter(|t| !t.is_empty());
                 if let Some(text) = text {
                     chunk.text.get_or_insert_with(String::new).push_str(text);
+                }
+                let calls = delta
+                    .and_then(|d| d.get("tool_calls"))
+                    .and_then(Value::as_array);
+                for call in calls.into_iter().flatten() {
+                    let function = call.get("function");
+                    let text = |v: Option<&Value>, key: &str| {
+                        v.and_then(|v| v.get(key))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    };
+                    chunk.calls.push(CallPiece {
+                        index: call.get("index").and_then(Value::as_u64).unwrap_or(0),
+                        id: text(Some(call), "id"),
+                        name: text(function, "name"),
+                        arguments: text(function, "arguments").unwrap_or_default(),
+                    });
                 }
             }
             chunk.reasoning |= nonempty(delta.and_then(|d| d.get("reasoning_content")))

@@ -193,78 +193,154 @@ impl Script {
     }
 }
 
-/// One session in play: its script, the turn it is at, and the answers
-/// so far.
+/// A tool call an answer made, as the client gathered it from the
+/// stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Call {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// What the client sends back as a tool's result (the simulated
+/// application's answer to every call).
+pub(crate) const TOOL_RESULT: &str = "{\"result\": \"ok\"}";
+
+/// Tool rounds (an answer that calls tools, the results sent back) one
+/// user turn may take before the session moves on: a model that always
+/// calls (`tool_choice: "required"`) cannot hold a session forever.
+pub(crate) const MAX_TOOL_ROUNDS: u32 = 4;
+
+/// One message of a session's history.
+#[derive(Debug, Clone, PartialEq)]
+enum Said {
+    User(String),
+    Assistant(String),
+    /// An answer that called tools, and the results sent back.
+    Tools(Vec<Call>),
+}
+
+/// One session in play: its script, the user turn it is at, and the
+/// history so far.
 #[derive(Debug, Clone)]
 pub struct Session {
     script: Arc<Script>,
     api: Api,
     model: String,
     max_tokens: u64,
-    answers: Vec<String>,
+    /// User turns sent so far (the last one's answer may be pending).
+    user_turns: usize,
+    history: Vec<Said>,
+    /// Requests sent so far.
+    requests: u32,
+    /// Tool rounds of the current user turn.
+    tool_rounds: u32,
 }
 
 impl Session {
     pub fn new(script: Arc<Script>, api: Api, model: String, max_tokens: u64) -> Self {
+        let first = script.turns[0].clone();
         Self {
             script,
             api,
             model,
             max_tokens,
-            answers: Vec::new(),
+            user_turns: 1,
+            history: vec![Said::User(first)],
+            requests: 0,
+            tool_rounds: 0,
         }
     }
 
-    /// The turn about to be sent (0: the first).
+    /// The request about to be sent, counted from 0 (a tool round's
+    /// request counts as one).
     pub fn turn(&self) -> u32 {
-        u32::try_from(self.answers.len()).unwrap_or(u32::MAX)
+        self.requests
     }
 
-    /// Whether the turn about to be sent is the last.
+    /// Whether the session is over once the request about to be sent is
+    /// answered with text (no tool call).
     pub fn last_turn(&self) -> bool {
-        self.answers.len() + 1 >= self.script.turns.len()
+        self.user_turns >= self.script.turns.len()
     }
 
-    /// The request of the turn about to be sent: the history with the
-    /// answers so far, then its user message.
+    /// The request about to be sent: the history, ending with the user's
+    /// turn or the tool results.
     pub fn body(&self) -> Bytes {
         let mut body = self.script.fields.clone();
-        let turn = self.answers.len().min(self.script.turns.len() - 1);
-        let exchanges = self.script.turns[..=turn]
-            .iter()
-            .zip(self.answers.iter().map(Some).chain(std::iter::repeat(None)));
         match self.api {
-            Api::OpenaiChat | Api::OpenaiResponses => {
+            Api::OpenaiChat => {
                 let mut messages = Vec::new();
                 if let Some(system) = &self.script.system {
                     messages.push(json!({ "role": "system", "content": system }));
                 }
-                for (user, answer) in exchanges {
-                    messages.push(json!({ "role": "user", "content": user }));
-                    if let Some(answer) = answer {
-                        messages.push(json!({ "role": "assistant", "content": answer }));
+                for said in &self.history {
+                    match said {
+                        Said::User(text) => {
+                            messages.push(json!({ "role": "user", "content": text }))
+                        }
+                        Said::Assistant(text) => {
+                            messages.push(json!({ "role": "assistant", "content": text }));
+                        }
+                        Said::Tools(calls) => {
+                            let called: Vec<Value> = calls
+                                .iter()
+                                .map(|c| json!({ "id": c.id, "type": "function",
+                                                 "function": { "name": c.name, "arguments": c.arguments } }))
+                                .collect();
+                            messages.push(json!({ "role": "assistant", "content": null, "tool_calls": called }));
+                            for call in calls {
+                                messages.push(json!({ "role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT }));
+                            }
+                        }
                     }
                 }
-                let key = if self.api == Api::OpenaiChat {
-                    "messages"
-                } else {
-                    "input"
-                };
-                body.insert(key.to_owned(), Value::Array(messages));
+                body.insert("messages".to_owned(), Value::Array(messages));
+            }
+            Api::OpenaiResponses => {
+                let mut input = Vec::new();
+                if let Some(system) = &self.script.system {
+                    input.push(json!({ "role": "system", "content": system }));
+                }
+                for said in &self.history {
+                    match said {
+                        Said::User(text) => input.push(json!({ "role": "user", "content": text })),
+                        Said::Assistant(text) => {
+                            input.push(json!({ "role": "assistant", "content": text }))
+                        }
+                        Said::Tools(calls) => {
+                            for call in calls {
+                                input.push(json!({ "type": "function_call", "call_id": call.id,
+                                                   "name": call.name, "arguments": call.arguments }));
+                                input.push(
+                                    json!({ "type": "function_call_output", "call_id": call.id,
+                                                   "output": TOOL_RESULT }),
+                                );
+                            }
+                        }
+                    }
+                }
+                body.insert("input".to_owned(), Value::Array(input));
             }
             Api::OpenaiCompletions => {
+                // No tools on the legacy API: a plain transcript.
                 let mut prompt = String::new();
                 if let Some(system) = &self.script.system {
                     prompt.push_str(system);
                     prompt.push('\n');
                 }
-                for (user, answer) in exchanges {
-                    prompt.push_str("User: ");
-                    prompt.push_str(user);
-                    prompt.push_str("\nAssistant:");
-                    if let Some(answer) = answer {
-                        prompt.push_str(answer);
-                        prompt.push('\n');
+                for said in &self.history {
+                    match said {
+                        Said::User(text) => {
+                            prompt.push_str("User: ");
+                            prompt.push_str(text);
+                            prompt.push_str("\nAssistant:");
+                        }
+                        Said::Assistant(text) => {
+                            prompt.push_str(text);
+                            prompt.push('\n');
+                        }
+                        Said::Tools(_) => {}
                     }
                 }
                 body.insert("prompt".to_owned(), Value::String(prompt));
@@ -273,9 +349,20 @@ impl Session {
         super::request::finish(self.api, body, &self.model, self.max_tokens)
     }
 
-    /// The answer the turn just sent got: into the history, the session
-    /// moves to its next turn.
-    pub fn answered(&mut self, mut answer: String) {
+    /// The answer the request just sent got: its text and the tool calls
+    /// it made. Calls are answered (the next request sends their
+    /// results, at most [`MAX_TOOL_ROUNDS`] times a user turn); otherwise
+    /// the next user turn follows. Whether there is a next request.
+    pub fn answered(&mut self, mut answer: String, calls: Vec<Call>) -> bool {
+        self.requests = self.requests.saturating_add(1);
+        if !calls.is_empty()
+            && self.tool_rounds < MAX_TOOL_ROUNDS
+            && self.api != Api::OpenaiCompletions
+        {
+            self.tool_rounds += 1;
+            self.history.push(Said::Tools(calls));
+            return true;
+        }
         if answer.len() > MAX_ANSWER {
             let mut cut = MAX_ANSWER;
             while !answer.is_char_boundary(cut) {
@@ -283,7 +370,14 @@ impl Session {
             }
             answer.truncate(cut);
         }
-        self.answers.push(answer);
+        self.history.push(Said::Assistant(answer));
+        let Some(next) = self.script.turns.get(self.user_turns) else {
+            return false;
+        };
+        self.history.push(Said::User(next.clone()));
+        self.user_turns += 1;
+        self.tool_rounds = 0;
+        true
     }
 }
 
@@ -359,8 +453,8 @@ mod tests {
             (&json!("m"), &json!(9), &json!(0))
         );
         assert_eq!(first["stream"], true);
-        chat.answered(" a1".to_owned());
-        chat.answered(" a2".to_owned());
+        assert!(chat.answered(" a1".to_owned(), vec![]));
+        assert!(chat.answered(" a2".to_owned(), vec![]));
         assert_eq!((chat.turn(), chat.last_turn()), (2, true));
         let third = json_of(chat.body());
         let roles: Vec<&str> = third["messages"].as_array().map_or(vec![], |m| {
@@ -374,16 +468,86 @@ mod tests {
         assert_eq!(third["messages"][5]["content"], "q3");
 
         let mut responses = Session::new(script.clone(), Api::OpenaiResponses, "m".to_owned(), 9);
-        responses.answered(" a1".to_owned());
+        responses.answered(" a1".to_owned(), vec![]);
         let second = json_of(responses.body());
         assert_eq!(second["input"].as_array().map(Vec::len), Some(4));
         assert_eq!(second["max_output_tokens"], 9);
 
         let mut completions = Session::new(script, Api::OpenaiCompletions, "m".to_owned(), 9);
-        completions.answered(" a1".to_owned());
+        completions.answered(" a1".to_owned(), vec![]);
         assert_eq!(
             json_of(completions.body())["prompt"],
             "sys\nUser: q1\nAssistant: a1\nUser: q2\nAssistant:"
+        );
+    }
+
+    #[test]
+    fn a_tool_call_is_answered_with_its_result_then_the_turn_goes_on() {
+        let script = Arc::new(Script {
+            system: None,
+            turns: vec!["q1".to_owned(), "q2".to_owned()],
+            fields: Map::new(),
+        });
+        let call = Call {
+            id: "call_1".to_owned(),
+            name: "get_weather".to_owned(),
+            arguments: "{\"city\":\"x\"}".to_owned(),
+        };
+        let mut chat = Session::new(script.clone(), Api::OpenaiChat, "m".to_owned(), 9);
+        assert!(chat.answered(String::new(), vec![call.clone()]));
+        assert_eq!(
+            (chat.turn(), chat.last_turn()),
+            (1, false),
+            "the same user turn, a new request"
+        );
+        let round = json_of(chat.body());
+        assert_eq!(
+            round["messages"],
+            json!([{"role": "user", "content": "q1"},
+                   {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                       "function": {"name": "get_weather", "arguments": "{\"city\":\"x\"}"}}]},
+                   {"role": "tool", "tool_call_id": "call_1", "content": TOOL_RESULT}])
+        );
+        assert!(chat.answered(" it is ok".to_owned(), vec![]));
+        let next = json_of(chat.body());
+        let roles: Vec<&str> = next["messages"].as_array().map_or(vec![], |m| {
+            m.iter().filter_map(|m| m["role"].as_str()).collect()
+        });
+        assert_eq!(roles, ["user", "assistant", "tool", "assistant", "user"]);
+        assert!(chat.last_turn());
+        assert!(
+            !chat.answered(" bye".to_owned(), vec![]),
+            "the session is over"
+        );
+
+        // Responses: function_call and function_call_output items.
+        let mut responses = Session::new(script.clone(), Api::OpenaiResponses, "m".to_owned(), 9);
+        responses.answered(String::new(), vec![call.clone()]);
+        let items = json_of(responses.body())["input"].clone();
+        assert_eq!(items[1]["type"], "function_call");
+        assert_eq!(
+            (&items[2]["type"], &items[2]["call_id"]),
+            (&json!("function_call_output"), &json!("call_1"))
+        );
+
+        // A model that always calls: at most MAX_TOOL_ROUNDS, then on.
+        let mut always = Session::new(script, Api::OpenaiChat, "m".to_owned(), 9);
+        for _ in 0..MAX_TOOL_ROUNDS {
+            assert!(always.answered(String::new(), vec![call.clone()]));
+        }
+        assert!(always.answered(String::new(), vec![call]));
+        let roles: Vec<String> =
+            json_of(always.body())["messages"]
+                .as_array()
+                .map_or(vec![], |m| {
+                    m.iter()
+                        .filter_map(|m| m["role"].as_str().map(str::to_owned))
+                        .collect()
+                });
+        assert_eq!(
+            roles.last().map(String::as_str),
+            Some("user"),
+            "moved on to q2: {roles:?}"
         );
     }
 
@@ -400,8 +564,10 @@ mod tests {
         assert_ne!(a.turns[0], b.turns[0]);
         assert_ne!(a.turns[0], a.turns[1]);
         let mut session = Session::new(Arc::new(a), Api::OpenaiChat, "m".to_owned(), 1);
-        session.answered("é".repeat(MAX_ANSWER));
-        assert!(session.answers[0].len() <= MAX_ANSWER);
-        assert!(session.answers[0].len() >= MAX_ANSWER - 1);
+        session.answered("é".repeat(MAX_ANSWER), vec![]);
+        let Some(Said::Assistant(kept)) = session.history.get(1) else {
+            panic!("{:?}", session.history.get(1).map(|_| "not an answer"));
+        };
+        assert!(kept.len() <= MAX_ANSWER && kept.len() >= MAX_ANSWER - 1);
     }
 }

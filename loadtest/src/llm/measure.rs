@@ -36,6 +36,9 @@ pub struct LlmConnection {
     /// The answer text so far (a conversation's turn keeps it for the
     /// history; at most `conversation::MAX_ANSWER` bytes).
     pub answer: Option<String>,
+    /// The tool calls the answer made so far, by their stream index (a
+    /// conversation's turn; bounded as the answer is).
+    pub calls: Vec<(u64, super::conversation::Call)>,
 }
 
 impl LlmConnection {

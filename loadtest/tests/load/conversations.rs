@@ -212,3 +212,56 @@ async fn a_bad_conversation_line_is_refused_naming_its_line() {
     ]);
     assert!(both.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_that_gets_a_tool_call_sends_the_result_and_goes_on() {
+    // Every answer to a user is a call; the answer to a tool's result is text.
+    let host = spawn_trickle(&[
+        "--llm-ttft",
+        "0ms",
+        "--llm-decode-rate",
+        "2000",
+        "--llm-tool-call-rate",
+        "1",
+    ])
+    .await;
+    let dataset = dir().join("tools.jsonl");
+    std::fs::write(
+        &dataset,
+        concat!(
+            r#"{"turns": ["abcdefgh", "abcd"], "max_tokens": 40, "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"const": "abcdefghijkl"}}}}}]}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let log = dir().join("tools-log.jsonl");
+    let (d, l) = (dataset.display().to_string(), log.display().to_string());
+    let mut argv =
+        args("--api openai-chat --model trickle-sim --users 3 --increase-rate 100 --run-time 2s");
+    argv.extend(["--dataset", &d, "--stream-log", &l]);
+    let (result, _) = load(&host, &argv).await;
+    assert_eq!(result.report.errors(), 0, "{:?}", result.report.ends);
+    // The call's arguments, {"q":"abcdefghijkl"}: 20 characters, 5 tokens;
+    // the result sent back, {"result": "ok"}: 16 characters, 4 tokens.
+    let (call, back, answer) = (5, 4, approximate_tokens(&text(0..40)));
+    let mut whole = 0;
+    for lines in sessions(&log).values() {
+        let done: Vec<&Value> = lines.iter().filter(|l| l["end"] == "completed").collect();
+        let seen: Vec<(Option<&str>, Option<u64>)> = done
+            .iter()
+            .map(|l| (l["finish_reason"].as_str(), l["prompt_tokens"].as_u64()))
+            .collect();
+        let want = [
+            (Some("tool_calls"), Some(2)),
+            (Some("length"), Some(2 + call + back)),
+            (Some("tool_calls"), Some(2 + call + back + answer + 1)),
+            (
+                Some("length"),
+                Some(2 + call + back + answer + 1 + call + back),
+            ),
+        ];
+        assert_eq!(seen, want[..seen.len()].to_vec(), "{lines:?}");
+        whole += usize::from(seen.len() == 4);
+    }
+    assert!(whole >= 3, "{whole} whole sessions");
+}
