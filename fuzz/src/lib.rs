@@ -190,17 +190,36 @@ fn model() -> Option<trickle::llm::model::ModelSettings> {
 
 /// Every OpenAI-compatible request body the service accepts (the first
 /// byte picks chat, completions, responses, tokenize or detokenize):
-/// an answer or an OpenAI error, never a panic.
+/// an answer or an OpenAI error, never a panic; for chat and Responses,
+/// a tool call drawn on the request's functions is JSON that its token
+/// pieces put back together.
 pub fn openai_body(data: &[u8]) {
     use trickle::llm::request::{parse_detokenize, Api, CompletionRequest, TokenizeRequest};
     let Some((&which, body)) = data.split_first() else {
         return;
     };
     let Some(model) = model() else { return };
+    let call_of = |parsed: Result<CompletionRequest, _>| {
+        // A tool call on the request's (hostile) schemas: its arguments are
+        // JSON, and its token pieces put back together are the arguments.
+        let Ok(request) = parsed else { return };
+        let mut rng = fastrand::Rng::with_seed(u64::from(which));
+        let Some(function) = request.tools.choose(1.0, &mut rng) else {
+            return;
+        };
+        let call = trickle::llm::tools::ToolCall::new(function, &mut rng);
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&call.arguments).is_ok(),
+            "{}",
+            call.arguments
+        );
+        let pieces: String = (0..call.tokens()).map(|t| call.piece(t..t + 1)).collect();
+        assert_eq!(pieces, call.arguments);
+    };
     match which % 5 {
-        0 => drop(CompletionRequest::parse(Api::Chat, body, &model)),
+        0 => call_of(CompletionRequest::parse(Api::Chat, body, &model)),
         1 => drop(CompletionRequest::parse(Api::Completions, body, &model)),
-        2 => drop(CompletionRequest::parse(Api::Responses, body, &model)),
+        2 => call_of(CompletionRequest::parse(Api::Responses, body, &model)),
         3 => drop(TokenizeRequest::parse(body, &model)),
         _ => drop(parse_detokenize(body, &model)),
     }
