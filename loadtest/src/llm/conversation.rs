@@ -239,7 +239,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(script: Arc<Script>, api: Api, model: String, max_tokens: u64) -> Self {
-        let first = script.turns[0].clone();
+        let first = script.turns.first().cloned().unwrap_or_default();
         Self {
             script,
             api,
