@@ -51,6 +51,7 @@ pub mod client;
 pub(crate) mod config;
 mod digits;
 mod duration_ms;
+mod duration_range;
 pub(crate) mod exit;
 #[doc(hidden)]
 pub mod infra;

@@ -286,8 +286,13 @@ impl CompletionRequest {
         let tools = match api {
             Api::Completions => Tools::default(),
             Api::Chat | Api::Responses => {
+                let shape = if api == Api::Chat {
+                    super::tools::Api::Chat
+                } else {
+                    super::tools::Api::Responses
+                };
                 let mut tools =
-                    Tools::parse(api, parsed.tools.as_ref(), parsed.tool_choice.as_ref())?;
+                    Tools::parse(shape, parsed.tools.as_ref(), parsed.tool_choice.as_ref())?;
                 tools.after_tool_result = after_tool_result;
                 tools
             }

@@ -19,7 +19,14 @@ use serde_json::{Map, Value};
 
 use super::error::OpenAiError;
 use super::model::WORDS;
-use super::request::Api;
+
+/// Where the tools come from: chat nests a function's spec under
+/// `function`, the Responses API does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Chat,
+    Responses,
+}
 
 /// Deepest nesting of a schema the arguments follow (deeper: `null`).
 const MAX_DEPTH: u32 = 16;

@@ -23,7 +23,7 @@ pub struct CancelAfter {
 impl CancelAfter {
     /// `2s`, or `500ms-5s` (a range, both ends included).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (lo, hi) = parse_range(text)?;
+        let (lo, hi) = crate::duration_range::parse(text)?;
         if hi.is_zero() {
             return Err(format!(
                 "{text:?}: a stream is cancelled after some time, not at 0"
@@ -42,38 +42,7 @@ impl CancelAfter {
 /// `--processes` children and into the report's run as text.
 impl std::fmt::Display for CancelAfter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write_range(f, self.lo, self.hi)
-    }
-}
-
-/// A duration or a range of two (`2s`, `500ms-5s`), low end first.
-pub(crate) fn parse_range(text: &str) -> Result<(Duration, Duration), String> {
-    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
-    let duration = |part: &str| {
-        humantime::parse_duration(part.trim()).map_err(|e| {
-            format!("{text:?}: {part:?} is not a duration ({e}); expected 2s or 500ms-5s")
-        })
-    };
-    let (lo, hi) = (duration(lo)?, duration(hi)?);
-    if lo > hi {
-        return Err(format!(
-            "{text:?}: the range's low end is above its high end"
-        ));
-    }
-    Ok((lo, hi))
-}
-
-/// A range as [`parse_range`] reads it: one duration when both ends agree.
-pub(crate) fn write_range(
-    f: &mut std::fmt::Formatter<'_>,
-    lo: Duration,
-    hi: Duration,
-) -> std::fmt::Result {
-    let low = humantime::format_duration(lo);
-    if lo == hi {
-        write!(f, "{low}")
-    } else {
-        write!(f, "{low}-{}", humantime::format_duration(hi))
+        crate::duration_range::write(f, self.lo, self.hi)
     }
 }
 

@@ -45,7 +45,7 @@ pub struct TurnDelay {
 impl TurnDelay {
     /// `2s`, `0s`, or `1s-5s` (both ends included).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (lo, hi) = crate::client::cancel::parse_range(text)?;
+        let (lo, hi) = crate::duration_range::parse(text)?;
         Ok(Self { lo, hi })
     }
 
@@ -66,7 +66,7 @@ impl std::str::FromStr for TurnDelay {
 /// children and into the report's run as text.
 impl std::fmt::Display for TurnDelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        crate::client::cancel::write_range(f, self.lo, self.hi)
+        crate::duration_range::write(f, self.lo, self.hi)
     }
 }
 
@@ -181,7 +181,7 @@ impl Script {
         let turns = (0..turns)
             .map(|turn| {
                 let mut text = format!("{:08x}{:04x}", session as u32, turn as u16);
-                text.push_str(&super::request::prompt_text(tokens.saturating_sub(3)));
+                text.push_str(&super::body::prompt_text(tokens.saturating_sub(3)));
                 text
             })
             .collect();
@@ -346,7 +346,7 @@ impl Session {
                 body.insert("prompt".to_owned(), Value::String(prompt));
             }
         }
-        super::request::finish(self.api, body, &self.model, self.max_tokens)
+        super::body::finish(self.api, body, &self.model, self.max_tokens)
     }
 
     /// The answer the request just sent got: its text and the tool calls

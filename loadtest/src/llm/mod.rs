@@ -5,6 +5,7 @@
 //! latency, output tokens and goodput, defined as vLLM's benchmark defines
 //! them (docs/load-testing.md "LLM endpoints").
 
+pub(crate) mod body;
 pub(crate) mod chunk;
 pub(crate) mod conversation;
 pub(crate) mod measure;

@@ -246,11 +246,11 @@ fn turns_table(html: &mut String, turns: &[super::turns::TurnSummary]) {
         return;
     }
     html.push_str("<h2>By conversation turn</h2><table class=\"turns\"><thead><tr>");
-    for name in super::turns::HEADER {
+    for name in super::summary::TURN_HEADER {
         let _ = write!(html, "<th>{}</th>", escape(name));
     }
     html.push_str("</tr></thead><tbody>");
-    for row in super::turns::rows(turns) {
+    for row in super::summary::turn_rows(turns) {
         html.push_str("<tr>");
         for cell in row {
             let _ = write!(html, "<td>{}</td>", escape(&cell));

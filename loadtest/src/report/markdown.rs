@@ -262,9 +262,13 @@ fn turns_section(out: &mut String, turns: &[super::turns::TurnSummary]) {
         return;
     }
     let _ = writeln!(out, "\nBy conversation turn (p50 and p99 with their 95% bounds; `?`: too few samples for that bound):\n");
-    let _ = writeln!(out, "| {} |", super::turns::HEADER.join(" | "));
-    let _ = writeln!(out, "|{}", " --- |".repeat(super::turns::HEADER.len()));
-    for row in super::turns::rows(turns) {
+    let _ = writeln!(out, "| {} |", super::summary::TURN_HEADER.join(" | "));
+    let _ = writeln!(
+        out,
+        "|{}",
+        " --- |".repeat(super::summary::TURN_HEADER.len())
+    );
+    for row in super::summary::turn_rows(turns) {
         let _ = writeln!(out, "| {} |", row.join(" | "));
     }
 }

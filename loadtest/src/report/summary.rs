@@ -356,6 +356,45 @@ fn llm_summary(report: &Report, llm: &crate::llm::LlmReport) -> LlmSummary {
     }
 }
 
+/// A quantile as the tables write it: `212 [198..230]`.
+pub fn turn_quantile(q: &super::turns::Quantile) -> String {
+    let bound = |b: Option<f64>| b.map_or_else(|| "?".to_owned(), show_ms);
+    format!(
+        "{} [{}..{}]",
+        show_ms(q.ms),
+        bound(q.ci_low_ms),
+        bound(q.ci_high_ms)
+    )
+}
+
+/// The by-turn table's rows (Markdown and HTML share them): turn,
+/// requests, TTFT p50, TTFT p99, ITL p50, ITL p99.
+pub fn turn_rows(turns: &[super::turns::TurnSummary]) -> Vec<[String; 6]> {
+    turns
+        .iter()
+        .map(|t| {
+            [
+                t.turn.to_string(),
+                t.ttft.count.to_string(),
+                turn_quantile(&t.ttft.p50),
+                turn_quantile(&t.ttft.p99),
+                turn_quantile(&t.itl.p50),
+                turn_quantile(&t.itl.p99),
+            ]
+        })
+        .collect()
+}
+
+/// The table's header.
+pub const TURN_HEADER: [&str; 6] = [
+    "turn",
+    "requests",
+    "TTFT p50 ms [95% bounds]",
+    "TTFT p99 ms",
+    "ITL p50 ms",
+    "ITL p99 ms",
+];
+
 /// The cuts as every format says them, with their figures.
 pub fn cuts_line(c: &crate::judge::cuts::Cuts) -> String {
     format!(

@@ -1,7 +1,7 @@
 //! Conversations by turn: the TTFT and ITL of every request that was a
 //! session's turn N, so a report shows how the wait for the first token
 //! grows as the history does (`llm_turns` in the JSON data, `turns` in its
-//! summary, a table in Markdown and HTML).
+//! summary, a table in Markdown and HTML: `summary::turn_rows`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -93,7 +93,7 @@ pub struct TurnSummary {
 }
 
 fn figures(h: &Histogram<u64>) -> Figures {
-    let ms = |d: Duration| super::summary::round_ms(d.as_secs_f64() * 1e3);
+    let ms = |d: Duration| crate::measure::histogram::round_ms(d.as_secs_f64() * 1e3);
     let at = |q: f64| {
         if h.is_empty() {
             return Quantile::default();
@@ -123,45 +123,6 @@ pub fn summary(turns: &Turns) -> Vec<TurnSummary> {
         })
         .collect()
 }
-
-/// A quantile as the tables write it: `212 [198..230]`.
-pub fn show(q: &Quantile) -> String {
-    let bound = |b: Option<f64>| b.map_or_else(|| "?".to_owned(), super::summary::show_ms);
-    format!(
-        "{} [{}..{}]",
-        super::summary::show_ms(q.ms),
-        bound(q.ci_low_ms),
-        bound(q.ci_high_ms)
-    )
-}
-
-/// The by-turn table's rows (Markdown and HTML share them): turn,
-/// requests, TTFT p50, TTFT p99, ITL p50, ITL p99.
-pub fn rows(turns: &[TurnSummary]) -> Vec<[String; 6]> {
-    turns
-        .iter()
-        .map(|t| {
-            [
-                t.turn.to_string(),
-                t.ttft.count.to_string(),
-                show(&t.ttft.p50),
-                show(&t.ttft.p99),
-                show(&t.itl.p50),
-                show(&t.itl.p99),
-            ]
-        })
-        .collect()
-}
-
-/// The table's header.
-pub const HEADER: [&str; 6] = [
-    "turn",
-    "requests",
-    "TTFT p50 ms [95% bounds]",
-    "TTFT p99 ms",
-    "ITL p50 ms",
-    "ITL p99 ms",
-];
 
 /// `llm_turns` in the JSON data: each turn's histograms in base64 (V2
 /// deflate, as the report's other histograms).
@@ -254,7 +215,6 @@ mod tests {
                 && p50.ci_high_ms.is_some_and(|h| h >= p50.ms)
         );
         assert_eq!(s[0].ttft.p99.ci_high_ms, None);
-        assert_eq!(rows(&s)[0][0], "1");
     }
 
     #[test]
