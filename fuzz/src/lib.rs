@@ -108,8 +108,9 @@ pub fn sse(data: &[u8]) {
 }
 
 /// trickle-load's event decoders (the input's first byte picks SSE,
-/// NDJSON, text, LLM chunks or WebSocket frames): the same items whole or
-/// split; a WebSocket frame means what the same NDJSON line means.
+/// NDJSON, text, LLM chunks or WebSocket frames; LLM chunks with their
+/// text and tool-call pieces kept when bit 5 is set): the same items whole
+/// or split; a WebSocket frame means what the same NDJSON line means.
 pub fn events(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else {
         return;
@@ -121,7 +122,9 @@ pub fn events(data: &[u8]) {
         0 => Decoder::new(ClientTransport::Sse),
         1 => Decoder::new(ClientTransport::Ndjson),
         2 => Decoder::new(ClientTransport::Text),
-        _ => Decoder::llm(),
+        // Bit 5 of the first byte: keep the answer text and tool-call
+        // pieces, as a conversation's turn does.
+        _ => Decoder::llm().keeping_text(which & 0x20 != 0),
     };
     let (pieces, input) = split(rest);
     let decode = |pieces: &[&[u8]]| {
