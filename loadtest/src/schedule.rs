@@ -11,7 +11,13 @@
 //! from the moment the request left (raw), so a client that fell behind
 //! cannot hide the queueing (coordinated omission). Starts that came due
 //! but were never taken before the run ended are counted as dropped.
+//!
+//! A recorded schedule (`--replay`) is a trace's start offsets: start `k`
+//! is due at `t0 + offsets[k]`, and it is handed out with its index so the
+//! stream that takes it sends line `k`'s request. It ends: once every start
+//! was taken and its stream finished, the run is over.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -37,26 +43,64 @@ struct Plan {
     rng: fastrand::Rng,
 }
 
+/// How the starts are made: at a rate, or as recorded.
+#[derive(Debug)]
+enum Kind {
+    Rate {
+        arrival: Arrival,
+        rate: f64,
+    },
+    /// Offsets from `t0`, in order.
+    Recorded(Vec<Duration>),
+}
+
+/// One planned start: when it is due, and which it is (from 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    pub due: Instant,
+    pub index: u64,
+}
+
 /// The run's start times; shared by every user.
 #[derive(Debug)]
 pub struct Schedule {
-    arrival: Arrival,
-    rate: f64,
+    kind: Kind,
+    t0: Instant,
     plan: Mutex<Plan>,
+    /// Streams of taken starts that have finished (a recorded schedule's
+    /// end).
+    finished: AtomicU64,
+    all_finished: tokio::sync::Notify,
 }
 
 impl Schedule {
     /// Starts `rate` per second from `t0` (the first at `t0`). `seed`
     /// fixes the Poisson gaps (tests pass one; runs use a random one).
     pub fn new(arrival: Arrival, rate: f64, t0: Instant, seed: u64) -> Self {
+        let rate = rate.max(f64::MIN_POSITIVE);
+        Self::with(Kind::Rate { arrival, rate }, t0, seed)
+    }
+
+    /// Starts at `t0 + offsets[k]` (offsets in order), then no more.
+    pub fn recorded(offsets: Vec<Duration>, t0: Instant) -> Self {
+        Self::with(Kind::Recorded(offsets), t0, 0)
+    }
+
+    fn with(kind: Kind, t0: Instant, seed: u64) -> Self {
+        let first = match &kind {
+            Kind::Rate { .. } => t0,
+            Kind::Recorded(offsets) => t0 + offsets.first().copied().unwrap_or_default(),
+        };
         Self {
-            arrival,
-            rate: rate.max(f64::MIN_POSITIVE),
+            kind,
+            t0,
             plan: Mutex::new(Plan {
-                next: t0,
+                next: first,
                 taken: 0,
                 rng: fastrand::Rng::with_seed(seed),
             }),
+            finished: AtomicU64::new(0),
+            all_finished: tokio::sync::Notify::new(),
         }
     }
 
@@ -64,27 +108,76 @@ impl Schedule {
         self.plan.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn gap(&self, rng: &mut fastrand::Rng) -> Duration {
-        let mean = 1.0 / self.rate;
-        let secs = match self.arrival {
-            Arrival::Constant => mean,
-            // Inverse transform of a uniform draw in (0, 1].
-            Arrival::Poisson => -(1.0 - rng.f64()).ln() * mean,
-        };
-        Duration::from_secs_f64(secs.min(3_600.0))
+    /// When start `index` is due, given the one before it: `None` past a
+    /// recorded schedule's end.
+    fn due(&self, index: u64, before: Instant, rng: &mut fastrand::Rng) -> Option<Instant> {
+        match &self.kind {
+            Kind::Rate { arrival, rate } => {
+                if index == 0 {
+                    return Some(self.t0);
+                }
+                let mean = 1.0 / rate;
+                let secs = match arrival {
+                    Arrival::Constant => mean,
+                    // Inverse transform of a uniform draw in (0, 1].
+                    Arrival::Poisson => -(1.0 - rng.f64()).ln() * mean,
+                };
+                Some(before + Duration::from_secs_f64(secs.min(3_600.0)))
+            }
+            Kind::Recorded(offsets) => usize::try_from(index)
+                .ok()
+                .and_then(|i| offsets.get(i))
+                .map(|o| self.t0 + *o),
+        }
     }
 
-    /// Takes the next start: when it is due (possibly in the past).
-    pub fn take(&self) -> Instant {
+    /// Takes the next start: when it is due (possibly in the past) and its
+    /// index; `None` once a recorded schedule has handed out every start.
+    pub fn take(&self) -> Option<Start> {
         let mut plan = self.lock();
-        let due = plan.next;
-        let gap = {
-            let Plan { rng, .. } = &mut *plan;
-            self.gap(rng)
+        let Plan { next, taken, rng } = &mut *plan;
+        let index = *taken;
+        if matches!(&self.kind, Kind::Recorded(o) if index >= o.len() as u64) {
+            return None;
+        }
+        let due = *next;
+        *taken += 1;
+        // Past the end, the next start is never due.
+        *next = self
+            .due(index + 1, due, rng)
+            .unwrap_or(due + Duration::from_secs(1 << 30));
+        Some(Start { due, index })
+    }
+
+    /// The stream of a taken start has finished.
+    pub fn finished_one(&self) {
+        let done = self.finished.fetch_add(1, Ordering::AcqRel) + 1;
+        if matches!(&self.kind, Kind::Recorded(o) if done >= o.len() as u64) {
+            self.all_finished.notify_waiters();
+        }
+    }
+
+    /// Returns once a recorded schedule's every start was taken and its
+    /// stream finished; a schedule by rate never ends.
+    pub async fn ended(&self) {
+        let Kind::Recorded(offsets) = &self.kind else {
+            return std::future::pending().await;
         };
-        plan.next = due + gap;
-        plan.taken += 1;
-        due
+        loop {
+            let notified = self.all_finished.notified();
+            if self.finished.load(Ordering::Acquire) >= offsets.len() as u64 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// How many starts the schedule holds (`None`: no end).
+    pub fn planned(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Rate { .. } => None,
+            Kind::Recorded(offsets) => Some(offsets.len() as u64),
+        }
     }
 
     /// Starts taken so far.
@@ -99,10 +192,18 @@ impl Schedule {
         let plan = self.lock();
         let mut rng = plan.rng.clone();
         let mut next = plan.next;
+        let mut index = plan.taken;
         let mut dropped = 0;
+        if matches!(&self.kind, Kind::Recorded(o) if index >= o.len() as u64) {
+            return 0;
+        }
         while next <= end {
             dropped += 1;
-            next += self.gap(&mut rng);
+            index += 1;
+            match self.due(index, next, &mut rng) {
+                Some(due) => next = due,
+                None => break,
+            }
         }
         dropped
     }
@@ -117,26 +218,74 @@ mod tests {
         let t0 = Instant::now();
         let s = Schedule::new(Arrival::Constant, 10.0, t0, 1);
         let ms = Duration::from_millis;
-        assert_eq!(s.take(), t0);
-        assert_eq!(s.take(), t0 + ms(100));
+        let due = |s: &Schedule| s.take().map(|s| s.due);
+        assert_eq!(due(&s), Some(t0));
+        assert_eq!(due(&s), Some(t0 + ms(100)));
         // A user that comes late still gets the start that was due, not now.
         tokio::time::advance(ms(1_000)).await;
-        assert_eq!(s.take(), t0 + ms(200));
+        assert_eq!(
+            s.take(),
+            Some(Start {
+                due: t0 + ms(200),
+                index: 2
+            })
+        );
         assert_eq!(s.taken(), 3);
         // Due by t0 + 1 s and never taken: 300, 400, ..., 1000 ms.
         assert_eq!(s.dropped_by(t0 + ms(1_000)), 8);
         // Counting does not advance the plan.
-        assert_eq!(s.take(), t0 + ms(300));
+        assert_eq!(due(&s), Some(t0 + ms(300)));
+        assert_eq!(s.planned(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recorded_schedule_hands_out_its_starts_with_their_lines_then_ends() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let s = Schedule::recorded(vec![ms(0), ms(0), ms(250), ms(1_000)], t0);
+        assert_eq!(s.planned(), Some(4));
+        let first: Vec<_> = (0..3).filter_map(|_| s.take()).collect();
+        assert_eq!(
+            first,
+            [
+                Start { due: t0, index: 0 },
+                Start { due: t0, index: 1 },
+                Start {
+                    due: t0 + ms(250),
+                    index: 2
+                },
+            ]
+        );
+        // The last start is due at 1 s: not yet dropped at 999 ms.
+        assert_eq!(s.dropped_by(t0 + ms(999)), 0);
+        assert_eq!(s.dropped_by(t0 + ms(5_000)), 1);
+        assert_eq!(
+            s.take(),
+            Some(Start {
+                due: t0 + ms(1_000),
+                index: 3
+            })
+        );
+        assert_eq!(s.take(), None, "no start past the trace");
+        assert_eq!(s.dropped_by(t0 + ms(5_000)), 0);
+        // It ends once every stream has finished.
+        for _ in 0..3 {
+            s.finished_one();
+        }
+        let ended = tokio::time::timeout(ms(10), s.ended()).await;
+        assert!(ended.is_err(), "one stream is still open");
+        s.finished_one();
+        assert!(tokio::time::timeout(ms(10), s.ended()).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn poisson_gaps_average_to_the_rate_and_vary() {
         let t0 = Instant::now();
         let s = Schedule::new(Arrival::Poisson, 100.0, t0, 7);
-        let mut last = s.take();
+        let mut last = s.take().map(|s| s.due).unwrap_or(t0);
         let mut gaps = Vec::new();
         for _ in 0..20_000 {
-            let next = s.take();
+            let next = s.take().map(|s| s.due).unwrap_or(t0);
             gaps.push((next - last).as_secs_f64());
             last = next;
         }

@@ -237,6 +237,8 @@ fn parse_precision(raw: &str) -> Result<f64, String> {
 pub enum CapacityError {
     #[error("give at least one SLO: --slo-ttfb-p99, --slo-gap-p99, --slo-error-rate, --slo-tpot-p99 or --slo-goodput")]
     NoSlo,
+    #[error("--replay plays a trace on its own schedule; capacity holds levels of concurrent users: replay with trickle-load --replay, or search with --dataset or --turns")]
+    Replay,
     #[error(transparent)]
     TooManyStreams(#[from] crate::infra::limits::TooManyStreams),
     #[error(transparent)]
@@ -254,6 +256,9 @@ pub async fn run(args: CapacityArgs) -> Result<CapacityReport, CapacityError> {
         .with_confidence(args.confidence);
     if slo.is_empty() {
         return Err(CapacityError::NoSlo);
+    }
+    if args.stream.llm.replay.is_some() {
+        return Err(CapacityError::Replay);
     }
     // A bad price list is refused before any load.
     let prices = cost::Prices::load(args.prices.as_deref())?;

@@ -248,7 +248,7 @@ async fn run_split(
 ) -> Result<(Report, Vec<crate::judge::verdict::Verdict>), Box<dyn std::error::Error>> {
     let stream = config.stream();
     let processes = u64::from(stream.processes);
-    let arrival = config.arrival().arrival_rate.is_some();
+    let arrival = config.open_loop();
     if let Some(limits) = crate::infra::limits::raise_open_files() {
         let flag = if arrival {
             "--max-in-flight"

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::record::{Connection, ConnectionEnd, IdTracker};
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, Start};
 use crate::sink::{Collector, EventBatch};
 use decode::{ClientTransport, Seen};
 
@@ -122,11 +122,13 @@ impl Plan {
 
     /// What the next logical stream of an LLM run sends (`None`: not an
     /// LLM run with bodies of its own).
-    pub fn next_llm_stream(&self) -> Option<crate::llm::request::Next> {
+    /// `start`: the schedule's index of this stream's start (a replayed
+    /// trace sends that line's request).
+    pub fn next_llm_stream(&self, start: Option<u64>) -> Option<crate::llm::request::Next> {
         self.llm
             .as_ref()
             .and_then(|l| l.bodies.as_ref())
-            .map(crate::llm::request::Bodies::next_stream)
+            .map(|b| b.next_stream(start))
     }
 
     /// The method of every request (an LLM API is always POST).
@@ -178,14 +180,23 @@ pub struct RunOver;
 impl Shared {
     /// Waits until this stream's planned start is due, under a schedule:
     /// its due time (possibly already past), or `None` without a schedule.
-    pub async fn wait_start(&self) -> Result<Option<Instant>, RunOver> {
+    /// A recorded schedule that has handed out every start keeps the
+    /// user waiting for the run's end.
+    pub async fn wait_start(&self) -> Result<Option<Start>, RunOver> {
         let Some(schedule) = &self.schedule else {
             return Ok(None);
         };
-        let due = schedule.take();
+        let Some(start) = schedule.take() else {
+            self.run_over.cancelled().await;
+            return Err(RunOver);
+        };
         tokio::select! {
-            () = tokio::time::sleep_until(due) => Ok(Some(due)),
-            () = self.run_over.cancelled() => Err(RunOver),
+            () = tokio::time::sleep_until(start.due) => Ok(Some(start)),
+            () = self.run_over.cancelled() => {
+                // Taken, never begun: it counts as finished.
+                schedule.finished_one();
+                Err(RunOver)
+            }
         }
     }
 }
@@ -630,7 +641,7 @@ pub(crate) trait Connector {
 pub(crate) async fn run_stream(
     shared: &Arc<Shared>,
     connector: &mut impl Connector,
-    scheduled: Option<Instant>,
+    scheduled: Option<Start>,
     lane: usize,
 ) -> StreamOutcome {
     let started = Instant::now();
@@ -639,7 +650,7 @@ pub(crate) async fn run_stream(
             shared.plan.stream_timeout.map(|t| started + t),
             shared.plan.cancel.and_then(|c| c.draw(started)),
         ),
-        scheduled,
+        scheduled: scheduled.map(|s| s.due),
         lane,
         trace: shared.plan.trace.map(|t| {
             let mut trace = t.new_stream();
@@ -653,7 +664,7 @@ pub(crate) async fn run_stream(
     let mut reconnects = 0u64;
     let mut so_far = SoFar::default();
     // An LLM run's stream sends one request, or a conversation's turns.
-    let mut session = match shared.plan.next_llm_stream() {
+    let mut session = match shared.plan.next_llm_stream(scheduled.map(|s| s.index)) {
         Some(crate::llm::request::Next::Request(body)) => {
             attempt.body = Some(body);
             None

@@ -93,8 +93,14 @@ pub enum ConfigError {
     Target(#[from] crate::config::target::TargetError),
     #[error("invalid {0} {1:?}")]
     Invalid(&'static str, String),
-    #[error("--arrival-rate starts its users from --max-in-flight; leave out --users")]
+    #[error(
+        "--arrival-rate and --replay start their users from --max-in-flight; leave out --users"
+    )]
     ArrivalUsers,
+    #[error("--replay runs in one process (its schedule is one trace): leave out --processes")]
+    ReplayProcesses,
+    #[error("--replay starts requests on the trace's schedule: leave out --arrival-rate and --stream-rate")]
+    ReplaySchedule,
     #[error("{0}")]
     Goodput(String),
     #[error("--run-time auto runs until its checks are decided: give one judged on samples (--max-ttfb-p99, --max-gap-p99, --max-error-rate, --min-goodput, or with --api --max-ttft-p99, --max-itl-p99, --max-tpot-p99)")]
@@ -151,7 +157,16 @@ impl TryFrom<RunArgs> for RunConfig {
                 _ => return Err(ConfigError::Invalid("--increase-rate", raw.to_owned())),
             },
         };
-        let users = if arrival.arrival_rate.is_some() {
+        let open_loop = arrival.arrival_rate.is_some() || stream.llm.replay.is_some();
+        if stream.llm.replay.is_some() && stream.processes > 1 {
+            return Err(ConfigError::ReplayProcesses);
+        }
+        if stream.llm.replay.is_some()
+            && (arrival.arrival_rate.is_some() || arrival.stream_rate.is_some())
+        {
+            return Err(ConfigError::ReplaySchedule);
+        }
+        let users = if open_loop {
             if goose.users.is_some() {
                 return Err(ConfigError::ArrivalUsers);
             }
@@ -172,7 +187,7 @@ impl TryFrom<RunArgs> for RunConfig {
         let ramp = match (ramp_time, ramp_rate) {
             (Some(time), _) => Ramp::Over(time),
             (None, Some(rate)) => Ramp::PerSecond(rate),
-            (None, None) if arrival.arrival_rate.is_some() => Ramp::PerSecond(users as f64),
+            (None, None) if open_loop => Ramp::PerSecond(users as f64),
             // goose's own default: one user a second.
             (None, None) => Ramp::PerSecond(1.0),
         };
@@ -264,6 +279,11 @@ impl RunConfig {
     /// Users goose starts: streams held at once.
     pub fn users(&self) -> u64 {
         self.users
+    }
+    /// Streams start on a plan that does not wait for earlier ones
+    /// (`--arrival-rate`, `--replay`): users are `--max-in-flight` slots.
+    pub fn open_loop(&self) -> bool {
+        self.arrival.arrival_rate.is_some() || self.stream.llm.replay.is_some()
     }
     /// How users start.
     pub fn ramp(&self) -> Ramp {

@@ -234,7 +234,7 @@ pub struct ArrivalArgs {
     /// or not earlier streams have ended, up to --max-in-flight at once.
     /// Latency is timed from the planned start (corrected) and from the
     /// send (raw); planned starts never begun are counted as dropped.
-    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
+    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate, group = "open_loop")]
     pub arrival_rate: Option<f64>,
     /// How arrivals are spaced: `constant` (evenly) or `poisson`
     /// (exponential gaps, as independent users arrive).
@@ -245,9 +245,9 @@ pub struct ArrivalArgs {
         requires = "arrival_rate"
     )]
     pub arrival: Arrival,
-    /// Most streams in flight at once under --arrival-rate (the users goose
+    /// Most streams in flight at once under --arrival-rate or --replay (the users goose
     /// starts; --users does not apply).
-    #[arg(long, value_name = "N", default_value_t = 1000, requires = "arrival_rate",
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "open_loop",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_in_flight: u64,
 }

@@ -9,6 +9,7 @@ pub(crate) mod body;
 pub(crate) mod chunk;
 pub(crate) mod conversation;
 pub(crate) mod measure;
+pub(crate) mod replay;
 pub(crate) mod request;
 
 use std::path::PathBuf;
@@ -66,6 +67,19 @@ pub enum FirstToken {
     Any,
 }
 
+fn one() -> f64 {
+    1.0
+}
+
+fn parse_speed(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.001..=1_000_000.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "{text:?}: a speed is a number from 0.001 to 1000000 (2: twice as fast)"
+        )),
+    }
+}
+
 #[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 #[command(next_help_heading = "LLM endpoints (OpenAI-compatible)")]
 pub struct LlmArgs {
@@ -116,6 +130,21 @@ pub struct LlmArgs {
         value_name = "DURATION|LO-HI"
     )]
     pub turn_delay: conversation::TurnDelay,
+    /// Replay a recorded trace on its schedule (open loop, as
+    /// --arrival-rate, up to --max-in-flight at once): each request starts
+    /// at its recorded offset with its recorded input and output lengths.
+    /// Mooncake JSON lines (`timestamp` ms, `input_length`, `output_length`,
+    /// `hash_ids` of 512-token blocks: equal ids, equal prompt text) or the
+    /// Azure LLM inference CSV (`TIMESTAMP`, `ContextTokens`,
+    /// `GeneratedTokens`). The run ends when the last request has.
+    #[arg(long, requires_all = ["api", "model"], value_name = "FILE", group = "open_loop",
+          conflicts_with_all = ["dataset", "turns", "prompt_tokens", "max_tokens"])]
+    pub replay: Option<PathBuf>,
+    /// Time in a replay runs this many times faster (0.5: half as fast).
+    #[arg(long, requires = "replay", default_value_t = 1.0, value_name = "X",
+          value_parser = parse_speed)]
+    #[serde(default = "one")]
+    pub replay_speed: f64,
     /// What counts as the first token: `content` (answer text) or `any`
     /// (reasoning and tool-call deltas too).
     #[arg(long, value_enum, default_value = "content", requires = "api")]

@@ -1,6 +1,8 @@
 //! The request bodies of an LLM run: one synthetic body, synthetic
-//! conversations (`--turns`), or the lines of a dataset used in turn, each
-//! a request or a conversation ([`super::conversation`]). Every body
+//! conversations (`--turns`), the lines of a dataset used in turn, each
+//! a request or a conversation ([`super::conversation`]), or a recorded
+//! trace's requests, each sent by the stream its start went to
+//! ([`super::replay`]). Every body
 //! streams with usage, so output tokens come from the server's own count
 //! whenever it gives one.
 
@@ -13,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::body::{finish, prompt_text};
 use super::conversation::{Script, Session};
+use super::replay::Trace;
 use super::{Api, LlmArgs};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,8 @@ pub enum DatasetError {
     Empty(String),
     #[error("--model is required with --api unless every --dataset line names its model")]
     NoModel,
+    #[error(transparent)]
+    Trace(#[from] super::replay::TraceError),
 }
 
 /// One dataset line (or the synthetic request): a request, or a
@@ -62,12 +67,25 @@ pub struct Bodies {
     max_tokens: u64,
     /// `--turns` above 1 (synthetic conversations): turns and tokens each.
     synthetic_turns: Option<(u32, u64)>,
+    /// `--replay`: the trace, and what makes this run's unique prompt
+    /// text its own.
+    replay: Option<Arc<(Trace, u64)>>,
 }
 
 impl Bodies {
     pub fn new(api: Api, args: &LlmArgs) -> Result<Self, DatasetError> {
+        let replay = match &args.replay {
+            Some(path) => {
+                if args.model.is_none() {
+                    return Err(DatasetError::NoModel);
+                }
+                Some(Arc::new((Trace::read(path)?, fastrand::u64(..))))
+            }
+            None => None,
+        };
         let lines = match &args.dataset {
             Some(path) => dataset(api, path, args)?,
+            None if replay.is_some() => Vec::new(),
             None => {
                 let model = args.model.clone().ok_or(DatasetError::NoModel)?;
                 vec![Line::Request(finish(
@@ -86,12 +104,37 @@ impl Bodies {
             max_tokens: args.max_tokens,
             synthetic_turns: (args.turns > 1 && args.dataset.is_none())
                 .then_some((args.turns, args.prompt_tokens)),
+            replay,
         })
     }
 
-    /// What the next logical stream sends (cycling through a dataset).
-    pub fn next_stream(&self) -> Next {
+    /// A replayed trace: each start's offset from the replay's, at
+    /// `--replay-speed`.
+    pub fn replay_starts(&self, speed: f64) -> Option<Vec<std::time::Duration>> {
+        self.replay.as_ref().map(|r| r.0.starts(speed))
+    }
+
+    /// The trace a replay reads.
+    pub(crate) fn trace(&self) -> Option<&Trace> {
+        self.replay.as_ref().map(|r| &r.0)
+    }
+
+    /// What the next logical stream sends (cycling through a dataset). A
+    /// replay sends the request of the trace's line `start` (the start's
+    /// index in the recorded schedule; without one, the next in turn).
+    pub fn next_stream(&self, start: Option<u64>) -> Next {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Some(replay) = &self.replay {
+            let (trace, nonce) = &**replay;
+            let k = start.map_or(i, |k| usize::try_from(k).unwrap_or(usize::MAX));
+            let request = &trace.requests[k % trace.requests.len()];
+            return Next::Request(super::replay::body(
+                self.api,
+                request,
+                nonce.wrapping_add(k as u64),
+                &self.model,
+            ));
+        }
         if let Some((turns, tokens)) = self.synthetic_turns {
             // A random name, not the counter: the sessions of every
             // process of a `--processes` run differ too.
@@ -111,18 +154,18 @@ impl Bodies {
     /// The next request's body: a single request's, or a conversation's
     /// first turn (goose scenarios and callers that send one request).
     pub fn next(&self) -> Bytes {
-        match self.next_stream() {
+        match self.next_stream(None) {
             Next::Request(body) => body,
             Next::Session(session) => session.body(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.lines.len()
+        self.trace().map_or(self.lines.len(), |t| t.requests.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.len() == 0
     }
 }
 

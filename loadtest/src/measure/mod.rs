@@ -62,6 +62,9 @@ pub enum Measure {
     /// wait: a first event known to be later than that.
     FirstEventCensored,
     FirstEventWaiting,
+    /// Streams started on a schedule: how late each start was (sent minus
+    /// planned), the schedule's fidelity.
+    StartLateness,
 }
 
 /// How a measure's values read.
@@ -74,7 +77,7 @@ pub enum Unit {
 }
 
 impl Measure {
-    pub const COUNT: usize = 21;
+    pub const COUNT: usize = 22;
     pub const ALL: [Measure; Self::COUNT] = [
         Self::Connect,
         Self::Headers,
@@ -97,6 +100,7 @@ impl Measure {
         Self::DeliveryEarly,
         Self::FirstEventCensored,
         Self::FirstEventWaiting,
+        Self::StartLateness,
     ];
 
     /// Its key in JSON reports.
@@ -123,6 +127,7 @@ impl Measure {
             Self::DeliveryEarly => "delivery_early",
             Self::FirstEventCensored => "first_event_censored",
             Self::FirstEventWaiting => "first_event_waiting",
+            Self::StartLateness => "start_lateness",
         }
     }
 
@@ -150,6 +155,7 @@ impl Measure {
             Self::DeliveryEarly => "received before the server's stamp (clock offset)",
             Self::FirstEventCensored => "age of connections ended without a first event",
             Self::FirstEventWaiting => "wait of connections cut by the run before a first event",
+            Self::StartLateness => "lateness of a planned start (sent - planned)",
         }
     }
 

@@ -75,6 +75,15 @@ fn header(html: &mut String, report: &Report) {
         (None, _) => format!("<b>{}</b> streams", escape(&report.transport)),
     };
     let load = match (run.arrival_rate, run.stream_rate, run.users) {
+        _ if run.replay.is_some() => run.replay.as_ref().map_or_else(String::new, |r| {
+            format!(
+                "the {} trace <code>{}</code> replayed ({} at {}x, open loop)",
+                escape(&r.format),
+                escape(&r.file),
+                super::summary::count(r.requests, "request", "requests"),
+                r.speed
+            )
+        }),
         (Some(rate), _, users) => format!(
             "{rate} new streams/s (open loop, at most {} in flight)",
             users.map_or("?".to_owned(), |u| u.to_string())

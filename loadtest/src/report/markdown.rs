@@ -40,6 +40,9 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
     if let Some(line) = super::summary::decided_line(report) {
         let _ = writeln!(out, "{line}.\n");
     }
+    if let Some(line) = super::summary::replay_line(report) {
+        let _ = writeln!(out, "{line}.\n");
+    }
     if report.retries > 0 {
         let _ = writeln!(
             out,
@@ -85,6 +88,13 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
             "\nStreams started on a schedule: latency from the planned start (corrected) and from the send (raw). {} planned start(s) dropped (came due, never began).\n",
             summary.latency.dropped_starts
         );
+        if let Some(l) = &summary.latency.start_lateness {
+            let _ = writeln!(
+                out,
+                "Schedule kept: {} start(s) began, late by p50 {} ms, p99 {} ms, max {} ms (sent - planned).\n",
+                l.starts, l.p50_ms, l.p99_ms, l.max_ms
+            );
+        }
         let _ = writeln!(
             out,
             "| measure (ms) | corrected p50 | corrected p99 | raw p50 | raw p99 |"

@@ -52,6 +52,20 @@ pub struct Latency {
     pub raw: LatencyFigures,
     /// Planned starts that came due and never began before the run ended.
     pub dropped_starts: u64,
+    /// How late the planned starts that began were (sent minus planned):
+    /// the schedule's fidelity. Absent without a schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_lateness: Option<Lateness>,
+}
+
+/// How late planned starts were, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lateness {
+    /// Starts that began.
+    pub starts: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 impl Latency {
@@ -82,6 +96,19 @@ impl Latency {
             ]),
             raw: figures([Measure::Headers, Measure::FirstByte, Measure::FirstEvent]),
             dropped_starts: report.dropped_starts,
+            start_lateness: report.scheduled.then(|| {
+                let h = report.histogram(Measure::StartLateness);
+                Lateness {
+                    starts: h.len(),
+                    p50_ms: ms(Measure::StartLateness, 0.5),
+                    p99_ms: ms(Measure::StartLateness, 0.99),
+                    max_ms: if h.is_empty() {
+                        0.0
+                    } else {
+                        summary::round_ms(h.max() as f64 / 1e3)
+                    },
+                }
+            }),
         }
     }
 }
@@ -147,6 +174,24 @@ pub struct RunInfo {
     /// `--run-time auto`: how long it took to decide the checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_decided: Option<Decided>,
+    /// `--replay`: the trace replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Replayed>,
+}
+
+/// The trace a `--replay` run replayed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replayed {
+    /// The file, as given.
+    pub file: String,
+    /// `mooncake` or `azure`.
+    pub format: String,
+    /// Requests in the trace (each a planned start).
+    pub requests: u64,
+    /// `--replay-speed`.
+    pub speed: f64,
+    /// Seconds from the first planned start to the last, at that speed.
+    pub span_s: f64,
 }
 
 /// What a run that went on until its checks were decided found.
@@ -304,8 +349,10 @@ impl TimelinePoint {
 /// under `summary`; `scheduled` and `dropped_starts` under `latency`).
 /// Reports without the field are version 1, and are still read. 3 (the
 /// data once, `summary` derived from it); 4 (2026-12-07): the `cancelled`
-/// end (`--cancel-rate`), which a build reading 3 would refuse.
-pub const SCHEMA_VERSION: u32 = 4;
+/// end (`--cancel-rate`), which a build reading 3 would refuse; 5
+/// (2026-12-07, later): the `start_lateness` histogram (a schedule's fidelity),
+/// which a build reading 4 would refuse.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// A report as written: its data, and what is derived from it beside.
 #[derive(Serialize)]
@@ -512,6 +559,9 @@ impl Report {
         // From the planned start: the send's lateness added (none for
         // unscheduled streams and for reconnects).
         let late = c.schedule_delay.unwrap_or_default();
+        if let Some(late) = c.schedule_delay {
+            self.record(Measure::StartLateness, late);
+        }
         for (raw, corrected, value) in [
             (Measure::Connect, None, c.connect),
             (Measure::Headers, Some(Measure::HeadersCorrected), c.headers),
@@ -788,13 +838,14 @@ impl Report {
         serde_json::to_string_pretty(&written).map_err(|e| ReportError::Serialize(e.to_string()))
     }
 
-    /// Reads a JSON report of any schema this build knows (1 to 4).
+    /// Reads a JSON report of any schema this build knows (1 to 5).
     pub fn from_json(text: &str) -> Result<Self, String> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut report = Report::deserialize(&value).map_err(|e| e.to_string())?;
         match report.schema_version {
-            // 3 is 4 without the `cancelled` end.
-            1 | 3 | SCHEMA_VERSION => {}
+            // 3 is 4 without the `cancelled` end; 4 is 5 without the
+            // `start_lateness` histogram.
+            1 | 3 | 4 | SCHEMA_VERSION => {}
             2 => {
                 // Schema 2 wrote these figures once, in its derived parts.
                 let derived = SchemaTwo::deserialize(&value).map_err(|e| e.to_string())?;

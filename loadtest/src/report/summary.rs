@@ -527,6 +527,24 @@ pub fn decided_line(report: &Report) -> Option<String> {
     })
 }
 
+/// A replay's line: which trace, how many requests, over how long.
+pub fn replay_line(report: &Report) -> Option<String> {
+    let r = report.run.as_ref()?.replay.as_ref()?;
+    Some(format!(
+        "Replayed the {} trace {}: {} over {:.1} s at {}x its recorded speed, each started at its recorded offset (open loop, at most {} in flight)",
+        r.format,
+        r.file,
+        count(r.requests, "request", "requests"),
+        r.span_s,
+        r.speed,
+        report
+            .run
+            .as_ref()
+            .and_then(|run| run.users)
+            .map_or("?".to_owned(), |u| u.to_string())
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{show_ms, significant};

@@ -75,7 +75,7 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     let length = config.length();
     let users = config.users();
     if let Some(limits) = crate::infra::limits::raise_open_files() {
-        let flag = if config.arrival().arrival_rate.is_some() {
+        let flag = if config.open_loop() {
             "--max-in-flight"
         } else {
             "--users"
@@ -95,11 +95,16 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     let run_over = CancellationToken::new();
     let health = HealthProbe::start(stream.max_client_lag, run_over.clone());
     let shared = Arc::new(Shared {
-        plan,
         collector: collector.clone(),
         run_over,
-        schedule: schedule_of(config.arrival()),
+        schedule: schedule_of(
+            config.arrival(),
+            &plan,
+            stream.llm.replay_speed,
+            config.ramp_length(),
+        ),
         retries: std::sync::atomic::AtomicU64::new(0),
+        plan,
     });
     let attack = goose_attack(&config, shared.clone())?;
 
@@ -133,6 +138,8 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         .checkpoints()
         .map_or_else(CancellationToken::new, |c| c.stop.clone());
     let stopper = tokio::spawn(stop_when_told(stop.clone(), shared.run_over.clone()));
+    // A replayed trace ends the run once its last request has ended.
+    let replay_end = tokio::spawn(end_when_replayed(shared.clone()));
     // A child of a parent that decides: its report so far, and the
     // parent's word to stop.
     let child = stream.child_snapshot.clone().map(|path| {
@@ -166,6 +173,7 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
     deadline.abort();
     sampler.abort();
     stopper.abort();
+    replay_end.abort();
     if let Some(child) = child {
         child.abort();
     }
@@ -214,6 +222,7 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
         api: stream.llm.api.map(|a| a.operation().to_owned()),
         model: stream.llm.model.clone(),
         trace_project: config.output().trace_project.clone(),
+        replay: replayed(&shared.plan, stream),
         until_decided: config.until_decided().map(|u| crate::report::Decided {
             max_run_time_s: u.max.as_secs(),
             decided_after_s: decided_after
@@ -272,6 +281,31 @@ async fn measure_window(
 /// Ends the run early when a capacity level says it has resolved, or a
 /// run's checks are decided: goose stops its users (its killswitch), the
 /// open streams end as the run's.
+/// What the report says of a replayed trace.
+fn replayed(
+    plan: &crate::client::Plan,
+    stream: &crate::config::options::StreamArgs,
+) -> Option<crate::report::Replayed> {
+    let trace = plan.llm.as_ref()?.bodies.as_ref()?.trace()?;
+    let speed = stream.llm.replay_speed;
+    Some(crate::report::Replayed {
+        file: stream.llm.replay.as_ref()?.display().to_string(),
+        format: trace.format.as_str().to_owned(),
+        requests: trace.requests.len() as u64,
+        speed,
+        span_s: crate::report::summary::round_ms(trace.span().as_secs_f64() / speed),
+    })
+}
+
+async fn end_when_replayed(shared: Arc<Shared>) {
+    let Some(schedule) = &shared.schedule else {
+        return;
+    };
+    schedule.ended().await;
+    goose::trigger_killswitch("replayed");
+    shared.run_over.cancel();
+}
+
 async fn stop_when_told(stop: CancellationToken, run_over: CancellationToken) {
     stop.cancelled().await;
     goose::trigger_killswitch("decided");

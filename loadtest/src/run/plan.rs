@@ -14,9 +14,24 @@ use crate::sink::Collector;
 
 use super::SetupError;
 
-/// The plan of start times, when the flags ask for one.
-pub(super) fn schedule_of(stream: &ArrivalArgs) -> Option<Schedule> {
+/// The plan of start times, when the flags ask for one. A replayed trace
+/// starts once the ramp has brought up every slot (`ramp`), so the ramp
+/// is not counted as the replay's lateness.
+pub(super) fn schedule_of(
+    stream: &ArrivalArgs,
+    plan: &Plan,
+    speed: f64,
+    ramp: Duration,
+) -> Option<Schedule> {
     let now = tokio::time::Instant::now();
+    let replay = plan
+        .llm
+        .as_ref()
+        .and_then(|l| l.bodies.as_ref())
+        .and_then(|b| b.replay_starts(speed));
+    if let Some(starts) = replay {
+        return Some(Schedule::recorded(starts, now + ramp));
+    }
     match (stream.arrival_rate, stream.stream_rate) {
         (Some(rate), _) => Some(Schedule::new(stream.arrival, rate, now, fastrand::u64(..))),
         (None, Some(rate)) => Some(Schedule::new(Arrival::Constant, rate, now, 0)),

@@ -89,7 +89,11 @@ pub(super) async fn stream_transaction(
     } else {
         Via::Goose
     };
-    let outcome = measured_stream(user, shared, via, scheduled, source, false).await?;
+    let outcome = measured_stream(user, shared, via, scheduled, source, false).await;
+    if let (Some(schedule), Some(_)) = (&shared.schedule, scheduled) {
+        schedule.finished_one();
+    }
+    let outcome = outcome?;
     // A refused stream comes back after the server's Retry-After, and any
     // other failure after a pause that grows while the user keeps failing,
     // as a polite client would, rather than spinning on an error (a 400

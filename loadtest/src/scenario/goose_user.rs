@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use goose::goose::{GooseMethod, GooseRequest, GooseUser, TransactionError};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::decode::ClientTransport;
@@ -122,7 +121,7 @@ pub(crate) async fn measured_stream(
     user: &mut GooseUser,
     shared: &Arc<Shared>,
     via: Via<'_>,
-    scheduled: Option<Instant>,
+    scheduled: Option<crate::schedule::Start>,
     source: Option<IpAddr>,
     own_client: bool,
 ) -> Result<StreamOutcome, Box<TransactionError>> {

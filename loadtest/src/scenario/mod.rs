@@ -604,6 +604,7 @@ impl StreamMeter {
             model: None,
             trace_project: None,
             until_decided: None,
+            replay: None,
         });
         let verdicts = crate::checks::evaluate(&report, &meter.expectations);
         Ok(MeterResult { report, verdicts })

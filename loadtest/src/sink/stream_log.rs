@@ -15,7 +15,10 @@
 //! `output_tokens`, `prompt_tokens` (the server's usage, when sent),
 //! `finish_reason`, and for a conversation's request
 //! `turn` (1: a session's first; its turns share the session's
-//! `trace_id`, `connection` counting them from 0).
+//! `trace_id`, `connection` counting them from 0). A stream started on a
+//! schedule (`--arrival-rate`, `--stream-rate`, `--replay`): `late_ms` on
+//! its first connection, how late it was sent (so `started_unix -
+//! late_ms / 1000` is its planned start).
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -86,6 +89,8 @@ pub struct Line<'a> {
     pub prompt_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub turn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late_ms: Option<f64>,
 }
 
 impl<'a> Line<'a> {
@@ -128,6 +133,7 @@ impl<'a> Line<'a> {
                 .as_ref()
                 .and_then(|l| l.turn)
                 .map(|t| t.saturating_add(1)),
+            late_ms: c.schedule_delay.map(ms),
         }
     }
 }

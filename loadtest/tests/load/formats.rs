@@ -67,7 +67,7 @@ fn a_schema_2_report_reads_and_merges_with_a_new_one() {
     // trickle --max-stream-duration 1s, --stream-rate 10): its ends,
     // integrity and schedule lived only in its summary and latency.
     let old = Report::read(&fixture("report-v2-sse.json")).unwrap();
-    assert_eq!(old.schema_version, 4, "upgraded when read");
+    assert_eq!(old.schema_version, 5, "upgraded when read");
     assert_eq!(old.ends[&ConnectionEnd::ReconnectHint], 13);
     assert_eq!(old.ends[&ConnectionEnd::ClientDeadline], 6);
     assert!(
@@ -104,7 +104,7 @@ fn a_schema_1_report_reads_and_merges_with_a_new_one() {
     let old = Report::read(&fixture("report-v1-sse.json")).unwrap();
     // Schema 1 kept these at the top level and durations as Rust's
     // {"secs", "nanos"}: both read.
-    assert_eq!(old.schema_version, 4, "upgraded when read");
+    assert_eq!(old.schema_version, 5, "upgraded when read");
     assert_eq!(old.ends[&ConnectionEnd::Completed], 62);
     assert_eq!(old.ends[&ConnectionEnd::ClientDeadline], 20);
     assert_eq!(old.streams_with_ids, 82);
@@ -128,13 +128,13 @@ fn a_schema_1_report_reads_and_merges_with_a_new_one() {
     // written as data; the summary and latency beside it, derived.
     let json = merged.to_json(&[]).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v["schema_version"], 4);
+    assert_eq!(v["schema_version"], 5);
     // Schema 3 is the same without the `cancelled` end: still read.
     let mut three = v.clone();
     three["schema_version"] = 3.into();
     let read = trickle_load::report::Report::from_json(&three.to_string()).unwrap();
     assert_eq!(read.ends, merged.ends);
-    assert_eq!(read.schema_version, 4, "upgraded when read");
+    assert_eq!(read.schema_version, 5, "upgraded when read");
     assert_eq!(v["ends"]["completed"], 102);
     assert_eq!(v["streams_with_ids"], 122);
     assert_eq!(v["scheduled"], true);

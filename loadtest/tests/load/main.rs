@@ -25,6 +25,7 @@ mod netns;
 mod processes;
 mod quick_starts;
 mod rehearsals;
+mod replay;
 mod reports;
 mod scenario;
 // The request-smuggling shapes are the service tests' own.
