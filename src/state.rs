@@ -30,6 +30,9 @@ pub struct AppState {
     pub model: Arc<crate::llm::ModelSettings>,
     /// Its batch scheduler (running and waiting requests).
     pub scheduler: Arc<crate::llm::scheduler::Scheduler>,
+    /// With `--llm-kv-blocks`: the engine loop that steps every running
+    /// request over a bounded KV cache (instead of the scheduler).
+    pub engine: Option<Arc<crate::llm::engine::Engine>>,
     /// Session tokens (`POST /session`, `--require-session`).
     pub sessions: crate::session::Sessions,
     /// Requests the model has drawn for (the n-th request's random
@@ -75,7 +78,38 @@ impl AppState {
                     .map(|v| v.scheduler_gauges(settings.llm.served_model())),
             ),
         );
+        let engine = settings.llm.kv_blocks.map(|kv_blocks| {
+            let model = settings.llm.served_model();
+            let metrics = telemetry.metrics().and_then(|m| m.vllm.as_ref()).map(|v| {
+                let (running, waiting) = v.scheduler_gauges(model);
+                let (kv_usage, prefix_queries, prefix_hits, preemptions) = v.kv_cache(model);
+                crate::llm::engine::EngineMetrics {
+                    running,
+                    waiting,
+                    kv_usage,
+                    prefix_queries,
+                    prefix_hits,
+                    preemptions,
+                }
+            });
+            let m = &settings.llm;
+            crate::llm::engine::Engine::new(
+                crate::llm::engine::EngineSettings {
+                    kv_blocks,
+                    block_size: m.block_size,
+                    prefix_caching: !m.no_prefix_caching,
+                    max_num_seqs: m.max_num_seqs,
+                    max_waiting: m.max_waiting,
+                    ttft: m.ttft,
+                    prefill_rate: m.prefill_rate,
+                    decode_rate: m.decode_rate,
+                    slowdown: m.slowdown,
+                },
+                metrics,
+            )
+        });
         Self {
+            engine,
             lifecycle,
             pacing: Pacing {
                 max_duration: settings.max_stream_duration,

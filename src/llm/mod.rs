@@ -9,8 +9,10 @@
 //! (one event per chunk of tokens), [`openai`] frames it, and the stream's
 //! guard settles its telemetry, GenAI figures included, when it ends.
 
+pub mod engine;
 pub mod error;
 pub mod failure;
+pub mod kv_cache;
 pub mod model;
 pub mod openai;
 pub mod request;

@@ -144,6 +144,28 @@ pub struct ModelSettings {
         requires = "max_num_seqs"
     )]
     pub max_waiting: Option<u64>,
+    /// Simulate a KV cache of N blocks (as vLLM's GPU blocks): every
+    /// running request holds the blocks its prompt and its tokens so far
+    /// need; a request waits for admission while blocks are short, and a
+    /// running request that needs a block when none is free preempts the
+    /// most recently admitted one, recomputed later. One engine loop then
+    /// steps every running request (vLLM's scheduler), and prompts reuse
+    /// cached prefix blocks (prefix caching), their prefill skipped.
+    #[arg(long = "llm-kv-blocks", env = "TRICKLE_LLM_KV_BLOCKS",
+          value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub kv_blocks: Option<u32>,
+    /// Tokens per KV block (vLLM's --block-size).
+    #[arg(long = "llm-block-size", env = "TRICKLE_LLM_BLOCK_SIZE", default_value_t = 16,
+          requires = "kv_blocks", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub block_size: u32,
+    /// With --llm-kv-blocks: no prefix caching (every prompt is computed
+    /// whole), as vLLM's --no-enable-prefix-caching.
+    #[arg(
+        long = "llm-no-prefix-caching",
+        env = "TRICKLE_LLM_NO_PREFIX_CACHING",
+        requires = "kv_blocks"
+    )]
+    pub no_prefix_caching: bool,
 }
 
 /// `--llm-metrics`.
@@ -161,6 +183,12 @@ impl ModelSettings {
             genai: self.metrics != LlmMetricNames::Vllm,
             vllm: (self.metrics != LlmMetricNames::Genai).then_some(self.max_model_len),
         }
+    }
+
+    /// A hasher of prompt blocks, when the KV cache caches prefixes.
+    pub fn prefix_hasher(&self) -> Option<super::kv_cache::BlockHasher> {
+        (self.kv_blocks.is_some() && !self.no_prefix_caching)
+            .then(|| super::kv_cache::BlockHasher::new(self.block_size))
     }
 
     /// The model named in vLLM's gauges (vLLM serves one): the first.
@@ -381,6 +409,9 @@ mod tests {
             max_model_len: 1000,
             max_num_seqs: None,
             max_waiting: None,
+            kv_blocks: None,
+            block_size: 16,
+            no_prefix_caching: false,
             output_tokens: None,
             seed: None,
             metrics: LlmMetricNames::Both,

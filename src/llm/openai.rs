@@ -293,6 +293,7 @@ mod tests {
             continuous_usage: false,
             ignore_eos: false,
             tools: Default::default(),
+            prompt_blocks: Vec::new(),
         };
         let plan = TokenPlan {
             output_tokens: 5,

@@ -62,6 +62,10 @@ pub struct CompletionRequest {
     pub ignore_eos: bool,
     /// The functions offered and `tool_choice` (none for completions).
     pub tools: Tools,
+    /// With a KV cache and prefix caching: the chained hashes of the
+    /// prompt's full blocks ([`super::kv_cache::BlockHasher`]), its parts
+    /// in order (the Responses API's instructions first); empty otherwise.
+    pub prompt_blocks: Vec<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +194,12 @@ impl CompletionRequest {
         // Whether the conversation ends with a tool's result (the model
         // then answers it rather than calling again, under `auto`).
         let mut after_tool_result = false;
+        let mut hasher = model.prefix_hasher();
+        let mut feed = |text: &str| {
+            if let Some(h) = hasher.as_mut() {
+                super::tokenizer::each_id(text, |id| h.push(id));
+            }
+        };
         let prompt_tokens = match api {
             Api::Chat => {
                 let messages = parsed.messages.ok_or_else(|| {
@@ -208,13 +218,21 @@ impl CompletionRequest {
                     ));
                 }
                 after_tool_result = messages.last().is_some_and(Message::is_tool_result);
+                messages.iter().flat_map(message_parts).for_each(&mut feed);
                 messages.iter().map(message_tokens).sum()
             }
             Api::Responses => {
+                if let Some(text) = parsed.instructions.as_deref() {
+                    feed(text);
+                }
                 let input = match parsed.input {
-                    Some(Input::Text(text)) => approximate_tokens(&text),
+                    Some(Input::Text(text)) => {
+                        feed(&text);
+                        approximate_tokens(&text)
+                    }
                     Some(Input::Messages(messages)) => {
                         after_tool_result = messages.last().is_some_and(Message::is_tool_result);
+                        messages.iter().flat_map(message_parts).for_each(&mut feed);
                         messages.iter().map(message_tokens).sum()
                     }
                     None => {
@@ -235,12 +253,31 @@ impl CompletionRequest {
                         "Missing required parameter: 'prompt'.".to_owned(),
                     ))
                 }
-                Some(Prompt::Text(text)) => approximate_tokens(&text),
-                Some(Prompt::Texts(texts)) => texts.iter().map(|t| approximate_tokens(t)).sum(),
-                Some(Prompt::Tokens(tokens)) => tokens.len() as u64,
-                Some(Prompt::TokenLists(lists)) => lists.iter().map(|l| l.len() as u64).sum(),
+                Some(Prompt::Text(text)) => {
+                    feed(&text);
+                    approximate_tokens(&text)
+                }
+                Some(Prompt::Texts(texts)) => {
+                    texts.iter().for_each(|t| feed(t));
+                    texts.iter().map(|t| approximate_tokens(t)).sum()
+                }
+                Some(Prompt::Tokens(tokens)) => {
+                    if let Some(h) = hasher.as_mut() {
+                        tokens.iter().for_each(|&id| h.push(id));
+                    }
+                    tokens.len() as u64
+                }
+                Some(Prompt::TokenLists(lists)) => {
+                    if let Some(h) = hasher.as_mut() {
+                        lists.iter().flatten().for_each(|&id| h.push(id));
+                    }
+                    lists.iter().map(|l| l.len() as u64).sum()
+                }
             },
         };
+        let prompt_blocks = hasher
+            .map(super::kv_cache::BlockHasher::finish)
+            .unwrap_or_default();
         if parsed.n.is_some_and(|n| n != 1) {
             return Err(OpenAiError::invalid(
                 Some("n"),
@@ -314,6 +351,7 @@ impl CompletionRequest {
             continuous_usage,
             ignore_eos: parsed.ignore_eos.unwrap_or(false),
             tools,
+            prompt_blocks,
         })
     }
 }
@@ -464,6 +502,7 @@ mod tests {
                 continuous_usage: false,
                 ignore_eos: false,
                 tools: Tools::default(),
+                prompt_blocks: Vec::new(),
             })
         );
         let vllm = parse(

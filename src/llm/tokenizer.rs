@@ -47,6 +47,24 @@ pub fn encode_pieces(text: &str) -> Vec<(u32, &str)> {
     pieces
 }
 
+/// Calls `f` with the id of each token of `text`, in order, without
+/// collecting them (the KV cache hashes a prompt's blocks this way).
+pub fn each_id(text: &str, mut f: impl FnMut(u32)) {
+    let mut start = 0;
+    let mut chars = 0;
+    for (at, _) in text.char_indices() {
+        if chars == 4 {
+            f(id(&text[start..at]));
+            start = at;
+            chars = 0;
+        }
+        chars += 1;
+    }
+    if chars > 0 {
+        f(id(&text[start..]));
+    }
+}
+
 /// One piece's id: an output word's index, else its hash.
 fn id(piece: &str) -> u32 {
     if let Some(word) = piece

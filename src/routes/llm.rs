@@ -270,6 +270,12 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
             return request.failure(failure).response();
         }
     }
+    if let Some(engine) = &state.engine {
+        return on_engine(
+            engine, api, req, &request, call, plan, spec, failure, started, rng, state,
+        )
+        .await;
+    }
     // A place in the scheduler's queue first: a refusal here opens no
     // stream.
     let mut ticket = match state.scheduler.enqueue() {
@@ -333,6 +339,99 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
     }
     let framer = OpenAiFramer::new(request.clone(), plan, created).with_tool_call(call);
     answer(&request, source, framer, guard).await
+}
+
+/// [`complete`] on the engine loop (`--llm-kv-blocks`): the engine admits
+/// the request when its KV blocks fit and makes its chunks; the stream
+/// sends each when it is ready.
+#[allow(clippy::too_many_arguments)]
+async fn on_engine(
+    engine: &std::sync::Arc<crate::llm::engine::Engine>,
+    api: Api,
+    req: &HttpRequest,
+    request: &CompletionRequest,
+    call: Option<ToolCall>,
+    plan: crate::llm::TokenPlan,
+    spec: crate::stream::StreamSpec,
+    failure: Option<Failure>,
+    started: Instant,
+    rng: fastrand::Rng,
+    state: &AppState,
+) -> HttpResponse {
+    let block = u64::from(state.model.block_size.max(1));
+    let needed = (request.prompt_tokens + plan.output_tokens).div_ceil(block);
+    let total = u64::from(state.model.kv_blocks.unwrap_or(0));
+    if needed > total {
+        state.reject(names::REJECT_INVALID);
+        return OpenAiError::invalid(
+            Some(api.prompt_param()),
+            Some("context_length_exceeded"),
+            format!(
+                "This request needs {needed} KV cache blocks of {block} tokens ({} prompt and {} output tokens); the cache holds {total} (--llm-kv-blocks).",
+                request.prompt_tokens, plan.output_tokens
+            ),
+        )
+        .response();
+    }
+    let job = crate::llm::engine::Job {
+        prompt_tokens: request.prompt_tokens,
+        prompt_blocks: request.prompt_blocks.clone(),
+        output_tokens: plan.output_tokens,
+        tokens_per_chunk: plan.tokens_per_chunk,
+    };
+    // A place in the engine's queue first: a refusal here opens no stream.
+    let (progress, ticket) = match engine.submit(job) {
+        Ok(submitted) => submitted,
+        Err(full) => {
+            state.reject(names::REJECT_WAITING);
+            return OpenAiError::queue_full(full.waiting, state.retry).response();
+        }
+    };
+    let open = match state.admit(req, ValidRequest::planned(spec, started), Transport::Sse) {
+        Ok(open) => open,
+        Err(refusal) => return OpenAiError::from_api(&refusal).response(),
+    };
+    if failure == Some(Failure::Timeout) {
+        return never_answer(open.guard, request, state).await;
+    }
+    let count = TokenCount {
+        total: plan.output_tokens,
+        per_event: plan.tokens_per_chunk,
+        finish_reasons: crate::llm::openai::finish_reasons(&plan),
+    };
+    let genai = GenAiRequest {
+        operation: api.operation(),
+        provider: PROVIDER,
+        model: request.model.clone(),
+        max_tokens: request.max_tokens,
+        input_tokens: request.prompt_tokens,
+    };
+    let guard = open
+        .guard
+        .with_genai(genai, count, started, state.telemetry.metrics().cloned());
+    let running_since = guard.running_since();
+    let source = open.source.with_progress(progress.clone());
+    let source = if failure == Some(Failure::MidStream) {
+        source.with_failure_after((plan.chunks() / 2).max(1))
+    } else {
+        source
+    };
+    // The stream waits for the engine to admit it; the ticket, held until
+    // the stream ends, tells the engine when its client is gone.
+    let source = source.with_rng(rng).with_gate(Box::pin(async move {
+        progress.started().await;
+        if let Some(since) = running_since {
+            let _ = since.set(Instant::now());
+        }
+        Box::new(ticket) as Box<dyn std::any::Any + Send>
+    }));
+    let created = crate::stream::event::unix_now() as u64;
+    if api == Api::Responses {
+        let framer = ResponsesFramer::new(request.clone(), plan, created).with_tool_call(call);
+        return answer(request, source, framer, guard).await;
+    }
+    let framer = OpenAiFramer::new(request.clone(), plan, created).with_tool_call(call);
+    answer(request, source, framer, guard).await
 }
 
 /// A framer of one API's answers: streamed through [`body::body`], or

@@ -6,6 +6,7 @@ pub mod body;
 pub(crate) mod encode;
 pub mod event;
 pub(crate) mod guard;
+pub mod progress;
 pub mod source;
 pub mod spec;
 pub mod ws;

@@ -67,6 +67,9 @@ struct LlmPacing {
     rng: Option<fastrand::Rng>,
     /// Ends with [`EndReason::Failed`] once this many events were sent.
     fail_after: Option<u64>,
+    /// Chunks made by another task (the engine loop): an event goes when
+    /// it is ready, not on the plan's clock.
+    driven: Option<std::sync::Arc<super::progress::Progress>>,
 }
 
 /// A wait before the first event; it yields what the stream holds until
@@ -151,6 +154,14 @@ impl EventSource {
         self
     }
 
+    /// Sends event `k` once `progress` says `k + 1` chunks are ready
+    /// (another task paces the stream); the plan's intervals, jitter and
+    /// slowdown do not apply.
+    pub fn with_progress(mut self, progress: std::sync::Arc<super::progress::Progress>) -> Self {
+        self.llm().driven = Some(progress);
+        self
+    }
+
     /// Waits for `gate` before the plan starts: the first event comes the
     /// plan's first delay after the gate opened (heartbeats, the drain and
     /// the deadline still apply while waiting); what the gate yields is
@@ -213,13 +224,21 @@ impl EventSource {
                 if *this.next_id >= this.spec.chunks {
                     return Poll::Ready(Some(finish(&mut this, EndReason::Completed)));
                 }
-                // Whatever is already due goes without a timer: tokio's
-                // timers tick in milliseconds, which would cap a fast
-                // stream near 1000 events/s. (One clock read a round.)
-                if now >= *this.next_due {
-                    return Poll::Ready(Some(Step::Event(emit(&mut this, now))));
+                let driven = this.llm.as_ref().and_then(|llm| llm.driven.as_ref());
+                if let Some(progress) = driven {
+                    let sent = *this.next_id - this.spec.first_id();
+                    if progress.poll_ready(sent, cx).is_ready() {
+                        return Poll::Ready(Some(Step::Event(emit(&mut this, now))));
+                    }
+                } else {
+                    // Whatever is already due goes without a timer: tokio's
+                    // timers tick in milliseconds, which would cap a fast
+                    // stream near 1000 events/s. (One clock read a round.)
+                    if now >= *this.next_due {
+                        return Poll::Ready(Some(Step::Event(emit(&mut this, now))));
+                    }
+                    wake = wake.min(*this.next_due);
                 }
-                wake = wake.min(*this.next_due);
             }
             if now >= heartbeat_due {
                 *this.last_sent = now;

@@ -64,6 +64,16 @@ impl<'a> Registrar<'a> {
         self.register(IntGaugeVec::new(Opts::new(name, help), labels)?)
     }
 
+    /// A gauge of fractions (a share, as vLLM's `kv_cache_usage_perc`).
+    pub fn float_gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<prometheus::GaugeVec, prometheus::Error> {
+        self.register(prometheus::GaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
     pub fn histogram(
         &self,
         name: &str,

@@ -63,6 +63,16 @@ pub mod names {
     pub const REQUEST_INFERENCE_TIME: &str = "vllm:request_inference_time_seconds";
     pub const REQUEST_PREFILL_TIME: &str = "vllm:request_prefill_time_seconds";
     pub const REQUEST_DECODE_TIME: &str = "vllm:request_decode_time_seconds";
+    /// The KV cache (a simulated one): the share of blocks in use (0-1),
+    /// prompt tokens looked up in the prefix cache and found there, and
+    /// requests preempted. vLLM declares the counters without `_total`
+    /// (`vllm:prefix_cache_queries`, `vllm:prefix_cache_hits`,
+    /// `vllm:num_preemptions`) and its Prometheus client exposes them with
+    /// it; these are the exposed names.
+    pub const KV_CACHE_USAGE: &str = "vllm:kv_cache_usage_perc";
+    pub const PREFIX_CACHE_QUERIES: &str = "vllm:prefix_cache_queries_total";
+    pub const PREFIX_CACHE_HITS: &str = "vllm:prefix_cache_hits_total";
+    pub const NUM_PREEMPTIONS: &str = "vllm:num_preemptions_total";
 }
 
 /// `vllm:time_to_first_token_seconds` boundaries.
@@ -111,6 +121,10 @@ pub const ENGINE: &str = "0";
 pub struct VllmMetrics {
     running: IntGaugeVec,
     waiting: IntGaugeVec,
+    kv_usage: prometheus::GaugeVec,
+    prefix_queries: IntCounterVec,
+    prefix_hits: IntCounterVec,
+    preemptions: IntCounterVec,
     prompt_tokens: IntCounterVec,
     generation_tokens: IntCounterVec,
     success: IntCounterVec,
@@ -167,6 +181,26 @@ impl VllmMetrics {
             waiting: r.gauge_vec(
                 names::NUM_REQUESTS_WAITING,
                 "Number of requests waiting to be processed.",
+                &LABELS,
+            )?,
+            kv_usage: r.float_gauge_vec(
+                names::KV_CACHE_USAGE,
+                "KV-cache usage. 1 means 100 percent usage.",
+                &LABELS,
+            )?,
+            prefix_queries: r.counter_vec(
+                names::PREFIX_CACHE_QUERIES,
+                "Prefix cache queries, in terms of number of queried tokens.",
+                &LABELS,
+            )?,
+            prefix_hits: r.counter_vec(
+                names::PREFIX_CACHE_HITS,
+                "Prefix cache hits, in terms of number of cached tokens.",
+                &LABELS,
+            )?,
+            preemptions: r.counter_vec(
+                names::NUM_PREEMPTIONS,
+                "Cumulative number of preemption from the engine.",
                 &LABELS,
             )?,
             prompt_tokens: r.counter_vec(
@@ -249,6 +283,18 @@ impl VllmMetrics {
         (
             self.running.with_label_values(&[model, ENGINE]),
             self.waiting.with_label_values(&[model, ENGINE]),
+        )
+    }
+
+    /// The KV cache's children of `model`: usage, prefix-cache queries and
+    /// hits, preemptions (the engine moves them).
+    pub fn kv_cache(&self, model: &str) -> (prometheus::Gauge, IntCounter, IntCounter, IntCounter) {
+        let labels = [model, ENGINE];
+        (
+            self.kv_usage.with_label_values(&labels),
+            self.prefix_queries.with_label_values(&labels),
+            self.prefix_hits.with_label_values(&labels),
+            self.preemptions.with_label_values(&labels),
         )
     }
 

@@ -15,6 +15,7 @@ mod formats;
 mod helpers;
 mod honest_latency;
 mod intermediaries;
+mod kv_cache;
 mod llm;
 mod misbehaving;
 // The network namespace kit is the service tests' own.
