@@ -14,6 +14,13 @@ measured window per output token it produced in it
 
 Results: bench/results/scheduler-cost.json. The goal: under 10% more CPU
 per token with the scheduler on.
+
+`--what kv-cache` compares the same load without a KV cache (`off`: each
+stream paced by its own timer) and with `--llm-kv-blocks` large enough for
+every stream (`on`: the engine loop steps every request, with prefix
+caching), so the difference is the engine and the cache's bookkeeping,
+which is per step and per block, not per token. Results:
+bench/results/kv-cache-cost.json; the goal: within 10%.
 """
 
 import argparse
@@ -47,12 +54,15 @@ def wait_listening(port, proc, within=20):
     raise RuntimeError("trickle never listened")
 
 
-def measure(variant, streams, hold, warmup=5):
+def measure(variant, streams, hold, what="scheduler", warmup=5):
     port = bench.free_port()
     command = [os.path.join(bench.RELEASE, "trickle"), "--host", "127.0.0.1", "--port", str(port),
                "--max-streams", str(streams * 2), *MODEL]
-    if variant == "on":
+    if variant == "on" and what == "scheduler":
         command += ["--llm-max-num-seqs", str(streams)]
+    if variant == "on" and what == "kv-cache":
+        # Room for every stream's 32-token prompt and 200 tokens, twice.
+        command += ["--llm-kv-blocks", str(streams * 2 * (232 // 16 + 1))]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRICKLE_"))}
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env=dict(env, RUST_LOG="warn"))
@@ -85,6 +95,8 @@ def main():
     p.add_argument("--streams", type=int, default=400)
     p.add_argument("--hold", type=int, default=15)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--what", choices=["scheduler", "kv-cache"], default="scheduler",
+                   help="what `on` adds: the batch scheduler, or the KV cache and its engine loop")
     args = p.parse_args()
     for path in (bench.LOAD, os.path.join(bench.RELEASE, "trickle")):
         if not os.path.exists(path):
@@ -92,18 +104,20 @@ def main():
     runs = {"off": [], "on": []}
     for r in range(args.rounds):
         for variant in ("off", "on"):
-            result = measure(variant, args.streams, args.hold)
+            result = measure(variant, args.streams, args.hold, args.what)
             print(f"round {r + 1} {variant}: {json.dumps(result)}", file=sys.stderr, flush=True)
             runs[variant].append(result)
     med = {v: statistics.median(x["us_per_token"] for x in rs if x["us_per_token"]) for v, rs in runs.items()}
     commit = subprocess.run(["git", "-C", bench.ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
-    result = {"streams": args.streams, "hold_s": args.hold, "rounds": args.rounds, "model": " ".join(MODEL),
+    result = {"what": args.what, "streams": args.streams, "hold_s": args.hold, "rounds": args.rounds,
+              "model": " ".join(MODEL),
               "us_per_token": med, "rise": round(med["on"] / med["off"] - 1, 4), "runs": runs,
               "date": str(datetime.date.today()), "commit": commit, "cpus": os.cpu_count(),
               "kernel": platform.release(), "command": " ".join(sys.argv)}
     os.makedirs(bench.RESULTS, exist_ok=True)
-    with open(os.path.join(bench.RESULTS, "scheduler-cost.json"), "w") as f:
+    name = "scheduler-cost.json" if args.what == "scheduler" else "kv-cache-cost.json"
+    with open(os.path.join(bench.RESULTS, name), "w") as f:
         json.dump(result, f, indent=2)
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
     print(f"\nrerun: {result['command']} ({result['cpus']} CPUs, Linux {result['kernel']}, commit {commit})")

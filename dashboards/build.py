@@ -170,6 +170,13 @@ def trickle():
     b.panel("Inter-token latency", "vllm:inter_token_latency_seconds (vLLM 0.11 on; 0.10 names it vllm:time_per_output_token_seconds, which trickle also exposes): each output step's time since the request's previous one, p50 and p99.",
             "s", [(quantile(0.5, "vllm:inter_token_latency_seconds", J), "p50"),
                   (quantile(0.99, "vllm:inter_token_latency_seconds", J), "p99")], width=6)
+    b.row("vLLM KV cache (the simulated model's, with --llm-kv-blocks)")
+    b.panel("KV cache usage", "vllm:kv_cache_usage_perc: the share of KV cache blocks running requests hold (1 = full: new requests wait, running ones preempt).",
+            "percentunit", [(f"max(vllm:kv_cache_usage_perc{J})", "usage")], width=8)
+    b.panel("Prefix cache hit rate", "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total: the share of prompt tokens found in the prefix cache (their prefill skipped), in tokens as vLLM counts them.",
+            "percentunit", [(f"sum(rate(vllm:prefix_cache_hits_total{J}[$__rate_interval])) / sum(rate(vllm:prefix_cache_queries_total{J}[$__rate_interval]))", "hit rate")], width=8)
+    b.panel("Preemptions", "vllm:num_preemptions_total: running requests preempted per second because the KV cache had no free block (each is recomputed later; its client sees a long gap).",
+            "ops", [(f"sum(rate(vllm:num_preemptions_total{J}[$__rate_interval]))", "preemptions/s")], width=8)
     b.row("Process")
     b.panel("CPU", "CPU time per second of each process (1 = one core).", "percentunit",
             [(rate("process_cpu_seconds_total", J, "instance"), "{{instance}}")])

@@ -10,7 +10,9 @@
 //!   `Last-Event-ID`);
 //! - [`openai_body`]: every OpenAI-compatible request body the service
 //!   accepts (chat, completions, responses, tokenize, detokenize);
-//! - [`report`]: trickle-load's report reader (`merge` of a hostile file).
+//! - [`report`]: trickle-load's report reader (`merge` of a hostile file);
+//! - [`replay_trace`]: trickle-load's trace reader (`--replay`: Mooncake
+//!   JSON lines, Azure CSV) and the prompts it builds from a trace.
 //!
 //! Properties: a parser's result does not depend on how its input was
 //! split into reads (the first byte of the input picks the split); what
@@ -25,13 +27,14 @@ use trickle_load::fuzzing::{read_response, ClientTransport, Decoder, Seen};
 pub type Target = fn(&[u8]);
 
 /// Every target, by name (the corpus folders' names).
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("http_response", http_response),
     ("sse", sse),
     ("events", events),
     ("stream_spec", stream_spec),
     ("openai_body", openai_body),
     ("report", report),
+    ("replay_trace", replay_trace),
 ];
 
 /// The input's first byte picks the reads it arrives in: pieces of a
@@ -248,4 +251,50 @@ pub fn report(data: &[u8]) {
     );
     let mut merged = again.clone();
     let _ = merged.merge(&again);
+}
+
+/// trickle-load's trace reader (`--replay`): a trace it accepts starts at
+/// offset 0, in order; each request's prompt has exactly its input length
+/// in tokens (four characters each) unless it carries its recorded text,
+/// equal blocks are equal text, and its body is JSON asking for exactly its
+/// output length.
+pub fn replay_trace(data: &[u8]) {
+    use trickle_load::fuzzing::{replay_chat_body, replay_prompt, Trace};
+    let text = String::from_utf8_lossy(data);
+    let Ok(trace) = Trace::parse(&text) else {
+        return;
+    };
+    let requests = &trace.requests;
+    assert_eq!(
+        requests.first().map(|r| r.offset),
+        Some(std::time::Duration::ZERO)
+    );
+    assert!(
+        requests.windows(2).all(|w| w[0].offset <= w[1].offset),
+        "in order"
+    );
+    // Prompts are built for short requests only: a hostile trace may ask
+    // for millions of tokens, which a replay builds as it sends them.
+    for (k, r) in requests.iter().enumerate().take(32) {
+        if r.input_tokens > 4_096 || r.blocks.len() > 64 {
+            continue;
+        }
+        let prompt = replay_prompt(r, k as u64);
+        if r.prompt.is_none() {
+            assert_eq!(prompt.chars().count() as u64, r.input_tokens * 4, "{r:?}");
+            // Two requests with the same first block start alike.
+            if let (Some(&first), true) = (r.blocks.first(), r.input_tokens >= 512) {
+                let again = trickle_load::fuzzing::Request {
+                    input_tokens: 512,
+                    blocks: vec![first],
+                    prompt: None,
+                    ..r.clone()
+                };
+                assert_eq!(replay_prompt(&again, k as u64 + 1), prompt[..2048]);
+            }
+        }
+        let body: serde_json::Value = serde_json::from_slice(&replay_chat_body(r, 0))
+            .unwrap_or_else(|e| panic!("a replayed body is not JSON: {e}"));
+        assert_eq!(body["max_tokens"].as_u64(), Some(r.output_tokens));
+    }
 }

@@ -89,6 +89,12 @@ pub use report::Report;
 pub mod fuzzing {
     pub use crate::client::decode::{ClientTransport, Decoder, Seen};
     pub use crate::client::raw::{read_response, ReadResponse};
+    pub use crate::llm::replay::{prompt as replay_prompt, Request, Trace};
+
+    /// A replayed request's chat body (model `m`).
+    pub fn replay_chat_body(request: &Request, unique: u64) -> bytes::Bytes {
+        crate::llm::replay::body(crate::llm::Api::OpenaiChat, request, unique, "m")
+    }
 }
 
 /// The event decoder (its cost per event is measured by

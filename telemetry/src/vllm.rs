@@ -65,10 +65,13 @@ pub mod names {
     pub const REQUEST_DECODE_TIME: &str = "vllm:request_decode_time_seconds";
     /// The KV cache (a simulated one): the share of blocks in use (0-1),
     /// prompt tokens looked up in the prefix cache and found there, and
-    /// requests preempted. vLLM declares the counters without `_total`
-    /// (`vllm:prefix_cache_queries`, `vllm:prefix_cache_hits`,
-    /// `vllm:num_preemptions`) and its Prometheus client exposes them with
-    /// it; these are the exposed names.
+    /// requests preempted, as declared at the pinned commit. vLLM declares
+    /// the counters without `_total` (`vllm:prefix_cache_queries`,
+    /// `vllm:prefix_cache_hits`, `vllm:num_preemptions`) and its Prometheus
+    /// client exposes them with it; these are the exposed names. Before
+    /// 0.9 the first three were `vllm:gpu_cache_usage_perc` and
+    /// `vllm:gpu_prefix_cache_queries`/`_hits` (0.10 still exposes those,
+    /// deprecated); trickle exposes the new names only.
     pub const KV_CACHE_USAGE: &str = "vllm:kv_cache_usage_perc";
     pub const PREFIX_CACHE_QUERIES: &str = "vllm:prefix_cache_queries_total";
     pub const PREFIX_CACHE_HITS: &str = "vllm:prefix_cache_hits_total";

@@ -153,8 +153,20 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     )
     .await;
     // A second instance of the job serves the simulated LLM's requests, so
-    // they never compete with the stream run for its four slots.
-    let llm = spawn_binary(&["--llm-ttft", "20ms", "--llm-decode-rate", "200"], &[]).await;
+    // they never compete with the stream run for its four slots; on the
+    // engine loop with a KV cache, so the KV cache row has its series.
+    let llm = spawn_binary(
+        &[
+            "--llm-ttft",
+            "20ms",
+            "--llm-decode-rate",
+            "200",
+            "--llm-kv-blocks",
+            "4096",
+        ],
+        &[],
+    )
+    .await;
     let load_port = free_port();
     let prom_port = free_port();
     let dir = std::env::temp_dir().join(format!("trickle-dashboards-{}", std::process::id()));

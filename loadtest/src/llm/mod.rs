@@ -107,6 +107,13 @@ pub struct LlmArgs {
         conflicts_with = "dataset"
     )]
     pub prompt_tokens: u64,
+    /// Start every synthetic prompt with words unique to its request, so
+    /// no two requests share a prefix block: what a prefix-caching server
+    /// (vLLM, trickle with --llm-kv-blocks) sees from independent users.
+    /// Without it every request sends the same --prompt-tokens text.
+    #[arg(long, requires = "api", conflicts_with_all = ["dataset", "turns"])]
+    #[serde(default)]
+    pub unique_prompts: bool,
     /// Request bodies, one JSON object per line, used in turn (cycled). A
     /// line may be a conversation: `{"turns": ["...", "..."], ...}` or
     /// ShareGPT's `{"conversations": [{"from": "human", "value": ...},

@@ -44,13 +44,16 @@ const MAX_TOKENS: u64 = 1 << 22;
 /// Which format a trace was read as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Format {
+pub enum Format {
+    /// JSON lines: `timestamp`, `input_length`, `output_length`, `hash_ids`.
     Mooncake,
+    /// CSV: `TIMESTAMP`, `ContextTokens`, `GeneratedTokens`.
     Azure,
 }
 
 impl Format {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// Its name in reports.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Mooncake => "mooncake",
             Self::Azure => "azure",
@@ -60,22 +63,26 @@ impl Format {
 
 /// One recorded request.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Request {
+pub struct Request {
     /// From the trace's first start, as recorded (before the speed).
-    pub(crate) offset: Duration,
-    pub(crate) input_tokens: u64,
-    pub(crate) output_tokens: u64,
+    pub offset: Duration,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Tokens to generate.
+    pub output_tokens: u64,
     /// The prompt's 512-token blocks (Mooncake `hash_ids`).
-    pub(crate) blocks: Vec<u64>,
+    pub blocks: Vec<u64>,
     /// The recorded prompt, when the line has one.
-    pub(crate) prompt: Option<String>,
+    pub prompt: Option<String>,
 }
 
 /// A trace: its requests in start order.
 #[derive(Debug, Clone)]
-pub(crate) struct Trace {
-    pub(crate) format: Format,
-    pub(crate) requests: Vec<Request>,
+pub struct Trace {
+    /// The format it was read as.
+    pub format: Format,
+    /// Its requests, in start order.
+    pub requests: Vec<Request>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +120,7 @@ impl Trace {
     }
 
     /// A trace from its text, either format.
-    pub(crate) fn parse(text: &str) -> Result<Self, Bad> {
+    pub fn parse(text: &str) -> Result<Self, Bad> {
         let first = text.lines().find(|l| !l.trim().is_empty());
         let (format, mut requests) = match first {
             None => return Err(Bad::Whole("it has no request".to_owned())),
@@ -150,8 +157,10 @@ impl Trace {
 
 /// What is wrong with a trace: a line (1-based), or the whole.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Bad {
+pub enum Bad {
+    /// A line (1-based), and why.
     Line(usize, String),
+    /// The whole file, and why.
     Whole(String),
 }
 
@@ -350,7 +359,7 @@ fn block_seed(id: u64) -> u64 {
 /// A request's prompt: its recorded text, else its blocks' texts cut to
 /// its input length, and text unique to `unique` for any tokens past its
 /// blocks (a trace without `hash_ids`: the whole prompt).
-pub(crate) fn prompt(request: &Request, unique: u64) -> String {
+pub fn prompt(request: &Request, unique: u64) -> String {
     if let Some(text) = &request.prompt {
         return text.clone();
     }

@@ -70,6 +70,9 @@ pub struct Bodies {
     /// `--replay`: the trace, and what makes this run's unique prompt
     /// text its own.
     replay: Option<Arc<(Trace, u64)>>,
+    /// `--unique-prompts`: the synthetic prompt's tokens, each request's
+    /// text its own.
+    unique_prompts: Option<u64>,
 }
 
 impl Bodies {
@@ -90,7 +93,7 @@ impl Bodies {
                 let model = args.model.clone().ok_or(DatasetError::NoModel)?;
                 vec![Line::Request(finish(
                     api,
-                    synthetic(api, args.prompt_tokens),
+                    user_text(api, prompt_text(args.prompt_tokens)),
                     &model,
                     args.max_tokens,
                 ))]
@@ -105,6 +108,8 @@ impl Bodies {
             synthetic_turns: (args.turns > 1 && args.dataset.is_none())
                 .then_some((args.turns, args.prompt_tokens)),
             replay,
+            unique_prompts: (args.unique_prompts && args.dataset.is_none())
+                .then_some(args.prompt_tokens),
         })
     }
 
@@ -134,6 +139,19 @@ impl Bodies {
                 nonce.wrapping_add(k as u64),
                 &self.model,
             ));
+        }
+        if let Some(tokens) = self.unique_prompts {
+            // A random name, as a session's: the requests of every process
+            // of a `--processes` run differ too.
+            let mut script = Script::synthetic(fastrand::u64(..), 1, tokens);
+            let text = script.turns.pop().unwrap_or_default();
+            let body = finish(
+                self.api,
+                user_text(self.api, text),
+                &self.model,
+                self.max_tokens,
+            );
+            return Next::Request(body);
         }
         if let Some((turns, tokens)) = self.synthetic_turns {
             // A random name, not the counter: the sessions of every
@@ -169,8 +187,8 @@ impl Bodies {
     }
 }
 
-fn synthetic(api: Api, prompt_tokens: u64) -> Map<String, Value> {
-    let text = prompt_text(prompt_tokens);
+/// A body of one user message, `text`, on `api`.
+fn user_text(api: Api, text: String) -> Map<String, Value> {
     let body = match api {
         Api::OpenaiChat => json!({ "messages": [{ "role": "user", "content": text }] }),
         Api::OpenaiCompletions => json!({ "prompt": text }),
@@ -277,6 +295,29 @@ mod tests {
         assert_eq!(body["max_output_tokens"], 7);
         assert_eq!(body["stream"], true);
         assert!(body.get("stream_options").is_none() && body.get("max_tokens").is_none());
+    }
+
+    #[test]
+    fn unique_prompts_differ_from_their_first_block_and_keep_their_length() {
+        let bodies = Bodies::new(
+            Api::OpenaiChat,
+            &args("--api openai-chat --model m --prompt-tokens 40 --unique-prompts"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let text = |b: Bytes| {
+            json_of(b)["messages"][0]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (a, b) = (text(bodies.next()), text(bodies.next()));
+        assert_eq!((a.len(), b.len()), (160, 160), "40 tokens of 4 characters");
+        // They differ within the first 16-token block (64 characters).
+        assert_ne!(a[..64], b[..64]);
+        // Without the flag: the same text every time.
+        let same = Bodies::new(Api::OpenaiChat, &args("--api openai-chat --model m"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(text(same.next()), text(same.next()));
     }
 
     #[test]
