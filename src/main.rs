@@ -16,7 +16,7 @@ use trickle_telemetry::{logs, Telemetry};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let settings = Settings::parse();
+    let settings = Settings::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     logs::init(
         settings.log_format,
         settings.k_service.is_some(),

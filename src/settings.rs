@@ -9,7 +9,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, CommandFactory, Parser};
 use trickle_telemetry::logs::LogFormat;
 use trickle_telemetry::{ChunkSpans, TelemetryConfig};
 
@@ -159,7 +159,19 @@ impl Settings {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        Self::try_parse_from(args)
+        let settings = Self::try_parse_from(args)?;
+        // A waiting limit needs something requests wait for (clap's
+        // `requires` cannot say "one of").
+        if settings.llm.max_waiting.is_some()
+            && settings.llm.max_num_seqs.is_none()
+            && settings.llm.kv_blocks.is_none()
+        {
+            return Err(Self::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--llm-max-waiting needs --llm-max-num-seqs or --llm-kv-blocks (requests wait for a place or for KV blocks)",
+            ));
+        }
+        Ok(settings)
     }
 
     /// What the telemetry crate needs of these settings.
@@ -224,6 +236,11 @@ mod tests {
     #[test]
     fn max_streams_must_be_positive() {
         assert!(Settings::from_args(["trickle", "--max-streams", "0"]).is_err());
+        // A waiting limit needs a place limit or a KV cache to wait for.
+        assert!(Settings::from_args(["trickle", "--llm-max-waiting", "4"]).is_err());
+        for with in ["--llm-max-num-seqs", "--llm-kv-blocks"] {
+            assert!(Settings::from_args(["trickle", "--llm-max-waiting", "4", with, "8"]).is_ok());
+        }
         assert!(Settings::from_args(["trickle", "--h2c", "maybe"]).is_err());
     }
 }

@@ -136,12 +136,13 @@ pub struct ModelSettings {
     #[arg(long = "llm-tool-call-rate", env = "TRICKLE_LLM_TOOL_CALL_RATE", default_value_t = 0.0,
           value_parser = fraction)]
     pub tool_call_rate: f64,
-    /// With --llm-max-num-seqs: at most N requests wait; more get 429 in
-    /// OpenAI's shape with Retry-After (counted rejected, reason waiting).
+    /// With --llm-max-num-seqs or --llm-kv-blocks: at most N requests
+    /// wait; more get 429 in OpenAI's shape with Retry-After (counted
+    /// rejected, reason waiting).
     #[arg(
         long = "llm-max-waiting",
         env = "TRICKLE_LLM_MAX_WAITING",
-        requires = "max_num_seqs"
+        required = false
     )]
     pub max_waiting: Option<u64>,
     /// Simulate a KV cache of N blocks (as vLLM's GPU blocks): every

@@ -66,3 +66,17 @@ where
     tokio::spawn(server.run());
     host
 }
+
+/// A sample of a server's /metrics, summed over labels.
+pub async fn metric(host: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{host}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

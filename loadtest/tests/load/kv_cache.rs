@@ -14,26 +14,12 @@ use trickle_load::capacity;
 use trickle_load::cli::{Cli, Command};
 use trickle_load::record::ConnectionEnd;
 
-use crate::helpers::{args, load, spawn_trickle};
+use crate::helpers::{args, load, metric, spawn_trickle};
 
 fn dir() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kv_cache");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A sample of the server's /metrics, summed over labels.
-async fn metric(host: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{host}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// A conversation run's stream log: each session's completed requests'

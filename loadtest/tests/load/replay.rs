@@ -8,7 +8,7 @@
 use serde_json::Value;
 use trickle_load::record::ConnectionEnd;
 
-use crate::helpers::{args, load, spawn_trickle};
+use crate::helpers::{args, load, metric, spawn_trickle};
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -42,7 +42,17 @@ fn by_planned_start(log: &std::path::Path) -> Vec<(f64, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mooncake_trace_is_replayed_on_its_schedule_with_its_lengths() {
-    let host = spawn_trickle(&["--llm-ttft", "20ms", "--llm-decode-rate", "500"]).await;
+    // On trickle's KV cache, to see the trace's shared blocks as prefix
+    // hits.
+    let host = spawn_trickle(&[
+        "--llm-ttft",
+        "20ms",
+        "--llm-decode-rate",
+        "500",
+        "--llm-kv-blocks",
+        "20000",
+    ])
+    .await;
     let log = dir().join("mooncake.jsonl");
     let log_arg = log.display().to_string();
     let trace = fixture("mooncake_trace.jsonl");
@@ -122,6 +132,52 @@ async fn a_mooncake_trace_is_replayed_on_its_schedule_with_its_lengths() {
     assert!(
         markdown.contains("Schedule kept: 40 start(s) began"),
         "{markdown}"
+    );
+
+    // Equal hash_ids were sent as equal text: the server's prefix cache
+    // found exactly the tokens they share. A request shares with an
+    // earlier one its leading equal blocks (512 tokens each, cut to either
+    // prompt's length); the cache holds the 16-token blocks of that, at
+    // most all but the prompt's last token.
+    let ids = |v: &Value| -> Vec<u64> {
+        v["hash_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap())
+            .collect()
+    };
+    let (mut queries, mut hits) = (0u64, 0u64);
+    for (k, r) in recorded.iter().enumerate() {
+        let input = r["input_length"].as_u64().unwrap();
+        let shared = recorded[..k]
+            .iter()
+            .map(|e| {
+                let same = ids(e)
+                    .iter()
+                    .zip(ids(r))
+                    .take_while(|(a, b)| **a == *b)
+                    .count() as u64;
+                (same * 512)
+                    .min(e["input_length"].as_u64().unwrap())
+                    .min(input)
+            })
+            .max()
+            .unwrap_or(0);
+        queries += input;
+        hits += 16 * (shared / 16).min((input - 1) / 16);
+    }
+    assert!(
+        hits > 10_000,
+        "the sample shares its first two blocks often: {hits}"
+    );
+    assert_eq!(
+        metric(&host, "vllm:prefix_cache_queries_total").await,
+        queries as f64
+    );
+    assert_eq!(
+        metric(&host, "vllm:prefix_cache_hits_total").await,
+        hits as f64
     );
 }
 
