@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use trickle::shutdown::{termination_signal, ShutdownBudget};
 use trickle::{Application, Settings};
 use trickle_telemetry::{logs, Telemetry};

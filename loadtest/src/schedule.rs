@@ -172,6 +172,17 @@ impl Schedule {
         }
     }
 
+    /// A recorded schedule's starts due by `now`, and all of them.
+    pub fn due_by(&self, now: Instant) -> Option<(u64, u64)> {
+        let Kind::Recorded(offsets) = &self.kind else {
+            return None;
+        };
+        let since = now.saturating_duration_since(self.t0);
+        let due = offsets.partition_point(|o| *o <= since) as u64;
+        let due = if now < self.t0 { 0 } else { due };
+        Some((due, offsets.len() as u64))
+    }
+
     /// How many starts the schedule holds (`None`: no end).
     pub fn planned(&self) -> Option<u64> {
         match &self.kind {
@@ -244,6 +255,8 @@ mod tests {
         let ms = Duration::from_millis;
         let s = Schedule::recorded(vec![ms(0), ms(0), ms(250), ms(1_000)], t0);
         assert_eq!(s.planned(), Some(4));
+        assert_eq!(s.due_by(t0), Some((2, 4)));
+        assert_eq!(s.due_by(t0 + ms(300)), Some((3, 4)));
         let first: Vec<_> = (0..3).filter_map(|_| s.take()).collect();
         assert_eq!(
             first,

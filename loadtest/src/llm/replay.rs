@@ -41,6 +41,10 @@ const MAX_LINES: usize = 5_000_000;
 /// The largest input or output length a line may ask for.
 const MAX_TOKENS: u64 = 1 << 22;
 
+/// The latest start a Mooncake line may have, in milliseconds (about 31
+/// years: a duration, not a date).
+const MAX_TIMESTAMP_MS: f64 = 1e12;
+
 /// Which format a trace was read as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -193,8 +197,10 @@ fn mooncake(text: &str) -> Result<Vec<Request>, Bad> {
         let timestamp = v
             .get("timestamp")
             .and_then(Value::as_f64)
-            .filter(|t| t.is_finite() && *t >= 0.0)
-            .ok_or_else(|| bad("`timestamp` (milliseconds, a number at least 0) is missing"))?;
+            .filter(|t| (0.0..=MAX_TIMESTAMP_MS).contains(t))
+            .ok_or_else(|| {
+                bad("`timestamp` (milliseconds from the trace's start, a number from 0 to 1e12) is missing or out of range")
+            })?;
         let prompt = match v.get("prompt") {
             None | Some(Value::Null) => None,
             Some(Value::String(p)) => Some(p.clone()),
@@ -473,6 +479,8 @@ mod tests {
             ("{\"timestamp\":0,\"input_length\":1,\"output_length\":1}\n\n{\"input_length\":1,\"output_length\":1}\n", Bad::Line(3, String::new())),
             ("{\"timestamp\":0,\"input_length\":1,\"output_length\":0}\n", Bad::Line(1, String::new())),
             ("{\"timestamp\":0,\"input_length\":1,\"output_length\":1,\"hash_ids\":[-1]}\n", Bad::Line(1, String::new())),
+            // Found by fuzzing: a start past any duration panicked.
+            ("{\"timestamp\":3e25,\"input_length\":1,\"output_length\":1}\n", Bad::Line(1, String::new())),
             ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,12,x\n", Bad::Line(2, String::new())),
             ("TIMESTAMP,Tokens\n", Bad::Whole(String::new())),
             ("", Bad::Whole(String::new())),

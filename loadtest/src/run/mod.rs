@@ -121,6 +121,7 @@ pub async fn run_measuring(config: RunConfig) -> Result<RunResult, SetupError> {
             child: stream.child_progress,
             search: config.search_clock().cloned(),
             until_decided: config.until_decided().is_some(),
+            shared: Some(shared.clone()),
         },
         states.clone(),
     ));

@@ -34,6 +34,8 @@ pub(crate) struct Watch {
     pub search: Option<crate::config::SearchClock>,
     /// `--run-time auto`: the length is a cap, not a plan.
     pub until_decided: bool,
+    /// The run's shared state: a replayed trace's starts so far.
+    pub shared: Option<Arc<crate::client::Shared>>,
 }
 
 /// Samples the timeline every second; every `every_secs` prints a line,
@@ -50,6 +52,7 @@ pub(crate) async fn watch(w: Watch, states: crate::until_decided::States) {
         child,
         search,
         until_decided,
+        shared,
     } = w;
     // Just after each whole second of the clock: the timeline's points
     // are then whole seconds (no second counted twice, none skipped).
@@ -117,13 +120,21 @@ pub(crate) async fn watch(w: Watch, states: crate::until_decided::States) {
         let saturated = client.reason.map_or_else(String::new, |why| {
             format!(" | CLIENT SATURATED ({why}): figures are the client's, not the server's")
         });
+        // A replay: how far through the trace it is.
+        let trace = shared
+            .as_ref()
+            .and_then(|s| s.schedule.as_ref())
+            .and_then(|s| s.due_by(Instant::now()))
+            .map_or_else(String::new, |(due, all)| {
+                format!(" | trace {due}/{all} due")
+            });
         let checks = states
             .lock()
             .ok()
             .and_then(|s| s.clone())
             .map_or_else(String::new, |s| format!(" | {s}"));
         eprintln!(
-            "[{head}] open streams {:>6} | ended {:>7} | errors {:>5} | events/s {:>9.0}{checks}{saturated}",
+            "[{head}] open streams {:>6} | ended {:>7} | errors {:>5} | events/s {:>9.0}{trace}{checks}{saturated}",
             collector.counters.open(),
             collector.counters.connections(),
             collector.counters.errors(),
