@@ -347,6 +347,7 @@ mod tests {
                 "delivery_early",
                 "first_event_censored",
                 "first_event_waiting",
+                "start_lateness",
             ]
         );
         for m in Measure::ALL {

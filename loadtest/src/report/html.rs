@@ -47,6 +47,9 @@ pub(crate) fn render(report: &Report, verdicts: &[Verdict]) -> String {
             escape(&super::summary::goodput_line(g))
         );
     }
+    if let Some(line) = super::summary::schedule_line(&summary.latency) {
+        let _ = write!(html, "<p class=\"schedule\">{}.</p>", escape(&line));
+    }
     // Charts before the long tables (ends, instances, worst streams).
     html.push_str("<h2>Charts</h2>");
     html.push_str(&super::charts::stream_charts(report));

@@ -88,12 +88,8 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> String {
             "\nStreams started on a schedule: latency from the planned start (corrected) and from the send (raw). {} planned start(s) dropped (came due, never began).\n",
             summary.latency.dropped_starts
         );
-        if let Some(l) = &summary.latency.start_lateness {
-            let _ = writeln!(
-                out,
-                "Schedule kept: {} start(s) began, late by p50 {} ms, p99 {} ms, max {} ms (sent - planned).\n",
-                l.starts, l.p50_ms, l.p99_ms, l.max_ms
-            );
+        if let Some(line) = super::summary::schedule_line(&summary.latency) {
+            let _ = writeln!(out, "{line}.\n");
         }
         let _ = writeln!(
             out,

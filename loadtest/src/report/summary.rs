@@ -527,6 +527,16 @@ pub fn decided_line(report: &Report) -> Option<String> {
     })
 }
 
+/// How faithfully a schedule was kept: starts that began and their
+/// lateness, and starts dropped (`None` without a schedule).
+pub fn schedule_line(latency: &super::Latency) -> Option<String> {
+    let l = latency.start_lateness.as_ref()?;
+    Some(format!(
+        "Schedule kept: {} start(s) began, late by p50 {} ms, p99 {} ms, max {} ms (sent - planned); {} planned start(s) dropped (came due, never began)",
+        l.starts, l.p50_ms, l.p99_ms, l.max_ms, latency.dropped_starts
+    ))
+}
+
 /// A replay's line: which trace, how many requests, over how long.
 pub fn replay_line(report: &Report) -> Option<String> {
     let r = report.run.as_ref()?.replay.as_ref()?;

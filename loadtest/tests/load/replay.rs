@@ -133,6 +133,13 @@ async fn a_mooncake_trace_is_replayed_on_its_schedule_with_its_lengths() {
         markdown.contains("Schedule kept: 40 start(s) began"),
         "{markdown}"
     );
+    let html = report
+        .render(trickle_load::report::ReportFormat::Html, &[])
+        .unwrap();
+    assert!(
+        html.contains("Schedule kept: 40 start(s) began") && html.contains("mooncake"),
+        "the HTML report says it too"
+    );
 
     // Equal hash_ids were sent as equal text: the server's prefix cache
     // found exactly the tokens they share. A request shares with an
