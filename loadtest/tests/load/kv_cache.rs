@@ -204,7 +204,7 @@ async fn a_capacity_search_finds_a_lower_knee_for_long_prompts() {
     let search = |prompt: u64, range: &'static str| async move {
         let host = spawn_trickle(&server).await;
         let flags = format!(
-                "capacity --host {host} --hold 2s --warmup 1s --settle 500ms --ramp-rate 200 \
+                "capacity --host {host} --hold 1s --warmup 1s --settle 500ms --ramp-rate 200 \
                  --api openai-completions --model trickle-sim --prompt-tokens {prompt} --max-tokens 10 \
                  --slo-ttfb-p99 40ms --metrics-url none {range}"
             );
