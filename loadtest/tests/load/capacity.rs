@@ -16,8 +16,9 @@ use trickle_load::cli::{Cli, Command};
 use crate::helpers::{args, serve, spawn_trickle};
 use crate::rehearsals::emulator;
 
-/// Short levels: 1 s warm-up, 2 s hold, 0.5 s between levels.
-const QUICK: &str = "--hold 2s --warmup 1s --settle 500ms --ramp-rate 200";
+/// Short levels: 0.5 s warm-up after each ramp (these servers have no
+/// caches to fill), 2 s hold, 0.5 s between levels.
+const QUICK: &str = "--hold 2s --warmup 500ms --settle 500ms --ramp-rate 200";
 
 async fn search(host: &str, flags: &str) -> CapacityReport {
     search_held(host, QUICK, flags).await
