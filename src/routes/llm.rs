@@ -302,21 +302,7 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         open.source
             .with_slowdown(slowdown, move || lifecycle.open_streams() as u64)
     };
-    let count = TokenCount {
-        total: plan.output_tokens,
-        per_event: plan.tokens_per_chunk,
-        finish_reasons: crate::llm::openai::finish_reasons(&plan),
-    };
-    let genai = GenAiRequest {
-        operation: api.operation(),
-        provider: PROVIDER,
-        model: request.model.clone(),
-        max_tokens: request.max_tokens,
-        input_tokens: request.prompt_tokens,
-    };
-    let guard = open
-        .guard
-        .with_genai(genai, count, started, state.telemetry.metrics().cloned());
+    let guard = genai_guard(open.guard, api, &request, &plan, started, state);
     let running_since = guard.running_since();
     let source = if failure == Some(Failure::MidStream) {
         // Some tokens, then the error object.
@@ -332,13 +318,7 @@ async fn complete(api: Api, req: &HttpRequest, body: &[u8], state: &AppState) ->
         }
         Box::new(ticket) as Box<dyn std::any::Any + Send>
     }));
-    let created = crate::stream::event::unix_now() as u64;
-    if api == Api::Responses {
-        let framer = ResponsesFramer::new(request.clone(), plan, created).with_tool_call(call);
-        return answer(&request, source, framer, guard).await;
-    }
-    let framer = OpenAiFramer::new(request.clone(), plan, created).with_tool_call(call);
-    answer(&request, source, framer, guard).await
+    framed(api, &request, call, plan, source, guard).await
 }
 
 /// [`complete`] on the engine loop (`--llm-kv-blocks`): the engine admits
@@ -394,21 +374,7 @@ async fn on_engine(
     if failure == Some(Failure::Timeout) {
         return never_answer(open.guard, request, state).await;
     }
-    let count = TokenCount {
-        total: plan.output_tokens,
-        per_event: plan.tokens_per_chunk,
-        finish_reasons: crate::llm::openai::finish_reasons(&plan),
-    };
-    let genai = GenAiRequest {
-        operation: api.operation(),
-        provider: PROVIDER,
-        model: request.model.clone(),
-        max_tokens: request.max_tokens,
-        input_tokens: request.prompt_tokens,
-    };
-    let guard = open
-        .guard
-        .with_genai(genai, count, started, state.telemetry.metrics().cloned());
+    let guard = genai_guard(open.guard, api, request, &plan, started, state);
     let running_since = guard.running_since();
     let source = open.source.with_progress(progress.clone());
     let source = if failure == Some(Failure::MidStream) {
@@ -425,6 +391,43 @@ async fn on_engine(
         }
         Box::new(ticket) as Box<dyn std::any::Any + Send>
     }));
+    framed(api, request, call, plan, source, guard).await
+}
+
+/// The stream's guard, carrying the request's GenAI figures.
+fn genai_guard(
+    guard: crate::stream::guard::StreamGuard,
+    api: Api,
+    request: &CompletionRequest,
+    plan: &crate::llm::TokenPlan,
+    started: Instant,
+    state: &AppState,
+) -> crate::stream::guard::StreamGuard {
+    let count = TokenCount {
+        total: plan.output_tokens,
+        per_event: plan.tokens_per_chunk,
+        finish_reasons: crate::llm::openai::finish_reasons(plan),
+    };
+    let genai = GenAiRequest {
+        operation: api.operation(),
+        provider: PROVIDER,
+        model: request.model.clone(),
+        max_tokens: request.max_tokens,
+        input_tokens: request.prompt_tokens,
+    };
+    guard.with_genai(genai, count, started, state.telemetry.metrics().cloned())
+}
+
+/// Frames `source` in `api`'s shape (a tool call if the model makes one)
+/// and answers, streamed or whole.
+async fn framed(
+    api: Api,
+    request: &CompletionRequest,
+    call: Option<ToolCall>,
+    plan: crate::llm::TokenPlan,
+    source: crate::stream::EventSource,
+    guard: crate::stream::guard::StreamGuard,
+) -> HttpResponse {
     let created = crate::stream::event::unix_now() as u64;
     if api == Api::Responses {
         let framer = ResponsesFramer::new(request.clone(), plan, created).with_tool_call(call);
