@@ -505,8 +505,20 @@ async fn an_llm_services_knee_is_found_by_its_tpot_slo() {
     assert!(within(c.max_streams, 20, 0.25), "{}", c.answer_line());
     assert_eq!(c.limited_by, "tpot", "{}", c.answer_line());
     assert_eq!(c.throughput_unit, "output_tokens");
-    let passing = c.levels.iter().filter(|l| l.pass).count();
-    assert!(passing >= 2);
+    // The answer rests on a level that passed, and nothing above it did
+    // (levels on the way up may stay unresolved after one hold: 8 streams
+    // make about 170 requests in 2 s, short of the 299 a p99 needs).
+    let answer = c.max_streams.unwrap_or_default();
+    assert!(
+        c.levels.iter().any(|l| l.streams == answer && l.pass),
+        "{}",
+        c.answer_line()
+    );
+    assert!(
+        c.levels.iter().all(|l| l.streams <= answer || !l.pass),
+        "{}",
+        c.answer_line()
+    );
     // A p99 decides only on enough requests: a passing level's TPOT p99
     // has an upper bound within 30 ms (299 requests at least), a failing
     // one a lower bound beyond it; a level whose bounds straddle 30 ms is
