@@ -189,16 +189,27 @@ pub fn stream_spec(data: &[u8]) {
 
 /// The simulated model's defaults, as `trickle` starts with.
 fn model() -> Option<trickle::llm::model::ModelSettings> {
-    trickle::settings::Settings::from_args(["trickle"])
+    model_with(&[])
+}
+
+/// The model with some of trickle's flags.
+fn model_with(flags: &[&str]) -> Option<trickle::llm::model::ModelSettings> {
+    trickle::settings::Settings::from_args(std::iter::once("trickle").chain(flags.iter().copied()))
         .ok()
         .map(|s| s.llm)
 }
+
+/// The block size of the prefix-caching model [`openai_body`] also parses
+/// with: small, so that short inputs fill blocks.
+const FUZZ_BLOCK_SIZE: u64 = 4;
 
 /// Every OpenAI-compatible request body the service accepts (the first
 /// byte picks chat, completions, responses, tokenize or detokenize):
 /// an answer or an OpenAI error, never a panic; for chat and Responses,
 /// a tool call drawn on the request's functions is JSON that its token
-/// pieces put back together.
+/// pieces put back together; a model with a KV cache and prefix caching
+/// parses every completion body to the same request, plus the hashes of
+/// at most as many full blocks as its prompt tokens fill.
 pub fn openai_body(data: &[u8]) {
     use trickle::llm::request::{parse_detokenize, Api, CompletionRequest, TokenizeRequest};
     let Some((&which, body)) = data.split_first() else {
@@ -223,11 +234,50 @@ pub fn openai_body(data: &[u8]) {
         assert_eq!(pieces, call.arguments);
     };
     match which % 5 {
-        0 => call_of(CompletionRequest::parse(Api::Chat, body, &model)),
-        1 => drop(CompletionRequest::parse(Api::Completions, body, &model)),
-        2 => call_of(CompletionRequest::parse(Api::Responses, body, &model)),
         3 => drop(TokenizeRequest::parse(body, &model)),
-        _ => drop(parse_detokenize(body, &model)),
+        4 => drop(parse_detokenize(body, &model)),
+        n => {
+            let api = [Api::Chat, Api::Completions, Api::Responses][usize::from(n)];
+            let parsed = CompletionRequest::parse(api, body, &model);
+            prefix_blocks_change_nothing_else(api, body, &parsed);
+            if api != Api::Completions {
+                call_of(parsed);
+            }
+        }
+    }
+}
+
+/// The same body parsed by a model with a KV cache and prefix caching: the
+/// same request, accepted or refused alike, whose prompt hashes to at most
+/// as many full blocks as its tokens fill (and without a cache, to none).
+fn prefix_blocks_change_nothing_else(
+    api: trickle::llm::request::Api,
+    body: &[u8],
+    parsed: &Result<trickle::llm::request::CompletionRequest, trickle::llm::error::OpenAiError>,
+) {
+    let block = FUZZ_BLOCK_SIZE.to_string();
+    let Some(cached) = model_with(&["--llm-kv-blocks", "1000", "--llm-block-size", &block]) else {
+        return;
+    };
+    let hashed = trickle::llm::request::CompletionRequest::parse(api, body, &cached);
+    match (parsed, hashed) {
+        (Ok(plain), Ok(mut hashed)) => {
+            assert!(plain.prompt_blocks.is_empty(), "blocks without a cache");
+            let blocks = hashed.prompt_blocks.len() as u64;
+            assert!(
+                blocks * FUZZ_BLOCK_SIZE <= hashed.prompt_tokens,
+                "{blocks} full blocks of {FUZZ_BLOCK_SIZE} from {} prompt tokens",
+                hashed.prompt_tokens
+            );
+            hashed.prompt_blocks.clear();
+            assert_eq!(*plain, hashed, "prefix caching changed the request");
+        }
+        (Err(_), Err(_)) => {}
+        (plain, hashed) => panic!(
+            "prefix caching changed whether the body is accepted: {:?} vs {:?}",
+            plain.is_ok(),
+            hashed.is_ok()
+        ),
     }
 }
 

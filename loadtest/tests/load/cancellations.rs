@@ -8,26 +8,7 @@ use std::time::Duration;
 
 use trickle_load::record::ConnectionEnd;
 
-use crate::helpers::{args, load, spawn_trickle};
-
-/// The sum of a metric's samples whose labels contain `label` (all of
-/// them for `""`), from trickle's `/metrics`.
-async fn metric(host: &str, name: &str, label: &str) -> f64 {
-    let text = reqwest::get(format!("{host}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| {
-            line.starts_with(name)
-                && matches!(line.as_bytes().get(name.len()), Some(b'{' | b' '))
-                && line.contains(label)
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
+use crate::helpers::{args, load, metric_where as metric, spawn_trickle};
 
 fn ends(report: &trickle_load::report::Report, end: ConnectionEnd) -> u64 {
     report.ends.get(&end).copied().unwrap_or(0)

@@ -69,6 +69,12 @@ where
 
 /// A sample of a server's /metrics, summed over labels.
 pub async fn metric(host: &str, name: &str) -> f64 {
+    metric_where(host, name, "").await
+}
+
+/// The sum of a metric's samples on a server's /metrics whose labels
+/// contain `label` (every sample for `""`).
+pub async fn metric_where(host: &str, name: &str, label: &str) -> f64 {
     let text = reqwest::get(format!("{host}/metrics"))
         .await
         .unwrap()
@@ -76,7 +82,11 @@ pub async fn metric(host: &str, name: &str) -> f64 {
         .await
         .unwrap();
     text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .filter(|line| {
+            line.starts_with(name)
+                && matches!(line.as_bytes().get(name.len()), Some(b'{' | b' '))
+                && line.contains(label)
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }

@@ -12,7 +12,7 @@ use trickle_load::judge::verdict::Outcome;
 use trickle_load::record::ConnectionEnd;
 use trickle_load::report::Report;
 
-use crate::helpers::{args, load, serve, spawn_trickle, verdict};
+use crate::helpers::{args, load, metric_where, serve, spawn_trickle, verdict};
 
 const RUN: &str =
     "--api openai-chat --model trickle-sim --users 3 --increase-rate 100 --run-time 3s";
@@ -339,19 +339,6 @@ async fn injected_failures_are_counted_by_code_as_they_were_injected() {
     let (result, verdicts) = load(&host, &args(run)).await;
     let report = &result.report;
     let codes = &report.llm.as_ref().unwrap().errors_by_code;
-    let text = reqwest::get(format!("{host}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let injected = |kind: &str| -> u64 {
-        let series = format!("trickle_llm_injected_failures_total{{type=\"{kind}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&series))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
-    };
     let cut = ends(report, ConnectionEnd::ClientDeadline);
     for (kind, code) in [
         ("rate_limit", "rate_limit_exceeded"),
@@ -363,7 +350,12 @@ async fn injected_failures_are_counted_by_code_as_they_were_injected() {
         ("mid_stream", "stream_interrupted"),
     ] {
         let seen = codes.get(code).copied().unwrap_or(0);
-        let made = injected(kind);
+        let made = metric_where(
+            &host,
+            "trickle_llm_injected_failures_total",
+            &format!("type=\"{kind}\""),
+        )
+        .await as u64;
         assert!(seen > 0, "{kind}: none seen ({codes:?})");
         assert!(
             seen <= made && made <= seen + cut,
