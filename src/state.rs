@@ -104,6 +104,8 @@ impl AppState {
                     prefill_rate: m.prefill_rate,
                     decode_rate: m.decode_rate,
                     slowdown: m.slowdown,
+                    jitter: m.jitter,
+                    seed: m.seed,
                 },
                 metrics,
             )

@@ -13,8 +13,11 @@
 //!   prefill one token, every `1 / --llm-decode-rate` seconds stretched by
 //!   `--llm-slowdown` x running; a request's prefill takes `--llm-ttft` +
 //!   its uncached tokens / `--llm-prefill-rate` and ends with its first
-//!   token. When a step falls behind (timers tick in milliseconds), it
-//!   catches up with several tokens per request at once.
+//!   token. `--llm-jitter` varies each step's length by up to that either
+//!   way (one draw a step, seeded by `--llm-seed`): the whole batch's gap
+//!   moves together, as a real engine's step time does. When a step falls
+//!   behind (timers tick in milliseconds), it catches up with several
+//!   tokens per request at once.
 //! - **Preemption**: a request that needs a new block when none is free
 //!   preempts the most recently admitted running request (`running.pop()`
 //!   under FCFS), possibly itself: its blocks are freed and it goes back to
@@ -50,6 +53,10 @@ pub struct EngineSettings {
     pub prefill_rate: f64,
     pub decode_rate: f64,
     pub slowdown: f64,
+    /// Each decode step is up to this longer or shorter (uniform).
+    pub jitter: Duration,
+    /// Seed of the steps' jitter (`--llm-seed`; `None`: a new one).
+    pub seed: Option<u64>,
 }
 
 /// What the engine moves in /metrics (vLLM's names).
@@ -205,6 +212,11 @@ impl Engine {
     }
 }
 
+/// At most this many decode steps are taken in one pass (zero-length
+/// jittered steps could otherwise follow each other without end); a loop
+/// that far behind starts its pace afresh.
+const MAX_CATCH_UP_STEPS: u64 = 10_000;
+
 /// The loop's own state.
 struct State {
     pool: BlockPool,
@@ -213,6 +225,10 @@ struct State {
     running: Vec<Entry>,
     /// When the last decode step was taken.
     last_step: Instant,
+    /// The next step's jitter draw, 0..=2 x jitter (ms): drawn once a
+    /// step, so the next step's time stays put between passes.
+    jitter_draw: u64,
+    rng: fastrand::Rng,
 }
 
 async fn run(engine: Arc<Engine>) {
@@ -221,7 +237,13 @@ async fn run(engine: Arc<Engine>) {
         waiting: VecDeque::new(),
         running: Vec::new(),
         last_step: Instant::now(),
+        jitter_draw: 0,
+        rng: engine
+            .settings
+            .seed
+            .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed),
     };
+    state.draw_jitter(&engine.settings);
     loop {
         let notified = engine.wake.notified();
         let next = state.step(&engine, Instant::now());
@@ -275,10 +297,18 @@ impl State {
             // The steps' clock starts with the first request decoding.
             self.last_step = now;
         } else {
-            let behind = now.saturating_duration_since(self.last_step);
-            let steps = (behind.as_secs_f64() / period.as_secs_f64()).floor() as u64;
+            // The steps due by now, each of its own (jittered) length.
+            let mut steps = 0;
+            while steps < MAX_CATCH_UP_STEPS {
+                let len = self.step_length(s);
+                if self.last_step + len > now {
+                    break;
+                }
+                self.last_step += len;
+                steps += 1;
+                self.draw_jitter(s);
+            }
             if steps > 0 {
-                self.last_step += period.mul_f64(steps as f64);
                 if now.saturating_duration_since(self.last_step) > period * 4 {
                     // Far behind (a stalled loop): start the pace afresh.
                     self.last_step = now;
@@ -316,17 +346,34 @@ impl State {
             .running
             .iter()
             .any(|e| e.prefill_until.is_none())
-            .then(|| self.last_step + self.period(s));
+            .then(|| self.last_step + self.step_length(s));
         match (next_prefill, next_step) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// The decode step's length now.
+    /// The decode step's length now, before jitter.
     fn period(&self, s: &EngineSettings) -> Duration {
         let load = 1.0 + s.slowdown * self.running.len() as f64;
         Duration::from_secs_f64(load / s.decode_rate)
+    }
+
+    /// The next decode step's length: the period, plus or minus its
+    /// jitter draw (never below zero).
+    fn step_length(&self, s: &EngineSettings) -> Duration {
+        let jitter = s.jitter.as_millis() as u64;
+        (self.period(s) + Duration::from_millis(self.jitter_draw))
+            .saturating_sub(Duration::from_millis(jitter))
+    }
+
+    fn draw_jitter(&mut self, s: &EngineSettings) {
+        let jitter = s.jitter.as_millis() as u64;
+        self.jitter_draw = if jitter == 0 {
+            0
+        } else {
+            self.rng.u64(0..=2 * jitter)
+        };
     }
 
     fn drop_gone(&mut self) {
@@ -486,6 +533,8 @@ mod tests {
             prefill_rate: 1_000.0,
             decode_rate: 100.0,
             slowdown: 0.0,
+            jitter: Duration::ZERO,
+            seed: Some(1),
         }
     }
 
@@ -567,6 +616,43 @@ mod tests {
         assert!(preemptions >= 1, "{preemptions}");
         assert_eq!(engine.counts.generated.load(Ordering::Relaxed), 180);
         assert_eq!((engine.running(), engine.waiting()), (0, 0));
+    }
+
+    /// The gaps between a 201-token answer's tokens, in ms.
+    async fn gaps(settings: EngineSettings) -> Vec<i64> {
+        let engine = Engine::new(settings, None);
+        let (p, _ticket) = engine
+            .submit(job(10, 201, Vec::new()))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        until(&p, 1).await;
+        let mut gaps = Vec::new();
+        for k in 2..=201 {
+            gaps.push(until(&p, k).await.as_millis() as i64);
+        }
+        gaps
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jitter_varies_each_steps_length_by_up_to_it_either_way() {
+        let mut s = settings(100);
+        s.jitter = Duration::from_millis(5);
+        s.seed = Some(7);
+        let jittered = gaps(s.clone()).await;
+        // Steps of 10 +/- 5 ms (a millisecond of polling either side).
+        assert!(
+            jittered.iter().all(|g| (4..=16).contains(g)),
+            "{jittered:?}"
+        );
+        let distinct: std::collections::BTreeSet<i64> = jittered.iter().copied().collect();
+        assert!(distinct.len() >= 8, "the steps vary: {distinct:?}");
+        // Uniform either way: the pace stays 10 ms a token on average.
+        let mean = jittered.iter().sum::<i64>() as f64 / jittered.len() as f64;
+        assert!((mean - 10.0).abs() < 1.0, "{mean}");
+        // The same seed draws the same steps; without jitter, every step
+        // is the period.
+        assert_eq!(gaps(s).await, jittered);
+        let steady = gaps(settings(100)).await;
+        assert!(steady.iter().all(|g| (9..=11).contains(g)), "{steady:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -45,7 +45,8 @@ pub struct ModelSettings {
     #[arg(long = "llm-tokens-per-chunk", env = "TRICKLE_LLM_TOKENS_PER_CHUNK", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub tokens_per_chunk: u32,
-    /// Each gap between chunks varies by up to this much either way.
+    /// Each gap between chunks varies by up to this much either way (with
+    /// --llm-kv-blocks: each decode step, the whole batch's gap together).
     #[arg(long = "llm-jitter", env = "TRICKLE_LLM_JITTER", default_value = "0ms",
           value_parser = humantime::parse_duration)]
     pub jitter: Duration,
