@@ -267,29 +267,16 @@ impl State {
         let s = &engine.settings;
         self.waiting.extend(engine.lock_inbox().drain(..));
         self.drop_gone();
-        let mut preempted = false;
         let was_decoding = self.running.iter().any(|e| e.prefill_until.is_none());
         // Prefills that ended give their token; the request joins the
         // decode steps from the next one.
-        let mut i = 0;
-        while i < self.running.len() {
-            if self.running[i].prefill_until.is_some_and(|t| t <= now) {
-                self.running[i].prefill_until = None;
-                self.running[i].joined = true;
-                match self.advance(i, 1, engine) {
-                    Advanced::Kept => i += 1,
-                    Advanced::Finished => {}
-                    Advanced::Preempted { itself } => {
-                        preempted = true;
-                        if !itself {
-                            i += 1;
-                        }
-                    }
-                }
-            } else {
-                i += 1;
-            }
-        }
+        let mut preempted = self.advance_each(engine, |e| {
+            e.prefill_until.is_some_and(|t| t <= now).then(|| {
+                e.prefill_until = None;
+                e.joined = true;
+                1
+            })
+        });
         // Decode steps: every request past its prefill, one token a step.
         let decoding = self.running.iter().any(|e| e.prefill_until.is_none());
         let period = self.period(s);
@@ -313,23 +300,9 @@ impl State {
                     // Far behind (a stalled loop): start the pace afresh.
                     self.last_step = now;
                 }
-                let mut i = 0;
-                while i < self.running.len() {
-                    if self.running[i].prefill_until.is_some() || self.running[i].joined {
-                        i += 1;
-                        continue;
-                    }
-                    match self.advance(i, steps, engine) {
-                        Advanced::Kept => i += 1,
-                        Advanced::Finished => {}
-                        Advanced::Preempted { itself } => {
-                            preempted = true;
-                            if !itself {
-                                i += 1;
-                            }
-                        }
-                    }
-                }
+                preempted |= self.advance_each(engine, |e| {
+                    (e.prefill_until.is_none() && !e.joined).then_some(steps)
+                });
             }
         }
         self.running.iter_mut().for_each(|e| e.joined = false);
@@ -351,6 +324,34 @@ impl State {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Gives each running request, in admission order, the tokens `due`
+    /// says (`None`: none this pass); whether any request was preempted.
+    fn advance_each(
+        &mut self,
+        engine: &Engine,
+        mut due: impl FnMut(&mut Entry) -> Option<u64>,
+    ) -> bool {
+        let mut preempted = false;
+        let mut i = 0;
+        while i < self.running.len() {
+            let Some(tokens) = due(&mut self.running[i]) else {
+                i += 1;
+                continue;
+            };
+            match self.advance(i, tokens, engine) {
+                Advanced::Kept => i += 1,
+                Advanced::Finished => {}
+                Advanced::Preempted { itself } => {
+                    preempted = true;
+                    if !itself {
+                        i += 1;
+                    }
+                }
+            }
+        }
+        preempted
     }
 
     /// The decode step's length now, before jitter.
