@@ -188,8 +188,24 @@ pub fn stream_spec(data: &[u8]) {
 }
 
 /// The simulated model's defaults, as `trickle` starts with.
-fn model() -> Option<trickle::llm::model::ModelSettings> {
-    model_with(&[])
+/// The service's default model (parsed once per process, not per input).
+fn model() -> Option<&'static trickle::llm::model::ModelSettings> {
+    static MODEL: std::sync::OnceLock<Option<trickle::llm::model::ModelSettings>> =
+        std::sync::OnceLock::new();
+    MODEL.get_or_init(|| model_with(&[])).as_ref()
+}
+
+/// The model with a KV cache and prefix caching ([`FUZZ_BLOCK_SIZE`]-token
+/// blocks), parsed once per process.
+fn cached_model() -> Option<&'static trickle::llm::model::ModelSettings> {
+    static MODEL: std::sync::OnceLock<Option<trickle::llm::model::ModelSettings>> =
+        std::sync::OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let block = FUZZ_BLOCK_SIZE.to_string();
+            model_with(&["--llm-kv-blocks", "1000", "--llm-block-size", &block])
+        })
+        .as_ref()
 }
 
 /// The model with some of trickle's flags.
@@ -234,11 +250,11 @@ pub fn openai_body(data: &[u8]) {
         assert_eq!(pieces, call.arguments);
     };
     match which % 5 {
-        3 => drop(TokenizeRequest::parse(body, &model)),
-        4 => drop(parse_detokenize(body, &model)),
+        3 => drop(TokenizeRequest::parse(body, model)),
+        4 => drop(parse_detokenize(body, model)),
         n => {
             let api = [Api::Chat, Api::Completions, Api::Responses][usize::from(n)];
-            let parsed = CompletionRequest::parse(api, body, &model);
+            let parsed = CompletionRequest::parse(api, body, model);
             prefix_blocks_change_nothing_else(api, body, &parsed);
             if api != Api::Completions {
                 call_of(parsed);
@@ -255,11 +271,10 @@ fn prefix_blocks_change_nothing_else(
     body: &[u8],
     parsed: &Result<trickle::llm::request::CompletionRequest, trickle::llm::error::OpenAiError>,
 ) {
-    let block = FUZZ_BLOCK_SIZE.to_string();
-    let Some(cached) = model_with(&["--llm-kv-blocks", "1000", "--llm-block-size", &block]) else {
+    let Some(cached) = cached_model() else {
         return;
     };
-    let hashed = trickle::llm::request::CompletionRequest::parse(api, body, &cached);
+    let hashed = trickle::llm::request::CompletionRequest::parse(api, body, cached);
     match (parsed, hashed) {
         (Ok(plain), Ok(mut hashed)) => {
             assert!(plain.prompt_blocks.is_empty(), "blocks without a cache");
